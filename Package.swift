@@ -1,0 +1,88 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Fulcrum",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "fulcrum", targets: ["fulcrum"]),
+        .library(name: "FulcrumConfig", targets: ["FulcrumConfig"]),
+        .library(name: "FulcrumBalancing", targets: ["FulcrumBalancing"]),
+        .library(name: "FulcrumProxy", targets: ["FulcrumProxy"]),
+        .library(name: "FulcrumWorker", targets: ["FulcrumWorker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    ],
+    targets: [
+        // YAML → validated, immutable `Config`. No networking.
+        .target(
+            name: "FulcrumConfig",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // Load-balancing algorithms and server state. Pure Swift, no I/O.
+        .target(name: "FulcrumBalancing", dependencies: ["FulcrumConfig"]),
+        // The worker server used by tests, the demo and (later) the algorithm lab.
+        .target(
+            name: "FulcrumWorker",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // The NIO data plane: listeners, routing, backend pools, forwarding, error pages.
+        .target(
+            name: "FulcrumProxy",
+            dependencies: [
+                "FulcrumConfig",
+                "FulcrumBalancing",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "fulcrum",
+            dependencies: [
+                "FulcrumConfig",
+                "FulcrumProxy",
+                "FulcrumWorker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "FulcrumConfigTests", dependencies: ["FulcrumConfig"]),
+        .testTarget(name: "FulcrumBalancingTests", dependencies: ["FulcrumBalancing"]),
+        .testTarget(
+            name: "FulcrumWorkerTests",
+            dependencies: [
+                "FulcrumWorker",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        .testTarget(
+            name: "FulcrumProxyTests",
+            dependencies: [
+                "FulcrumProxy",
+                "FulcrumConfig",
+                "FulcrumWorker",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,29 @@
+/// Parses a size in bytes as written in the configuration: a whole number, optionally
+/// followed by a unit, e.g. `65536`, `64k`, `64KB`, `64 KiB`, `1m`, `1MB`, `2g`.
+///
+/// Units are binary and case-insensitive: `k`/`kb`/`kib` = 1024, `m`/`mb`/`mib` = 1024²,
+/// `g`/`gb`/`gib` = 1024³, `b` = 1. Request-size limits are about buffers, where
+/// "64 KB" conventionally means 65 536 bytes, so `KB` is not 1000 here.
+///
+/// - Returns: The number of bytes, or `nil` when `text` is not a valid size or overflows.
+public func parseByteSize(_ text: String) -> Int? {
+    let digits = text.prefix(while: \.isASCIIDigit)
+    guard !digits.isEmpty, let number = Int(digits) else { return nil }
+    // One space between number and unit is tolerated: people write "64 KB".
+    var unit = text.dropFirst(digits.count)
+    if unit.first == " " {
+        unit = unit.dropFirst()
+        guard !unit.isEmpty else { return nil }
+    }
+    guard let multiplier = bytesPerUnit[unit.lowercased()] else { return nil }
+    let (bytes, overflow) = number.multipliedReportingOverflow(by: multiplier)
+    return overflow ? nil : bytes
+}
+
+private let bytesPerUnit: [String: Int] = [
+    "": 1,
+    "b": 1,
+    "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+    "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+    "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+]

@@ -1,0 +1,331 @@
+/// A complete, validated Fulcrum configuration.
+///
+/// A `Config` is an immutable value: it is produced by `ConfigLoader` from YAML (every
+/// problem reported at once, with its path and line) and then handed to the data plane,
+/// which compiles it into a runtime snapshot. Nothing in here does I/O.
+public struct Config: Sendable, Equatable {
+    public var global: GlobalConfig
+    public var frontends: [FrontendConfig]
+    public var backends: [BackendConfig]
+
+    public init(global: GlobalConfig = GlobalConfig(), frontends: [FrontendConfig], backends: [BackendConfig]) {
+        self.global = global
+        self.frontends = frontends
+        self.backends = backends
+    }
+
+    /// The backend with this name, if any.
+    public func backend(named name: String) -> BackendConfig? {
+        backends.first { $0.name == name }
+    }
+}
+
+/// Process-wide settings (`global:`).
+public struct GlobalConfig: Sendable, Equatable {
+    /// Event-loop threads (`workers: auto | N`).
+    public var workers: WorkerCount
+    public var log: LogConfig
+    /// How long `fulcrum run` lets in-flight requests finish after SIGINT/SIGTERM
+    /// (`grace_period`, default 10s).
+    public var gracePeriod: Duration
+
+    public init(workers: WorkerCount = .auto, log: LogConfig = LogConfig(), gracePeriod: Duration = .seconds(10)) {
+        self.workers = workers
+        self.log = log
+        self.gracePeriod = gracePeriod
+    }
+}
+
+/// The number of event-loop threads.
+public enum WorkerCount: Sendable, Equatable {
+    /// One per core.
+    case auto
+    case fixed(Int)
+}
+
+/// Logging settings (`global.log`).
+public struct LogConfig: Sendable, Equatable {
+    public var level: LogLevel
+    public var access: AccessLogFormat
+
+    public init(level: LogLevel = .info, access: AccessLogFormat = .off) {
+        self.level = level
+        self.access = access
+    }
+}
+
+/// Log levels, named as swift-log names them.
+public enum LogLevel: String, Sendable, Equatable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+/// Access-log formats (`global.log.access`).
+public enum AccessLogFormat: String, Sendable, Equatable, CaseIterable {
+    case off
+    /// Apache/nginx "combined" format, plus backend, server and duration.
+    case combined
+    /// One JSON object per line.
+    case json
+}
+
+/// A listener and its routing (`frontends[]`).
+public struct FrontendConfig: Sendable, Equatable {
+    public var name: String
+    public var listen: [ListenAddress]
+    public var timeouts: FrontendTimeouts
+    public var limits: FrontendLimits
+    /// Named conditions, in file order.
+    public var acls: [ACL]
+    /// Evaluated in order; the first rule whose condition holds decides.
+    public var rules: [Rule]
+    /// Used when no rule decides. `nil` only when there is at least one rule.
+    public var defaultBackend: String?
+    /// Custom error pages: status code → file path (`error_files: { 503: ./503.html }`).
+    public var errorFiles: [Int: String]
+
+    public init(
+        name: String,
+        listen: [ListenAddress],
+        timeouts: FrontendTimeouts = FrontendTimeouts(),
+        limits: FrontendLimits = FrontendLimits(),
+        acls: [ACL] = [],
+        rules: [Rule] = [],
+        defaultBackend: String?,
+        errorFiles: [Int: String] = [:]
+    ) {
+        self.name = name
+        self.listen = listen
+        self.timeouts = timeouts
+        self.limits = limits
+        self.acls = acls
+        self.rules = rules
+        self.defaultBackend = defaultBackend
+        self.errorFiles = errorFiles
+    }
+}
+
+/// `host:port` a frontend listens on. `host` is an IP literal or a name (IPv6 without brackets).
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Client-side timeouts of a frontend (`frontends[].timeouts`).
+public struct FrontendTimeouts: Sendable, Equatable {
+    /// A keep-alive connection with no request in progress is closed after this long.
+    public var clientIdle: Duration
+    /// Once the first byte of a request arrives, its whole head must arrive within this (else 408).
+    public var headerRead: Duration
+
+    public init(clientIdle: Duration = .seconds(60), headerRead: Duration = .seconds(10)) {
+        self.clientIdle = clientIdle
+        self.headerRead = headerRead
+    }
+}
+
+/// Request limits of a frontend (`frontends[].limits`).
+public struct FrontendLimits: Sendable, Equatable {
+    /// Largest request head (request line + headers) in bytes, else 431 (`max_header_size`, default 64 KB).
+    public var maxHeaderBytes: Int
+    /// Largest request body in bytes, else 413 (`max_body_size`; `nil`, the default, means unlimited).
+    public var maxBodyBytes: Int?
+
+    public init(maxHeaderBytes: Int = 64 * 1024, maxBodyBytes: Int? = nil) {
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxBodyBytes = maxBodyBytes
+    }
+}
+
+/// A named condition on a request (`frontends[].acls.NAME`).
+///
+/// An ACL matches when *every* criterion it lists matches; a criterion that lists several
+/// values matches when *any* of them does (HAProxy: several values of one ACL are OR-ed).
+public struct ACL: Sendable, Equatable {
+    public var name: String
+    public var criteria: [ACLCriterion]
+
+    public init(name: String, criteria: [ACLCriterion]) {
+        self.name = name
+        self.criteria = criteria
+    }
+}
+
+/// One test an ACL applies to a request.
+public enum ACLCriterion: Sendable, Equatable {
+    /// `path_prefix: /api/` or a list: the path (without query) starts with one of them.
+    case pathPrefix([String])
+    /// `path: /login` or a list: the path (without query) equals one of them.
+    case path([String])
+    /// `path_regex: '\.(css|js)$'`: the path (without query) matches the regular expression.
+    /// The pattern was compiled once during validation, so it is known to be valid.
+    case pathRegex(String)
+    /// `host: blog.example.com` or a list: the Host header (port removed, case-insensitive) is one of them.
+    /// A leading `*.` matches any subdomain (`*.example.com`).
+    case host([String])
+    /// `method: [POST, PUT]` (upper-cased during loading).
+    case method([String])
+    /// `header: { name: X-Beta, equals: "1" }` (or `prefix:`, `contains:`, `exists: true`).
+    case header(name: String, match: HeaderMatch)
+    /// `src: ["10.0.0.0/8", "::1/128"]`: the client address is in one of the blocks.
+    case source([CIDRBlock])
+}
+
+/// How a header criterion compares the header's value (first value when repeated).
+public enum HeaderMatch: Sendable, Equatable {
+    case equals(String)
+    case prefix(String)
+    case contains(String)
+    /// Matches when the header is present (`exists: true`) or absent (`exists: false`).
+    case exists(Bool)
+}
+
+/// An IPv4 or IPv6 network, `10.0.0.0/8` or `2001:db8::/32`. A bare address means /32 or /128.
+public struct CIDRBlock: Sendable, Equatable, CustomStringConvertible {
+    /// Network address bytes: 4 for IPv4, 16 for IPv6. Host bits are zero.
+    public var network: [UInt8]
+    public var prefixLength: Int
+
+    public init(network: [UInt8], prefixLength: Int) {
+        self.network = network
+        self.prefixLength = prefixLength
+    }
+
+    /// Whether `address` (4 or 16 bytes) lies in this block. An IPv4-mapped IPv6
+    /// address (`::ffff:a.b.c.d`) matches IPv4 blocks.
+    public func contains(_ address: [UInt8]) -> Bool {
+        var bytes = address
+        if bytes.count == 16, network.count == 4,
+           bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+            bytes = Array(bytes[12..<16])
+        }
+        guard bytes.count == network.count else { return false }
+        var remaining = prefixLength
+        for index in 0..<bytes.count where remaining > 0 {
+            let bits = min(8, remaining)
+            let mask: UInt8 = bits == 8 ? 0xff : ~(0xff >> UInt8(bits))
+            if bytes[index] & mask != network[index] { return false }
+            remaining -= bits
+        }
+        return true
+    }
+
+    public var description: String {
+        if network.count == 4 {
+            return network.map(String.init).joined(separator: ".") + "/\(prefixLength)"
+        }
+        var groups: [String] = []
+        for index in stride(from: 0, to: 16, by: 2) {
+            groups.append(String(UInt16(network[index]) << 8 | UInt16(network[index + 1]), radix: 16))
+        }
+        return groups.joined(separator: ":") + "/\(prefixLength)"
+    }
+}
+
+/// One routing rule (`frontends[].rules[]`): an action guarded by ACL names.
+public struct Rule: Sendable, Equatable {
+    public var action: RuleAction
+    /// Every ACL named here must match (empty = no requirement).
+    public var ifACLs: [String]
+    /// No ACL named here may match (empty = no requirement).
+    public var unlessACLs: [String]
+
+    public init(action: RuleAction, ifACLs: [String] = [], unlessACLs: [String] = []) {
+        self.action = action
+        self.ifACLs = ifACLs
+        self.unlessACLs = unlessACLs
+    }
+}
+
+/// What a rule does when its condition holds.
+public enum RuleAction: Sendable, Equatable {
+    /// `use_backend: NAME`: forward to that backend.
+    case useBackend(String)
+    /// `deny: 403`: answer with this status (an error page) without contacting a backend.
+    case deny(status: Int)
+}
+
+/// A pool of servers and how to balance across them (`backends[]`).
+public struct BackendConfig: Sendable, Equatable {
+    public var name: String
+    public var algorithm: AlgorithmName
+    /// How many other servers to try when a connection cannot be made (default 2).
+    public var retries: Int
+    public var timeouts: BackendTimeouts
+    public var servers: [ServerConfig]
+
+    public init(
+        name: String,
+        algorithm: AlgorithmName = .roundRobin,
+        retries: Int = 2,
+        timeouts: BackendTimeouts = BackendTimeouts(),
+        servers: [ServerConfig]
+    ) {
+        self.name = name
+        self.algorithm = algorithm
+        self.retries = retries
+        self.timeouts = timeouts
+        self.servers = servers
+    }
+}
+
+/// The balancing algorithms, by their YAML names.
+public enum AlgorithmName: String, Sendable, Equatable, CaseIterable {
+    case roundRobin = "round_robin"
+    case weightedRoundRobin = "weighted_round_robin"
+    case leastConnections = "least_connections"
+    case random = "random"
+    case powerOfTwo = "power_of_two"
+}
+
+/// Server-side timeouts of a backend (`backends[].timeouts`).
+public struct BackendTimeouts: Sendable, Equatable {
+    /// Establishing a TCP connection to a server (default 2s); past it the next server is tried.
+    public var connect: Duration
+    /// Waiting for the server: the response head after the request was sent, and any gap
+    /// between response bytes (default 30s); past it the client gets 504.
+    public var response: Duration
+    /// A pooled keep-alive connection unused for this long is closed (`idle`, default 30s).
+    public var idle: Duration
+
+    public init(connect: Duration = .seconds(2), response: Duration = .seconds(30), idle: Duration = .seconds(30)) {
+        self.connect = connect
+        self.response = response
+        self.idle = idle
+    }
+}
+
+/// One server of a backend (`backends[].servers[]`).
+public struct ServerConfig: Sendable, Equatable {
+    public var name: String
+    public var address: ServerAddress
+    /// Relative share of requests, 0…256 (default 1). Used by every weight-aware algorithm.
+    /// 0 makes the server a backup: it is chosen only when no server with a positive weight can be.
+    public var weight: Int
+
+    public init(name: String, address: ServerAddress, weight: Int = 1) {
+        self.name = name
+        self.address = address
+        self.weight = weight
+    }
+}
+
+/// `host:port` of a server. `host` is an IP literal or a name resolved when the config is
+/// applied (IPv6 without brackets here).
+public struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}

@@ -1,0 +1,91 @@
+extension ConfigParser {
+    static let backendKeys = ["name", "algorithm", "retries", "timeouts", "servers"]
+    static let backendTimeoutKeys = ["connect", "response", "idle"]
+    static let serverKeys = ["name", "address", "weight"]
+
+    struct ParsedBackends {
+        var configs: [BackendConfig] = []
+        /// The backend names, or `nil` when the section could not be read at all, in which
+        /// case references to backends are not checked (that would only add noise).
+        var names: NameRegistry?
+    }
+
+    func parseBackends(_ reader: YAMLNodeReader?) -> ParsedBackends {
+        guard let reader, let items = reader.sequence() else { return ParsedBackends() }
+        guard !items.isEmpty else {
+            reader.report("at least one backend is required")
+            return ParsedBackends()
+        }
+        var names = NameRegistry(kind: "backend")
+        var configs: [BackendConfig] = []
+        for item in items {
+            if let backend = parseBackend(item, names: &names) {
+                configs.append(backend)
+            }
+        }
+        return ParsedBackends(configs: configs, names: names)
+    }
+
+    private func parseBackend(_ reader: YAMLNodeReader, names: inout NameRegistry) -> BackendConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.backendKeys) else { return nil }
+        let name = parseName(mapping.required("name"), into: &names)
+        var backend = BackendConfig(name: name ?? "", servers: [])
+
+        if let algorithm = mapping["algorithm"]?.choice(AlgorithmName.self, named: "algorithm") {
+            backend.algorithm = algorithm
+        }
+        if let retries = mapping["retries"]?.integer(atLeast: 0) {
+            backend.retries = retries
+        }
+        if let timeouts = mapping["timeouts"]?.mapping(allowedKeys: Self.backendTimeoutKeys) {
+            if let connect = timeouts["connect"]?.duration() {
+                backend.timeouts.connect = connect
+            }
+            if let response = timeouts["response"]?.duration() {
+                backend.timeouts.response = response
+            }
+            if let idle = timeouts["idle"]?.duration() {
+                backend.timeouts.idle = idle
+            }
+        }
+        if let serversReader = mapping.required("servers"), let items = serversReader.sequence() {
+            if items.isEmpty {
+                serversReader.report("a backend needs at least one server")
+            }
+            // Server names only need to be unique within their backend: the same machine
+            // may well serve in several backends.
+            var serverNames = NameRegistry(kind: "server")
+            for item in items {
+                if let server = parseServer(item, names: &serverNames) {
+                    backend.servers.append(server)
+                }
+            }
+        }
+        return backend
+    }
+
+    private func parseServer(_ reader: YAMLNodeReader, names: inout NameRegistry) -> ServerConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.serverKeys) else { return nil }
+        let name = parseName(mapping.required("name"), into: &names)
+        var server = ServerConfig(name: name ?? "", address: ServerAddress(host: "", port: 0))
+        if let address = mapping.required("address").flatMap(parseHostAndPort) {
+            server.address = ServerAddress(host: address.host, port: address.port)
+        }
+        // 0 is allowed and means "drained": the server stays configured but gets no new requests.
+        if let weight = mapping["weight"]?.integer(in: 0...256) {
+            server.weight = weight
+        }
+        return server
+    }
+
+    /// `host:port`, reporting why it is not one.
+    func parseHostAndPort(_ reader: YAMLNodeReader) -> HostAndPort? {
+        guard let text = reader.string() else { return nil }
+        do {
+            return try HostAndPort(parsing: text)
+        } catch {
+            reader.report(error.message)
+            return nil
+        }
+    }
+}

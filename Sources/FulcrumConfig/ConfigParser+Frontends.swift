@@ -1,0 +1,176 @@
+internal import Foundation
+
+extension ConfigParser {
+    static let frontendKeys = [
+        "name", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files",
+    ]
+    static let frontendTimeoutKeys = ["client_idle", "header_read"]
+    static let frontendLimitKeys = ["max_header_size", "max_body_size"]
+
+    /// Where each listen address was first used, to report two listeners on one address
+    /// (the second bind would fail at start, far from the line that caused it).
+    struct ListenerRegistry {
+        private var firstUses: [String: (frontend: String, line: Int?)] = [:]
+
+        /// Records `address`, reporting it at `reader` if a frontend already listens there.
+        mutating func record(_ address: HostAndPort, written: String, frontend: String, at reader: YAMLNodeReader) {
+            // Compare IP literals by their bytes, so that `[::1]` and `[0:0::1]` clash too.
+            let host = parseIPAddress(address.host).map { "\($0)" } ?? address.host.lowercased()
+            let key = "\(host) \(address.port)"
+            if let first = firstUses[key] {
+                let line = first.line.map { " at line \($0)" } ?? ""
+                reader.report("\(quoted(written)) is already used by frontend \(quoted(first.frontend))\(line)")
+                return
+            }
+            firstUses[key] = (frontend, reader.line)
+        }
+    }
+
+    func parseFrontends(_ reader: YAMLNodeReader?, backendNames: NameRegistry?) -> [FrontendConfig] {
+        guard let reader, let items = reader.sequence() else { return [] }
+        if items.isEmpty {
+            reader.report("at least one frontend is required")
+        }
+        var names = NameRegistry(kind: "frontend")
+        var listeners = ListenerRegistry()
+        var frontends: [FrontendConfig] = []
+        for item in items {
+            if let frontend = parseFrontend(item, backendNames: backendNames, names: &names, listeners: &listeners) {
+                frontends.append(frontend)
+            }
+        }
+        return frontends
+    }
+
+    private func parseFrontend(
+        _ reader: YAMLNodeReader,
+        backendNames: NameRegistry?,
+        names: inout NameRegistry,
+        listeners: inout ListenerRegistry
+    ) -> FrontendConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.frontendKeys) else { return nil }
+        let name = parseName(mapping.required("name"), into: &names)
+        var frontend = FrontendConfig(name: name ?? "", listen: [], defaultBackend: nil)
+
+        if let listen = mapping.required("listen") {
+            frontend.listen = parseListen(listen, frontend: name ?? "", listeners: &listeners)
+        }
+        if let timeouts = mapping["timeouts"]?.mapping(allowedKeys: Self.frontendTimeoutKeys) {
+            if let clientIdle = timeouts["client_idle"]?.duration() {
+                frontend.timeouts.clientIdle = clientIdle
+            }
+            if let headerRead = timeouts["header_read"]?.duration() {
+                frontend.timeouts.headerRead = headerRead
+            }
+        }
+        if let limits = mapping["limits"]?.mapping(allowedKeys: Self.frontendLimitKeys) {
+            if let reader = limits["max_header_size"], let size = reader.byteSize() {
+                if size > 0 {
+                    frontend.limits.maxHeaderBytes = size
+                } else {
+                    reader.report("must be greater than zero")
+                }
+            }
+            // 0 is a valid body limit: it refuses every request with a non-empty body.
+            if let size = limits["max_body_size"]?.byteSize() {
+                frontend.limits.maxBodyBytes = size
+            }
+        }
+
+        // ACLs before rules: rules refer to ACLs by name.
+        var aclNames: NameRegistry? = NameRegistry(kind: "ACL")
+        if let acls = mapping["acls"] {
+            (frontend.acls, aclNames) = parseACLs(acls)
+        }
+        // Whether the frontend has rules in the file, even invalid ones; an unreadable
+        // `rules` was reported already and should not also cause a complaint below.
+        var hasRules = false
+        if let rules = mapping["rules"] {
+            if let items = rules.sequence() {
+                frontend.rules = items.compactMap { parseRule($0, aclNames: aclNames, backendNames: backendNames) }
+                hasRules = !items.isEmpty
+            } else {
+                hasRules = true
+            }
+        }
+
+        if let reader = mapping["default_backend"] {
+            if let backend = reader.nonEmptyString() {
+                checkReference(backend, at: reader, in: backendNames)
+                frontend.defaultBackend = backend
+            }
+        } else if !hasRules {
+            // Without rules and without a default backend, no request could be routed.
+            diagnostics.report(
+                "required when the frontend has no rules",
+                path: "\(reader.path).default_backend",
+                line: reader.line
+            )
+        }
+
+        if let errorFiles = mapping["error_files"]?.mapping(allowedKeys: nil) {
+            frontend.errorFiles = parseErrorFiles(errorFiles)
+        }
+        return frontend
+    }
+
+    private func parseListen(
+        _ reader: YAMLNodeReader,
+        frontend: String,
+        listeners: inout ListenerRegistry
+    ) -> [ListenAddress] {
+        guard let items = reader.scalarOrSequence(expected: "an address or a list of addresses") else { return [] }
+        if items.isEmpty {
+            reader.report("a frontend must listen on at least one address")
+        }
+        var addresses: [ListenAddress] = []
+        for item in items {
+            guard let text = item.string(), let address = parseHostAndPort(item) else { continue }
+            listeners.record(address, written: text, frontend: frontend, at: item)
+            addresses.append(ListenAddress(host: address.host, port: address.port))
+        }
+        return addresses
+    }
+
+    /// `error_files: { 503: ./503.html }`. Each file must be readable now: finding out at
+    /// the first outage that the page is missing would be too late.
+    private func parseErrorFiles(_ mapping: YAMLMappingReader) -> [Int: String] {
+        var files: [Int: String] = [:]
+        for entry in mapping.entries {
+            let status = Int(entry.key)
+            if status.map(isErrorStatus) != true {
+                diagnostics.report(
+                    "\(quoted(entry.key)) is not an HTTP error status (expected 400…599)",
+                    path: entry.value.path,
+                    line: entry.keyLine
+                )
+            }
+            guard let written = entry.value.nonEmptyString() else { continue }
+            let path = resolve(written)
+            checkReadableFile(path, written: written, at: entry.value)
+            if let status {
+                files[status] = path
+            }
+        }
+        return files
+    }
+
+    /// `path` made absolute against the configuration file's directory, when there is one.
+    func resolve(_ path: String) -> String {
+        guard let baseDirectory, !path.hasPrefix("/") else { return path }
+        let base = URL(fileURLWithPath: baseDirectory, isDirectory: true)
+        return URL(fileURLWithPath: path, relativeTo: base).standardizedFileURL.path
+    }
+
+    private func checkReadableFile(_ path: String, written: String, at reader: YAMLNodeReader) {
+        let shown = path == written ? quoted(written) : "\(quoted(written)) (\(path))"
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            reader.report("\(shown) does not exist")
+        } else if isDirectory.boolValue {
+            reader.report("\(shown) is a directory, not a file")
+        } else if !FileManager.default.isReadableFile(atPath: path) {
+            reader.report("\(shown) is not readable")
+        }
+    }
+}

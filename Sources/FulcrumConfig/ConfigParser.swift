@@ -1,0 +1,122 @@
+/// Walks a composed YAML document and builds a `Config`, reporting every problem it finds
+/// to `diagnostics` instead of stopping at the first.
+///
+/// The walk is split by section: this file has the document and `global`,
+/// `ConfigParser+Backends.swift` the backends, `ConfigParser+Frontends.swift` the
+/// frontends and `ConfigParser+Routing.swift` their ACLs and rules.
+///
+/// Where a value is invalid the parser keeps a placeholder and carries on, so the `Config`
+/// it returns is only meaningful when nothing was reported; `ConfigLoader` checks that.
+struct ConfigParser {
+    let diagnostics: ConfigDiagnostics
+    /// Directory that relative `error_files` paths are resolved against; `nil` leaves
+    /// them as written (relative to the working directory).
+    let baseDirectory: String?
+
+    static let documentKeys = ["global", "frontends", "backends"]
+    static let globalKeys = ["workers", "log", "grace_period"]
+    static let logKeys = ["level", "access"]
+
+    func parseDocument(_ root: YAMLNodeReader) -> Config? {
+        guard let document = root.mapping(allowedKeys: Self.documentKeys) else { return nil }
+        var global = GlobalConfig()
+        if let reader = document["global"] {
+            parseGlobal(reader, into: &global)
+        }
+        // Backends first: frontends and their rules refer to backends by name.
+        let backends = parseBackends(document.required("backends"))
+        let frontends = parseFrontends(document.required("frontends"), backendNames: backends.names)
+        return Config(global: global, frontends: frontends, backends: backends.configs)
+    }
+
+    private func parseGlobal(_ reader: YAMLNodeReader, into global: inout GlobalConfig) {
+        guard let mapping = reader.mapping(allowedKeys: Self.globalKeys) else { return }
+        if let workers = mapping["workers"].flatMap(parseWorkers) {
+            global.workers = workers
+        }
+        if let log = mapping["log"]?.mapping(allowedKeys: Self.logKeys) {
+            if let level = log["level"]?.choice(LogLevel.self, named: "log level") {
+                global.log.level = level
+            }
+            if let access = log["access"]?.choice(AccessLogFormat.self, named: "access log format") {
+                global.log.access = access
+            }
+        }
+        // Zero is a legitimate grace period: stop at once, dropping in-flight requests.
+        if let gracePeriod = mapping["grace_period"]?.duration(allowZero: true) {
+            global.gracePeriod = gracePeriod
+        }
+    }
+
+    private func parseWorkers(_ reader: YAMLNodeReader) -> WorkerCount? {
+        guard let text = reader.string(expected: "\"auto\" or a number of threads") else { return nil }
+        if text.lowercased() == "auto" {
+            return .auto
+        }
+        if let count = Int(text), count > 0 {
+            return .fixed(count)
+        }
+        reader.report("must be \"auto\" or a positive number of threads, found \(quoted(text))")
+        return nil
+    }
+
+    // MARK: Names
+
+    /// A required name (of a frontend, backend or server), recorded in `names` so that a
+    /// second use in the same scope is reported.
+    func parseName(_ reader: YAMLNodeReader?, into names: inout NameRegistry) -> String? {
+        guard let reader, let name = reader.nonEmptyString() else { return nil }
+        // Record it even when malformed: a later reference to it should not also fail as
+        // "undefined", which would only repeat the same mistake.
+        names.record(name, at: reader)
+        guard isValidName(name) else {
+            reader.report("\(quoted(name)) is not a valid name (use letters, digits, \".\", \"_\" and \"-\")")
+            return nil
+        }
+        return name
+    }
+
+    /// Names appear in logs, metrics and error messages, so they are kept to characters
+    /// that need no quoting anywhere.
+    func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    }
+
+    /// Reports `reader` if it names something that `known` does not define. With no
+    /// `known` names (their section was unreadable and has been reported) nothing is said.
+    func checkReference(_ name: String, at reader: YAMLNodeReader, in known: NameRegistry?) {
+        guard let known, !known.contains(name) else { return }
+        let defined = known.namesInOrder.isEmpty
+            ? "no \(known.kind)s are defined"
+            : "defined \(known.kind)s: \(known.namesInOrder.joined(separator: ", "))"
+        reader.report("undefined \(known.kind) \(quoted(name)); \(defined)")
+    }
+}
+
+/// The names defined in one scope (the backends of a file, the servers of a backend...),
+/// in file order, with the line of each first definition so that a repeat can point at it.
+struct NameRegistry {
+    /// What the names name, for messages: "backend", "server", "ACL".
+    let kind: String
+    private(set) var namesInOrder: [String] = []
+    private var firstLines: [String: Int] = [:]
+
+    init(kind: String) {
+        self.kind = kind
+    }
+
+    func contains(_ name: String) -> Bool {
+        namesInOrder.contains(name)
+    }
+
+    /// Records `name`, reporting it at `reader` if the scope already has it.
+    mutating func record(_ name: String, at reader: YAMLNodeReader) {
+        if contains(name) {
+            let first = firstLines[name].map { " (first defined at line \($0))" } ?? ""
+            reader.report("duplicate \(kind) name \(quoted(name))\(first)")
+            return
+        }
+        namesInOrder.append(name)
+        firstLines[name] = reader.line
+    }
+}

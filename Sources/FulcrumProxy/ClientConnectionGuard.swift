@@ -1,0 +1,103 @@
+import NIOCore
+
+/// Enforces the client-side timeouts of a frontend connection; the first handler of the
+/// client pipeline, so it sees raw bytes before the HTTP decoder.
+///
+/// - Between requests (and on a fresh connection) the connection may sit idle for
+///   `client_idle`; then it is closed silently.
+/// - From the first byte of a request, its whole head must arrive within `header_read`,
+///   else the client gets 408 and the connection closes (slowloris defence).
+///
+/// The proxy handler tells the guard when a request head was decoded and when its response
+/// finished; the guard only needs raw bytes to notice that a new request has begun.
+final class ClientConnectionGuard: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private enum State {
+        /// No request in progress; waiting for its first byte.
+        case idle
+        /// Some bytes of a request head arrived; the head is not complete.
+        case readingHead
+        /// A request is being handled; its timeouts are the backend's.
+        case busy
+    }
+
+    private var state = State.idle
+    private var timer = DeadlineTimer()
+    private var context: ChannelHandlerContext?
+    private let clientIdleTimeout: TimeAmount
+    private let headerReadTimeout: TimeAmount
+    /// Provides the 408 page. Weak: the proxy handler owns the connection.
+    weak var proxy: ProxyHandler?
+
+    init(clientIdleTimeout: TimeAmount, headerReadTimeout: TimeAmount) {
+        self.clientIdleTimeout = clientIdleTimeout
+        self.headerReadTimeout = headerReadTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { arm(clientIdleTimeout) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(clientIdleTimeout)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer.invalidate()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer.invalidate()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if state == .idle {
+            state = .readingHead
+            arm(headerReadTimeout)
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// The proxy decoded a request head: no client timeout applies until its response ends.
+    func requestHeadReceived() {
+        state = .busy
+        timer.cancel()
+    }
+
+    /// The response to the current request was sent; the connection is idle again.
+    func responseCompleted() {
+        state = .idle
+        arm(clientIdleTimeout)
+    }
+
+    private func arm(_ timeout: TimeAmount) {
+        guard let eventLoop = context?.eventLoop else { return }
+        timer.arm(in: timeout, on: eventLoop) { [weak self] in self?.timerFired() }
+    }
+
+    private func timerFired() {
+        guard let context,
+              timer.fired(on: context.eventLoop, onExpiry: { [weak self] in self?.timerFired() })
+        else { return }
+        switch state {
+        case .idle:
+            context.close(promise: nil)
+        case .readingHead:
+            // Written here, below the HTTP handlers: no request head was decoded, so the
+            // pipelining handler has no request to pair a response with.
+            if let response = proxy?.headerTimeoutResponse(allocator: context.channel.allocator) {
+                context.writeAndFlush(NIOAny(response)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            } else {
+                context.close(promise: nil)
+            }
+        case .busy:
+            break
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import FulcrumConfig
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+
+/// The running data plane: one listening socket per frontend address, serving HTTP/1.1 on
+/// the event loops of `group` from the current `RuntimeSnapshot`.
+///
+/// Each event loop keeps its own `LoopContext` (snapshot, algorithm instances, connection
+/// pools); a client connection and every backend connection it uses stay on one loop.
+public final class ProxyServer: Sendable {
+    /// A bound listening socket.
+    public struct Listener: Sendable {
+        public let frontend: String
+        public let address: SocketAddress
+        let channel: any Channel
+        let quiescing: ServerQuiescingHelper
+    }
+
+    public let listeners: [Listener]
+    private let loops: [NIOLoopBound<LoopContext>]
+    private let logger: Logger
+
+    private init(listeners: [Listener], loops: [NIOLoopBound<LoopContext>], logger: Logger) {
+        self.listeners = listeners
+        self.loops = loops
+        self.logger = logger
+    }
+
+    /// Compiles `config`, binds every frontend's addresses and starts serving.
+    ///
+    /// - Throws: when an address cannot be resolved or bound; nothing is left listening then.
+    public static func start(config: Config, group: any EventLoopGroup, logger: Logger) async throws -> ProxyServer {
+        let snapshot = try RuntimeSnapshot(config: config)
+        let accessLog = config.global.log.access == .off ? nil : AccessLogWriter()
+
+        var loops: [NIOLoopBound<LoopContext>] = []
+        for eventLoop in group.makeIterator() {
+            loops.append(try await eventLoop.submit {
+                NIOLoopBound(LoopContext(eventLoop: eventLoop, snapshot: snapshot, accessLog: accessLog), eventLoop: eventLoop)
+            }.get())
+        }
+        let contexts = LoopContextTable(loops)
+
+        var listeners: [Listener] = []
+        do {
+            for frontend in config.frontends {
+                for address in frontend.listen {
+                    let quiescing = ServerQuiescingHelper(group: group)
+                    let channel = try await bind(
+                        frontend: frontend,
+                        address: address,
+                        group: group,
+                        contexts: contexts,
+                        quiescing: quiescing
+                    )
+                    listeners.append(Listener(
+                        frontend: frontend.name,
+                        address: channel.localAddress!,
+                        channel: channel,
+                        quiescing: quiescing
+                    ))
+                    logger.info("listening", metadata: ["frontend": "\(frontend.name)", "address": "\(address)"])
+                }
+            }
+        } catch {
+            for listener in listeners { try? await listener.channel.close() }
+            throw error
+        }
+        return ProxyServer(listeners: listeners, loops: loops, logger: logger)
+    }
+
+    private static func bind(
+        frontend: FrontendConfig,
+        address: ListenAddress,
+        group: any EventLoopGroup,
+        contexts: LoopContextTable,
+        quiescing: ServerQuiescingHelper
+    ) async throws -> any Channel {
+        let frontendName = frontend.name
+        let clientIdle = TimeAmount(frontend.timeouts.clientIdle)
+        let headerRead = TimeAmount(frontend.timeouts.headerRead)
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = frontend.limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = frontend.limits.maxHeaderBytes
+        let limits = decoderLimits
+
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let loop = contexts.context(for: channel.eventLoop)
+                    let connectionGuard = ClientConnectionGuard(
+                        clientIdleTimeout: clientIdle,
+                        headerReadTimeout: headerRead
+                    )
+                    var encoderConfiguration = HTTPResponseEncoder.Configuration()
+                    encoderConfiguration.automaticallySetFramingHeaders = false
+                    let proxy = ProxyHandler(loop: loop, frontendName: frontendName, connectionGuard: connectionGuard)
+                    connectionGuard.proxy = proxy
+                    try channel.pipeline.syncOperations.addHandlers([
+                        connectionGuard,
+                        HTTPResponseEncoder(configuration: encoderConfiguration),
+                        ByteToMessageHandler(HTTPRequestDecoder(
+                            leftOverBytesStrategy: .forwardBytes,
+                            limitConfiguration: limits
+                        )),
+                        HTTPServerPipelineHandler(),
+                        proxy,
+                    ])
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+    }
+
+    /// The port a frontend listens on (its first address), for tests and the demo.
+    public func port(ofFrontend name: String) -> Int? {
+        listeners.first { $0.frontend == name }?.address.port
+    }
+
+    /// Backend connections each backend's servers have had opened, summed over all loops.
+    public func backendConnectionsOpened() async throws -> [String: [String: Int]] {
+        var total: [String: [String: Int]] = [:]
+        for loop in loops {
+            let counts = try await loop.eventLoop.submit { loop.value.connectionCounts() }.get()
+            for (backend, servers) in counts {
+                for (server, count) in servers { total[backend, default: [:]][server, default: 0] += count }
+            }
+        }
+        return total
+    }
+
+    /// Stops accepting, lets requests in flight finish for at most `gracePeriod`, then closes
+    /// whatever is left.
+    public func shutdown(gracePeriod: Duration) async {
+        logger.info("shutting down", metadata: ["grace_period": "\(gracePeriod)"])
+        let drained: [EventLoopFuture<Void>] = listeners.map { listener in
+            let promise = listener.channel.eventLoop.makePromise(of: Void.self)
+            listener.quiescing.initiateShutdown(promise: promise)
+            return promise.futureResult
+        }
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for future in drained { try? await future.get() }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: gracePeriod)
+                return false
+            }
+            let finished = await group.next() ?? false
+            group.cancelAll()
+            if !finished {
+                self.logger.warning("grace period over; closing remaining connections")
+            }
+        }
+        for loop in loops {
+            try? await loop.eventLoop.submit { loop.value.closeIdleConnections() }.get()
+        }
+    }
+}
+
+/// Finds the `LoopContext` of an event loop when a connection is accepted (once per
+/// connection, never per request).
+final class LoopContextTable: Sendable {
+    private let contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>]
+
+    init(_ loops: [NIOLoopBound<LoopContext>]) {
+        var contexts: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
+        for loop in loops { contexts[ObjectIdentifier(loop.eventLoop)] = loop }
+        self.contexts = contexts
+    }
+
+    func context(for eventLoop: any EventLoop) -> LoopContext {
+        contexts[ObjectIdentifier(eventLoop)]!.value
+    }
+}

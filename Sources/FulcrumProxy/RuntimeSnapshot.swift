@@ -1,0 +1,102 @@
+import FulcrumBalancing
+import FulcrumConfig
+import NIOCore
+
+/// The immutable, compiled form of a `Config` that the data plane works from.
+///
+/// The control plane builds a snapshot (resolving addresses, compiling ACLs, reading error
+/// files) and publishes it to every event loop; each loop picks it up at a request boundary,
+/// and a request in flight finishes on the snapshot it started with. Everything the hot path
+/// needs is reachable by index — no lookups by name per request.
+public final class RuntimeSnapshot: Sendable {
+    public let config: Config
+    let frontends: [RuntimeFrontend]
+    let backends: [RuntimeBackend]
+
+    /// Compiles `config`. Resolves server host names (blocking: call off the event loops).
+    ///
+    /// - Parameter previous: servers of `previous` with the same backend, name and address are
+    ///   reused, so their live counters (and per-loop pools) carry over a reload.
+    public init(config: Config, previous: RuntimeSnapshot? = nil) throws {
+        self.config = config
+        var backends: [RuntimeBackend] = []
+        var backendIndex: [String: Int] = [:]
+        for backendConfig in config.backends {
+            let earlier = previous?.backends.first { $0.name == backendConfig.name }
+            backendIndex[backendConfig.name] = backends.count
+            backends.append(try RuntimeBackend(config: backendConfig, previous: earlier))
+        }
+        self.backends = backends
+        self.frontends = try config.frontends.map { try RuntimeFrontend(config: $0, backendIndex: backendIndex) }
+    }
+}
+
+/// A backend as the data plane sees it: servers with resolved addresses and shared counters.
+final class RuntimeBackend: Sendable {
+    let name: String
+    let algorithm: AlgorithmName
+    let retries: Int
+    let connectTimeout: TimeAmount
+    let responseTimeout: TimeAmount
+    let idleTimeout: TimeAmount
+    let servers: [BalancedServer]
+    let addresses: [SocketAddress]
+    /// `host:port` as configured, for logs.
+    let addressDescriptions: [String]
+
+    init(config: BackendConfig, previous: RuntimeBackend?) throws {
+        self.name = config.name
+        self.algorithm = config.algorithm
+        self.retries = config.retries
+        self.connectTimeout = TimeAmount(config.timeouts.connect)
+        self.responseTimeout = TimeAmount(config.timeouts.response)
+        self.idleTimeout = TimeAmount(config.timeouts.idle)
+        var servers: [BalancedServer] = []
+        var addresses: [SocketAddress] = []
+        for server in config.servers {
+            let address = try SocketAddress.makeAddressResolvingHost(server.address.host, port: server.address.port)
+            if let previous,
+               let index = previous.servers.firstIndex(where: { $0.name == server.name }),
+               previous.addressDescriptions[index] == server.address.description {
+                let kept = previous.servers[index]
+                kept.setWeight(server.weight)
+                servers.append(kept)
+            } else {
+                servers.append(BalancedServer(name: server.name, weight: server.weight))
+            }
+            addresses.append(address)
+        }
+        self.servers = servers
+        self.addresses = addresses
+        self.addressDescriptions = config.servers.map(\.address.description)
+    }
+}
+
+/// A frontend as the data plane sees it: its router, limits, timeouts and error pages.
+final class RuntimeFrontend: Sendable {
+    let name: String
+    let router: Router
+    let clientIdleTimeout: TimeAmount
+    let headerReadTimeout: TimeAmount
+    let maxHeaderBytes: Int
+    let maxBodyBytes: Int?
+    let errorPages: ErrorPages
+
+    init(config: FrontendConfig, backendIndex: [String: Int]) throws {
+        self.name = config.name
+        self.router = try Router(config: config, backendIndex: backendIndex)
+        self.clientIdleTimeout = TimeAmount(config.timeouts.clientIdle)
+        self.headerReadTimeout = TimeAmount(config.timeouts.headerRead)
+        self.maxHeaderBytes = config.limits.maxHeaderBytes
+        self.maxBodyBytes = config.limits.maxBodyBytes
+        self.errorPages = try ErrorPages(customFiles: config.errorFiles)
+    }
+}
+
+extension TimeAmount {
+    /// Converts a Swift `Duration` (as the config carries them) to NIO's `TimeAmount`.
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,268 @@
+import AsyncHTTPClient
+import Foundation
+import FulcrumConfig
+import FulcrumProxy
+import FulcrumWorker
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+/// Real worker servers on ephemeral ports, a real proxy in front of them, and a real HTTP
+/// client — everything on loopback, started per test and torn down after it.
+final class ProxyHarness: Sendable {
+    let workers: [WorkerServer]
+    let proxy: ProxyServer
+    let client: HTTPClient
+    let port: Int
+    private let proxyGroup: MultiThreadedEventLoopGroup
+    private let sideGroup: MultiThreadedEventLoopGroup
+
+    private init(
+        workers: [WorkerServer],
+        proxy: ProxyServer,
+        client: HTTPClient,
+        port: Int,
+        proxyGroup: MultiThreadedEventLoopGroup,
+        sideGroup: MultiThreadedEventLoopGroup
+    ) {
+        self.workers = workers
+        self.proxy = proxy
+        self.client = client
+        self.port = port
+        self.proxyGroup = proxyGroup
+        self.sideGroup = sideGroup
+    }
+
+    /// Starts `workers`, then the proxy from the YAML that `yaml` builds from the workers' ports.
+    /// The first frontend's first listen address is replaced by an ephemeral port.
+    static func start(
+        workers behaviours: [WorkerBehaviour],
+        proxyThreads: Int = 1,
+        clientConnections: Int = 8,
+        yaml: ([Int]) -> String
+    ) async throws -> ProxyHarness {
+        let sideGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var workers: [WorkerServer] = []
+        for (index, behaviour) in behaviours.enumerated() {
+            workers.append(try await WorkerServer.start(name: "w\(index + 1)", behaviour: behaviour, group: sideGroup))
+        }
+        var config = try ConfigLoader.load(yaml: yaml(workers.map(\.port)))
+        config.frontends[0].listen = [ListenAddress(host: "127.0.0.1", port: 0)]
+        let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: proxyThreads)
+        var logger = Logger(label: "fulcrum.test")
+        logger.logLevel = .warning
+        let proxy = try await ProxyServer.start(config: config, group: proxyGroup, logger: logger)
+
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(30),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: clientConnections
+        )
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(30))
+        configuration.decompression = .disabled
+        let client = HTTPClient(eventLoopGroup: sideGroup, configuration: configuration)
+        return ProxyHarness(
+            workers: workers,
+            proxy: proxy,
+            client: client,
+            port: proxy.listeners[0].address.port!,
+            proxyGroup: proxyGroup,
+            sideGroup: sideGroup
+        )
+    }
+
+    func shutdown() async throws {
+        try await client.shutdown()
+        await proxy.shutdown(gracePeriod: .seconds(1))
+        try await proxyGroup.shutdownGracefully()
+        for worker in workers { try await worker.shutdown() }
+        try await sideGroup.shutdownGracefully()
+    }
+
+    /// Sends a GET (or, with a body, the given method) through the proxy.
+    func send(_ path: String, headers: [(String, String)] = []) async throws -> CollectedResponse {
+        try await send(.GET, path, headers: headers)
+    }
+
+    /// Sends a request through the proxy and collects the response.
+    func send(
+        _ method: HTTPMethod,
+        _ path: String,
+        headers: [(String, String)] = [],
+        body: HTTPClientRequest.Body? = nil
+    ) async throws -> CollectedResponse {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = method
+        request.headers.add(contentsOf: headers)
+        request.body = body
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let collected = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        return CollectedResponse(status: response.status, headers: response.headers, body: collected)
+    }
+}
+
+/// Runs `body` with a started harness and always shuts it down.
+func withProxy<Result>(
+    workers: [WorkerBehaviour],
+    proxyThreads: Int = 1,
+    clientConnections: Int = 8,
+    yaml: ([Int]) -> String,
+    _ body: (ProxyHarness) async throws -> Result
+) async throws -> Result {
+    let harness = try await ProxyHarness.start(
+        workers: workers,
+        proxyThreads: proxyThreads,
+        clientConnections: clientConnections,
+        yaml: yaml
+    )
+    let outcome: Swift.Result<Result, any Error>
+    do {
+        outcome = .success(try await body(harness))
+    } catch {
+        outcome = .failure(error)
+    }
+    try await harness.shutdown()
+    return try outcome.get()
+}
+
+/// A one-frontend, one-backend configuration over `ports`.
+func simpleConfig(
+    _ ports: [Int],
+    algorithm: String = "round_robin",
+    weights: [Int]? = nil,
+    retries: Int = 2,
+    backendTimeouts: String = "{ connect: 1s, response: 5s }",
+    frontendExtra: String = ""
+) -> String {
+    let servers = ports.enumerated().map { index, port in
+        let weight = weights.map { ", weight: \($0[index])" } ?? ""
+        return "      - { name: w\(index + 1), address: \"127.0.0.1:\(port)\"\(weight) }"
+    }.joined(separator: "\n")
+    return """
+        global:
+          workers: 1
+          log: { level: warning, access: off }
+        frontends:
+          - name: test
+            listen: ["127.0.0.1:8080"]
+        \(frontendExtra)
+            default_backend: app
+        backends:
+          - name: app
+            algorithm: \(algorithm)
+            retries: \(retries)
+            timeouts: \(backendTimeouts)
+            servers:
+        \(servers)
+        """
+}
+
+/// A port on which nothing listens (bound once, then closed).
+func deadPort() throws -> Int {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { try? group.syncShutdownGracefully() }
+    let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
+    let port = channel.localAddress!.port!
+    try channel.close().wait()
+    return port
+}
+
+/// A response with its body collected.
+struct CollectedResponse: Sendable {
+    var status: HTTPResponseStatus
+    var headers: HTTPHeaders
+    var body: ByteBuffer
+
+    var text: String { String(buffer: body) }
+    var worker: String? { headers.first(name: "X-Worker") }
+
+    /// The body as a JSON object.
+    var json: [String: Any] {
+        get throws {
+            let data = Data(body.readableBytesView)
+            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw HarnessError.notJSON(text)
+            }
+            return object
+        }
+    }
+
+    /// Header pairs as the worker's `/echo` reports them.
+    var echoedHeaders: [(String, String)] {
+        get throws {
+            let pairs = try json["headers"] as? [[String]] ?? []
+            return pairs.map { ($0[0], $0[1]) }
+        }
+    }
+}
+
+enum HarnessError: Error {
+    case notJSON(String)
+    case timedOut
+}
+
+/// A raw TCP client for sending exactly the bytes a test wants (malformed, trickled,
+/// pipelined) and reading everything until the server closes or `timeout` passes.
+enum RawClient {
+    /// Sends each of `chunks` after waiting `pause` before it, then reads until the connection
+    /// closes or `timeout` passes. Returns what was read and whether the server closed.
+    static func exchange(
+        port: Int,
+        chunks: [String],
+        pause: Duration = .zero,
+        timeout: Duration = .seconds(5)
+    ) async throws -> (response: String, closedByServer: Bool) {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let collector = CollectingHandler.Box()
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(CollectingHandler(box: collector))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port)
+            .get()
+        for chunk in chunks {
+            if pause > .zero { try await Task.sleep(for: pause) }
+            try? await channel.writeAndFlush(ByteBuffer(string: chunk)).get()
+        }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, !collector.closed {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let closed = collector.closed
+        try? await channel.close().get()
+        return (collector.text, closed)
+    }
+}
+
+private final class CollectingHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    final class Box: @unchecked Sendable {
+        private let lock = NSLock()
+        private var bytes: [UInt8] = []
+        private var isClosed = false
+        var text: String { lock.withLock { String(decoding: bytes, as: UTF8.self) } }
+        var closed: Bool { lock.withLock { isClosed } }
+        func append(_ buffer: ByteBuffer) { lock.withLock { bytes += buffer.readableBytesView } }
+        func close() { lock.withLock { isClosed = true } }
+    }
+
+    let box: Box
+    init(box: Box) { self.box = box }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        box.append(unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        box.close()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

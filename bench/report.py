@@ -1,0 +1,477 @@
+#!/usr/bin/env python3
+"""Helper for bench/run.sh (Python 3 standard library only).
+
+Subcommands:
+  cpu PID...        print the CPU time, in clock ticks, of each PID's process tree
+                    (utime+stime+cutime+cstime of the PID and all its descendants),
+                    then the total, as "TOTAL T1 T2 ..."
+  tree PID          print the PIDs of the process tree rooted at PID (root first)
+  probe PORT        exit 0 if GET http://127.0.0.1:PORT/ answers 200
+  record ...        parse one wrk output, append a JSON line to the results file
+  table ...         print the table of one round
+  meta ...          write the run's metadata (date, machine, versions, parameters) as JSON
+  summary ...       print the summary (median over rounds) and its Markdown form
+
+run.sh drives all of this; see bench/README.md for what the columns mean.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import statistics
+import sys
+
+CANONICAL_ORDER = ["haproxy", "nginx", "fulcrum"]
+LABELS = {"haproxy": "HAProxy", "nginx": "nginx", "fulcrum": "Fulcrum"}
+
+
+# --------------------------------------------------------------------------
+# /proc helpers
+
+
+def _read_stat(pid):
+    """Return (ppid, utime+stime+cutime+cstime) for pid, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) is in parentheses and may contain spaces and
+    # parentheses itself; everything after the last ')' is space-separated.
+    rest = data[data.rindex(")") + 2 :].split()
+    # rest[0] is field 3 (state), so field N is rest[N - 3].
+    ppid = int(rest[4 - 3])
+    utime, stime = int(rest[14 - 3]), int(rest[15 - 3])
+    cutime, cstime = int(rest[16 - 3]), int(rest[17 - 3])
+    return ppid, utime + stime + cutime + cstime
+
+
+def _all_processes():
+    procs = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = _read_stat(int(name))
+            if st is not None:
+                procs[int(name)] = st
+    return procs
+
+
+def _tree(root, procs):
+    children = {}
+    for pid, (ppid, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop(0)
+        if pid in procs:
+            out.append(pid)
+            todo.extend(sorted(children.get(pid, [])))
+    return out
+
+
+def cmd_cpu(args):
+    procs = _all_processes()
+    per_root = []
+    for root in args.pids:
+        per_root.append(sum(procs[p][1] for p in _tree(root, procs)))
+    print(sum(per_root), *per_root)
+
+
+def cmd_tree(args):
+    print(*_tree(args.pid, _all_processes()))
+
+
+def cmd_probe(args):
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=args.timeout)
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+    except OSError:
+        return 1
+    return 0 if resp.status == 200 else 2
+
+
+# --------------------------------------------------------------------------
+# wrk output parsing
+
+_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
+
+
+def _to_us(text):
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s|m|h)", text.strip())
+    if not m:
+        raise ValueError(f"cannot parse latency {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_wrk(text):
+    res = {}
+    m = re.search(r"^\s*(\d+) requests in ([0-9.]+)(us|ms|s|m|h)", text, re.M)
+    if not m:
+        raise ValueError("no 'N requests in' line in wrk output")
+    res["requests"] = int(m.group(1))
+    res["wrk_duration_s"] = float(m.group(2)) * _UNITS[m.group(3)] / 1e6
+    m = re.search(r"^Requests/sec:\s*([0-9.]+)", text, re.M)
+    res["rps"] = float(m.group(1)) if m else res["requests"] / res["wrk_duration_s"]
+    for pct in ("50", "75", "90", "99"):
+        m = re.search(rf"^\s*{pct}%\s+(\S+)", text, re.M)
+        if not m:
+            raise ValueError(f"no {pct}% latency line in wrk output (was --latency passed?)")
+        res[f"p{pct}_us"] = _to_us(m.group(1))
+    errors = {}
+    m = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    if m:
+        for key, val in zip(("connect", "read", "write", "timeout"), m.groups()):
+            if int(val):
+                errors[f"socket_{key}"] = int(val)
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if m and int(m.group(1)):
+        errors["non_2xx_3xx"] = int(m.group(1))
+    res["errors"] = errors
+    return res
+
+
+def cmd_record(args):
+    with open(args.wrk) as f:
+        text = f.read()
+    try:
+        rec = parse_wrk(text)
+    except ValueError as e:
+        print(f"error: {args.proxy} round {args.round}: {e}; wrk said:\n{text}", file=sys.stderr)
+        return 1
+    cpu_s = (args.cpu_after - args.cpu_before) / args.clk_tck
+    rec = {
+        "round": args.round,
+        "proxy": args.proxy,
+        "port": args.port,
+        **rec,
+        "cpu_ticks_before": args.cpu_before,
+        "cpu_ticks_after": args.cpu_after,
+        "clk_tck": args.clk_tck,
+        "cpu_s": cpu_s,
+        "wall_s": args.wall_us / 1e6,
+        "cpu_pct": 100.0 * cpu_s * 1e6 / args.wall_us if args.wall_us > 0 else None,
+        "cpu_us_per_req": cpu_s * 1e6 / rec["requests"] if rec["requests"] else None,
+        "backend_cpu_s": [t / args.clk_tck for t in args.backend_cpu_ticks],
+        "wrk_output": os.path.basename(args.wrk),
+    }
+    with open(args.results, "a") as f:
+        f.write(json.dumps(rec, sort_keys=True) + "\n")
+    warnings = []
+    if rec["errors"]:
+        detail = ", ".join(f"{k}={v}" for k, v in rec["errors"].items())
+        warnings.append(f"wrk reported errors: {detail}")
+    if rec["requests"] == 0:
+        warnings.append("wrk completed 0 requests")
+    b = rec["backend_cpu_s"]
+    if len(b) == 2 and max(b) >= 0.2 and min(b) < max(b) / 4:
+        warnings.append(
+            f"backends unevenly loaded (CPU {b[0]:.2f}s vs {b[1]:.2f}s): is it round robin?"
+        )
+    for w in warnings:
+        print(f"WARNING: {args.proxy} round {args.round}: {w}", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# tables
+
+
+def _load(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def _fmt(val, spec, suffix=""):
+    return "n/a" if val is None else format(val, spec) + suffix
+
+
+def _rows(records_by_proxy, with_cpu_pct):
+    """records_by_proxy: {proxy: metrics dict}. Returns header + formatted rows."""
+    base = records_by_proxy.get("haproxy")
+    header = ["proxy", "req/s", "p50 (ms)", "p99 (ms)", "CPU µs/req"]
+    if with_cpu_pct:
+        header.append("proxy CPU %")
+    header += ["CPU ratio vs HAProxy", "p99 ratio vs HAProxy"]
+    rows = []
+    for proxy in CANONICAL_ORDER:
+        r = records_by_proxy.get(proxy)
+        if r is None:
+            continue
+        row = [
+            LABELS[proxy],
+            _fmt(r["rps"], ",.0f"),
+            _fmt(r["p50_us"] / 1e3, ".3f"),
+            _fmt(r["p99_us"] / 1e3, ".3f"),
+            _fmt(r["cpu_us_per_req"], ".2f"),
+        ]
+        if with_cpu_pct:
+            row.append(_fmt(r.get("cpu_pct"), ".0f"))
+        row += [
+            _fmt(_ratio(r["cpu_us_per_req"], base and base["cpu_us_per_req"]), ".2f", "×"),
+            _fmt(_ratio(r["p99_us"], base and base["p99_us"]), ".2f", "×"),
+        ]
+        if r.get("errors"):
+            row[0] += " (!)"
+        rows.append(row)
+    return header, rows
+
+
+def _print_text_table(header, rows, out=sys.stdout):
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))
+    print(line, file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for r in rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))), file=out)
+
+
+def _markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|")
+    for r in rows:
+        lines.append("| " + " | ".join(r) + " |")
+    return "\n".join(lines)
+
+
+def cmd_table(args):
+    recs = [r for r in _load(args.results) if r["round"] == args.round]
+    header, rows = _rows({r["proxy"]: r for r in recs}, with_cpu_pct=True)
+    print(f"Round {args.round}:")
+    _print_text_table(header, rows)
+    if any(r["errors"] for r in recs):
+        print("(!) wrk reported errors for this proxy; see the WARNING lines and bench/out.")
+
+
+def _median_metrics(recs):
+    out = {}
+    for key in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "cpu_pct"):
+        vals = [r[key] for r in recs if r.get(key) is not None]
+        out[key] = statistics.median(vals) if vals else None
+    errs = {}
+    for r in recs:
+        for k, v in r["errors"].items():
+            errs[k] = errs.get(k, 0) + v
+    out["errors"] = errs
+    out["rounds"] = len(recs)
+    return out
+
+
+def cmd_summary(args):
+    recs = _load(args.results)
+    with open(args.meta) as f:
+        meta = json.load(f)
+    by_proxy = {}
+    for r in recs:
+        by_proxy.setdefault(r["proxy"], []).append(r)
+    med = {p: _median_metrics(rs) for p, rs in by_proxy.items()}
+    header, rows = _rows(med, with_cpu_pct=False)
+    n_rounds = max((m["rounds"] for m in med.values()), default=0)
+
+    print(f"Summary (median over {n_rounds} round(s); ratios are ratios of the medians):")
+    _print_text_table(header, rows)
+    if any(m["errors"] for m in med.values()):
+        print("(!) wrk reported errors for this proxy in at least one round; see bench/out.")
+
+    p = meta["params"]
+    md = []
+    md.append(f"### {meta['date_utc']} — {meta['machine']['cpu_model']}, {meta['machine']['nproc']} CPUs")
+    md.append("")
+    md.append(
+        f"- Machine: {meta['machine']['nproc']} × {meta['machine']['cpu_model']}, "
+        f"kernel {meta['machine']['kernel']}, {meta['machine']['os']}"
+    )
+    md.append(
+        "- Versions: "
+        + ", ".join(f"{k} `{v}`" for k, v in meta["versions"].items() if v)
+    )
+    md.append(
+        f"- Parameters: {p['rounds']} round(s), wrk `-t {p['threads']} -c {p['connections']} "
+        f"-d {p['duration']} --latency`, warm-up {p['warmup']}, "
+        f"pinning {'on (proxy CPU ' + str(p['proxy_cpu']) + ', wrk+backends CPU ' + str(p['load_cpu']) + ')' if p['pin'] else 'off'}, "
+        f"proxies measured: {', '.join(LABELS[x] for x in p['only'])}"
+    )
+    md.append(f"- Load average before the run: {meta['machine']['loadavg']}")
+    md.append(f"- Command: `{meta['command']}`")
+    md.append("")
+    md.append(f"Median over {n_rounds} round(s):")
+    md.append("")
+    md.append(_markdown_table(header, rows))
+    if "fulcrum" not in p["only"]:
+        md.append("")
+        md.append("Fulcrum: **pending** (not measured in this run).")
+    errs = {pr: m["errors"] for pr, m in med.items() if m["errors"]}
+    if errs:
+        md.append("")
+        md.append(
+            "wrk errors: "
+            + "; ".join(
+                f"{LABELS[pr]}: " + ", ".join(f"{k}={v}" for k, v in e.items())
+                for pr, e in errs.items()
+            )
+        )
+    md.append("")
+    md.append("Per round (req/s · p99 ms · CPU µs/req · proxy CPU %):")
+    md.append("")
+    for proxy in CANONICAL_ORDER:
+        if proxy not in by_proxy:
+            continue
+        cells = [
+            f"{r['rps']:,.0f} · {r['p99_us'] / 1e3:.3f} · {_fmt(r['cpu_us_per_req'], '.2f')}"
+            f" · {_fmt(r.get('cpu_pct'), '.0f')}%"
+            for r in sorted(by_proxy[proxy], key=lambda r: r["round"])
+        ]
+        md.append(f"- {LABELS[proxy]}: " + " | ".join(cells))
+    markdown = "\n".join(md) + "\n"
+
+    with open(args.markdown_out, "w") as f:
+        f.write(markdown)
+    with open(args.json_out, "w") as f:
+        json.dump({"meta": meta, "median": med}, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+    print()
+    print("----- 8< ----- Markdown for bench/RESULTS.md -----")
+    print(markdown, end="")
+    print("----- >8 ------------------------------------------")
+
+
+# --------------------------------------------------------------------------
+# metadata
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def _os_name():
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "unknown OS"
+
+
+def cmd_meta(args):
+    import datetime
+
+    with open("/proc/loadavg") as f:
+        loadavg = " ".join(f.read().split()[:3])
+    meta = {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {
+            "nproc": len(os.sched_getaffinity(0)),
+            "cpu_model": _cpu_model(),
+            "kernel": os.uname().release,
+            "os": _os_name(),
+            "loadavg": loadavg,
+        },
+        "versions": dict(v.split("=", 1) for v in args.version),
+        "params": {
+            "rounds": args.rounds,
+            "duration": args.duration,
+            "warmup": args.warmup,
+            "connections": args.connections,
+            "threads": args.threads,
+            "only": args.only.split(","),
+            "pin": args.pin,
+            "proxy_cpu": args.proxy_cpu,
+            "load_cpu": args.load_cpu,
+        },
+        "command": args.command,
+    }
+    with open(args.out, "w") as f:
+        json.dump(meta, f, indent=2)
+        f.write("\n")
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: die quietly, run.sh cleans up
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("cpu")
+    p.add_argument("pids", type=int, nargs="+")
+    p.set_defaults(func=cmd_cpu)
+
+    p = sub.add_parser("tree")
+    p.add_argument("pid", type=int)
+    p.set_defaults(func=cmd_tree)
+
+    p = sub.add_parser("probe")
+    p.add_argument("port", type=int)
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("record")
+    p.add_argument("--results", required=True)
+    p.add_argument("--round", type=int, required=True)
+    p.add_argument("--proxy", required=True, choices=CANONICAL_ORDER)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--wrk", required=True, help="file holding wrk's output")
+    p.add_argument("--cpu-before", type=int, required=True, help="clock ticks")
+    p.add_argument("--cpu-after", type=int, required=True, help="clock ticks")
+    p.add_argument("--clk-tck", type=int, required=True)
+    p.add_argument("--wall-us", type=int, required=True, help="microseconds between the two CPU reads")
+    p.add_argument("--backend-cpu-ticks", type=int, nargs="*", default=[])
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("table")
+    p.add_argument("--results", required=True)
+    p.add_argument("--round", type=int, required=True)
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("meta")
+    p.add_argument("--out", required=True)
+    p.add_argument("--rounds", type=int, required=True)
+    p.add_argument("--duration", required=True)
+    p.add_argument("--warmup", required=True)
+    p.add_argument("--connections", type=int, required=True)
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--only", required=True)
+    p.add_argument("--pin", type=int, choices=(0, 1), default=0)
+    p.add_argument("--proxy-cpu", default="0")
+    p.add_argument("--load-cpu", default="1")
+    p.add_argument("--version", action="append", default=[], help="NAME=VERSION")
+    p.add_argument("--command", default="")
+    p.set_defaults(func=cmd_meta)
+
+    p = sub.add_parser("summary")
+    p.add_argument("--results", required=True)
+    p.add_argument("--meta", required=True)
+    p.add_argument("--markdown-out", required=True)
+    p.add_argument("--json-out", required=True)
+    p.set_defaults(func=cmd_summary)
+
+    args = ap.parse_args()
+    sys.exit(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,469 @@
+#!/usr/bin/env bash
+# bench/run.sh - Fulcrum vs HAProxy vs nginx as HTTP/1.1 load balancers on loopback.
+#
+# Starts two identical nginx backends, HAProxy (1 thread), nginx (1 worker) and
+# Fulcrum (1 worker) as proxies, then runs wrk against each proxy in interleaved
+# rounds and reports req/s, p50/p99 latency and the proxy's CPU time per request.
+# See bench/README.md or `bench/run.sh --help`.
+set -euo pipefail
+shopt -u patsub_replacement 2>/dev/null || true # bash 5.2: '&' in ${x//a/b} is literal
+export LC_ALL=C                                  # '.' as decimal separator in EPOCHREALTIME
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+REPORT=(python3 "$BENCH_DIR/report.py")
+
+BACKEND1_PORT=18081
+BACKEND2_PORT=18082
+declare -A PROXY_PORT=([haproxy]=18090 [nginx]=18091 [fulcrum]=18092)
+ALL_PROXIES=(haproxy nginx fulcrum)
+
+# Defaults; every option can also be given as an environment variable.
+FULCRUM_BIN=${FULCRUM:-}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNECTIONS=${CONNECTIONS:-50}
+THREADS=${THREADS:-1}
+ONLY=${ONLY:-haproxy,nginx,fulcrum}
+NO_INSTALL=${NO_INSTALL:-0}
+PIN=${PIN:-0}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+BACKEND_CPU=${BACKEND_CPU:-$LOAD_CPU}
+OUT_BASE=${OUT_BASE:-$BENCH_DIR/out}
+NGINX_KEEPALIVE=${NGINX_KEEPALIVE:-64}
+
+usage() {
+    cat <<EOF
+Usage: bench/run.sh [options]
+
+Benchmarks Fulcrum against HAProxy and nginx as HTTP/1.1 load balancers, all on
+loopback, with the same two nginx backends behind each of them:
+
+  backends   nginx 127.0.0.1:$BACKEND1_PORT and :$BACKEND2_PORT (1 worker each, fixed "hello" response)
+  haproxy    127.0.0.1:${PROXY_PORT[haproxy]}  (nbthread 1, http-reuse always)
+  nginx      127.0.0.1:${PROXY_PORT[nginx]}  (worker_processes 1, upstream keepalive 64)
+  fulcrum    127.0.0.1:${PROXY_PORT[fulcrum]}  (fulcrum run -c FILE, workers: 1)
+
+Each round runs, for each proxy in turn (haproxy, nginx, fulcrum), a warm-up
+wrk run (not measured) and then \`wrk -t T -c C -d S --latency\`, reading the
+proxy's CPU time (utime+stime of all its processes) before and after.
+It prints a table per round, a summary (median over rounds) and a Markdown
+block for bench/RESULTS.md; raw output goes to bench/out/<UTC timestamp>/.
+
+Options (environment variable in brackets):
+  --fulcrum PATH     Fulcrum binary [FULCRUM]. Default: build it with
+                     \`swift build -c release --product fulcrum\` in the repo root
+                     and use .build/release/fulcrum.
+  --rounds N         interleaved rounds [ROUNDS] (default 3)
+  --duration S       measured wrk run per proxy and round, e.g. 10s, 1m [DURATION] (default 10s)
+  --warmup S         unmeasured warm-up run before each measurement, 0 to skip [WARMUP] (default 2s)
+  --connections C    wrk connections [CONNECTIONS] (default 50)
+  --threads T        wrk threads [THREADS] (default 1)
+  --only LIST        comma-separated subset of haproxy,nginx,fulcrum [ONLY] (default all three);
+                     e.g. --only haproxy,nginx while Fulcrum does not build
+  --no-install       never run apt-get; fail if haproxy/nginx/wrk are missing [NO_INSTALL=1]
+                     (apt-get is skipped anyway when they are on PATH, /usr/sbin included)
+  --pin              pin with taskset: proxies on CPU \$PROXY_CPU (0), wrk on CPU \$LOAD_CPU (1),
+                     backends on CPU \$BACKEND_CPU (default: same as LOAD_CPU) [PIN=1]
+  -h, --help         this help
+
+Other environment variables: OUT_BASE (default bench/out), PROXY_CPU, LOAD_CPU, BACKEND_CPU,
+NGINX_KEEPALIVE (nginx proxy's upstream keepalive cache size, default 64).
+
+Examples:
+  bench/run.sh                                   # everything, building Fulcrum first
+  bench/run.sh --fulcrum .build/release/fulcrum --rounds 5 --pin
+  bench/run.sh --only haproxy,nginx --rounds 1 --duration 3s
+EOF
+}
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() {
+    printf 'bench: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------------------
+# options
+
+while (($#)); do
+    opt=$1
+    has_val=0
+    val=
+    if [[ $opt == --*=* ]]; then
+        val=${opt#*=}
+        opt=${opt%%=*}
+        has_val=1
+    fi
+    case $opt in
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    --fulcrum | --rounds | --duration | --warmup | --connections | --threads | --only)
+        if ((!has_val)); then
+            (($# >= 2)) || die "$opt needs a value (see --help)"
+            val=$2
+            shift
+        fi
+        case $opt in
+        --fulcrum) FULCRUM_BIN=$val ;;
+        --rounds) ROUNDS=$val ;;
+        --duration) DURATION=$val ;;
+        --warmup) WARMUP=$val ;;
+        --connections) CONNECTIONS=$val ;;
+        --threads) THREADS=$val ;;
+        --only) ONLY=$val ;;
+        esac
+        ;;
+    --no-install | --pin)
+        ((!has_val)) || die "$opt takes no value"
+        case $opt in
+        --no-install) NO_INSTALL=1 ;;
+        --pin) PIN=1 ;;
+        esac
+        ;;
+    *) die "unknown argument: $opt (see --help)" ;;
+    esac
+    shift
+done
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+is_uint "$ROUNDS" && ((ROUNDS >= 1)) || die "--rounds must be a positive integer, got '$ROUNDS'"
+is_uint "$CONNECTIONS" && ((CONNECTIONS >= 1)) || die "--connections must be a positive integer, got '$CONNECTIONS'"
+is_uint "$THREADS" && ((THREADS >= 1)) || die "--threads must be a positive integer, got '$THREADS'"
+((CONNECTIONS >= THREADS)) || die "--connections ($CONNECTIONS) must be >= --threads ($THREADS) for wrk"
+[[ $DURATION =~ ^[0-9]+[smh]?$ && ! $DURATION =~ ^0+[smh]?$ ]] || die "--duration must look like 10, 10s, 2m or 1h, got '$DURATION'"
+[[ $WARMUP =~ ^[0-9]+[smh]?$ ]] || die "--warmup must look like 0, 2, 2s or 1m, got '$WARMUP'"
+[[ $DURATION =~ [smh]$ ]] || DURATION+=s
+[[ $WARMUP =~ [smh]$ ]] || WARMUP+=s
+[[ $WARMUP =~ ^0+s$ ]] && WARMUP=0
+[[ $NO_INSTALL =~ ^[01]$ ]] || die "NO_INSTALL must be 0 or 1"
+[[ $PIN =~ ^[01]$ ]] || die "PIN must be 0 or 1"
+is_uint "$NGINX_KEEPALIVE" && ((NGINX_KEEPALIVE >= 1)) || die "NGINX_KEEPALIVE must be a positive integer"
+
+SELECTED=()
+IFS=, read -r -a only_list <<<"$ONLY"
+for p in "${only_list[@]}"; do
+    [[ -n ${PROXY_PORT[$p]+x} ]] || die "--only: unknown proxy '$p' (choose from haproxy,nginx,fulcrum)"
+done
+for p in "${ALL_PROXIES[@]}"; do # canonical order, duplicates dropped
+    for q in "${only_list[@]}"; do
+        if [[ $p == "$q" ]]; then
+            SELECTED+=("$p")
+            break
+        fi
+    done
+done
+((${#SELECTED[@]})) || die "--only selects no proxy"
+SELECTED_CSV=$(IFS=, && echo "${SELECTED[*]}")
+selected() {
+    local p
+    for p in "${SELECTED[@]}"; do [[ $p == "$1" ]] && return 0; done
+    return 1
+}
+
+# ---------------------------------------------------------------------------
+# prerequisites: Fulcrum binary first (the likeliest failure), then packages
+
+command -v python3 >/dev/null || die "python3 is required (bench/report.py)"
+
+if selected fulcrum; then
+    if [[ -n $FULCRUM_BIN ]]; then
+        [[ -e $FULCRUM_BIN ]] || die "Fulcrum binary '$FULCRUM_BIN' does not exist.
+  Build it with \`swift build -c release --product fulcrum\` (then --fulcrum .build/release/fulcrum),
+  or leave Fulcrum out: bench/run.sh --only haproxy,nginx"
+        [[ -f $FULCRUM_BIN && -x $FULCRUM_BIN ]] || die "Fulcrum binary '$FULCRUM_BIN' is not an executable file"
+    else
+        command -v swift >/dev/null || die "no --fulcrum PATH given and \`swift\` is not on PATH, so Fulcrum cannot be built.
+  Pass --fulcrum PATH, or leave Fulcrum out: bench/run.sh --only haproxy,nginx"
+        log "building Fulcrum: (cd $REPO_ROOT && swift build -c release --product fulcrum)"
+        (cd "$REPO_ROOT" && swift build -c release --product fulcrum) ||
+            die "\`swift build -c release --product fulcrum\` failed (see above).
+  Fix the build, pass --fulcrum PATH, or leave Fulcrum out: bench/run.sh --only haproxy,nginx"
+        FULCRUM_BIN=$REPO_ROOT/.build/release/fulcrum
+        [[ -x $FULCRUM_BIN ]] || die "the build succeeded but $FULCRUM_BIN is missing"
+    fi
+    FULCRUM_BIN=$(realpath "$FULCRUM_BIN")
+fi
+
+need_tools=(nginx wrk)
+selected haproxy && need_tools+=(haproxy)
+missing_tools() {
+    local t
+    for t in "${need_tools[@]}"; do command -v "$t" >/dev/null || printf '%s ' "$t"; done
+}
+missing=$(missing_tools)
+if [[ -n $missing ]]; then
+    ((!NO_INSTALL)) || die "missing: $missing(--no-install given). Install them: apt-get install -y haproxy nginx wrk"
+    command -v apt-get >/dev/null || die "missing: $missing and apt-get is not available; install haproxy, nginx and wrk yourself"
+    sudo_cmd=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || die "missing: $missing; need root or sudo to apt-get install them"
+        sudo_cmd=(sudo)
+    fi
+    log "installing haproxy nginx wrk (missing: $missing)"
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy nginx wrk
+    missing=$(missing_tools)
+    [[ -z $missing ]] || die "still missing after apt-get install: $missing"
+fi
+
+if ((PIN)); then
+    command -v taskset >/dev/null || die "--pin needs taskset (util-linux)"
+    for c in "$PROXY_CPU" "$LOAD_CPU" "$BACKEND_CPU"; do
+        taskset -c "$c" true 2>/dev/null || die "--pin: cannot run on CPU $c (this machine has $(nproc) CPU(s) available)"
+    done
+fi
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+ports=("$BACKEND1_PORT" "$BACKEND2_PORT")
+for p in "${SELECTED[@]}"; do ports+=("${PROXY_PORT[$p]}"); done
+for port in "${ports[@]}"; do
+    ! port_in_use "$port" || die "127.0.0.1:$port is already in use (a leftover benchmark process?)"
+done
+
+# ---------------------------------------------------------------------------
+# run directories, process management, cleanup
+
+RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
+OUT_DIR=$OUT_BASE/$RUN_ID
+mkdir -p "$OUT_DIR"
+ln -sfn "$RUN_ID" "$OUT_BASE/latest"
+RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/fulcrum-bench.XXXXXX") # no spaces: paths go into nginx configs
+
+STARTED=() # root PIDs of everything we started; each is its own session/process group
+declare -A NAME_OF=()
+
+is_alive() { # PID: running and not a zombie
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]]
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    local pid all=() tree
+    for pid in "${STARTED[@]}"; do
+        tree=$("${REPORT[@]}" tree "$pid" 2>/dev/null)
+        all+=($tree)
+        kill -TERM -- "-$pid" 2>/dev/null # the whole process group ...
+        [[ -n $tree ]] && kill -TERM $tree 2>/dev/null # ... and descendants that left it
+    done
+    if ((${#all[@]})); then
+        local deadline=$((SECONDS + 5)) left
+        while ((SECONDS < deadline)); do
+            left=0
+            for pid in "${all[@]}"; do is_alive "$pid" && left=1; done
+            ((left)) || break
+            sleep 0.1
+        done
+        for pid in "${all[@]}"; do
+            if is_alive "$pid"; then
+                log "process $pid did not stop on SIGTERM, sending SIGKILL"
+                kill -KILL "$pid" 2>/dev/null
+            fi
+        done
+    fi
+    wait 2>/dev/null
+    if [[ -d ${RUN_DIR:-} ]]; then
+        mkdir -p "$OUT_DIR/logs" "$OUT_DIR/configs"
+        cp "$RUN_DIR"/*.log "$OUT_DIR/logs/" 2>/dev/null
+        cp "$RUN_DIR"/*.conf "$RUN_DIR"/*.cfg "$RUN_DIR"/*.yaml "$OUT_DIR/configs/" 2>/dev/null
+        rm -rf "$RUN_DIR"
+    fi
+    ((rc == 0)) || log "failed (exit $rc); logs and raw output in $OUT_DIR"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+render() { # TEMPLATE OUTPUT KEY=VALUE...
+    local text kv
+    text=$(<"$1")
+    for kv in "${@:3}"; do text=${text//"@${kv%%=*}@"/"${kv#*=}"}; done
+    [[ ! $text =~ @[A-Z0-9_]+@ ]] || die "$1: unfilled placeholder ${BASH_REMATCH[0]}"
+    printf '%s\n' "$text" >"$2"
+}
+
+start() { # NAME CPU COMMAND...   sets LAST_PID
+    local name=$1 cpu=$2 pre=(setsid)
+    shift 2
+    ((PIN)) && pre+=(taskset -c "$cpu")
+    log "starting $name: $*"
+    "${pre[@]}" "$@" >"$RUN_DIR/$name.log" 2>&1 </dev/null &
+    LAST_PID=$!
+    STARTED+=("$LAST_PID")
+    NAME_OF[$LAST_PID]=$name
+}
+
+fail_process() { # PID WHAT
+    local name=${NAME_OF[$1]}
+    {
+        echo "--- last lines of $name's output ($RUN_DIR/$name.log):"
+        tail -n 30 "$RUN_DIR/$name.log" 2>/dev/null
+        if [[ -s $RUN_DIR/$name.error.log ]]; then
+            echo "--- $RUN_DIR/$name.error.log:"
+            tail -n 30 "$RUN_DIR/$name.error.log"
+        fi
+        echo "---"
+    } >&2
+    die "$name (pid $1) $2"
+}
+
+wait_ready() { # PID PORT
+    local deadline=$((SECONDS + 20))
+    while ! "${REPORT[@]}" probe "$2" --timeout 1; do
+        is_alive "$1" || fail_process "$1" "exited during startup"
+        ((SECONDS < deadline)) || fail_process "$1" "did not answer 200 on 127.0.0.1:$2 within 20s"
+        sleep 0.2
+    done
+}
+
+# ---------------------------------------------------------------------------
+# configs and processes
+
+user_directive=
+((EUID == 0)) && user_directive="user $(id -un) $(id -gn);" # workers run as us, not nobody
+nginx_e=()
+nginx_help=$(nginx -h 2>&1) || true
+[[ $nginx_help == *"-e filename"* ]] && nginx_e=(-e) # nginx >= 1.19.5
+
+start_nginx() { # NAME CPU CONF
+    mkdir -p "$RUN_DIR/$1-tmp"
+    if ((${#nginx_e[@]})); then
+        start "$1" "$2" nginx -p "$RUN_DIR/" -e "$RUN_DIR/$1.error.log" -c "$3"
+    else
+        start "$1" "$2" nginx -p "$RUN_DIR/" -c "$3"
+    fi
+}
+
+declare -A PROXY_PID=()
+BACKEND_PIDS=()
+for i in 1 2; do
+    port_var=BACKEND${i}_PORT
+    render "$BENCH_DIR/nginx-backend.conf.tmpl" "$RUN_DIR/backend$i.conf" \
+        "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}"
+    start_nginx "backend$i" "$BACKEND_CPU" "$RUN_DIR/backend$i.conf"
+    BACKEND_PIDS+=("$LAST_PID")
+done
+wait_ready "${BACKEND_PIDS[0]}" "$BACKEND1_PORT"
+wait_ready "${BACKEND_PIDS[1]}" "$BACKEND2_PORT"
+
+common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT")
+for proxy in "${SELECTED[@]}"; do
+    port=${PROXY_PORT[$proxy]}
+    case $proxy in
+    haproxy)
+        render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "PORT=$port"
+        start haproxy "$PROXY_CPU" haproxy -db -f "$RUN_DIR/haproxy.cfg"
+        ;;
+    nginx)
+        render "$BENCH_DIR/nginx-proxy.conf.tmpl" "$RUN_DIR/nginx-proxy.conf" "${common[@]}" \
+            "USER_DIRECTIVE=$user_directive" "PORT=$port" "NGINX_KEEPALIVE=$NGINX_KEEPALIVE"
+        start_nginx nginx-proxy "$PROXY_CPU" "$RUN_DIR/nginx-proxy.conf"
+        ;;
+    fulcrum)
+        render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "PORT=$port"
+        start fulcrum "$PROXY_CPU" "$FULCRUM_BIN" run -c "$RUN_DIR/fulcrum.yaml"
+        ;;
+    esac
+    PROXY_PID[$proxy]=$LAST_PID
+    wait_ready "$LAST_PID" "$port"
+done
+
+# ---------------------------------------------------------------------------
+# metadata
+
+first_line() { local s; s=$("$@" 2>&1) || true; printf '%s' "${s%%$'\n'*}"; }
+v_nginx=$(first_line nginx -v)
+v_nginx=${v_nginx##*/}
+v_wrk=$(first_line wrk -v)
+v_wrk=${v_wrk#wrk }
+v_wrk=${v_wrk%% *}
+versions=("nginx=$v_nginx" "wrk=$v_wrk")
+if selected haproxy; then
+    v_haproxy=$(first_line haproxy -v)
+    v_haproxy=${v_haproxy#HAProxy version }
+    versions=("haproxy=${v_haproxy%% *}" "${versions[@]}")
+fi
+if selected fulcrum; then
+    v_fulcrum=$(timeout 5 "$FULCRUM_BIN" --version 2>/dev/null </dev/null) || v_fulcrum=
+    v_fulcrum=${v_fulcrum%%$'\n'*}
+    if v_git=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null); then
+        git -C "$REPO_ROOT" diff --quiet HEAD -- . ':!bench' 2>/dev/null || v_git+=+dirty
+    else
+        v_git="no commit"
+    fi
+    versions+=("fulcrum=${v_fulcrum:-unknown} (git $v_git)")
+fi
+# The effective settings as a command line (whether they came from flags or env vars).
+cmdline="bench/run.sh --only $SELECTED_CSV --rounds $ROUNDS --duration $DURATION --warmup $WARMUP"
+cmdline+=" --connections $CONNECTIONS --threads $THREADS"
+selected fulcrum && cmdline+=" --fulcrum $(printf '%q' "$FULCRUM_BIN")"
+((PIN)) && cmdline+=" --pin"
+((NGINX_KEEPALIVE == 64)) || cmdline="NGINX_KEEPALIVE=$NGINX_KEEPALIVE $cmdline"
+"${REPORT[@]}" meta --out "$OUT_DIR/meta.json" --rounds "$ROUNDS" --duration "$DURATION" \
+    --warmup "$WARMUP" --connections "$CONNECTIONS" --threads "$THREADS" \
+    --only "$SELECTED_CSV" --pin "$PIN" --proxy-cpu "$PROXY_CPU" --load-cpu "$LOAD_CPU" \
+    "${versions[@]/#/--version=}" --command "$cmdline"
+
+# ---------------------------------------------------------------------------
+# measurements
+
+CLK_TCK=$(getconf CLK_TCK)
+RESULTS=$OUT_DIR/results.jsonl
+: >"$RESULTS"
+wrk_cmd=(wrk -t "$THREADS" -c "$CONNECTIONS")
+((PIN)) && wrk_cmd=(taskset -c "$LOAD_CPU" "${wrk_cmd[@]}")
+
+log "output directory: $OUT_DIR"
+read -r load1 _ </proc/loadavg
+if awk -v l="$load1" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+    log "WARNING: load average is $load1 on $(nproc) CPU(s) before we start: other work is running, figures will be noisy"
+fi
+log "$ROUNDS round(s) of: ${SELECTED[*]}; wrk -t $THREADS -c $CONNECTIONS -d $DURATION (warm-up $WARMUP)$( ((PIN)) && echo ", pinned")"
+for ((round = 1; round <= ROUNDS; round++)); do
+    for proxy in "${SELECTED[@]}"; do
+        pid=${PROXY_PID[$proxy]}
+        url=http://127.0.0.1:${PROXY_PORT[$proxy]}/
+        base=$OUT_DIR/round$round-$proxy
+        is_alive "$pid" || fail_process "$pid" "is no longer running"
+
+        if [[ $WARMUP != 0 ]]; then
+            log "round $round/$ROUNDS $proxy: warm-up $WARMUP"
+            "${wrk_cmd[@]}" -d "$WARMUP" "$url" >"$base.warmup.txt" 2>&1 ||
+                die "wrk warm-up against $proxy failed: $(cat "$base.warmup.txt")"
+        fi
+
+        log "round $round/$ROUNDS $proxy: measuring $DURATION"
+        read -r _ cpu0 b1_0 b2_0 < <("${REPORT[@]}" cpu "$pid" "${BACKEND_PIDS[@]}")
+        t0=$EPOCHREALTIME
+        "${wrk_cmd[@]}" -d "$DURATION" --latency "$url" >"$base.txt" 2>&1 ||
+            die "wrk against $proxy failed: $(cat "$base.txt")"
+        t1=$EPOCHREALTIME
+        read -r _ cpu1 b1_1 b2_1 < <("${REPORT[@]}" cpu "$pid" "${BACKEND_PIDS[@]}")
+        is_alive "$pid" || fail_process "$pid" "died during the measurement"
+
+        "${REPORT[@]}" record --results "$RESULTS" --round "$round" --proxy "$proxy" \
+            --port "${PROXY_PORT[$proxy]}" --wrk "$base.txt" \
+            --cpu-before "$cpu0" --cpu-after "$cpu1" --clk-tck "$CLK_TCK" \
+            --wall-us $((${t1/./} - ${t0/./})) \
+            --backend-cpu-ticks $((b1_1 - b1_0)) $((b2_1 - b2_0))
+    done
+    echo
+    "${REPORT[@]}" table --results "$RESULTS" --round "$round"
+    echo
+done
+
+"${REPORT[@]}" summary --results "$RESULTS" --meta "$OUT_DIR/meta.json" \
+    --markdown-out "$OUT_DIR/summary.md" --json-out "$OUT_DIR/summary.json"
+selected fulcrum || echo "(Fulcrum not measured in this run: its column is pending.)"
+log "raw results: $OUT_DIR"
