@@ -1,5 +1,6 @@
 import FulcrumConfig
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOHTTP1
@@ -16,15 +17,18 @@ public final class ProxyServer: Sendable {
         public let frontend: String
         public let address: SocketAddress
         let channel: any Channel
-        let quiescing: ServerQuiescingHelper
     }
 
     public let listeners: [Listener]
     private let loops: [NIOLoopBound<LoopContext>]
     private let logger: Logger
+    /// One per listener. Released by `shutdown()`: a helper must be deallocated while its event
+    /// loop still runs (its deinit completes a promise on that loop).
+    private let quiescingHelpers: NIOLockedValueBox<[ServerQuiescingHelper]>
 
-    private init(listeners: [Listener], loops: [NIOLoopBound<LoopContext>], logger: Logger) {
+    private init(listeners: [Listener], quiescingHelpers: [ServerQuiescingHelper], loops: [NIOLoopBound<LoopContext>], logger: Logger) {
         self.listeners = listeners
+        self.quiescingHelpers = NIOLockedValueBox(quiescingHelpers)
         self.loops = loops
         self.logger = logger
     }
@@ -45,6 +49,7 @@ public final class ProxyServer: Sendable {
         let contexts = LoopContextTable(loops)
 
         var listeners: [Listener] = []
+        var helpers: [ServerQuiescingHelper] = []
         do {
             for frontend in config.frontends {
                 for address in frontend.listen {
@@ -56,12 +61,8 @@ public final class ProxyServer: Sendable {
                         contexts: contexts,
                         quiescing: quiescing
                     )
-                    listeners.append(Listener(
-                        frontend: frontend.name,
-                        address: channel.localAddress!,
-                        channel: channel,
-                        quiescing: quiescing
-                    ))
+                    listeners.append(Listener(frontend: frontend.name, address: channel.localAddress!, channel: channel))
+                    helpers.append(quiescing)
                     logger.info("listening", metadata: ["frontend": "\(frontend.name)", "address": "\(address)"])
                 }
             }
@@ -69,7 +70,7 @@ public final class ProxyServer: Sendable {
             for listener in listeners { try? await listener.channel.close() }
             throw error
         }
-        return ProxyServer(listeners: listeners, loops: loops, logger: logger)
+        return ProxyServer(listeners: listeners, quiescingHelpers: helpers, loops: loops, logger: logger)
     }
 
     private static func bind(
@@ -144,9 +145,13 @@ public final class ProxyServer: Sendable {
     /// whatever is left.
     public func shutdown(gracePeriod: Duration) async {
         logger.info("shutting down", metadata: ["grace_period": "\(gracePeriod)"])
-        let drained: [EventLoopFuture<Void>] = listeners.map { listener in
+        let helpers = quiescingHelpers.withLockedValue { helpers in
+            defer { helpers = [] }
+            return helpers
+        }
+        let drained: [EventLoopFuture<Void>] = zip(listeners, helpers).map { listener, helper in
             let promise = listener.channel.eventLoop.makePromise(of: Void.self)
-            listener.quiescing.initiateShutdown(promise: promise)
+            helper.initiateShutdown(promise: promise)
             return promise.futureResult
         }
         await withTaskGroup(of: Bool.self) { group in
