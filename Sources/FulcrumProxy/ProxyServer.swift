@@ -115,7 +115,6 @@ public final class ProxyServer: Sendable {
                             leftOverBytesStrategy: .forwardBytes,
                             limitConfiguration: limits
                         )),
-                        HTTPServerPipelineHandler(),
                         proxy,
                     ])
                 }
