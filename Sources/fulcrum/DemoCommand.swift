@@ -73,7 +73,7 @@ struct DemoCommand: AsyncParsableCommand {
         }.joined(separator: "\n")
         return """
             global:
-              workers: auto
+              workers: 1          # one event loop, so the round-robin order is exact
               log: { level: info, access: combined }
             frontends:
               - name: demo
