@@ -62,19 +62,21 @@ public final class AccessLogWriter: Sendable {
 final class AccessLogBuffer {
     private let writer: AccessLogWriter
     private let eventLoop: any EventLoop
+    private let format: AccessLogFormat
     private var buffer: ByteBuffer
     private var flushScheduled = false
     private var cachedSecond = 0
     private var cachedCombinedTime = ""
     private var cachedISOTime = ""
 
-    init(writer: AccessLogWriter, eventLoop: any EventLoop) {
+    init(writer: AccessLogWriter, format: AccessLogFormat, eventLoop: any EventLoop) {
         self.writer = writer
+        self.format = format
         self.eventLoop = eventLoop
         self.buffer = ByteBufferAllocator().buffer(capacity: 16 * 1024)
     }
 
-    func append(_ entry: AccessLogEntry, format: AccessLogFormat) {
+    func append(_ entry: AccessLogEntry) {
         switch format {
         case .off: return
         case .combined: appendCombined(entry)

@@ -84,6 +84,12 @@ final class BackendConnection: ChannelDuplexHandler {
         context?.flush()
     }
 
+    /// Request bytes are still flowing to the server: the response timeout counts from the
+    /// last of them (a long upload is not a slow server).
+    func requestProgressed() {
+        armResponseTimeout()
+    }
+
     /// Stops reading from the server until `resumeReads()` (the client is not writable).
     func pauseReads() {
         readsPaused = true

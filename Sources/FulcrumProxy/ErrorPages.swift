@@ -17,6 +17,13 @@ import Darwin
 struct ErrorPages: Sendable {
     private let customHTML: [Int: ByteBuffer]
 
+    /// The built-in pages only (when no frontend applies).
+    static let builtIn = ErrorPages()
+
+    private init() {
+        self.customHTML = [:]
+    }
+
     init(customFiles: [Int: String]) throws {
         var pages: [Int: ByteBuffer] = [:]
         for (status, path) in customFiles {

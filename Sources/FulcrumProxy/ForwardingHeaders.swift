@@ -8,8 +8,12 @@ import NIOHTTP1
 enum ForwardingHeaders {
     /// What the pass over a message's headers found.
     struct Framing {
-        var hasContentLength = false
+        /// The Content-Length, when the message has one.
+        var contentLength: Int?
+        /// Whether a Transfer-Encoding is present (the decoder accepts only chunked ones).
         var isChunked = false
+        /// Whether the request asked to upgrade the protocol (`Upgrade` header).
+        var isUpgrade = false
     }
 
     /// Rewrites a client's request head for the backend. Returns the request's framing.
@@ -24,13 +28,12 @@ enum ForwardingHeaders {
             switch classify(name) {
             case .hopByHop:
                 removals.append(name)
+            case .upgrade:
+                removals.append(name)
+                framing.isUpgrade = true
             case .connection:
                 removals.append(name)
-                // Every header the Connection header names is hop-by-hop too.
-                for token in value.split(separator: ",") {
-                    let nominated = token.trimmingSpaces()
-                    if !nominated.isEmpty { removals.append(String(nominated)) }
-                }
+                appendNominated(by: value, to: &removals)
             case .forwardedFor:
                 existingForwardedFor = existingForwardedFor.map { "\($0), \(value)" } ?? value
             case .forwardedProto:
@@ -40,7 +43,7 @@ enum ForwardingHeaders {
             case .host:
                 host = value
             case .contentLength:
-                framing.hasContentLength = true
+                framing.contentLength = Int(value)
             case .transferEncoding:
                 framing.isChunked = true
             case .other:
@@ -83,16 +86,13 @@ enum ForwardingHeaders {
         var removals: [String] = []
         for (name, value) in head.headers {
             switch classify(name) {
-            case .hopByHop:
+            case .hopByHop, .upgrade:
                 removals.append(name)
             case .connection:
                 removals.append(name)
-                for token in value.split(separator: ",") {
-                    let nominated = token.trimmingSpaces()
-                    if !nominated.isEmpty { removals.append(String(nominated)) }
-                }
+                appendNominated(by: value, to: &removals)
             case .contentLength:
-                framing.hasContentLength = true
+                framing.contentLength = Int(value)
             case .transferEncoding:
                 framing.isChunked = true
             case .forwardedFor, .forwardedProto, .forwardedHost, .host, .other:
@@ -103,8 +103,22 @@ enum ForwardingHeaders {
         return framing
     }
 
+    /// Adds the headers a Connection header nominates as hop-by-hop — except the ones that
+    /// frame or address the message: removing `Content-Length`, `Transfer-Encoding` or `Host`
+    /// because a peer named them would let a request body be read as another request
+    /// (request smuggling).
+    private static func appendNominated(by connectionValue: String, to removals: inout [String]) {
+        for token in connectionValue.split(separator: ",") {
+            let nominated = String(token.trimmingSpaces())
+            switch classify(nominated) {
+            case .contentLength, .transferEncoding, .host: continue
+            default: if !nominated.isEmpty { removals.append(nominated) }
+            }
+        }
+    }
+
     private enum Kind {
-        case hopByHop, connection, forwardedFor, forwardedProto, forwardedHost, host
+        case hopByHop, upgrade, connection, forwardedFor, forwardedProto, forwardedHost, host
         case contentLength, transferEncoding, other
     }
 
@@ -117,7 +131,7 @@ enum ForwardingHeaders {
             case 2 where bytes.equalsLowercase("te"): return .hopByHop
             case 4 where bytes.equalsLowercase("host"): return .host
             case 7 where bytes.equalsLowercase("trailer"): return .hopByHop
-            case 7 where bytes.equalsLowercase("upgrade"): return .hopByHop
+            case 7 where bytes.equalsLowercase("upgrade"): return .upgrade
             case 10 where bytes.equalsLowercase("connection"): return .connection
             case 10 where bytes.equalsLowercase("keep-alive"): return .hopByHop
             case 14 where bytes.equalsLowercase("content-length"): return .contentLength

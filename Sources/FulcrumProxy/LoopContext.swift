@@ -17,7 +17,8 @@ final class LoopContext {
     init(eventLoop: any EventLoop, snapshot: RuntimeSnapshot, accessLog: AccessLogWriter?) {
         self.eventLoop = eventLoop
         self.snapshot = snapshot
-        self.accessLog = accessLog.map { AccessLogBuffer(writer: $0, eventLoop: eventLoop) }
+        let format = snapshot.config.global.log.access
+        self.accessLog = accessLog.map { AccessLogBuffer(writer: $0, format: format, eventLoop: eventLoop) }
         install(snapshot)
     }
 

@@ -7,11 +7,13 @@ import NIOHTTP1
 /// For each request it routes (ACLs and rules), picks a server with the backend's algorithm,
 /// takes a keep-alive connection from this loop's pool (or opens one), and then streams the
 /// request to the server and the response back, part by part, with backpressure both ways.
+///
 /// HTTP/1.1 is sequential per connection, so at most one exchange is active, and its state
-/// lives in this handler rather than in a per-request object. Pipelined requests that arrive
-/// while one is being answered are queued here (and reading pauses until they are served);
-/// NIO's `HTTPServerPipelineHandler` would do the same but pauses reading after *every*
-/// request, which costs two `epoll_ctl` calls per request for the common, non-pipelined client.
+/// lives in this handler (`Exchange`, reset as a whole per request) rather than in a
+/// per-request object. Pipelined requests that arrive while one is being answered are queued
+/// here (and reading pauses until they are served); NIO's `HTTPServerPipelineHandler` would do
+/// the same but pauses reading after *every* request, which costs two `epoll_ctl` calls per
+/// request for the common, non-pipelined client.
 final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -28,6 +30,37 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         case closed
     }
 
+    /// Everything about the current request and its response. Reset as a whole when a request
+    /// head arrives and when its response has been sent.
+    private struct Exchange {
+        var request: HTTPRequestHead?
+        /// Whether the request announced a body (a non-zero Content-Length, or chunked).
+        var requestHasBody = false
+        var backend: LoopBackend?
+        var serverIndex = -1
+        var tried = ServerIndexSet()
+        var retriesLeft = 0
+        var reconnectedStale = false
+        /// Body parts received but not yet sent (while connecting), or sent and kept for a retry.
+        var bodyParts: [ByteBuffer] = []
+        var bodyRetained = true
+        var retainedBytes = 0
+        var requestBodyBytes = 0
+        var requestEnded = false
+        var requestTrailers: HTTPHeaders?
+        var responseStarted = false
+        var responseStatus: UInt = 0
+        var responseBytes = 0
+        var start = NIODeadline.uptimeNanoseconds(0)
+        var upstreamStart = NIODeadline.uptimeNanoseconds(0)
+        var upstreamNanoseconds: Int64 = -1
+    }
+
+    private enum PipelinedEvent {
+        case part(HTTPServerRequestPart)
+        case error(HTTPParserError)
+    }
+
     /// The longest request body kept for a retry on another server.
     private static let retainedBodyLimit = 64 * 1024
 
@@ -37,52 +70,41 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     private var context: ChannelHandlerContext?
     private var client = ClientInfo(peer: nil, isSecure: false)
 
-    /// The snapshot and frontend the current request started with.
+    /// The snapshot and frontend the current request started with (`nil` frontend: it was
+    /// removed by a reload; requests then get 503).
     private var snapshot: RuntimeSnapshot
-    private var frontend: RuntimeFrontend
+    private var frontend: RuntimeFrontend?
 
-    // State of the current exchange.
     private var phase = Phase.idle
-    private var request: HTTPRequestHead?
-    private var clientVersion = HTTPVersion.http1_1
-    private var clientKeepAlive = true
-    /// Set by a graceful shutdown: finish the current request, then close.
-    private var quiescing = false
-    /// Requests (and parse errors) that arrived while an earlier request was still being answered.
-    private var pipelined: [PipelinedEvent] = []
-    /// HTTP/1.0 (or 0.9) clients know neither chunked encoding nor interim responses.
-    private var clientIsHTTP10: Bool { clientVersion.major < 1 || clientVersion.major == 1 && clientVersion.minor == 0 }
-    private var backend: LoopBackend?
-    private var serverIndex = -1
+    private var exchange = Exchange()
     private var connection: BackendConnection?
-    private var tried = ServerIndexSet()
-    private var retriesLeft = 0
-    private var reconnectedStale = false
+    /// The server whose in-flight count this exchange holds; cleared when it is given back, so
+    /// the count can be neither leaked nor decremented twice.
+    private var countedServer: BalancedServer?
     /// Identifies the current connection attempt, so a late connect result can be recognised.
     private var attempt = 0
-    /// Body parts received but not yet sent (while connecting), or sent and kept for a retry.
-    private var bodyParts: [ByteBuffer] = []
-    private var bodyPartsSent = 0
-    private var bodyRetained = true
-    private var retainedBytes = 0
-    private var requestBodyBytes = 0
-    private var requestEnded = false
-    private var requestTrailers: HTTPHeaders?
-    private var responseStarted = false
-    private var responseStatus: UInt = 0
-    private var responseBytes = 0
-    private var backendFlushPending = false
+    private var clientVersion = HTTPVersion.http1_1
+    private var clientKeepAlive = true
+    /// Set by a graceful shutdown or a client half-close: finish the current request, then close.
+    private var closeWhenDone = false
+    /// Requests (and parse errors) that arrived while an earlier request was still being answered.
+    private var pipelined: [PipelinedEvent] = []
     private var readPending = false
-    private var exchangeStart = NIODeadline.uptimeNanoseconds(0)
-    private var upstreamStart = NIODeadline.uptimeNanoseconds(0)
-    private var upstreamNanoseconds: Int64 = -1
+    /// True while a client read is being handled (its `channelReadComplete` will follow).
+    private var inClientRead = false
+    private var backendFlushPending = false
 
     init(loop: LoopContext, frontendName: String, connectionGuard: ClientConnectionGuard) {
         self.loop = loop
         self.frontendName = frontendName
         self.connectionGuard = connectionGuard
         self.snapshot = loop.snapshot
-        self.frontend = loop.snapshot.frontends.first { $0.name == frontendName }!
+        self.frontend = loop.snapshot.frontends.first { $0.name == frontendName }
+    }
+
+    /// HTTP/1.0 (or 0.9) clients know neither chunked encoding nor interim responses.
+    private var clientIsHTTP10: Bool {
+        clientVersion.major < 1 || clientVersion.major == 1 && clientVersion.minor == 0
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -93,11 +115,6 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
-    }
-
-    private enum PipelinedEvent {
-        case part(HTTPServerRequestPart)
-        case error(HTTPParserError)
     }
 
     // MARK: Client → proxy
@@ -114,42 +131,49 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             pipelined.append(.part(part))
             return
         }
-        deliver(part, context: context)
+        deliver(part)
     }
 
-    private func deliver(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    private func deliver(_ part: HTTPServerRequestPart) {
         switch part {
-        case .head(let head):
-            receivedHead(head, context: context)
-        case .body(let body):
-            receivedBody(body, context: context)
-        case .end(let trailers):
-            receivedEnd(trailers)
+        case .head(let head): receivedHead(head)
+        case .body(let body): receivedBody(body)
+        case .end(let trailers): receivedEnd(trailers)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         inClientRead = false
-        if backendFlushPending, let connection {
+        if backendFlushPending {
             backendFlushPending = false
-            connection.flush()
+            connection?.flush()
         }
         context.fireChannelReadComplete()
     }
 
-    /// Holds reads while no server connection can take more bytes: while connecting (so the
-    /// body buffered meanwhile stays small) and while the server connection is not writable.
-    func read(context: ChannelHandlerContext) {
-        if !pipelined.isEmpty {
-            readPending = true
-            return
-        }
+    /// Whether to read more from the client now. Not while connecting (so the body buffered
+    /// meanwhile stays small), not while the server connection cannot take more bytes, and not
+    /// while pipelined requests wait (so a pipelining client cannot queue without limit).
+    private var mayReadFromClient: Bool {
+        guard pipelined.isEmpty else { return false }
         switch phase {
-        case .connecting:
+        case .connecting: return false
+        case .forwarding: return connection?.isWritable ?? true
+        case .idle, .closed: return true
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if mayReadFromClient {
+            context.read()
+        } else {
             readPending = true
-        case .forwarding where !(connection?.isWritable ?? true):
-            readPending = true
-        default:
+        }
+    }
+
+    private func resumeClientReads() {
+        if readPending, mayReadFromClient, let context {
+            readPending = false
             context.read()
         }
     }
@@ -162,14 +186,16 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        phase = .closed
         abandonExchange()
+        phase = .closed
         context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            quiescing = true
+        if event is ChannelShouldQuiesceEvent || event as? ChannelEvent == .inputClosed {
+            // Graceful shutdown, or the client will send nothing more: answer what is under
+            // way, then close.
+            closeWhenDone = true
             clientKeepAlive = false
             if phase == .idle, pipelined.isEmpty {
                 phase = .closed
@@ -182,7 +208,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let parserError = error as? HTTPParserError,
-           !pipelined.isEmpty || requestEnded && (phase == .connecting || phase == .forwarding) {
+           !pipelined.isEmpty || exchange.requestEnded && (phase == .connecting || phase == .forwarding) {
             // The error is in a pipelined request: answer it in turn.
             pipelined.append(.error(parserError))
             return
@@ -191,64 +217,68 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     }
 
     private func handleError(_ error: Error) {
-        if let parserError = error as? HTTPParserError {
-            let status: HTTPResponseStatus
-            let detail: String
-            switch parserError {
-            case .headerOverflow:
-                status = .requestHeaderFieldsTooLarge
-                detail = "The request headers are larger than this server accepts."
-            case .invalidContentLength, .unexpectedContentLength:
-                status = .badRequest
-                detail = "The request's Content-Length and Transfer-Encoding are invalid or conflict."
-            default:
-                status = .badRequest
-                detail = "The request could not be parsed (\(parserError))."
-            }
-            clientKeepAlive = false
-            if responseStarted || phase == .forwarding && connection != nil {
-                closeClient()
-            } else {
-                abandonExchange()
-                respondLocally(status: status, detail: detail)
-            }
-        } else {
+        guard let parserError = error as? HTTPParserError else {
             closeClient()
+            return
+        }
+        let status: HTTPResponseStatus
+        let detail: String
+        switch parserError {
+        case .headerOverflow:
+            status = .requestHeaderFieldsTooLarge
+            detail = "The request headers are larger than this server accepts."
+        case .invalidContentLength, .unexpectedContentLength:
+            status = .badRequest
+            detail = "The request's Content-Length and Transfer-Encoding are invalid or conflict."
+        default:
+            status = .badRequest
+            detail = "The request could not be parsed (\(parserError))."
+        }
+        clientKeepAlive = false
+        if exchange.responseStarted || phase == .forwarding {
+            // Mid-exchange (a broken body): nothing sensible can follow on this connection.
+            closeClient()
+        } else {
+            abandonExchange()
+            respondLocally(status: status, detail: detail)
         }
     }
 
     // MARK: Request handling
 
-    private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func receivedHead(_ head: HTTPRequestHead) {
         guard phase == .idle else { return }
         connectionGuard.requestHeadReceived()
-        exchangeStart = .now()
-        if loop.snapshot !== snapshot {
-            snapshot = loop.snapshot
-            if let current = snapshot.frontends.first(where: { $0.name == frontendName }) { frontend = current }
-        }
+        exchange = Exchange()
+        exchange.start = .now()
         clientVersion = head.version
-        clientKeepAlive = head.isKeepAlive && !quiescing
-        requestEnded = false
-        requestTrailers = nil
-        requestBodyBytes = 0
-        responseStarted = false
-        responseStatus = 0
-        responseBytes = 0
-        upstreamNanoseconds = -1
-        tried = ServerIndexSet()
-        reconnectedStale = false
-        bodyParts.removeAll(keepingCapacity: true)
-        bodyPartsSent = 0
-        bodyRetained = true
-        retainedBytes = 0
+        clientKeepAlive = head.isKeepAlive && !closeWhenDone
 
         var forwarded = head
         let framing = ForwardingHeaders.prepareRequest(&forwarded, client: client)
-        request = forwarded
+        exchange.request = forwarded
+        exchange.requestHasBody = framing.isChunked || framing.contentLength.map { $0 != 0 } ?? false
 
-        if let limit = frontend.maxBodyBytes, framing.hasContentLength,
-           let length = forwarded.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+        if loop.snapshot !== snapshot {
+            snapshot = loop.snapshot
+            frontend = snapshot.frontends.first { $0.name == frontendName }
+        }
+        guard let frontend else {
+            clientKeepAlive = false
+            respondLocally(status: .serviceUnavailable, detail: "This listener's frontend was removed.")
+            return
+        }
+        if head.method == .CONNECT {
+            clientKeepAlive = false
+            respondLocally(status: .methodNotAllowed, detail: "CONNECT is not supported.")
+            return
+        }
+        if framing.isUpgrade {
+            // The decoder stops parsing after an upgrade request, so this connection cannot
+            // carry another one; the request itself is forwarded without its Upgrade header.
+            clientKeepAlive = false
+        }
+        if let limit = frontend.maxBodyBytes, let length = framing.contentLength, length > limit {
             respondLocally(status: .payloadTooLarge, detail: "The request body is larger than this server accepts.")
             return
         }
@@ -256,24 +286,21 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         switch frontend.router.route(head, client: client) {
         case .backend(let index)?:
             let backend = loop.backends[index]
-            self.backend = backend
-            retriesLeft = backend.runtime.retries
+            exchange.backend = backend
+            exchange.retriesLeft = backend.runtime.retries
             startAttempt()
         case .deny(let status)?:
-            respondLocally(
-                status: HTTPResponseStatus(statusCode: status),
-                detail: "This request is not allowed."
-            )
+            respondLocally(status: HTTPResponseStatus(statusCode: status), detail: "This request is not allowed.")
         case nil:
             respondLocally(status: .serviceUnavailable, detail: "No backend is configured for this request.")
         }
     }
 
-    private func receivedBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
-        requestBodyBytes += body.readableBytes
-        if let limit = frontend.maxBodyBytes, requestBodyBytes > limit {
+    private func receivedBody(_ body: ByteBuffer) {
+        exchange.requestBodyBytes += body.readableBytes
+        if let limit = frontend?.maxBodyBytes, exchange.requestBodyBytes > limit {
             clientKeepAlive = false
-            if responseStarted || phase == .idle {
+            if exchange.responseStarted || phase == .idle {
                 closeClient()
             } else {
                 abandonExchange()
@@ -283,98 +310,105 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         }
         switch phase {
         case .connecting:
-            bodyParts.append(body)
-            retainedBytes += body.readableBytes
+            exchange.bodyParts.append(body)
+            exchange.retainedBytes += body.readableBytes
         case .forwarding:
             connection?.write(.body(.byteBuffer(body)))
-            backendFlushPending = true
+            connection?.requestProgressed()
             retain(body)
+            backendWritten()
         case .idle, .closed:
             break  // the rest of a request that was already answered
         }
     }
 
     private func receivedEnd(_ trailers: HTTPHeaders?) {
+        exchange.requestEnded = true
         switch phase {
         case .connecting:
-            requestEnded = true
-            requestTrailers = trailers
+            exchange.requestTrailers = trailers
         case .forwarding:
-            requestEnded = true
-            requestTrailers = trailers
             connection?.write(.end(trailers))
-            backendFlushPending = true
+            backendWritten()
         case .idle, .closed:
-            requestEnded = true
+            break
         }
     }
 
     /// Keeps a sent body part for a retry while the whole body so far fits the limit.
     private func retain(_ body: ByteBuffer) {
-        guard bodyRetained else { return }
-        retainedBytes += body.readableBytes
-        if retainedBytes > Self.retainedBodyLimit {
-            bodyRetained = false
-            bodyParts.removeAll()
+        guard exchange.bodyRetained else { return }
+        exchange.retainedBytes += body.readableBytes
+        if exchange.retainedBytes > Self.retainedBodyLimit {
+            exchange.bodyRetained = false
+            exchange.bodyParts.removeAll()
         } else {
-            bodyParts.append(body)
-            bodyPartsSent = bodyParts.count
+            exchange.bodyParts.append(body)
+        }
+    }
+
+    /// Something was written to the server connection: flush it now, or — during a client read —
+    /// in `channelReadComplete`, together with whatever else that read brings.
+    private func backendWritten() {
+        if inClientRead {
+            backendFlushPending = true
+        } else {
+            connection?.flush()
         }
     }
 
     // MARK: Choosing a server and connecting
 
-    /// True while a client read is being handled (its `channelReadComplete` will follow).
-    private var inClientRead = false
-
     private func startAttempt(sameServer: Bool = false) {
-        guard let backend else { return }
+        guard let backend = exchange.backend else { return }
         let index: Int
         if sameServer {
-            index = serverIndex
+            index = exchange.serverIndex
         } else {
-            guard let picked = backend.algorithm.pick(from: backend.runtime.servers, excluding: tried) else {
+            guard let picked = backend.algorithm.pick(from: backend.runtime.servers, excluding: exchange.tried) else {
                 respondLocally(status: .serviceUnavailable, detail: "No server is available to handle this request.")
                 return
             }
             index = picked
         }
-        tried.insert(index)
-        serverIndex = index
-        backend.runtime.servers[index].requestStarted()
-        upstreamStart = .now()
+        exchange.tried.insert(index)
+        exchange.serverIndex = index
+        startCounting(backend.runtime.servers[index])
+        exchange.upstreamStart = .now()
         let pool = backend.pools[index]
         if !sameServer, let idle = pool.takeIdle() {
-            attach(idle, flushNow: !inClientRead)
+            attach(idle)
             return
         }
         phase = .connecting
         attempt &+= 1
         let thisAttempt = attempt
         pool.connect().assumeIsolated().whenComplete { [self] result in
+            let current = phase == .connecting && attempt == thisAttempt
             switch result {
             case .success(let connection):
-                guard phase == .connecting, attempt == thisAttempt else {
+                if current {
+                    attach(connection)
+                } else {
                     // The client went away or was answered meanwhile; keep the connection.
                     pool.release(connection)
-                    return
                 }
-                attach(connection, flushNow: true)
             case .failure(let error):
-                guard phase == .connecting, attempt == thisAttempt else { return }
-                backend.runtime.servers[index].requestFinished()
-                connectFailed(error)
+                if current {
+                    stopCounting()
+                    connectFailed(error)
+                }
             }
         }
     }
 
     private func connectFailed(_ error: Error) {
-        guard let backend else { return }
-        if retriesLeft > 0, tried.count < backend.runtime.servers.count {
-            retriesLeft -= 1
+        guard let backend = exchange.backend else { return }
+        if exchange.retriesLeft > 0, exchange.tried.count < backend.runtime.servers.count {
+            exchange.retriesLeft -= 1
             startAttempt()
         } else {
-            let server = backend.runtime.servers[serverIndex].name
+            let server = backend.runtime.servers[exchange.serverIndex].name
             respondLocally(
                 status: .serviceUnavailable,
                 detail: "No server could be reached (last tried \(server): \(Self.describe(error)))."
@@ -382,35 +416,32 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         }
     }
 
-    /// Sends the request so far on `connection`. `flushNow` is false when called while handling a
-    /// client read: `channelReadComplete` flushes then, together with any body in the same read.
-    private func attach(_ connection: BackendConnection, flushNow: Bool) {
-        guard let request, let backend else { return }
+    /// Sends the request so far on `connection` and makes it the exchange's connection.
+    private func attach(_ connection: BackendConnection) {
+        guard let request = exchange.request, let backend = exchange.backend else { return }
         self.connection = connection
         phase = .forwarding
         connection.begin(sink: self, responseTimeout: backend.runtime.responseTimeout)
         connection.write(.head(request))
-        for part in bodyParts {
+        for part in exchange.bodyParts {
             connection.write(.body(.byteBuffer(part)))
         }
-        bodyPartsSent = bodyParts.count
-        if requestEnded {
-            connection.write(.end(requestTrailers))
+        if exchange.requestEnded {
+            connection.write(.end(exchange.requestTrailers))
         }
-        if flushNow {
-            connection.flush()
-            backendFlushPending = false
-        } else {
-            backendFlushPending = true
-        }
+        backendWritten()
         resumeClientReads()
     }
 
-    private func resumeClientReads() {
-        if readPending, let context {
-            readPending = false
-            context.read()
-        }
+    private func startCounting(_ server: BalancedServer) {
+        stopCounting()
+        countedServer = server
+        server.requestStarted()
+    }
+
+    private func stopCounting() {
+        countedServer?.requestFinished()
+        countedServer = nil
     }
 
     // MARK: Server → client (BackendResponseSink)
@@ -422,7 +453,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         if code < 200 {
             if code != 101, !clientIsHTTP10 {
                 // Interim responses (100 Continue, 103 Early Hints) pass through.
-                responseStarted = true
+                exchange.responseStarted = true
                 context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
                 return
             }
@@ -431,14 +462,14 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             connection.close()
             return
         }
-        responseStarted = true
-        responseStatus = code
-        upstreamNanoseconds = Int64(NIODeadline.now().uptimeNanoseconds &- upstreamStart.uptimeNanoseconds)
-        bodyParts.removeAll()
-        bodyRetained = false
+        exchange.responseStarted = true
+        exchange.responseStatus = code
+        exchange.upstreamNanoseconds = Int64(NIODeadline.now().uptimeNanoseconds &- exchange.upstreamStart.uptimeNanoseconds)
+        exchange.bodyParts.removeAll()
+        exchange.bodyRetained = false
         if !head.isKeepAlive { connection.isReusable = false }
         let framing = ForwardingHeaders.prepareResponse(&head)
-        let bodyless = request?.method == .HEAD || code == 204 || code == 304
+        let bodyless = exchange.request?.method == .HEAD || code == 204 || code == 304
         if bodyless {
             // The encoder would otherwise terminate a chunked body that is never sent.
             if framing.isChunked { head.headers.remove(name: "transfer-encoding") }
@@ -447,10 +478,10 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             if framing.isChunked {
                 head.headers.remove(name: "transfer-encoding")
                 clientKeepAlive = false
-            } else if !framing.hasContentLength {
+            } else if framing.contentLength == nil {
                 clientKeepAlive = false
             }
-        } else if !framing.hasContentLength, !framing.isChunked {
+        } else if framing.contentLength == nil, !framing.isChunked {
             // The server ends this body by closing; re-frame it so the client connection survives.
             head.headers.add(name: "transfer-encoding", value: "chunked")
         }
@@ -464,13 +495,13 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     }
 
     func backendResponseBody(_ body: ByteBuffer) {
-        responseBytes += body.readableBytes
+        exchange.responseBytes += body.readableBytes
         context?.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
     }
 
     func backendResponseEnd(_ trailers: HTTPHeaders?, from connection: BackendConnection) {
-        guard let context, let backend else { return }
-        if !requestEnded {
+        guard let context, let backend = exchange.backend else { return }
+        if !exchange.requestEnded {
             // The server answered before the whole request arrived: the rest of the request
             // cannot be sent on this connection, nor told apart from a next request.
             connection.isReusable = false
@@ -478,8 +509,8 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         }
         self.connection = nil
         connection.sink = nil
-        backend.runtime.servers[serverIndex].requestFinished()
-        backend.pools[serverIndex].release(connection)
+        stopCounting()
+        backend.pools[exchange.serverIndex].release(connection)
         finishResponse(trailers, context: context)
     }
 
@@ -496,10 +527,10 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     }
 
     func backendFailed(_ failure: BackendFailure, connection: BackendConnection) {
-        guard connection === self.connection, let backend else { return }
+        guard connection === self.connection, let backend = exchange.backend else { return }
         self.connection = nil
-        backend.runtime.servers[serverIndex].requestFinished()
-        if responseStarted {
+        stopCounting()
+        if exchange.responseStarted {
             // Part of the response is already with the client: all we can do is stop.
             closeClient()
             return
@@ -508,14 +539,14 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         case .responseTimeout:
             respondLocally(status: .gatewayTimeout, detail: "The server did not answer in time.")
         case .connectionClosed:
-            let replayable = (request?.method.isIdempotent ?? false) && bodyRetained
-            if replayable, connection.requestsSent > 1, !reconnectedStale {
+            let replayable = (exchange.request?.method.isIdempotent ?? false) && exchange.bodyRetained
+            if replayable, connection.requestsSent > 1, !exchange.reconnectedStale {
                 // A pooled connection the server had already closed: the same server on a fresh
                 // connection (HAProxy and nginx do the same for idempotent requests).
-                reconnectedStale = true
+                exchange.reconnectedStale = true
                 startAttempt(sameServer: true)
-            } else if replayable, retriesLeft > 0, tried.count < backend.runtime.servers.count {
-                retriesLeft -= 1
+            } else if replayable, exchange.retriesLeft > 0, exchange.tried.count < backend.runtime.servers.count {
+                exchange.retriesLeft -= 1
                 startAttempt()
             } else {
                 respondLocally(status: .badGateway, detail: "The server closed the connection without a response.")
@@ -528,29 +559,30 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     /// Answers the current request with an error page (deny, 5xx from the proxy, parse errors).
     private func respondLocally(status: HTTPResponseStatus, detail: String) {
         guard let context, phase != .closed else { return }
-        if responseStarted {
+        if exchange.responseStarted {
             closeClient()
             return
         }
-        responseStarted = true
-        responseStatus = status.code
+        exchange.responseStarted = true
+        exchange.responseStatus = status.code
         phase = .idle
-        if !requestEnded {
+        if exchange.requestHasBody, !exchange.requestEnded {
             // The unread rest of the request body cannot be told apart from a next request.
             clientKeepAlive = false
         }
-        var (head, body) = frontend.errorPages.response(
+        let pages = frontend?.errorPages ?? ErrorPages.builtIn
+        var (head, body) = pages.response(
             status: status,
             detail: detail,
-            request: request,
+            request: exchange.request,
             allocator: context.channel.allocator
         )
         if !clientKeepAlive {
             head.headers.add(name: "connection", value: "close")
         }
-        responseBytes = body.readableBytes
+        exchange.responseBytes = body.readableBytes
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if request?.method != .HEAD {
+        if exchange.request?.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         finishResponse(nil, context: context)
@@ -559,16 +591,16 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     private func finishResponse(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
         phase = .idle
         logAccess()
-        request = nil
-        backend = nil
-        bodyParts.removeAll()
+        exchange = Exchange()
+        // Idle timer from now on: it also bounds a client that never reads the response.
+        connectionGuard.responseCompleted()
         if clientKeepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-            connectionGuard.responseCompleted()
-            servePipelined(context: context)
+            servePipelined()
             resumeClientReads()
         } else {
             phase = .closed
+            pipelined.removeAll()
             context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
@@ -576,14 +608,12 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     }
 
     /// Serves queued pipelined requests, in order, until one of them is waiting for a server.
-    private func servePipelined(context: ChannelHandlerContext) {
+    private func servePipelined() {
         while !pipelined.isEmpty, phase != .closed {
             if case .part(.head) = pipelined[0], phase != .idle { return }
             switch pipelined.removeFirst() {
-            case .part(let part):
-                deliver(part, context: context)
-            case .error(let error):
-                handleError(error)
+            case .part(let part): deliver(part)
+            case .error(let error): handleError(error)
             }
         }
     }
@@ -591,16 +621,14 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     /// The client went away or the exchange cannot continue: give back what it holds.
     private func abandonExchange() {
         attempt &+= 1
-        if let connection, let backend {
+        stopCounting()
+        if let connection {
             self.connection = nil
             connection.sink = nil
             connection.close()
-            backend.runtime.servers[serverIndex].requestFinished()
-        } else if phase == .connecting, let backend {
-            backend.runtime.servers[serverIndex].requestFinished()
         }
         if phase != .closed { phase = .idle }
-        bodyParts.removeAll()
+        exchange.bodyParts.removeAll()
     }
 
     private func closeClient() {
@@ -613,8 +641,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     /// `header_read`; the connection closes after it.
     func headerTimeoutResponse(allocator: ByteBufferAllocator) -> ByteBuffer {
         phase = .closed
-        responseStatus = HTTPResponseStatus.requestTimeout.code
-        return frontend.errorPages.serializedResponse(
+        return (frontend?.errorPages ?? ErrorPages.builtIn).serializedResponse(
             status: .requestTimeout,
             detail: "The request headers did not arrive in time.",
             allocator: allocator
@@ -625,26 +652,28 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
 
     private func logAccess() {
         guard let accessLog = loop.accessLog else { return }
-        let duration = NIODeadline.now().uptimeNanoseconds &- exchangeStart.uptimeNanoseconds
-        let serverName = serverIndex >= 0 && backend.map { serverIndex < $0.runtime.servers.count } == true
-            ? backend!.runtime.servers[serverIndex].name : nil
+        let duration = NIODeadline.now().uptimeNanoseconds &- exchange.start.uptimeNanoseconds
+        let backend = exchange.backend
+        let server = backend.flatMap { backend in
+            backend.runtime.servers.indices.contains(exchange.serverIndex) ? backend.runtime.servers[exchange.serverIndex].name : nil
+        }
         accessLog.append(AccessLogEntry(
             client: client.addressText,
             frontend: frontendName,
             backend: backend?.runtime.name,
-            server: serverName,
-            request: request,
+            server: server,
+            request: exchange.request,
             protocolVersion: clientVersion,
-            status: responseStatus,
-            bytesIn: requestBodyBytes,
-            bytesOut: responseBytes,
+            status: exchange.responseStatus,
+            bytesIn: exchange.requestBodyBytes,
+            bytesOut: exchange.responseBytes,
             durationNanoseconds: Int64(duration),
-            upstreamNanoseconds: upstreamNanoseconds
-        ), format: snapshot.config.global.log.access)
+            upstreamNanoseconds: exchange.upstreamNanoseconds
+        ))
     }
 
     private static func describe(_ error: Error) -> String {
-        if error is ChannelError, case ChannelError.connectTimeout = error as! ChannelError {
+        if case .connectTimeout? = error as? ChannelError {
             return "connect timeout"
         }
         if let ioError = error as? IOError {

@@ -97,6 +97,8 @@ public final class ProxyServer: Sendable {
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // A client that half-closes after its request still gets the response.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let loop = contexts.context(for: channel.eventLoop)
@@ -138,6 +140,16 @@ public final class ProxyServer: Sendable {
             }
         }
         return total
+    }
+
+    /// Requests in flight per backend and server, across all event loops.
+    public func requestsInFlight() async throws -> [String: [String: Int]] {
+        let snapshot = try await loops[0].eventLoop.submit { [loop = loops[0]] in loop.value.snapshot }.get()
+        var counts: [String: [String: Int]] = [:]
+        for backend in snapshot.backends {
+            for server in backend.servers { counts[backend.name, default: [:]][server.name] = server.inFlight }
+        }
+        return counts
     }
 
     /// Stops accepting, lets requests in flight finish for at most `gracePeriod`, then closes

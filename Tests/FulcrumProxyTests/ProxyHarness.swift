@@ -212,11 +212,13 @@ enum RawClient {
         port: Int,
         chunks: [String],
         pause: Duration = .zero,
-        timeout: Duration = .seconds(5)
+        timeout: Duration = .seconds(5),
+        halfClose: Bool = false
     ) async throws -> (response: String, closedByServer: Bool) {
         let group = MultiThreadedEventLoopGroup.singleton
         let collector = CollectingHandler.Box()
         let channel = try await ClientBootstrap(group: group)
+            .channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(CollectingHandler(box: collector))
@@ -228,6 +230,7 @@ enum RawClient {
             if pause > .zero { try await Task.sleep(for: pause) }
             try? await channel.writeAndFlush(ByteBuffer(string: chunk)).get()
         }
+        if halfClose { try? await channel.close(mode: .output).get() }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline, !collector.closed {
             try await Task.sleep(for: .milliseconds(20))
@@ -262,7 +265,60 @@ private final class CollectingHandler: ChannelInboundHandler, Sendable {
         box.close()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // With half-closure allowed, the server closing shows up as the input closing.
+        if event as? ChannelEvent == .inputClosed {
+            box.close()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }
+}
+
+/// A server that reads a request and closes the connection without answering: the request
+/// reached a server, but no response byte came back.
+final class HangUpServer: Sendable {
+    let port: Int
+    private let channel: any Channel
+    private let connections = ManagedCounter()
+
+    /// Connections accepted so far.
+    var accepted: Int { connections.value }
+
+    init() async throws {
+        let counter = connections
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                counter.increment()
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(HangUpHandler())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        port = channel.localAddress!.port!
+    }
+
+    func close() async throws {
+        try await channel.close()
+    }
+
+    private final class HangUpHandler: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// A thread-safe counter for test servers.
+final class ManagedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func increment() { lock.withLock { count += 1 } }
 }
