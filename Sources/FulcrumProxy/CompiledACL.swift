@@ -16,7 +16,6 @@ struct CompiledACL: Sendable {
     }
 
     private let tests: [Test]
-    let usesSourceAddress: Bool
 
     init(_ acl: ACL) throws {
         self.tests = try acl.criteria.map { criterion in
@@ -35,7 +34,6 @@ struct CompiledACL: Sendable {
             case .source(let blocks): return .source(blocks)
             }
         }
-        self.usesSourceAddress = tests.contains { if case .source = $0 { true } else { false } }
     }
 
     func matches(_ head: HTTPRequestHead, client: ClientInfo) -> Bool {

@@ -14,8 +14,6 @@ struct DeadlineTimer {
 
     init() {}
 
-    var isArmed: Bool { deadline != nil }
-
     /// Arms (or moves) the deadline to `now + timeout`. `onExpiry` is called on `eventLoop`
     /// when the deadline passes without being moved or cancelled.
     mutating func arm(

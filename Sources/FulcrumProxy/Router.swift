@@ -21,8 +21,6 @@ final class Router: Sendable {
     private let acls: [CompiledACL]
     private let rules: [CompiledRule]
     private let defaultDecision: RouteDecision?
-    /// Whether any ACL needs the client address (so connections know to capture its bytes).
-    let usesSourceAddress: Bool
 
     init(config: FrontendConfig, backendIndex: [String: Int]) throws {
         var aclIndex: [String: Int] = [:]
@@ -56,7 +54,6 @@ final class Router: Sendable {
         } else {
             self.defaultDecision = nil
         }
-        self.usesSourceAddress = acls.contains { $0.usesSourceAddress }
     }
 
     /// The decision for a request; `nil` when no rule matches and there is no default backend.

@@ -72,22 +72,17 @@ final class RuntimeBackend: Sendable {
     }
 }
 
-/// A frontend as the data plane sees it: its router, limits, timeouts and error pages.
+/// A frontend as the data plane sees it per request: its router, body limit and error pages.
+/// (Its timeouts and header limit are set on each connection's handlers when it is accepted.)
 final class RuntimeFrontend: Sendable {
     let name: String
     let router: Router
-    let clientIdleTimeout: TimeAmount
-    let headerReadTimeout: TimeAmount
-    let maxHeaderBytes: Int
     let maxBodyBytes: Int?
     let errorPages: ErrorPages
 
     init(config: FrontendConfig, backendIndex: [String: Int]) throws {
         self.name = config.name
         self.router = try Router(config: config, backendIndex: backendIndex)
-        self.clientIdleTimeout = TimeAmount(config.timeouts.clientIdle)
-        self.headerReadTimeout = TimeAmount(config.timeouts.headerRead)
-        self.maxHeaderBytes = config.limits.maxHeaderBytes
         self.maxBodyBytes = config.limits.maxBodyBytes
         self.errorPages = try ErrorPages(customFiles: config.errorFiles)
     }
