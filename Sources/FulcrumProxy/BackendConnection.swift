@@ -59,6 +59,7 @@ final class BackendConnection: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        timer.configure(eventLoop: context.eventLoop) { [unowned self] in self.timerFired() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -118,8 +119,7 @@ final class BackendConnection: ChannelDuplexHandler {
             readPending = false
             context.read()
         }
-        guard let eventLoop = context?.eventLoop else { return }
-        timer.arm(in: timeout, on: eventLoop) { [weak self] in self?.timerFired() }
+        timer.arm(in: timeout)
     }
 
     // MARK: Channel events
@@ -179,14 +179,11 @@ final class BackendConnection: ChannelDuplexHandler {
     // MARK: Timer
 
     private func armResponseTimeout() {
-        guard let eventLoop = context?.eventLoop else { return }
-        timer.arm(in: responseTimeout, on: eventLoop) { [weak self] in self?.timerFired() }
+        timer.arm(in: responseTimeout)
     }
 
     private func timerFired() {
-        guard let eventLoop = context?.eventLoop,
-              timer.fired(on: eventLoop, onExpiry: { [weak self] in self?.timerFired() })
-        else { return }
+        guard timer.fired() else { return }
         isReusable = false
         if let sink {
             self.sink = nil

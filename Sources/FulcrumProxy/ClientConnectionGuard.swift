@@ -28,8 +28,9 @@ final class ClientConnectionGuard: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private let clientIdleTimeout: TimeAmount
     private let headerReadTimeout: TimeAmount
-    /// Provides the 408 page. Weak: the proxy handler owns the connection.
-    weak var proxy: ProxyHandler?
+    /// Provides the 408 page. A strong reference (a weak one would slow every retain of the
+    /// proxy handler); the cycle ends in `handlerRemoved` when the channel closes.
+    var proxy: ProxyHandler?
 
     init(clientIdleTimeout: TimeAmount, headerReadTimeout: TimeAmount) {
         self.clientIdleTimeout = clientIdleTimeout
@@ -38,6 +39,7 @@ final class ClientConnectionGuard: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        timer.configure(eventLoop: context.eventLoop) { [unowned self] in self.timerFired() }
         if context.channel.isActive { arm(clientIdleTimeout) }
     }
 
@@ -49,6 +51,7 @@ final class ClientConnectionGuard: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         timer.invalidate()
         self.context = nil
+        self.proxy = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -77,14 +80,11 @@ final class ClientConnectionGuard: ChannelInboundHandler {
     }
 
     private func arm(_ timeout: TimeAmount) {
-        guard let eventLoop = context?.eventLoop else { return }
-        timer.arm(in: timeout, on: eventLoop) { [weak self] in self?.timerFired() }
+        timer.arm(in: timeout)
     }
 
     private func timerFired() {
-        guard let context,
-              timer.fired(on: context.eventLoop, onExpiry: { [weak self] in self?.timerFired() })
-        else { return }
+        guard let context, timer.fired() else { return }
         switch state {
         case .idle:
             context.close(promise: nil)

@@ -7,20 +7,30 @@ import NIOCore
 /// this keeps the wanted deadline in a variable and lets a single scheduled task check it when
 /// it fires: if the deadline moved later, the task re-schedules itself for the new time.
 /// Re-arming is then just a clock read and a store.
+///
+/// The expiry callback is given once (`configure`), not per `arm`: building a closure per
+/// request would allocate, and a `[weak self]` capture would give the owner a side table,
+/// which puts every later retain and release of it on the runtime's slow path. Owners capture
+/// `unowned self` and `invalidate()` the timer when they leave their channel, so the callback
+/// never outlives them.
 struct DeadlineTimer {
     private var deadline: NIODeadline?
     private var scheduled: Scheduled<Void>?
     private var scheduledFor: NIODeadline = .distantFuture
+    private var eventLoop: (any EventLoop)?
+    private var onExpiry: (() -> Void)?
 
     init() {}
 
-    /// Arms (or moves) the deadline to `now + timeout`. `onExpiry` is called on `eventLoop`
-    /// when the deadline passes without being moved or cancelled.
-    mutating func arm(
-        in timeout: TimeAmount,
-        on eventLoop: any EventLoop,
-        onExpiry: @escaping () -> Void
-    ) {
+    /// Sets the loop the timer runs on and what to call when a deadline passes.
+    mutating func configure(eventLoop: any EventLoop, onExpiry: @escaping () -> Void) {
+        self.eventLoop = eventLoop
+        self.onExpiry = onExpiry
+    }
+
+    /// Arms (or moves) the deadline to `now + timeout`.
+    mutating func arm(in timeout: TimeAmount) {
+        guard let eventLoop, let onExpiry else { return }
         let newDeadline = NIODeadline.now() + timeout
         deadline = newDeadline
         if scheduled == nil || newDeadline < scheduledFor {
@@ -35,21 +45,23 @@ struct DeadlineTimer {
         deadline = nil
     }
 
-    /// Cancels the scheduled task too (when the owner goes away).
+    /// Cancels the scheduled task and drops the callback (when the owner leaves its channel).
     mutating func invalidate() {
         deadline = nil
         scheduled?.cancel()
         scheduled = nil
         scheduledFor = .distantFuture
+        onExpiry = nil
+        eventLoop = nil
     }
 
-    /// Call first thing in `onExpiry`. Returns true when the deadline really passed; otherwise
-    /// the task is re-scheduled for the moved deadline (or dropped if cancelled) and the
-    /// caller must do nothing.
-    mutating func fired(on eventLoop: any EventLoop, onExpiry: @escaping () -> Void) -> Bool {
+    /// Call first thing in the expiry callback. Returns true when the deadline really passed;
+    /// otherwise the task is re-scheduled for the moved deadline (or dropped if cancelled) and
+    /// the caller must do nothing.
+    mutating func fired() -> Bool {
         scheduled = nil
         scheduledFor = .distantFuture
-        guard let deadline else { return false }
+        guard let deadline, let eventLoop, let onExpiry else { return false }
         if deadline <= .now() {
             self.deadline = nil
             return true
