@@ -152,33 +152,40 @@ public final class ProxyServer: Sendable {
         return counts
     }
 
-    /// Stops accepting, lets requests in flight finish for at most `gracePeriod`, then closes
-    /// whatever is left.
+    /// Stops accepting, lets requests in flight finish for at most `gracePeriod`, then returns.
+    /// Connections still open then are closed when the event loop group shuts down.
     public func shutdown(gracePeriod: Duration) async {
         logger.info("shutting down", metadata: ["grace_period": "\(gracePeriod)"])
         let helpers = quiescingHelpers.withLockedValue { helpers in
             defer { helpers = [] }
             return helpers
         }
+        let eventLoop = loops[0].eventLoop
         let drained: [EventLoopFuture<Void>] = zip(listeners, helpers).map { listener, helper in
             let promise = listener.channel.eventLoop.makePromise(of: Void.self)
             helper.initiateShutdown(promise: promise)
             return promise.futureResult
         }
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for future in drained { try? await future.get() }
-                return true
+        // Whichever comes first, the drain or the end of the grace period, completes `outcome`;
+        // both run on `eventLoop`, so the flag needs no lock.
+        let outcome = eventLoop.makePromise(of: Bool.self)
+        let completed = NIOLoopBoundBox.makeBoxSendingValue(false, eventLoop: eventLoop)
+        EventLoopFuture.andAllComplete(drained, on: eventLoop).whenComplete { _ in
+            if !completed.value {
+                completed.value = true
+                outcome.succeed(true)
             }
-            group.addTask {
-                try? await Task.sleep(for: gracePeriod)
-                return false
+        }
+        let deadline = eventLoop.scheduleTask(in: TimeAmount(gracePeriod)) {
+            if !completed.value {
+                completed.value = true
+                outcome.succeed(false)
             }
-            let finished = await group.next() ?? false
-            group.cancelAll()
-            if !finished {
-                self.logger.warning("grace period over; closing remaining connections")
-            }
+        }
+        let finished = (try? await outcome.futureResult.get()) ?? false
+        deadline.cancel()
+        if !finished {
+            logger.warning("grace period over; requests still in flight will be cut off")
         }
         for loop in loops {
             try? await loop.eventLoop.submit { loop.value.closeIdleConnections() }.get()
