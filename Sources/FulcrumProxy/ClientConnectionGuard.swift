@@ -60,11 +60,18 @@ final class ClientConnectionGuard: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if state == .idle {
+        if state == .idle, !Self.isOnlyLineBreaks(unwrapInboundIn(data)) {
             state = .readingHead
             arm(headerReadTimeout)
         }
         context.fireChannelRead(data)
+    }
+
+    /// Empty lines between requests are allowed (RFC 9112 §2.2) and do not start a request.
+    /// (Checked only for the first read of a request; a request starts with a letter, so the
+    /// check stops at the first byte.)
+    private static func isOnlyLineBreaks(_ buffer: ByteBuffer) -> Bool {
+        buffer.readableBytesView.allSatisfy { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }
     }
 
     /// The proxy decoded a request head: no client timeout applies until its response ends.

@@ -155,6 +155,22 @@ struct FailureTests {
         }
     }
 
+    @Test("an empty line after a request does not start the header-read timer")
+    func strayLineBreak() async throws {
+        try await withProxy(workers: [Self.fast], yaml: {
+            simpleConfig($0, frontendExtra: "    timeouts: { client_idle: 2s, header_read: 300ms }")
+        }) { harness in
+            let (raw, _) = try await RawClient.exchange(
+                port: harness.port,
+                chunks: ["GET /work HTTP/1.1\r\nHost: a\r\n\r\n", "\r\n"],
+                pause: .milliseconds(100),
+                timeout: .milliseconds(900)
+            )
+            #expect(raw.hasPrefix("HTTP/1.1 200"))
+            #expect(!raw.contains("408"))
+        }
+    }
+
     @Test("an idle keep-alive connection is closed after client_idle")
     func idleClientClosed() async throws {
         try await withProxy(workers: [Self.fast], yaml: {
