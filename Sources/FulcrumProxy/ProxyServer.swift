@@ -54,13 +54,22 @@ public final class ProxyServer: Sendable {
             for frontend in config.frontends {
                 for address in frontend.listen {
                     let quiescing = ServerQuiescingHelper(group: group)
-                    let channel = try await bind(
-                        frontend: frontend,
-                        address: address,
-                        group: group,
-                        contexts: contexts,
-                        quiescing: quiescing
-                    )
+                    let channel: any Channel
+                    do {
+                        channel = try await bind(
+                            frontend: frontend,
+                            address: address,
+                            group: group,
+                            contexts: contexts,
+                            quiescing: quiescing
+                        )
+                    } catch {
+                        throw StartupError.cannotListen(
+                            frontend: frontend.name,
+                            address: address.description,
+                            reason: StartupError.reason(error)
+                        )
+                    }
                     listeners.append(Listener(frontend: frontend.name, address: channel.localAddress!, channel: channel))
                     helpers.append(quiescing)
                     logger.info("listening", metadata: ["frontend": "\(frontend.name)", "address": "\(address)"])

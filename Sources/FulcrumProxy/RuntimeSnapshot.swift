@@ -54,7 +54,17 @@ final class RuntimeBackend: Sendable {
         var servers: [BalancedServer] = []
         var addresses: [SocketAddress] = []
         for server in config.servers {
-            let address = try SocketAddress.makeAddressResolvingHost(server.address.host, port: server.address.port)
+            let address: SocketAddress
+            do {
+                address = try SocketAddress.makeAddressResolvingHost(server.address.host, port: server.address.port)
+            } catch {
+                throw StartupError.unresolvableServer(
+                    backend: config.name,
+                    server: server.name,
+                    address: server.address.description,
+                    reason: StartupError.reason(error)
+                )
+            }
             if let previous,
                let index = previous.servers.firstIndex(where: { $0.name == server.name }),
                previous.addressDescriptions[index] == server.address.description {

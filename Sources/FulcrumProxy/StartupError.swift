@@ -1,0 +1,37 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why the data plane could not apply a configuration, naming the part of it at fault.
+public enum StartupError: Error, CustomStringConvertible {
+    /// A server's host name did not resolve.
+    case unresolvableServer(backend: String, server: String, address: String, reason: String)
+    /// A frontend could not listen on one of its addresses.
+    case cannotListen(frontend: String, address: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unresolvableServer(let backend, let server, let address, let reason):
+            "backend \(backend), server \(server): cannot resolve \(address) (\(reason))"
+        case .cannotListen(let frontend, let address, let reason):
+            "frontend \(frontend): cannot listen on \(address) (\(reason))"
+        }
+    }
+
+    /// The most readable account of a NIO or system error.
+    static func reason(_ error: Error) -> String {
+        if let ioError = error as? IOError {
+            return String(cString: strerror(ioError.errnoCode))
+        }
+        if let unknownHost = error as? SocketAddressError.UnknownHost {
+            return unknownHost.errorDescription
+        }
+        return "\(error)"
+    }
+}
