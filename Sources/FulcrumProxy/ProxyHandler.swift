@@ -411,7 +411,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             let server = backend.runtime.servers[exchange.serverIndex].name
             respondLocally(
                 status: .serviceUnavailable,
-                detail: "No server could be reached (last tried \(server): \(Self.describe(error)))."
+                detail: "No server could be reached (last tried \(server): \(describeNetworkError(error)))."
             )
         }
     }
@@ -670,16 +670,6 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             durationNanoseconds: Int64(duration),
             upstreamNanoseconds: exchange.upstreamNanoseconds
         ))
-    }
-
-    private static func describe(_ error: Error) -> String {
-        if case .connectTimeout? = error as? ChannelError {
-            return "connect timeout"
-        }
-        if let ioError = error as? IOError {
-            return ioError.description
-        }
-        return "\(error)"
     }
 }
 

@@ -67,7 +67,7 @@ public final class ProxyServer: Sendable {
                         throw StartupError.cannotListen(
                             frontend: frontend.name,
                             address: address.description,
-                            reason: StartupError.reason(error)
+                            reason: describeNetworkError(error)
                         )
                     }
                     listeners.append(Listener(frontend: frontend.name, address: channel.localAddress!, channel: channel))

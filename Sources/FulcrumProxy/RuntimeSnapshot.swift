@@ -62,7 +62,7 @@ final class RuntimeBackend: Sendable {
                     backend: config.name,
                     server: server.name,
                     address: server.address.description,
-                    reason: StartupError.reason(error)
+                    reason: describeNetworkError(error)
                 )
             }
             if let previous,

@@ -23,15 +23,18 @@ public enum StartupError: Error, CustomStringConvertible {
             "frontend \(frontend): cannot listen on \(address) (\(reason))"
         }
     }
+}
 
-    /// The most readable account of a NIO or system error.
-    static func reason(_ error: Error) -> String {
-        if let ioError = error as? IOError {
-            return String(cString: strerror(ioError.errnoCode))
-        }
-        if let unknownHost = error as? SocketAddressError.UnknownHost {
-            return unknownHost.errorDescription
-        }
-        return "\(error)"
+/// The most readable account of a NIO or system error (start-up errors, connect failures).
+func describeNetworkError(_ error: Error) -> String {
+    if case .connectTimeout? = error as? ChannelError {
+        return "connect timeout"
     }
+    if let ioError = error as? IOError {
+        return String(cString: strerror(ioError.errnoCode))
+    }
+    if let unknownHost = error as? SocketAddressError.UnknownHost {
+        return unknownHost.errorDescription
+    }
+    return "\(error)"
 }
