@@ -34,10 +34,13 @@ protocol BackendResponseSink: AnyObject {
 /// It forwards response parts to its current `sink`, holds reads while the client cannot take
 /// more bytes (backpressure towards the server), and owns the connection's one timer:
 /// the response timeout while an exchange runs, the idle timeout while pooled.
+///
+/// Requests go out as bytes the exchange serialized (`HTTPWireFormat`); the response decoder
+/// is told each request's method directly (`ResponseDecoder`), so writes pass no HTTP handler.
 final class BackendConnection: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// The exchange using this connection; `nil` while pooled.
     var sink: BackendResponseSink?
@@ -49,10 +52,16 @@ final class BackendConnection: ChannelDuplexHandler {
     private(set) var requestsSent = 0
 
     private var context: ChannelHandlerContext?
+    /// The decoder of this connection's responses, which must know each request's method.
+    private let decoder: HTTPResponseDecoder
     private var readsPaused = false
     private var readPending = false
     private var timer = DeadlineTimer()
     private var responseTimeout: TimeAmount = .seconds(30)
+
+    init(decoder: HTTPResponseDecoder) {
+        self.decoder = decoder
+    }
 
     var isActive: Bool { context?.channel.isActive ?? false }
     var isWritable: Bool { context?.channel.isWritable ?? false }
@@ -69,17 +78,47 @@ final class BackendConnection: ChannelDuplexHandler {
 
     // MARK: Used by the exchange
 
-    /// Starts an exchange: the response timeout runs from now.
-    func begin(sink: BackendResponseSink, responseTimeout: TimeAmount) {
+    /// Starts an exchange for `request` (whose serialized head the caller writes next): the
+    /// response timeout runs from now.
+    func begin(request: HTTPRequestHead, sink: BackendResponseSink, responseTimeout: TimeAmount) {
         self.sink = sink
         self.requestsSent += 1
         self.responseTimeout = responseTimeout
+        // A response to HEAD has no body whatever its headers say; the decoder needs the method.
+        decoder.write(data: .head(request))
         armResponseTimeout()
     }
 
-    func write(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+    /// Writes request bytes (a serialized head, or body bytes as they are).
+    func write(_ bytes: ByteBuffer) {
+        context?.write(wrapOutboundOut(bytes), promise: nil)
     }
+
+    /// Writes a part of the request body, as a chunk when the request is chunked.
+    func writeBody(_ body: ByteBuffer, chunked: Bool) {
+        guard chunked else {
+            write(body)
+            return
+        }
+        // An empty chunk would end the body.
+        guard let context, body.readableBytes > 0 else { return }
+        var header = context.channel.allocator.buffer(capacity: 18)
+        header.writeChunkHeader(size: body.readableBytes)
+        write(header)
+        write(body)
+        write(Self.lineBreak)
+    }
+
+    /// Ends the request body: the last chunk and trailers when chunked (a Content-Length body
+    /// ends by itself).
+    func writeEnd(_ trailers: HTTPHeaders?, chunked: Bool) {
+        guard chunked, let context else { return }
+        var end = context.channel.allocator.buffer(capacity: 5)
+        end.writeLastChunk(trailers: trailers)
+        write(end)
+    }
+
+    private static let lineBreak = ByteBuffer(staticString: "\r\n")
 
     func flush() {
         context?.flush()
@@ -131,11 +170,12 @@ final class BackendConnection: ChannelDuplexHandler {
             close()
             return
         }
-        armResponseTimeout()
         switch unwrapInboundIn(data) {
         case .head(let head):
+            armResponseTimeout()
             sink.backendResponseHead(head, from: self)
         case .body(let body):
+            armResponseTimeout()
             sink.backendResponseBody(body)
         case .end(let trailers):
             timer.cancel()
@@ -190,5 +230,37 @@ final class BackendConnection: ChannelDuplexHandler {
             sink.backendFailed(.responseTimeout, connection: self)
         }
         close()
+    }
+}
+
+/// NIO's HTTP response decoder, wrapped so that its `ByteToMessageHandler` does not observe
+/// writes.
+///
+/// The decoder has to know the method of the request each response answers (a response to
+/// HEAD has no body). NIO's way is to watch `HTTPClientRequestPart` writes go by; Fulcrum
+/// writes requests as bytes, so `BackendConnection` tells the decoder directly.
+struct ResponseDecoder: ByteToMessageDecoder {
+    typealias InboundOut = HTTPClientResponsePart
+
+    let decoder: HTTPResponseDecoder
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        try decoder.decode(context: context, buffer: &buffer)
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        try decoder.decodeLast(context: context, buffer: &buffer, seenEOF: seenEOF)
+    }
+
+    mutating func decoderAdded(context: ChannelHandlerContext) {
+        decoder.decoderAdded(context: context)
+    }
+
+    mutating func decoderRemoved(context: ChannelHandlerContext) {
+        decoder.decoderRemoved(context: context)
+    }
+
+    func shouldReclaimBytes(buffer: ByteBuffer) -> Bool {
+        decoder.shouldReclaimBytes(buffer: buffer)
     }
 }

@@ -54,15 +54,13 @@ final class BackendConnectionPool {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    var encoderConfiguration = HTTPRequestEncoder.Configuration()
-                    encoderConfiguration.automaticallySetFramingHeaders = false
+                    let decoder = HTTPResponseDecoder(
+                        leftOverBytesStrategy: .forwardBytes,
+                        informationalResponseStrategy: .forward
+                    )
                     try channel.pipeline.syncOperations.addHandlers([
-                        HTTPRequestEncoder(configuration: encoderConfiguration),
-                        ByteToMessageHandler(HTTPResponseDecoder(
-                            leftOverBytesStrategy: .forwardBytes,
-                            informationalResponseStrategy: .forward
-                        )),
-                        BackendConnection(),
+                        ByteToMessageHandler(ResponseDecoder(decoder: decoder)),
+                        BackendConnection(decoder: decoder),
                     ])
                 }
             }

@@ -30,10 +30,12 @@ struct DeadlineTimer {
 
     /// Arms (or moves) the deadline to `now + timeout`.
     mutating func arm(in timeout: TimeAmount) {
-        guard let eventLoop, let onExpiry else { return }
         let newDeadline = NIODeadline.now() + timeout
         deadline = newDeadline
+        // The usual case — a task is already scheduled no later than the new deadline — touches
+        // nothing else (not even the loop and callback references, which would cost retains).
         if scheduled == nil || newDeadline < scheduledFor {
+            guard let eventLoop, let onExpiry else { return }
             scheduled?.cancel()
             scheduledFor = newDeadline
             scheduled = eventLoop.assumeIsolated().scheduleTask(deadline: newDeadline, onExpiry)

@@ -1,123 +1,185 @@
+import NIOCore
 import NIOHTTP1
 
 /// Header rewriting at the proxy hop (RFC 9110 §7.6.1): hop-by-hop headers are removed in
 /// both directions, and requests gain `X-Forwarded-For/Proto/Host`.
 ///
-/// Both directions make one pass over the headers to find what needs changing and touch
-/// the header list again only when something does, since this runs for every request.
+/// Heads are not edited and then encoded; they are written out directly (`HTTPWireFormat`),
+/// leaving out what must not cross the hop. Each direction first scans the headers (framing,
+/// and the names a `Connection` header nominates, which may come after the headers they name),
+/// then writes them in a second pass.
 enum ForwardingHeaders {
     /// What the pass over a message's headers found.
     struct Framing {
         /// The Content-Length, when the message has one.
         var contentLength: Int?
-        /// Whether a Transfer-Encoding is present (the decoder accepts only chunked ones).
+        /// Whether a Transfer-Encoding is present (the decoder accepts only ones ending in
+        /// chunked; it de-chunks the body, so the proxy chunks it again when forwarding).
         var isChunked = false
         /// Whether the request asked to upgrade the protocol (`Upgrade` header).
         var isUpgrade = false
     }
 
-    /// Rewrites a client's request head for the backend. Returns the request's framing.
-    static func prepareRequest(_ head: inout HTTPRequestHead, client: ClientInfo) -> Framing {
+    /// The result of scanning a head's headers.
+    struct Scan {
         var framing = Framing()
-        var removals: [String] = []
-        var existingForwardedFor: String?
-        var hasForwardedProto = false
-        var hasForwardedHost = false
-        var host: String?
-        for (name, value) in head.headers {
+        /// Header names a `Connection` header nominated as hop-by-hop (beyond the standard
+        /// ones); `nil` in the usual case of none.
+        var nominated: [String]?
+        fileprivate var forwardedFor: String?
+        fileprivate var host: String?
+    }
+
+    /// Scans a client's request head.
+    static func scanRequest(_ headers: HTTPHeaders) -> Scan {
+        var scan = Scan()
+        for (name, value) in headers {
             switch classify(name) {
-            case .hopByHop:
-                removals.append(name)
             case .upgrade:
-                removals.append(name)
-                framing.isUpgrade = true
+                scan.framing.isUpgrade = true
             case .connection:
-                removals.append(name)
-                appendNominated(by: value, to: &removals)
+                appendNominated(by: value, to: &scan.nominated)
             case .forwardedFor:
-                existingForwardedFor = existingForwardedFor.map { "\($0), \(value)" } ?? value
-            case .forwardedProto:
-                hasForwardedProto = true
-            case .forwardedHost:
-                hasForwardedHost = true
+                scan.forwardedFor = scan.forwardedFor.map { "\($0), \(value)" } ?? value
             case .host:
-                host = value
+                scan.host = value
             case .contentLength:
-                framing.contentLength = Int(value)
+                scan.framing.contentLength = Int(value)
             case .transferEncoding:
-                framing.isChunked = true
-            case .other:
+                scan.framing.isChunked = true
+            case .hopByHop, .forwardedProto, .forwardedHost, .other:
                 break
             }
         }
-        for name in removals { head.headers.remove(name: name) }
-        if framing.isChunked {
-            // The decoder has de-chunked the body and the encoder re-chunks it only when the
-            // header says exactly "chunked".
-            head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
-        }
-
-        if let existingForwardedFor {
-            head.headers.replaceOrAdd(name: "x-forwarded-for", value: "\(existingForwardedFor), \(client.addressText)")
-        } else {
-            head.headers.add(name: "x-forwarded-for", value: client.addressText)
-        }
-        let proto = client.isSecure ? "https" : "http"
-        if hasForwardedProto {
-            head.headers.replaceOrAdd(name: "x-forwarded-proto", value: proto)
-        } else {
-            head.headers.add(name: "x-forwarded-proto", value: proto)
-        }
-        if let host {
-            if hasForwardedHost {
-                head.headers.replaceOrAdd(name: "x-forwarded-host", value: host)
-            } else {
-                head.headers.add(name: "x-forwarded-host", value: host)
-            }
-        }
-        // Fulcrum always speaks HTTP/1.1 to backends, so their connections can be pooled.
-        head.version = .http1_1
-        return framing
+        return scan
     }
 
-    /// Removes hop-by-hop headers from a backend's response head. Returns the framing found.
-    static func prepareResponse(_ head: inout HTTPResponseHead) -> Framing {
-        var framing = Framing()
-        var removals: [String] = []
+    /// Writes the request head the server receives: the request line (always HTTP/1.1, so
+    /// server connections can be pooled), the client's end-to-end headers, and the
+    /// `X-Forwarded-*` headers, which replace any the client sent (X-Forwarded-For is extended).
+    static func writeRequestHead(_ head: HTTPRequestHead, scan: Scan, client: ClientInfo, into buffer: inout ByteBuffer) {
+        buffer.writeRequestLine(method: head.method, uri: head.uri)
         for (name, value) in head.headers {
             switch classify(name) {
-            case .hopByHop, .upgrade:
-                removals.append(name)
+            case .hopByHop, .upgrade, .connection, .forwardedFor, .forwardedProto, .forwardedHost:
+                continue
+            case .host, .contentLength, .transferEncoding:
+                // Never removable by nomination: that would let a body be read as a request.
+                buffer.writeHeaderLine(name: name, value: value)
+            case .other:
+                if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }
+                buffer.writeHeaderLine(name: name, value: value)
+            }
+        }
+        if let forwardedFor = scan.forwardedFor {
+            buffer.writeStaticString("x-forwarded-for: ")
+            buffer.writeString(forwardedFor)
+            buffer.writeStaticString(", ")
+            buffer.writeString(client.addressText)
+            buffer.writeStaticString("\r\n")
+        } else {
+            buffer.writeHeaderLine(name: "x-forwarded-for", value: client.addressText)
+        }
+        buffer.writeStaticString(client.isSecure ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n")
+        if let host = scan.host {
+            buffer.writeHeaderLine(name: "x-forwarded-host", value: host)
+        }
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// Scans a server's response head.
+    static func scanResponse(_ headers: HTTPHeaders) -> Scan {
+        var scan = Scan()
+        for (name, value) in headers {
+            switch classify(name) {
             case .connection:
-                removals.append(name)
-                appendNominated(by: value, to: &removals)
+                appendNominated(by: value, to: &scan.nominated)
             case .contentLength:
-                framing.contentLength = Int(value)
+                scan.framing.contentLength = Int(value)
             case .transferEncoding:
-                framing.isChunked = true
-            case .forwardedFor, .forwardedProto, .forwardedHost, .host, .other:
+                scan.framing.isChunked = true
+            case .hopByHop, .upgrade, .forwardedFor, .forwardedProto, .forwardedHost, .host, .other:
                 break
             }
         }
-        for name in removals { head.headers.remove(name: name) }
-        return framing
+        return scan
     }
 
-    /// Adds the headers a Connection header nominates as hop-by-hop — except the ones that
-    /// frame or address the message: removing `Content-Length`, `Transfer-Encoding` or `Host`
-    /// because a peer named them would let a request body be read as another request
-    /// (request smuggling).
-    private static func appendNominated(by connectionValue: String, to removals: inout [String]) {
-        for token in connectionValue.split(separator: ",") {
-            let nominated = String(token.trimmingSpaces())
-            switch classify(nominated) {
-            case .contentLength, .transferEncoding, .host: continue
-            default: if !nominated.isEmpty { removals.append(nominated) }
+    /// How the proxy frames a response for its client, decided from the server's framing and
+    /// the client's protocol.
+    struct ResponseFraming {
+        /// Leave out the server's Transfer-Encoding (the body goes as is, or there is none).
+        var dropTransferEncoding = false
+        /// Add `transfer-encoding: chunked` (the server ends its body by closing).
+        var addChunked = false
+        /// The `connection` header to send, if any.
+        var connection: StaticString?
+    }
+
+    /// Writes the response head the client receives: the status line (HTTP/1.1), the server's
+    /// end-to-end headers, and the framing and connection headers the proxy decided on.
+    static func writeResponseHead(
+        _ head: HTTPResponseHead,
+        scan: Scan,
+        framing: ResponseFraming,
+        into buffer: inout ByteBuffer
+    ) {
+        buffer.writeStatusLine(head.status)
+        for (name, value) in head.headers {
+            switch classify(name) {
+            case .hopByHop, .upgrade, .connection:
+                continue
+            case .transferEncoding:
+                if !framing.dropTransferEncoding { buffer.writeHeaderLine(name: name, value: value) }
+            case .host, .contentLength:
+                buffer.writeHeaderLine(name: name, value: value)
+            case .forwardedFor, .forwardedProto, .forwardedHost, .other:
+                if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }
+                buffer.writeHeaderLine(name: name, value: value)
             }
+        }
+        if framing.addChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
+        if let connection = framing.connection {
+            buffer.writeStaticString("connection: ")
+            buffer.writeStaticString(connection)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// Writes a head the proxy made itself (error pages, interim responses), unchanged.
+    static func writeLocalResponseHead(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) {
+        buffer.writeStatusLine(head.status)
+        for (name, value) in head.headers { buffer.writeHeaderLine(name: name, value: value) }
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// Collects the header names a Connection header nominates as hop-by-hop, skipping the
+    /// connection options that name no header (`close`, `keep-alive`: Keep-Alive is
+    /// hop-by-hop anyway) without allocating.
+    private static func appendNominated(by connectionValue: String, to nominated: inout [String]?) {
+        // Nearly every message says just one of these.
+        var value = connectionValue
+        let isPlainOption = value.withUTF8 { bytes in
+            bytes.equalsLowercase("keep-alive") || bytes.equalsLowercase("close")
+        }
+        if isPlainOption { return }
+        for token in connectionValue.utf8.split(separator: UInt8(ascii: ",")) {
+            let name = Substring(token).trimmingSpaces()
+            if name.isEmpty { continue }
+            let isOption = name.utf8.withContiguousStorageIfAvailable { bytes in
+                bytes.equalsLowercase("close") || bytes.equalsLowercase("keep-alive")
+            } ?? false
+            if isOption { continue }
+            nominated = (nominated ?? []) + [String(name)]
         }
     }
 
-    private enum Kind {
+    private static func equalsIgnoringCase(_ lhs: String, _ rhs: String) -> Bool {
+        lhs.utf8.count == rhs.utf8.count && zip(lhs.utf8, rhs.utf8).allSatisfy { $0 | 0x20 == $1 | 0x20 }
+    }
+
+    fileprivate enum Kind {
         case hopByHop, upgrade, connection, forwardedFor, forwardedProto, forwardedHost, host
         case contentLength, transferEncoding, other
     }

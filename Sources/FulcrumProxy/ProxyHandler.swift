@@ -16,8 +16,9 @@ import NIOHTTP1
 /// request for the common, non-pipelined client.
 final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = ByteBuffer
+    /// Responses are written as bytes (`HTTPWireFormat`), not through an HTTP encoder.
+    typealias OutboundOut = ByteBuffer
 
     private enum Phase {
         /// Waiting for a request head (or discarding the rest of an answered request's body).
@@ -33,9 +34,14 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     /// Everything about the current request and its response. Reset as a whole when a request
     /// head arrives and when its response has been sent.
     private struct Exchange {
+        /// The request as the client sent it (routing, logging, retry decisions).
         var request: HTTPRequestHead?
         /// Whether the request announced a body (a non-zero Content-Length, or chunked).
         var requestHasBody = false
+        /// The request body is chunked: the decoder de-chunked it, so it is chunked again.
+        var requestChunked = false
+        /// The client's response body is chunked: body parts get chunk framing.
+        var responseChunked = false
         var backend: LoopBackend?
         var serverIndex = -1
         var tried = ServerIndexSet()
@@ -93,6 +99,16 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     /// True while a client read is being handled (its `channelReadComplete` will follow).
     private var inClientRead = false
     private var backendFlushPending = false
+    /// Response bytes were handed to the client channel since its last flush.
+    private var clientFlushPending = false
+    /// The current request's head as the server receives it, serialized once (and re-sent
+    /// as is on a retry). Kept across requests so its storage is reused.
+    private var forwardedHead = ByteBuffer()
+    /// Response bytes for the client not yet handed to the channel. Heads, small body parts
+    /// and chunk framing gather here, so a typical response reaches the socket as one buffer.
+    private var output = ByteBuffer()
+    /// Body parts up to this size are copied into `output`; larger ones are written as they are.
+    private static let coalescingLimit = 4096
 
     init(loop: LoopContext, frontendName: String, connectionGuard: ClientConnectionGuard) {
         self.loop = loop
@@ -109,6 +125,8 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        forwardedHead = context.channel.allocator.buffer(capacity: 512)
+        output = context.channel.allocator.buffer(capacity: 1024)
         // The peer address is read once per connection: per request it would be a syscall.
         client = ClientInfo(peer: context.channel.remoteAddress, isSecure: false)
     }
@@ -254,9 +272,10 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         clientVersion = head.version
         clientKeepAlive = head.isKeepAlive && !closeWhenDone
 
-        var forwarded = head
-        let framing = ForwardingHeaders.prepareRequest(&forwarded, client: client)
-        exchange.request = forwarded
+        let scan = ForwardingHeaders.scanRequest(head.headers)
+        let framing = scan.framing
+        exchange.request = head
+        exchange.requestChunked = framing.isChunked
         exchange.requestHasBody = framing.isChunked || framing.contentLength.map { $0 != 0 } ?? false
 
         if loop.snapshot !== snapshot {
@@ -287,6 +306,8 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         case .backend(let index)?:
             let backend = loop.backends[index]
             exchange.backend = backend
+            forwardedHead.clear()
+            ForwardingHeaders.writeRequestHead(head, scan: scan, client: client, into: &forwardedHead)
             exchange.retriesLeft = backend.runtime.retries
             startAttempt()
         case .deny(let status)?:
@@ -313,7 +334,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             exchange.bodyParts.append(body)
             exchange.retainedBytes += body.readableBytes
         case .forwarding:
-            connection?.write(.body(.byteBuffer(body)))
+            connection?.writeBody(body, chunked: exchange.requestChunked)
             connection?.requestProgressed()
             retain(body)
             backendWritten()
@@ -328,7 +349,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         case .connecting:
             exchange.requestTrailers = trailers
         case .forwarding:
-            connection?.write(.end(trailers))
+            connection?.writeEnd(trailers, chunked: exchange.requestChunked)
             backendWritten()
         case .idle, .closed:
             break
@@ -421,13 +442,13 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         guard let request = exchange.request, let backend = exchange.backend else { return }
         self.connection = connection
         phase = .forwarding
-        connection.begin(sink: self, responseTimeout: backend.runtime.responseTimeout)
-        connection.write(.head(request))
+        connection.begin(request: request, sink: self, responseTimeout: backend.runtime.responseTimeout)
+        connection.write(forwardedHead)
         for part in exchange.bodyParts {
-            connection.write(.body(.byteBuffer(part)))
+            connection.writeBody(part, chunked: exchange.requestChunked)
         }
         if exchange.requestEnded {
-            connection.write(.end(exchange.requestTrailers))
+            connection.writeEnd(exchange.requestTrailers, chunked: exchange.requestChunked)
         }
         backendWritten()
         resumeClientReads()
@@ -448,13 +469,16 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
 
     func backendResponseHead(_ head: HTTPResponseHead, from connection: BackendConnection) {
         guard let context else { return }
-        var head = head
         let code = head.status.code
         if code < 200 {
             if code != 101, !clientIsHTTP10 {
                 // Interim responses (100 Continue, 103 Early Hints) pass through.
                 exchange.responseStarted = true
-                context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+                let scan = ForwardingHeaders.scanResponse(head.headers)
+                prepareOutput()
+                ForwardingHeaders.writeResponseHead(head, scan: scan, framing: .init(), into: &output)
+                sendOutput(context: context)
+                flushClient(context: context)
                 return
             }
             if code != 101 { return }
@@ -468,35 +492,51 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         exchange.bodyParts.removeAll()
         exchange.bodyRetained = false
         if !head.isKeepAlive { connection.isReusable = false }
-        let framing = ForwardingHeaders.prepareResponse(&head)
+        let scan = ForwardingHeaders.scanResponse(head.headers)
+        var framing = ForwardingHeaders.ResponseFraming()
         let bodyless = exchange.request?.method == .HEAD || code == 204 || code == 304
         if bodyless {
-            // The encoder would otherwise terminate a chunked body that is never sent.
-            if framing.isChunked { head.headers.remove(name: "transfer-encoding") }
+            // No body follows, so there is nothing to chunk; a Transfer-Encoding would only
+            // announce one.
+            framing.dropTransferEncoding = scan.framing.isChunked && code != 304 && exchange.request?.method != .HEAD
         } else if clientIsHTTP10 {
             // HTTP/1.0 has no chunked encoding: send the body as is and end it by closing.
-            if framing.isChunked {
-                head.headers.remove(name: "transfer-encoding")
+            if scan.framing.isChunked {
+                framing.dropTransferEncoding = true
                 clientKeepAlive = false
-            } else if framing.contentLength == nil {
+            } else if scan.framing.contentLength == nil {
                 clientKeepAlive = false
             }
-        } else if framing.contentLength == nil, !framing.isChunked {
+        } else if scan.framing.isChunked {
+            // The decoder de-chunked the body; it is chunked again on the way out.
+            exchange.responseChunked = true
+        } else if scan.framing.contentLength == nil {
             // The server ends this body by closing; re-frame it so the client connection survives.
-            head.headers.add(name: "transfer-encoding", value: "chunked")
+            framing.addChunked = true
+            exchange.responseChunked = true
         }
-        head.version = .http1_1
         if !clientKeepAlive {
-            head.headers.add(name: "connection", value: "close")
+            framing.connection = "close"
         } else if clientIsHTTP10 {
-            head.headers.add(name: "connection", value: "keep-alive")
+            framing.connection = "keep-alive"
         }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        prepareOutput()
+        ForwardingHeaders.writeResponseHead(head, scan: scan, framing: framing, into: &output)
     }
 
     func backendResponseBody(_ body: ByteBuffer) {
+        guard let context, body.readableBytes > 0 else { return }
         exchange.responseBytes += body.readableBytes
-        context?.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        prepareOutput()
+        if exchange.responseChunked { output.writeChunkHeader(size: body.readableBytes) }
+        if body.readableBytes <= Self.coalescingLimit {
+            output.writeImmutableBuffer(body)
+        } else {
+            sendOutput(context: context)
+            context.write(wrapOutboundOut(body), promise: nil)
+            clientFlushPending = true
+        }
+        if exchange.responseChunked { output.writeStaticString("\r\n") }
     }
 
     func backendResponseEnd(_ trailers: HTTPHeaders?, from connection: BackendConnection) {
@@ -516,7 +556,8 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
 
     func backendReadComplete() {
         guard let context else { return }
-        context.flush()
+        sendOutput(context: context)
+        flushClient(context: context)
         if !context.channel.isWritable {
             connection?.pauseReads()
         }
@@ -581,29 +622,69 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             head.headers.add(name: "connection", value: "close")
         }
         exchange.responseBytes = body.readableBytes
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        prepareOutput()
+        ForwardingHeaders.writeLocalResponseHead(head, into: &output)
         if exchange.request?.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            output.writeBuffer(&body)
         }
         finishResponse(nil, context: context)
     }
 
     private func finishResponse(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        if exchange.responseChunked {
+            prepareOutput()
+            output.writeLastChunk(trailers: trailers)
+        }
         phase = .idle
         logAccess()
         exchange = Exchange()
         // Idle timer from now on: it also bounds a client that never reads the response.
         connectionGuard.responseCompleted()
         if clientKeepAlive {
-            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+            sendOutput(context: context)
+            flushClient(context: context)
             servePipelined()
             resumeClientReads()
         } else {
             phase = .closed
             pipelined.removeAll()
-            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+            let written = context.eventLoop.makePromise(of: Void.self)
+            clientFlushPending = false
+            if output.readableBytes > 0 {
+                context.writeAndFlush(wrapOutboundOut(output), promise: written)
+                output.moveReaderIndex(to: output.writerIndex)
+            } else {
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: written)
+            }
+            written.futureResult.assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
+        }
+    }
+
+    /// Makes `output` ready for more bytes, reusing its storage when the channel is done with
+    /// what was last sent from it.
+    private func prepareOutput() {
+        if output.readableBytes == 0 { output.clear() }
+    }
+
+    /// Hands the gathered response bytes to the channel (the caller flushes).
+    private func sendOutput(context: ChannelHandlerContext) {
+        guard output.readableBytes > 0 else { return }
+        context.write(wrapOutboundOut(output), promise: nil)
+        clientFlushPending = true
+        // Not `clear()`: the channel still holds these bytes, so that would allocate now;
+        // `prepareOutput()` reuses the storage once the write is done.
+        output.moveReaderIndex(to: output.writerIndex)
+    }
+
+    /// Flushes the client channel if something was written since the last flush (a response
+    /// that ended within a read is flushed at its end; the read's completion then has nothing
+    /// left to flush).
+    private func flushClient(context: ChannelHandlerContext) {
+        if clientFlushPending {
+            clientFlushPending = false
+            context.flush()
         }
     }
 

@@ -115,13 +115,11 @@ public final class ProxyServer: Sendable {
                         clientIdleTimeout: clientIdle,
                         headerReadTimeout: headerRead
                     )
-                    var encoderConfiguration = HTTPResponseEncoder.Configuration()
-                    encoderConfiguration.automaticallySetFramingHeaders = false
                     let proxy = ProxyHandler(loop: loop, frontendName: frontendName, connectionGuard: connectionGuard)
                     connectionGuard.proxy = proxy
                     try channel.pipeline.syncOperations.addHandlers([
                         connectionGuard,
-                        HTTPResponseEncoder(configuration: encoderConfiguration),
+                        // No response encoder: the proxy handler writes responses as bytes.
                         ByteToMessageHandler(HTTPRequestDecoder(
                             leftOverBytesStrategy: .forwardBytes,
                             limitConfiguration: limits
