@@ -16,6 +16,19 @@ public protocol LoadBalancingAlgorithm: AnyObject {
     /// Returns the index in `servers` of the server to use, never one in `excluded` and
     /// never one that is not `isAvailable`; `nil` when no server qualifies.
     func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int?
+
+    /// Whether the algorithm learns from `observe` (the data plane times responses only then).
+    var observesResponses: Bool { get }
+
+    /// Reports how a request to `servers[serverIndex]` went: the time to its response head
+    /// (or to the failure), whether it failed (connect error, timeout, 5xx), and when
+    /// (monotonic nanoseconds, the clock of `NIODeadline`).
+    func observe(serverIndex: Int, responseNanoseconds: Int64, failed: Bool, now: UInt64)
+}
+
+extension LoadBalancingAlgorithm {
+    public var observesResponses: Bool { false }
+    public func observe(serverIndex: Int, responseNanoseconds: Int64, failed: Bool, now: UInt64) {}
 }
 
 /// Creates a fresh, per-event-loop instance of the named algorithm.
@@ -27,6 +40,8 @@ public protocol LoadBalancingAlgorithm: AnyObject {
 /// | `.leastConnections`     | `LeastConnections`         |
 /// | `.random`               | `RandomChoice`             |
 /// | `.powerOfTwo`           | `PowerOfTwoChoices`        |
+/// | `.leastResponseTime`    | `LatencyAware`             |
+/// | `.peakEWMA`             | `LatencyAware`             |
 ///
 /// - Parameter random: the random source for randomised algorithms, which keep their own
 ///   copy; tests pass a seeded one. Ignored by the others.
@@ -40,5 +55,6 @@ public func makeAlgorithm(
     case .leastConnections: LeastConnections()
     case .random: RandomChoice(random: random)
     case .powerOfTwo: PowerOfTwoChoices(random: random)
+    case .leastResponseTime, .peakEWMA: LatencyAware(name: name)
     }
 }

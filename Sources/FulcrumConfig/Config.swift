@@ -282,6 +282,8 @@ public enum AlgorithmName: String, Sendable, Equatable, CaseIterable {
     case leastConnections = "least_connections"
     case random = "random"
     case powerOfTwo = "power_of_two"
+    case leastResponseTime = "least_response_time"
+    case peakEWMA = "peak_ewma"
 }
 
 /// Server-side timeouts of a backend (`backends[].timeouts`).

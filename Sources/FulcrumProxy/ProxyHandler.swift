@@ -399,7 +399,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         exchange.tried.insert(index)
         exchange.serverIndex = index
         startCounting(backend.runtime.servers[index])
-        if timed { exchange.upstreamStart = .now() }
+        if timed || backend.algorithm.observesResponses { exchange.upstreamStart = .now() }
         let pool = backend.pools[index]
         if !sameServer, let idle = pool.takeIdle() {
             attach(idle)
@@ -421,6 +421,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             case .failure(let error):
                 if current {
                     stopCounting()
+                    observeUpstream(failed: true)
                     connectFailed(error)
                 }
             }
@@ -456,6 +457,19 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         }
         backendWritten()
         resumeClientReads()
+    }
+
+    /// Tells a latency-aware algorithm how the current server did: the time from choosing it
+    /// to its response head, or to the failure.
+    private func observeUpstream(failed: Bool) {
+        guard let backend = exchange.backend, backend.algorithm.observesResponses else { return }
+        let now = NIODeadline.now().uptimeNanoseconds
+        backend.algorithm.observe(
+            serverIndex: exchange.serverIndex,
+            responseNanoseconds: Int64(now &- exchange.upstreamStart.uptimeNanoseconds),
+            failed: failed,
+            now: now
+        )
     }
 
     private func startCounting(_ server: BalancedServer) {
@@ -495,6 +509,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         if timed {
             exchange.upstreamNanoseconds = Int64(NIODeadline.now().uptimeNanoseconds &- exchange.upstreamStart.uptimeNanoseconds)
         }
+        observeUpstream(failed: code >= 500)
         exchange.bodyParts.removeAll()
         exchange.bodyRetained = false
         if !head.isKeepAlive { connection.isReusable = false }
@@ -577,6 +592,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         guard connection === self.connection, let backend = exchange.backend else { return }
         self.connection = nil
         stopCounting()
+        if !exchange.responseStarted { observeUpstream(failed: true) }
         if exchange.responseStarted {
             // Part of the response is already with the client: all we can do is stop.
             closeClient()

@@ -16,6 +16,7 @@ import Testing
             case .leastConnections: LeastConnections.self
             case .random: RandomChoice<FastRandom>.self
             case .powerOfTwo: PowerOfTwoChoices<FastRandom>.self
+            case .leastResponseTime, .peakEWMA: LatencyAware.self
             }
         #expect(type(of: algorithm) == expectedType)
     }

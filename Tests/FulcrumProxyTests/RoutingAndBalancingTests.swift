@@ -57,6 +57,27 @@ struct RoutingAndBalancingTests {
         }
     }
 
+    @Test("latency-aware algorithms send most requests to the fast server; round robin does not")
+    func latencyAwareAlgorithmsPreferFastServer() async throws {
+        let slow = WorkerBehaviour(delayMilliseconds: 40)
+        for algorithm in ["least_response_time", "peak_ewma", "round_robin"] {
+            try await withProxy(workers: [slow, Self.fast], yaml: { simpleConfig($0, algorithm: algorithm) }) { harness in
+                var counts: [String: Int] = [:]
+                for _ in 0..<40 {
+                    counts[try await harness.send("/work").worker ?? "?", default: 0] += 1
+                }
+                if algorithm == "round_robin" {
+                    #expect(counts == ["w1": 20, "w2": 20])
+                } else {
+                    // Both are tried at first (neither is measured); then w1's 40 ms keeps it
+                    // out until its average decays, which takes seconds.
+                    #expect(counts["w2", default: 0] >= 36, "\(algorithm): \(counts)")
+                    #expect(counts["w1", default: 0] >= 1, "\(algorithm): \(counts)")
+                }
+            }
+        }
+    }
+
     @Test("random and power-of-two spread requests over every server")
     func randomisedAlgorithmsSpread() async throws {
         for algorithm in ["random", "power_of_two"] {

@@ -1,0 +1,234 @@
+import FulcrumConfig
+
+/// What the decision engine sees of one server over the last evaluation window.
+public struct ServerWindow: Sendable, Equatable {
+    public var name: String
+    public var weight: Int
+    /// Requests completed in the window.
+    public var requests: Int
+    /// Of those, failures: 5xx responses, connect errors, timeouts.
+    public var failures: Int
+    /// The window's 95th-percentile response time, in milliseconds; nil without responses.
+    public var p95Milliseconds: Double?
+    /// Requests in flight, averaged over the window.
+    public var meanInFlight: Double
+
+    public init(name: String, weight: Int = 1, requests: Int, failures: Int = 0, p95Milliseconds: Double?, meanInFlight: Double = 0) {
+        self.name = name
+        self.weight = weight
+        self.requests = requests
+        self.failures = failures
+        self.p95Milliseconds = p95Milliseconds
+        self.meanInFlight = meanInFlight
+    }
+
+    public var errorRate: Double { requests == 0 ? 0 : Double(failures) / Double(requests) }
+}
+
+/// Thresholds of the adaptive mode (`algorithm: adaptive`); the defaults are the documented ones.
+public struct AdaptiveSettings: Sendable, Equatable {
+    /// How often the engine evaluates (and the window it looks at).
+    public var evaluateEvery: Duration = .seconds(5)
+    /// The shortest time between two switches.
+    public var minSwitchInterval: Duration = .seconds(60)
+    /// Fewer requests than this in a window: too little to judge, keep the algorithm.
+    public var minimumRequests = 50
+    /// A server failing this share of its requests while another fails less than half as
+    /// often: steer away with `peak_ewma` (failures count as very slow responses).
+    public var errorRate = 0.1
+    /// Slowest p95 ÷ fastest p95 beyond this: balance by latency with `peak_ewma`.
+    public var latencySpread = 3.0
+    /// Busiest ÷ idlest server (mean in flight per unit of weight, each + 1) beyond this:
+    /// requests differ in length, use `least_connections`.
+    public var inFlightImbalance = 2.0
+    /// To leave the algorithm a rule chose, its measure must fall below threshold × this
+    /// (so a value hovering around a threshold does not flip the algorithm back and forth).
+    public var hysteresis = 0.75
+
+    public init() {}
+}
+
+/// The rule behind a decision.
+public enum AdaptiveRule: String, Sendable, Equatable {
+    /// An operator pinned the algorithm; the engine does not change it.
+    case pinned
+    /// Too few requests in the window to judge.
+    case insufficientData = "insufficient_data"
+    /// Some servers fail much more often than others.
+    case errorRate = "error_rate"
+    /// Servers differ a lot in response time.
+    case latencySpread = "latency_spread"
+    /// Servers carry very different numbers of requests in flight.
+    case unevenLoad = "uneven_load"
+    /// Servers are alike: plain rotation is best (cheapest, fairest).
+    case uniform
+    /// Another algorithm would fit, but the last switch was too recent.
+    case minSwitchInterval = "min_switch_interval"
+}
+
+/// One evaluation of the engine: what it saw, what it chose, and why.
+public struct AdaptiveDecision: Sendable, Equatable {
+    public var time: ContinuousClock.Instant
+    public var backend: String
+    public var from: AlgorithmName
+    public var to: AlgorithmName
+    public var rule: AdaptiveRule
+    /// One line for logs and the admin API, e.g.
+    /// `web round_robin → peak_ewma: p95 spread 8.3× (web2 212 ms vs web1 25 ms) > 3×`.
+    public var explanation: String
+    public var inputs: [ServerWindow]
+
+    public var switched: Bool { from != to }
+}
+
+/// A backend's adaptive state: the algorithm in use, whether it is pinned, and the recent
+/// decisions. Changed only by `AdaptiveEngine.evaluate` and the manual controls below.
+public struct AdaptiveState: Sendable, Equatable {
+    public static let historyLimit = 100
+
+    public private(set) var algorithm: AlgorithmName
+    public private(set) var isPinned = false
+    public private(set) var lastSwitch: ContinuousClock.Instant?
+    /// The most recent decisions, oldest first (at most `historyLimit`).
+    public private(set) var history: [AdaptiveDecision] = []
+
+    public init(algorithm: AlgorithmName = .roundRobin) {
+        self.algorithm = algorithm
+    }
+
+    /// Switches by hand (admin API); `pin` stops the engine from switching until `unpin()`.
+    public mutating func select(_ algorithm: AlgorithmName, pin: Bool, at now: ContinuousClock.Instant) {
+        if algorithm != self.algorithm {
+            self.algorithm = algorithm
+            lastSwitch = now
+        }
+        isPinned = pin
+    }
+
+    /// Lets the engine choose again.
+    public mutating func unpin() {
+        isPinned = false
+    }
+
+    fileprivate mutating func record(_ decision: AdaptiveDecision) {
+        if decision.switched {
+            algorithm = decision.to
+            lastSwitch = decision.time
+        }
+        history.append(decision)
+        if history.count > Self.historyLimit { history.removeFirst(history.count - Self.historyLimit) }
+    }
+}
+
+/// The decision engine of `algorithm: adaptive`: a pure function of the window's metrics,
+/// the backend's state and the time.
+///
+/// Rules, first match wins (thresholds in `AdaptiveSettings`):
+///
+/// 1. pinned → keep;
+/// 2. fewer than `minimumRequests` in the window → keep;
+/// 3. a server's error rate ≥ `errorRate` while another's is below half of it → `peak_ewma`;
+/// 4. slowest p95 ÷ fastest p95 ≥ `latencySpread` → `peak_ewma`;
+/// 5. busiest ÷ idlest weighted in-flight ≥ `inFlightImbalance` → `least_connections`;
+/// 6. otherwise → `round_robin` (`weighted_round_robin` when weights differ).
+///
+/// For the algorithm in use, its rule's threshold is multiplied by `hysteresis`, so leaving
+/// it takes a clear change. A switch sooner than `minSwitchInterval` after the last one is
+/// held back (and recorded as such).
+public enum AdaptiveEngine {
+    public static func evaluate(
+        backend: String,
+        servers: [ServerWindow],
+        state: inout AdaptiveState,
+        now: ContinuousClock.Instant,
+        settings: AdaptiveSettings = AdaptiveSettings()
+    ) -> AdaptiveDecision {
+        let current = state.algorithm
+        var (target, rule, reason) = preferred(servers: servers, current: current, pinned: state.isPinned, settings: settings)
+        if target != current, let lastSwitch = state.lastSwitch, now - lastSwitch < settings.minSwitchInterval {
+            reason = "would switch to \(target.rawValue) (\(reason)), but the last switch was "
+                + "\(format(seconds: now - lastSwitch)) ago < \(format(seconds: settings.minSwitchInterval))"
+            target = current
+            rule = .minSwitchInterval
+        }
+        let explanation = target == current
+            ? "\(backend) keeps \(current.rawValue): \(reason)"
+            : "\(backend) \(current.rawValue) → \(target.rawValue): \(reason)"
+        let decision = AdaptiveDecision(
+            time: now, backend: backend, from: current, to: target, rule: rule, explanation: explanation, inputs: servers
+        )
+        state.record(decision)
+        return decision
+    }
+
+    private static func preferred(
+        servers: [ServerWindow],
+        current: AlgorithmName,
+        pinned: Bool,
+        settings: AdaptiveSettings
+    ) -> (AlgorithmName, AdaptiveRule, String) {
+        if pinned { return (current, .pinned, "pinned by an operator") }
+        let total = servers.reduce(0) { $0 + $1.requests }
+        if total < settings.minimumRequests || servers.count < 2 {
+            return (current, .insufficientData, "\(total) requests over \(servers.count) servers is too little to judge")
+        }
+        func threshold(_ base: Double, for algorithm: AlgorithmName) -> Double {
+            current == algorithm ? base * settings.hysteresis : base
+        }
+
+        // 3. Errors concentrated on some servers.
+        let measured = servers.filter { $0.requests > 0 }
+        if let worst = measured.max(by: { $0.errorRate < $1.errorRate }),
+           let best = measured.min(by: { $0.errorRate < $1.errorRate }) {
+            let limit = threshold(settings.errorRate, for: .peakEWMA)
+            if worst.errorRate >= limit, best.errorRate < worst.errorRate / 2 {
+                return (.peakEWMA, .errorRate, "error rate \(percent(worst.errorRate)) on \(worst.name) "
+                    + "vs \(percent(best.errorRate)) on \(best.name) ≥ \(percent(limit))")
+            }
+        }
+
+        // 4. Latency spread.
+        let timed = servers.compactMap { server in server.p95Milliseconds.map { (server.name, max($0, 0.001)) } }
+        if timed.count >= 2, let slow = timed.max(by: { $0.1 < $1.1 }), let fast = timed.min(by: { $0.1 < $1.1 }) {
+            let spread = slow.1 / fast.1
+            let limit = threshold(settings.latencySpread, for: .peakEWMA)
+            if spread >= limit {
+                return (.peakEWMA, .latencySpread, "p95 spread \(ratio(spread)) (\(slow.0) \(milliseconds(slow.1)) "
+                    + "vs \(fast.0) \(milliseconds(fast.1))) ≥ \(ratio(limit))")
+            }
+        }
+
+        // 5. Uneven load.
+        let loads = servers.map { ($0.name, $0.meanInFlight / Double(max($0.weight, 1)) + 1) }
+        if let busy = loads.max(by: { $0.1 < $1.1 }), let idle = loads.min(by: { $0.1 < $1.1 }) {
+            let imbalance = busy.1 / idle.1
+            let limit = threshold(settings.inFlightImbalance, for: .leastConnections)
+            if imbalance >= limit {
+                return (.leastConnections, .unevenLoad, "in-flight imbalance \(ratio(imbalance)) (\(busy.0) vs \(idle.0)) ≥ \(ratio(limit))")
+            }
+        }
+
+        // 6. Alike.
+        let equalWeights = Set(servers.map(\.weight)).count == 1
+        let rotation: AlgorithmName = equalWeights ? .roundRobin : .weightedRoundRobin
+        let spread = timed.count >= 2 ? (timed.map(\.1).max()! / timed.map(\.1).min()!) : 1
+        return (rotation, .uniform, "servers alike (p95 spread \(ratio(spread)), no error or load outliers)")
+    }
+
+    private static func ratio(_ value: Double) -> String {
+        let tenths = (value * 10).rounded() / 10
+        return tenths == tenths.rounded() ? "\(Int(tenths))×" : "\(tenths)×"
+    }
+
+    private static func percent(_ value: Double) -> String {
+        "\(Int((value * 100).rounded()))%"
+    }
+
+    private static func milliseconds(_ value: Double) -> String {
+        value >= 10 ? "\(Int(value.rounded())) ms" : "\((value * 10).rounded() / 10) ms"
+    }
+
+    private static func format(seconds duration: Duration) -> String {
+        "\(duration.components.seconds)s"
+    }
+}
