@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // YAML → validated, immutable `Config`. No networking.
@@ -33,7 +34,11 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
         // Load-balancing algorithms and server state. Pure Swift, no I/O.
-        .target(name: "FulcrumBalancing", dependencies: ["FulcrumConfig"], swiftSettings: hotPathSettings),
+        .target(
+            name: "FulcrumBalancing",
+            dependencies: ["FulcrumConfig", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            swiftSettings: hotPathSettings
+        ),
         // The worker server used by tests, the demo and (later) the algorithm lab.
         .target(
             name: "FulcrumWorker",
@@ -84,6 +89,7 @@ let package = Package(
             name: "FulcrumProxyTests",
             dependencies: [
                 "FulcrumProxy",
+                "FulcrumBalancing",
                 "FulcrumConfig",
                 "FulcrumWorker",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -25,29 +25,6 @@ public struct ServerWindow: Sendable, Equatable {
     public var errorRate: Double { requests == 0 ? 0 : Double(failures) / Double(requests) }
 }
 
-/// Thresholds of the adaptive mode (`algorithm: adaptive`); the defaults are the documented ones.
-public struct AdaptiveSettings: Sendable, Equatable {
-    /// How often the engine evaluates (and the window it looks at).
-    public var evaluateEvery: Duration = .seconds(5)
-    /// The shortest time between two switches.
-    public var minSwitchInterval: Duration = .seconds(60)
-    /// Fewer requests than this in a window: too little to judge, keep the algorithm.
-    public var minimumRequests = 50
-    /// A server failing this share of its requests while another fails less than half as
-    /// often: steer away with `peak_ewma` (failures count as very slow responses).
-    public var errorRate = 0.1
-    /// Slowest p95 ÷ fastest p95 beyond this: balance by latency with `peak_ewma`.
-    public var latencySpread = 3.0
-    /// Busiest ÷ idlest server (mean in flight per unit of weight, each + 1) beyond this:
-    /// requests differ in length, use `least_connections`.
-    public var inFlightImbalance = 2.0
-    /// To leave the algorithm a rule chose, its measure must fall below threshold × this
-    /// (so a value hovering around a threshold does not flip the algorithm back and forth).
-    public var hysteresis = 0.75
-
-    public init() {}
-}
-
 /// The rule behind a decision.
 public enum AdaptiveRule: String, Sendable, Equatable {
     /// An operator pinned the algorithm; the engine does not change it.
@@ -91,6 +68,10 @@ public struct AdaptiveState: Sendable, Equatable {
     public private(set) var lastSwitch: ContinuousClock.Instant?
     /// The most recent decisions, oldest first (at most `historyLimit`).
     public private(set) var history: [AdaptiveDecision] = []
+    /// Each server's p95 from the last window in which it answered. A server the current
+    /// algorithm steers around may get no request in a window; its last measurement stands
+    /// for it then (otherwise avoiding a slow server would look like the spread had gone).
+    public private(set) var lastKnownP95: [String: Double] = [:]
 
     public init(algorithm: AlgorithmName = .roundRobin) {
         self.algorithm = algorithm
@@ -110,6 +91,19 @@ public struct AdaptiveState: Sendable, Equatable {
         isPinned = false
     }
 
+    /// Fills in missing p95s from earlier windows, and remembers the new ones.
+    fileprivate mutating func completeLatencies(_ servers: [ServerWindow]) -> [ServerWindow] {
+        servers.map { server in
+            var server = server
+            if let p95 = server.p95Milliseconds {
+                lastKnownP95[server.name] = p95
+            } else {
+                server.p95Milliseconds = lastKnownP95[server.name]
+            }
+            return server
+        }
+    }
+
     fileprivate mutating func record(_ decision: AdaptiveDecision) {
         if decision.switched {
             algorithm = decision.to
@@ -123,7 +117,7 @@ public struct AdaptiveState: Sendable, Equatable {
 /// The decision engine of `algorithm: adaptive`: a pure function of the window's metrics,
 /// the backend's state and the time.
 ///
-/// Rules, first match wins (thresholds in `AdaptiveSettings`):
+/// Rules, first match wins (thresholds in `AdaptiveOptions`, the backend's `adaptive:`):
 ///
 /// 1. pinned → keep;
 /// 2. fewer than `minimumRequests` in the window → keep;
@@ -141,9 +135,10 @@ public enum AdaptiveEngine {
         servers: [ServerWindow],
         state: inout AdaptiveState,
         now: ContinuousClock.Instant,
-        settings: AdaptiveSettings = AdaptiveSettings()
+        settings: AdaptiveOptions = AdaptiveOptions()
     ) -> AdaptiveDecision {
         let current = state.algorithm
+        let servers = state.completeLatencies(servers)
         var (target, rule, reason) = preferred(servers: servers, current: current, pinned: state.isPinned, settings: settings)
         if target != current, let lastSwitch = state.lastSwitch, now - lastSwitch < settings.minSwitchInterval {
             reason = "would switch to \(target.rawValue) (\(reason)), but the last switch was "
@@ -165,7 +160,7 @@ public enum AdaptiveEngine {
         servers: [ServerWindow],
         current: AlgorithmName,
         pinned: Bool,
-        settings: AdaptiveSettings
+        settings: AdaptiveOptions
     ) -> (AlgorithmName, AdaptiveRule, String) {
         if pinned { return (current, .pinned, "pinned by an operator") }
         let total = servers.reduce(0) { $0 + $1.requests }
@@ -232,3 +227,4 @@ public enum AdaptiveEngine {
         "\(duration.components.seconds)s"
     }
 }
+

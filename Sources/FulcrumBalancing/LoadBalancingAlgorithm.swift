@@ -42,6 +42,7 @@ extension LoadBalancingAlgorithm {
 /// | `.powerOfTwo`           | `PowerOfTwoChoices`        |
 /// | `.leastResponseTime`    | `LatencyAware`             |
 /// | `.peakEWMA`             | `LatencyAware`             |
+/// | `.adaptive`             | `AdaptiveAlgorithm` (starts with round robin) |
 ///
 /// - Parameter random: the random source for randomised algorithms, which keep their own
 ///   copy; tests pass a seeded one. Ignored by the others.
@@ -56,5 +57,6 @@ public func makeAlgorithm(
     case .random: RandomChoice(random: random)
     case .powerOfTwo: PowerOfTwoChoices(random: random)
     case .leastResponseTime, .peakEWMA: LatencyAware(name: name)
+    case .adaptive: AdaptiveAlgorithm()
     }
 }

@@ -259,14 +259,18 @@ public struct BackendConfig: Sendable, Equatable {
     public var retries: Int
     public var timeouts: BackendTimeouts
     public var servers: [ServerConfig]
+    /// The decision engine's thresholds when `algorithm` is `.adaptive`.
+    public var adaptive: AdaptiveOptions
 
     public init(
         name: String,
         algorithm: AlgorithmName = .roundRobin,
         retries: Int = 2,
         timeouts: BackendTimeouts = BackendTimeouts(),
-        servers: [ServerConfig]
+        servers: [ServerConfig],
+        adaptive: AdaptiveOptions = AdaptiveOptions()
     ) {
+        self.adaptive = adaptive
         self.name = name
         self.algorithm = algorithm
         self.retries = retries
@@ -284,6 +288,30 @@ public enum AlgorithmName: String, Sendable, Equatable, CaseIterable {
     case powerOfTwo = "power_of_two"
     case leastResponseTime = "least_response_time"
     case peakEWMA = "peak_ewma"
+    /// Not an algorithm of its own: the decision engine picks one of the others at run time.
+    case adaptive = "adaptive"
+}
+
+/// Thresholds of `algorithm: adaptive` (`backends[].adaptive`); docs/config.md explains
+/// each rule they belong to.
+public struct AdaptiveOptions: Sendable, Equatable {
+    /// How often the engine evaluates, over a window of this length.
+    public var evaluateEvery: Duration = .seconds(5)
+    /// The shortest time between two switches.
+    public var minSwitchInterval: Duration = .seconds(60)
+    /// Fewer requests than this in a window: keep the algorithm.
+    public var minimumRequests = 50
+    /// A server's error rate from which failures are steered around (with `peak_ewma`).
+    public var errorRate = 0.1
+    /// Slowest ÷ fastest p95 from which to balance by latency (`peak_ewma`).
+    public var latencySpread = 3.0
+    /// Busiest ÷ idlest in-flight (per weight, + 1) from which to use `least_connections`.
+    public var inFlightImbalance = 2.0
+    /// For the algorithm in use, its rule's threshold is multiplied by this, so leaving it
+    /// takes a clear change (not configurable: documented as 0.75).
+    public var hysteresis = 0.75
+
+    public init() {}
 }
 
 /// Server-side timeouts of a backend (`backends[].timeouts`).

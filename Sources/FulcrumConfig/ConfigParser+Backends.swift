@@ -1,5 +1,8 @@
 extension ConfigParser {
-    static let backendKeys = ["name", "algorithm", "retries", "timeouts", "servers"]
+    static let backendKeys = ["name", "algorithm", "retries", "timeouts", "servers", "adaptive"]
+    static let adaptiveKeys = [
+        "evaluate_every", "min_switch_interval", "min_requests", "error_rate", "latency_spread", "in_flight_imbalance",
+    ]
     static let backendTimeoutKeys = ["connect", "response", "idle"]
     static let serverKeys = ["name", "address", "weight"]
 
@@ -34,6 +37,13 @@ extension ConfigParser {
         if let algorithm = mapping["algorithm"]?.choice(AlgorithmName.self, named: "algorithm") {
             backend.algorithm = algorithm
         }
+        if let adaptiveReader = mapping["adaptive"] {
+            if backend.algorithm != .adaptive {
+                adaptiveReader.report("applies only to algorithm: adaptive")
+            } else if let options = parseAdaptiveOptions(adaptiveReader) {
+                backend.adaptive = options
+            }
+        }
         if let retries = mapping["retries"]?.integer(atLeast: 0) {
             backend.retries = retries
         }
@@ -62,6 +72,18 @@ extension ConfigParser {
             }
         }
         return backend
+    }
+
+    private func parseAdaptiveOptions(_ reader: YAMLNodeReader) -> AdaptiveOptions? {
+        guard let mapping = reader.mapping(allowedKeys: Self.adaptiveKeys) else { return nil }
+        var options = AdaptiveOptions()
+        if let every = mapping["evaluate_every"]?.duration() { options.evaluateEvery = every }
+        if let interval = mapping["min_switch_interval"]?.duration(allowZero: true) { options.minSwitchInterval = interval }
+        if let requests = mapping["min_requests"]?.integer(atLeast: 1) { options.minimumRequests = requests }
+        if let rate = mapping["error_rate"]?.number(in: 0.001...1) { options.errorRate = rate }
+        if let spread = mapping["latency_spread"]?.number(in: 1.1...1000) { options.latencySpread = spread }
+        if let imbalance = mapping["in_flight_imbalance"]?.number(in: 1.1...1000) { options.inFlightImbalance = imbalance }
+        return options
     }
 
     private func parseServer(_ reader: YAMLNodeReader, names: inout NameRegistry) -> ServerConfig? {

@@ -195,6 +195,19 @@ struct YAMLNodeReader {
         return value
     }
 
+    /// A decimal number within `range`.
+    func number(in range: ClosedRange<Double>) -> Double? {
+        guard case .scalar(let scalar) = node, !isNull, let value = Double(scalar.string), value.isFinite else {
+            reportExpected("a number")
+            return nil
+        }
+        guard range.contains(value) else {
+            report("must be between \(range.lowerBound) and \(range.upperBound), found \(scalar.string)")
+            return nil
+        }
+        return value
+    }
+
     /// An integer no smaller than `minimum`.
     func integer(atLeast minimum: Int) -> Int? {
         guard let value = integer() else { return nil }

@@ -1,3 +1,4 @@
+import FulcrumConfig
 import FulcrumBalancing
 import NIOCore
 
@@ -58,6 +59,20 @@ final class LoopContext {
     /// Closes every idle backend connection (shutdown).
     func closeIdleConnections() {
         for pool in poolsByServer.values { pool.closeIdleConnections() }
+    }
+
+    /// Closes this loop's adaptive window for `backend` (nil if it is not adaptive here).
+    func closeAdaptiveWindow(backend name: String) -> [ServerWindowCounts]? {
+        guard let backend = backends.first(where: { $0.runtime.name == name }),
+              let adaptive = backend.algorithm as? AdaptiveAlgorithm else { return nil }
+        return adaptive.closeWindow()
+    }
+
+    /// Makes an adaptive backend pick with `algorithm` from now on.
+    func useAlgorithm(_ algorithm: AlgorithmName, backend name: String) {
+        guard let backend = backends.first(where: { $0.runtime.name == name }),
+              let adaptive = backend.algorithm as? AdaptiveAlgorithm else { return }
+        adaptive.use(algorithm)
     }
 
     /// Backend connections opened so far by this loop, per backend and server name.

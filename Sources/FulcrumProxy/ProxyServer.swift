@@ -1,3 +1,4 @@
+import FulcrumBalancing
 import FulcrumConfig
 import Logging
 import NIOConcurrencyHelpers
@@ -25,11 +26,19 @@ public final class ProxyServer: Sendable {
     /// One per listener. Released by `shutdown()`: a helper must be deallocated while its event
     /// loop still runs (its deinit completes a promise on that loop).
     private let quiescingHelpers: NIOLockedValueBox<[ServerQuiescingHelper]>
+    private let adaptive: AdaptiveController
 
-    private init(listeners: [Listener], quiescingHelpers: [ServerQuiescingHelper], loops: [NIOLoopBound<LoopContext>], logger: Logger) {
+    private init(
+        listeners: [Listener],
+        quiescingHelpers: [ServerQuiescingHelper],
+        loops: [NIOLoopBound<LoopContext>],
+        adaptive: AdaptiveController,
+        logger: Logger
+    ) {
         self.listeners = listeners
         self.quiescingHelpers = NIOLockedValueBox(quiescingHelpers)
         self.loops = loops
+        self.adaptive = adaptive
         self.logger = logger
     }
 
@@ -79,7 +88,9 @@ public final class ProxyServer: Sendable {
             for listener in listeners { try? await listener.channel.close() }
             throw error
         }
-        return ProxyServer(listeners: listeners, quiescingHelpers: helpers, loops: loops, logger: logger)
+        let adaptive = AdaptiveController(snapshot: snapshot, loops: loops, logger: logger)
+        adaptive.start()
+        return ProxyServer(listeners: listeners, quiescingHelpers: helpers, loops: loops, adaptive: adaptive, logger: logger)
     }
 
     private static func bind(
@@ -159,10 +170,38 @@ public final class ProxyServer: Sendable {
         return counts
     }
 
+    // MARK: Adaptive backends
+
+    /// The algorithm an `adaptive` backend picks with now; nil for other backends.
+    public func currentAlgorithm(ofBackend backend: String) -> AlgorithmName? {
+        adaptive.algorithm(of: backend)
+    }
+
+    /// The decision engine's recent decisions for an `adaptive` backend, oldest first (at most
+    /// 100); nil for other backends.
+    public func adaptiveDecisions(ofBackend backend: String) -> [AdaptiveDecision]? {
+        adaptive.decisions(of: backend)
+    }
+
+    /// Switches an `adaptive` backend's algorithm by hand; `pin` keeps the engine from
+    /// switching it until `unpinAlgorithm`. False when the backend is not adaptive or the
+    /// algorithm is `.adaptive`.
+    @discardableResult
+    public func selectAlgorithm(_ algorithm: AlgorithmName, forBackend backend: String, pin: Bool) -> Bool {
+        adaptive.select(algorithm, backend: backend, pin: pin)
+    }
+
+    /// Lets the decision engine choose again for an `adaptive` backend.
+    @discardableResult
+    public func unpinAlgorithm(forBackend backend: String) -> Bool {
+        adaptive.unpin(backend: backend)
+    }
+
     /// Stops accepting, lets requests in flight finish for at most `gracePeriod`, then returns.
     /// Connections still open then are closed when the event loop group shuts down.
     public func shutdown(gracePeriod: Duration) async {
         logger.info("shutting down", metadata: ["grace_period": "\(gracePeriod)"])
+        adaptive.stop()
         let helpers = quiescingHelpers.withLockedValue { helpers in
             defer { helpers = [] }
             return helpers

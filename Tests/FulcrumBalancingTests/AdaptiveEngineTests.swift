@@ -149,3 +149,19 @@ import Testing
         #expect(state.history.first?.time == t0 + .seconds(50 * 5))
     }
 }
+
+extension AdaptiveEngineTests {
+    @Test("a server avoided so well that it got no request keeps its last measured p95")
+    func avoidedServerKeepsItsLatency() {
+        var state = AdaptiveState(algorithm: .roundRobin)
+        var slow = alike(2)
+        slow[1].p95Milliseconds = 300
+        #expect(AdaptiveEngine.evaluate(backend: "web", servers: slow, state: &state, now: t0).to == .peakEWMA)
+        var quiet = alike(2)
+        quiet[1] = ServerWindow(name: "web2", requests: 0, p95Milliseconds: nil)
+        let later = AdaptiveEngine.evaluate(backend: "web", servers: quiet, state: &state, now: t0 + .seconds(120))
+        #expect(!later.switched)
+        #expect(later.rule == .latencySpread)
+        #expect(later.inputs[1].p95Milliseconds == 300)
+    }
+}

@@ -17,6 +17,7 @@ import Testing
             case .random: RandomChoice<FastRandom>.self
             case .powerOfTwo: PowerOfTwoChoices<FastRandom>.self
             case .leastResponseTime, .peakEWMA: LatencyAware.self
+            case .adaptive: AdaptiveAlgorithm.self
             }
         #expect(type(of: algorithm) == expectedType)
     }

@@ -1,0 +1,42 @@
+import Histogram
+
+/// What one event loop saw of one server during an evaluation window of the adaptive mode:
+/// plain counters and a latency histogram, owned by the loop (no locks), merged across
+/// loops when the window closes.
+public struct ServerWindowCounts: Sendable {
+    public private(set) var requests = 0
+    public private(set) var failures = 0
+    /// Requests in flight at the server, summed at each response (for their mean).
+    private var inFlightSum = 0
+    /// Response times in microseconds, 1 µs … 1 h at two significant digits (≈ 1 % error).
+    private var latencies = Histogram<UInt32>(highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .two)
+
+    public init() {}
+
+    mutating func record(responseNanoseconds: Int64, failed: Bool, inFlight: Int) {
+        requests += 1
+        if failed { failures += 1 }
+        inFlightSum += inFlight
+        _ = latencies.record(UInt64(max(responseNanoseconds / 1000, 1)))
+    }
+
+    /// Adds another loop's counts for the same server and window.
+    public mutating func merge(_ other: ServerWindowCounts) {
+        requests += other.requests
+        failures += other.failures
+        inFlightSum += other.inFlightSum
+        latencies.add(other.latencies)
+    }
+
+    /// The engine's view of these counts.
+    public func window(name: String, weight: Int) -> ServerWindow {
+        ServerWindow(
+            name: name,
+            weight: weight,
+            requests: requests,
+            failures: failures,
+            p95Milliseconds: requests == 0 ? nil : Double(latencies.valueAtPercentile(95)) / 1000,
+            meanInFlight: requests == 0 ? 0 : Double(inFlightSum) / Double(requests)
+        )
+    }
+}

@@ -1,0 +1,139 @@
+import FulcrumBalancing
+import FulcrumConfig
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Runs the decision engine for every `algorithm: adaptive` backend.
+///
+/// Every `evaluate_every` it closes the window on each event loop (one task per loop, so
+/// the counters stay lock-free), merges the loops' counts per server, asks `AdaptiveEngine`,
+/// logs the decision and, on a switch, tells every loop which algorithm to pick with.
+/// Operators switch and pin through the same state (`select`, `unpin`).
+final class AdaptiveController: Sendable {
+    private struct Backend: Sendable {
+        let name: String
+        let serverNames: [String]
+        let servers: [BalancedServer]
+        let settings: AdaptiveOptions
+    }
+
+    private let loops: [NIOLoopBound<LoopContext>]
+    private let logger: Logger
+    private let backends: [String: Backend]
+    private let states: NIOLockedValueBox<[String: AdaptiveState]>
+    private let tasks = NIOLockedValueBox<[RepeatedTask]>([])
+
+    init(snapshot: RuntimeSnapshot, loops: [NIOLoopBound<LoopContext>], logger: Logger) {
+        self.loops = loops
+        self.logger = logger
+        var backends: [String: Backend] = [:]
+        var states: [String: AdaptiveState] = [:]
+        for (runtime, config) in zip(snapshot.backends, snapshot.config.backends) where runtime.algorithm == .adaptive {
+            backends[runtime.name] = Backend(
+                name: runtime.name,
+                serverNames: runtime.servers.map(\.name),
+                servers: runtime.servers,
+                settings: config.adaptive
+            )
+            states[runtime.name] = AdaptiveState(algorithm: .roundRobin)
+        }
+        self.backends = backends
+        self.states = NIOLockedValueBox(states)
+    }
+
+    /// Starts evaluating (on the first loop, each backend on its own schedule).
+    func start() {
+        guard let eventLoop = loops.first?.eventLoop else { return }
+        let started = backends.values.map { backend in
+            let every = TimeAmount(backend.settings.evaluateEvery)
+            return eventLoop.scheduleRepeatedAsyncTask(initialDelay: every, delay: every) { [self] _ in
+                evaluate(backend)
+            }
+        }
+        tasks.withLockedValue { $0 = started }
+    }
+
+    func stop() {
+        let running = tasks.withLockedValue { tasks in
+            defer { tasks = [] }
+            return tasks
+        }
+        for task in running { task.cancel() }
+    }
+
+    /// The algorithm an adaptive backend uses now (nil: not an adaptive backend).
+    func algorithm(of backend: String) -> AlgorithmName? {
+        states.withLockedValue { $0[backend]?.algorithm }
+    }
+
+    /// The backend's recent decisions, oldest first (nil: not an adaptive backend).
+    func decisions(of backend: String) -> [AdaptiveDecision]? {
+        states.withLockedValue { $0[backend]?.history }
+    }
+
+    /// Switches an adaptive backend by hand; with `pin` the engine stops switching it.
+    /// Returns false when `backend` is not adaptive or `algorithm` is not a concrete one.
+    func select(_ algorithm: AlgorithmName, backend: String, pin: Bool) -> Bool {
+        guard algorithm != .adaptive else { return false }
+        let known = states.withLockedValue { states -> Bool in
+            guard states[backend] != nil else { return false }
+            states[backend]!.select(algorithm, pin: pin, at: .now)
+            return true
+        }
+        guard known else { return false }
+        logger.info("adaptive: \(backend) set to \(algorithm.rawValue) by an operator\(pin ? ", pinned" : "")")
+        apply(algorithm, to: backend)
+        return true
+    }
+
+    /// Lets the engine choose again for `backend`.
+    func unpin(backend: String) -> Bool {
+        states.withLockedValue { states in
+            guard states[backend] != nil else { return false }
+            states[backend]!.unpin()
+            return true
+        }
+    }
+
+    private func evaluate(_ backend: Backend) -> EventLoopFuture<Void> {
+        let eventLoop = loops[0].eventLoop
+        let windows = loops.map { loop in
+            loop.eventLoop.submit { loop.value.closeAdaptiveWindow(backend: backend.name) ?? [] }
+        }
+        return EventLoopFuture.whenAllSucceed(windows, on: eventLoop).map { [self] perLoop in
+            var merged = Array(repeating: ServerWindowCounts(), count: backend.servers.count)
+            for counts in perLoop {
+                for (index, serverCounts) in counts.enumerated() where index < merged.count {
+                    merged[index].merge(serverCounts)
+                }
+            }
+            let inputs = merged.enumerated().map { index, counts in
+                counts.window(name: backend.serverNames[index], weight: backend.servers[index].weight)
+            }
+            let decision = states.withLockedValue { states -> AdaptiveDecision? in
+                guard states[backend.name] != nil else { return nil }
+                return AdaptiveEngine.evaluate(
+                    backend: backend.name,
+                    servers: inputs,
+                    state: &states[backend.name]!,
+                    now: .now,
+                    settings: backend.settings
+                )
+            }
+            guard let decision else { return }
+            if decision.switched {
+                logger.notice("adaptive: \(decision.explanation)")
+                apply(decision.to, to: backend.name)
+            } else {
+                logger.debug("adaptive: \(decision.explanation)")
+            }
+        }
+    }
+
+    private func apply(_ algorithm: AlgorithmName, to backend: String) {
+        for loop in loops {
+            loop.eventLoop.execute { loop.value.useAlgorithm(algorithm, backend: backend) }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import FulcrumBalancing
+import FulcrumConfig
+import FulcrumWorker
+import Testing
+
+/// `algorithm: adaptive` end to end: real workers, real traffic, the engine on its timer.
+@Suite("Adaptive balancing", .serialized)
+struct AdaptiveTests {
+    private static let fast = WorkerBehaviour(delayMilliseconds: 0)
+    private static let adaptive = "adaptive\n    adaptive: { evaluate_every: 400ms, min_switch_interval: 3s, min_requests: 10 }"
+
+    @Test("a server turning slow makes adaptive switch to peak_ewma within a window, once, saying why; a pin holds")
+    func switchesWhenAServerTurnsSlow() async throws {
+        try await withProxy(workers: [Self.fast, Self.fast], yaml: { simpleConfig($0, algorithm: Self.adaptive) }) { harness in
+            // Alike servers: round robin is kept.
+            try await Self.sendRequests(for: .milliseconds(900), through: harness)
+            let calm = try #require(harness.proxy.adaptiveDecisions(ofBackend: "app"))
+            #expect(!calm.isEmpty)
+            #expect(calm.allSatisfy { !$0.switched }, "\(calm.map(\.explanation))")
+            #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .roundRobin)
+
+            harness.workers[1].update(WorkerBehaviour(delayMilliseconds: 60))
+            let slowedAt = ContinuousClock.now
+            try await Self.sendRequests(for: .milliseconds(1600), through: harness)
+            let decisions = try #require(harness.proxy.adaptiveDecisions(ofBackend: "app"))
+            let switches = decisions.filter(\.switched)
+            // Within min_switch_interval there is at most one switch.
+            #expect(switches.count == 1, "\(decisions.map(\.explanation))")
+            let switched = try #require(switches.first)
+            #expect(switched.to == .peakEWMA)
+            #expect(switched.rule == .latencySpread)
+            #expect(switched.explanation.hasPrefix("app round_robin → peak_ewma: p95 spread "), "\(switched.explanation)")
+            // The window the slowdown fell into, or the next one.
+            #expect(switched.time - slowedAt < .milliseconds(1000))
+            #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .peakEWMA)
+            // Later windows, where peak_ewma keeps traffic off w2, keep it.
+            #expect(decisions.last?.to == .peakEWMA)
+
+            // An operator pins round robin: the engine leaves it alone.
+            #expect(harness.proxy.selectAlgorithm(.roundRobin, forBackend: "app", pin: true))
+            try await Self.sendRequests(for: .milliseconds(900), through: harness)
+            #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .roundRobin)
+            #expect(harness.proxy.adaptiveDecisions(ofBackend: "app")?.last?.rule == .pinned)
+        }
+    }
+
+    @Test("manual control is refused for backends that are not adaptive")
+    func manualControlNeedsAdaptive() async throws {
+        try await withProxy(workers: [Self.fast], yaml: { simpleConfig($0) }) { harness in
+            #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == nil)
+            #expect(!harness.proxy.selectAlgorithm(.leastConnections, forBackend: "app", pin: true))
+            #expect(harness.proxy.adaptiveDecisions(ofBackend: "app") == nil)
+        }
+    }
+
+    /// Keeps two clients sending `/work` for `duration`.
+    private static func sendRequests(for duration: Duration, through harness: ProxyHarness) async throws {
+        let end = ContinuousClock.now + duration
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    while ContinuousClock.now < end {
+                        let response = try await harness.send("/work")
+                        #expect(response.status == .ok)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+}
