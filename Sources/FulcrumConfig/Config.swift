@@ -261,6 +261,8 @@ public struct BackendConfig: Sendable, Equatable {
     public var servers: [ServerConfig]
     /// The decision engine's thresholds when `algorithm` is `.adaptive`.
     public var adaptive: AdaptiveOptions
+    /// Active health checks of the servers; nil: none (servers are always considered up).
+    public var healthCheck: HealthCheckConfig?
 
     public init(
         name: String,
@@ -290,6 +292,25 @@ public enum AlgorithmName: String, Sendable, Equatable, CaseIterable {
     case peakEWMA = "peak_ewma"
     /// Not an algorithm of its own: the decision engine picks one of the others at run time.
     case adaptive = "adaptive"
+}
+
+/// Active health checks (`backends[].health_check`): each server is probed on its own
+/// schedule; `fall` failures in a row take it out of rotation, `rise` successes bring it back.
+public struct HealthCheckConfig: Sendable, Equatable {
+    /// The path requested with `GET` (default `/health`).
+    public var path: String = "/health"
+    /// Time between the end of one probe and the start of the next (jittered by ±10 %).
+    public var interval: Duration = .seconds(2)
+    /// A probe without a complete status line within this time fails.
+    public var timeout: Duration = .seconds(1)
+    /// Successes in a row that bring a down server back.
+    public var rise = 2
+    /// Failures in a row that take an up server out.
+    public var fall = 3
+    /// The statuses that count as healthy (default 200–399).
+    public var expect: ClosedRange<Int> = 200...399
+
+    public init() {}
 }
 
 /// Thresholds of `algorithm: adaptive` (`backends[].adaptive`); docs/config.md explains

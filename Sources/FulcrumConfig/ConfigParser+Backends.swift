@@ -1,5 +1,6 @@
 extension ConfigParser {
-    static let backendKeys = ["name", "algorithm", "retries", "timeouts", "servers", "adaptive"]
+    static let backendKeys = ["name", "algorithm", "retries", "timeouts", "servers", "adaptive", "health_check"]
+    static let healthCheckKeys = ["path", "interval", "timeout", "rise", "fall", "expect"]
     static let adaptiveKeys = [
         "evaluate_every", "min_switch_interval", "min_requests", "error_rate", "latency_spread", "in_flight_imbalance",
     ]
@@ -44,6 +45,9 @@ extension ConfigParser {
                 backend.adaptive = options
             }
         }
+        if let healthReader = mapping["health_check"], let healthCheck = parseHealthCheck(healthReader) {
+            backend.healthCheck = healthCheck
+        }
         if let retries = mapping["retries"]?.integer(atLeast: 0) {
             backend.retries = retries
         }
@@ -72,6 +76,38 @@ extension ConfigParser {
             }
         }
         return backend
+    }
+
+    private func parseHealthCheck(_ reader: YAMLNodeReader) -> HealthCheckConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.healthCheckKeys) else { return nil }
+        var check = HealthCheckConfig()
+        if let pathReader = mapping["path"], let path = pathReader.nonEmptyString() {
+            if path.hasPrefix("/"), !path.contains(where: { $0 == " " || $0 == "\r" || $0 == "\n" }) {
+                check.path = path
+            } else {
+                pathReader.report("\(quoted(path)) is not a request path (it must start with / and contain no spaces)")
+            }
+        }
+        if let interval = mapping["interval"]?.duration() { check.interval = interval }
+        if let timeout = mapping["timeout"]?.duration() { check.timeout = timeout }
+        if let rise = mapping["rise"]?.integer(in: 1...100) { check.rise = rise }
+        if let fall = mapping["fall"]?.integer(in: 1...100) { check.fall = fall }
+        if let expectReader = mapping["expect"], let text = expectReader.string() {
+            if let range = Self.statusRange(text) {
+                check.expect = range
+            } else {
+                expectReader.report("\(quoted(text)) is not a status or status range (expected 200 or 200-399, within 100…599)")
+            }
+        }
+        return check
+    }
+
+    /// `200` or `200-399`, within 100…599.
+    private static func statusRange(_ text: String) -> ClosedRange<Int>? {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { $0.filter { $0 != " " } }
+        guard (1...2).contains(parts.count), let low = Int(parts[0]), let high = Int(parts.last!),
+              100 <= low, low <= high, high <= 599 else { return nil }
+        return low...high
     }
 
     private func parseAdaptiveOptions(_ reader: YAMLNodeReader) -> AdaptiveOptions? {

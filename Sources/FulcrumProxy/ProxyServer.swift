@@ -27,14 +27,17 @@ public final class ProxyServer: Sendable {
     /// loop still runs (its deinit completes a promise on that loop).
     private let quiescingHelpers: NIOLockedValueBox<[ServerQuiescingHelper]>
     private let adaptive: AdaptiveController
+    private let healthChecker: HealthChecker
 
     private init(
         listeners: [Listener],
         quiescingHelpers: [ServerQuiescingHelper],
         loops: [NIOLoopBound<LoopContext>],
         adaptive: AdaptiveController,
+        healthChecker: HealthChecker,
         logger: Logger
     ) {
+        self.healthChecker = healthChecker
         self.listeners = listeners
         self.quiescingHelpers = NIOLockedValueBox(quiescingHelpers)
         self.loops = loops
@@ -90,7 +93,16 @@ public final class ProxyServer: Sendable {
         }
         let adaptive = AdaptiveController(snapshot: snapshot, loops: loops, logger: logger)
         adaptive.start()
-        return ProxyServer(listeners: listeners, quiescingHelpers: helpers, loops: loops, adaptive: adaptive, logger: logger)
+        let healthChecker = HealthChecker(snapshot: snapshot, eventLoops: loops.map(\.eventLoop), logger: logger)
+        healthChecker.start()
+        return ProxyServer(
+            listeners: listeners,
+            quiescingHelpers: helpers,
+            loops: loops,
+            adaptive: adaptive,
+            healthChecker: healthChecker,
+            logger: logger
+        )
     }
 
     private static func bind(
@@ -202,6 +214,7 @@ public final class ProxyServer: Sendable {
     public func shutdown(gracePeriod: Duration) async {
         logger.info("shutting down", metadata: ["grace_period": "\(gracePeriod)"])
         adaptive.stop()
+        await healthChecker.stop()
         let helpers = quiescingHelpers.withLockedValue { helpers in
             defer { helpers = [] }
             return helpers

@@ -45,3 +45,42 @@ import Testing
             """)) == ["backends[0].adaptive (line 8): applies only to algorithm: adaptive"])
     }
 }
+
+/// `backends[].health_check`.
+@Suite struct HealthCheckConfigTests {
+    private static func backendYAML(_ settings: String) -> String {
+        minimalYAML.replacingOccurrences(of: "  - name: web\n", with: "  - name: web\n\(settings)\n")
+    }
+
+    @Test("defaults, and every key set")
+    func parsesHealthCheck() throws {
+        #expect(try ConfigLoader.load(yaml: minimalYAML).backends[0].healthCheck == nil)
+        let defaults = try ConfigLoader.load(yaml: Self.backendYAML("    health_check: {}"))
+        #expect(defaults.backends[0].healthCheck == HealthCheckConfig())
+        let set = try ConfigLoader.load(yaml: Self.backendYAML(
+            "    health_check: { path: /ready, interval: 5s, timeout: 500ms, rise: 3, fall: 4, expect: \"200-204\" }"
+        ))
+        var expected = HealthCheckConfig()
+        expected.path = "/ready"
+        expected.interval = .seconds(5)
+        expected.timeout = .milliseconds(500)
+        expected.rise = 3
+        expected.fall = 4
+        expected.expect = 200...204
+        #expect(set.backends[0].healthCheck == expected)
+        let single = try ConfigLoader.load(yaml: Self.backendYAML("    health_check: { expect: 204 }"))
+        #expect(single.backends[0].healthCheck?.expect == 204...204)
+    }
+
+    @Test("bad values are reported at their place")
+    func rejectsBadHealthCheck() {
+        #expect(loadErrors(Self.backendYAML(
+            "    health_check: { path: health, interval: soon, rise: 0, expect: \"399-200\" }"
+        )) == [
+            #"backends[0].health_check.path (line 7): "health" is not a request path (it must start with / and contain no spaces)"#,
+            #"backends[0].health_check.interval (line 7): "soon" is not a valid duration (expected a number and a unit: 250ms, 2s, 1m, 1h)"#,
+            "backends[0].health_check.rise (line 7): must be between 1 and 100, found 0",
+            #"backends[0].health_check.expect (line 7): "399-200" is not a status or status range (expected 200 or 200-399, within 100…599)"#,
+        ])
+    }
+}

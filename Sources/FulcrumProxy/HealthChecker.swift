@@ -1,0 +1,203 @@
+import FulcrumBalancing
+import FulcrumConfig
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Active health checks for every backend with a `health_check`.
+///
+/// Each server has its own probe loop on one of the event loops (spread round robin): a
+/// `GET` of the check path on a fresh connection (`Connection: close`), at most one in flight,
+/// the next one `interval` (±10 %, so servers are not probed in lock step) after the last one
+/// ended. Outcomes go through the server's `HealthTracker`; a transition flips the server's
+/// availability, which every algorithm honours, and is logged with its reason.
+final class HealthChecker: Sendable {
+    private let probes: [NIOLoopBoundBox<ServerProbe>]
+
+    init(snapshot: RuntimeSnapshot, eventLoops: [any EventLoop], logger: Logger) {
+        var probes: [NIOLoopBoundBox<ServerProbe>] = []
+        for (runtime, config) in zip(snapshot.backends, snapshot.config.backends) {
+            guard let check = config.healthCheck else { continue }
+            for (index, server) in runtime.servers.enumerated() {
+                let eventLoop = eventLoops[probes.count % eventLoops.count]
+                let probe = ServerProbe(
+                    backend: runtime.name,
+                    server: server,
+                    address: runtime.addresses[index],
+                    hostHeader: runtime.addressDescriptions[index],
+                    check: check,
+                    eventLoop: eventLoop,
+                    logger: logger
+                )
+                // Built here, used only on its loop from now on.
+                probes.append(NIOLoopBoundBox.makeBoxSendingValue(probe, eventLoop: eventLoop))
+            }
+        }
+        self.probes = probes
+    }
+
+    func start() {
+        for probe in probes {
+            probe.eventLoop.execute { probe.value.scheduleNext(firstProbe: true) }
+        }
+    }
+
+    /// Stops probing; a probe in flight finishes without effect.
+    func stop() async {
+        for probe in probes {
+            try? await probe.eventLoop.submit { probe.value.stop() }.get()
+        }
+    }
+}
+
+/// One server's probe loop. Lives on `eventLoop` only.
+private final class ServerProbe {
+    private let backend: String
+    private let server: BalancedServer
+    private let address: SocketAddress
+    private let hostHeader: String
+    private let check: HealthCheckConfig
+    private let eventLoop: any EventLoop
+    private let logger: Logger
+    private var tracker: HealthTracker
+    private var next: Scheduled<Void>?
+    private var stopped = false
+
+    init(
+        backend: String,
+        server: BalancedServer,
+        address: SocketAddress,
+        hostHeader: String,
+        check: HealthCheckConfig,
+        eventLoop: any EventLoop,
+        logger: Logger
+    ) {
+        self.backend = backend
+        self.server = server
+        self.address = address
+        self.hostHeader = hostHeader
+        self.check = check
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.tracker = HealthTracker(rise: check.rise, fall: check.fall)
+    }
+
+    func scheduleNext(firstProbe: Bool = false) {
+        guard !stopped else { return }
+        let interval = TimeAmount(check.interval).nanoseconds
+        // The first probe of each server at a random point of the first interval; later ones ±10 %.
+        let delay = firstProbe
+            ? Int64.random(in: 0...interval)
+            : interval + Int64.random(in: -(interval / 10)...(interval / 10))
+        next = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay)) { [self] in
+            probe()
+        }
+    }
+
+    func stop() {
+        stopped = true
+        next?.cancel()
+        next = nil
+    }
+
+    private func probe() {
+        guard !stopped else { return }
+        let result = eventLoop.makePromise(of: HTTPResponseStatus.self)
+        let timeout = TimeAmount(check.timeout)
+        var request = HTTPRequestHead(version: .http1_1, method: .GET, uri: check.path)
+        request.headers.add(name: "Host", value: hostHeader)
+        request.headers.add(name: "User-Agent", value: "fulcrum-health-check")
+        request.headers.add(name: "Connection", value: "close")
+        let deadline = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            result.fail(ProbeFailure.timeout)
+        }
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ProbeHandler(request: request, result: result))
+                }
+            }
+            .connect(to: address)
+            .whenComplete { outcome in
+                switch outcome {
+                case .success(let channel):
+                    // Whatever the outcome, this connection has served its purpose.
+                    result.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                case .failure(let error):
+                    result.fail(error)
+                }
+            }
+        result.futureResult.assumeIsolated().whenComplete { [self] outcome in
+            deadline.cancel()
+            guard !stopped else { return }
+            switch outcome {
+            case .success(let status) where check.expect.contains(Int(status.code)):
+                record(success: true, reason: "status \(status.code)")
+            case .success(let status):
+                record(success: false, reason: "status \(status.code)")
+            case .failure(ProbeFailure.timeout):
+                record(success: false, reason: "no answer within \(check.timeout)")
+            case .failure(let error):
+                record(success: false, reason: describeNetworkError(error))
+            }
+            scheduleNext()
+        }
+    }
+
+    private func record(success: Bool, reason: String) {
+        let metadata: Logger.Metadata = ["backend": "\(backend)", "server": "\(server.name)", "reason": "\(reason)"]
+        switch tracker.record(success: success) {
+        case .wentDown?:
+            server.setAvailable(false)
+            logger.warning("server down: health check failed \(check.fall) time(s) in a row", metadata: metadata)
+        case .cameUp?:
+            server.setAvailable(true)
+            logger.notice("server up: health check passed \(check.rise) time(s) in a row", metadata: metadata)
+        case nil:
+            logger.debug("health check \(success ? "passed" : "failed")", metadata: metadata)
+        }
+    }
+}
+
+private enum ProbeFailure: Error {
+    case timeout
+}
+
+/// Sends the probe request and reports the response's status (then the caller closes).
+private final class ProbeHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private let request: HTTPRequestHead
+    private let result: EventLoopPromise<HTTPResponseStatus>
+
+    init(request: HTTPRequestHead, result: EventLoopPromise<HTTPResponseStatus>) {
+        self.request = request
+        self.result = result
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(.head(request)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data), head.status.code >= 200 {
+            result.succeed(head.status)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        result.fail(ChannelError.eof)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        result.fail(error)
+        context.close(promise: nil)
+    }
+}
