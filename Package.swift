@@ -63,10 +63,26 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // The algorithm lab: scenarios, open-loop load, results, charts.
+        .target(
+            name: "FulcrumLab",
+            dependencies: [
+                "FulcrumConfig",
+                "FulcrumProxy",
+                "FulcrumWorker",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "fulcrum",
             dependencies: [
                 "FulcrumConfig",
+                "FulcrumLab",
                 "FulcrumProxy",
                 "FulcrumWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -78,6 +94,7 @@ let package = Package(
         ),
         .testTarget(name: "FulcrumConfigTests", dependencies: ["FulcrumConfig"]),
         .testTarget(name: "FulcrumBalancingTests", dependencies: ["FulcrumBalancing"]),
+        .testTarget(name: "FulcrumLabTests", dependencies: ["FulcrumLab", "FulcrumConfig"]),
         .testTarget(
             name: "FulcrumWorkerTests",
             dependencies: [

@@ -9,12 +9,19 @@ import FulcrumConfig
 /// each loop the outcome with `use(_:)`. Picks, observations and switches all happen on the
 /// owning loop, so nothing here is locked.
 ///
+/// The latency-aware candidates are kept warm: they observe every response even while another
+/// algorithm picks, so a switch to one of them steers by what was measured up to that moment
+/// instead of starting blind (which would keep sending a share of requests to the slow server
+/// the switch was about).
+///
 /// Not thread-safe: one instance per event loop.
 public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
     public var name: AlgorithmName { .adaptive }
     /// The algorithm picks are delegated to.
     public private(set) var current: any LoadBalancingAlgorithm
     private var counts: [ServerWindowCounts] = []
+    /// Latency-aware algorithms, fed every observation whichever algorithm picks.
+    private let warm: [LatencyAware] = [LatencyAware(name: .peakEWMA), LatencyAware(name: .leastResponseTime)]
     /// The server list of the latest pick, to read in-flight counts when a response is observed.
     private var servers: [BalancedServer] = []
 
@@ -26,7 +33,7 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
     /// Switches the algorithm used for new picks.
     public func use(_ algorithm: AlgorithmName) {
         guard algorithm != .adaptive, algorithm != current.name else { return }
-        current = makeAlgorithm(algorithm)
+        current = warm.first { $0.name == algorithm } ?? makeAlgorithm(algorithm)
     }
 
     /// The window's counts per server index, and a fresh window from now.
@@ -49,8 +56,8 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
         }
         let inFlight = serverIndex < servers.count ? servers[serverIndex].inFlight : 0
         counts[serverIndex].record(responseNanoseconds: responseNanoseconds, failed: failed, inFlight: inFlight)
-        if current.observesResponses {
-            current.observe(serverIndex: serverIndex, responseNanoseconds: responseNanoseconds, failed: failed, now: now)
+        for algorithm in warm {
+            algorithm.observe(serverIndex: serverIndex, responseNanoseconds: responseNanoseconds, failed: failed, now: now)
         }
     }
 }

@@ -12,6 +12,9 @@ public struct ServerWindow: Sendable, Equatable {
     public var p95Milliseconds: Double?
     /// Requests in flight, averaged over the window.
     public var meanInFlight: Double
+    /// The server answered no request in this window (the current algorithm may be steering
+    /// around it): requests, failures and p95 are those of the last window in which it did.
+    public var carriedOver = false
 
     public init(name: String, weight: Int = 1, requests: Int, failures: Int = 0, p95Milliseconds: Double?, meanInFlight: Double = 0) {
         self.name = name
@@ -68,10 +71,10 @@ public struct AdaptiveState: Sendable, Equatable {
     public private(set) var lastSwitch: ContinuousClock.Instant?
     /// The most recent decisions, oldest first (at most `historyLimit`).
     public private(set) var history: [AdaptiveDecision] = []
-    /// Each server's p95 from the last window in which it answered. A server the current
-    /// algorithm steers around may get no request in a window; its last measurement stands
-    /// for it then (otherwise avoiding a slow server would look like the spread had gone).
-    public private(set) var lastKnownP95: [String: Double] = [:]
+    /// Each server's last window with requests. A server the current algorithm steers
+    /// around may get no request in a window; its last measurement stands for it then
+    /// (otherwise avoiding a slow or failing server would look like it had recovered).
+    public private(set) var lastMeasured: [String: ServerWindow] = [:]
 
     public init(algorithm: AlgorithmName = .roundRobin) {
         self.algorithm = algorithm
@@ -91,16 +94,19 @@ public struct AdaptiveState: Sendable, Equatable {
         isPinned = false
     }
 
-    /// Fills in missing p95s from earlier windows, and remembers the new ones.
-    fileprivate mutating func completeLatencies(_ servers: [ServerWindow]) -> [ServerWindow] {
+    /// Stands in the last measurement for servers without requests in this window, and
+    /// remembers the new ones.
+    fileprivate mutating func carryOver(_ servers: [ServerWindow]) -> [ServerWindow] {
         servers.map { server in
-            var server = server
-            if let p95 = server.p95Milliseconds {
-                lastKnownP95[server.name] = p95
-            } else {
-                server.p95Milliseconds = lastKnownP95[server.name]
+            if server.requests > 0 {
+                lastMeasured[server.name] = server
+                return server
             }
-            return server
+            guard var last = lastMeasured[server.name] else { return server }
+            last.weight = server.weight
+            last.meanInFlight = server.meanInFlight
+            last.carriedOver = true
+            return last
         }
     }
 
@@ -138,7 +144,7 @@ public enum AdaptiveEngine {
         settings: AdaptiveOptions = AdaptiveOptions()
     ) -> AdaptiveDecision {
         let current = state.algorithm
-        let servers = state.completeLatencies(servers)
+        let servers = state.carryOver(servers)
         var (target, rule, reason) = preferred(servers: servers, current: current, pinned: state.isPinned, settings: settings)
         if target != current, let lastSwitch = state.lastSwitch, now - lastSwitch < settings.minSwitchInterval {
             reason = "would switch to \(target.rawValue) (\(reason)), but the last switch was "
@@ -163,7 +169,7 @@ public enum AdaptiveEngine {
         settings: AdaptiveOptions
     ) -> (AlgorithmName, AdaptiveRule, String) {
         if pinned { return (current, .pinned, "pinned by an operator") }
-        let total = servers.reduce(0) { $0 + $1.requests }
+        let total = servers.reduce(0) { $0 + ($1.carriedOver ? 0 : $1.requests) }
         if total < settings.minimumRequests || servers.count < 2 {
             return (current, .insufficientData, "\(total) requests over \(servers.count) servers is too little to judge")
         }
@@ -193,9 +199,13 @@ public enum AdaptiveEngine {
             }
         }
 
-        // 5. Uneven load.
-        let loads = servers.map { ($0.name, $0.meanInFlight / Double(max($0.weight, 1)) + 1) }
-        if let busy = loads.max(by: { $0.1 < $1.1 }), let idle = loads.min(by: { $0.1 < $1.1 }) {
+        // 5. Uneven load — among servers that had requests, and not under a latency-aware
+        // algorithm: those weigh in-flight requests already, and the imbalance may be their
+        // own doing (steering around a slow or failing server).
+        let latencyAware = current == .peakEWMA || current == .leastResponseTime
+        let loads = servers.filter { !$0.carriedOver && $0.requests > 0 }
+            .map { ($0.name, $0.meanInFlight / Double(max($0.weight, 1)) + 1) }
+        if !latencyAware, loads.count >= 2, let busy = loads.max(by: { $0.1 < $1.1 }), let idle = loads.min(by: { $0.1 < $1.1 }) {
             let imbalance = busy.1 / idle.1
             let limit = threshold(settings.inFlightImbalance, for: .leastConnections)
             if imbalance >= limit {

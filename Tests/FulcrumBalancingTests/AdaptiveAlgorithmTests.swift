@@ -54,15 +54,18 @@ import Testing
         #expect(window.p95Milliseconds.map { abs($0 - 100) < 1 } == true)
     }
 
-    @Test("observations reach a latency-aware current algorithm")
-    func forwardsObservations() {
+    @Test("latency-aware candidates learn while another algorithm picks, so a switch to one starts informed")
+    func candidatesStayWarm() {
         let adaptive = AdaptiveAlgorithm()
-        adaptive.use(.peakEWMA)
         let servers = makeServers(count: 2)
+        // Round robin picks while server 0 turns out slow.
         _ = adaptive.pick(from: servers, excluding: .none)
         adaptive.observe(serverIndex: 0, responseNanoseconds: 500_000_000, failed: false, now: 1_000_000_000)
         adaptive.observe(serverIndex: 1, responseNanoseconds: 5_000_000, failed: false, now: 1_000_000_000)
+        adaptive.use(.peakEWMA)
         let latency = adaptive.current as! LatencyAware
+        #expect(latency.name == .peakEWMA)
+        #expect(latency.expectedResponseNanoseconds(of: 0, now: 1_000_000_000) == 500_000_000)
         #expect(latency.pick(from: servers, excluding: .none, now: 1_000_000_001) == 1)
     }
 }

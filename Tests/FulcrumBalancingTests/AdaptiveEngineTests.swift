@@ -163,5 +163,25 @@ extension AdaptiveEngineTests {
         #expect(!later.switched)
         #expect(later.rule == .latencySpread)
         #expect(later.inputs[1].p95Milliseconds == 300)
+        #expect(later.inputs[1].carriedOver)
+    }
+}
+
+extension AdaptiveEngineTests {
+    @Test("steering around a failing server is not mistaken for uneven load or recovery")
+    func noFlappingAroundAFailingServer() {
+        var state = AdaptiveState(algorithm: .roundRobin)
+        var flaky = alike(3)
+        flaky[2].failures = 20
+        #expect(AdaptiveEngine.evaluate(backend: "web", servers: flaky, state: &state, now: t0).to == .peakEWMA)
+        // peak_ewma now keeps w3 idle: no requests, nothing in flight, while the others are busy.
+        var steered = alike(3)
+        steered[0].meanInFlight = 3
+        steered[1].meanInFlight = 3
+        steered[2] = ServerWindow(name: "web3", requests: 0, p95Milliseconds: nil, meanInFlight: 0)
+        let later = AdaptiveEngine.evaluate(backend: "web", servers: steered, state: &state, now: t0 + .seconds(120))
+        #expect(!later.switched, "\(later.explanation)")
+        #expect(later.rule == .errorRate)
+        #expect(later.inputs[2].carriedOver)
     }
 }

@@ -1,0 +1,61 @@
+import FulcrumConfig
+import Testing
+
+@testable import FulcrumLab
+
+/// The lab, scaled down to seconds: real workers, a real proxy, the open-loop load.
+@Suite("Algorithm lab", .serialized)
+struct AlgorithmLabTests {
+    private static let load = AlgorithmLab.Load(rate: 100, duration: .seconds(1))
+
+    @Test("a run sends every request at the fixed rate and counts what each server answered")
+    func runCountsEverything() async throws {
+        let scenario = try #require(LabScenario.all.first { $0.name == "homogeneous" })
+        let result = try await AlgorithmLab.run(scenario: scenario, algorithm: .roundRobin, load: Self.load)
+        #expect(result.requests == 100)
+        #expect(result.errors == 0)
+        #expect(result.perServer.values.reduce(0, +) == 100)
+        // Round robin over three alike servers: 34/33/33.
+        #expect(result.perServer.values.allSatisfy { (33...34).contains($0) }, "\(result.perServer)")
+        // 10 ms ± 2 ms of work; the p50 cannot be below it.
+        #expect(result.p50Milliseconds >= 8)
+        #expect(result.p99Milliseconds >= result.p50Milliseconds)
+    }
+
+    @Test("with one slow server, peak_ewma keeps its p99 far below round robin's")
+    func slowServerScenario() async throws {
+        let scenario = try #require(LabScenario.all.first { $0.name == "slow" })
+        let roundRobin = try await AlgorithmLab.run(scenario: scenario, algorithm: .roundRobin, load: Self.load)
+        let peakEWMA = try await AlgorithmLab.run(scenario: scenario, algorithm: .peakEWMA, load: Self.load)
+        #expect(roundRobin.p99Milliseconds >= 95)
+        #expect(peakEWMA.perServer["w3", default: 0] <= 5, "\(peakEWMA.perServer)")
+        #expect(peakEWMA.p95Milliseconds < 50)
+    }
+
+    @Test("a flaky server's 500s are counted as errors")
+    func flakyScenarioCountsErrors() async throws {
+        let scenario = try #require(LabScenario.all.first { $0.name == "flaky" })
+        let result = try await AlgorithmLab.run(scenario: scenario, algorithm: .roundRobin, load: Self.load)
+        // w3 answers a third of the requests and fails 20 % of them: about 7 of 100.
+        #expect((1...20).contains(result.errors), "\(result.errors) errors")
+    }
+
+    @Test("the report: a table row per algorithm, the verdict, JSON and an SVG chart")
+    func report() throws {
+        let scenario = try #require(LabScenario.all.first { $0.name == "slow" })
+        let results = [
+            LabResult(scenario: "slow", algorithm: "round_robin", requests: 100, errors: 0, p50Milliseconds: 11, p95Milliseconds: 101, p99Milliseconds: 103, perServer: ["w1": 34, "w2": 33, "w3": 33], switches: []),
+            LabResult(scenario: "slow", algorithm: "peak_ewma", requests: 100, errors: 0, p50Milliseconds: 11, p95Milliseconds: 13, p99Milliseconds: 14, perServer: ["w1": 50, "w2": 49, "w3": 1], switches: []),
+            LabResult(scenario: "slow", algorithm: "adaptive", requests: 100, errors: 1, p50Milliseconds: 11, p95Milliseconds: 13, p99Milliseconds: 15, perServer: ["w1": 50, "w2": 48, "w3": 2], switches: ["lab round_robin → peak_ewma: p95 spread 9× (w3 104 ms vs w1 12 ms) ≥ 3×"]),
+        ]
+        let table = LabReport.table(for: scenario, results: results)
+        #expect(table.contains("round_robin              11.0 ms    101 ms    103 ms    0.0 %   w1 34 · w2 33 · w3 33"), "\(table)")
+        #expect(table.contains("adaptive: lab round_robin → peak_ewma"))
+        #expect(LabReport.verdict(for: scenario, results: results) == "adaptive p99 1.07× the best fixed (peak_ewma) — within 15 %; 6.9× better than round_robin")
+        let json = String(decoding: try LabReport.json(results), as: UTF8.self)
+        #expect(json.contains("\"p99Milliseconds\" : 103"))
+        let svg = LabReport.svg(scenarios: [scenario], results: results)
+        #expect(svg.hasPrefix("<svg"))
+        #expect(svg.components(separatedBy: "<rect").count - 1 == 6)
+    }
+}
