@@ -12,8 +12,9 @@ public struct ServerWindow: Sendable, Equatable {
     public var p95Milliseconds: Double?
     /// Requests in flight, averaged over the window.
     public var meanInFlight: Double
-    /// The server answered no request in this window (the current algorithm may be steering
-    /// around it): requests, failures and p95 are those of the last window in which it did.
+    /// The server answered too few requests in this window to judge it (the current algorithm
+    /// may be steering around it): requests, failures and p95 are those of its last window
+    /// with enough of them.
     public var carriedOver = false
 
     public init(name: String, weight: Int = 1, requests: Int, failures: Int = 0, p95Milliseconds: Double?, meanInFlight: Double = 0) {
@@ -71,6 +72,9 @@ public struct AdaptiveState: Sendable, Equatable {
     public private(set) var lastSwitch: ContinuousClock.Instant?
     /// The most recent decisions, oldest first (at most `historyLimit`).
     public private(set) var history: [AdaptiveDecision] = []
+    /// The most recent switches, oldest first (at most `historyLimit`): with frequent
+    /// evaluations, `history` soon holds only decisions to keep.
+    public private(set) var switches: [AdaptiveDecision] = []
     /// Each server's last window with requests. A server the current algorithm steers
     /// around may get no request in a window; its last measurement stands for it then
     /// (otherwise avoiding a slow or failing server would look like it had recovered).
@@ -94,11 +98,15 @@ public struct AdaptiveState: Sendable, Equatable {
         isPinned = false
     }
 
-    /// Stands in the last measurement for servers without requests in this window, and
+    /// A server with fewer requests than this in a window is judged by its last measurement
+    /// (a few probe requests to an avoided server say little about it).
+    public static let minimumServerRequests = 5
+
+    /// Stands in the last measurement for servers with too few requests in this window, and
     /// remembers the new ones.
     fileprivate mutating func carryOver(_ servers: [ServerWindow]) -> [ServerWindow] {
         servers.map { server in
-            if server.requests > 0 {
+            if server.requests >= Self.minimumServerRequests || (server.requests > 0 && lastMeasured[server.name] == nil) {
                 lastMeasured[server.name] = server
                 return server
             }
@@ -114,6 +122,8 @@ public struct AdaptiveState: Sendable, Equatable {
         if decision.switched {
             algorithm = decision.to
             lastSwitch = decision.time
+            switches.append(decision)
+            if switches.count > Self.historyLimit { switches.removeFirst(switches.count - Self.historyLimit) }
         }
         history.append(decision)
         if history.count > Self.historyLimit { history.removeFirst(history.count - Self.historyLimit) }

@@ -70,7 +70,7 @@ public enum AlgorithmLab {
                 load: load,
                 change: scenario.change.map { [workers] change in (change.at, { workers[change.worker].update(change.behaviour) }) }
             )
-            let switches = server.adaptiveDecisions(ofBackend: "lab")?.filter(\.switched).map(\.explanation) ?? []
+            let switches = server.adaptiveSwitches(ofBackend: "lab")?.map(\.explanation) ?? []
             let result = summarize(samples, scenario: scenario, algorithm: algorithm, workerCount: workers.count, switches: switches)
             try await shutdown(client: client, proxy: proxy, workers: workers, groups: [clientGroup, proxyGroup, workerGroup])
             return result

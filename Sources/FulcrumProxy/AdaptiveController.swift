@@ -72,6 +72,11 @@ final class AdaptiveController: Sendable {
         states.withLockedValue { $0[backend]?.history }
     }
 
+    /// The backend's recent switches, oldest first (nil: not an adaptive backend).
+    func switches(of backend: String) -> [AdaptiveDecision]? {
+        states.withLockedValue { $0[backend]?.switches }
+    }
+
     /// Switches an adaptive backend by hand; with `pin` the engine stops switching it.
     /// Returns false when `backend` is not adaptive or `algorithm` is not a concrete one.
     func select(_ algorithm: AlgorithmName, backend: String, pin: Bool) -> Bool {

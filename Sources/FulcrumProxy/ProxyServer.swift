@@ -195,6 +195,12 @@ public final class ProxyServer: Sendable {
         adaptive.decisions(of: backend)
     }
 
+    /// The decision engine's recent switches for an `adaptive` backend, oldest first (at most
+    /// 100); nil for other backends.
+    public func adaptiveSwitches(ofBackend backend: String) -> [AdaptiveDecision]? {
+        adaptive.switches(of: backend)
+    }
+
     /// Switches an `adaptive` backend's algorithm by hand; `pin` keeps the engine from
     /// switching it until `unpinAlgorithm`. False when the backend is not adaptive or the
     /// algorithm is `.adaptive`.

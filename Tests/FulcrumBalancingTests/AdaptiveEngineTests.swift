@@ -183,5 +183,26 @@ extension AdaptiveEngineTests {
         #expect(!later.switched, "\(later.explanation)")
         #expect(later.rule == .errorRate)
         #expect(later.inputs[2].carriedOver)
+        // A couple of successful probe requests are not a recovery either.
+        steered[2] = ServerWindow(name: "web3", requests: 2, p95Milliseconds: 11, meanInFlight: 0)
+        let probed = AdaptiveEngine.evaluate(backend: "web", servers: steered, state: &state, now: t0 + .seconds(240))
+        #expect(!probed.switched, "\(probed.explanation)")
+        #expect(probed.rule == .errorRate)
+    }
+}
+
+extension AdaptiveEngineTests {
+    @Test("switches are kept apart from the decisions, which soon hold only keeps")
+    func switchHistory() {
+        var state = AdaptiveState()
+        var slow = alike(2)
+        slow[1].p95Milliseconds = 300
+        _ = AdaptiveEngine.evaluate(backend: "web", servers: slow, state: &state, now: t0)
+        for step in 1...150 {
+            _ = AdaptiveEngine.evaluate(backend: "web", servers: slow, state: &state, now: t0 + .seconds(step))
+        }
+        #expect(state.history.count == AdaptiveState.historyLimit)
+        #expect(state.history.allSatisfy { !$0.switched })
+        #expect(state.switches.map(\.to) == [.peakEWMA])
     }
 }
