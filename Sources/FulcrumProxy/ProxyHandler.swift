@@ -592,7 +592,10 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         guard connection === self.connection, let backend = exchange.backend else { return }
         self.connection = nil
         stopCounting()
-        if !exchange.responseStarted { observeUpstream(failed: true) }
+        // A pooled connection the server had closed in the meantime says nothing about the server.
+        if !exchange.responseStarted, failure == .responseTimeout || connection.requestsSent == 1 {
+            observeUpstream(failed: true)
+        }
         if exchange.responseStarted {
             // Part of the response is already with the client: all we can do is stop.
             closeClient()

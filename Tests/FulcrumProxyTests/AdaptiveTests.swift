@@ -11,7 +11,10 @@ struct AdaptiveTests {
 
     @Test("a server turning slow makes adaptive switch to peak_ewma within a window, once, saying why; a pin holds")
     func switchesWhenAServerTurnsSlow() async throws {
-        try await withProxy(workers: [Self.fast, Self.fast], yaml: { simpleConfig($0, algorithm: Self.adaptive) }) { harness in
+        // 20 ms of work: scheduling noise on a busy machine (the other suites run alongside)
+        // cannot make alike servers look 3× apart, as it can at 1 ms.
+        let alike = WorkerBehaviour(delayMilliseconds: 20)
+        try await withProxy(workers: [alike, alike], yaml: { simpleConfig($0, algorithm: Self.adaptive) }) { harness in
             // Alike servers: round robin is kept.
             try await Self.sendRequests(for: .milliseconds(900), through: harness)
             let calm = try #require(harness.proxy.adaptiveDecisions(ofBackend: "app"))
@@ -19,7 +22,7 @@ struct AdaptiveTests {
             #expect(calm.allSatisfy { !$0.switched }, "\(calm.map(\.explanation))")
             #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .roundRobin)
 
-            harness.workers[1].update(WorkerBehaviour(delayMilliseconds: 60))
+            harness.workers[1].update(WorkerBehaviour(delayMilliseconds: 200))
             let slowedAt = ContinuousClock.now
             try await Self.sendRequests(for: .milliseconds(1600), through: harness)
             let decisions = try #require(harness.proxy.adaptiveDecisions(ofBackend: "app"))
@@ -53,11 +56,11 @@ struct AdaptiveTests {
         }
     }
 
-    /// Keeps two clients sending `/work` for `duration`.
+    /// Keeps four clients sending `/work` for `duration`.
     private static func sendRequests(for duration: Duration, through harness: ProxyHarness) async throws {
         let end = ContinuousClock.now + duration
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<2 {
+            for _ in 0..<4 {
                 group.addTask {
                     while ContinuousClock.now < end {
                         let response = try await harness.send("/work")
