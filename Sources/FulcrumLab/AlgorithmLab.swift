@@ -33,9 +33,7 @@ public enum AlgorithmLab {
     /// default rate) and may switch every 500 ms, where production defaults are 5 s and 60 s.
     /// Every request routed by rotation to a server that just turned slow shows in the tail, so
     /// the window bounds how much of the p99 a switch can save (documented in docs/lab.md).
-    public static func adaptiveSettings(for load: Load) -> String {
-        "{ evaluate_every: 100ms, min_switch_interval: 500ms, min_requests: 10 }"
-    }
+    public static let adaptiveSettings = "{ evaluate_every: 100ms, min_switch_interval: 500ms, min_requests: 10 }"
 
     /// Runs `scenario` with `algorithm` under `load`.
     public static func run(scenario: LabScenario, algorithm: AlgorithmName, load: Load) async throws -> LabResult {
@@ -50,7 +48,7 @@ public enum AlgorithmLab {
                 workers.append(try await WorkerServer.start(name: "w\(index + 1)", behaviour: behaviour, group: workerGroup))
             }
             var config = try ConfigLoader.load(
-                yaml: configuration(scenario: scenario, algorithm: algorithm, load: load, ports: workers.map(\.port)),
+                yaml: configuration(scenario: scenario, algorithm: algorithm, ports: workers.map(\.port)),
                 sourceName: "lab configuration"
             )
             // Any free port.
@@ -80,11 +78,11 @@ public enum AlgorithmLab {
         }
     }
 
-    static func configuration(scenario: LabScenario, algorithm: AlgorithmName, load: Load, ports: [Int]) -> String {
+    static func configuration(scenario: LabScenario, algorithm: AlgorithmName, ports: [Int]) -> String {
         let servers = zip(ports, scenario.weights).enumerated().map { index, server in
             "      - { name: w\(index + 1), address: \"127.0.0.1:\(server.0)\", weight: \(server.1) }"
         }.joined(separator: "\n")
-        let adaptive = algorithm == .adaptive ? "\n    adaptive: \(adaptiveSettings(for: load))" : ""
+        let adaptive = algorithm == .adaptive ? "\n    adaptive: \(adaptiveSettings)" : ""
         return """
             global:
               workers: 1

@@ -76,11 +76,7 @@ struct ErrorPages: Sendable {
         var (head, body) = response(status: status, detail: detail, request: nil, allocator: allocator)
         head.headers.add(name: "connection", value: "close")
         var buffer = allocator.buffer(capacity: 256 + body.readableBytes)
-        buffer.writeString("HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n")
-        for (name, value) in head.headers {
-            buffer.writeString("\(name): \(value)\r\n")
-        }
-        buffer.writeString("\r\n")
+        ForwardingHeaders.writeLocalResponseHead(head, into: &buffer)
         buffer.writeBuffer(&body)
         return buffer
     }

@@ -55,7 +55,7 @@ struct LabCommand: AsyncParsableCommand {
         let scenarios = scenario == "all" ? LabScenario.all : LabScenario.all.filter { $0.name == scenario }
         let load = AlgorithmLab.Load(rate: rate, duration: parseDuration(duration)!)
         let algorithms = try selectedAlgorithms()
-        print("Fulcrum algorithm lab: \(rate) req/s for \(duration) per algorithm, open loop; adaptive evaluates with \(AlgorithmLab.adaptiveSettings(for: load))\n")
+        print("Fulcrum algorithm lab: \(rate) req/s for \(duration) per algorithm, open loop; adaptive evaluates with \(AlgorithmLab.adaptiveSettings)\n")
         var all: [LabResult] = []
         for scenario in scenarios {
             var results: [LabResult] = []
