@@ -263,6 +263,10 @@ public struct BackendConfig: Sendable, Equatable {
     public var adaptive: AdaptiveOptions
     /// Active health checks of the servers; nil: none (servers are always considered up).
     public var healthCheck: HealthCheckConfig?
+    /// Passive outlier detection (ejection on failures in live traffic); nil: off.
+    public var outlier: OutlierConfig?
+    /// How much retries may add to the servers' load.
+    public var retryBudget = RetryBudgetConfig()
 
     public init(
         name: String,
@@ -309,6 +313,35 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public var fall = 3
     /// The statuses that count as healthy (default 200–399).
     public var expect: ClosedRange<Int> = 200...399
+
+    public init() {}
+}
+
+/// Passive outlier detection (`backends[].outlier`): a server whose live exchanges fail
+/// `consecutive_failures` times in a row is taken out for `base_ejection`, twice as long
+/// each time it happens again soon after, up to `max_ejection`.
+public struct OutlierConfig: Sendable, Equatable {
+    /// Connect errors, timeouts and 5xx responses in a row that eject a server.
+    public var consecutiveFailures = 5
+    /// The first ejection's length.
+    public var baseEjection: Duration = .seconds(10)
+    /// The longest ejection.
+    public var maxEjection: Duration = .seconds(300)
+    /// At most this share of a backend's servers is ejected at once (at least one, and never
+    /// the last server in rotation).
+    public var maxEjectedPercent = 50
+
+    public init() {}
+}
+
+/// The retry budget (`backends[].retry_budget`): retries of requests a server already
+/// received may add at most `ratio` to the backend's requests, plus `min_per_second` per
+/// event loop so a quiet backend can retry too.
+public struct RetryBudgetConfig: Sendable, Equatable {
+    /// Retries per request (default 0.2: at most 20 % more load).
+    public var ratio = 0.2
+    /// Retries always allowed per second and event loop (default 10, as Finagle).
+    public var minPerSecond = 10
 
     public init() {}
 }

@@ -1,5 +1,9 @@
 extension ConfigParser {
-    static let backendKeys = ["name", "algorithm", "retries", "timeouts", "servers", "adaptive", "health_check"]
+    static let backendKeys = [
+        "name", "algorithm", "retries", "timeouts", "servers", "adaptive", "health_check", "outlier", "retry_budget",
+    ]
+    static let outlierKeys = ["consecutive_failures", "base_ejection", "max_ejection", "max_ejected_percent"]
+    static let retryBudgetKeys = ["ratio", "min_per_second"]
     static let healthCheckKeys = ["path", "interval", "timeout", "rise", "fall", "expect"]
     static let adaptiveKeys = [
         "evaluate_every", "min_switch_interval", "min_requests", "error_rate", "latency_spread", "in_flight_imbalance",
@@ -47,6 +51,13 @@ extension ConfigParser {
         }
         if let healthReader = mapping["health_check"], let healthCheck = parseHealthCheck(healthReader) {
             backend.healthCheck = healthCheck
+        }
+        if let outlierReader = mapping["outlier"], let outlier = parseOutlier(outlierReader) {
+            backend.outlier = outlier
+        }
+        if let budgetReader = mapping["retry_budget"]?.mapping(allowedKeys: Self.retryBudgetKeys) {
+            if let ratio = budgetReader["ratio"]?.number(in: 0...10) { backend.retryBudget.ratio = ratio }
+            if let floor = budgetReader["min_per_second"]?.integer(in: 0...10_000) { backend.retryBudget.minPerSecond = floor }
         }
         if let retries = mapping["retries"]?.integer(atLeast: 0) {
             backend.retries = retries
@@ -100,6 +111,24 @@ extension ConfigParser {
             }
         }
         return check
+    }
+
+    private func parseOutlier(_ reader: YAMLNodeReader) -> OutlierConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.outlierKeys) else { return nil }
+        var outlier = OutlierConfig()
+        if let failures = mapping["consecutive_failures"]?.integer(in: 1...1000) { outlier.consecutiveFailures = failures }
+        if let base = mapping["base_ejection"]?.duration() { outlier.baseEjection = base }
+        if let maximumReader = mapping["max_ejection"], let maximum = maximumReader.duration() {
+            if maximum >= outlier.baseEjection {
+                outlier.maxEjection = maximum
+            } else {
+                maximumReader.report("must not be shorter than base_ejection")
+            }
+        } else if outlier.baseEjection > outlier.maxEjection {
+            outlier.maxEjection = outlier.baseEjection
+        }
+        if let percent = mapping["max_ejected_percent"]?.integer(in: 1...100) { outlier.maxEjectedPercent = percent }
+        return outlier
     }
 
     /// `200` or `200-399`, within 100…599.

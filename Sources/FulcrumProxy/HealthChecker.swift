@@ -11,7 +11,9 @@ import NIOPosix
 /// `GET` of the check path on a fresh connection (`Connection: close`), at most one in flight,
 /// the next one `interval` (±10 %, so servers are not probed in lock step) after the last one
 /// ended. Outcomes go through the server's `HealthTracker`; a transition flips the server's
-/// availability, which every algorithm honours, and is logged with its reason.
+/// health, which every algorithm honours, and is logged with its reason. A server that passive
+/// outlier detection ejected comes back on the first passing check after its ejection is
+/// over; a server in maintenance is not probed.
 final class HealthChecker: Sendable {
     private let probes: [NIOLoopBoundBox<ServerProbe>]
 
@@ -24,6 +26,8 @@ final class HealthChecker: Sendable {
                 let probe = ServerProbe(
                     backend: runtime.name,
                     server: server,
+                    serverIndex: index,
+                    outlierDetector: runtime.outlierDetector,
                     address: runtime.addresses[index],
                     hostHeader: runtime.addressDescriptions[index],
                     check: check,
@@ -55,6 +59,8 @@ final class HealthChecker: Sendable {
 private final class ServerProbe {
     private let backend: String
     private let server: BalancedServer
+    private let serverIndex: Int
+    private let outlierDetector: OutlierDetector?
     private let address: SocketAddress
     private let hostHeader: String
     private let check: HealthCheckConfig
@@ -67,6 +73,8 @@ private final class ServerProbe {
     init(
         backend: String,
         server: BalancedServer,
+        serverIndex: Int,
+        outlierDetector: OutlierDetector?,
         address: SocketAddress,
         hostHeader: String,
         check: HealthCheckConfig,
@@ -75,6 +83,8 @@ private final class ServerProbe {
     ) {
         self.backend = backend
         self.server = server
+        self.serverIndex = serverIndex
+        self.outlierDetector = outlierDetector
         self.address = address
         self.hostHeader = hostHeader
         self.check = check
@@ -103,6 +113,10 @@ private final class ServerProbe {
 
     private func probe() {
         guard !stopped else { return }
+        guard server.adminState != .maintenance else {
+            scheduleNext()
+            return
+        }
         let result = eventLoop.makePromise(of: HTTPResponseStatus.self)
         let timeout = TimeAmount(check.timeout)
         var request = HTTPRequestHead(version: .http1_1, method: .GET, uri: check.path)
@@ -151,13 +165,17 @@ private final class ServerProbe {
         let metadata: Logger.Metadata = ["backend": "\(backend)", "server": "\(server.name)", "reason": "\(reason)"]
         switch tracker.record(success: success) {
         case .wentDown?:
-            server.setAvailable(false)
+            server.setHealthy(false)
             logger.warning("server down: health check failed \(check.fall) time(s) in a row", metadata: metadata)
         case .cameUp?:
-            server.setAvailable(true)
+            server.setHealthy(true)
             logger.notice("server up: health check passed \(check.rise) time(s) in a row", metadata: metadata)
         case nil:
             logger.debug("health check \(success ? "passed" : "failed")", metadata: metadata)
+        }
+        if success, let outlierDetector,
+           outlierDetector.returnIfOver(serverIndex: serverIndex, now: NIODeadline.now().uptimeNanoseconds) {
+            logger.notice("server back in rotation: ejection over and health check passed", metadata: metadata)
         }
     }
 }

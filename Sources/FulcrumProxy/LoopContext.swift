@@ -1,9 +1,10 @@
 import FulcrumConfig
 import FulcrumBalancing
+import Logging
 import NIOCore
 
 /// Everything one event loop owns: the snapshot it currently serves, and per backend the
-/// loop's own algorithm instance and connection pools.
+/// loop's own algorithm instance, retry budget, connection pools and live metrics.
 ///
 /// Only ever touched on `eventLoop`, which is why none of it is locked. A new snapshot is
 /// installed by a task on the loop; connections notice it at their next request boundary.
@@ -13,11 +14,15 @@ final class LoopContext {
     private(set) var backends: [LoopBackend] = []
     /// Pools by server identity, so a server kept across a reload keeps its connections.
     private var poolsByServer: [ObjectIdentifier: BackendConnectionPool] = [:]
+    /// Live metrics by server identity, kept across reloads like the pools.
+    private var metricsByServer: [ObjectIdentifier: ServerMetrics] = [:]
     let accessLog: AccessLogBuffer?
+    let logger: Logger
 
-    init(eventLoop: any EventLoop, snapshot: RuntimeSnapshot, accessLog: AccessLogWriter?) {
+    init(eventLoop: any EventLoop, snapshot: RuntimeSnapshot, accessLog: AccessLogWriter?, logger: Logger) {
         self.eventLoop = eventLoop
         self.snapshot = snapshot
+        self.logger = logger
         let format = snapshot.config.global.log.access
         self.accessLog = accessLog.map { AccessLogBuffer(writer: $0, format: format, eventLoop: eventLoop) }
         install(snapshot)
@@ -26,11 +31,16 @@ final class LoopContext {
     /// Switches to `snapshot`. Pools of servers that left are closed once idle.
     func install(_ snapshot: RuntimeSnapshot) {
         var pools: [ObjectIdentifier: BackendConnectionPool] = [:]
+        var metrics: [ObjectIdentifier: ServerMetrics] = [:]
         var backends: [LoopBackend] = []
         for backend in snapshot.backends {
             var backendPools: [BackendConnectionPool] = []
+            var backendMetrics: [ServerMetrics] = []
             for (index, server) in backend.servers.enumerated() {
                 let key = ObjectIdentifier(server)
+                let serverMetrics = metricsByServer[key] ?? ServerMetrics()
+                metrics[key] = serverMetrics
+                backendMetrics.append(serverMetrics)
                 let pool: BackendConnectionPool
                 if let existing = poolsByServer[key] {
                     existing.update(address: backend.addresses[index], backend: backend)
@@ -46,12 +56,13 @@ final class LoopContext {
                 pools[key] = pool
                 backendPools.append(pool)
             }
-            backends.append(LoopBackend(runtime: backend, pools: backendPools))
+            backends.append(LoopBackend(runtime: backend, pools: backendPools, metrics: backendMetrics))
         }
         for (key, pool) in poolsByServer where pools[key] == nil {
             pool.closeIdleConnections()
         }
         self.poolsByServer = pools
+        self.metricsByServer = metrics
         self.backends = backends
         self.snapshot = snapshot
     }
@@ -75,6 +86,47 @@ final class LoopContext {
         adaptive.use(algorithm)
     }
 
+    /// This loop's live metrics and open connections per backend and server name.
+    func serverMetrics(now: UInt64) -> [String: [String: (metrics: ServerMetricsSnapshot, connectionsOpen: Int)]] {
+        var result: [String: [String: (metrics: ServerMetricsSnapshot, connectionsOpen: Int)]] = [:]
+        for backend in backends {
+            var servers: [String: (metrics: ServerMetricsSnapshot, connectionsOpen: Int)] = [:]
+            for (pool, metrics) in zip(backend.pools, backend.metrics) {
+                servers[pool.server.name] = (metrics.snapshot(now: now), pool.openConnections)
+            }
+            result[backend.runtime.name] = servers
+        }
+        return result
+    }
+
+    /// Acts on what passive outlier detection decided about `backend.servers[index]`: logs it,
+    /// and without health checks schedules the server's return for when its ejection is over.
+    func outlierVerdict(_ verdict: OutlierDetector.Verdict, backend: RuntimeBackend, serverIndex index: Int) {
+        let metadata: Logger.Metadata = ["backend": "\(backend.name)", "server": "\(backend.servers[index].name)"]
+        guard let detector = backend.outlierDetector else { return }
+        switch verdict {
+        case .spared(let reason):
+            logger.warning(
+                "server not ejected after \(detector.settings.consecutiveFailures) failures in a row: \(reason)",
+                metadata: metadata
+            )
+        case .ejected(let nanoseconds, let count):
+            let seconds = Double(nanoseconds) / 1e9
+            let returning = backend.hasHealthCheck ? "then back on a passing health check" : "then back"
+            logger.warning(
+                "server ejected: \(detector.settings.consecutiveFailures) failures in a row; out for \(seconds) s (ejection \(count) in a row), \(returning)",
+                metadata: metadata
+            )
+            guard !backend.hasHealthCheck else { return }
+            let logger = self.logger
+            eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
+                if detector.returnIfOver(serverIndex: index, now: NIODeadline.now().uptimeNanoseconds) {
+                    logger.notice("server back in rotation: ejection over", metadata: metadata)
+                }
+            }
+        }
+    }
+
     /// Backend connections opened so far by this loop, per backend and server name.
     func connectionCounts() -> [String: [String: Int]] {
         var counts: [String: [String: Int]] = [:]
@@ -88,15 +140,20 @@ final class LoopContext {
 }
 
 /// A backend as one event loop uses it: the shared description, plus this loop's algorithm
-/// instance and one connection pool per server (same indices as `runtime.servers`).
+/// instance and retry budget, and per server a connection pool and live metrics (same
+/// indices as `runtime.servers`).
 final class LoopBackend {
     let runtime: RuntimeBackend
     let algorithm: any LoadBalancingAlgorithm
     let pools: [BackendConnectionPool]
+    let metrics: [ServerMetrics]
+    var retryBudget: RetryBudget
 
-    init(runtime: RuntimeBackend, pools: [BackendConnectionPool]) {
+    init(runtime: RuntimeBackend, pools: [BackendConnectionPool], metrics: [ServerMetrics]) {
         self.runtime = runtime
         self.algorithm = makeAlgorithm(runtime.algorithm)
         self.pools = pools
+        self.metrics = metrics
+        self.retryBudget = RetryBudget(ratio: runtime.retryBudget.ratio, minimumPerSecond: runtime.retryBudget.minPerSecond)
     }
 }

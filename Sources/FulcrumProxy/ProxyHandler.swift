@@ -313,6 +313,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             forwardedHead.clear()
             ForwardingHeaders.writeRequestHead(head, scan: scan, client: client, into: &forwardedHead)
             exchange.retriesLeft = backend.runtime.retries
+            backend.retryBudget.recordRequest()
             startAttempt()
         case .deny(let status)?:
             respondLocally(status: HTTPResponseStatus(statusCode: status), detail: "This request is not allowed.")
@@ -399,7 +400,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         exchange.tried.insert(index)
         exchange.serverIndex = index
         startCounting(backend.runtime.servers[index])
-        if timed || backend.algorithm.observesResponses { exchange.upstreamStart = .now() }
+        exchange.upstreamStart = .now()
         let pool = backend.pools[index]
         if !sameServer, let idle = pool.takeIdle() {
             attach(idle)
@@ -421,7 +422,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             case .failure(let error):
                 if current {
                     stopCounting()
-                    observeUpstream(failed: true)
+                    recordOutcome(.connectFailure)
                     connectFailed(error)
                 }
             }
@@ -430,6 +431,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
 
     private func connectFailed(_ error: Error) {
         guard let backend = exchange.backend else { return }
+        // Not charged to the retry budget: the failed attempt cost no server any work.
         if exchange.retriesLeft > 0, exchange.tried.count < backend.runtime.servers.count {
             exchange.retriesLeft -= 1
             startAttempt()
@@ -459,17 +461,32 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         resumeClientReads()
     }
 
-    /// Tells a latency-aware algorithm how the current server did: the time from choosing it
-    /// to its response head, or to the failure.
-    private func observeUpstream(failed: Bool) {
-        guard let backend = exchange.backend, backend.algorithm.observesResponses else { return }
+    /// Records how the current server did — the time from choosing it to its response head
+    /// (or to the failure) — in its live metrics, for a latency-aware algorithm, and for
+    /// passive outlier detection.
+    private func recordOutcome(_ outcome: ServerMetrics.Outcome) {
+        guard let backend = exchange.backend else { return }
+        let index = exchange.serverIndex
         let now = NIODeadline.now().uptimeNanoseconds
-        backend.algorithm.observe(
-            serverIndex: exchange.serverIndex,
-            responseNanoseconds: Int64(now &- exchange.upstreamStart.uptimeNanoseconds),
-            failed: failed,
-            now: now
-        )
+        let elapsed = Int64(now &- exchange.upstreamStart.uptimeNanoseconds)
+        backend.metrics[index].record(outcome, responseNanoseconds: elapsed, now: now)
+        let failed: Bool
+        if case .response(let status) = outcome {
+            exchange.upstreamNanoseconds = elapsed
+            failed = status >= 500
+        } else {
+            failed = true
+        }
+        if backend.algorithm.observesResponses {
+            backend.algorithm.observe(serverIndex: index, responseNanoseconds: elapsed, failed: failed, now: now)
+        }
+        if let detector = backend.runtime.outlierDetector {
+            if !failed {
+                detector.recordSuccess(serverIndex: index)
+            } else if let verdict = detector.recordFailure(serverIndex: index, now: now) {
+                loop.outlierVerdict(verdict, backend: backend.runtime, serverIndex: index)
+            }
+        }
     }
 
     private func startCounting(_ server: BalancedServer) {
@@ -506,10 +523,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         }
         exchange.responseStarted = true
         exchange.responseStatus = code
-        if timed {
-            exchange.upstreamNanoseconds = Int64(NIODeadline.now().uptimeNanoseconds &- exchange.upstreamStart.uptimeNanoseconds)
-        }
-        observeUpstream(failed: code >= 500)
+        recordOutcome(.response(status: code))
         exchange.bodyParts.removeAll()
         exchange.bodyRetained = false
         if !head.isKeepAlive { connection.isReusable = false }
@@ -594,7 +608,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         stopCounting()
         // A pooled connection the server had closed in the meantime says nothing about the server.
         if !exchange.responseStarted, failure == .responseTimeout || connection.requestsSent == 1 {
-            observeUpstream(failed: true)
+            recordOutcome(failure == .responseTimeout ? .timeout : .noResponse)
         }
         if exchange.responseStarted {
             // Part of the response is already with the client: all we can do is stop.
@@ -612,6 +626,14 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
                 exchange.reconnectedStale = true
                 startAttempt(sameServer: true)
             } else if replayable, exchange.retriesLeft > 0, exchange.tried.count < backend.runtime.servers.count {
+                // The server may have done work for this request: the retry is budgeted.
+                guard backend.retryBudget.withdrawRetry(now: NIODeadline.now().uptimeNanoseconds) else {
+                    respondLocally(
+                        status: .badGateway,
+                        detail: "The server closed the connection without a response (not retried: the retry budget is spent)."
+                    )
+                    return
+                }
                 exchange.retriesLeft -= 1
                 startAttempt()
             } else {

@@ -28,8 +28,11 @@ public final class ProxyServer: Sendable {
     private let quiescingHelpers: NIOLockedValueBox<[ServerQuiescingHelper]>
     private let adaptive: AdaptiveController
     private let healthChecker: HealthChecker
+    /// The snapshot the loops serve (what `stats()` and `setServerState` look servers up in).
+    private let snapshot: RuntimeSnapshot
 
     private init(
+        snapshot: RuntimeSnapshot,
         listeners: [Listener],
         quiescingHelpers: [ServerQuiescingHelper],
         loops: [NIOLoopBound<LoopContext>],
@@ -37,6 +40,7 @@ public final class ProxyServer: Sendable {
         healthChecker: HealthChecker,
         logger: Logger
     ) {
+        self.snapshot = snapshot
         self.healthChecker = healthChecker
         self.listeners = listeners
         self.quiescingHelpers = NIOLockedValueBox(quiescingHelpers)
@@ -55,7 +59,10 @@ public final class ProxyServer: Sendable {
         var loops: [NIOLoopBound<LoopContext>] = []
         for eventLoop in group.makeIterator() {
             loops.append(try await eventLoop.submit {
-                NIOLoopBound(LoopContext(eventLoop: eventLoop, snapshot: snapshot, accessLog: accessLog), eventLoop: eventLoop)
+                NIOLoopBound(
+                    LoopContext(eventLoop: eventLoop, snapshot: snapshot, accessLog: accessLog, logger: logger),
+                    eventLoop: eventLoop
+                )
             }.get())
         }
         let contexts = LoopContextTable(loops)
@@ -96,6 +103,7 @@ public final class ProxyServer: Sendable {
         let healthChecker = HealthChecker(snapshot: snapshot, eventLoops: loops.map(\.eventLoop), logger: logger)
         healthChecker.start()
         return ProxyServer(
+            snapshot: snapshot,
             listeners: listeners,
             quiescingHelpers: helpers,
             loops: loops,
@@ -174,12 +182,58 @@ public final class ProxyServer: Sendable {
 
     /// Requests in flight per backend and server, across all event loops.
     public func requestsInFlight() async throws -> [String: [String: Int]] {
-        let snapshot = try await loops[0].eventLoop.submit { [loop = loops[0]] in loop.value.snapshot }.get()
         var counts: [String: [String: Int]] = [:]
         for backend in snapshot.backends {
             for server in backend.servers { counts[backend.name, default: [:]][server.name] = server.inFlight }
         }
         return counts
+    }
+
+    /// Every backend's servers with their state and live numbers, merged from all event loops.
+    public func stats() async throws -> [BackendStats] {
+        let now = NIODeadline.now().uptimeNanoseconds
+        var perLoop: [[String: [String: (metrics: ServerMetricsSnapshot, connectionsOpen: Int)]]] = []
+        for loop in loops {
+            perLoop.append(try await loop.eventLoop.submit { loop.value.serverMetrics(now: now) }.get())
+        }
+        return snapshot.backends.map { backend in
+            let servers = backend.servers.enumerated().map { index, server in
+                var metrics = ServerMetricsSnapshot()
+                var connections = 0
+                for loop in perLoop {
+                    guard let seen = loop[backend.name]?[server.name] else { continue }
+                    metrics.merge(seen.metrics)
+                    connections += seen.connectionsOpen
+                }
+                return ServerStats(
+                    name: server.name,
+                    address: backend.addressDescriptions[index],
+                    state: server.state,
+                    weight: server.weight,
+                    inFlight: server.inFlight,
+                    connectionsOpen: connections,
+                    metrics: metrics
+                )
+            }
+            let algorithm = adaptive.algorithm(of: backend.name) ?? backend.algorithm
+            return BackendStats(name: backend.name, algorithm: algorithm.rawValue, servers: servers)
+        }
+    }
+
+    /// Drains a server, puts it in maintenance, or makes it ready again (`AdminState`).
+    /// False when there is no such backend or server.
+    @discardableResult
+    public func setServerState(_ state: AdminState, backend: String, server: String) -> Bool {
+        guard let runtime = snapshot.backends.first(where: { $0.name == backend }),
+              let index = runtime.serverIndex(named: server) else { return false }
+        let target = runtime.servers[index]
+        guard target.adminState != state else { return true }
+        target.setAdminState(state)
+        logger.notice(
+            "server set to \(state.rawValue) by an operator",
+            metadata: ["backend": "\(backend)", "server": "\(server)", "state": "\(target.state.rawValue)"]
+        )
+        return true
     }
 
     // MARK: Adaptive backends

@@ -43,6 +43,11 @@ final class RuntimeBackend: Sendable {
     let addresses: [SocketAddress]
     /// `host:port` as configured, for logs.
     let addressDescriptions: [String]
+    /// Passive outlier detection, when configured.
+    let outlierDetector: OutlierDetector?
+    /// Whether active health checks run (ejected servers then return on a passing check).
+    let hasHealthCheck: Bool
+    let retryBudget: RetryBudgetConfig
 
     init(config: BackendConfig, previous: RuntimeBackend?) throws {
         self.name = config.name
@@ -79,6 +84,24 @@ final class RuntimeBackend: Sendable {
         self.servers = servers
         self.addresses = addresses
         self.addressDescriptions = config.servers.map(\.address.description)
+        self.hasHealthCheck = config.healthCheck != nil
+        self.retryBudget = config.retryBudget
+        self.outlierDetector = config.outlier.map { outlier in
+            OutlierDetector(
+                settings: OutlierDetector.Settings(
+                    consecutiveFailures: outlier.consecutiveFailures,
+                    baseEjection: TimeAmount(outlier.baseEjection).nanoseconds,
+                    maximumEjection: TimeAmount(outlier.maxEjection).nanoseconds,
+                    maxEjectedPercent: outlier.maxEjectedPercent
+                ),
+                servers: servers
+            )
+        }
+    }
+
+    /// The index of the server named `name`.
+    func serverIndex(named name: String) -> Int? {
+        servers.firstIndex { $0.name == name }
     }
 }
 

@@ -41,9 +41,9 @@ import Testing
         let servers = makeServers(weights: [1, 2, 0])
         #expect(algorithm.pick(from: [], excluding: .none) == nil)
         #expect(algorithm.pick(from: servers, excluding: [0, 1, 2]) == nil)
-        for server in servers { server.setAvailable(false) }
+        for server in servers { server.setHealthy(false) }
         #expect(algorithm.pick(from: servers, excluding: .none) == nil)
-        servers[1].setAvailable(true)
+        servers[1].setHealthy(true)
         #expect(algorithm.pick(from: servers, excluding: [1]) == nil)
         #expect(algorithm.pick(from: servers, excluding: .none) == 1)
     }
@@ -75,7 +75,7 @@ import Testing
             let servers = Array(pool.prefix(count))
             var excluded = ServerIndexSet()
             for (index, server) in servers.enumerated() {
-                server.setAvailable(random.next(upperBound: 4 as UInt64) != 0)
+                server.setHealthy(random.next(upperBound: 4 as UInt64) != 0)
                 server.setWeight(Int(random.next(upperBound: 4 as UInt64)))
                 if random.next(upperBound: 8 as UInt64) == 0 { server.requestStarted() }
                 if random.next(upperBound: 3 as UInt64) == 0 { excluded.insert(index) }

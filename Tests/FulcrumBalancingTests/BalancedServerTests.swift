@@ -54,9 +54,9 @@ import Testing
 
     @Test func availability() {
         let server = BalancedServer(name: "a")
-        server.setAvailable(false)
+        server.setHealthy(false)
         #expect(!server.isAvailable)
-        server.setAvailable(true)
+        server.setHealthy(true)
         #expect(server.isAvailable)
     }
 }

@@ -98,7 +98,7 @@ import Testing
         algorithm.observe(serverIndex: 1, responseNanoseconds: 30 * Self.millisecond, failed: false, now: start)
         #expect(algorithm.pick(from: servers, excluding: .none, now: start) == 1)
         #expect(algorithm.pick(from: servers, excluding: [1] as ServerIndexSet, now: start) == 0)
-        servers[0].setAvailable(false)
+        servers[0].setHealthy(false)
         #expect(algorithm.pick(from: servers, excluding: [1] as ServerIndexSet, now: start) == nil)
     }
 }

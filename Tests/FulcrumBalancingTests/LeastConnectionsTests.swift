@@ -63,7 +63,7 @@ import Testing
     @Test func skipsExcludedAndUnavailableServers() {
         let servers = makeServers(count: 3)
         servers[1].startRequests(5)
-        servers[2].setAvailable(false)
+        servers[2].setHealthy(false)
         let algorithm = LeastConnections()
         // Idle server 0 is excluded and idle server 2 is down: the loaded one is all there is.
         #expect(algorithm.pick(from: servers, excluding: [0]) == 1)
@@ -114,8 +114,8 @@ import Testing
         #expect(algorithm.pick(from: [], excluding: .none) == nil)
         let servers = makeServers(weights: [1, 0])
         #expect(algorithm.pick(from: servers, excluding: [0, 1]) == nil)
-        servers[0].setAvailable(false)
-        servers[1].setAvailable(false)
+        servers[0].setHealthy(false)
+        servers[1].setHealthy(false)
         #expect(algorithm.pick(from: servers, excluding: .none) == nil)
     }
 }

@@ -50,7 +50,7 @@ import Testing
     @Test func singleEligibleServerIsReturned() {
         let servers = makeServers(count: 3)
         servers[0].startRequests(10)
-        servers[2].setAvailable(false)
+        servers[2].setHealthy(false)
         let algorithm = PowerOfTwoChoices(random: FastRandom(seed: 5))
         #expect(algorithm.picks(20, from: servers, excluding: [1]).allSatisfy { $0 == 0 })
         #expect(algorithm.picks(20, from: [servers[0]]).allSatisfy { $0 == 0 })
@@ -80,8 +80,8 @@ import Testing
         #expect(algorithm.pick(from: [], excluding: .none) == nil)
         let servers = makeServers(weights: [1, 0])
         #expect(algorithm.pick(from: servers, excluding: [0, 1]) == nil)
-        servers[0].setAvailable(false)
-        servers[1].setAvailable(false)
+        servers[0].setHealthy(false)
+        servers[1].setHealthy(false)
         #expect(algorithm.pick(from: servers, excluding: .none) == nil)
     }
 }

@@ -24,7 +24,7 @@ import Testing
 
     @Test func skipsExcludedAndUnavailableServers() {
         let servers = makeServers(weights: [1, 1, 1, 1])
-        servers[3].setAvailable(false)
+        servers[3].setHealthy(false)
         let algorithm = RandomChoice(random: FastRandom(seed: 2))
         let counts = algorithm.pickCounts(30_000, from: servers, excluding: [0])
         #expect(counts[0] == 0)
@@ -54,8 +54,8 @@ import Testing
         #expect(algorithm.pick(from: [], excluding: .none) == nil)
         let servers = makeServers(weights: [1, 0])
         #expect(algorithm.pick(from: servers, excluding: [0, 1]) == nil)
-        servers[0].setAvailable(false)
-        servers[1].setAvailable(false)
+        servers[0].setHealthy(false)
+        servers[1].setHealthy(false)
         #expect(algorithm.pick(from: servers, excluding: .none) == nil)
     }
 }

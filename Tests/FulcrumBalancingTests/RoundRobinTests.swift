@@ -20,8 +20,8 @@ import Testing
 
     @Test func skipsUnavailableServers() {
         let servers = makeServers(count: 4)
-        servers[0].setAvailable(false)
-        servers[2].setAvailable(false)
+        servers[0].setHealthy(false)
+        servers[2].setHealthy(false)
         #expect(RoundRobin().picks(4, from: servers) == [1, 3, 1, 3])
     }
 
@@ -37,9 +37,9 @@ import Testing
     @Test func serverComingBackRejoinsTheRotation() {
         let servers = makeServers(count: 3)
         let roundRobin = RoundRobin()
-        servers[1].setAvailable(false)
+        servers[1].setHealthy(false)
         #expect(roundRobin.picks(2, from: servers) == [0, 2])
-        servers[1].setAvailable(true)
+        servers[1].setHealthy(true)
         #expect(roundRobin.picks(3, from: servers) == [0, 1, 2])
     }
 
@@ -64,7 +64,7 @@ import Testing
         #expect(roundRobin.pick(from: [], excluding: .none) == nil)
         let servers = makeServers(count: 2)
         #expect(roundRobin.pick(from: servers, excluding: [0, 1]) == nil)
-        servers[0].setAvailable(false)
+        servers[0].setHealthy(false)
         #expect(roundRobin.pick(from: servers, excluding: [1]) == nil)
     }
 }

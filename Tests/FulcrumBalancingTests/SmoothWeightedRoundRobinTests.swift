@@ -34,12 +34,12 @@ import Testing
 
     @Test func skipsExcludedAndUnavailableServers() {
         let servers = makeServers(weights: [5, 1, 1])
-        servers[2].setAvailable(false)
+        servers[2].setHealthy(false)
         let algorithm = SmoothWeightedRoundRobin()
         let picks = algorithm.picks(600, from: servers, excluding: [1])
         #expect(picks.allSatisfy { $0 == 0 })
         // Once all are eligible again the shares are back to 5:1:1.
-        servers[2].setAvailable(true)
+        servers[2].setHealthy(true)
         let counts = algorithm.pickCounts(7 * 100, from: servers)
         #expect(counts == [500, 100, 100])
     }
@@ -94,7 +94,7 @@ import Testing
         #expect(algorithm.pick(from: [], excluding: .none) == nil)
         let servers = makeServers(weights: [1, 0])
         #expect(algorithm.pick(from: servers, excluding: [0, 1]) == nil)
-        servers[1].setAvailable(false)
+        servers[1].setHealthy(false)
         #expect(algorithm.pick(from: servers, excluding: [0]) == nil)
     }
 }

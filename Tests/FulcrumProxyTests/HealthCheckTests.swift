@@ -16,23 +16,23 @@ struct HealthCheckTests {
     @Test("an unhealthy server leaves rotation within interval × fall and comes back after rise passes")
     func unhealthyServerLeavesAndReturns() async throws {
         try await withProxy(workers: [Self.healthy, Self.healthy], yaml: { Self.config($0) }) { harness in
-            #expect(Set(try await Self.workersServing(harness, requests: 10)) == ["w1", "w2"])
+            #expect(Set(try await harness.workersServing(requests: 10)) == ["w1", "w2"])
 
             harness.workers[1].update(Self.unhealthy)
             let clock = ContinuousClock()
             let start = clock.now
-            try await Self.waitUntil(timeout: .seconds(3)) {
-                Set(try await Self.workersServing(harness, requests: 6)) == ["w1"]
+            try await waitUntil(timeout: .seconds(3)) {
+                Set(try await harness.workersServing(requests: 6)) == ["w1"]
             }
             // Nominally within 3 intervals (the probe under way, then 2 failures ≈ 330 ms); the
             // rest is slack for a machine busy with the other suites.
             #expect(clock.now - start < .milliseconds(1500))
             // And it stays out.
-            #expect(Set(try await Self.workersServing(harness, requests: 20)) == ["w1"])
+            #expect(Set(try await harness.workersServing(requests: 20)) == ["w1"])
 
             harness.workers[1].update(Self.healthy)
-            try await Self.waitUntil(timeout: .seconds(3)) {
-                Set(try await Self.workersServing(harness, requests: 6)) == ["w1", "w2"]
+            try await waitUntil(timeout: .seconds(3)) {
+                Set(try await harness.workersServing(requests: 6)) == ["w1", "w2"]
             }
         }
     }
@@ -42,34 +42,16 @@ struct HealthCheckTests {
         // No retries: until the check takes w2 out, its turns are 503s.
         try await withProxy(workers: [Self.healthy, Self.healthy], yaml: { Self.config($0, retries: 0) }) { harness in
             try await harness.workers[1].shutdown()
-            try await Self.waitUntil(timeout: .seconds(3)) {
-                Set(try await Self.workersServing(harness, requests: 6)) == ["w1"]
+            try await waitUntil(timeout: .seconds(3)) {
+                Set(try await harness.workersServing(requests: 6)) == ["w1"]
             }
             harness.workers[0].update(Self.unhealthy)
-            try await Self.waitUntil(timeout: .seconds(3)) {
+            try await waitUntil(timeout: .seconds(3)) {
                 try await harness.send("/work").status == .serviceUnavailable
             }
             let response = try await harness.send("/work", headers: [("Accept", "application/json")])
             #expect(response.status == .serviceUnavailable)
             #expect(try response.json["detail"] as? String == "No server is available to handle this request.")
         }
-    }
-
-    /// The workers that answered `requests` requests in a row.
-    private static func workersServing(_ harness: ProxyHarness, requests: Int) async throws -> [String] {
-        var workers: [String] = []
-        for _ in 0..<requests {
-            workers.append(try await harness.send("/work").worker ?? "none")
-        }
-        return workers
-    }
-
-    private static func waitUntil(timeout: Duration, _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("condition not met within \(timeout)")
     }
 }

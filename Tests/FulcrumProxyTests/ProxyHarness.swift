@@ -322,3 +322,25 @@ final class ManagedCounter: @unchecked Sendable {
     var value: Int { lock.withLock { count } }
     func increment() { lock.withLock { count += 1 } }
 }
+
+extension ProxyHarness {
+    /// The workers that answered `requests` GET /work requests in a row ("none" for a
+    /// response without an X-Worker header, such as an error page).
+    func workersServing(requests: Int) async throws -> [String] {
+        var workers: [String] = []
+        for _ in 0..<requests {
+            workers.append(try await send("/work").worker ?? "none")
+        }
+        return workers
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds; records an issue if it does not within `timeout`.
+func waitUntil(timeout: Duration, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    Issue.record("condition not met within \(timeout)")
+}
