@@ -29,6 +29,9 @@ struct LabCommand: AsyncParsableCommand {
     @Option(help: "Comma-separated algorithms to run (default: all).")
     var algorithms: String?
 
+    @Option(help: "Runs per scenario and algorithm, interleaved; the table shows the median percentiles.")
+    var `repeat` = 1
+
     @Option(help: "Also write results.json and chart.svg into this directory.")
     var out: String?
 
@@ -38,6 +41,7 @@ struct LabCommand: AsyncParsableCommand {
         }
         guard parseDuration(duration) != nil else { throw ValidationError("\"\(duration)\" is not a duration (e.g. 20s)") }
         guard (1...5000).contains(rate) else { throw ValidationError("--rate must be between 1 and 5000") }
+        guard (1...20).contains(`repeat`) else { throw ValidationError("--repeat must be between 1 and 20") }
         _ = try selectedAlgorithms()
     }
 
@@ -55,13 +59,19 @@ struct LabCommand: AsyncParsableCommand {
         let scenarios = scenario == "all" ? LabScenario.all : LabScenario.all.filter { $0.name == scenario }
         let load = AlgorithmLab.Load(rate: rate, duration: parseDuration(duration)!)
         let algorithms = try selectedAlgorithms()
-        print("Fulcrum algorithm lab: \(rate) req/s for \(duration) per algorithm, open loop; adaptive evaluates with \(AlgorithmLab.adaptiveSettings)\n")
+        let runs = `repeat` == 1 ? "" : ", \(`repeat`) interleaved runs each (median percentiles)"
+        print("Fulcrum algorithm lab: \(rate) req/s for \(duration) per algorithm\(runs), open loop; adaptive evaluates with \(AlgorithmLab.adaptiveSettings)\n")
         var all: [LabResult] = []
         for scenario in scenarios {
-            var results: [LabResult] = []
-            for algorithm in algorithms {
-                results.append(try await AlgorithmLab.run(scenario: scenario, algorithm: algorithm, load: load))
+            // Round after round through every algorithm, so a slow spell of the machine does
+            // not fall on one algorithm's runs only.
+            var runsByAlgorithm = Array(repeating: [LabResult](), count: algorithms.count)
+            for _ in 0..<`repeat` {
+                for (index, algorithm) in algorithms.enumerated() {
+                    runsByAlgorithm[index].append(try await AlgorithmLab.run(scenario: scenario, algorithm: algorithm, load: load))
+                }
             }
+            let results = runsByAlgorithm.map(LabResult.combining)
             all += results
             print(LabReport.table(for: scenario, results: results))
             if let verdict = LabReport.verdict(for: scenario, results: results) { print("  → \(verdict)") }

@@ -58,4 +58,21 @@ struct AlgorithmLabTests {
         #expect(svg.hasPrefix("<svg"))
         #expect(svg.components(separatedBy: "<rect").count - 1 == 6)
     }
+
+    @Test("several runs combine into sums of counts and medians of percentiles")
+    func combiningRuns() {
+        func run(_ p99: Double, errors: Int, switches: [String] = []) -> LabResult {
+            LabResult(
+                scenario: "slow", algorithm: "adaptive", requests: 100, errors: errors,
+                p50Milliseconds: p99 / 2, p95Milliseconds: p99 - 1, p99Milliseconds: p99,
+                perServer: ["w1": 60, "w2": 40], switches: switches
+            )
+        }
+        let combined = LabResult.combining([run(30, errors: 1), run(12, errors: 0, switches: ["a → b"]), run(14, errors: 2)])
+        #expect(combined.runs == 3 && combined.requests == 300 && combined.errors == 3)
+        #expect(combined.p99Milliseconds == 14 && combined.p50Milliseconds == 7 && combined.p95Milliseconds == 13)
+        #expect(combined.perServer == ["w1": 180, "w2": 120])
+        #expect(combined.switches == ["run 2: a → b"])
+        #expect(LabResult.combining([run(10, errors: 0), run(20, errors: 0)]).p99Milliseconds == 15)
+    }
 }

@@ -13,12 +13,12 @@ struct HealthCheckTests {
         simpleConfig(ports, retries: retries).replacingOccurrences(of: "    retries:", with: "\(check)\n    retries:")
     }
 
-    @Test("an unhealthy server leaves rotation within interval × fall and comes back after rise passes")
+    @Test("a worker made unhealthy with POST /control leaves rotation within interval × fall, and returns")
     func unhealthyServerLeavesAndReturns() async throws {
         try await withProxy(workers: [Self.healthy, Self.healthy], yaml: { Self.config($0) }) { harness in
             #expect(Set(try await harness.workersServing(requests: 10)) == ["w1", "w2"])
 
-            harness.workers[1].update(Self.unhealthy)
+            try await harness.control(worker: 1, #"{"delay_ms": 0, "healthy": false}"#)
             let clock = ContinuousClock()
             let start = clock.now
             try await waitUntil(timeout: .seconds(3)) {
@@ -30,7 +30,7 @@ struct HealthCheckTests {
             // And it stays out.
             #expect(Set(try await harness.workersServing(requests: 20)) == ["w1"])
 
-            harness.workers[1].update(Self.healthy)
+            try await harness.control(worker: 1, #"{"delay_ms": 0, "healthy": true}"#)
             try await waitUntil(timeout: .seconds(3)) {
                 Set(try await harness.workersServing(requests: 6)) == ["w1", "w2"]
             }

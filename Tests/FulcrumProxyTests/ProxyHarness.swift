@@ -324,6 +324,18 @@ final class ManagedCounter: @unchecked Sendable {
 }
 
 extension ProxyHarness {
+    /// Changes a worker's behaviour as an operator or script would: `POST /control` with a
+    /// JSON body (`delay_ms`, `jitter_ms`, `error_rate`, `healthy`; missing keys get defaults).
+    func control(worker index: Int, _ json: String) async throws {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(workers[index].port)/control")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: json))
+        let response = try await client.execute(request, timeout: .seconds(5))
+        _ = try await response.body.collect(upTo: 1 << 16)
+        #expect(response.status == .ok, "POST /control \(json)")
+    }
+
     /// The workers that answered `requests` GET /work requests in a row ("none" for a
     /// response without an X-Worker header, such as an error page).
     func workersServing(requests: Int) async throws -> [String] {
