@@ -36,13 +36,18 @@ public final class ServerMetrics {
         var period: UInt64 = .max
         var requests = 0
         var errors = 0
-        var latencies = ServerMetricsSnapshot.makeHistogram()
+        /// Created with the slot's first use: a server that gets no traffic costs no histograms.
+        var latencies: Histogram<UInt32>?
 
         mutating func reset(period: UInt64) {
             self.period = period
             requests = 0
             errors = 0
-            latencies.reset()
+            if latencies == nil {
+                latencies = ServerMetricsSnapshot.makeHistogram()
+            } else {
+                latencies!.reset()
+            }
         }
     }
 
@@ -64,7 +69,7 @@ public final class ServerMetrics {
             isError = status >= 500
             if isError { totals.responses5xx += 1 }
             let microseconds = UInt64(max(responseNanoseconds / 1000, 1))
-            _ = slots[index].latencies.record(min(microseconds, ServerMetricsSnapshot.highestMicroseconds))
+            _ = slots[index].latencies!.record(min(microseconds, ServerMetricsSnapshot.highestMicroseconds))
             let sample = Double(microseconds)
             ewmaMicroseconds = ewmaMicroseconds.map { $0 + Self.ewmaAlpha * (sample - $0) } ?? sample
         case .connectFailure:
@@ -88,7 +93,7 @@ public final class ServerMetrics {
         for slot in slots where slot.period <= current && current - slot.period < UInt64(Self.slotCount) {
             snapshot.windowRequests += slot.requests
             snapshot.windowErrors += slot.errors
-            snapshot.latencies.add(slot.latencies)
+            if let latencies = slot.latencies { snapshot.latencies.add(latencies) }
         }
         // The window runs from the start of its oldest slot to now.
         let windowStart = (current + 1 - UInt64(Self.slotCount)) * Self.slotNanoseconds
