@@ -82,6 +82,10 @@ public struct FrontendConfig: Sendable, Equatable {
     public var defaultBackend: String?
     /// Custom error pages: status code → file path (`error_files: { 503: ./503.html }`).
     public var errorFiles: [Int: String]
+    /// TLS on every address of the frontend; nil: plain HTTP.
+    public var tls: FrontendTLSConfig?
+    /// Answer every request with `308` to `https://host:PORT/path` (`redirect_to_https`).
+    public var redirectToHTTPSPort: Int?
 
     public init(
         name: String,
@@ -102,6 +106,30 @@ public struct FrontendConfig: Sendable, Equatable {
         self.defaultBackend = defaultBackend
         self.errorFiles = errorFiles
     }
+}
+
+/// TLS on a frontend (`frontends[].tls`): certificates from a watched directory, chosen per
+/// connection by SNI.
+public struct FrontendTLSConfig: Sendable, Equatable {
+    /// A directory of certificates: every `*.pem` (chain and key in one file) or
+    /// `NAME.crt` + `NAME.key` pair. Absolute after loading.
+    public var certificatesDirectory: String
+    /// The host name whose certificate is served when SNI is missing or matches nothing; nil:
+    /// the first certificate by file name.
+    public var defaultCertificate: String?
+    public var minimumVersion: TLSVersionName = .v1_2
+    /// Protocols offered by ALPN, in preference order.
+    public var alpn: [String] = ["http/1.1"]
+
+    public init(certificatesDirectory: String) {
+        self.certificatesDirectory = certificatesDirectory
+    }
+}
+
+/// The lowest TLS version a frontend accepts (`min_version`).
+public enum TLSVersionName: String, Sendable, Equatable, CaseIterable {
+    case v1_2 = "1.2"
+    case v1_3 = "1.3"
 }
 
 /// `host:port` a frontend listens on. `host` is an IP literal or a name (IPv6 without brackets).
@@ -392,12 +420,29 @@ public struct ServerConfig: Sendable, Equatable {
     /// Relative share of requests, 0…256 (default 1). Used by every weight-aware algorithm.
     /// 0 makes the server a backup: it is chosen only when no server with a positive weight can be.
     public var weight: Int
+    /// TLS to the server (`tls`); nil: plain HTTP.
+    public var tls: ServerTLSConfig?
 
     public init(name: String, address: ServerAddress, weight: Int = 1) {
         self.name = name
         self.address = address
         self.weight = weight
     }
+}
+
+/// TLS to one server (`servers[].tls`).
+public struct ServerTLSConfig: Sendable, Equatable {
+    /// Verify the server's certificate chain and name (default true; `false` only explicitly).
+    public var verify = true
+    /// PEM file of the CAs to trust instead of the system's (absolute after loading).
+    public var caFile: String?
+    /// The name sent by SNI and checked against the certificate; default: the address's host
+    /// when it is a name.
+    public var serverName: String?
+    /// PEM file with a client certificate chain and its key, for mutual TLS.
+    public var clientCertificateFile: String?
+
+    public init() {}
 }
 
 /// `host:port` of a server. `host` is an IP literal or a name resolved when the config is

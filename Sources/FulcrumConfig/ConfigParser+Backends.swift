@@ -9,7 +9,8 @@ extension ConfigParser {
         "evaluate_every", "min_switch_interval", "min_requests", "error_rate", "latency_spread", "in_flight_imbalance",
     ]
     static let backendTimeoutKeys = ["connect", "response", "idle"]
-    static let serverKeys = ["name", "address", "weight"]
+    static let serverKeys = ["name", "address", "weight", "tls"]
+    static let serverTLSKeys = ["verify", "ca", "sni", "client_certificate"]
 
     struct ParsedBackends {
         var configs: [BackendConfig] = []
@@ -161,6 +162,20 @@ extension ConfigParser {
         // 0 is allowed and means "drained": the server stays configured but gets no new requests.
         if let weight = mapping["weight"]?.integer(in: 0...256) {
             server.weight = weight
+        }
+        if let tls = mapping["tls"]?.mapping(allowedKeys: Self.serverTLSKeys) {
+            var settings = ServerTLSConfig()
+            if let verify = tls["verify"]?.bool() { settings.verify = verify }
+            if let ca = tls["ca"], let written = ca.nonEmptyString() {
+                settings.caFile = resolve(written)
+                checkReadableFile(settings.caFile!, written: written, at: ca)
+            }
+            if let sni = tls["sni"]?.nonEmptyString() { settings.serverName = sni }
+            if let client = tls["client_certificate"], let written = client.nonEmptyString() {
+                settings.clientCertificateFile = resolve(written)
+                checkReadableFile(settings.clientCertificateFile!, written: written, at: client)
+            }
+            server.tls = settings
         }
         return server
     }

@@ -2,8 +2,12 @@ internal import Foundation
 
 extension ConfigParser {
     static let frontendKeys = [
-        "name", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files",
+        "name", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files", "tls",
+        "redirect_to_https",
     ]
+    static let frontendTLSKeys = ["certificates", "default_certificate", "min_version", "alpn"]
+    /// ALPN protocols Fulcrum can serve on a frontend.
+    static let supportedALPN = ["http/1.1"]
     static let frontendTimeoutKeys = ["client_idle", "header_read"]
     static let frontendLimitKeys = ["max_header_size", "max_body_size"]
 
@@ -111,6 +115,16 @@ extension ConfigParser {
         if let errorFiles = mapping["error_files"]?.mapping(allowedKeys: nil) {
             frontend.errorFiles = parseErrorFiles(errorFiles)
         }
+        if let tls = mapping["tls"] {
+            frontend.tls = parseFrontendTLS(tls)
+        }
+        if let redirect = mapping["redirect_to_https"], let port = redirect.integer(in: 1...65535) {
+            if frontend.tls != nil {
+                redirect.report("a TLS frontend cannot redirect to HTTPS")
+            } else {
+                frontend.redirectToHTTPSPort = port
+            }
+        }
         return frontend
     }
 
@@ -130,6 +144,46 @@ extension ConfigParser {
             addresses.append(ListenAddress(host: address.host, port: address.port))
         }
         return addresses
+    }
+
+    /// `tls: { certificates: ./certs, default_certificate: example.com, min_version: "1.2", alpn: [http/1.1] }`.
+    /// The directory must exist now; the certificates in it are read when the proxy starts
+    /// (and whenever they change), so a bad file is reported then without stopping the rest.
+    private func parseFrontendTLS(_ reader: YAMLNodeReader) -> FrontendTLSConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.frontendTLSKeys) else { return nil }
+        guard let directoryReader = mapping.required("certificates"), let written = directoryReader.nonEmptyString() else {
+            return nil
+        }
+        let directory = resolve(written)
+        var isDirectory: ObjCBool = false
+        let shown = directory == written ? quoted(written) : "\(quoted(written)) (\(directory))"
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            directoryReader.report("\(shown) does not exist")
+        } else if !isDirectory.boolValue {
+            directoryReader.report("\(shown) is not a directory")
+        }
+        var tls = FrontendTLSConfig(certificatesDirectory: directory)
+        if let name = mapping["default_certificate"]?.nonEmptyString() {
+            tls.defaultCertificate = name.lowercased()
+        }
+        if let version = mapping["min_version"]?.choice(TLSVersionName.self, named: "TLS version") {
+            tls.minimumVersion = version
+        }
+        if let alpnReader = mapping["alpn"], let items = alpnReader.scalarOrSequence(expected: "a protocol or a list of protocols") {
+            var protocols: [String] = []
+            for item in items {
+                guard let name = item.nonEmptyString() else { continue }
+                if Self.supportedALPN.contains(name) {
+                    protocols.append(name)
+                } else if name == "h2" {
+                    item.report("h2 is not supported yet (HTTP/2 to clients is planned); use http/1.1")
+                } else {
+                    item.report("\(quoted(name)) is not a supported protocol (expected one of: \(Self.supportedALPN.joined(separator: ", ")))")
+                }
+            }
+            if !protocols.isEmpty { tls.alpn = protocols }
+        }
+        return tls
     }
 
     /// `error_files: { 503: ./503.html }`. Each file must be readable now: finding out at
@@ -162,7 +216,7 @@ extension ConfigParser {
         return URL(fileURLWithPath: path, relativeTo: base).standardizedFileURL.path
     }
 
-    private func checkReadableFile(_ path: String, written: String, at reader: YAMLNodeReader) {
+    func checkReadableFile(_ path: String, written: String, at reader: YAMLNodeReader) {
         let shown = path == written ? quoted(written) : "\(quoted(written)) (\(path))"
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {

@@ -2,6 +2,7 @@ import FulcrumBalancing
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Keep-alive connections to one server, owned by one event loop.
 ///
@@ -13,6 +14,7 @@ final class BackendConnectionPool {
     let eventLoop: any EventLoop
     let server: BalancedServer
     private(set) var address: SocketAddress
+    private var tls: BackendTLS?
     private var connectTimeout: TimeAmount
     private var idleTimeout: TimeAmount
     private var idle: [BackendConnection] = []
@@ -23,17 +25,19 @@ final class BackendConnectionPool {
     /// Idle connections kept per server and loop; more are closed when released.
     let maximumIdle = 512
 
-    init(eventLoop: any EventLoop, server: BalancedServer, address: SocketAddress, backend: RuntimeBackend) {
+    init(eventLoop: any EventLoop, server: BalancedServer, address: SocketAddress, tls: BackendTLS?, backend: RuntimeBackend) {
         self.eventLoop = eventLoop
         self.server = server
         self.address = address
+        self.tls = tls
         self.connectTimeout = backend.connectTimeout
         self.idleTimeout = backend.idleTimeout
     }
 
     /// Adopts the settings of a newer snapshot (the server itself is unchanged).
-    func update(address: SocketAddress, backend: RuntimeBackend) {
+    func update(address: SocketAddress, tls: BackendTLS?, backend: RuntimeBackend) {
         self.address = address
+        self.tls = tls
         self.connectTimeout = backend.connectTimeout
         self.idleTimeout = backend.idleTimeout
     }
@@ -46,14 +50,23 @@ final class BackendConnectionPool {
         return nil
     }
 
-    /// Opens a new connection. The future completes on `eventLoop`.
+    /// Opens a new connection (with TLS, completes its handshake). The future completes on
+    /// `eventLoop`; a TLS failure is a `BackendTLSError`.
     func connect() -> EventLoopFuture<BackendConnection> {
         let pool = self
+        let tls = self.tls
+        let handshake = tls.map { _ in eventLoop.makePromise(of: Void.self) }
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls, let handshake {
+                        try channel.pipeline.syncOperations.addHandlers([
+                            try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName),
+                            TLSHandshakeWatcher(handshake: handshake),
+                        ])
+                    }
                     let decoder = HTTPResponseDecoder(
                         leftOverBytesStrategy: .forwardBytes,
                         informationalResponseStrategy: .forward
@@ -65,6 +78,13 @@ final class BackendConnectionPool {
                 }
             }
             .connect(to: address)
+            .flatMap { channel in
+                guard let handshake else { return channel.eventLoop.makeSucceededFuture(channel) }
+                return handshake.futureResult.map { channel }.flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }
+            }
             .assumeIsolated()
             .flatMapThrowing { channel in
                 let connection = try channel.pipeline.syncOperations.handler(type: BackendConnection.self)

@@ -43,13 +43,14 @@ final class LoopContext {
                 backendMetrics.append(serverMetrics)
                 let pool: BackendConnectionPool
                 if let existing = poolsByServer[key] {
-                    existing.update(address: backend.addresses[index], backend: backend)
+                    existing.update(address: backend.addresses[index], tls: backend.tls[index], backend: backend)
                     pool = existing
                 } else {
                     pool = BackendConnectionPool(
                         eventLoop: eventLoop,
                         server: server,
                         address: backend.addresses[index],
+                        tls: backend.tls[index],
                         backend: backend
                     )
                 }

@@ -75,6 +75,8 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     /// Whether requests are timed (for the access log).
     private let timed: Bool
     private let connectionGuard: ClientConnectionGuard
+    /// The connection came over TLS (`X-Forwarded-Proto: https`).
+    private let isSecure: Bool
     private var context: ChannelHandlerContext?
     private var client = ClientInfo(peer: nil, isSecure: false)
 
@@ -112,8 +114,9 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
     /// Body parts up to this size are copied into `output`; larger ones are written as they are.
     private static let coalescingLimit = 4096
 
-    init(loop: LoopContext, frontendName: String, connectionGuard: ClientConnectionGuard) {
+    init(loop: LoopContext, frontendName: String, isSecure: Bool, connectionGuard: ClientConnectionGuard) {
         self.loop = loop
+        self.isSecure = isSecure
         self.frontendName = frontendName
         self.timed = loop.accessLog != nil
         self.connectionGuard = connectionGuard
@@ -131,7 +134,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         forwardedHead = context.channel.allocator.buffer(capacity: 512)
         output = context.channel.allocator.buffer(capacity: 1024)
         // The peer address is read once per connection: per request it would be a syscall.
-        client = ClientInfo(peer: context.channel.remoteAddress, isSecure: false)
+        client = ClientInfo(peer: context.channel.remoteAddress, isSecure: isSecure)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -301,6 +304,10 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             // carry another one; the request itself is forwarded without its Upgrade header.
             clientKeepAlive = false
         }
+        if let port = frontend.redirectToHTTPSPort {
+            redirectToHTTPS(head, port: port)
+            return
+        }
         if let limit = frontend.maxBodyBytes, let length = framing.contentLength, length > limit {
             respondLocally(status: .payloadTooLarge, detail: "The request body is larger than this server accepts.")
             return
@@ -431,10 +438,22 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
 
     private func connectFailed(_ error: Error) {
         guard let backend = exchange.backend else { return }
+        let tlsError = error as? BackendTLSError
+        if let tlsError {
+            loop.logger.warning(
+                "TLS to server failed: \(tlsError)",
+                metadata: ["backend": "\(backend.runtime.name)", "server": "\(backend.runtime.servers[exchange.serverIndex].name)"]
+            )
+        }
         // Not charged to the retry budget: the failed attempt cost no server any work.
         if exchange.retriesLeft > 0, exchange.tried.count < backend.runtime.servers.count {
             exchange.retriesLeft -= 1
             startAttempt()
+        } else if tlsError != nil {
+            // The server answered but TLS with it failed (an untrusted certificate, say): a
+            // bad gateway rather than an unreachable one.
+            let server = backend.runtime.servers[exchange.serverIndex].name
+            respondLocally(status: .badGateway, detail: "TLS with the server failed (last tried \(server)).")
         } else {
             let server = backend.runtime.servers[exchange.serverIndex].name
             respondLocally(
@@ -644,8 +663,31 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
 
     // MARK: Local responses and the end of an exchange
 
+    /// `redirect_to_https`: a 308 to the same host and path on the HTTPS port (the method and
+    /// body are kept by the client, unlike with 301).
+    private func redirectToHTTPS(_ head: HTTPRequestHead, port: Int) {
+        var host = head.headers.first(name: "host") ?? ""
+        // Drop a port, keeping IPv6 literals ("[::1]:8080" → "[::1]").
+        if let colon = host.lastIndex(of: ":"), !host[colon...].contains("]") {
+            host = String(host[..<colon])
+        }
+        guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == "@" || $0.isWhitespace }) else {
+            clientKeepAlive = false
+            respondLocally(status: .badRequest, detail: "This site is served over HTTPS; the request has no usable Host header.")
+            return
+        }
+        let authority = port == 443 ? host : "\(host):\(port)"
+        let path = head.uri.hasPrefix("/") ? head.uri : "/"
+        let location = "https://\(authority)\(path)"
+        respondLocally(
+            status: .permanentRedirect,
+            detail: "This site is served over HTTPS: \(location)",
+            extraHeaders: [("location", location)]
+        )
+    }
+
     /// Answers the current request with an error page (deny, 5xx from the proxy, parse errors).
-    private func respondLocally(status: HTTPResponseStatus, detail: String) {
+    private func respondLocally(status: HTTPResponseStatus, detail: String, extraHeaders: [(String, String)] = []) {
         guard let context, phase != .closed else { return }
         if exchange.responseStarted {
             closeClient()
@@ -665,6 +707,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             request: exchange.request,
             allocator: context.channel.allocator
         )
+        head.headers.add(contentsOf: extraHeaders)
         if !clientKeepAlive {
             head.headers.add(name: "connection", value: "close")
         }

@@ -6,6 +6,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The running data plane: one listening socket per frontend address, serving HTTP/1.1 on
 /// the event loops of `group` from the current `RuntimeSnapshot`.
@@ -28,11 +29,14 @@ public final class ProxyServer: Sendable {
     private let quiescingHelpers: NIOLockedValueBox<[ServerQuiescingHelper]>
     private let adaptive: AdaptiveController
     private let healthChecker: HealthChecker
+    /// One per TLS frontend, watching its certificate directory.
+    private let certificateStores: [CertificateStore]
     /// The snapshot the loops serve (what `stats()` and `setServerState` look servers up in).
     private let snapshot: RuntimeSnapshot
 
     private init(
         snapshot: RuntimeSnapshot,
+        certificateStores: [CertificateStore],
         listeners: [Listener],
         quiescingHelpers: [ServerQuiescingHelper],
         loops: [NIOLoopBound<LoopContext>],
@@ -41,6 +45,7 @@ public final class ProxyServer: Sendable {
         logger: Logger
     ) {
         self.snapshot = snapshot
+        self.certificateStores = certificateStores
         self.healthChecker = healthChecker
         self.listeners = listeners
         self.quiescingHelpers = NIOLockedValueBox(quiescingHelpers)
@@ -52,8 +57,25 @@ public final class ProxyServer: Sendable {
     /// Compiles `config`, binds every frontend's addresses and starts serving.
     ///
     /// - Throws: when an address cannot be resolved or bound; nothing is left listening then.
-    public static func start(config: Config, group: any EventLoopGroup, logger: Logger) async throws -> ProxyServer {
+    /// - Parameter certificatePollInterval: how often TLS frontends look for changed
+    ///   certificate files.
+    public static func start(
+        config: Config,
+        group: any EventLoopGroup,
+        logger: Logger,
+        certificatePollInterval: Duration = .seconds(2)
+    ) async throws -> ProxyServer {
         let snapshot = try RuntimeSnapshot(config: config)
+        var certificateStores: [String: CertificateStore] = [:]
+        for frontend in config.frontends {
+            guard let tls = frontend.tls else { continue }
+            certificateStores[frontend.name] = try CertificateStore(
+                frontend: frontend.name,
+                tls: tls,
+                logger: logger,
+                pollInterval: certificatePollInterval
+            )
+        }
         let accessLog = config.global.log.access == .off ? nil : AccessLogWriter()
 
         var loops: [NIOLoopBound<LoopContext>] = []
@@ -77,6 +99,7 @@ public final class ProxyServer: Sendable {
                     do {
                         channel = try await bind(
                             frontend: frontend,
+                            certificates: certificateStores[frontend.name],
                             address: address,
                             group: group,
                             contexts: contexts,
@@ -102,8 +125,10 @@ public final class ProxyServer: Sendable {
         adaptive.start()
         let healthChecker = HealthChecker(snapshot: snapshot, eventLoops: loops.map(\.eventLoop), logger: logger)
         healthChecker.start()
+        for store in certificateStores.values { store.startWatching() }
         return ProxyServer(
             snapshot: snapshot,
+            certificateStores: Array(certificateStores.values),
             listeners: listeners,
             quiescingHelpers: helpers,
             loops: loops,
@@ -115,6 +140,7 @@ public final class ProxyServer: Sendable {
 
     private static func bind(
         frontend: FrontendConfig,
+        certificates: CertificateStore?,
         address: ListenAddress,
         group: any EventLoopGroup,
         contexts: LoopContextTable,
@@ -146,8 +172,17 @@ public final class ProxyServer: Sendable {
                         clientIdleTimeout: clientIdle,
                         headerReadTimeout: headerRead
                     )
-                    let proxy = ProxyHandler(loop: loop, frontendName: frontendName, connectionGuard: connectionGuard)
+                    let proxy = ProxyHandler(
+                        loop: loop,
+                        frontendName: frontendName,
+                        isSecure: certificates != nil,
+                        connectionGuard: connectionGuard
+                    )
                     connectionGuard.proxy = proxy
+                    if let certificates {
+                        // Replaced by the TLS handler once the client's hello names a host.
+                        try channel.pipeline.syncOperations.addHandler(certificates.makeSNIHandler(channel: channel))
+                    }
                     try channel.pipeline.syncOperations.addHandlers([
                         connectionGuard,
                         // No response encoder: the proxy handler writes responses as bytes.
@@ -275,6 +310,7 @@ public final class ProxyServer: Sendable {
         logger.info("shutting down", metadata: ["grace_period": "\(gracePeriod)"])
         adaptive.stop()
         await healthChecker.stop()
+        for store in certificateStores { store.stopWatching() }
         let helpers = quiescingHelpers.withLockedValue { helpers in
             defer { helpers = [] }
             return helpers

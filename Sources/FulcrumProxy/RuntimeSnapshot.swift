@@ -43,6 +43,8 @@ final class RuntimeBackend: Sendable {
     let addresses: [SocketAddress]
     /// `host:port` as configured, for logs.
     let addressDescriptions: [String]
+    /// TLS to each server (nil: plain HTTP), same indices as `servers`.
+    let tls: [BackendTLS?]
     /// Passive outlier detection, when configured.
     let outlierDetector: OutlierDetector?
     /// Whether active health checks run (ejected servers then return on a passing check).
@@ -84,6 +86,9 @@ final class RuntimeBackend: Sendable {
         self.servers = servers
         self.addresses = addresses
         self.addressDescriptions = config.servers.map(\.address.description)
+        self.tls = try config.servers.map { server in
+            try server.tls.map { try BackendTLS($0, host: server.address.host, backend: config.name, server: server.name) }
+        }
         self.hasHealthCheck = config.healthCheck != nil
         self.retryBudget = config.retryBudget
         self.outlierDetector = config.outlier.map { outlier in
@@ -112,12 +117,15 @@ final class RuntimeFrontend: Sendable {
     let router: Router
     let maxBodyBytes: Int?
     let errorPages: ErrorPages
+    /// `redirect_to_https`: the HTTPS port every request is sent to with a 308.
+    let redirectToHTTPSPort: Int?
 
     init(config: FrontendConfig, backendIndex: [String: Int]) throws {
         self.name = config.name
         self.router = try Router(config: config, backendIndex: backendIndex)
         self.maxBodyBytes = config.limits.maxBodyBytes
         self.errorPages = try ErrorPages(customFiles: config.errorFiles)
+        self.redirectToHTTPSPort = config.redirectToHTTPSPort
     }
 }
 

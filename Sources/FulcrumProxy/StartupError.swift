@@ -14,6 +14,10 @@ public enum StartupError: Error, CustomStringConvertible {
     case unresolvableServer(backend: String, server: String, address: String, reason: String)
     /// A frontend could not listen on one of its addresses.
     case cannotListen(frontend: String, address: String, reason: String)
+    /// A server's `tls` settings could not be applied (unreadable CA or client certificate).
+    case badServerTLS(backend: String, server: String, reason: String)
+    /// A TLS frontend has no certificate that can serve; `problems` says why for each file.
+    case noUsableCertificate(frontend: String, directory: String, problems: [String])
 
     public var description: String {
         switch self {
@@ -21,6 +25,11 @@ public enum StartupError: Error, CustomStringConvertible {
             "backend \(backend), server \(server): cannot resolve \(address) (\(reason))"
         case .cannotListen(let frontend, let address, let reason):
             "frontend \(frontend): cannot listen on \(address) (\(reason))"
+        case .badServerTLS(let backend, let server, let reason):
+            "backend \(backend), server \(server): cannot set up TLS (\(reason))"
+        case .noUsableCertificate(let frontend, let directory, let problems):
+            "frontend \(frontend): no usable certificate in \(directory)"
+                + (problems.isEmpty ? "" : " (\(problems.joined(separator: "; ")))")
         }
     }
 }

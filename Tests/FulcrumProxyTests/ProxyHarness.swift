@@ -4,6 +4,7 @@ import FulcrumConfig
 import FulcrumProxy
 import FulcrumWorker
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -41,6 +42,8 @@ final class ProxyHarness: Sendable {
         workers behaviours: [WorkerBehaviour],
         proxyThreads: Int = 1,
         clientConnections: Int = 8,
+        certificatePollInterval: Duration = .milliseconds(200),
+        logs: LogCapture? = nil,
         yaml: ([Int]) -> String
     ) async throws -> ProxyHarness {
         let sideGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -51,9 +54,15 @@ final class ProxyHarness: Sendable {
         var config = try ConfigLoader.load(yaml: yaml(workers.map(\.port)))
         config.frontends[0].listen = [ListenAddress(host: "127.0.0.1", port: 0)]
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: proxyThreads)
-        var logger = Logger(label: "fulcrum.test")
+        var logger = logs.map { capture in Logger(label: "fulcrum.test") { _ in capture.handler() } }
+            ?? Logger(label: "fulcrum.test")
         logger.logLevel = .warning
-        let proxy = try await ProxyServer.start(config: config, group: proxyGroup, logger: logger)
+        let proxy = try await ProxyServer.start(
+            config: config,
+            group: proxyGroup,
+            logger: logger,
+            certificatePollInterval: certificatePollInterval
+        )
 
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(
@@ -62,6 +71,8 @@ final class ProxyHarness: Sendable {
         )
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(30))
         configuration.decompression = .disabled
+        // Redirects are what some tests check, not something to follow.
+        configuration.redirectConfiguration = .disallow
         let client = HTTPClient(eventLoopGroup: sideGroup, configuration: configuration)
         return ProxyHarness(
             workers: workers,
@@ -108,6 +119,7 @@ func withProxy<Result>(
     workers: [WorkerBehaviour],
     proxyThreads: Int = 1,
     clientConnections: Int = 8,
+    logs: LogCapture? = nil,
     yaml: ([Int]) -> String,
     _ body: (ProxyHarness) async throws -> Result
 ) async throws -> Result {
@@ -115,6 +127,7 @@ func withProxy<Result>(
         workers: workers,
         proxyThreads: proxyThreads,
         clientConnections: clientConnections,
+        logs: logs,
         yaml: yaml
     )
     let outcome: Swift.Result<Result, any Error>
@@ -355,4 +368,31 @@ func waitUntil(timeout: Duration, _ condition: () async throws -> Bool) async th
         try await Task.sleep(for: .milliseconds(20))
     }
     Issue.record("condition not met within \(timeout)")
+}
+
+/// Collects the proxy's log messages (warning and above), for tests that check what is logged.
+final class LogCapture: Sendable {
+    private let lines = NIOLockedValueBox<[String]>([])
+
+    /// Every message so far, as `message key=value…`.
+    var messages: [String] { lines.withLockedValue { $0 } }
+
+    func handler() -> some LogHandler { Handler(capture: self) }
+
+    private struct Handler: LogHandler {
+        let capture: LogCapture
+        var logLevel: Logger.Level = .warning
+        var metadata: Logger.Metadata = [:]
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            let fields = all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: " ")
+            capture.lines.withLockedValue { $0.append("\(event.message) \(fields)") }
+        }
+    }
 }

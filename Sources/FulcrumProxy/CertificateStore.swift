@@ -1,0 +1,121 @@
+import FulcrumConfig
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+/// The certificates of one TLS frontend, kept current: loaded from its directory at start and
+/// again whenever a file there is added, replaced or removed (checked every `pollInterval`).
+///
+/// A reload builds a whole new `CertificateTable` off the event loops and swaps it in;
+/// handshakes under way keep the context they chose, new ones see the new table. A reload
+/// that finds problems logs each skipped file with its reason and serves what did load; one
+/// that finds nothing usable keeps the previous certificates (and says so).
+final class CertificateStore: Sendable {
+    let frontend: String
+    private let tls: FrontendTLSConfig
+    private let logger: Logger
+    private let pollInterval: Duration
+    private let state: NIOLockedValueBox<State>
+
+    private struct State {
+        var table: CertificateTable
+        var signature: [String]
+        var watcher: Task<Void, Never>?
+    }
+
+    /// Loads the directory now (blocking: call off the event loops) and logs what it found.
+    ///
+    /// - Throws: `StartupError.noUsableCertificate` when no certificate there can serve.
+    init(frontend: String, tls: FrontendTLSConfig, logger: Logger, pollInterval: Duration = .seconds(2)) throws {
+        self.frontend = frontend
+        self.tls = tls
+        self.logger = logger
+        self.pollInterval = pollInterval
+        let signature = CertificateLoader.signature(of: tls.certificatesDirectory)
+        let (table, problems) = CertificateLoader.load(tls)
+        guard !table.certificates.isEmpty else {
+            throw StartupError.noUsableCertificate(
+                frontend: frontend,
+                directory: tls.certificatesDirectory,
+                problems: problems.map(\.description)
+            )
+        }
+        self.state = NIOLockedValueBox(State(table: table, signature: signature))
+        report(table, problems, reloaded: false)
+    }
+
+    /// The certificate for a connection that asked for `serverName` (nil: no SNI).
+    func certificate(for serverName: String?) -> CertificateLoader.Loaded? {
+        state.withLockedValue { $0.table }.certificate(for: serverName)
+    }
+
+    /// Starts watching the directory.
+    func startWatching() {
+        let task = Task { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: pollInterval)
+                guard !Task.isCancelled else { return }
+                reloadIfChanged()
+            }
+        }
+        state.withLockedValue { $0.watcher = task }
+    }
+
+    func stopWatching() {
+        state.withLockedValue { state in
+            state.watcher?.cancel()
+            state.watcher = nil
+        }
+    }
+
+    /// Reloads when a file in the directory changed since the last load.
+    func reloadIfChanged() {
+        let signature = CertificateLoader.signature(of: tls.certificatesDirectory)
+        guard signature != state.withLockedValue({ $0.signature }) else { return }
+        let (table, problems) = CertificateLoader.load(tls)
+        state.withLockedValue { state in
+            if !table.certificates.isEmpty { state.table = table }
+            state.signature = signature
+        }
+        report(table, problems, reloaded: true)
+    }
+
+    private func report(_ table: CertificateTable, _ problems: [CertificateLoader.Problem], reloaded: Bool) {
+        let metadata: Logger.Metadata = ["frontend": "\(frontend)", "directory": "\(tls.certificatesDirectory)"]
+        for problem in problems {
+            logger.warning("certificate skipped: \(problem)", metadata: metadata)
+        }
+        let names = table.certificates.map { "\($0.file) (\($0.names.joined(separator: ", ")))" }.joined(separator: "; ")
+        let verb = reloaded ? "certificates reloaded" : "certificates loaded"
+        if table.certificates.isEmpty {
+            logger.error("certificates changed, but none can serve; keeping the previous ones", metadata: metadata)
+        } else {
+            logger.info("\(verb): \(names)", metadata: metadata)
+        }
+    }
+
+    /// The first handler of a TLS connection: reads the client's SNI from its hello, then puts
+    /// a TLS handler with the matching certificate in its own place.
+    func makeSNIHandler(channel: any Channel) -> ByteToMessageHandler<SNIHandler> {
+        ByteToMessageHandler(SNIHandler { [self] result in
+            let serverName: String?
+            if case .hostname(let name) = result { serverName = name } else { serverName = nil }
+            guard let certificate = certificate(for: serverName) else {
+                return channel.eventLoop.makeFailedFuture(TLSSetupError.noCertificate)
+            }
+            return channel.eventLoop.makeCompletedFuture {
+                // After the SNI handler, which passes the hello it read on as it leaves.
+                let pipeline = channel.pipeline.syncOperations
+                let sniHandler = try pipeline.handler(type: ByteToMessageHandler<SNIHandler>.self)
+                try pipeline.addHandler(NIOSSLServerHandler(context: certificate.context), position: .after(sniHandler))
+            }
+        })
+    }
+}
+
+enum TLSSetupError: Error {
+    /// The frontend has no certificate that can serve.
+    case noCertificate
+}
