@@ -36,7 +36,7 @@ final class AdaptiveController: Sendable {
                 servers: runtime.servers,
                 settings: config.adaptive
             )
-            states[runtime.name] = AdaptiveState(algorithm: .roundRobin)
+            states[runtime.name] = AdaptiveState(algorithm: AdaptiveEngine.alikeAlgorithm(weights: runtime.servers.map(\.weight)))
         }
         self.backends = backends
         self.states = NIOLockedValueBox(states)
