@@ -25,7 +25,7 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
     /// The server list of the latest pick, to read in-flight counts when a response is observed.
     private var servers: [BalancedServer] = []
 
-    public init(initial: AlgorithmName = .leastConnections) {
+    public init(initial: AlgorithmName = .roundRobin) {
         precondition(initial != .adaptive)
         current = makeAlgorithm(initial)
     }

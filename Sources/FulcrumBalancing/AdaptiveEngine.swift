@@ -224,21 +224,10 @@ public enum AdaptiveEngine {
         }
 
         // 6. Alike.
-        let alike = alikeAlgorithm(weights: servers.map(\.weight))
+        let equalWeights = Set(servers.map(\.weight)).count == 1
+        let rotation: AlgorithmName = equalWeights ? .roundRobin : .weightedRoundRobin
         let spread = timed.count >= 2 ? (timed.map(\.1).max()! / timed.map(\.1).min()!) : 1
-        return (alike, .uniform, "servers alike (p95 spread \(ratio(spread)), no error or load outliers)")
-    }
-
-    /// The algorithm for alike servers (rule 6), and the one an adaptive backend starts with.
-    ///
-    /// With equal weights, `least_connections`: it rotates like round robin while the servers
-    /// are equally idle and steps around one that is momentarily busy (the lab measured the
-    /// strict rotation's p99 above it with alike servers). With unequal weights, the weighted
-    /// `random`: it keeps the configured split in proportion (weights are often a traffic
-    /// split — a 1 % canary — not a capacity, so an algorithm that evens out idle servers
-    /// would break it) without a fixed pattern. docs/config.md has the figures.
-    public static func alikeAlgorithm(weights: [Int]) -> AlgorithmName {
-        Set(weights).count <= 1 ? .leastConnections : .random
+        return (rotation, .uniform, "servers alike (p95 spread \(ratio(spread)), no error or load outliers)")
     }
 
     private static func ratio(_ value: Double) -> String {

@@ -36,7 +36,7 @@ final class AdaptiveController: Sendable {
                 servers: runtime.servers,
                 settings: config.adaptive
             )
-            states[runtime.name] = AdaptiveState(algorithm: AdaptiveEngine.alikeAlgorithm(weights: runtime.servers.map(\.weight)))
+            states[runtime.name] = AdaptiveState(algorithm: .roundRobin)
         }
         self.backends = backends
         self.states = NIOLockedValueBox(states)

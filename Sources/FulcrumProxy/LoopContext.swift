@@ -152,9 +152,7 @@ final class LoopBackend {
 
     init(runtime: RuntimeBackend, pools: [BackendConnectionPool], metrics: [ServerMetrics]) {
         self.runtime = runtime
-        self.algorithm = runtime.algorithm == .adaptive
-            ? AdaptiveAlgorithm(initial: AdaptiveEngine.alikeAlgorithm(weights: runtime.servers.map(\.weight)))
-            : makeAlgorithm(runtime.algorithm)
+        self.algorithm = makeAlgorithm(runtime.algorithm)
         self.pools = pools
         self.metrics = metrics
         self.retryBudget = RetryBudget(ratio: runtime.retryBudget.ratio, minimumPerSecond: runtime.retryBudget.minPerSecond)

@@ -10,7 +10,7 @@ import Testing
         let adaptive = AdaptiveAlgorithm()
         let servers = makeServers(count: 3)
         #expect(adaptive.name == .adaptive)
-        #expect(adaptive.current.name == .leastConnections)
+        #expect(adaptive.current.name == .roundRobin)
         #expect(adaptive.picks(4, from: servers) == [0, 1, 2, 0])
         servers[0].startRequests(2)
         adaptive.use(.leastConnections)

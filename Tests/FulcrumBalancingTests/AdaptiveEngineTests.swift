@@ -11,18 +11,15 @@ import Testing
         (1...count).map { ServerWindow(name: "web\($0)", requests: requests, p95Milliseconds: p95, meanInFlight: 1) }
     }
 
-    @Test("alike servers: least connections is kept, and the decision says why")
-    func uniformKeepsLeastConnections() {
-        var state = AdaptiveState(algorithm: .leastConnections)
+    @Test("alike servers: round robin is kept, and the decision says why")
+    func uniformKeepsRoundRobin() {
+        var state = AdaptiveState(algorithm: .roundRobin)
         let decision = AdaptiveEngine.evaluate(backend: "web", servers: alike(), state: &state, now: t0)
         #expect(!decision.switched)
         #expect(decision.rule == .uniform)
-        #expect(decision.explanation == "web keeps least_connections: servers alike (p95 spread 1×, no error or load outliers)")
-        #expect(state.algorithm == .leastConnections)
+        #expect(decision.explanation == "web keeps round_robin: servers alike (p95 spread 1×, no error or load outliers)")
+        #expect(state.algorithm == .roundRobin)
         #expect(state.history == [decision])
-        // A backend starts with what the engine would choose for alike servers.
-        #expect(AdaptiveEngine.alikeAlgorithm(weights: [1, 1, 1]) == .leastConnections)
-        #expect(AdaptiveEngine.alikeAlgorithm(weights: [99, 1]) == .random)
     }
 
     @Test("one slow server: switch to peak_ewma, with the spread in the explanation")
@@ -73,15 +70,14 @@ import Testing
         #expect(decision.explanation == "api round_robin → least_connections: in-flight imbalance 3.3× (web1 vs web2) ≥ 2×")
     }
 
-    @Test("weighted alike servers get the weighted random choice, which keeps the configured split")
-    func weightedAlike() {
-        var state = AdaptiveState(algorithm: .peakEWMA)
+    @Test("weighted alike servers go back to weighted round robin")
+    func weightedRotation() {
+        var state = AdaptiveState(algorithm: .leastConnections)
         var servers = alike(2)
         servers[0].weight = 3
         servers[0].meanInFlight = 3
         let decision = AdaptiveEngine.evaluate(backend: "web", servers: servers, state: &state, now: t0)
-        #expect(decision.to == .random)
-        #expect(decision.rule == .uniform)
+        #expect(decision.to == .weightedRoundRobin)
     }
 
     @Test("no second switch within min_switch_interval; the held-back wish is recorded")
@@ -95,12 +91,12 @@ import Testing
         let held = AdaptiveEngine.evaluate(backend: "web", servers: alike(2), state: &state, now: t0 + .seconds(30))
         #expect(!held.switched)
         #expect(held.rule == .minSwitchInterval)
-        #expect(held.explanation == "web keeps peak_ewma: would switch to least_connections (servers alike (p95 spread 1×, no error or load outliers)), but the last switch was 30s ago < 60s")
+        #expect(held.explanation == "web keeps peak_ewma: would switch to round_robin (servers alike (p95 spread 1×, no error or load outliers)), but the last switch was 30s ago < 60s")
         #expect(state.algorithm == .peakEWMA)
 
         let later = AdaptiveEngine.evaluate(backend: "web", servers: alike(2), state: &state, now: t0 + .seconds(61))
         #expect(later.switched)
-        #expect(later.to == .leastConnections)
+        #expect(later.to == .roundRobin)
         #expect(state.history.map(\.rule) == [.latencySpread, .minSwitchInterval, .uniform])
     }
 
@@ -114,8 +110,8 @@ import Testing
         let stay = AdaptiveEngine.evaluate(backend: "web", servers: servers, state: &state, now: t0 + .seconds(120))
         #expect(!stay.switched)
         #expect(stay.rule == .latencySpread)
-        servers[1].p95Milliseconds = 20  // 2× < 2.25×: back to the alike choice
-        #expect(AdaptiveEngine.evaluate(backend: "web", servers: servers, state: &state, now: t0 + .seconds(240)).to == .leastConnections)
+        servers[1].p95Milliseconds = 20  // 2× < 2.25×: back to rotation
+        #expect(AdaptiveEngine.evaluate(backend: "web", servers: servers, state: &state, now: t0 + .seconds(240)).to == .roundRobin)
     }
 
     @Test("too little traffic, or one server: keep what is there")

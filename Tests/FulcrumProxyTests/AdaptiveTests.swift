@@ -15,12 +15,12 @@ struct AdaptiveTests {
         // cannot make alike servers look 3× apart, as it can at 1 ms.
         let alike = WorkerBehaviour(delayMilliseconds: 20)
         try await withProxy(workers: [alike, alike], yaml: { simpleConfig($0, algorithm: Self.adaptive) }) { harness in
-            // Alike servers: least connections (what the backend starts with) is kept.
+            // Alike servers: round robin is kept.
             try await Self.sendRequests(for: .milliseconds(900), through: harness)
             let calm = try #require(harness.proxy.adaptiveDecisions(ofBackend: "app"))
             #expect(!calm.isEmpty)
             #expect(calm.allSatisfy { !$0.switched }, "\(calm.map(\.explanation))")
-            #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .leastConnections)
+            #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .roundRobin)
 
             harness.workers[1].update(WorkerBehaviour(delayMilliseconds: 200))
             let slowedAt = ContinuousClock.now
@@ -32,7 +32,7 @@ struct AdaptiveTests {
             let switched = try #require(switches.first)
             #expect(switched.to == .peakEWMA)
             #expect(switched.rule == .latencySpread)
-            #expect(switched.explanation.hasPrefix("app least_connections → peak_ewma: p95 spread "), "\(switched.explanation)")
+            #expect(switched.explanation.hasPrefix("app round_robin → peak_ewma: p95 spread "), "\(switched.explanation)")
             // The window the slowdown fell into, or the next one.
             #expect(switched.time - slowedAt < .milliseconds(1000))
             #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .peakEWMA)
