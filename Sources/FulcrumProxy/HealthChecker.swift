@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Active health checks for every backend with a `health_check`.
 ///
@@ -29,6 +30,7 @@ final class HealthChecker: Sendable {
                     serverIndex: index,
                     outlierDetector: runtime.outlierDetector,
                     address: runtime.addresses[index],
+                    tls: runtime.tls[index],
                     hostHeader: runtime.addressDescriptions[index],
                     check: check,
                     eventLoop: eventLoop,
@@ -62,6 +64,8 @@ private final class ServerProbe {
     private let serverIndex: Int
     private let outlierDetector: OutlierDetector?
     private let address: SocketAddress
+    /// Probes of an HTTPS server go over TLS, verified like its traffic.
+    private let tls: BackendTLS?
     private let hostHeader: String
     private let check: HealthCheckConfig
     private let eventLoop: any EventLoop
@@ -76,6 +80,7 @@ private final class ServerProbe {
         serverIndex: Int,
         outlierDetector: OutlierDetector?,
         address: SocketAddress,
+        tls: BackendTLS?,
         hostHeader: String,
         check: HealthCheckConfig,
         eventLoop: any EventLoop,
@@ -86,6 +91,7 @@ private final class ServerProbe {
         self.serverIndex = serverIndex
         self.outlierDetector = outlierDetector
         self.address = address
+        self.tls = tls
         self.hostHeader = hostHeader
         self.check = check
         self.eventLoop = eventLoop
@@ -126,10 +132,16 @@ private final class ServerProbe {
         let deadline = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             result.fail(ProbeFailure.timeout)
         }
+        let tls = self.tls
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName)
+                        )
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ProbeHandler(request: request, result: result))
                 }

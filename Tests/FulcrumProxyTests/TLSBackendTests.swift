@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import FulcrumBalancing
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -22,21 +23,9 @@ struct TLSBackendTests {
 
     @Test("a server verified against the configured CA is proxied; one from another CA gets 502 and a log line")
     func verification() async throws {
-        let authority = try TestCertificateAuthority()
-        let stranger = try TestCertificateAuthority(name: "Someone Else")
-        let directory = try makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let caFile = directory.appendingPathComponent("ca.pem")
-        try authority.certificate.serializeAsPEM().pemString.write(to: caFile, atomically: true, encoding: .utf8)
-
-        let trusted = try await TLSTestServer.start(certificate: try authority.issue(commonName: "api", names: ["api.internal"]))
-        let untrusted = try await TLSTestServer.start(certificate: try stranger.issue(commonName: "api", names: ["api.internal"]))
-        defer {
-            Task {
-                try? await trusted.close()
-                try? await untrusted.close()
-            }
-        }
+        let servers = try await TrustedAndUntrusted.start()
+        defer { servers.close() }
+        let (caFile, trusted, untrusted) = (servers.caFile, servers.trusted, servers.untrusted)
         let verified = "{ ca: \"\(caFile.path)\", sni: api.internal }"
         try await withProxy(workers: [], yaml: { _ in Self.config(port: trusted.port, tls: verified) }) { harness async throws in
             for _ in 0..<3 {
@@ -58,6 +47,27 @@ struct TLSBackendTests {
         }
         // Only an explicit opt-out skips verification.
         try await withProxy(workers: [], yaml: { _ in Self.config(port: untrusted.port, tls: "{ verify: false }") }) { harness async throws in
+            #expect(try await harness.send("/hello").status == .ok)
+        }
+    }
+
+    @Test("health checks of HTTPS servers go over TLS, verified like their traffic")
+    func healthChecksOverTLS() async throws {
+        let servers = try await TrustedAndUntrusted.start()
+        defer { servers.close() }
+        let (caFile, trusted, untrusted) = (servers.caFile, servers.trusted, servers.untrusted)
+        let tls = "tls: { ca: \"\(caFile.path)\", sni: api.internal }"
+        let yaml = simpleConfig([trusted.port, untrusted.port], retries: 0)
+            .replacingOccurrences(of: "address: \"127.0.0.1:\(trusted.port)\" }", with: "address: \"127.0.0.1:\(trusted.port)\", \(tls) }")
+            .replacingOccurrences(of: "address: \"127.0.0.1:\(untrusted.port)\" }", with: "address: \"127.0.0.1:\(untrusted.port)\", \(tls) }")
+            .replacingOccurrences(of: "    retries:", with: "    health_check: { path: /health, interval: 100ms, timeout: 500ms, rise: 1, fall: 2 }\n    retries:")
+        try await withProxy(workers: [], yaml: { _ in yaml }) { harness async throws in
+            try await waitUntil(timeout: .seconds(5)) {
+                try await harness.proxy.stats()[0].servers.map(\.state) == [.up, .down]
+            }
+            // And the trusted one keeps passing.
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await harness.proxy.stats()[0].servers.map(\.state) == [.up, .down])
             #expect(try await harness.send("/hello").status == .ok)
         }
     }
@@ -85,6 +95,37 @@ struct TLSBackendTests {
         let withoutClient = "{ ca: \"\(caFile.path)\", sni: api.internal }"
         try await withProxy(workers: [], yaml: { _ in Self.config(port: server.port, tls: withoutClient) }) { harness async throws in
             #expect(try await harness.send("/hello").status == .badGateway)
+        }
+    }
+}
+
+/// Two HTTPS servers for `api.internal`: one with a certificate from the CA in `caFile`, one
+/// from another CA.
+private struct TrustedAndUntrusted {
+    let directory: URL
+    let caFile: URL
+    let trusted: TLSTestServer
+    let untrusted: TLSTestServer
+
+    static func start() async throws -> TrustedAndUntrusted {
+        let authority = try TestCertificateAuthority()
+        let stranger = try TestCertificateAuthority(name: "Someone Else")
+        let directory = try makeTemporaryDirectory()
+        let caFile = directory.appendingPathComponent("ca.pem")
+        try authority.certificate.serializeAsPEM().pemString.write(to: caFile, atomically: true, encoding: .utf8)
+        return TrustedAndUntrusted(
+            directory: directory,
+            caFile: caFile,
+            trusted: try await TLSTestServer.start(certificate: try authority.issue(commonName: "api", names: ["api.internal"])),
+            untrusted: try await TLSTestServer.start(certificate: try stranger.issue(commonName: "api", names: ["api.internal"]))
+        )
+    }
+
+    func close() {
+        try? FileManager.default.removeItem(at: directory)
+        Task { [trusted, untrusted] in
+            try? await trusted.close()
+            try? await untrusted.close()
         }
     }
 }
