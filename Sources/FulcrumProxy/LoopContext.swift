@@ -87,11 +87,14 @@ final class LoopContext {
         adaptive.use(algorithm)
     }
 
-    /// This loop's live metrics and open connections per backend and server name.
-    func serverMetrics(now: UInt64) -> [String: [String: (metrics: ServerMetricsSnapshot, connectionsOpen: Int)]] {
-        var result: [String: [String: (metrics: ServerMetricsSnapshot, connectionsOpen: Int)]] = [:]
+    /// What one loop saw of one server: its live metrics and the connections its pool holds.
+    typealias ServerReading = (metrics: ServerMetricsSnapshot, connectionsOpen: Int)
+
+    /// This loop's readings per backend and server name.
+    func serverMetrics(now: UInt64) -> [String: [String: ServerReading]] {
+        var result: [String: [String: ServerReading]] = [:]
         for backend in backends {
-            var servers: [String: (metrics: ServerMetricsSnapshot, connectionsOpen: Int)] = [:]
+            var servers: [String: ServerReading] = [:]
             for (pool, metrics) in zip(backend.pools, backend.metrics) {
                 servers[pool.server.name] = (metrics.snapshot(now: now), pool.openConnections)
             }

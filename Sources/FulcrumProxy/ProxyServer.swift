@@ -227,7 +227,7 @@ public final class ProxyServer: Sendable {
     /// Every backend's servers with their state and live numbers, merged from all event loops.
     public func stats() async throws -> [BackendStats] {
         let now = NIODeadline.now().uptimeNanoseconds
-        var perLoop: [[String: [String: (metrics: ServerMetricsSnapshot, connectionsOpen: Int)]]] = []
+        var perLoop: [[String: [String: LoopContext.ServerReading]]] = []
         for loop in loops {
             perLoop.append(try await loop.eventLoop.submit { loop.value.serverMetrics(now: now) }.get())
         }
