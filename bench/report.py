@@ -86,7 +86,15 @@ def cmd_tree(args):
 
 def cmd_probe(args):
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=args.timeout)
+        if args.tls:
+            import ssl
+
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection("127.0.0.1", args.port, timeout=args.timeout, context=context)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=args.timeout)
         conn.request("GET", "/")
         resp = conn.getresponse()
         resp.read()
@@ -303,6 +311,7 @@ def cmd_summary(args):
         f"-d {p['duration']} --latency`, warm-up {p['warmup']}, "
         f"pinning {'on (proxy CPU ' + str(p['proxy_cpu']) + ', wrk+backends CPU ' + str(p['load_cpu']) + ')' if p['pin'] else 'off'}, "
         f"proxies measured: {', '.join(LABELS[x] for x in p['only'])}"
+        + (f", mode: {p['mode']}" if p.get("mode", "http") != "http" else "")
     )
     md.append(f"- Load average before the run: {meta['machine']['loadavg']}")
     md.append(f"- Command: `{meta['command']}`")
@@ -400,6 +409,7 @@ def cmd_meta(args):
             "pin": args.pin,
             "proxy_cpu": args.proxy_cpu,
             "load_cpu": args.load_cpu,
+            "mode": args.mode,
         },
         "command": args.command,
     }
@@ -427,6 +437,7 @@ def main():
     p = sub.add_parser("probe")
     p.add_argument("port", type=int)
     p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--tls", action="store_true", help="probe over HTTPS (certificate not verified)")
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("record")
@@ -448,6 +459,7 @@ def main():
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("meta")
+    p.add_argument("--mode", default="http", help="http | https | https-new-connections")
     p.add_argument("--out", required=True)
     p.add_argument("--rounds", type=int, required=True)
     p.add_argument("--duration", required=True)

@@ -34,6 +34,8 @@ LOAD_CPU=${LOAD_CPU:-1}
 BACKEND_CPU=${BACKEND_CPU:-$LOAD_CPU}
 OUT_BASE=${OUT_BASE:-$BENCH_DIR/out}
 NGINX_KEEPALIVE=${NGINX_KEEPALIVE:-64}
+TLS=${TLS:-0}
+NEW_CONNECTIONS=${NEW_CONNECTIONS:-0}
 
 usage() {
     cat <<EOF
@@ -68,6 +70,8 @@ Options (environment variable in brackets):
                      (apt-get is skipped anyway when they are on PATH, /usr/sbin included)
   --pin              pin with taskset: proxies on CPU \$PROXY_CPU (0), wrk on CPU \$LOAD_CPU (1),
                      backends on CPU \$BACKEND_CPU (default: same as LOAD_CPU) [PIN=1]
+  --tls              the proxies terminate HTTPS (one ECDSA P-256 certificate made for the run) [TLS=1]
+  --new-connections  with --tls: a new connection, so a full handshake, per request [NEW_CONNECTIONS=1]
   -h, --help         this help
 
 Other environment variables: OUT_BASE (default bench/out), PROXY_CPU, LOAD_CPU, BACKEND_CPU,
@@ -119,11 +123,13 @@ while (($#)); do
         --only) ONLY=$val ;;
         esac
         ;;
-    --no-install | --pin)
+    --no-install | --pin | --tls | --new-connections)
         ((!has_val)) || die "$opt takes no value"
         case $opt in
         --no-install) NO_INSTALL=1 ;;
         --pin) PIN=1 ;;
+        --tls) TLS=1 ;;
+        --new-connections) NEW_CONNECTIONS=1 ;;
         esac
         ;;
     *) die "unknown argument: $opt (see --help)" ;;
@@ -143,6 +149,12 @@ is_uint "$THREADS" && ((THREADS >= 1)) || die "--threads must be a positive inte
 [[ $WARMUP =~ ^0+s$ ]] && WARMUP=0
 [[ $NO_INSTALL =~ ^[01]$ ]] || die "NO_INSTALL must be 0 or 1"
 [[ $PIN =~ ^[01]$ ]] || die "PIN must be 0 or 1"
+[[ $TLS =~ ^[01]$ ]] || die "TLS must be 0 or 1"
+[[ $NEW_CONNECTIONS =~ ^[01]$ ]] || die "NEW_CONNECTIONS must be 0 or 1"
+((!NEW_CONNECTIONS || TLS)) || die "--new-connections measures TLS handshakes: use it with --tls"
+MODE=http
+((TLS)) && MODE=https
+((NEW_CONNECTIONS)) && MODE=https-new-connections
 is_uint "$NGINX_KEEPALIVE" && ((NGINX_KEEPALIVE >= 1)) || die "NGINX_KEEPALIVE must be a positive integer"
 
 SELECTED=()
@@ -194,6 +206,7 @@ if selected fulcrum; then
 fi
 
 need_tools=(nginx wrk)
+((TLS)) && need_tools+=(openssl)
 selected haproxy && need_tools+=(haproxy)
 missing_tools() {
     local t
@@ -321,9 +334,9 @@ fail_process() { # PID WHAT
     die "$name (pid $1) $2"
 }
 
-wait_ready() { # PID PORT
+wait_ready() { # PID PORT [--tls]
     local deadline=$((SECONDS + 20))
-    while ! "${REPORT[@]}" probe "$2" --timeout 1; do
+    while ! "${REPORT[@]}" probe "$2" --timeout 1 ${3:-}; do
         is_alive "$1" || fail_process "$1" "exited during startup"
         ((SECONDS < deadline)) || fail_process "$1" "did not answer 200 on 127.0.0.1:$2 within 20s"
         sleep 0.2
@@ -360,26 +373,44 @@ done
 wait_ready "${BACKEND_PIDS[0]}" "$BACKEND1_PORT"
 wait_ready "${BACKEND_PIDS[1]}" "$BACKEND2_PORT"
 
+# With --tls, every proxy terminates TLS with the same ECDSA P-256 certificate (made here).
+HAPROXY_TLS= NGINX_TLS= NGINX_TLS_LINES= FULCRUM_TLS= PROBE_TLS=
+if ((TLS)); then
+    mkdir -p "$RUN_DIR/certs"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+        -keyout "$RUN_DIR/certs/key.pem" -out "$RUN_DIR/certs/cert.pem" 2>"$RUN_DIR/openssl.log" ||
+        die "openssl could not make the test certificate: $(cat "$RUN_DIR/openssl.log")"
+    cat "$RUN_DIR/certs/cert.pem" "$RUN_DIR/certs/key.pem" >"$RUN_DIR/certs/bench.pem"
+    rm "$RUN_DIR/certs/cert.pem" "$RUN_DIR/certs/key.pem"
+    HAPROXY_TLS=" ssl crt $RUN_DIR/certs/bench.pem"
+    NGINX_TLS=" ssl"
+    NGINX_TLS_LINES="ssl_certificate $RUN_DIR/certs/bench.pem; ssl_certificate_key $RUN_DIR/certs/bench.pem;"
+    FULCRUM_TLS="    tls: { certificates: $RUN_DIR/certs }"
+    PROBE_TLS=--tls
+fi
+
 common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT")
 for proxy in "${SELECTED[@]}"; do
     port=${PROXY_PORT[$proxy]}
     case $proxy in
     haproxy)
-        render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "PORT=$port"
+        render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "PORT=$port" "TLS=$HAPROXY_TLS"
         start haproxy "$PROXY_CPU" haproxy -db -f "$RUN_DIR/haproxy.cfg"
         ;;
     nginx)
         render "$BENCH_DIR/nginx-proxy.conf.tmpl" "$RUN_DIR/nginx-proxy.conf" "${common[@]}" \
-            "USER_DIRECTIVE=$user_directive" "PORT=$port" "NGINX_KEEPALIVE=$NGINX_KEEPALIVE"
+            "USER_DIRECTIVE=$user_directive" "PORT=$port" "NGINX_KEEPALIVE=$NGINX_KEEPALIVE" \
+            "TLS=$NGINX_TLS" "TLS_LINES=$NGINX_TLS_LINES"
         start_nginx nginx-proxy "$PROXY_CPU" "$RUN_DIR/nginx-proxy.conf"
         ;;
     fulcrum)
-        render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "PORT=$port"
+        render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "PORT=$port" "TLS=$FULCRUM_TLS"
         start fulcrum "$PROXY_CPU" "$FULCRUM_BIN" run -c "$RUN_DIR/fulcrum.yaml"
         ;;
     esac
     PROXY_PID[$proxy]=$LAST_PID
-    wait_ready "$LAST_PID" "$port"
+    wait_ready "$LAST_PID" "$port" $PROBE_TLS
 done
 
 # ---------------------------------------------------------------------------
@@ -412,10 +443,12 @@ cmdline="bench/run.sh --only $SELECTED_CSV --rounds $ROUNDS --duration $DURATION
 cmdline+=" --connections $CONNECTIONS --threads $THREADS"
 selected fulcrum && cmdline+=" --fulcrum $(printf '%q' "$FULCRUM_BIN")"
 ((PIN)) && cmdline+=" --pin"
+((TLS)) && cmdline+=" --tls"
+((NEW_CONNECTIONS)) && cmdline+=" --new-connections"
 ((NGINX_KEEPALIVE == 64)) || cmdline="NGINX_KEEPALIVE=$NGINX_KEEPALIVE $cmdline"
 "${REPORT[@]}" meta --out "$OUT_DIR/meta.json" --rounds "$ROUNDS" --duration "$DURATION" \
     --warmup "$WARMUP" --connections "$CONNECTIONS" --threads "$THREADS" \
-    --only "$SELECTED_CSV" --pin "$PIN" --proxy-cpu "$PROXY_CPU" --load-cpu "$LOAD_CPU" \
+    --only "$SELECTED_CSV" --pin "$PIN" --proxy-cpu "$PROXY_CPU" --load-cpu "$LOAD_CPU" --mode "$MODE" \
     "${versions[@]/#/--version=}" --command "$cmdline"
 
 # ---------------------------------------------------------------------------
@@ -425,6 +458,8 @@ CLK_TCK=$(getconf CLK_TCK)
 RESULTS=$OUT_DIR/results.jsonl
 : >"$RESULTS"
 wrk_cmd=(wrk -t "$THREADS" -c "$CONNECTIONS")
+# A new connection (so a full TLS handshake) per request: the client asks to close each one.
+((NEW_CONNECTIONS)) && wrk_cmd+=(-H "Connection: close")
 ((PIN)) && wrk_cmd=(taskset -c "$LOAD_CPU" "${wrk_cmd[@]}")
 
 log "output directory: $OUT_DIR"
@@ -436,7 +471,9 @@ log "$ROUNDS round(s) of: ${SELECTED[*]}; wrk -t $THREADS -c $CONNECTIONS -d $DU
 for ((round = 1; round <= ROUNDS; round++)); do
     for proxy in "${SELECTED[@]}"; do
         pid=${PROXY_PID[$proxy]}
-        url=http://127.0.0.1:${PROXY_PORT[$proxy]}/
+        scheme=http
+        ((TLS)) && scheme=https
+        url=$scheme://127.0.0.1:${PROXY_PORT[$proxy]}/
         base=$OUT_DIR/round$round-$proxy
         is_alive "$pid" || fail_process "$pid" "is no longer running"
 

@@ -405,6 +405,8 @@ public struct BackendTimeouts: Sendable, Equatable {
     public var response: Duration
     /// A pooled keep-alive connection unused for this long is closed (`idle`, default 30s).
     public var idle: Duration
+    /// A WebSocket tunnel with no byte either way for this long is closed (`tunnel`, default 1h).
+    public var tunnel: Duration = .seconds(3600)
 
     public init(connect: Duration = .seconds(2), response: Duration = .seconds(30), idle: Duration = .seconds(30)) {
         self.connect = connect

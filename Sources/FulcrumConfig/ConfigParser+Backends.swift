@@ -8,7 +8,7 @@ extension ConfigParser {
     static let adaptiveKeys = [
         "evaluate_every", "min_switch_interval", "min_requests", "error_rate", "latency_spread", "in_flight_imbalance",
     ]
-    static let backendTimeoutKeys = ["connect", "response", "idle"]
+    static let backendTimeoutKeys = ["connect", "response", "idle", "tunnel"]
     static let serverKeys = ["name", "address", "weight", "tls"]
     static let serverTLSKeys = ["verify", "ca", "sni", "client_certificate"]
 
@@ -72,6 +72,9 @@ extension ConfigParser {
             }
             if let idle = timeouts["idle"]?.duration() {
                 backend.timeouts.idle = idle
+            }
+            if let tunnel = timeouts["tunnel"]?.duration() {
+                backend.timeouts.tunnel = tunnel
             }
         }
         if let serversReader = mapping.required("servers"), let items = serversReader.sequence() {

@@ -150,6 +150,27 @@ final class BackendConnection: ChannelDuplexHandler {
         context?.close(promise: nil)
     }
 
+    /// The exchange became a WebSocket tunnel: this connection is no longer an HTTP
+    /// connection (nor pooled again); it stays in the pipeline only to tell its pool when it closes.
+    func detachForTunnel() {
+        sink = nil
+        isReusable = false
+        timer.invalidate()
+        readsPaused = false
+        readPending = false
+    }
+
+    /// Puts a tunnel end where the response decoder was (the decoder hands it whatever bytes
+    /// followed the `101`), and lets the server half-close, as the tunnel relays that.
+    func insertTunnel(_ tunnel: TunnelHandler) throws {
+        guard let context else { throw ChannelError.ioOnClosedChannel }
+        let pipeline = context.pipeline.syncOperations
+        try pipeline.addHandler(tunnel, position: .before(self))
+        let decoder = try pipeline.handler(type: ByteToMessageHandler<ResponseDecoder>.self)
+        pipeline.removeHandler(decoder, promise: nil)
+        context.channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).whenFailure { _ in }
+    }
+
     /// Called by the pool when the connection goes back to it.
     func becomeIdle(timeout: TimeAmount) {
         sink = nil

@@ -18,6 +18,9 @@ enum ForwardingHeaders {
         var isChunked = false
         /// Whether the request asked to upgrade the protocol (`Upgrade` header).
         var isUpgrade = false
+        /// Whether that upgrade is to WebSocket: then the request is forwarded with its
+        /// `Upgrade: websocket` and `Connection: upgrade`, and a 101 becomes a tunnel.
+        var isWebSocket = false
     }
 
     /// The result of scanning a head's headers.
@@ -37,6 +40,7 @@ enum ForwardingHeaders {
             switch classify(name) {
             case .upgrade:
                 scan.framing.isUpgrade = true
+                if value.lowercased().contains("websocket") { scan.framing.isWebSocket = true }
             case .connection:
                 appendNominated(by: value, to: &scan.nominated)
             case .forwardedFor:
@@ -84,6 +88,9 @@ enum ForwardingHeaders {
         if let host = scan.host {
             buffer.writeHeaderLine(name: "x-forwarded-host", value: host)
         }
+        if scan.framing.isWebSocket {
+            buffer.writeStaticString("connection: upgrade\r\nupgrade: websocket\r\n")
+        }
         buffer.writeStaticString("\r\n")
     }
 
@@ -114,6 +121,8 @@ enum ForwardingHeaders {
         var addChunked = false
         /// The `connection` header to send, if any.
         var connection: StaticString?
+        /// A `101` that starts a WebSocket tunnel: send `connection: upgrade` and `upgrade: websocket`.
+        var webSocketUpgrade = false
     }
 
     /// Writes the response head the client receives: the status line (HTTP/1.1), the server's
@@ -143,6 +152,9 @@ enum ForwardingHeaders {
             buffer.writeStaticString("connection: ")
             buffer.writeStaticString(connection)
             buffer.writeStaticString("\r\n")
+        }
+        if framing.webSocketUpgrade {
+            buffer.writeStaticString("connection: upgrade\r\nupgrade: websocket\r\n")
         }
         buffer.writeStaticString("\r\n")
     }

@@ -14,7 +14,7 @@ import NIOHTTP1
 /// here (and reading pauses until they are served); NIO's `HTTPServerPipelineHandler` would do
 /// the same but pauses reading after *every* request, which costs two `epoll_ctl` calls per
 /// request for the common, non-pipelined client.
-final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
+final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, BackendResponseSink {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
     /// Responses are written as bytes (`HTTPWireFormat`), not through an HTTP encoder.
@@ -27,7 +27,7 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         case connecting
         /// Connected: streaming the request and the response.
         case forwarding
-        /// The connection is closing; nothing more is sent.
+        /// The connection is closing, or became a tunnel; nothing more is sent from here.
         case closed
     }
 
@@ -55,6 +55,10 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         var requestEnded = false
         var requestTrailers: HTTPHeaders?
         var responseStarted = false
+        /// The request asks for a WebSocket upgrade: a `101` from the server starts a tunnel.
+        var isWebSocketUpgrade = false
+        /// The server answered `101`: the tunnel starts when that response ends.
+        var tunnelPending = false
         var responseStatus: UInt = 0
         var responseBytes = 0
         var start = NIODeadline.uptimeNanoseconds(0)
@@ -279,8 +283,11 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         clientVersion = head.version
         clientKeepAlive = head.isKeepAlive && !closeWhenDone
 
-        let scan = ForwardingHeaders.scanRequest(head.headers)
+        var scan = ForwardingHeaders.scanRequest(head.headers)
+        // Only a GET over HTTP/1.1 can open a WebSocket (RFC 6455 §4.1).
+        scan.framing.isWebSocket = scan.framing.isWebSocket && head.method == .GET && !clientIsHTTP10
         let framing = scan.framing
+        exchange.isWebSocketUpgrade = framing.isWebSocket
         exchange.request = head
         exchange.requestChunked = framing.isChunked
         exchange.requestHasBody = framing.isChunked || framing.contentLength.map { $0 != 0 } ?? false
@@ -301,7 +308,8 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
         }
         if framing.isUpgrade {
             // The decoder stops parsing after an upgrade request, so this connection cannot
-            // carry another one; the request itself is forwarded without its Upgrade header.
+            // carry another one. A WebSocket upgrade is forwarded as one (and may become a
+            // tunnel); any other is forwarded without its Upgrade header.
             clientKeepAlive = false
         }
         if let port = frontend.redirectToHTTPSPort {
@@ -536,8 +544,25 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
                 return
             }
             if code != 101 { return }
-            // No upgrade was requested (Upgrade is stripped), so a 101 is a protocol error.
-            connection.close()
+            guard exchange.isWebSocketUpgrade, !exchange.responseStarted else {
+                // No upgrade was forwarded, so a 101 is a protocol error.
+                connection.close()
+                return
+            }
+            // The WebSocket handshake succeeded: pass the 101 on; when its (empty) message
+            // ends, both connections become a tunnel.
+            exchange.responseStarted = true
+            exchange.responseStatus = code
+            exchange.tunnelPending = true
+            recordOutcome(.response(status: code))
+            exchange.bodyParts.removeAll()
+            exchange.bodyRetained = false
+            connection.isReusable = false
+            let scan = ForwardingHeaders.scanResponse(head.headers)
+            var framing = ForwardingHeaders.ResponseFraming()
+            framing.webSocketUpgrade = true
+            prepareOutput()
+            ForwardingHeaders.writeResponseHead(head, scan: scan, framing: framing, into: &output)
             return
         }
         exchange.responseStarted = true
@@ -595,6 +620,16 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
 
     func backendResponseEnd(_ trailers: HTTPHeaders?, from connection: BackendConnection) {
         guard let context, let backend = exchange.backend else { return }
+        if exchange.tunnelPending {
+            // On the next tick: this call comes from inside the response decoder, which the
+            // tunnel replaces. Both decoders hold back any bytes that arrive meanwhile.
+            exchange.tunnelPending = false
+            context.eventLoop.assumeIsolated().execute { [self] in
+                guard connection === self.connection, phase == .forwarding, let context = self.context else { return }
+                startTunnel(with: connection, context: context)
+            }
+            return
+        }
         if !exchange.requestEnded {
             // The server answered before the whole request arrived: the rest of the request
             // cannot be sent on this connection, nor told apart from a next request.
@@ -658,6 +693,42 @@ final class ProxyHandler: ChannelDuplexHandler, BackendResponseSink {
             } else {
                 respondLocally(status: .badGateway, detail: "The server closed the connection without a response.")
             }
+        }
+    }
+
+    // MARK: WebSocket tunnels
+
+    /// Turns the client connection and `connection` into a byte tunnel (`TunnelHandler`) once
+    /// the server's `101` was relayed: both HTTP decoders leave their pipelines (handing on
+    /// whatever bytes they held back after the upgrade), as does this handler; the server
+    /// connection never returns to its pool. The tunnel keeps the server's in-flight count
+    /// until it closes, so least-connections sees it as the open connection it is.
+    private func startTunnel(with connection: BackendConnection, context: ChannelHandlerContext) {
+        guard let backend = exchange.backend else { return }
+        sendOutput(context: context)
+        flushClient(context: context)
+        logAccess()
+        self.connection = nil
+        connection.detachForTunnel()
+        let server = countedServer
+        countedServer = nil
+        phase = .closed
+        let (clientEnd, serverEnd) = TunnelHandler.pair(idleTimeout: backend.runtime.tunnelTimeout) {
+            server?.requestFinished()
+        }
+        do {
+            let clientPipeline = context.pipeline.syncOperations
+            let requestDecoder = try clientPipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try clientPipeline.addHandler(clientEnd, position: .last)
+            try connection.insertTunnel(serverEnd)
+            // This handler first, so the request decoder's held-back bytes reach the tunnel.
+            clientPipeline.removeHandler(context: context, promise: nil)
+            clientPipeline.removeHandler(requestDecoder, promise: nil)
+            clientEnd.start()
+        } catch {
+            server?.requestFinished()
+            connection.close()
+            context.close(promise: nil)
         }
     }
 

@@ -39,6 +39,7 @@ final class RuntimeBackend: Sendable {
     let connectTimeout: TimeAmount
     let responseTimeout: TimeAmount
     let idleTimeout: TimeAmount
+    let tunnelTimeout: TimeAmount
     let servers: [BalancedServer]
     let addresses: [SocketAddress]
     /// `host:port` as configured, for logs.
@@ -58,6 +59,7 @@ final class RuntimeBackend: Sendable {
         self.connectTimeout = TimeAmount(config.timeouts.connect)
         self.responseTimeout = TimeAmount(config.timeouts.response)
         self.idleTimeout = TimeAmount(config.timeouts.idle)
+        self.tunnelTimeout = TimeAmount(config.timeouts.tunnel)
         var servers: [BalancedServer] = []
         var addresses: [SocketAddress] = []
         for server in config.servers {

@@ -106,7 +106,7 @@ struct ConfigLoaderTests {
           - name: pool
             algorithm: power_of_two
             retries: 0
-            timeouts: { connect: 100us, response: 1h, idle: 5s }
+            timeouts: { connect: 100us, response: 1h, idle: 5s, tunnel: 10m }
             servers:
               - { name: a, address: "[2001:db8::1]:80", weight: 256 }
               - { name: b, address: "backend.example.com:8080", weight: 0 }
@@ -145,7 +145,9 @@ struct ConfigLoaderTests {
         let backend = try #require(config.backends.first)
         #expect(backend.algorithm == .powerOfTwo)
         #expect(backend.retries == 0)
-        #expect(backend.timeouts == BackendTimeouts(connect: .microseconds(100), response: .seconds(3600), idle: .seconds(5)))
+        var timeouts = BackendTimeouts(connect: .microseconds(100), response: .seconds(3600), idle: .seconds(5))
+        timeouts.tunnel = .seconds(600)
+        #expect(backend.timeouts == timeouts)
         #expect(backend.servers == [
             ServerConfig(name: "a", address: ServerAddress(host: "2001:db8::1", port: 80), weight: 256),
             ServerConfig(name: "b", address: ServerAddress(host: "backend.example.com", port: 8080), weight: 0),

@@ -53,11 +53,11 @@ struct ProtocolEdgeTests {
         }
     }
 
-    @Test("an Upgrade request is forwarded without Upgrade and the connection then closes; CONNECT gets 405")
+    @Test("a non-WebSocket Upgrade request is forwarded without Upgrade and the connection then closes; CONNECT gets 405")
     func upgradeAndConnect() async throws {
         try await withProxy(workers: [Self.fast], yaml: { simpleConfig($0) }) { harness in
             let (raw, closed) = try await RawClient.exchange(port: harness.port, chunks: [
-                "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+                "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
             ])
             #expect(raw.hasPrefix("HTTP/1.1 200"))
             #expect(!raw.lowercased().contains("\"upgrade\""))
