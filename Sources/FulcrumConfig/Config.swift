@@ -86,6 +86,9 @@ public struct FrontendConfig: Sendable, Equatable {
     public var tls: FrontendTLSConfig?
     /// Answer every request with `308` to `https://host:PORT/path` (`redirect_to_https`).
     public var redirectToHTTPSPort: Int?
+    /// A plain listener also accepts HTTP/2 with prior knowledge (`h2c`, default false).
+    /// (TLS listeners offer HTTP/2 by ALPN, `tls.alpn`.)
+    public var h2c = false
 
     public init(
         name: String,
@@ -118,8 +121,8 @@ public struct FrontendTLSConfig: Sendable, Equatable {
     /// the first certificate by file name.
     public var defaultCertificate: String?
     public var minimumVersion: TLSVersionName = .v1_2
-    /// Protocols offered by ALPN, in preference order.
-    public var alpn: [String] = ["http/1.1"]
+    /// Protocols offered by ALPN, in preference order (HTTP/2 first, as browsers expect).
+    public var alpn: [String] = ["h2", "http/1.1"]
 
     public init(certificatesDirectory: String) {
         self.certificatesDirectory = certificatesDirectory
@@ -164,6 +167,9 @@ public struct FrontendLimits: Sendable, Equatable {
     public var maxHeaderBytes: Int
     /// Largest request body in bytes, else 413 (`max_body_size`; `nil`, the default, means unlimited).
     public var maxBodyBytes: Int?
+    /// Streams an HTTP/2 client may have open at once on one connection
+    /// (`max_concurrent_streams`, default 100; announced in SETTINGS).
+    public var maxConcurrentStreams = 100
 
     public init(maxHeaderBytes: Int = 64 * 1024, maxBodyBytes: Int? = nil) {
         self.maxHeaderBytes = maxHeaderBytes

@@ -3,13 +3,13 @@ internal import Foundation
 extension ConfigParser {
     static let frontendKeys = [
         "name", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files", "tls",
-        "redirect_to_https",
+        "redirect_to_https", "h2c",
     ]
     static let frontendTLSKeys = ["certificates", "default_certificate", "min_version", "alpn"]
     /// ALPN protocols Fulcrum can serve on a frontend.
-    static let supportedALPN = ["http/1.1"]
+    static let supportedALPN = ["h2", "http/1.1"]
     static let frontendTimeoutKeys = ["client_idle", "header_read"]
-    static let frontendLimitKeys = ["max_header_size", "max_body_size"]
+    static let frontendLimitKeys = ["max_header_size", "max_body_size", "max_concurrent_streams"]
 
     /// Where each listen address was first used, to report two listeners on one address
     /// (the second bind would fail at start, far from the line that caused it).
@@ -79,6 +79,9 @@ extension ConfigParser {
             if let size = limits["max_body_size"]?.byteSize() {
                 frontend.limits.maxBodyBytes = size
             }
+            if let streams = limits["max_concurrent_streams"]?.integer(in: 1...10_000) {
+                frontend.limits.maxConcurrentStreams = streams
+            }
         }
 
         // ACLs before rules: rules refer to ACLs by name.
@@ -125,6 +128,13 @@ extension ConfigParser {
                 frontend.redirectToHTTPSPort = port
             }
         }
+        if let h2c = mapping["h2c"], let enabled = h2c.bool() {
+            if enabled, frontend.tls != nil {
+                h2c.report("h2c is HTTP/2 without TLS; a TLS frontend offers h2 by ALPN (tls.alpn)")
+            } else {
+                frontend.h2c = enabled
+            }
+        }
         return frontend
     }
 
@@ -146,7 +156,7 @@ extension ConfigParser {
         return addresses
     }
 
-    /// `tls: { certificates: ./certs, default_certificate: example.com, min_version: "1.2", alpn: [http/1.1] }`.
+    /// `tls: { certificates: ./certs, default_certificate: example.com, min_version: "1.2", alpn: [h2, http/1.1] }`.
     /// The directory must exist now; the certificates in it are read when the proxy starts
     /// (and whenever they change), so a bad file is reported then without stopping the rest.
     private func parseFrontendTLS(_ reader: YAMLNodeReader) -> FrontendTLSConfig? {
@@ -175,8 +185,6 @@ extension ConfigParser {
                 guard let name = item.nonEmptyString() else { continue }
                 if Self.supportedALPN.contains(name) {
                     protocols.append(name)
-                } else if name == "h2" {
-                    item.report("h2 is not supported yet (HTTP/2 to clients is planned); use http/1.1")
                 } else {
                     item.report("\(quoted(name)) is not a supported protocol (expected one of: \(Self.supportedALPN.joined(separator: ", ")))")
                 }

@@ -39,11 +39,24 @@ struct AccessLogEntry {
 /// never blocks on the terminal, a pipe or a slow disk.
 public final class AccessLogWriter: Sendable {
     private let queue = DispatchQueue(label: "fulcrum.access-log")
+    private let sink: (@Sendable (ByteBuffer) -> Void)?
 
-    public init() {}
+    /// Lines go to standard output.
+    public init() {
+        sink = nil
+    }
+
+    /// Lines (batches of whole lines) go to `sink`, called on the writer's queue.
+    public init(sink: @escaping @Sendable (ByteBuffer) -> Void) {
+        self.sink = sink
+    }
 
     func write(_ buffer: ByteBuffer) {
-        queue.async {
+        queue.async { [sink] in
+            if let sink {
+                sink(buffer)
+                return
+            }
             buffer.withUnsafeReadableBytes { bytes in
                 var offset = 0
                 while offset < bytes.count {

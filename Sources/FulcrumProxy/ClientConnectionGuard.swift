@@ -10,7 +10,7 @@ import NIOCore
 ///
 /// The proxy handler tells the guard when a request head was decoded and when its response
 /// finished; the guard only needs raw bytes to notice that a new request has begun.
-final class ClientConnectionGuard: ChannelInboundHandler {
+final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 

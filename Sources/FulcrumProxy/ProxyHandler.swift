@@ -2,7 +2,8 @@ import FulcrumBalancing
 import NIOCore
 import NIOHTTP1
 
-/// The client side of the proxy: the last handler of a frontend connection.
+/// The client side of the proxy: the last handler of a frontend connection (HTTP/1.1) or of
+/// one HTTP/2 stream.
 ///
 /// For each request it routes (ACLs and rules), picks a server with the backend's algorithm,
 /// takes a keep-alive connection from this loop's pool (or opens one), and then streams the
@@ -14,11 +15,24 @@ import NIOHTTP1
 /// here (and reading pauses until they are served); NIO's `HTTPServerPipelineHandler` would do
 /// the same but pauses reading after *every* request, which costs two `epoll_ctl` calls per
 /// request for the common, non-pipelined client.
+///
+/// On an HTTP/2 stream (behind `HTTP2FramePayloadToHTTP1ServerCodec`) the request arrives as
+/// the same parts, and the response leaves as `HTTPServerResponsePart`s instead of bytes; the
+/// stream carries one exchange and ends with it.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, BackendResponseSink {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
-    /// Responses are written as bytes (`HTTPWireFormat`), not through an HTTP encoder.
+    /// Responses are written as bytes (`HTTPWireFormat`), not through an HTTP encoder (on an
+    /// HTTP/2 stream, as `HTTPServerResponsePart`s: see `writeHTTP2`).
     typealias OutboundOut = ByteBuffer
+
+    /// What the client speaks on this channel.
+    enum ClientProtocol {
+        /// An HTTP/1.x connection, whose timeouts `ClientConnectionGuard` enforces.
+        case http1(ClientConnectionGuard)
+        /// One HTTP/2 stream (the connection's timeouts are the HTTP/2 handlers').
+        case http2
+    }
 
     private enum Phase {
         /// Waiting for a request head (or discarding the rest of an answered request's body).
@@ -78,7 +92,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     private let frontendName: String
     /// Whether requests are timed (for the access log).
     private let timed: Bool
-    private let connectionGuard: ClientConnectionGuard
+    /// HTTP/1.x only.
+    private let connectionGuard: ClientConnectionGuard?
+    private let isHTTP2: Bool
     /// The connection came over TLS (`X-Forwarded-Proto: https`).
     private let isSecure: Bool
     private var context: ChannelHandlerContext?
@@ -118,12 +134,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     /// Body parts up to this size are copied into `output`; larger ones are written as they are.
     private static let coalescingLimit = 4096
 
-    init(loop: LoopContext, frontendName: String, isSecure: Bool, connectionGuard: ClientConnectionGuard) {
+    init(loop: LoopContext, frontendName: String, isSecure: Bool, protocol clientProtocol: ClientProtocol) {
         self.loop = loop
         self.isSecure = isSecure
         self.frontendName = frontendName
         self.timed = loop.accessLog != nil
-        self.connectionGuard = connectionGuard
+        switch clientProtocol {
+        case .http1(let connectionGuard):
+            self.connectionGuard = connectionGuard
+            self.isHTTP2 = false
+        case .http2:
+            self.connectionGuard = nil
+            self.isHTTP2 = true
+        }
         self.snapshot = loop.snapshot
         self.frontend = loop.snapshot.frontends.first { $0.name == frontendName }
     }
@@ -220,7 +243,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent || event as? ChannelEvent == .inputClosed {
+        if !isHTTP2, event is ChannelShouldQuiesceEvent || event as? ChannelEvent == .inputClosed {
+            // (An HTTP/2 stream ends with its exchange; the connection's GOAWAY is the
+            // connection management handler's.)
             // Graceful shutdown, or the client will send nothing more: answer what is under
             // way, then close.
             closeWhenDone = true
@@ -276,16 +301,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     private func receivedHead(_ head: HTTPRequestHead) {
         guard phase == .idle else { return }
-        connectionGuard.requestHeadReceived()
+        connectionGuard?.requestHeadReceived()
         exchange = Exchange()
         // Timings only feed the access log (one clock read each, so only when it is on).
         if timed { exchange.start = .now() }
         clientVersion = head.version
-        clientKeepAlive = head.isKeepAlive && !closeWhenDone
+        // An HTTP/2 stream is not kept alive but ends with its response; "keep-alive" there
+        // means ending it normally (`false` resets it, e.g. when its body was not read).
+        clientKeepAlive = isHTTP2 || head.isKeepAlive && !closeWhenDone
 
         var scan = ForwardingHeaders.scanRequest(head.headers)
         // Only a GET over HTTP/1.1 can open a WebSocket (RFC 6455 §4.1).
-        scan.framing.isWebSocket = scan.framing.isWebSocket && head.method == .GET && !clientIsHTTP10
+        // (WebSocket over HTTP/2, RFC 8441, is not offered.)
+        scan.framing.isWebSocket = scan.framing.isWebSocket && head.method == .GET && !clientIsHTTP10 && !isHTTP2
         let framing = scan.framing
         exchange.isWebSocketUpgrade = framing.isWebSocket
         exchange.request = head
@@ -531,6 +559,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     func backendResponseHead(_ head: HTTPResponseHead, from connection: BackendConnection) {
         guard let context else { return }
+        if isHTTP2 {
+            http2ResponseHead(head, from: connection, context: context)
+            return
+        }
         let code = head.status.code
         if code < 200 {
             if code != 101, !clientIsHTTP10 {
@@ -565,12 +597,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             ForwardingHeaders.writeResponseHead(head, scan: scan, framing: framing, into: &output)
             return
         }
-        exchange.responseStarted = true
-        exchange.responseStatus = code
-        recordOutcome(.response(status: code))
-        exchange.bodyParts.removeAll()
-        exchange.bodyRetained = false
-        if !head.isKeepAlive { connection.isReusable = false }
+        acceptFinalResponse(head, from: connection)
         let scan = ForwardingHeaders.scanResponse(head.headers)
         var framing = ForwardingHeaders.ResponseFraming()
         let bodyless = exchange.request?.method == .HEAD || code == 204 || code == 304
@@ -603,9 +630,23 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         ForwardingHeaders.writeResponseHead(head, scan: scan, framing: framing, into: &output)
     }
 
+    /// A final response head arrived: the exchange is answered (and can no longer be retried).
+    private func acceptFinalResponse(_ head: HTTPResponseHead, from connection: BackendConnection) {
+        exchange.responseStarted = true
+        exchange.responseStatus = head.status.code
+        recordOutcome(.response(status: head.status.code))
+        exchange.bodyParts.removeAll()
+        exchange.bodyRetained = false
+        if !head.isKeepAlive { connection.isReusable = false }
+    }
+
     func backendResponseBody(_ body: ByteBuffer) {
         guard let context, body.readableBytes > 0 else { return }
         exchange.responseBytes += body.readableBytes
+        if isHTTP2 {
+            writeHTTP2(.body(.byteBuffer(body)), context: context)
+            return
+        }
         prepareOutput()
         if exchange.responseChunked { output.writeChunkHeader(size: body.readableBytes) }
         if body.readableBytes <= Self.coalescingLimit {
@@ -779,10 +820,18 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             allocator: context.channel.allocator
         )
         head.headers.add(contentsOf: extraHeaders)
+        exchange.responseBytes = body.readableBytes
+        if isHTTP2 {
+            writeHTTP2(.head(head), context: context)
+            if exchange.request?.method != .HEAD {
+                writeHTTP2(.body(.byteBuffer(body)), context: context)
+            }
+            finishResponse(nil, context: context)
+            return
+        }
         if !clientKeepAlive {
             head.headers.add(name: "connection", value: "close")
         }
-        exchange.responseBytes = body.readableBytes
         prepareOutput()
         ForwardingHeaders.writeLocalResponseHead(head, into: &output)
         if exchange.request?.method != .HEAD {
@@ -792,6 +841,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     }
 
     private func finishResponse(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        if isHTTP2 {
+            finishHTTP2Response(trailers, context: context)
+            return
+        }
         if exchange.responseChunked {
             prepareOutput()
             output.writeLastChunk(trailers: trailers)
@@ -800,7 +853,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         logAccess()
         exchange = Exchange()
         // Idle timer from now on: it also bounds a client that never reads the response.
-        connectionGuard.responseCompleted()
+        connectionGuard?.responseCompleted()
         if clientKeepAlive {
             sendOutput(context: context)
             flushClient(context: context)
@@ -888,6 +941,49 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             detail: "The request headers did not arrive in time.",
             allocator: allocator
         )
+    }
+
+    // MARK: HTTP/2 streams
+
+    /// The server's response head, for an HTTP/2 client: its connection-specific headers
+    /// (Connection and what it names, Keep-Alive, Transfer-Encoding, Upgrade) are dropped by
+    /// the codec's normalization, and the body needs no re-framing (DATA frames end with the
+    /// stream).
+    private func http2ResponseHead(_ head: HTTPResponseHead, from connection: BackendConnection, context: ChannelHandlerContext) {
+        let code = head.status.code
+        if code < 200 {
+            // Interim responses (100 Continue, 103 Early Hints) pass through; a 101 cannot
+            // happen (no upgrade is forwarded from HTTP/2), so it is a protocol error.
+            if code == 101 {
+                connection.close()
+            } else {
+                writeHTTP2(.head(head), context: context)
+                flushClient(context: context)
+            }
+            return
+        }
+        acceptFinalResponse(head, from: connection)
+        writeHTTP2(.head(head), context: context)
+    }
+
+    /// Ends the stream's response (with the server's trailers, if any: HTTP/2 carries them).
+    private func finishHTTP2Response(_ trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        writeHTTP2(.end(trailers), context: context)
+        flushClient(context: context)
+        phase = clientKeepAlive ? .idle : .closed
+        logAccess()
+        exchange = Exchange()
+        if !clientKeepAlive {
+            // The request body was not read to its end: reset the stream (RST_STREAM), which
+            // tells the client to stop sending it.
+            context.close(promise: nil)
+        }
+    }
+
+    /// Writes a response part to the stream channel, whose codec turns it into frames.
+    private func writeHTTP2(_ part: HTTPServerResponsePart, context: ChannelHandlerContext) {
+        context.write(NIOAny(part), promise: nil)
+        clientFlushPending = true
     }
 
     // MARK: Access log

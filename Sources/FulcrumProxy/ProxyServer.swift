@@ -8,8 +8,8 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-/// The running data plane: one listening socket per frontend address, serving HTTP/1.1 on
-/// the event loops of `group` from the current `RuntimeSnapshot`.
+/// The running data plane: one listening socket per frontend address, serving HTTP/1.1 and
+/// HTTP/2 on the event loops of `group` from the current `RuntimeSnapshot`.
 ///
 /// Each event loop keeps its own `LoopContext` (snapshot, algorithm instances, connection
 /// pools); a client connection and every backend connection it uses stay on one loop.
@@ -57,13 +57,16 @@ public final class ProxyServer: Sendable {
     /// Compiles `config`, binds every frontend's addresses and starts serving.
     ///
     /// - Throws: when an address cannot be resolved or bound; nothing is left listening then.
-    /// - Parameter certificatePollInterval: how often TLS frontends look for changed
-    ///   certificate files.
+    /// - Parameters:
+    ///   - certificatePollInterval: how often TLS frontends look for changed certificate files.
+    ///   - accessLogWriter: where access-log lines go when `global.log.access` is on (default:
+    ///     standard output).
     public static func start(
         config: Config,
         group: any EventLoopGroup,
         logger: Logger,
-        certificatePollInterval: Duration = .seconds(2)
+        certificatePollInterval: Duration = .seconds(2),
+        accessLogWriter: AccessLogWriter? = nil
     ) async throws -> ProxyServer {
         let snapshot = try RuntimeSnapshot(config: config)
         var certificateStores: [String: CertificateStore] = [:]
@@ -76,7 +79,7 @@ public final class ProxyServer: Sendable {
                 pollInterval: certificatePollInterval
             )
         }
-        let accessLog = config.global.log.access == .off ? nil : AccessLogWriter()
+        let accessLog = config.global.log.access == .off ? nil : accessLogWriter ?? AccessLogWriter()
 
         var loops: [NIOLoopBound<LoopContext>] = []
         for eventLoop in group.makeIterator() {
@@ -146,13 +149,19 @@ public final class ProxyServer: Sendable {
         contexts: LoopContextTable,
         quiescing: ServerQuiescingHelper
     ) async throws -> any Channel {
-        let frontendName = frontend.name
-        let clientIdle = TimeAmount(frontend.timeouts.clientIdle)
-        let headerRead = TimeAmount(frontend.timeouts.headerRead)
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = frontend.limits.maxHeaderBytes
         decoderLimits.maxHeaderFieldSize = frontend.limits.maxHeaderBytes
-        let limits = decoderLimits
+        let clientPipeline = ClientPipeline(
+            frontendName: frontend.name,
+            isSecure: certificates != nil,
+            clientIdle: TimeAmount(frontend.timeouts.clientIdle),
+            headerRead: TimeAmount(frontend.timeouts.headerRead),
+            decoderLimits: decoderLimits,
+            maxConcurrentStreams: frontend.limits.maxConcurrentStreams,
+            negotiatesHTTP2: frontend.tls?.alpn.contains("h2") ?? false,
+            acceptsPriorKnowledge: frontend.h2c
+        )
 
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -167,31 +176,11 @@ public final class ProxyServer: Sendable {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let loop = contexts.context(for: channel.eventLoop)
-                    let connectionGuard = ClientConnectionGuard(
-                        clientIdleTimeout: clientIdle,
-                        headerReadTimeout: headerRead
-                    )
-                    let proxy = ProxyHandler(
-                        loop: loop,
-                        frontendName: frontendName,
-                        isSecure: certificates != nil,
-                        connectionGuard: connectionGuard
-                    )
-                    connectionGuard.proxy = proxy
                     if let certificates {
                         // Replaced by the TLS handler once the client's hello names a host.
                         try channel.pipeline.syncOperations.addHandler(certificates.makeSNIHandler(channel: channel))
                     }
-                    try channel.pipeline.syncOperations.addHandlers([
-                        connectionGuard,
-                        // No response encoder: the proxy handler writes responses as bytes.
-                        ByteToMessageHandler(HTTPRequestDecoder(
-                            leftOverBytesStrategy: .forwardBytes,
-                            limitConfiguration: limits
-                        )),
-                        proxy,
-                    ])
+                    try clientPipeline.configure(channel: channel, loop: contexts.context(for: channel.eventLoop))
                 }
             }
             .bind(host: address.host, port: address.port)

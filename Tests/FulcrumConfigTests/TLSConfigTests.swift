@@ -2,7 +2,7 @@ import Foundation
 import FulcrumConfig
 import Testing
 
-/// `frontends[].tls` and `redirect_to_https`.
+/// `frontends[].tls`, `redirect_to_https`, `h2c` and `limits.max_concurrent_streams`.
 @Suite struct TLSConfigTests {
     private static func frontendYAML(_ settings: String) -> String {
         minimalYAML.replacingOccurrences(of: "    default_backend: web\n", with: "\(settings)\n    default_backend: web\n")
@@ -20,9 +20,16 @@ import Testing
         var expected = FrontendTLSConfig(certificatesDirectory: directory)
         expected.defaultCertificate = "example.com"
         expected.minimumVersion = .v1_3
+        expected.alpn = ["http/1.1"]
         #expect(set.frontends[0].tls == expected)
+        #expect(plain.frontends[0].tls?.alpn == ["h2", "http/1.1"])
         let redirect = try ConfigLoader.load(yaml: Self.frontendYAML("    redirect_to_https: 8443"))
         #expect(redirect.frontends[0].redirectToHTTPSPort == 8443)
+        #expect(redirect.frontends[0].h2c == false)
+        #expect(redirect.frontends[0].limits.maxConcurrentStreams == 100)
+        let h2c = try ConfigLoader.load(yaml: Self.frontendYAML("    h2c: true\n    limits: { max_concurrent_streams: 250 }"))
+        #expect(h2c.frontends[0].h2c)
+        #expect(h2c.frontends[0].limits.maxConcurrentStreams == 250)
     }
 
     @Test("a missing directory, an unknown version or protocol, and a redirect on a TLS frontend are reported")
@@ -32,9 +39,13 @@ import Testing
         )) == [
             #"frontends[0].tls.certificates (line 4): "/nonexistent/certs" does not exist"#,
             #"frontends[0].tls.min_version (line 4): unknown TLS version "1.1"; expected one of: 1.2, 1.3"#,
-            "frontends[0].tls.alpn[0] (line 4): h2 is not supported yet (HTTP/2 to clients is planned); use http/1.1",
-            #"frontends[0].tls.alpn[1] (line 4): "spdy" is not a supported protocol (expected one of: http/1.1)"#,
+            #"frontends[0].tls.alpn[1] (line 4): "spdy" is not a supported protocol (expected one of: h2, http/1.1)"#,
             "frontends[0].redirect_to_https (line 5): a TLS frontend cannot redirect to HTTPS",
+        ])
+        #expect(loadErrors(Self.frontendYAML(
+            "    tls: { certificates: \"\(FileManager.default.temporaryDirectory.path)\" }\n    h2c: true"
+        )) == [
+            "frontends[0].h2c (line 5): h2c is HTTP/2 without TLS; a TLS frontend offers h2 by ALPN (tls.alpn)",
         ])
         #expect(loadErrors(Self.frontendYAML("    tls: { default_certificate: a.test }")) == [
             #"frontends[0].tls.certificates (line 4): required key "certificates" is missing"#,

@@ -44,6 +44,7 @@ final class ProxyHarness: Sendable {
         clientConnections: Int = 8,
         certificatePollInterval: Duration = .milliseconds(200),
         logs: LogCapture? = nil,
+        accessLog: AccessLogWriter? = nil,
         yaml: ([Int]) -> String
     ) async throws -> ProxyHarness {
         let sideGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -61,7 +62,8 @@ final class ProxyHarness: Sendable {
             config: config,
             group: proxyGroup,
             logger: logger,
-            certificatePollInterval: certificatePollInterval
+            certificatePollInterval: certificatePollInterval,
+            accessLogWriter: accessLog
         )
 
         var configuration = HTTPClient.Configuration()
@@ -120,6 +122,7 @@ func withProxy<Result>(
     proxyThreads: Int = 1,
     clientConnections: Int = 8,
     logs: LogCapture? = nil,
+    accessLog: AccessLogWriter? = nil,
     yaml: ([Int]) -> String,
     _ body: (ProxyHarness) async throws -> Result
 ) async throws -> Result {
@@ -128,6 +131,7 @@ func withProxy<Result>(
         proxyThreads: proxyThreads,
         clientConnections: clientConnections,
         logs: logs,
+        accessLog: accessLog,
         yaml: yaml
     )
     let outcome: Swift.Result<Result, any Error>

@@ -1,0 +1,113 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOTLS
+
+/// Builds the pipeline of a client connection to a frontend: HTTP/1.1, or HTTP/2 negotiated
+/// by ALPN (TLS) or detected by its connection preface (`h2c: true`).
+///
+/// HTTP/1.1: `ClientConnectionGuard` → `HTTPRequestDecoder` → `ProxyHandler` (which writes
+/// responses as bytes). HTTP/2: `NIOHTTP2Handler` with its inline stream multiplexer and
+/// `NIOHTTP2ServerConnectionManagementHandler` (idle close, GOAWAY on shutdown); each stream is
+/// a child channel with `HTTP2FramePayloadToHTTP1ServerCodec` → `ProxyHandler`, so a stream is
+/// routed, balanced and forwarded to the (HTTP/1.1) servers exactly as an HTTP/1.1 request is,
+/// through the same per-loop pools.
+struct ClientPipeline: Sendable {
+    let frontendName: String
+    let isSecure: Bool
+    let clientIdle: TimeAmount
+    let headerRead: TimeAmount
+    let decoderLimits: NIOHTTPDecoderLimitConfiguration
+    let maxConcurrentStreams: Int
+    /// Offer HTTP/2 by ALPN (TLS frontends whose `alpn` lists h2).
+    let negotiatesHTTP2: Bool
+    /// Accept HTTP/2 with prior knowledge on a plain listener (`h2c: true`).
+    let acceptsPriorKnowledge: Bool
+
+    /// Configures a new client connection; the TLS handler, if any, is already in place.
+    func configure(channel: any Channel, loop: LoopContext) throws {
+        let connectionGuard = ClientConnectionGuard(clientIdleTimeout: clientIdle, headerReadTimeout: headerRead)
+        // Also bounds a client that connects and never completes the handshake or the preface.
+        try channel.pipeline.syncOperations.addHandler(connectionGuard)
+        if negotiatesHTTP2 {
+            let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if case .negotiated("h2") = result {
+                        try configureHTTP2(channel: channel, loop: loop, replacing: connectionGuard)
+                    } else {
+                        try configureHTTP1(channel: channel, loop: loop, connectionGuard: connectionGuard)
+                    }
+                }
+            }
+            try channel.pipeline.syncOperations.addHandler(negotiation)
+        } else if acceptsPriorKnowledge {
+            try channel.pipeline.syncOperations.addHandler(HTTP2PrefaceDetector { isHTTP2 in
+                if isHTTP2 {
+                    try configureHTTP2(channel: channel, loop: loop, replacing: connectionGuard)
+                } else {
+                    try configureHTTP1(channel: channel, loop: loop, connectionGuard: connectionGuard)
+                }
+            })
+        } else {
+            try configureHTTP1(channel: channel, loop: loop, connectionGuard: connectionGuard)
+        }
+    }
+
+    private func configureHTTP1(channel: any Channel, loop: LoopContext, connectionGuard: ClientConnectionGuard) throws {
+        let proxy = ProxyHandler(
+            loop: loop,
+            frontendName: frontendName,
+            isSecure: isSecure,
+            protocol: .http1(connectionGuard)
+        )
+        connectionGuard.proxy = proxy
+        try channel.pipeline.syncOperations.addHandlers([
+            // No response encoder: the proxy handler writes responses as bytes.
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits)),
+            proxy,
+        ])
+    }
+
+    /// HTTP/2 replaces the connection guard: its per-request timeouts are HTTP/1.1's (a stream
+    /// has no head to read byte by byte), and the connection's idle time is bounded by the
+    /// connection management handler instead.
+    private func configureHTTP2(channel: any Channel, loop: LoopContext, replacing connectionGuard: ClientConnectionGuard) throws {
+        let pipeline = channel.pipeline.syncOperations
+        pipeline.removeHandler(connectionGuard, promise: nil)
+        // Half-closure is for HTTP/1.1 (a client that ends its side still gets its response);
+        // an HTTP/2 client that closes its side is done, and expects the connection to close.
+        try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: false)
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: decoderLimits.maxHeaderListSize),
+        ]
+        // Room for every stream's window, so one slow stream cannot stall the others.
+        connection.targetWindowSize = 1 << 20
+        let frontendName = frontendName
+        let isSecure = isSecure
+        // Streams are child channels on the connection's event loop.
+        let streamLoop = NIOLoopBound(loop, eventLoop: channel.eventLoop)
+        // Learns of streams through the stream delegate (the inline multiplexer does not pass
+        // stream events down the pipeline), so it can close an idle connection and, on
+        // shutdown, send GOAWAY and close once the last stream ends.
+        let management = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(maxIdleTime: clientIdle, maxAge: nil, maxGraceTime: nil, keepalive: nil)
+        )
+        _ = try pipeline.configureHTTP2Pipeline(
+            mode: .server,
+            connectionConfiguration: connection,
+            streamConfiguration: NIOHTTP2Handler.StreamConfiguration(),
+            streamDelegate: management.http2StreamDelegate
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandlers([
+                    HTTP2FramePayloadToHTTP1ServerCodec(),
+                    ProxyHandler(loop: streamLoop.value, frontendName: frontendName, isSecure: isSecure, protocol: .http2),
+                ])
+            }
+        }
+        try pipeline.addHandler(management)
+    }
+}
