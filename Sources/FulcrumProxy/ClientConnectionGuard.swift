@@ -28,7 +28,8 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     private var context: ChannelHandlerContext?
     private let clientIdleTimeout: TimeAmount
     private let headerReadTimeout: TimeAmount
-    /// Provides the 408 page. A strong reference (a weak one would slow every retain of the
+    /// The HTTP/1.1 request handler, once the connection speaks HTTP/1.1; provides the 408
+    /// page. A strong reference (a weak one would slow every retain of the
     /// proxy handler); the cycle ends in `handlerRemoved` when the channel closes.
     var proxy: ProxyHandler?
 
@@ -57,6 +58,18 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     func channelInactive(context: ChannelHandlerContext) {
         timer.invalidate()
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Until the protocol is known (TLS handshake and ALPN, or the h2c preface), no request
+        // handler is there to end the connection: a client that gives up before, or a
+        // shutdown, ends it here. (Otherwise it would linger until `client_idle`, and hold up
+        // a graceful shutdown for its whole grace period.)
+        if proxy == nil, event is ChannelShouldQuiesceEvent || event as? ChannelEvent == .inputClosed {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

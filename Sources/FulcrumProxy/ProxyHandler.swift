@@ -244,10 +244,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if !isHTTP2, event is ChannelShouldQuiesceEvent || event as? ChannelEvent == .inputClosed {
-            // (An HTTP/2 stream ends with its exchange; the connection's GOAWAY is the
-            // connection management handler's.)
             // Graceful shutdown, or the client will send nothing more: answer what is under
-            // way, then close.
+            // way, then close. (An HTTP/2 stream ends with its exchange anyway; the
+            // connection's GOAWAY is the connection management handler's.)
             closeWhenDone = true
             clientKeepAlive = false
             if phase == .idle, pipelined.isEmpty {

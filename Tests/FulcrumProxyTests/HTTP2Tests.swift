@@ -117,6 +117,11 @@ struct HTTP2Tests {
             let download = try await client.request("/bytes?n=2000000")
             #expect(download.head.status == .ok)
             #expect(download.body.readableBytes == 2_000_000)
+            // A HEAD response announces a length and has no body.
+            let headOnly = try await client.request(.HEAD, "/bytes?n=1000")
+            #expect(headOnly.head.status == .ok)
+            #expect(headOnly.head.headers["content-length"] == ["1000"])
+            #expect(headOnly.body.readableBytes == 0)
             // Errors are pages as usual.
             let missing = try await client.request("/echo?status=404")
             #expect(missing.head.status == .notFound)
@@ -151,6 +156,29 @@ struct HTTP2Tests {
             let client = try await HTTP2TestClient.connect(port: harness.port)
             await #expect(throws: (any Error).self) { try await client.request("/echo") }
             try? await client.close()
+        }
+    }
+
+    @Test("a connection that ends before choosing its protocol is closed, and does not hold up a shutdown")
+    func undecidedConnections() async throws {
+        try await Self.withTLSProxy { harness, _ in
+            // No TLS handshake at all: connect, then half-close.
+            let (_, closed) = try await RawClient.exchange(port: harness.port, chunks: [], timeout: .seconds(3), halfClose: true)
+            #expect(closed)
+            // Connected, silent, when the shutdown begins.
+            async let silent = RawClient.exchange(port: harness.port, chunks: [], timeout: .seconds(6))
+            try await Task.sleep(for: .milliseconds(200))
+            let clock = ContinuousClock()
+            let start = clock.now
+            await harness.proxy.shutdown(gracePeriod: .seconds(5))
+            #expect(clock.now - start < .seconds(3))
+            #expect(try await silent.closedByServer)
+        }
+        let yaml = { (ports: [Int]) in simpleConfig(ports, frontendExtra: "    h2c: true") }
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: yaml) { harness async throws in
+            // Half of the HTTP/2 preface, then the end of input.
+            let (_, closed) = try await RawClient.exchange(port: harness.port, chunks: ["PRI * HTTP"], timeout: .seconds(3), halfClose: true)
+            #expect(closed)
         }
     }
 

@@ -18,7 +18,9 @@ struct ShutdownTests {
                 chunks: ["GET /work?delay_ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n"],
                 timeout: .seconds(6)
             )
-            try await Task.sleep(for: .milliseconds(200))
+            // Until the request has reached the worker (a fixed pause is not enough when the
+            // machine is busy with the other suites).
+            try await Self.waitForRequestInFlight(harness)
             let clock = ContinuousClock()
             let start = clock.now
             async let drained: Void = harness.proxy.shutdown(gracePeriod: .seconds(5))
@@ -35,6 +37,12 @@ struct ShutdownTests {
             #expect(closed)
             await drained
             #expect(clock.now - start < .seconds(4))
+        }
+    }
+
+    private static func waitForRequestInFlight(_ harness: ProxyHarness) async throws {
+        try await waitUntil(timeout: .seconds(5)) {
+            try await harness.proxy.requestsInFlight().values.flatMap(\.values).reduce(0, +) == 1
         }
     }
 
@@ -61,7 +69,7 @@ struct ShutdownTests {
                 chunks: ["GET /work?delay_ms=5000 HTTP/1.1\r\nHost: a\r\n\r\n"],
                 timeout: .seconds(1)
             )
-            try await Task.sleep(for: .milliseconds(200))
+            try await Self.waitForRequestInFlight(harness)
             let clock = ContinuousClock()
             let start = clock.now
             await harness.proxy.shutdown(gracePeriod: .milliseconds(500))
