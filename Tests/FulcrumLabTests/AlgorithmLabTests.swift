@@ -17,8 +17,8 @@ struct AlgorithmLabTests {
         #expect(result.perServer.values.reduce(0, +) == 100)
         // Round robin over three alike servers: 34/33/33.
         #expect(result.perServer.values.allSatisfy { (33...34).contains($0) }, "\(result.perServer)")
-        // 10 ms ± 2 ms of work; the p50 cannot be below it.
-        #expect(result.p50Milliseconds >= 8)
+        // 50 ms ± 5 ms of work; the p50 cannot be below it.
+        #expect(result.p50Milliseconds >= 45)
         #expect(result.p99Milliseconds >= result.p50Milliseconds)
     }
 
@@ -27,9 +27,9 @@ struct AlgorithmLabTests {
         let scenario = try #require(LabScenario.all.first { $0.name == "slow" })
         let roundRobin = try await AlgorithmLab.run(scenario: scenario, algorithm: .roundRobin, load: Self.load)
         let peakEWMA = try await AlgorithmLab.run(scenario: scenario, algorithm: .peakEWMA, load: Self.load)
-        #expect(roundRobin.p99Milliseconds >= 95)
+        #expect(roundRobin.p99Milliseconds >= 495)
         #expect(peakEWMA.perServer["w3", default: 0] <= 5, "\(peakEWMA.perServer)")
-        #expect(peakEWMA.p95Milliseconds < 50)
+        #expect(peakEWMA.p95Milliseconds < 250)
     }
 
     @Test("a flaky server's 500s are counted as errors")
