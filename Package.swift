@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "FulcrumBalancing", targets: ["FulcrumBalancing"]),
         .library(name: "FulcrumProxy", targets: ["FulcrumProxy"]),
         .library(name: "FulcrumWorker", targets: ["FulcrumWorker"]),
+        .library(name: "FulcrumAdmin", targets: ["FulcrumAdmin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -28,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -88,9 +90,22 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        .target(
+            name: "FulcrumAdmin",
+            dependencies: [
+                "FulcrumConfig",
+                "FulcrumBalancing",
+                "FulcrumProxy",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "fulcrum",
             dependencies: [
+                "FulcrumAdmin",
                 "FulcrumConfig",
                 "FulcrumLab",
                 "FulcrumProxy",
@@ -115,6 +130,7 @@ let package = Package(
         .testTarget(
             name: "FulcrumProxyTests",
             dependencies: [
+                "FulcrumAdmin",
                 "FulcrumProxy",
                 "FulcrumBalancing",
                 "FulcrumConfig",

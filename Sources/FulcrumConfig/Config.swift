@@ -28,11 +28,32 @@ public struct GlobalConfig: Sendable, Equatable {
     /// How long `fulcrum run` lets in-flight requests finish after SIGINT/SIGTERM
     /// (`grace_period`, default 10s).
     public var gracePeriod: Duration
+    /// The admin REST API (`admin`); nil: none.
+    public var admin: AdminConfig?
 
     public init(workers: WorkerCount = .auto, log: LogConfig = LogConfig(), gracePeriod: Duration = .seconds(10)) {
         self.workers = workers
         self.log = log
         self.gracePeriod = gracePeriod
+    }
+}
+
+/// The admin REST API's listener (`global.admin`).
+public struct AdminConfig: Sendable, Equatable {
+    public var listen: ListenAddress
+    /// The environment variable that holds the Bearer token (`token_env`). Without one, the API
+    /// only reads (and only on a loopback address).
+    public var tokenEnvironmentVariable: String?
+
+    public init(listen: ListenAddress, tokenEnvironmentVariable: String? = nil) {
+        self.listen = listen
+        self.tokenEnvironmentVariable = tokenEnvironmentVariable
+    }
+
+    /// Whether `listen` is a loopback address (127.0.0.0/8, ::1, localhost).
+    public var isLoopback: Bool {
+        let host = listen.host.lowercased()
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 }
 

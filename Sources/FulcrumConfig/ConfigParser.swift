@@ -14,7 +14,8 @@ struct ConfigParser {
     let baseDirectory: String?
 
     static let documentKeys = ["global", "frontends", "backends"]
-    static let globalKeys = ["workers", "log", "grace_period"]
+    static let globalKeys = ["workers", "log", "grace_period", "admin"]
+    static let adminKeys = ["listen", "token_env"]
     static let logKeys = ["level", "access"]
 
     func parseDocument(_ root: YAMLNodeReader) -> Config? {
@@ -46,6 +47,24 @@ struct ConfigParser {
         if let gracePeriod = mapping["grace_period"]?.duration(allowZero: true) {
             global.gracePeriod = gracePeriod
         }
+        if let admin = mapping["admin"] {
+            global.admin = parseAdmin(admin)
+        }
+    }
+
+    /// `admin: { listen: 127.0.0.1:9090, token_env: FULCRUM_ADMIN_TOKEN }`. Anyone who can
+    /// reach the admin API can reconfigure the proxy, so a listener beyond loopback needs a token.
+    private func parseAdmin(_ reader: YAMLNodeReader) -> AdminConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.adminKeys) else { return nil }
+        guard let listenReader = mapping.required("listen"), let address = parseHostAndPort(listenReader) else { return nil }
+        var admin = AdminConfig(listen: ListenAddress(host: address.host, port: address.port))
+        if let variable = mapping["token_env"]?.nonEmptyString() {
+            admin.tokenEnvironmentVariable = variable
+        }
+        if !admin.isLoopback, admin.tokenEnvironmentVariable == nil {
+            listenReader.report("an admin listener beyond loopback needs a token (set token_env)")
+        }
+        return admin
     }
 
     private func parseWorkers(_ reader: YAMLNodeReader) -> WorkerCount? {

@@ -67,6 +67,11 @@ final class AdaptiveController: Sendable {
         states.withLockedValue { $0[backend]?.algorithm }
     }
 
+    /// Whether an operator pinned the backend's algorithm (nil: not an adaptive backend).
+    func isPinned(_ backend: String) -> Bool? {
+        states.withLockedValue { $0[backend]?.isPinned }
+    }
+
     /// The backend's recent decisions, oldest first (nil: not an adaptive backend).
     func decisions(of backend: String) -> [AdaptiveDecision]? {
         states.withLockedValue { $0[backend]?.history }

@@ -240,7 +240,12 @@ public final class ProxyServer: Sendable {
                 )
             }
             let algorithm = adaptive.algorithm(of: backend.name) ?? backend.algorithm
-            return BackendStats(name: backend.name, algorithm: algorithm.rawValue, servers: servers)
+            return BackendStats(
+                name: backend.name,
+                configuredAlgorithm: backend.algorithm.rawValue,
+                algorithm: algorithm.rawValue,
+                servers: servers
+            )
         }
     }
 
@@ -265,6 +270,14 @@ public final class ProxyServer: Sendable {
     /// The algorithm an `adaptive` backend picks with now; nil for other backends.
     public func currentAlgorithm(ofBackend backend: String) -> AlgorithmName? {
         adaptive.algorithm(of: backend)
+    }
+
+    /// The configured backends' names, in file order.
+    public var backendNames: [String] { snapshot.backends.map(\.name) }
+
+    /// Whether an operator pinned an `adaptive` backend's algorithm; nil for other backends.
+    public func isAlgorithmPinned(ofBackend backend: String) -> Bool? {
+        adaptive.isPinned(backend)
     }
 
     /// The decision engine's recent decisions for an `adaptive` backend, oldest first (at most

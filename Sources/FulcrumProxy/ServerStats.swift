@@ -4,6 +4,8 @@ import FulcrumBalancing
 /// (`ProxyServer.stats()`), for the admin API, the dashboard and tests.
 public struct BackendStats: Sendable {
     public let name: String
+    /// The algorithm in the configuration (`adaptive` included).
+    public let configuredAlgorithm: String
     /// The algorithm picking now (for `adaptive`, the one the engine chose).
     public let algorithm: String
     public let servers: [ServerStats]

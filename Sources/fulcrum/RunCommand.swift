@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import FulcrumAdmin
 import FulcrumConfig
 import FulcrumProxy
 import Logging
@@ -36,25 +38,48 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs the proxy for `config` until a graceful-shutdown signal, then drains it.
-func runProxy(config: Config, logger: Logger, additionalServices: [any Service] = [], onStart: @escaping @Sendable (ProxyServer) -> Void = { _ in }) async throws {
+/// Runs the proxy for `config` (and its admin API, when configured) until a graceful-shutdown
+/// signal, then drains it.
+func runProxy(config: Config, logger: Logger) async throws {
     let threads = switch config.global.workers {
     case .auto: System.coreCount
     case .fixed(let count): count
     }
+    // Read before anything starts: a missing token is a configuration error.
+    let adminToken: String?
+    do {
+        adminToken = try config.global.admin.flatMap(readAdminToken)
+    } catch {
+        logger.error("\(error)")
+        throw ExitCode(1)
+    }
     let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-    let service = ProxyService(config: config, group: group, logger: logger, onStart: onStart)
+    let server: ProxyServer
+    do {
+        server = try await ProxyServer.start(config: config, group: group, logger: logger)
+    } catch {
+        try? await group.shutdownGracefully()
+        logger.error("fulcrum stopped: \(error)")
+        throw ExitCode(1)
+    }
+    var services = [ServiceGroupConfiguration.ServiceConfiguration(
+        service: ProxyService(server: server, gracePeriod: config.global.gracePeriod),
+        successTerminationBehavior: .gracefullyShutdownGroup
+    )]
+    if let admin = config.global.admin {
+        services.append(.init(service: AdminServer(config: admin, token: adminToken, proxy: server, logger: logger) { port in
+            logger.info("admin API listening", metadata: ["address": "\(admin.listen.host):\(port)"])
+        }))
+    }
     let serviceGroup = ServiceGroup(configuration: ServiceGroupConfiguration(
-        services: [ServiceGroupConfiguration.ServiceConfiguration(
-            service: service,
-            successTerminationBehavior: .gracefullyShutdownGroup
-        )] + additionalServices.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+        services: services,
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
     ))
     do {
         try await serviceGroup.run()
     } catch {
+        await server.shutdown(gracePeriod: .zero)
         try? await group.shutdownGracefully()
         logger.error("fulcrum stopped: \(error)")
         throw ExitCode(1)
@@ -63,18 +88,30 @@ func runProxy(config: Config, logger: Logger, additionalServices: [any Service] 
     logger.info("stopped")
 }
 
-/// The proxy as a swift-service-lifecycle service: start, wait for the shutdown signal, drain.
+/// The admin token from the environment variable `token_env` names.
+private func readAdminToken(_ admin: AdminConfig) throws -> String? {
+    guard let variable = admin.tokenEnvironmentVariable else { return nil }
+    guard let token = ProcessInfo.processInfo.environment[variable], !token.isEmpty else {
+        throw AdminTokenMissing(variable: variable)
+    }
+    return token
+}
+
+private struct AdminTokenMissing: Error, CustomStringConvertible {
+    let variable: String
+    var description: String {
+        "global.admin.token_env names \(variable), which is not set (or empty); not starting"
+    }
+}
+
+/// The running proxy as a swift-service-lifecycle service: wait for the shutdown signal, drain.
 struct ProxyService: Service {
-    let config: Config
-    let group: MultiThreadedEventLoopGroup
-    let logger: Logger
-    let onStart: @Sendable (ProxyServer) -> Void
+    let server: ProxyServer
+    let gracePeriod: Duration
 
     func run() async throws {
-        let server = try await ProxyServer.start(config: config, group: group, logger: logger)
-        onStart(server)
         // Returns on SIGINT/SIGTERM (or throws on cancellation); either way, drain.
         try? await gracefulShutdown()
-        await server.shutdown(gracePeriod: config.global.gracePeriod)
+        await server.shutdown(gracePeriod: gracePeriod)
     }
 }

@@ -1,0 +1,104 @@
+import FulcrumBalancing
+import FulcrumProxy
+
+/// A backend as `GET /api/backends` shows it.
+struct BackendView: Encodable {
+    let name: String
+    /// As configured (`adaptive` included).
+    let algorithm: String
+    /// The algorithm picking now: for `adaptive`, the decision engine's (or the operator's) choice.
+    let activeAlgorithm: String
+    /// For `adaptive` backends: whether an operator pinned `activeAlgorithm`.
+    let pinned: Bool?
+    let servers: [ServerView]
+
+    init(_ stats: BackendStats, pinned: Bool?) {
+        name = stats.name
+        algorithm = stats.configuredAlgorithm
+        activeAlgorithm = stats.algorithm
+        self.pinned = pinned
+        servers = stats.servers.map(ServerView.init)
+    }
+}
+
+/// A server's state and live numbers (the window is the last 15–20 s).
+struct ServerView: Encodable {
+    let name: String
+    let address: String
+    let state: String
+    let weight: Int
+    let inFlight: Int
+    let connectionsOpen: Int
+    let requestsPerSecond: Double
+    let errorRate: Double
+    let ewmaMilliseconds: Double?
+    let p50Milliseconds: Double?
+    let p95Milliseconds: Double?
+    let p99Milliseconds: Double?
+    let totals: Totals
+
+    struct Totals: Encodable {
+        let requests: Int
+        let responses5xx: Int
+        let connectFailures: Int
+        let timeouts: Int
+        let noResponses: Int
+    }
+
+    init(_ stats: ServerStats) {
+        name = stats.name
+        address = stats.address
+        state = stats.state.rawValue
+        weight = stats.weight
+        inFlight = stats.inFlight
+        connectionsOpen = stats.connectionsOpen
+        let metrics = stats.metrics
+        requestsPerSecond = metrics.requestRate
+        errorRate = metrics.errorRate
+        ewmaMilliseconds = metrics.ewmaMilliseconds
+        p50Milliseconds = metrics.percentileMilliseconds(50)
+        p95Milliseconds = metrics.percentileMilliseconds(95)
+        p99Milliseconds = metrics.percentileMilliseconds(99)
+        totals = Totals(
+            requests: metrics.totals.requests,
+            responses5xx: metrics.totals.responses5xx,
+            connectFailures: metrics.totals.connectFailures,
+            timeouts: metrics.totals.timeouts,
+            noResponses: metrics.totals.noResponses
+        )
+    }
+}
+
+/// One decision of the adaptive engine (a switch, or a reason to keep the algorithm).
+struct DecisionView: Encodable {
+    /// How long ago it was made.
+    let secondsAgo: Double
+    let from: String
+    let to: String
+    let switched: Bool
+    let rule: String
+    let explanation: String
+
+    init(_ decision: AdaptiveDecision, now: ContinuousClock.Instant) {
+        let age = now - decision.time
+        secondsAgo = Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18
+        from = decision.from.rawValue
+        to = decision.to.rawValue
+        switched = decision.switched
+        rule = decision.rule.rawValue
+        explanation = decision.explanation
+    }
+}
+
+/// `PATCH /api/backends/{b}/servers/{s}`.
+struct ServerChange: Decodable {
+    let state: String?
+    let weight: Int?
+}
+
+/// `PUT /api/backends/{b}/algorithm`: `{"algorithm": "least_connections", "pin": true}`;
+/// `{"pin": false}` alone lets the engine choose again.
+struct AlgorithmChange: Decodable {
+    let algorithm: String?
+    let pin: Bool?
+}

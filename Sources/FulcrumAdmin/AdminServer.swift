@@ -1,0 +1,152 @@
+import FulcrumBalancing
+import FulcrumConfig
+import FulcrumProxy
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The admin REST API (`global.admin`): JSON over HTTP on its own listener, for scripts and
+/// operators to read the live state and to change it without a restart.
+///
+/// Reads: `GET /api/health`, `/api/backends`, `/api/backends/{b}`,
+/// `/api/backends/{b}/decisions`, `/api/stats`. Changes (Bearer token): `PATCH
+/// /api/backends/{b}/servers/{s}` (`state`: ready | drain | maintenance) and `PUT
+/// /api/backends/{b}/algorithm` (switch an adaptive backend by hand, pin, unpin). Errors are
+/// `application/problem+json` (RFC 9457).
+public struct AdminServer: Service {
+    private let application: Application<RouterResponder<BasicRequestContext>>
+
+    /// - Parameters:
+    ///   - token: the Bearer token changes need (nil: the API only reads).
+    ///   - onListening: called with the bound port once the listener is up (for port 0).
+    public init(
+        config: AdminConfig,
+        token: String?,
+        proxy: ProxyServer,
+        logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) {
+        let router = Router()
+        router.add(middleware: ProblemResponses())
+        router.add(middleware: AdminAuthentication(token: token, tokenRequiredForReads: !config.isLoopback))
+        AdminRoutes(proxy: proxy, logger: logger).register(on: router)
+        application = Application(
+            router: router,
+            configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fulcrum-admin"),
+            onServerRunning: { channel in
+                await onListening(channel.localAddress?.port ?? config.listen.port)
+            },
+            logger: logger
+        )
+    }
+
+    /// Serves until the task is cancelled or a graceful shutdown is triggered.
+    public func run() async throws {
+        try await application.run()
+    }
+}
+
+/// The routes, over a running proxy.
+struct AdminRoutes: Sendable {
+    let proxy: ProxyServer
+    let logger: Logger
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/api/health") { _, _ in
+            try AdminJSON.response(["status": "ok"])
+        }
+        router.get("/api/backends") { _, _ in
+            try AdminJSON.response(try await backendViews())
+        }
+        router.get("/api/stats") { _, _ in
+            try AdminJSON.response(["backends": try await backendViews()])
+        }
+        router.get("/api/backends/:backend") { _, context in
+            let name = try context.parameters.require("backend")
+            guard let view = try await backendViews().first(where: { $0.name == name }) else {
+                throw Self.unknownBackend(name)
+            }
+            return try AdminJSON.response(view)
+        }
+        router.get("/api/backends/:backend/decisions") { _, context in
+            let name = try context.parameters.require("backend")
+            try requireBackend(name)
+            guard let decisions = proxy.adaptiveDecisions(ofBackend: name) else {
+                throw AdminProblem(.unprocessableContent, "Backend \"\(name)\" is not adaptive: it has no decisions.", field: "backend")
+            }
+            let now = ContinuousClock.now
+            return try AdminJSON.response(["decisions": decisions.reversed().map { DecisionView($0, now: now) }])
+        }
+        router.patch("/api/backends/:backend/servers/:server") { request, context in
+            let backend = try context.parameters.require("backend")
+            let server = try context.parameters.require("server")
+            let change = try await request.decode(as: ServerChange.self, context: context)
+            try requireBackend(backend)
+            if change.weight != nil {
+                throw AdminProblem(
+                    .unprocessableContent,
+                    "Weights change with the configuration (a reload); only \"state\" can be changed here.",
+                    field: "weight"
+                )
+            }
+            guard let stateName = change.state else {
+                throw AdminProblem(.unprocessableContent, "Nothing to change: expected \"state\".", field: "state")
+            }
+            guard let state = AdminState(rawValue: stateName) else {
+                let allowed = AdminState.allCases.map(\.rawValue).joined(separator: ", ")
+                throw AdminProblem(.unprocessableContent, "Unknown state \"\(stateName)\"; expected one of: \(allowed).", field: "state")
+            }
+            guard proxy.setServerState(state, backend: backend, server: server) else {
+                throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+            }
+            guard let view = try await backendViews().first(where: { $0.name == backend })?.servers.first(where: { $0.name == server }) else {
+                throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+            }
+            return try AdminJSON.response(view)
+        }
+        router.put("/api/backends/:backend/algorithm") { request, context in
+            let backend = try context.parameters.require("backend")
+            let change = try await request.decode(as: AlgorithmChange.self, context: context)
+            try requireBackend(backend)
+            guard proxy.currentAlgorithm(ofBackend: backend) != nil else {
+                throw AdminProblem(
+                    .unprocessableContent,
+                    "Backend \"\(backend)\" is not adaptive: its algorithm changes with the configuration (a reload).",
+                    field: "backend"
+                )
+            }
+            if let name = change.algorithm {
+                guard let algorithm = AlgorithmName(rawValue: name), algorithm != .adaptive else {
+                    let allowed = AlgorithmName.allCases.filter { $0 != .adaptive }.map(\.rawValue).joined(separator: ", ")
+                    throw AdminProblem(.unprocessableContent, "Unknown algorithm \"\(name)\"; expected one of: \(allowed).", field: "algorithm")
+                }
+                proxy.selectAlgorithm(algorithm, forBackend: backend, pin: change.pin ?? false)
+            } else if change.pin == false {
+                proxy.unpinAlgorithm(forBackend: backend)
+            } else {
+                throw AdminProblem(
+                    .unprocessableContent,
+                    "Expected \"algorithm\" (with \"pin\" to keep it), or \"pin\": false to let the engine choose again.",
+                    field: "algorithm"
+                )
+            }
+            guard let view = try await backendViews().first(where: { $0.name == backend }) else {
+                throw Self.unknownBackend(backend)
+            }
+            return try AdminJSON.response(view)
+        }
+    }
+
+    private func backendViews() async throws -> [BackendView] {
+        try await proxy.stats().map { BackendView($0, pinned: proxy.isAlgorithmPinned(ofBackend: $0.name)) }
+    }
+
+    private func requireBackend(_ name: String) throws {
+        guard proxy.backendNames.contains(name) else { throw Self.unknownBackend(name) }
+    }
+
+    private static func unknownBackend(_ name: String) -> AdminProblem {
+        AdminProblem(.notFound, "There is no backend \"\(name)\".", field: "backend")
+    }
+}
