@@ -9,7 +9,9 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
     let tokenRequiredForReads: Bool
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // Validating a configuration changes nothing, though it is a POST.
         let reads = request.method == .get || request.method == .head
+            || request.method == .post && request.uri.path == "/api/config/validate"
         if !reads || tokenRequiredForReads {
             guard let token else {
                 throw AdminProblem(.forbidden, "Changes need a token: set global.admin.token_env and start Fulcrum with that variable set.")

@@ -10,11 +10,27 @@ struct AdminProblem: Error, HTTPResponseError {
     let field: String?
     /// Extra headers (`WWW-Authenticate` on 401).
     let headers: HTTPFields
+    /// Every problem found, when there are several (a configuration's validation errors).
+    let errors: [ErrorItem]?
 
-    init(_ status: HTTPResponse.Status, _ detail: String, field: String? = nil, headers: HTTPFields = [:]) {
+    /// One of several problems: where (a configuration path and line) and what.
+    struct ErrorItem: Encodable {
+        let path: String
+        let line: Int?
+        let message: String
+    }
+
+    init(
+        _ status: HTTPResponse.Status,
+        _ detail: String,
+        field: String? = nil,
+        errors: [ErrorItem]? = nil,
+        headers: HTTPFields = [:]
+    ) {
         self.status = status
         self.detail = detail
         self.field = field
+        self.errors = errors
         self.headers = headers
     }
 
@@ -24,10 +40,11 @@ struct AdminProblem: Error, HTTPResponseError {
         let status: Int
         let detail: String
         let field: String?
+        let errors: [ErrorItem]?
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        let body = Body(title: status.reasonPhrase, status: status.code, detail: detail, field: field)
+        let body = Body(title: status.reasonPhrase, status: status.code, detail: detail, field: field, errors: errors)
         var headers = self.headers
         headers[.contentType] = "application/problem+json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: try AdminJSON.encode(body)))

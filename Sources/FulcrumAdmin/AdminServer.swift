@@ -9,8 +9,9 @@ import ServiceLifecycle
 /// The admin REST API (`global.admin`): JSON over HTTP on its own listener, for scripts and
 /// operators to read the live state and to change it without a restart.
 ///
-/// Reads: `GET /api/health`, `/api/backends`, `/api/backends/{b}`,
-/// `/api/backends/{b}/decisions`, `/api/stats`. Changes (Bearer token): `PATCH
+/// Reads: `GET /api/health`, `/api/openapi.yaml`, `/api/backends`, `/api/backends/{b}`,
+/// `/api/backends/{b}/decisions`, `/api/stats`, and `POST /api/config/validate`. Changes
+/// (Bearer token): `PATCH
 /// /api/backends/{b}/servers/{s}` (`state`: ready | drain | maintenance) and `PUT
 /// /api/backends/{b}/algorithm` (switch an adaptive backend by hand, pin, unpin). Errors are
 /// `application/problem+json` (RFC 9457).
@@ -30,7 +31,7 @@ public struct AdminServer: Service {
         let router = Router()
         router.add(middleware: ProblemResponses())
         router.add(middleware: AdminAuthentication(token: token, tokenRequiredForReads: !config.isLoopback))
-        AdminRoutes(proxy: proxy, logger: logger).register(on: router)
+        AdminRoutes(proxy: proxy).register(on: router)
         application = Application(
             router: router,
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fulcrum-admin"),
@@ -41,35 +42,84 @@ public struct AdminServer: Service {
         )
     }
 
+    /// Every route the API serves (for checking the OpenAPI document against).
+    public static func routes(proxy: ProxyServer) -> [AdminRoute] {
+        AdminRoutes(proxy: proxy).register(on: Router())
+    }
+
+    /// The OpenAPI document served at `GET /api/openapi.yaml`.
+    public static var openAPIDocument: String { AdminOpenAPI.document }
+
     /// Serves until the task is cancelled or a graceful shutdown is triggered.
     public func run() async throws {
         try await application.run()
     }
 }
 
+/// A route as registered: its method and its path (`:name` for a path parameter).
+public struct AdminRoute: Sendable, Hashable {
+    public let method: String
+    public let path: String
+}
+
 /// The routes, over a running proxy.
 struct AdminRoutes: Sendable {
+    /// (The proxy logs every change it is asked to make.)
     let proxy: ProxyServer
-    let logger: Logger
 
-    func register(on router: Router<BasicRequestContext>) {
-        router.get("/api/health") { _, _ in
+    /// Adds every route to `router`, and returns them (the OpenAPI document must list each).
+    @discardableResult
+    func register(on router: Router<BasicRequestContext>) -> [AdminRoute] {
+        var routes: [AdminRoute] = []
+        func route(
+            _ method: HTTPRequest.Method,
+            _ path: String,
+            _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Response
+        ) {
+            routes.append(AdminRoute(method: method.rawValue, path: path))
+            router.on(RouterPath(path), method: method, use: handler)
+        }
+
+        route(.get, "/api/health") { _, _ in
             try AdminJSON.response(["status": "ok"])
         }
-        router.get("/api/backends") { _, _ in
+        route(.get, "/api/openapi.yaml") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/yaml"],
+                body: .init(byteBuffer: ByteBuffer(string: AdminOpenAPI.document))
+            )
+        }
+        route(.post, "/api/config/validate") { request, _ in
+            // A configuration as YAML or JSON (JSON is YAML); relative paths (certificates,
+            // error pages) resolve against Fulcrum's working directory.
+            let body = try await request.body.collect(upTo: Self.maxConfigBytes)
+            do throws(ConfigErrors) {
+                _ = try ConfigLoader.load(yaml: String(buffer: body), sourceName: "request body")
+            } catch {
+                let count = error.errors.count
+                throw AdminProblem(
+                    .unprocessableContent,
+                    "The configuration has \(count) error\(count == 1 ? "" : "s"); see \"errors\".",
+                    errors: error.errors.map { AdminProblem.ErrorItem(path: $0.path, line: $0.line, message: $0.message) }
+                )
+            }
+            return try AdminJSON.response(["valid": true])
+        }
+        route(.get, "/api/backends") { _, _ in
             try AdminJSON.response(try await backendViews())
         }
-        router.get("/api/stats") { _, _ in
+        route(.get, "/api/stats") { _, _ in
             try AdminJSON.response(["backends": try await backendViews()])
         }
-        router.get("/api/backends/:backend") { _, context in
+        route(.get, "/api/backends/:backend") { _, context in
             let name = try context.parameters.require("backend")
             guard let view = try await backendViews().first(where: { $0.name == name }) else {
                 throw Self.unknownBackend(name)
             }
             return try AdminJSON.response(view)
         }
-        router.get("/api/backends/:backend/decisions") { _, context in
+        route(.get, "/api/backends/:backend/decisions") { _, context in
             let name = try context.parameters.require("backend")
             try requireBackend(name)
             guard let decisions = proxy.adaptiveDecisions(ofBackend: name) else {
@@ -78,7 +128,7 @@ struct AdminRoutes: Sendable {
             let now = ContinuousClock.now
             return try AdminJSON.response(["decisions": decisions.reversed().map { DecisionView($0, now: now) }])
         }
-        router.patch("/api/backends/:backend/servers/:server") { request, context in
+        route(.patch, "/api/backends/:backend/servers/:server") { request, context in
             let backend = try context.parameters.require("backend")
             let server = try context.parameters.require("server")
             let change = try await request.decode(as: ServerChange.self, context: context)
@@ -105,7 +155,7 @@ struct AdminRoutes: Sendable {
             }
             return try AdminJSON.response(view)
         }
-        router.put("/api/backends/:backend/algorithm") { request, context in
+        route(.put, "/api/backends/:backend/algorithm") { request, context in
             let backend = try context.parameters.require("backend")
             let change = try await request.decode(as: AlgorithmChange.self, context: context)
             try requireBackend(backend)
@@ -136,6 +186,7 @@ struct AdminRoutes: Sendable {
             }
             return try AdminJSON.response(view)
         }
+        return routes
     }
 
     private func backendViews() async throws -> [BackendView] {
@@ -145,6 +196,9 @@ struct AdminRoutes: Sendable {
     private func requireBackend(_ name: String) throws {
         guard proxy.backendNames.contains(name) else { throw Self.unknownBackend(name) }
     }
+
+    /// The largest configuration a request may carry.
+    private static let maxConfigBytes = 4 << 20
 
     private static func unknownBackend(_ name: String) -> AdminProblem {
         AdminProblem(.notFound, "There is no backend \"\(name)\".", field: "backend")

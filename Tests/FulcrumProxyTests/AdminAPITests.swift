@@ -138,6 +138,63 @@ struct AdminAPITests {
         }
     }
 
+    @Test("docs/admin-api.yaml is what the API serves, and lists exactly the routes it registers")
+    func openAPIDocument() async throws {
+        let file = URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/admin-api.yaml")
+        let onDisk = try String(contentsOf: file, encoding: .utf8)
+        #expect(onDisk == AdminServer.openAPIDocument, "docs/admin-api.yaml and AdminOpenAPI.swift differ")
+        try await Self.withAdmin { harness, admin in
+            let served = try await admin.call(.GET, "/api/openapi.yaml")
+            #expect(served.status == .ok)
+            #expect(String(buffer: served.body) == onDisk)
+            let registered = Set(AdminServer.routes(proxy: harness.proxy).map { route in
+                let path = route.path.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
+                return "\(route.method) /\(path.joined(separator: "/"))"
+            })
+            #expect(registered.count == 9)
+            #expect(registered == Self.documentedOperations(onDisk))
+        }
+    }
+
+    /// `METHOD /path` for every operation under `paths:` (two-space paths, four-space methods).
+    private static func documentedOperations(_ yaml: String) -> Set<String> {
+        var operations: Set<String> = []
+        var path: String?
+        for line in yaml.split(separator: "\n") {
+            if !line.hasPrefix(" ") {
+                path = nil
+            } else if line.hasPrefix("  /"), line.hasSuffix(":") {
+                path = String(line.dropFirst(2).dropLast())
+            } else if let path, let method = ["get", "put", "patch", "post", "delete"].first(where: { line == "    \($0):" }) {
+                operations.insert("\(method.uppercased()) \(path)")
+            }
+        }
+        return operations
+    }
+
+    @Test("POST /api/config/validate: a valid configuration, and one with every error listed")
+    func validate() async throws {
+        try await Self.withAdmin { harness, admin in
+            let valid = try await admin.call(.POST, "/api/config/validate", body: simpleConfig([9001]), token: nil)
+            #expect(valid.status == .ok)
+            #expect(valid.json?["valid"] as? Bool == true)
+            let broken = try await admin.call(
+                .POST,
+                "/api/config/validate",
+                body: simpleConfig([9001], algorithm: "fastest").replacingOccurrences(of: "retries: 2", with: "retries: lots"),
+                token: nil
+            )
+            #expect(broken.status == .unprocessableEntity)
+            let errors = try #require(broken.json?["errors"] as? [[String: Any]])
+            #expect(errors.compactMap { $0["path"] as? String } == ["backends[0].algorithm", "backends[0].retries"])
+            #expect(errors.allSatisfy { ($0["line"] as? Int ?? 0) > 0 && ($0["message"] as? String)?.isEmpty == false })
+            // Nothing was applied.
+            #expect(try await harness.send("/health").status == .ok)
+        }
+    }
+
     @Test("without a configured token, nothing can be changed")
     func noToken() async throws {
         try await Self.withAdmin(token: nil) { _, admin in
