@@ -209,11 +209,13 @@ public enum AdaptiveEngine {
             }
         }
 
-        // 5. Uneven load — among servers that had requests, and not under a latency-aware
+        // 5. Uneven load — among servers that answered or hold requests (a server that holds
+        // requests and has answered none yet is the most loaded of all: a server turned slow
+        // shows here before any of its slow answers arrives), and not under a latency-aware
         // algorithm: those weigh in-flight requests already, and the imbalance may be their
         // own doing (steering around a slow or failing server).
         let latencyAware = current == .peakEWMA || current == .leastResponseTime
-        let loads = servers.filter { !$0.carriedOver && $0.requests > 0 }
+        let loads = servers.filter { $0.meanInFlight > 0 || !$0.carriedOver && $0.requests > 0 }
             .map { ($0.name, $0.meanInFlight / Double(max($0.weight, 1)) + 1) }
         if !latencyAware, loads.count >= 2, let busy = loads.max(by: { $0.1 < $1.1 }), let idle = loads.min(by: { $0.1 < $1.1 }) {
             let imbalance = busy.1 / idle.1

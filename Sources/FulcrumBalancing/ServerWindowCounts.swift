@@ -28,15 +28,17 @@ public struct ServerWindowCounts: Sendable {
         latencies.add(other.latencies)
     }
 
-    /// The engine's view of these counts.
-    public func window(name: String, weight: Int) -> ServerWindow {
+    /// The engine's view of these counts. `inFlightNow` stands in for the mean in flight when
+    /// the server answered nothing in the window: a server that holds requests and answers
+    /// none (it just turned slow) must not look idle.
+    public func window(name: String, weight: Int, inFlightNow: Int = 0) -> ServerWindow {
         ServerWindow(
             name: name,
             weight: weight,
             requests: requests,
             failures: failures,
             p95Milliseconds: requests == 0 ? nil : Double(latencies.valueAtPercentile(95)) / 1000,
-            meanInFlight: requests == 0 ? 0 : Double(inFlightSum) / Double(requests)
+            meanInFlight: requests == 0 ? Double(inFlightNow) : Double(inFlightSum) / Double(requests)
         )
     }
 }

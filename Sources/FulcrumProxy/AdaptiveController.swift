@@ -119,7 +119,11 @@ final class AdaptiveController: Sendable {
                 }
             }
             let inputs = merged.enumerated().map { index, counts in
-                counts.window(name: backend.serverNames[index], weight: backend.servers[index].weight)
+                counts.window(
+                    name: backend.serverNames[index],
+                    weight: backend.servers[index].weight,
+                    inFlightNow: backend.servers[index].inFlight
+                )
             }
             let decision = states.withLockedValue { states -> AdaptiveDecision? in
                 guard states[backend.name] != nil else { return nil }

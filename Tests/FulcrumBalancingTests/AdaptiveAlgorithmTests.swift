@@ -52,6 +52,9 @@ import Testing
         #expect(window.failures == 50)
         #expect(window.meanInFlight == 2)
         #expect(window.p95Milliseconds.map { abs($0 - 100) < 1 } == true)
+        // A server that answered nothing: the requests it holds now stand in.
+        #expect(ServerWindowCounts().window(name: "s", weight: 1, inFlightNow: 7).meanInFlight == 7)
+        #expect(ServerWindowCounts().window(name: "s", weight: 1, inFlightNow: 7).p95Milliseconds == nil)
     }
 
     @Test("latency-aware candidates learn while another algorithm picks, so a switch to one starts informed")

@@ -70,6 +70,28 @@ import Testing
         #expect(decision.explanation == "api round_robin → least_connections: in-flight imbalance 3.3× (web1 vs web2) ≥ 2×")
     }
 
+    @Test("a server holding requests without having answered any yet counts as loaded (it turned slow)")
+    func serverWithoutAnswersButHoldingRequests() {
+        var state = AdaptiveState(algorithm: .roundRobin)
+        var servers = alike(3)
+        servers[2].requests = 0
+        servers[2].p95Milliseconds = nil
+        servers[2].meanInFlight = 12
+        servers[0].meanInFlight = 3
+        servers[1].meanInFlight = 3
+        let decision = AdaptiveEngine.evaluate(backend: "api", servers: servers, state: &state, now: t0)
+        #expect(decision.to == .leastConnections)
+        #expect(decision.explanation == "api round_robin → least_connections: in-flight imbalance 3.3× (web3 vs web1) ≥ 2×")
+        // Also when it answered before and is judged by that last measurement (carried over).
+        var measured = AdaptiveState(algorithm: .roundRobin)
+        _ = AdaptiveEngine.evaluate(backend: "api", servers: alike(3), state: &measured, now: t0)
+        #expect(AdaptiveEngine.evaluate(backend: "api", servers: servers, state: &measured, now: t0 + .seconds(1)).to == .leastConnections)
+        // One that neither answered nor holds anything is not judged idle.
+        servers[2].meanInFlight = 0
+        var fresh = AdaptiveState(algorithm: .roundRobin)
+        #expect(AdaptiveEngine.evaluate(backend: "api", servers: servers, state: &fresh, now: t0).to == .roundRobin)
+    }
+
     @Test("weighted alike servers go back to weighted round robin")
     func weightedRotation() {
         var state = AdaptiveState(algorithm: .leastConnections)
