@@ -582,12 +582,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             }
             // The WebSocket handshake succeeded: pass the 101 on; when its (empty) message
             // ends, both connections become a tunnel.
-            exchange.responseStarted = true
-            exchange.responseStatus = code
+            acceptFinalResponse(head, from: connection)
             exchange.tunnelPending = true
-            recordOutcome(.response(status: code))
-            exchange.bodyParts.removeAll()
-            exchange.bodyRetained = false
             connection.isReusable = false
             let scan = ForwardingHeaders.scanResponse(head.headers)
             var framing = ForwardingHeaders.ResponseFraming()
