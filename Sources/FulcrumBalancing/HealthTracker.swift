@@ -16,10 +16,13 @@ public struct HealthTracker: Sendable, Equatable {
     /// Consecutive probe outcomes that point away from the current state.
     private var streak = 0
 
-    public init(rise: Int, fall: Int) {
+    /// - Parameter isUp: the state to start in (a reload that replaces a server's check starts
+    ///   the new tracker where the server is).
+    public init(rise: Int, fall: Int, isUp: Bool = true) {
         precondition(rise >= 1 && fall >= 1)
         self.rise = rise
         self.fall = fall
+        self.isUp = isUp
     }
 
     /// Records one probe; returns the transition it completes, if any.

@@ -20,15 +20,22 @@ final class AdaptiveController: Sendable {
 
     private let loops: [NIOLoopBound<LoopContext>]
     private let logger: Logger
-    private let backends: [String: Backend]
+    private let backends: NIOLockedValueBox<[String: Backend]>
     private let states: NIOLockedValueBox<[String: AdaptiveState]>
     private let tasks = NIOLockedValueBox<[RepeatedTask]>([])
 
     init(snapshot: RuntimeSnapshot, loops: [NIOLoopBound<LoopContext>], logger: Logger) {
         self.loops = loops
         self.logger = logger
+        self.backends = NIOLockedValueBox(Self.adaptiveBackends(of: snapshot))
+        self.states = NIOLockedValueBox([:])
+        states.withLockedValue { states in
+            for name in backends.withLockedValue({ $0.keys }) { states[name] = AdaptiveState(algorithm: .roundRobin) }
+        }
+    }
+
+    private static func adaptiveBackends(of snapshot: RuntimeSnapshot) -> [String: Backend] {
         var backends: [String: Backend] = [:]
-        var states: [String: AdaptiveState] = [:]
         for (runtime, config) in zip(snapshot.backends, snapshot.config.backends) where runtime.algorithm == .adaptive {
             backends[runtime.name] = Backend(
                 name: runtime.name,
@@ -36,16 +43,14 @@ final class AdaptiveController: Sendable {
                 servers: runtime.servers,
                 settings: config.adaptive
             )
-            states[runtime.name] = AdaptiveState(algorithm: .roundRobin)
         }
-        self.backends = backends
-        self.states = NIOLockedValueBox(states)
+        return backends
     }
 
     /// Starts evaluating (on the first loop, each backend on its own schedule).
     func start() {
         guard let eventLoop = loops.first?.eventLoop else { return }
-        let started = backends.values.map { backend in
+        let started = backends.withLockedValue { $0.values }.map { backend in
             let every = TimeAmount(backend.settings.evaluateEvery)
             return eventLoop.scheduleRepeatedAsyncTask(initialDelay: every, delay: every) { [self] _ in
                 evaluate(backend)
@@ -60,6 +65,22 @@ final class AdaptiveController: Sendable {
             return tasks
         }
         for task in running { task.cancel() }
+    }
+
+    /// Follows a reload: a backend that stays adaptive keeps its state (current algorithm,
+    /// pin, history, time of the last switch); the loops carried its algorithm over when they
+    /// installed the snapshot. New adaptive backends start with round robin, as at start.
+    func update(to snapshot: RuntimeSnapshot) {
+        stop()
+        let updated = Self.adaptiveBackends(of: snapshot)
+        backends.withLockedValue { $0 = updated }
+        states.withLockedValue { states in
+            states = states.filter { updated[$0.key] != nil }
+            for name in updated.keys where states[name] == nil {
+                states[name] = AdaptiveState(algorithm: .roundRobin)
+            }
+        }
+        start()
     }
 
     /// The algorithm an adaptive backend uses now (nil: not an adaptive backend).

@@ -96,9 +96,12 @@ final class BackendConnectionPool {
             .nonisolated()
     }
 
+    /// Set when a reload removed the server: connections close as their exchanges end.
+    private var isRetired = false
+
     /// Takes a connection back after an exchange; keeps it if it can serve another request.
     func release(_ connection: BackendConnection) {
-        if connection.isReusable, connection.isActive, idle.count < maximumIdle {
+        if !isRetired, connection.isReusable, connection.isActive, idle.count < maximumIdle {
             connection.becomeIdle(timeout: idleTimeout)
             idle.append(connection)
         } else {
@@ -120,5 +123,12 @@ final class BackendConnectionPool {
         let connections = idle
         idle.removeAll()
         for connection in connections { connection.close() }
+    }
+
+    /// The server left the configuration: closes the idle connections now and the busy ones
+    /// when their exchanges end.
+    func retire() {
+        isRetired = true
+        closeIdleConnections()
     }
 }

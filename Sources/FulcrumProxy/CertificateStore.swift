@@ -14,7 +14,7 @@ import NIOTLS
 /// that finds nothing usable keeps the previous certificates (and says so).
 final class CertificateStore: Sendable {
     let frontend: String
-    private let tls: FrontendTLSConfig
+    let tls: FrontendTLSConfig
     private let logger: Logger
     private let pollInterval: Duration
     private let state: NIOLockedValueBox<State>

@@ -1,6 +1,7 @@
 import FulcrumBalancing
 import FulcrumConfig
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -16,42 +17,96 @@ import NIOSSL
 /// outlier detection ejected comes back on the first passing check after its ejection is
 /// over; a server in maintenance is not probed.
 final class HealthChecker: Sendable {
-    private let probes: [NIOLoopBoundBox<ServerProbe>]
+    /// What a probe checks; a reload keeps a probe (and its rise/fall count) when this is unchanged.
+    private struct ProbeKey: Equatable {
+        let backend: String
+        let server: ObjectIdentifier
+        let serverConfig: ServerConfig
+        let check: HealthCheckConfig
+    }
 
-    init(snapshot: RuntimeSnapshot, eventLoops: [any EventLoop], logger: Logger) {
-        var probes: [NIOLoopBoundBox<ServerProbe>] = []
+    private let eventLoops: [any EventLoop]
+    private let logger: Logger
+    private let probes = NIOLockedValueBox<[(key: ProbeKey, probe: NIOLoopBoundBox<ServerProbe>)]>([])
+    private let nextLoop = NIOLockedValueBox(0)
+
+    init(eventLoops: [any EventLoop], logger: Logger) {
+        self.eventLoops = eventLoops
+        self.logger = logger
+    }
+
+    /// Probes the servers of `snapshot`: keeps the probes of servers whose check is unchanged,
+    /// stops those of servers that left (or whose check did), starts new ones. A kept server
+    /// that loses its health check is put back up (nothing would ever bring it back).
+    func update(to snapshot: RuntimeSnapshot) {
+        var wanted: [(key: ProbeKey, runtime: RuntimeBackend, index: Int)] = []
+        var unchecked: [BalancedServer] = []
         for (runtime, config) in zip(snapshot.backends, snapshot.config.backends) {
-            guard let check = config.healthCheck else { continue }
             for (index, server) in runtime.servers.enumerated() {
-                let eventLoop = eventLoops[probes.count % eventLoops.count]
+                guard let check = config.healthCheck else {
+                    unchecked.append(server)
+                    continue
+                }
+                let key = ProbeKey(
+                    backend: runtime.name,
+                    server: ObjectIdentifier(server),
+                    serverConfig: config.servers[index],
+                    check: check
+                )
+                wanted.append((key, runtime, index))
+            }
+        }
+        // (A linear search: a reload is rare, and backends have tens of servers, not thousands.)
+        let (stopped, started) = probes.withLockedValue { probes in
+            let stopped = probes.filter { probe in !wanted.contains { $0.key == probe.key } }.map(\.probe)
+            probes.removeAll { probe in !wanted.contains { $0.key == probe.key } }
+            var started: [NIOLoopBoundBox<ServerProbe>] = []
+            for (key, runtime, index) in wanted where !probes.contains(where: { $0.key == key }) {
+                let eventLoop = nextEventLoop()
                 let probe = ServerProbe(
                     backend: runtime.name,
-                    server: server,
+                    server: runtime.servers[index],
                     serverIndex: index,
                     outlierDetector: runtime.outlierDetector,
                     address: runtime.addresses[index],
                     tls: runtime.tls[index],
                     hostHeader: runtime.addressDescriptions[index],
-                    check: check,
+                    check: key.check,
                     eventLoop: eventLoop,
                     logger: logger
                 )
                 // Built here, used only on its loop from now on.
-                probes.append(NIOLoopBoundBox.makeBoxSendingValue(probe, eventLoop: eventLoop))
+                let box = NIOLoopBoundBox.makeBoxSendingValue(probe, eventLoop: eventLoop)
+                probes.append((key, box))
+                started.append(box)
             }
+            return (stopped, started)
         }
-        self.probes = probes
+        for probe in stopped {
+            probe.eventLoop.execute { probe.value.stop() }
+        }
+        for probe in started {
+            probe.eventLoop.execute { probe.value.scheduleNext(firstProbe: true) }
+        }
+        for server in unchecked where !server.isHealthy {
+            server.setHealthy(true)
+        }
     }
 
-    func start() {
-        for probe in probes {
-            probe.eventLoop.execute { probe.value.scheduleNext(firstProbe: true) }
+    private func nextEventLoop() -> any EventLoop {
+        nextLoop.withLockedValue { next in
+            defer { next += 1 }
+            return eventLoops[next % eventLoops.count]
         }
     }
 
     /// Stops probing; a probe in flight finishes without effect.
     func stop() async {
-        for probe in probes {
+        let all = probes.withLockedValue { probes in
+            defer { probes = [] }
+            return probes.map(\.probe)
+        }
+        for probe in all {
             try? await probe.eventLoop.submit { probe.value.stop() }.get()
         }
     }
@@ -96,7 +151,9 @@ private final class ServerProbe {
         self.check = check
         self.eventLoop = eventLoop
         self.logger = logger
-        self.tracker = HealthTracker(rise: check.rise, fall: check.fall)
+        // A server that was down under an earlier probe (a reload changed its check) stays
+        // down until this one sees it pass `rise` times.
+        self.tracker = HealthTracker(rise: check.rise, fall: check.fall, isUp: server.isHealthy)
     }
 
     func scheduleNext(firstProbe: Bool = false) {

@@ -57,10 +57,11 @@ final class LoopContext {
                 pools[key] = pool
                 backendPools.append(pool)
             }
-            backends.append(LoopBackend(runtime: backend, pools: backendPools, metrics: backendMetrics))
+            let earlier = self.backends.first { $0.runtime.name == backend.name }
+            backends.append(LoopBackend(runtime: backend, pools: backendPools, metrics: backendMetrics, previous: earlier))
         }
         for (key, pool) in poolsByServer where pools[key] == nil {
-            pool.closeIdleConnections()
+            pool.retire()
         }
         self.poolsByServer = pools
         self.metricsByServer = metrics
@@ -153,11 +154,26 @@ final class LoopBackend {
     let metrics: [ServerMetrics]
     var retryBudget: RetryBudget
 
-    init(runtime: RuntimeBackend, pools: [BackendConnectionPool], metrics: [ServerMetrics]) {
+    /// - Parameter previous: this loop's backend of the same name before a reload. When it had
+    ///   the same servers (identical objects, same order) and algorithm, its algorithm instance
+    ///   and retry budget carry over (a rotation continues, latency estimates stay warm); an
+    ///   adaptive backend keeps picking with what the engine chose, whatever else changed.
+    init(runtime: RuntimeBackend, pools: [BackendConnectionPool], metrics: [ServerMetrics], previous: LoopBackend? = nil) {
         self.runtime = runtime
-        self.algorithm = makeAlgorithm(runtime.algorithm)
         self.pools = pools
         self.metrics = metrics
-        self.retryBudget = RetryBudget(ratio: runtime.retryBudget.ratio, minimumPerSecond: runtime.retryBudget.minPerSecond)
+        let budget = RetryBudget(ratio: runtime.retryBudget.ratio, minimumPerSecond: runtime.retryBudget.minPerSecond)
+        if let previous, previous.runtime.algorithm == runtime.algorithm,
+           previous.runtime.servers.elementsEqual(runtime.servers, by: ===),
+           previous.runtime.retryBudget == runtime.retryBudget {
+            self.algorithm = previous.algorithm
+            self.retryBudget = previous.retryBudget
+        } else {
+            self.algorithm = makeAlgorithm(runtime.algorithm)
+            self.retryBudget = budget
+            if let before = previous?.algorithm as? AdaptiveAlgorithm, let now = algorithm as? AdaptiveAlgorithm {
+                now.use(before.current.name)
+            }
+        }
     }
 }

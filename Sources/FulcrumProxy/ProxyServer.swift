@@ -13,45 +13,68 @@ import NIOSSL
 ///
 /// Each event loop keeps its own `LoopContext` (snapshot, algorithm instances, connection
 /// pools); a client connection and every backend connection it uses stay on one loop.
+/// `reload(to:)` replaces the configuration while it serves: see there.
 public final class ProxyServer: Sendable {
     /// A bound listening socket.
     public struct Listener: Sendable {
         public let frontend: String
         public let address: SocketAddress
-        let channel: any Channel
     }
 
-    public let listeners: [Listener]
+    /// What a reload replaces, as one value.
+    private struct Running: Sendable {
+        var snapshot: RuntimeSnapshot
+        var listeners: [ProxyListener]
+        /// One per TLS frontend, by frontend name, watching its certificate directory.
+        var certificateStores: [String: CertificateStore]
+    }
+
+    private let group: any EventLoopGroup
     private let loops: [NIOLoopBound<LoopContext>]
+    private let contexts: LoopContextTable
     private let logger: Logger
-    /// One per listener. Released by `shutdown()`: a helper must be deallocated while its event
-    /// loop still runs (its deinit completes a promise on that loop).
-    private let quiescingHelpers: NIOLockedValueBox<[ServerQuiescingHelper]>
+    private let certificatePollInterval: Duration
+    private let running: NIOLockedValueBox<Running>
+    /// Quiescing helpers of listeners that were closed, held until their connections drained.
+    /// Released by `shutdown()`: a helper must be deallocated while its event loop still runs
+    /// (its deinit completes a promise on that loop).
+    private let retiredHelpers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
     private let adaptive: AdaptiveController
     private let healthChecker: HealthChecker
-    /// One per TLS frontend, watching its certificate directory.
-    private let certificateStores: [CertificateStore]
-    /// The snapshot the loops serve (what `stats()` and `setServerState` look servers up in).
-    private let snapshot: RuntimeSnapshot
+    /// Reloads run one at a time.
+    private let reloads = SerialAsyncGate()
 
     private init(
-        snapshot: RuntimeSnapshot,
-        certificateStores: [CertificateStore],
-        listeners: [Listener],
-        quiescingHelpers: [ServerQuiescingHelper],
+        group: any EventLoopGroup,
+        running: Running,
         loops: [NIOLoopBound<LoopContext>],
+        contexts: LoopContextTable,
         adaptive: AdaptiveController,
         healthChecker: HealthChecker,
+        certificatePollInterval: Duration,
         logger: Logger
     ) {
-        self.snapshot = snapshot
-        self.certificateStores = certificateStores
-        self.healthChecker = healthChecker
-        self.listeners = listeners
-        self.quiescingHelpers = NIOLockedValueBox(quiescingHelpers)
+        self.group = group
+        self.running = NIOLockedValueBox(running)
         self.loops = loops
+        self.contexts = contexts
         self.adaptive = adaptive
+        self.healthChecker = healthChecker
+        self.certificatePollInterval = certificatePollInterval
         self.logger = logger
+    }
+
+    /// The snapshot the loops serve (what `stats()` and `setServerState` look servers up in).
+    private var snapshot: RuntimeSnapshot { running.withLockedValue { $0.snapshot } }
+
+    /// The configuration being served (the last one a reload applied).
+    public var config: Config { snapshot.config }
+
+    /// Every bound listening socket (none after `shutdown`).
+    public var listeners: [Listener] {
+        running.withLockedValue { running in
+            running.listeners.map { Listener(frontend: $0.binding.frontend, address: $0.boundAddress) }
+        }
     }
 
     /// Compiles `config`, binds every frontend's addresses and starts serving.
@@ -69,16 +92,12 @@ public final class ProxyServer: Sendable {
         accessLogWriter: AccessLogWriter? = nil
     ) async throws -> ProxyServer {
         let snapshot = try RuntimeSnapshot(config: config)
-        var certificateStores: [String: CertificateStore] = [:]
-        for frontend in config.frontends {
-            guard let tls = frontend.tls else { continue }
-            certificateStores[frontend.name] = try CertificateStore(
-                frontend: frontend.name,
-                tls: tls,
-                logger: logger,
-                pollInterval: certificatePollInterval
-            )
-        }
+        let certificateStores = try makeCertificateStores(
+            for: config,
+            reusing: [:],
+            logger: logger,
+            pollInterval: certificatePollInterval
+        )
         let accessLog = config.global.log.access == .off ? nil : accessLogWriter ?? AccessLogWriter()
 
         var loops: [NIOLoopBound<LoopContext>] = []
@@ -91,23 +110,176 @@ public final class ProxyServer: Sendable {
             }.get())
         }
         let contexts = LoopContextTable(loops)
+        let listeners = try await bindListeners(
+            for: config,
+            keeping: [],
+            certificateStores: certificateStores,
+            group: group,
+            contexts: contexts,
+            logger: logger
+        ).added
+        for listener in listeners { try await listener.startAccepting() }
 
-        var listeners: [Listener] = []
-        var helpers: [ServerQuiescingHelper] = []
+        let adaptive = AdaptiveController(snapshot: snapshot, loops: loops, logger: logger)
+        adaptive.start()
+        let healthChecker = HealthChecker(eventLoops: loops.map(\.eventLoop), logger: logger)
+        healthChecker.update(to: snapshot)
+        for store in certificateStores.values { store.startWatching() }
+        return ProxyServer(
+            group: group,
+            running: Running(snapshot: snapshot, listeners: listeners, certificateStores: certificateStores),
+            loops: loops,
+            contexts: contexts,
+            adaptive: adaptive,
+            healthChecker: healthChecker,
+            certificatePollInterval: certificatePollInterval,
+            logger: logger
+        )
+    }
+
+    // MARK: Reload
+
+    /// Replaces the running configuration with `config` without dropping a connection.
+    ///
+    /// Builds the new snapshot (resolving servers, loading certificates, binding new
+    /// addresses) before touching anything, so a configuration that cannot be applied throws
+    /// and leaves the running one as it was. Then: listeners whose address is gone stop
+    /// accepting and their connections close once their request in flight is answered; every
+    /// event loop switches to the new snapshot (a connection picks it up at its next request;
+    /// a request in flight finishes on the one it started with); kept listeners serve new
+    /// connections with the new frontend settings; new listeners start accepting. Servers with
+    /// the same backend, name and address keep their pools, health, counters and in-flight
+    /// counts; removed servers get no new requests, finish the ones they have, and their idle
+    /// connections close. Reloads run one at a time.
+    ///
+    /// `global.workers`, `global.log` and `global.admin` are read at start only.
+    @discardableResult
+    public func reload(to config: Config) async throws -> ReloadSummary {
+        try await reloads.run { try await apply(config) }
+    }
+
+    /// Reloads with `change` applied to the running configuration, as one step (no other
+    /// reload can come between reading the configuration and applying the result).
+    @discardableResult
+    public func reload(
+        changing change: @Sendable (Config) throws -> Config
+    ) async throws -> (config: Config, summary: ReloadSummary) {
+        try await reloads.run {
+            let config = try change(self.config)
+            return (config, try await apply(config))
+        }
+    }
+
+    private func apply(_ config: Config) async throws -> ReloadSummary {
+        let current = running.withLockedValue { $0 }
+        let summary = ReloadSummary(from: current.snapshot.config, to: config)
+        guard summary.changed else { return summary }
+
+        // Everything that can fail, first.
+        let snapshot = try RuntimeSnapshot(config: config, previous: current.snapshot)
+        let certificateStores = try Self.makeCertificateStores(
+            for: config,
+            reusing: current.certificateStores,
+            logger: logger,
+            pollInterval: certificatePollInterval
+        )
+        let bound = try await Self.bindListeners(
+            for: config,
+            keeping: current.listeners,
+            certificateStores: certificateStores,
+            group: group,
+            contexts: contexts,
+            logger: logger
+        )
+
+        // Listeners that are gone: stop accepting, and let their connections finish what they
+        // started before the loops stop knowing their frontend.
+        for listener in current.listeners where !bound.kept.contains(where: { $0 === listener }) {
+            retire(listener)
+        }
+        for loop in loops {
+            try await loop.eventLoop.submit { loop.value.install(snapshot) }.get()
+        }
+        for (listener, binding) in bound.rebound { listener.binding = binding }
+        for listener in bound.added { try await listener.startAccepting() }
+        for (name, store) in current.certificateStores where certificateStores[name] !== store {
+            store.stopWatching()
+        }
+        for (name, store) in certificateStores where current.certificateStores[name] !== store {
+            store.startWatching()
+        }
+        running.withLockedValue {
+            $0 = Running(snapshot: snapshot, listeners: bound.kept + bound.added, certificateStores: certificateStores)
+        }
+        adaptive.update(to: snapshot)
+        healthChecker.update(to: snapshot)
+        logger.notice("configuration reloaded: \(summary)")
+        return summary
+    }
+
+    /// Stops a listener accepting; its connections close once their request in flight is done.
+    private func retire(_ listener: ProxyListener) {
+        let helper = listener.quiescing
+        retiredHelpers.withLockedValue { $0.append(helper) }
+        helper.initiateShutdown(promise: nil)
+        logger.info(
+            "listener closed",
+            metadata: ["frontend": "\(listener.binding.frontend)", "address": "\(listener.configuredAddress)"]
+        )
+    }
+
+    /// Certificate stores for `config`'s TLS frontends; a frontend whose TLS settings did not
+    /// change keeps its store (loaded and watched already).
+    private static func makeCertificateStores(
+        for config: Config,
+        reusing existing: [String: CertificateStore],
+        logger: Logger,
+        pollInterval: Duration
+    ) throws -> [String: CertificateStore] {
+        var stores: [String: CertificateStore] = [:]
+        for frontend in config.frontends {
+            guard let tls = frontend.tls else { continue }
+            if let store = existing[frontend.name], store.tls == tls {
+                stores[frontend.name] = store
+            } else {
+                stores[frontend.name] = try CertificateStore(
+                    frontend: frontend.name,
+                    tls: tls,
+                    logger: logger,
+                    pollInterval: pollInterval
+                )
+            }
+        }
+        return stores
+    }
+
+    /// Listeners for `config`: an address already bound in `existing` keeps its socket (and
+    /// gets the frontend's current settings as its new binding); others are bound now, not
+    /// accepting yet. On failure, closes what it bound and throws.
+    private static func bindListeners(
+        for config: Config,
+        keeping existing: [ProxyListener],
+        certificateStores: [String: CertificateStore],
+        group: any EventLoopGroup,
+        contexts: LoopContextTable,
+        logger: Logger
+    ) async throws -> (added: [ProxyListener], kept: [ProxyListener], rebound: [(ProxyListener, ProxyListener.Binding)]) {
+        var added: [ProxyListener] = []
+        var kept: [ProxyListener] = []
+        var rebound: [(ProxyListener, ProxyListener.Binding)] = []
         do {
             for frontend in config.frontends {
+                let binding = ProxyListener.Binding(frontend: frontend, certificates: certificateStores[frontend.name])
                 for address in frontend.listen {
-                    let quiescing = ServerQuiescingHelper(group: group)
-                    let channel: any Channel
+                    if let listener = existing.first(where: { $0.configuredAddress == address }),
+                       !kept.contains(where: { $0 === listener }) {
+                        kept.append(listener)
+                        rebound.append((listener, binding))
+                        continue
+                    }
+                    let listener: ProxyListener
                     do {
-                        channel = try await bind(
-                            frontend: frontend,
-                            certificates: certificateStores[frontend.name],
-                            address: address,
-                            group: group,
-                            contexts: contexts,
-                            quiescing: quiescing
-                        )
+                        listener = try await bind(address: address, binding: binding, group: group, contexts: contexts)
                     } catch {
                         throw StartupError.cannotListen(
                             frontend: frontend.name,
@@ -115,57 +287,30 @@ public final class ProxyServer: Sendable {
                             reason: describeNetworkError(error)
                         )
                     }
-                    listeners.append(Listener(frontend: frontend.name, address: channel.localAddress!, channel: channel))
-                    helpers.append(quiescing)
+                    added.append(listener)
                     logger.info("listening", metadata: ["frontend": "\(frontend.name)", "address": "\(address)"])
                 }
             }
         } catch {
-            for listener in listeners { try? await listener.channel.close() }
+            for listener in added { try? await listener.channel.close() }
             throw error
         }
-        let adaptive = AdaptiveController(snapshot: snapshot, loops: loops, logger: logger)
-        adaptive.start()
-        let healthChecker = HealthChecker(snapshot: snapshot, eventLoops: loops.map(\.eventLoop), logger: logger)
-        healthChecker.start()
-        for store in certificateStores.values { store.startWatching() }
-        return ProxyServer(
-            snapshot: snapshot,
-            certificateStores: Array(certificateStores.values),
-            listeners: listeners,
-            quiescingHelpers: helpers,
-            loops: loops,
-            adaptive: adaptive,
-            healthChecker: healthChecker,
-            logger: logger
-        )
+        return (added, kept, rebound)
     }
 
     private static func bind(
-        frontend: FrontendConfig,
-        certificates: CertificateStore?,
         address: ListenAddress,
+        binding: ProxyListener.Binding,
         group: any EventLoopGroup,
-        contexts: LoopContextTable,
-        quiescing: ServerQuiescingHelper
-    ) async throws -> any Channel {
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = frontend.limits.maxHeaderBytes
-        decoderLimits.maxHeaderFieldSize = frontend.limits.maxHeaderBytes
-        let clientPipeline = ClientPipeline(
-            frontendName: frontend.name,
-            isSecure: certificates != nil,
-            clientIdle: TimeAmount(frontend.timeouts.clientIdle),
-            headerRead: TimeAmount(frontend.timeouts.headerRead),
-            decoderLimits: decoderLimits,
-            maxConcurrentStreams: frontend.limits.maxConcurrentStreams,
-            negotiatesHTTP2: frontend.tls?.alpn.contains("h2") ?? false,
-            acceptsPriorKnowledge: frontend.h2c
-        )
-
-        return try await ServerBootstrap(group: group)
+        contexts: LoopContextTable
+    ) async throws -> ProxyListener {
+        let quiescing = ServerQuiescingHelper(group: group)
+        let current = NIOLockedValueBox(binding)
+        let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Accepting starts once the loops serve a snapshot that knows this frontend.
+            .serverChannelOption(.autoRead, value: false)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
@@ -174,17 +319,22 @@ public final class ProxyServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             // A client that half-closes after its request still gets the response.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
+            // Child channels read as usual (the server channel's autoRead is not inherited).
+            .childChannelOption(.autoRead, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let certificates {
+                    // Read once per connection: a reload may have replaced it.
+                    let binding = current.withLockedValue { $0 }
+                    if let certificates = binding.certificates {
                         // Replaced by the TLS handler once the client's hello names a host.
                         try channel.pipeline.syncOperations.addHandler(certificates.makeSNIHandler(channel: channel))
                     }
-                    try clientPipeline.configure(channel: channel, loop: contexts.context(for: channel.eventLoop))
+                    try binding.pipeline.configure(channel: channel, loop: contexts.context(for: channel.eventLoop))
                 }
             }
             .bind(host: address.host, port: address.port)
             .get()
+        return ProxyListener(configuredAddress: address, channel: channel, quiescing: quiescing, binding: current)
     }
 
     /// The port a frontend listens on (its first address), for tests and the demo.
@@ -312,15 +462,14 @@ public final class ProxyServer: Sendable {
         logger.info("shutting down", metadata: ["grace_period": "\(gracePeriod)"])
         adaptive.stop()
         await healthChecker.stop()
-        for store in certificateStores { store.stopWatching() }
-        let helpers = quiescingHelpers.withLockedValue { helpers in
-            defer { helpers = [] }
-            return helpers
+        let listeners = running.withLockedValue { running in
+            for store in running.certificateStores.values { store.stopWatching() }
+            return running.listeners
         }
         let eventLoop = loops[0].eventLoop
-        let drained: [EventLoopFuture<Void>] = zip(listeners, helpers).map { listener, helper in
+        let drained: [EventLoopFuture<Void>] = listeners.map { listener in
             let promise = listener.channel.eventLoop.makePromise(of: Void.self)
-            helper.initiateShutdown(promise: promise)
+            listener.quiescing.initiateShutdown(promise: promise)
             return promise.futureResult
         }
         // Whichever comes first, the drain or the end of the grace period, completes `outcome`;
@@ -347,6 +496,9 @@ public final class ProxyServer: Sendable {
         for loop in loops {
             try? await loop.eventLoop.submit { loop.value.closeIdleConnections() }.get()
         }
+        // The quiescing helpers go now, while their event loops still run.
+        running.withLockedValue { $0.listeners = [] }
+        retiredHelpers.withLockedValue { $0 = [] }
     }
 }
 

@@ -1,0 +1,64 @@
+import FulcrumConfig
+
+/// What a reload changed, by name (for the log and the admin API's answer).
+public struct ReloadSummary: Sendable, Equatable, CustomStringConvertible {
+    /// Listening addresses bound by this reload, as `frontend@address`.
+    public var listenersAdded: [String] = []
+    /// Listening addresses closed by this reload (their connections finish what they started).
+    public var listenersRemoved: [String] = []
+    public var backendsAdded: [String] = []
+    public var backendsRemoved: [String] = []
+    /// Servers as `backend/server`; a server whose address changed is removed and added.
+    public var serversAdded: [String] = []
+    public var serversRemoved: [String] = []
+    /// False when the new configuration equals the running one (nothing was touched).
+    public var changed = true
+
+    public init() {}
+
+    /// Compares two configurations the way a reload applies them.
+    public init(from old: Config, to new: Config) {
+        changed = old != new
+        let oldAddresses = Set(old.frontends.flatMap(\.listen).map(\.description))
+        let newAddresses = Set(new.frontends.flatMap(\.listen).map(\.description))
+        listenersAdded = new.frontends.flatMap { frontend in
+            frontend.listen.filter { !oldAddresses.contains($0.description) }.map { "\(frontend.name)@\($0)" }
+        }
+        listenersRemoved = old.frontends.flatMap { frontend in
+            frontend.listen.filter { !newAddresses.contains($0.description) }.map { "\(frontend.name)@\($0)" }
+        }
+        let oldBackends = Set(old.backends.map(\.name))
+        let newBackends = Set(new.backends.map(\.name))
+        backendsAdded = new.backends.map(\.name).filter { !oldBackends.contains($0) }
+        backendsRemoved = old.backends.map(\.name).filter { !newBackends.contains($0) }
+        func servers(_ config: Config) -> [String: String] {
+            var servers: [String: String] = [:]
+            for backend in config.backends {
+                for server in backend.servers { servers["\(backend.name)/\(server.name)"] = server.address.description }
+            }
+            return servers
+        }
+        let oldServers = servers(old)
+        let newServers = servers(new)
+        serversAdded = new.backends.flatMap { backend in backend.servers.map { "\(backend.name)/\($0.name)" } }
+            .filter { oldServers[$0] == nil || oldServers[$0] != newServers[$0] }
+        serversRemoved = old.backends.flatMap { backend in backend.servers.map { "\(backend.name)/\($0.name)" } }
+            .filter { newServers[$0] == nil || oldServers[$0] != newServers[$0] }
+    }
+
+    /// One line for the log.
+    public var description: String {
+        guard changed else { return "no change" }
+        var parts: [String] = []
+        func add(_ label: String, _ names: [String]) {
+            if !names.isEmpty { parts.append("\(label) \(names.joined(separator: ", "))") }
+        }
+        add("listeners added:", listenersAdded)
+        add("listeners removed:", listenersRemoved)
+        add("backends added:", backendsAdded)
+        add("backends removed:", backendsRemoved)
+        add("servers added:", serversAdded)
+        add("servers removed:", serversRemoved)
+        return parts.isEmpty ? "settings changed" : parts.joined(separator: "; ")
+    }
+}
