@@ -27,3 +27,17 @@ private let bytesPerUnit: [String: Int] = [
     "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
     "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
 ]
+
+/// A size as the configuration writes it, the inverse of `parseByteSize`: a whole number in
+/// the largest binary unit that states it exactly (`64KB`, `10MB`, `1GB`), else in bytes
+/// (`1000B`, `0B`).
+///
+/// Always with a unit, so that the value reads as a size and is a string in JSON whatever
+/// the number. `KB`, not `k`: the documentation's spelling, and `m` could be misread as minutes.
+func formatByteSize(_ bytes: Int) -> String {
+    let units = [("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)]
+    for (unit, unitBytes) in units where bytes != 0 && bytes % unitBytes == 0 {
+        return "\(bytes / unitBytes)\(unit)"
+    }
+    return "\(bytes)B"
+}

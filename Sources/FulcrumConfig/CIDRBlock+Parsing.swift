@@ -33,3 +33,34 @@ extension CIDRBlock {
         return bytes
     }
 }
+
+/// A CIDR block as the configuration writes it, the inverse of `CIDRBlock(parsing:)`:
+/// `10.0.0.0/8`, or for IPv6 the RFC 5952 form (`2001:db8::/32`, `::1/128`).
+///
+/// `description` writes IPv6 without `::` (`0:0:0:0:0:0:0:1/128`), which reads back the same
+/// but is not how anyone writes it in a file.
+func formatCIDRBlock(_ block: CIDRBlock) -> String {
+    guard block.network.count == 16 else { return block.description }
+    let groups = stride(from: 0, to: 16, by: 2).map { UInt16(block.network[$0]) << 8 | UInt16(block.network[$0 + 1]) }
+    // RFC 5952: `::` replaces the longest run of two or more zero groups, the first one on a tie.
+    var best: Range<Int>?
+    var index = 0
+    while index < groups.count {
+        guard groups[index] == 0 else {
+            index += 1
+            continue
+        }
+        let start = index
+        while index < groups.count, groups[index] == 0 { index += 1 }
+        if index - start >= 2, index - start > (best?.count ?? 0) {
+            best = start..<index
+        }
+    }
+    let hex = groups.map { String($0, radix: 16) }
+    let address = if let best {
+        hex[..<best.lowerBound].joined(separator: ":") + "::" + hex[best.upperBound...].joined(separator: ":")
+    } else {
+        hex.joined(separator: ":")
+    }
+    return "\(address)/\(block.prefixLength)"
+}

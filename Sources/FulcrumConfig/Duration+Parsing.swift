@@ -79,3 +79,27 @@ extension Character {
     /// The value of an ASCII digit; only call it when `isASCIIDigit` holds.
     var asciiDigitValue: Int { Int(asciiValue! - UInt8(ascii: "0")) }
 }
+
+/// A duration as the configuration writes it, the inverse of `parseDuration`: a whole
+/// number in the largest unit that states it exactly (`1h`, `90s`, `1500ms`, `0s`).
+///
+/// One unit rather than `1m30s`-style compounds, because a single number is what a reader
+/// (or a script reading the JSON) compares most easily. Digits finer than a nanosecond,
+/// which the configuration cannot express, are dropped.
+func formatDuration(_ duration: Duration) -> String {
+    let (seconds, attoseconds) = duration.components
+    // Whole seconds need no nanosecond count, which could overflow for very long durations.
+    if attoseconds == 0 {
+        for (unit, unitSeconds) in [("h", Int64(3_600)), ("m", 60)] where seconds != 0 && seconds % unitSeconds == 0 {
+            return "\(seconds / unitSeconds)\(unit)"
+        }
+        return "\(seconds)s"
+    }
+    let (scaled, overflow1) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+    let (nanoseconds, overflow2) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
+    guard !overflow1, !overflow2 else { return "\(seconds)s" }
+    for (unit, unitNanoseconds) in [("ms", Int64(1_000_000)), ("us", 1_000)] where nanoseconds % unitNanoseconds == 0 {
+        return "\(nanoseconds / unitNanoseconds)\(unit)"
+    }
+    return "\(nanoseconds)ns"
+}

@@ -1,0 +1,249 @@
+/// Writes a `Config` back in the configuration file's own format: as YAML, to save a
+/// configuration changed through the admin API, and as JSON, for `GET /api/config`.
+///
+/// The output is made for `ConfigLoader` to read back: for any `Config` that `ConfigLoader`
+/// produced, loading either rendering gives an equal `Config`, and rendering that again gives
+/// the same text. (One exception, which no rendering can avoid: a string that starts with
+/// U+FEFF loses it, because Yams decodes every scalar with Foundation, which takes a leading
+/// U+FEFF for a byte order mark.)
+///
+/// What is written:
+///
+/// - Every setting, defaults included, so that the document shows what is in effect without
+///   the reader having to know the defaults. Only settings that are absent from the `Config`
+///   (`nil`: no `admin`, no `health_check`, no `tls`, no body limit...) are left out, because
+///   absence is the only way the file says "none". `adaptive` is written only for
+///   `algorithm: adaptive`, the only place the parser takes it.
+/// - Keys in the order the parser's schema lists them; ACLs, their criteria, rules and every
+///   list in the order the `Config` has them (the file's order, which decides routing);
+///   `error_files` by status.
+/// - Durations, sizes and CIDR blocks in the file's syntax (`1m`, `1500ms`, `64KB`,
+///   `2001:db8::/32`), in the largest unit that states them exactly.
+/// - Paths as the `Config` holds them: absolute when it was loaded from a file, since the
+///   loader resolves them against the file's directory.
+///
+/// Comments, anchors and the layout of the original file are not kept: a `Config` does not
+/// have them.
+///
+/// A `Config` built by hand can hold values the file cannot express, and these do not come
+/// back as they were: values the parser would reject (a negative duration, a weight above
+/// 256, `adaptive` thresholds on another algorithm...), values it normalizes (an upper-case
+/// host, a CIDR block with host bits set), durations finer than a nanosecond, and
+/// `AdaptiveOptions.hysteresis`, which is not configurable.
+public enum ConfigRenderer {
+    /// The configuration as YAML, in the file format `ConfigParser` reads: block style, with
+    /// small collections of plain values in flow style on one line (`{ connect: 2s, ... }`),
+    /// as the documentation writes them. Strings are quoted when YAML would read them as
+    /// something else (a number, a boolean, null) or they hold characters that YAML gives a
+    /// meaning to.
+    public static func yaml(_ config: Config) -> String {
+        document(config).yamlText()
+    }
+
+    /// The same document as JSON (pretty-printed, two-space indentation, keys in the same
+    /// order as the YAML), which `ConfigParser` also reads since JSON is YAML.
+    public static func json(_ config: Config) -> String {
+        document(config).jsonText()
+    }
+
+    // MARK: Document
+
+    static func document(_ config: Config) -> ConfigDocument {
+        .mapping([
+            "global": global(config.global),
+            "frontends": .list(config.frontends.map(frontend)),
+            "backends": .list(config.backends.map(backend)),
+        ])
+    }
+
+    private static func global(_ global: GlobalConfig) -> ConfigDocument {
+        let workers: ConfigDocument = switch global.workers {
+        case .auto: .string("auto")
+        case .fixed(let count): .int(count)
+        }
+        return .mapping([
+            "workers": workers,
+            "log": .mapping([
+                "level": .string(global.log.level.rawValue),
+                "access": .string(global.log.access.rawValue),
+            ]),
+            "grace_period": duration(global.gracePeriod),
+            "admin": global.admin.map { admin in
+                .mapping([
+                    "listen": .string(admin.listen.description),
+                    "token_env": admin.tokenEnvironmentVariable.map(ConfigDocument.string),
+                ])
+            },
+        ])
+    }
+
+    // MARK: Frontends
+
+    private static func frontend(_ frontend: FrontendConfig) -> ConfigDocument {
+        .mapping([
+            "name": .string(frontend.name),
+            "listen": .strings(frontend.listen.map(\.description)),
+            "timeouts": .mapping([
+                "client_idle": duration(frontend.timeouts.clientIdle),
+                "header_read": duration(frontend.timeouts.headerRead),
+            ]),
+            "limits": .mapping([
+                "max_header_size": byteSize(frontend.limits.maxHeaderBytes),
+                "max_body_size": frontend.limits.maxBodyBytes.map(byteSize),
+                "max_concurrent_streams": .int(frontend.limits.maxConcurrentStreams),
+            ]),
+            "acls": .map(frontend.acls.map { (key: $0.name, value: criteria($0.criteria)) }),
+            "rules": .list(frontend.rules.map(rule)),
+            "default_backend": frontend.defaultBackend.map(ConfigDocument.string),
+            "error_files": errorFiles(frontend.errorFiles),
+            "tls": frontend.tls.map(frontendTLS),
+            "redirect_to_https": frontend.redirectToHTTPSPort.map(ConfigDocument.int),
+            "h2c": .bool(frontend.h2c),
+        ])
+    }
+
+    /// `error_files`, by status: a dictionary has no order of its own, and this is the one a
+    /// reader expects. (The statuses are keys, so strings, as JSON requires.)
+    private static func errorFiles(_ files: [Int: String]) -> ConfigDocument {
+        .map(files.sorted { $0.key < $1.key }.map { (key: String($0.key), value: ConfigDocument.string($0.value)) })
+    }
+
+    private static func frontendTLS(_ tls: FrontendTLSConfig) -> ConfigDocument {
+        .mapping([
+            "certificates": .string(tls.certificatesDirectory),
+            "default_certificate": tls.defaultCertificate.map(ConfigDocument.string),
+            "min_version": .string(tls.minimumVersion.rawValue),
+            "alpn": .strings(tls.alpn),
+        ])
+    }
+
+    /// An ACL's criteria, one key each, in the ACL's order. (The parser keeps a criterion per
+    /// key of the mapping, so an ACL has at most one of each kind.)
+    private static func criteria(_ criteria: [ACLCriterion]) -> ConfigDocument {
+        .map(criteria.map { criterion -> (key: String, value: ConfigDocument) in
+            switch criterion {
+            case .pathPrefix(let prefixes): (key: "path_prefix", value: .strings(prefixes))
+            case .path(let paths): (key: "path", value: .strings(paths))
+            case .pathRegex(let pattern): (key: "path_regex", value: .string(pattern))
+            case .host(let hosts): (key: "host", value: .strings(hosts))
+            case .method(let methods): (key: "method", value: .strings(methods))
+            case .header(let name, let match): (key: "header", value: header(name: name, match: match))
+            case .source(let blocks): (key: "src", value: .strings(blocks.map(cidrBlock)))
+            }
+        })
+    }
+
+    private static func header(name: String, match: HeaderMatch) -> ConfigDocument {
+        let test: (key: String, value: ConfigDocument) = switch match {
+        case .equals(let value): (key: "equals", value: .string(value))
+        case .prefix(let value): (key: "prefix", value: .string(value))
+        case .contains(let value): (key: "contains", value: .string(value))
+        case .exists(let present): (key: "exists", value: .bool(present))
+        }
+        return .map([(key: "name", value: .string(name)), test])
+    }
+
+    private static func rule(_ rule: Rule) -> ConfigDocument {
+        let action: (key: String, value: ConfigDocument) = switch rule.action {
+        case .useBackend(let backend): (key: "use_backend", value: .string(backend))
+        case .deny(let status): (key: "deny", value: .int(status))
+        }
+        return .map([
+            action,
+            (key: "if", value: .strings(rule.ifACLs)),
+            (key: "unless", value: .strings(rule.unlessACLs)),
+        ])
+    }
+
+    // MARK: Backends
+
+    private static func backend(_ backend: BackendConfig) -> ConfigDocument {
+        .mapping([
+            "name": .string(backend.name),
+            "algorithm": .string(backend.algorithm.rawValue),
+            "retries": .int(backend.retries),
+            "timeouts": .mapping([
+                "connect": duration(backend.timeouts.connect),
+                "response": duration(backend.timeouts.response),
+                "idle": duration(backend.timeouts.idle),
+                "tunnel": duration(backend.timeouts.tunnel),
+            ]),
+            "servers": .list(backend.servers.map(server)),
+            // The parser rejects `adaptive` on any other algorithm.
+            "adaptive": backend.algorithm == .adaptive ? adaptive(backend.adaptive) : nil,
+            "health_check": backend.healthCheck.map(healthCheck),
+            "outlier": backend.outlier.map(outlier),
+            "retry_budget": .mapping([
+                "ratio": .double(backend.retryBudget.ratio),
+                "min_per_second": .int(backend.retryBudget.minPerSecond),
+            ]),
+        ])
+    }
+
+    /// The configurable thresholds; `hysteresis` is not one of them.
+    private static func adaptive(_ options: AdaptiveOptions) -> ConfigDocument {
+        .mapping([
+            "evaluate_every": duration(options.evaluateEvery),
+            "min_switch_interval": duration(options.minSwitchInterval),
+            "min_requests": .int(options.minimumRequests),
+            "error_rate": .double(options.errorRate),
+            "latency_spread": .double(options.latencySpread),
+            "in_flight_imbalance": .double(options.inFlightImbalance),
+        ])
+    }
+
+    private static func healthCheck(_ check: HealthCheckConfig) -> ConfigDocument {
+        let expect = check.expect.lowerBound == check.expect.upperBound
+            ? "\(check.expect.lowerBound)"
+            : "\(check.expect.lowerBound)-\(check.expect.upperBound)"
+        return .mapping([
+            "path": .string(check.path),
+            "interval": duration(check.interval),
+            "timeout": duration(check.timeout),
+            "rise": .int(check.rise),
+            "fall": .int(check.fall),
+            "expect": .string(expect),
+        ])
+    }
+
+    private static func outlier(_ outlier: OutlierConfig) -> ConfigDocument {
+        .mapping([
+            "consecutive_failures": .int(outlier.consecutiveFailures),
+            "base_ejection": duration(outlier.baseEjection),
+            "max_ejection": duration(outlier.maxEjection),
+            "max_ejected_percent": .int(outlier.maxEjectedPercent),
+        ])
+    }
+
+    private static func server(_ server: ServerConfig) -> ConfigDocument {
+        .mapping([
+            "name": .string(server.name),
+            "address": .string(server.address.description),
+            "weight": .int(server.weight),
+            "tls": server.tls.map { tls in
+                .mapping([
+                    "verify": .bool(tls.verify),
+                    "ca": tls.caFile.map(ConfigDocument.string),
+                    "sni": tls.serverName.map(ConfigDocument.string),
+                    "client_certificate": tls.clientCertificateFile.map(ConfigDocument.string),
+                ])
+            },
+        ])
+    }
+
+    // MARK: Values
+
+    private static func duration(_ duration: Duration) -> ConfigDocument {
+        .string(formatDuration(duration))
+    }
+
+    /// Sizes are always strings with a unit (`64KB`, `1000B`), so that the JSON gives the key
+    /// one type whatever the value.
+    private static func byteSize(_ bytes: Int) -> ConfigDocument {
+        .string(formatByteSize(bytes))
+    }
+
+    private static func cidrBlock(_ block: CIDRBlock) -> String {
+        formatCIDRBlock(block)
+    }
+}
