@@ -102,3 +102,40 @@ struct AlgorithmChange: Decodable {
     let algorithm: String?
     let pin: Bool?
 }
+
+/// What a configuration change through the API did (`PUT /api/config`, adding or removing a
+/// server).
+struct ReloadView: Encodable {
+    let changed: Bool
+    let summary: String
+    let listenersAdded: [String]
+    let listenersRemoved: [String]
+    let backendsAdded: [String]
+    let backendsRemoved: [String]
+    let serversAdded: [String]
+    let serversRemoved: [String]
+    /// The file the configuration was written to (`config_writeback`).
+    let writtenTo: String?
+    /// Set when writing back failed; the change is applied all the same.
+    let writebackError: String?
+
+    init(_ outcome: ReloadOutcome) {
+        let summary = outcome.summary
+        changed = summary.changed
+        self.summary = summary.description
+        listenersAdded = summary.listenersAdded
+        listenersRemoved = summary.listenersRemoved
+        backendsAdded = summary.backendsAdded
+        backendsRemoved = summary.backendsRemoved
+        serversAdded = summary.serversAdded
+        serversRemoved = summary.serversRemoved
+        writtenTo = outcome.writtenTo
+        writebackError = outcome.writebackError
+    }
+}
+
+/// A server added through the API: its live view and the reload that added it.
+struct ServerChangeView: Encodable {
+    let server: ServerView?
+    let reload: ReloadView
+}

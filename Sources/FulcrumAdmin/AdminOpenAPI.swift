@@ -39,6 +39,52 @@ paths:
           description: The OpenAPI document.
           content:
             application/yaml: {}
+  /metrics:
+    get:
+      summary: Prometheus metrics (text exposition format 0.0.4).
+      description: >
+        fulcrum_requests_total{frontend,backend,server,code}, fulcrum_request_duration_seconds
+        (histogram), fulcrum_received_bytes_total, fulcrum_sent_bytes_total,
+        fulcrum_active_connections{frontend}, fulcrum_server_up, fulcrum_server_in_flight,
+        fulcrum_server_weight{backend,server}, fulcrum_health_check_total{backend,server,result},
+        fulcrum_algorithm_switches_total{backend,from,to}, fulcrum_config_reloads_total{result}.
+        A read: no token on a loopback listener.
+      security: []
+      responses:
+        "200":
+          description: The metrics.
+          content:
+            text/plain: {}
+  /api/config:
+    get:
+      summary: The running configuration, as JSON in the configuration file's own schema.
+      security: []
+      responses:
+        "200":
+          description: The configuration (PUT it back, or load it as a file, unchanged).
+          content:
+            application/json: {}
+    put:
+      summary: Apply a whole configuration (YAML or JSON) as a reload.
+      description: >
+        Validated, then applied without dropping a connection (ProxyServer.reload). Invalid or
+        impossible to apply (an address in use, a name that does not resolve): 422, and nothing
+        changed. With global.admin.config_writeback, written to the configuration file.
+        Relative paths resolve against the configuration file's directory.
+      requestBody:
+        required: true
+        content:
+          application/yaml: {}
+          application/json: {}
+      responses:
+        "200":
+          description: Applied (or already running).
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Reload" }
+        "401": { $ref: "#/components/responses/Problem" }
+        "403": { $ref: "#/components/responses/Problem" }
+        "422": { $ref: "#/components/responses/Problem" }
   /api/config/validate:
     post:
       summary: Check a configuration (YAML or JSON) without applying it.
@@ -120,6 +166,45 @@ paths:
                     items: { $ref: "#/components/schemas/Decision" }
         "404": { $ref: "#/components/responses/Problem" }
         "422": { $ref: "#/components/responses/Problem" }
+  /api/backends/{backend}/servers:
+    parameters:
+      - $ref: "#/components/parameters/backend"
+    post:
+      summary: Add a server (a reload; written back with config_writeback).
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              description: A server entry exactly as under backends[].servers in the file.
+              required: [name, address]
+              properties:
+                name: { type: string }
+                address: { type: string, description: "host:port" }
+                weight: { type: integer, minimum: 0, maximum: 256 }
+                tls:
+                  type: object
+                  properties:
+                    verify: { type: boolean }
+                    ca: { type: string }
+                    sni: { type: string }
+                    client_certificate: { type: string }
+      responses:
+        "201":
+          description: The server, in rotation, and the reload that added it.
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  server: { $ref: "#/components/schemas/Server" }
+                  reload: { $ref: "#/components/schemas/Reload" }
+        "401": { $ref: "#/components/responses/Problem" }
+        "403": { $ref: "#/components/responses/Problem" }
+        "404": { $ref: "#/components/responses/Problem" }
+        "409": { $ref: "#/components/responses/Problem" }
+        "422": { $ref: "#/components/responses/Problem" }
   /api/backends/{backend}/servers/{server}:
     parameters:
       - $ref: "#/components/parameters/backend"
@@ -127,8 +212,24 @@ paths:
         in: path
         required: true
         schema: { type: string }
+    delete:
+      summary: Remove a server (a reload). It gets no new requests; those it has finish first.
+      responses:
+        "200":
+          description: Removed.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Reload" }
+        "401": { $ref: "#/components/responses/Problem" }
+        "403": { $ref: "#/components/responses/Problem" }
+        "404": { $ref: "#/components/responses/Problem" }
+        "422": { $ref: "#/components/responses/Problem" }
     patch:
-      summary: Drain a server, put it in maintenance, or make it ready again.
+      summary: Change a server's weight (a reload) and/or its state (runtime only).
+      description: >
+        state drains a server, puts it in maintenance, or makes it ready again; it is runtime
+        state and is not written to the file. weight (0–256) is configuration: applied by a
+        reload and written back with config_writeback. Both are checked before either applies.
       requestBody:
         required: true
         content:
@@ -137,6 +238,7 @@ paths:
               type: object
               properties:
                 state: { type: string, enum: [ready, drain, maintenance] }
+                weight: { type: integer, minimum: 0, maximum: 256 }
       responses:
         "200":
           description: The server, changed.
@@ -235,6 +337,19 @@ components:
             connectFailures: { type: integer }
             timeouts: { type: integer }
             noResponses: { type: integer }
+    Reload:
+      type: object
+      properties:
+        changed: { type: boolean, description: False when the configuration was already running. }
+        summary: { type: string }
+        listenersAdded: { type: array, items: { type: string } }
+        listenersRemoved: { type: array, items: { type: string } }
+        backendsAdded: { type: array, items: { type: string } }
+        backendsRemoved: { type: array, items: { type: string } }
+        serversAdded: { type: array, items: { type: string }, description: "backend/server" }
+        serversRemoved: { type: array, items: { type: string } }
+        writtenTo: { type: string, description: The configuration file written (config_writeback). }
+        writebackError: { type: string, description: Applied, but writing the file failed. }
     Decision:
       type: object
       properties:

@@ -9,11 +9,13 @@ import ServiceLifecycle
 /// The admin REST API (`global.admin`): JSON over HTTP on its own listener, for scripts and
 /// operators to read the live state and to change it without a restart.
 ///
-/// Reads: `GET /api/health`, `/api/openapi.yaml`, `/api/backends`, `/api/backends/{b}`,
-/// `/api/backends/{b}/decisions`, `/api/stats`, and `POST /api/config/validate`. Changes
-/// (Bearer token): `PATCH
-/// /api/backends/{b}/servers/{s}` (`state`: ready | drain | maintenance) and `PUT
-/// /api/backends/{b}/algorithm` (switch an adaptive backend by hand, pin, unpin). Errors are
+/// Reads: `GET /api/health`, `/api/openapi.yaml`, `/metrics`, `/api/config`, `/api/backends`,
+/// `/api/backends/{b}`, `/api/backends/{b}/decisions`, `/api/stats`, and `POST
+/// /api/config/validate`. Changes (Bearer token): `PUT /api/config`, `POST
+/// /api/backends/{b}/servers`, `DELETE` and `PATCH /api/backends/{b}/servers/{s}` (weight:
+/// a reload; state: ready | drain | maintenance), `PUT /api/backends/{b}/algorithm` (switch an
+/// adaptive backend by hand, pin, unpin). Configuration changes go through `ConfigReloader`
+/// (validated like a file, applied as a reload, written back when configured). Errors are
 /// `application/problem+json` (RFC 9457).
 public struct AdminServer: Service {
     private let application: Application<RouterResponder<BasicRequestContext>>
@@ -25,13 +27,15 @@ public struct AdminServer: Service {
         config: AdminConfig,
         token: String?,
         proxy: ProxyServer,
+        reloader: ConfigReloader,
+        metrics: MetricsExporter = MetricsExporter(),
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         let router = Router()
         router.add(middleware: ProblemResponses())
         router.add(middleware: AdminAuthentication(token: token, tokenRequiredForReads: !config.isLoopback))
-        AdminRoutes(proxy: proxy).register(on: router)
+        AdminRoutes(proxy: proxy, reloader: reloader, metrics: metrics).register(on: router)
         application = Application(
             router: router,
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fulcrum-admin"),
@@ -43,8 +47,8 @@ public struct AdminServer: Service {
     }
 
     /// Every route the API serves (for checking the OpenAPI document against).
-    public static func routes(proxy: ProxyServer) -> [AdminRoute] {
-        AdminRoutes(proxy: proxy).register(on: Router())
+    public static func routes(proxy: ProxyServer, reloader: ConfigReloader) -> [AdminRoute] {
+        AdminRoutes(proxy: proxy, reloader: reloader, metrics: MetricsExporter()).register(on: Router())
     }
 
     /// The OpenAPI document served at `GET /api/openapi.yaml`.
@@ -66,6 +70,9 @@ public struct AdminRoute: Sendable, Hashable {
 struct AdminRoutes: Sendable {
     /// (The proxy logs every change it is asked to make.)
     let proxy: ProxyServer
+    /// Applies configuration changes (and writes them back to the file when configured).
+    let reloader: ConfigReloader
+    let metrics: MetricsExporter
 
     /// Adds every route to `router`, and returns them (the OpenAPI document must list each).
     @discardableResult
@@ -97,14 +104,82 @@ struct AdminRoutes: Sendable {
             do throws(ConfigErrors) {
                 _ = try ConfigLoader.load(yaml: String(buffer: body), sourceName: "request body")
             } catch {
-                let count = error.errors.count
-                throw AdminProblem(
-                    .unprocessableContent,
-                    "The configuration has \(count) error\(count == 1 ? "" : "s"); see \"errors\".",
-                    errors: error.errors.map { AdminProblem.ErrorItem(path: $0.path, line: $0.line, message: $0.message) }
-                )
+                throw Self.invalidConfiguration(error)
             }
             return try AdminJSON.response(["valid": true])
+        }
+        route(.get, "/metrics") { _, _ in
+            let text = try await metrics.scrape(proxy: proxy, reloads: reloader.reloadCounts)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: text))
+            )
+        }
+        route(.get, "/api/config") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: ConfigRenderer.json(proxy.config)))
+            )
+        }
+        route(.put, "/api/config") { request, _ in
+            // A whole configuration as YAML or JSON; relative paths resolve against the
+            // running file's directory.
+            let body = try await request.body.collect(upTo: Self.maxConfigBytes)
+            let outcome = try await Self.applying {
+                try await reloader.apply(yaml: String(buffer: body), sourceName: "request body")
+            }
+            return try AdminJSON.response(ReloadView(outcome))
+        }
+        route(.post, "/api/backends/:backend/servers") { request, context in
+            let backend = try context.parameters.require("backend")
+            try requireBackend(backend)
+            let body = try await request.body.collect(upTo: 64 << 10)
+            let server: ServerConfig
+            do throws(ConfigErrors) {
+                server = try ConfigLoader.loadServer(
+                    yaml: String(buffer: body),
+                    sourceName: "request body",
+                    baseDirectory: reloader.baseDirectory
+                )
+            } catch {
+                throw Self.invalidConfiguration(error)
+            }
+            if proxy.config.backends.first(where: { $0.name == backend })?.servers.contains(where: { $0.name == server.name }) == true {
+                throw AdminProblem(.conflict, "Backend \"\(backend)\" already has a server \"\(server.name)\".", field: "name")
+            }
+            let outcome = try await Self.applying {
+                try await reloader.change { config in
+                    var config = config
+                    guard let index = config.backends.firstIndex(where: { $0.name == backend }) else {
+                        throw Self.unknownBackend(backend)
+                    }
+                    config.backends[index].servers.append(server)
+                    return config
+                }
+            }
+            let view = try await backendViews().first { $0.name == backend }?.servers.first { $0.name == server.name }
+            return try AdminJSON.response(ServerChangeView(server: view, reload: ReloadView(outcome)), status: .created)
+        }
+        route(.delete, "/api/backends/:backend/servers/:server") { _, context in
+            let backend = try context.parameters.require("backend")
+            let server = try context.parameters.require("server")
+            try requireServer(server, of: backend)
+            // Out of the configuration, the server gets no new requests; those it has finish
+            // (the reload keeps their connections), then its connections close.
+            let outcome = try await Self.applying {
+                try await reloader.change { config in
+                    var config = config
+                    guard let index = config.backends.firstIndex(where: { $0.name == backend }),
+                          let position = config.backends[index].servers.firstIndex(where: { $0.name == server }) else {
+                        throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+                    }
+                    config.backends[index].servers.remove(at: position)
+                    return config
+                }
+            }
+            return try AdminJSON.response(ReloadView(outcome))
         }
         route(.get, "/api/backends") { _, _ in
             try AdminJSON.response(try await backendViews())
@@ -132,23 +207,39 @@ struct AdminRoutes: Sendable {
             let backend = try context.parameters.require("backend")
             let server = try context.parameters.require("server")
             let change = try await request.decode(as: ServerChange.self, context: context)
-            try requireBackend(backend)
-            if change.weight != nil {
-                throw AdminProblem(
-                    .unprocessableContent,
-                    "Weights change with the configuration (a reload); only \"state\" can be changed here.",
-                    field: "weight"
-                )
+            try requireServer(server, of: backend)
+            guard change.weight != nil || change.state != nil else {
+                throw AdminProblem(.unprocessableContent, "Nothing to change: expected \"state\" or \"weight\".", field: "state")
             }
-            guard let stateName = change.state else {
-                throw AdminProblem(.unprocessableContent, "Nothing to change: expected \"state\".", field: "state")
+            // Everything is checked before anything is applied.
+            let state = try change.state.map { name in
+                guard let state = AdminState(rawValue: name) else {
+                    let allowed = AdminState.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw AdminProblem(.unprocessableContent, "Unknown state \"\(name)\"; expected one of: \(allowed).", field: "state")
+                }
+                return state
             }
-            guard let state = AdminState(rawValue: stateName) else {
-                let allowed = AdminState.allCases.map(\.rawValue).joined(separator: ", ")
-                throw AdminProblem(.unprocessableContent, "Unknown state \"\(stateName)\"; expected one of: \(allowed).", field: "state")
+            if let weight = change.weight {
+                guard (0...256).contains(weight) else {
+                    throw AdminProblem(.unprocessableContent, "A weight is 0…256 (0: a backup server); got \(weight).", field: "weight")
+                }
+                // A weight is configuration: it changes by a reload (and is written back).
+                try await Self.applying {
+                    try await reloader.change { config in
+                        var config = config
+                        guard let index = config.backends.firstIndex(where: { $0.name == backend }),
+                              let position = config.backends[index].servers.firstIndex(where: { $0.name == server }) else {
+                            throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+                        }
+                        config.backends[index].servers[position].weight = weight
+                        return config
+                    }
+                }
             }
-            guard proxy.setServerState(state, backend: backend, server: server) else {
-                throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+            if let state {
+                guard proxy.setServerState(state, backend: backend, server: server) else {
+                    throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+                }
             }
             guard let view = try await backendViews().first(where: { $0.name == backend })?.servers.first(where: { $0.name == server }) else {
                 throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
@@ -195,6 +286,36 @@ struct AdminRoutes: Sendable {
 
     private func requireBackend(_ name: String) throws {
         guard proxy.backendNames.contains(name) else { throw Self.unknownBackend(name) }
+    }
+
+    private func requireServer(_ server: String, of backend: String) throws {
+        try requireBackend(backend)
+        guard proxy.config.backends.first(where: { $0.name == backend })?.servers.contains(where: { $0.name == server }) == true else {
+            throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+        }
+    }
+
+    /// Runs a reload, answering what can go wrong as problems: an invalid configuration or
+    /// one that cannot be applied is a 422 (and nothing changed).
+    @discardableResult
+    private static func applying(_ reload: () async throws -> ReloadOutcome) async throws -> ReloadOutcome {
+        do {
+            return try await reload()
+        } catch let errors as ConfigErrors {
+            throw invalidConfiguration(errors)
+        } catch let error as StartupError {
+            throw AdminProblem(.unprocessableContent, "The configuration cannot be applied: \(error). Nothing changed.")
+        }
+    }
+
+    private static func invalidConfiguration(_ error: ConfigErrors) -> AdminProblem {
+        let count = error.errors.count
+        return AdminProblem(
+            .unprocessableContent,
+            "The configuration has \(count) error\(count == 1 ? "" : "s"); see \"errors\". Nothing changed.",
+            field: error.errors.first?.path,
+            errors: error.errors.map { AdminProblem.ErrorItem(path: $0.path, line: $0.line, message: $0.message) }
+        )
     }
 
     /// The largest configuration a request may carry.

@@ -44,10 +44,14 @@ public struct AdminConfig: Sendable, Equatable {
     /// The environment variable that holds the Bearer token (`token_env`). Without one, the API
     /// only reads (and only on a loopback address).
     public var tokenEnvironmentVariable: String?
+    /// Write configuration changes made through the API back to the file (`config_writeback`,
+    /// default false), so a restart keeps them.
+    public var configWriteback = false
 
-    public init(listen: ListenAddress, tokenEnvironmentVariable: String? = nil) {
+    public init(listen: ListenAddress, tokenEnvironmentVariable: String? = nil, configWriteback: Bool = false) {
         self.listen = listen
         self.tokenEnvironmentVariable = tokenEnvironmentVariable
+        self.configWriteback = configWriteback
     }
 
     /// Whether `listen` is a loopback address (127.0.0.0/8, ::1, localhost).

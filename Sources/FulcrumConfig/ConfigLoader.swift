@@ -45,19 +45,33 @@ public enum ConfigLoader {
         return try load(yaml: yaml, documentName: path, baseDirectory: directory)
     }
 
-    static func load(yaml: String, documentName: String, baseDirectory: String?) throws(ConfigErrors) -> Config {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: yaml)
-        } catch {
-            throw ConfigErrors(errors: [syntaxError(error, documentName: documentName, yaml: yaml)])
+    /// Loads one server entry as written under `backends[].servers` (`name`, `address`,
+    /// `weight`, `tls`), checked exactly as in a file — for the admin API, which adds servers
+    /// to a running configuration. Error paths are relative to the entry (`address`, `tls.ca`).
+    ///
+    /// - Parameter baseDirectory: what relative `tls` file paths resolve against (nil: the
+    ///   working directory).
+    public static func loadServer(yaml: String, sourceName: String, baseDirectory: String? = nil) throws(ConfigErrors) -> ServerConfig {
+        let root = try compose(yaml, documentName: sourceName, ifEmpty: "empty; expected a server (name, address)")
+        let diagnostics = ConfigDiagnostics(documentName: sourceName)
+        let parser = ConfigParser(diagnostics: diagnostics, baseDirectory: baseDirectory)
+        var names = NameRegistry(kind: "server")
+        let server = parser.parseServer(YAMLNodeReader(root, path: "", diagnostics: diagnostics), names: &names)
+        guard diagnostics.isEmpty, let server else {
+            let errors = diagnostics.errorsInFileOrder
+            throw ConfigErrors(errors: errors.isEmpty ? [ConfigError(path: sourceName, message: "invalid server")] : errors)
         }
-        guard let root else {
-            throw ConfigErrors(errors: [
-                ConfigError(path: documentName, message: "the document is empty; it needs frontends and backends")
-            ])
-        }
+        return server
+    }
 
+    /// Loads a configuration from YAML text whose relative paths resolve against
+    /// `baseDirectory` (the admin API's `PUT /api/config`, against the running file's directory).
+    public static func load(yaml: String, sourceName: String, baseDirectory: String?) throws(ConfigErrors) -> Config {
+        try load(yaml: yaml, documentName: sourceName, baseDirectory: baseDirectory)
+    }
+
+    static func load(yaml: String, documentName: String, baseDirectory: String?) throws(ConfigErrors) -> Config {
+        let root = try compose(yaml, documentName: documentName, ifEmpty: "the document is empty; it needs frontends and backends")
         let diagnostics = ConfigDiagnostics(documentName: documentName)
         let parser = ConfigParser(diagnostics: diagnostics, baseDirectory: baseDirectory)
         let config = parser.parseDocument(YAMLNodeReader(root, path: "", diagnostics: diagnostics))
@@ -69,6 +83,18 @@ public enum ConfigLoader {
             throw ConfigErrors(errors: errors.isEmpty ? [fallback] : errors)
         }
         return config
+    }
+
+    /// Yams' node tree of `yaml`; a syntax error or an empty document is one `ConfigError`.
+    private static func compose(_ yaml: String, documentName: String, ifEmpty: String) throws(ConfigErrors) -> Node {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            throw ConfigErrors(errors: [syntaxError(error, documentName: documentName, yaml: yaml)])
+        }
+        guard let root else { throw ConfigErrors(errors: [ConfigError(path: documentName, message: ifEmpty)]) }
+        return root
     }
 
     private static func readFile(atPath path: String) throws(ConfigErrors) -> String {

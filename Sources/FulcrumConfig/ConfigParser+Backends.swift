@@ -155,7 +155,7 @@ extension ConfigParser {
         return options
     }
 
-    private func parseServer(_ reader: YAMLNodeReader, names: inout NameRegistry) -> ServerConfig? {
+    func parseServer(_ reader: YAMLNodeReader, names: inout NameRegistry) -> ServerConfig? {
         guard let mapping = reader.mapping(allowedKeys: Self.serverKeys) else { return nil }
         let name = parseName(mapping.required("name"), into: &names)
         var server = ServerConfig(name: name ?? "", address: ServerAddress(host: "", port: 0))

@@ -15,7 +15,7 @@ struct ConfigParser {
 
     static let documentKeys = ["global", "frontends", "backends"]
     static let globalKeys = ["workers", "log", "grace_period", "admin"]
-    static let adminKeys = ["listen", "token_env"]
+    static let adminKeys = ["listen", "token_env", "config_writeback"]
     static let logKeys = ["level", "access"]
 
     func parseDocument(_ root: YAMLNodeReader) -> Config? {
@@ -60,6 +60,9 @@ struct ConfigParser {
         var admin = AdminConfig(listen: ListenAddress(host: address.host, port: address.port))
         if let variable = mapping["token_env"]?.nonEmptyString() {
             admin.tokenEnvironmentVariable = variable
+        }
+        if let writeback = mapping["config_writeback"], let enabled = writeback.bool() {
+            admin.configWriteback = enabled
         }
         if !admin.isLoopback, admin.tokenEnvironmentVariable == nil {
             listenReader.report("an admin listener beyond loopback needs a token (set token_env)")

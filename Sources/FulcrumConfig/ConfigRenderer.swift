@@ -72,6 +72,7 @@ public enum ConfigRenderer {
                 .mapping([
                     "listen": .string(admin.listen.description),
                     "token_env": admin.tokenEnvironmentVariable.map(ConfigDocument.string),
+                    "config_writeback": .bool(admin.configWriteback),
                 ])
             },
         ])

@@ -1,5 +1,6 @@
 import FulcrumBalancing
 import FulcrumConfig
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -19,13 +20,15 @@ final class AdaptiveController: Sendable {
     }
 
     private let loops: [NIOLoopBound<LoopContext>]
+    private let metricsFactory: any MetricsFactory
     private let logger: Logger
     private let backends: NIOLockedValueBox<[String: Backend]>
     private let states: NIOLockedValueBox<[String: AdaptiveState]>
     private let tasks = NIOLockedValueBox<[RepeatedTask]>([])
 
-    init(snapshot: RuntimeSnapshot, loops: [NIOLoopBound<LoopContext>], logger: Logger) {
+    init(snapshot: RuntimeSnapshot, loops: [NIOLoopBound<LoopContext>], metricsFactory: any MetricsFactory, logger: Logger) {
         self.loops = loops
+        self.metricsFactory = metricsFactory
         self.logger = logger
         self.backends = NIOLockedValueBox(Self.adaptiveBackends(of: snapshot))
         self.states = NIOLockedValueBox([:])
@@ -107,13 +110,14 @@ final class AdaptiveController: Sendable {
     /// Returns false when `backend` is not adaptive or `algorithm` is not a concrete one.
     func select(_ algorithm: AlgorithmName, backend: String, pin: Bool) -> Bool {
         guard algorithm != .adaptive else { return false }
-        let known = states.withLockedValue { states -> Bool in
-            guard states[backend] != nil else { return false }
+        let previous = states.withLockedValue { states -> AlgorithmName? in
+            guard let previous = states[backend]?.algorithm else { return nil }
             states[backend]!.select(algorithm, pin: pin, at: .now)
-            return true
+            return previous
         }
-        guard known else { return false }
+        guard let previous else { return false }
         logger.info("adaptive: \(backend) set to \(algorithm.rawValue) by an operator\(pin ? ", pinned" : "")")
+        if previous != algorithm { countSwitch(backend: backend, from: previous, to: algorithm) }
         apply(algorithm, to: backend)
         return true
     }
@@ -159,11 +163,20 @@ final class AdaptiveController: Sendable {
             guard let decision else { return }
             if decision.switched {
                 logger.notice("adaptive: \(decision.explanation)")
+                countSwitch(backend: backend.name, from: decision.from, to: decision.to)
                 apply(decision.to, to: backend.name)
             } else {
                 logger.debug("adaptive: \(decision.explanation)")
             }
         }
+    }
+
+    private func countSwitch(backend: String, from: AlgorithmName, to: AlgorithmName) {
+        Counter(
+            label: "fulcrum_algorithm_switches_total",
+            dimensions: [("backend", backend), ("from", from.rawValue), ("to", to.rawValue)],
+            factory: metricsFactory
+        ).increment()
     }
 
     private func apply(_ algorithm: AlgorithmName, to backend: String) {

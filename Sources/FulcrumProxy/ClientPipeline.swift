@@ -26,6 +26,11 @@ struct ClientPipeline: Sendable {
 
     /// Configures a new client connection; the TLS handler, if any, is already in place.
     func configure(channel: any Channel, loop: LoopContext) throws {
+        // Counted from here to the close (a future callback, not a handler every read passes).
+        let frontendName = frontendName
+        loop.traffic.connectionOpened(frontend: frontendName)
+        let traffic = NIOLoopBound(loop.traffic, eventLoop: channel.eventLoop)
+        channel.closeFuture.whenComplete { _ in traffic.value.connectionClosed(frontend: frontendName) }
         let connectionGuard = ClientConnectionGuard(clientIdleTimeout: clientIdle, headerReadTimeout: headerRead)
         // Also bounds a client that connects and never completes the handshake or the preface.
         try channel.pipeline.syncOperations.addHandler(connectionGuard)

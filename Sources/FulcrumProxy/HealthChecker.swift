@@ -1,5 +1,6 @@
 import FulcrumBalancing
 import FulcrumConfig
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -26,12 +27,14 @@ final class HealthChecker: Sendable {
     }
 
     private let eventLoops: [any EventLoop]
+    private let metricsFactory: any MetricsFactory
     private let logger: Logger
     private let probes = NIOLockedValueBox<[(key: ProbeKey, probe: NIOLoopBoundBox<ServerProbe>)]>([])
     private let nextLoop = NIOLockedValueBox(0)
 
-    init(eventLoops: [any EventLoop], logger: Logger) {
+    init(eventLoops: [any EventLoop], metricsFactory: any MetricsFactory, logger: Logger) {
         self.eventLoops = eventLoops
+        self.metricsFactory = metricsFactory
         self.logger = logger
     }
 
@@ -73,6 +76,7 @@ final class HealthChecker: Sendable {
                     hostHeader: runtime.addressDescriptions[index],
                     check: key.check,
                     eventLoop: eventLoop,
+                    metricsFactory: metricsFactory,
                     logger: logger
                 )
                 // Built here, used only on its loop from now on.
@@ -125,6 +129,8 @@ private final class ServerProbe {
     private let check: HealthCheckConfig
     private let eventLoop: any EventLoop
     private let logger: Logger
+    private let passed: Counter
+    private let failed: Counter
     private var tracker: HealthTracker
     private var next: Scheduled<Void>?
     private var stopped = false
@@ -139,6 +145,7 @@ private final class ServerProbe {
         hostHeader: String,
         check: HealthCheckConfig,
         eventLoop: any EventLoop,
+        metricsFactory: any MetricsFactory,
         logger: Logger
     ) {
         self.backend = backend
@@ -151,6 +158,15 @@ private final class ServerProbe {
         self.check = check
         self.eventLoop = eventLoop
         self.logger = logger
+        func counter(_ result: String) -> Counter {
+            Counter(
+                label: "fulcrum_health_check_total",
+                dimensions: [("backend", backend), ("server", server.name), ("result", result)],
+                factory: metricsFactory
+            )
+        }
+        self.passed = counter("pass")
+        self.failed = counter("fail")
         // A server that was down under an earlier probe (a reload changed its check) stays
         // down until this one sees it pass `rise` times.
         self.tracker = HealthTracker(rise: check.rise, fall: check.fall, isUp: server.isHealthy)
@@ -231,6 +247,7 @@ private final class ServerProbe {
     }
 
     private func record(success: Bool, reason: String) {
+        (success ? passed : failed).increment()
         let metadata: Logger.Metadata = ["backend": "\(backend)", "server": "\(server.name)", "reason": "\(reason)"]
         switch tracker.record(success: success) {
         case .wentDown?:

@@ -17,6 +17,8 @@ final class LoopContext {
     /// Live metrics by server identity, kept across reloads like the pools.
     private var metricsByServer: [ObjectIdentifier: ServerMetrics] = [:]
     let accessLog: AccessLogBuffer?
+    /// Requests, bytes, durations and client connections seen on this loop (for `/metrics`).
+    let traffic = TrafficCounters()
     let logger: Logger
 
     init(eventLoop: any EventLoop, snapshot: RuntimeSnapshot, accessLog: AccessLogWriter?, logger: Logger) {

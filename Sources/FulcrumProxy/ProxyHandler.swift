@@ -90,8 +90,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     private let loop: LoopContext
     private let frontendName: String
-    /// Whether requests are timed (for the access log).
-    private let timed: Bool
     /// HTTP/1.x only.
     private let connectionGuard: ClientConnectionGuard?
     private let isHTTP2: Bool
@@ -138,7 +136,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         self.loop = loop
         self.isSecure = isSecure
         self.frontendName = frontendName
-        self.timed = loop.accessLog != nil
         switch clientProtocol {
         case .http1(let connectionGuard):
             self.connectionGuard = connectionGuard
@@ -302,8 +299,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         guard phase == .idle else { return }
         connectionGuard?.requestHeadReceived()
         exchange = Exchange()
-        // Timings only feed the access log (one clock read each, so only when it is on).
-        if timed { exchange.start = .now() }
+        // For the duration histogram and the access log.
+        exchange.start = .now()
         clientVersion = head.version
         // An HTTP/2 stream is not kept alive but ends with its response; "keep-alive" there
         // means ending it normally (`false` resets it, e.g. when its body was not read).
@@ -743,7 +740,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         guard let backend = exchange.backend else { return }
         sendOutput(context: context)
         flushClient(context: context)
-        logAccess()
+        exchangeEnded()
         self.connection = nil
         connection.detachForTunnel()
         let server = countedServer
@@ -845,7 +842,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             output.writeLastChunk(trailers: trailers)
         }
         phase = .idle
-        logAccess()
+        exchangeEnded()
         exchange = Exchange()
         // Idle timer from now on: it also bounds a client that never reads the response.
         connectionGuard?.responseCompleted()
@@ -966,7 +963,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         writeHTTP2(.end(trailers), context: context)
         flushClient(context: context)
         phase = clientKeepAlive ? .idle : .closed
-        logAccess()
+        exchangeEnded()
         exchange = Exchange()
         if !clientKeepAlive {
             // The request body was not read to its end: reset the stream (RST_STREAM), which
@@ -981,15 +978,23 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         clientFlushPending = true
     }
 
-    // MARK: Access log
+    // MARK: Metrics and access log
 
-    private func logAccess() {
-        guard let accessLog = loop.accessLog else { return }
+    /// Counts the exchange that just ended in the loop's traffic counters, and logs it.
+    private func exchangeEnded() {
         let duration = NIODeadline.now().uptimeNanoseconds &- exchange.start.uptimeNanoseconds
         let backend = exchange.backend
         let server = backend.flatMap { backend in
             backend.runtime.servers.indices.contains(exchange.serverIndex) ? backend.runtime.servers[exchange.serverIndex].name : nil
         }
+        loop.traffic.record(
+            TrafficCounters.Key(frontend: frontendName, backend: backend?.runtime.name ?? "", server: server ?? ""),
+            status: exchange.responseStatus,
+            bytesIn: exchange.requestBodyBytes,
+            bytesOut: exchange.responseBytes,
+            nanoseconds: Int64(duration)
+        )
+        guard let accessLog = loop.accessLog else { return }
         accessLog.append(AccessLogEntry(
             client: client.addressText,
             frontend: frontendName,

@@ -1,5 +1,6 @@
 import FulcrumBalancing
 import FulcrumConfig
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -84,12 +85,15 @@ public final class ProxyServer: Sendable {
     ///   - certificatePollInterval: how often TLS frontends look for changed certificate files.
     ///   - accessLogWriter: where access-log lines go when `global.log.access` is on (default:
     ///     standard output).
+    ///   - metricsFactory: where control-plane events are counted (health checks, algorithm
+    ///     switches); the hot path counts per loop instead (`traffic()`).
     public static func start(
         config: Config,
         group: any EventLoopGroup,
         logger: Logger,
         certificatePollInterval: Duration = .seconds(2),
-        accessLogWriter: AccessLogWriter? = nil
+        accessLogWriter: AccessLogWriter? = nil,
+        metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance
     ) async throws -> ProxyServer {
         let snapshot = try RuntimeSnapshot(config: config)
         let certificateStores = try makeCertificateStores(
@@ -120,9 +124,9 @@ public final class ProxyServer: Sendable {
         ).added
         for listener in listeners { try await listener.startAccepting() }
 
-        let adaptive = AdaptiveController(snapshot: snapshot, loops: loops, logger: logger)
+        let adaptive = AdaptiveController(snapshot: snapshot, loops: loops, metricsFactory: metricsFactory, logger: logger)
         adaptive.start()
-        let healthChecker = HealthChecker(eventLoops: loops.map(\.eventLoop), logger: logger)
+        let healthChecker = HealthChecker(eventLoops: loops.map(\.eventLoop), metricsFactory: metricsFactory, logger: logger)
         healthChecker.update(to: snapshot)
         for store in certificateStores.values { store.startWatching() }
         return ProxyServer(
@@ -340,6 +344,16 @@ public final class ProxyServer: Sendable {
     /// The port a frontend listens on (its first address), for tests and the demo.
     public func port(ofFrontend name: String) -> Int? {
         listeners.first { $0.frontend == name }?.address.port
+    }
+
+    /// Requests, bytes and durations per frontend, backend and server since start, and client
+    /// connections open now, summed over every event loop.
+    public func traffic() async throws -> TrafficSnapshot {
+        var total = TrafficSnapshot()
+        for loop in loops {
+            total.add(try await loop.eventLoop.submit { loop.value.traffic.snapshot() }.get())
+        }
+        return total
     }
 
     /// Backend connections each backend's servers have had opened, summed over all loops.

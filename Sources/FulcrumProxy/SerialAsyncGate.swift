@@ -5,7 +5,7 @@ import NIOConcurrencyHelpers
 /// Reloads read the running configuration, build on it and publish the result; two at once
 /// would let one overwrite the other's change. (An actor would not do: it is re-entered at
 /// every `await` inside the operation.)
-final class SerialAsyncGate: Sendable {
+public final class SerialAsyncGate: Sendable {
     private struct State {
         var isBusy = false
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -13,7 +13,9 @@ final class SerialAsyncGate: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    func run<Result: Sendable>(_ operation: () async throws -> Result) async throws -> Result {
+    public init() {}
+
+    public func run<Result: Sendable>(_ operation: () async throws -> Result) async throws -> Result {
         await acquire()
         defer { release() }
         return try await operation()

@@ -17,12 +17,17 @@ struct RunCommand: AsyncParsableCommand {
             Loads and validates the configuration (nothing starts when it is invalid), binds \
             every frontend and serves until SIGINT or SIGTERM. On either signal it stops \
             accepting connections, lets requests in flight finish for at most \
-            `global.grace_period` (default 10s), then exits 0.
+            `global.grace_period` (default 10s), then exits 0. On SIGHUP, and when the file's \
+            contents change, it reloads the file without dropping a connection; an invalid \
+            file is logged with every error and the running configuration stays.
             """
     )
 
     @Option(name: [.short, .customLong("config")], help: "The YAML configuration file.")
     var config: String
+
+    @Flag(name: .customLong("no-watch"), help: "Do not reload when the configuration file changes (SIGHUP still reloads).")
+    var noWatch = false
 
     func run() async throws {
         let loaded: Config
@@ -34,13 +39,15 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let logger = makeLogger(label: "fulcrum", level: loaded.global.log.level)
-        try await runProxy(config: loaded, logger: logger)
+        let path = URL(fileURLWithPath: config).standardizedFileURL.path
+        try await runProxy(config: loaded, logger: logger, configPath: path, watchesFile: !noWatch)
     }
 }
 
 /// Runs the proxy for `config` (and its admin API, when configured) until a graceful-shutdown
-/// signal, then drains it.
-func runProxy(config: Config, logger: Logger) async throws {
+/// signal, then drains it. With `configPath`, SIGHUP (and, with `watchesFile`, a change to
+/// the file) reloads it.
+func runProxy(config: Config, logger: Logger, configPath: String? = nil, watchesFile: Bool = true) async throws {
     let threads = switch config.global.workers {
     case .auto: System.coreCount
     case .fixed(let count): count
@@ -54,9 +61,10 @@ func runProxy(config: Config, logger: Logger) async throws {
         throw ExitCode(1)
     }
     let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    let metrics = MetricsExporter()
     let server: ProxyServer
     do {
-        server = try await ProxyServer.start(config: config, group: group, logger: logger)
+        server = try await ProxyServer.start(config: config, group: group, logger: logger, metricsFactory: metrics.factory)
     } catch {
         try? await group.shutdownGracefully()
         logger.error("fulcrum stopped: \(error)")
@@ -66,8 +74,17 @@ func runProxy(config: Config, logger: Logger) async throws {
         service: ProxyService(server: server, gracePeriod: config.global.gracePeriod),
         successTerminationBehavior: .gracefullyShutdownGroup
     )]
+    let reloader = ConfigReloader(
+        proxy: server,
+        path: configPath,
+        writeback: config.global.admin?.configWriteback ?? false,
+        logger: logger
+    )
+    if configPath != nil {
+        services.append(.init(service: ConfigReloadService(reloader: reloader, watchesFile: watchesFile)))
+    }
     if let admin = config.global.admin {
-        services.append(.init(service: AdminServer(config: admin, token: adminToken, proxy: server, logger: logger) { port in
+        services.append(.init(service: AdminServer(config: admin, token: adminToken, proxy: server, reloader: reloader, metrics: metrics, logger: logger) { port in
             logger.info("admin API listening", metadata: ["address": "\(admin.listen.host):\(port)"])
         }))
     }

@@ -17,6 +17,25 @@ import Testing
         #expect(remote?.tokenEnvironmentVariable == "FULCRUM_ADMIN_TOKEN")
         #expect(remote?.isLoopback == false)
         #expect(try ConfigLoader.load(yaml: Self.withAdmin("{ listen: \"[::1]:9090\" }")).global.admin?.isLoopback == true)
+        #expect(loopback?.configWriteback == false)
+        let writing = try ConfigLoader.load(yaml: Self.withAdmin("{ listen: \"127.0.0.1:9090\", config_writeback: true }")).global.admin
+        #expect(writing?.configWriteback == true)
+        #expect(loadErrors(Self.withAdmin("{ listen: \"127.0.0.1:9090\", config_writeback: sometimes }")).count == 1)
+    }
+
+    @Test("one server entry loads as in a file (the admin API's POST), with errors relative to it")
+    func loadsServer() throws {
+        let server = try ConfigLoader.loadServer(yaml: #"{"name": "web3", "address": "10.0.0.7:8080", "weight": 2}"#, sourceName: "body")
+        #expect(server.name == "web3")
+        #expect(server.address == ServerAddress(host: "10.0.0.7", port: 8080))
+        #expect(server.weight == 2)
+        #expect(throws: ConfigErrors.self) { try ConfigLoader.loadServer(yaml: #"{"name": "x", "address": "nowhere"}"#, sourceName: "body") }
+        do {
+            _ = try ConfigLoader.loadServer(yaml: #"{"name": "x", "address": "h:1", "weight": 999, "colour": 1}"#, sourceName: "body")
+            Issue.record("expected errors")
+        } catch {
+            #expect(error.errors.map(\.path).sorted() == ["colour", "weight"])
+        }
     }
 
     @Test("an admin listener beyond loopback without a token, a missing listen and unknown keys are reported")
@@ -25,7 +44,7 @@ import Testing
             "global.admin.listen (line 2): an admin listener beyond loopback needs a token (set token_env)",
         ])
         #expect(loadErrors(Self.withAdmin("{ token_env: T, port: 9 }")) == [
-            #"global.admin.port (line 2): unknown key "port"; allowed keys: listen, token_env"#,
+            #"global.admin.port (line 2): unknown key "port"; allowed keys: listen, token_env, config_writeback"#,
             #"global.admin.listen (line 2): required key "listen" is missing"#,
         ])
     }

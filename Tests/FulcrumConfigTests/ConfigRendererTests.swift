@@ -383,7 +383,7 @@ global:
   workers: 3
   log: { level: DEBUG, access: json }
   grace_period: 0s
-  admin: { listen: "[::1]:9090", token_env: FULCRUM_ADMIN_TOKEN }
+  admin: { listen: "[::1]:9090", token_env: FULCRUM_ADMIN_TOKEN, config_writeback: true }
 
 frontends:
   - name: secure

@@ -11,17 +11,31 @@ import Testing
 /// The admin REST API on a real listener, over a real proxy and workers.
 @Suite("Admin API", .serialized)
 struct AdminAPITests {
-    private static let token = "s3cret-token"
+    static let token = "s3cret-token"
 
     /// A proxy over two workers (backend `app`, `algorithm`), its admin API on an ephemeral
     /// loopback port, and a function to call that API.
-    private static func withAdmin(
+    ///
+    /// - Parameters:
+    ///   - workers: how many workers to start; the configuration names the first two (w1, w2).
+    ///   - configFile: a file the harness's configuration is written to first; the API's
+    ///     changes are written back to it when `writeback` is set.
+    static func withAdmin(
         algorithm: String = "adaptive",
         token: String? = AdminAPITests.token,
+        workers count: Int = 2,
+        configFile: String? = nil,
+        writeback: Bool = false,
+        yaml: (([Int]) -> String)? = nil,
         _ body: (ProxyHarness, AdminClient) async throws -> Void
     ) async throws {
-        let workers = [WorkerBehaviour(delayMilliseconds: 0), WorkerBehaviour(delayMilliseconds: 0)]
-        try await withProxy(workers: workers, yaml: { simpleConfig($0, algorithm: algorithm) }) { harness in
+        let workers = Array(repeating: WorkerBehaviour(delayMilliseconds: 0), count: count)
+        let metrics = MetricsExporter()
+        let yaml = yaml ?? { simpleConfig(Array($0.prefix(2)), algorithm: algorithm) }
+        try await withProxy(workers: workers, metricsFactory: metrics.factory, yaml: yaml) { harness in
+            if let configFile {
+                try ConfigRenderer.yaml(harness.proxy.config).write(toFile: configFile, atomically: true, encoding: .utf8)
+            }
             let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
             // Stopping by cancellation makes Hummingbird log an error; it is expected here.
             var logger = Logger(label: "fulcrum.admin.test")
@@ -30,6 +44,8 @@ struct AdminAPITests {
                 config: AdminConfig(listen: ListenAddress(host: "127.0.0.1", port: 0), tokenEnvironmentVariable: nil),
                 token: token,
                 proxy: harness.proxy,
+                reloader: ConfigReloader(proxy: harness.proxy, path: configFile, writeback: writeback, logger: logger),
+                metrics: metrics,
                 logger: logger
             ) { port in continuation.yield(port) }
             let running = Task { try await admin.run() }
@@ -115,7 +131,7 @@ struct AdminAPITests {
                 (.GET, "/api/backends/nope", nil, .notFound, "backend"),
                 (.PATCH, "/api/backends/app/servers/nope", #"{"state": "drain"}"#, .notFound, "server"),
                 (.PATCH, "/api/backends/app/servers/w1", #"{"state": "asleep"}"#, .unprocessableEntity, "state"),
-                (.PATCH, "/api/backends/app/servers/w1", #"{"weight": 5}"#, .unprocessableEntity, "weight"),
+                (.PATCH, "/api/backends/app/servers/w1", #"{"weight": 999}"#, .unprocessableEntity, "weight"),
                 (.PUT, "/api/backends/app/algorithm", #"{"algorithm": "least_connections"}"#, .unprocessableEntity, "backend"),
                 (.GET, "/api/backends/app/decisions", nil, .unprocessableEntity, "backend"),
                 (.GET, "/api/nothing-here", nil, .notFound, nil),
@@ -149,11 +165,12 @@ struct AdminAPITests {
             let served = try await admin.call(.GET, "/api/openapi.yaml")
             #expect(served.status == .ok)
             #expect(String(buffer: served.body) == onDisk)
-            let registered = Set(AdminServer.routes(proxy: harness.proxy).map { route in
+            let reloader = ConfigReloader(proxy: harness.proxy, path: nil, writeback: false, logger: Logger(label: "test"))
+            let registered = Set(AdminServer.routes(proxy: harness.proxy, reloader: reloader).map { route in
                 let path = route.path.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
                 return "\(route.method) /\(path.joined(separator: "/"))"
             })
-            #expect(registered.count == 9)
+            #expect(registered.count == 14)
             #expect(registered == Self.documentedOperations(onDisk))
         }
     }

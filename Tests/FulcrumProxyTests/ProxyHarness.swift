@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CoreMetrics
 import Foundation
 import FulcrumConfig
 import FulcrumProxy
@@ -37,7 +38,7 @@ final class ProxyHarness: Sendable {
     }
 
     /// Starts `workers`, then the proxy from the YAML that `yaml` builds from the workers' ports.
-    /// The first frontend's first listen address is replaced by an ephemeral port.
+    /// The first frontend's first listen address is replaced by a free port.
     static func start(
         workers behaviours: [WorkerBehaviour],
         proxyThreads: Int = 1,
@@ -45,6 +46,7 @@ final class ProxyHarness: Sendable {
         certificatePollInterval: Duration = .milliseconds(200),
         logs: LogCapture? = nil,
         accessLog: AccessLogWriter? = nil,
+        metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance,
         yaml: ([Int]) -> String
     ) async throws -> ProxyHarness {
         let sideGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -53,7 +55,9 @@ final class ProxyHarness: Sendable {
             workers.append(try await WorkerServer.start(name: "w\(index + 1)", behaviour: behaviour, group: sideGroup))
         }
         var config = try ConfigLoader.load(yaml: yaml(workers.map(\.port)))
-        config.frontends[0].listen = [ListenAddress(host: "127.0.0.1", port: 0)]
+        // A free port (not 0, which the file format has no use for): reload tests write the
+        // running configuration out and read it back.
+        config.frontends[0].listen = [ListenAddress(host: "127.0.0.1", port: try deadPort())]
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: proxyThreads)
         var logger = logs.map { capture in Logger(label: "fulcrum.test") { _ in capture.handler() } }
             ?? Logger(label: "fulcrum.test")
@@ -63,7 +67,8 @@ final class ProxyHarness: Sendable {
             group: proxyGroup,
             logger: logger,
             certificatePollInterval: certificatePollInterval,
-            accessLogWriter: accessLog
+            accessLogWriter: accessLog,
+            metricsFactory: metricsFactory
         )
 
         var configuration = HTTPClient.Configuration()
@@ -123,6 +128,7 @@ func withProxy<Result>(
     clientConnections: Int = 8,
     logs: LogCapture? = nil,
     accessLog: AccessLogWriter? = nil,
+    metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance,
     yaml: ([Int]) -> String,
     _ body: (ProxyHarness) async throws -> Result
 ) async throws -> Result {
@@ -132,6 +138,7 @@ func withProxy<Result>(
         clientConnections: clientConnections,
         logs: logs,
         accessLog: accessLog,
+        metricsFactory: metricsFactory,
         yaml: yaml
     )
     let outcome: Swift.Result<Result, any Error>

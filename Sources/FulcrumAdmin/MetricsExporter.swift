@@ -1,0 +1,119 @@
+import CoreMetrics
+import Foundation
+import FulcrumProxy
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// `GET /metrics`: Prometheus text exposition, through swift-prometheus.
+///
+/// Control-plane events (health checks, algorithm switches) are counted as they happen with
+/// swift-metrics counters over `factory`. The data plane counts per event loop without locks
+/// (`ProxyServer.traffic()`); a scrape sums the loops and brings the registry's counters up
+/// to those totals (each counter is incremented by what it is behind, so it stays a counter),
+/// sets the gauges from the live state, and appends the request-duration histogram, whose
+/// buckets are summed from the loops' (swift-prometheus histograms take one observation at
+/// a time, under a lock — not something to do per request).
+public final class MetricsExporter: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let published = NIOLockedValueBox(Published())
+
+    private struct Published {
+        /// What each data-plane counter was brought up to, by series.
+        var counters: [String: Int] = [:]
+        /// Gauges set by the last scrape (a server that left has its gauges removed).
+        var gauges: [String: Prometheus.Gauge] = [:]
+    }
+
+    public init() {}
+
+    /// A swift-metrics factory over `registry`.
+    public var factory: any MetricsFactory { PrometheusMetricsFactory(registry: registry) }
+
+    /// The exposition text for a scrape now.
+    public func scrape(proxy: ProxyServer, reloads: ConfigReloader.Counts) async throws -> String {
+        let traffic = try await proxy.traffic()
+        let backends = try await proxy.stats()
+        published.withLockedValue { published in
+            func count(_ name: String, _ help: String, _ labels: [(String, String)], to total: Int) {
+                let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+                let behind = total - published.counters[key, default: 0]
+                guard behind > 0 || published.counters[key] == nil else { return }
+                registry.makeCounter(descriptor: Self.descriptor(name, help), labels: labels).increment(by: Int64(max(behind, 0)))
+                published.counters[key] = total
+            }
+            var gauges: [String: Prometheus.Gauge] = [:]
+            func gauge(_ name: String, _ help: String, _ labels: [(String, String)], _ value: Double) {
+                let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+                let gauge = published.gauges[key] ?? registry.makeGauge(descriptor: Self.descriptor(name, help), labels: labels)
+                gauge.set(value)
+                gauges[key] = gauge
+            }
+
+            for series in traffic.series {
+                let labels = [("frontend", series.frontend), ("backend", series.backend), ("server", series.server)]
+                for (index, requests) in series.responsesByClass.enumerated() where requests > 0 {
+                    count(
+                        "fulcrum_requests_total",
+                        "Requests answered, by frontend, backend, server and status class (code=\"none\": no response was sent).",
+                        labels + [("code", index == 0 ? "none" : "\(index)xx")],
+                        to: requests
+                    )
+                }
+                count("fulcrum_received_bytes_total", "Request body bytes received from clients.", labels, to: series.bytesIn)
+                count("fulcrum_sent_bytes_total", "Response body bytes sent to clients.", labels, to: series.bytesOut)
+            }
+            for (result, total) in [("success", reloads.succeeded), ("failure", reloads.failed)] {
+                count("fulcrum_config_reloads_total", "Configuration reloads, by result.", [("result", result)], to: total)
+            }
+            for (frontend, connections) in traffic.activeConnections {
+                gauge("fulcrum_active_connections", "Client connections open now.", [("frontend", frontend)], Double(connections))
+            }
+            for backend in backends {
+                for server in backend.servers {
+                    let labels = [("backend", backend.name), ("server", server.name)]
+                    gauge("fulcrum_server_up", "1 when the server is in rotation, 0 when down, ejected, draining or in maintenance.", labels, server.state == .up ? 1 : 0)
+                    gauge("fulcrum_server_in_flight", "Requests the server is handling now.", labels, Double(server.inFlight))
+                    gauge("fulcrum_server_weight", "The server's configured weight.", labels, Double(server.weight))
+                }
+            }
+            for (key, gauge) in published.gauges where gauges[key] == nil {
+                registry.unregisterGauge(gauge)
+            }
+            published.gauges = gauges
+        }
+        var text = registry.emitToString()
+        text += Self.durationHistogram(traffic.series)
+        return text
+    }
+
+    private static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        // The whole name is `metricName`: the descriptor joins non-empty parts with "_".
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
+    /// `fulcrum_request_duration_seconds`, rendered from the summed per-loop buckets.
+    static func durationHistogram(_ series: [TrafficSeries]) -> String {
+        let name = "fulcrum_request_duration_seconds"
+        var text = "# HELP \(name) Time from a request's head to the end of its response.\n# TYPE \(name) histogram\n"
+        for series in series.sorted(by: { ($0.frontend, $0.backend, $0.server) < ($1.frontend, $1.backend, $1.server) }) {
+            let labels = "frontend=\"\(escape(series.frontend))\",backend=\"\(escape(series.backend))\",server=\"\(escape(series.server))\""
+            var cumulative = 0
+            for (index, bound) in TrafficSeries.durationBounds.enumerated() {
+                cumulative += series.durationBuckets[index]
+                text += "\(name)_bucket{\(labels),le=\"\(Double(bound) / 1e9)\"} \(cumulative)\n"
+            }
+            cumulative += series.durationBuckets[TrafficSeries.durationBounds.count]
+            text += "\(name)_bucket{\(labels),le=\"+Inf\"} \(cumulative)\n"
+            text += "\(name)_sum{\(labels)} \(Double(series.durationNanoseconds) / 1e9)\n"
+            text += "\(name)_count{\(labels)} \(cumulative)\n"
+        }
+        return text
+    }
+
+    /// A label value as the text format wants it (RFC: backslash, quote and newline escaped).
+    private static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\")
+            .replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
