@@ -114,6 +114,7 @@ struct ReloadView: Encodable {
     let backendsRemoved: [String]
     let serversAdded: [String]
     let serversRemoved: [String]
+    let serversChanged: [String]
     /// The file the configuration was written to (`config_writeback`).
     let writtenTo: String?
     /// Set when writing back failed; the change is applied all the same.
@@ -129,6 +130,7 @@ struct ReloadView: Encodable {
         backendsRemoved = summary.backendsRemoved
         serversAdded = summary.serversAdded
         serversRemoved = summary.serversRemoved
+        serversChanged = summary.serversChanged
         writtenTo = outcome.writtenTo
         writebackError = outcome.writebackError
     }

@@ -348,6 +348,7 @@ components:
         backendsRemoved: { type: array, items: { type: string } }
         serversAdded: { type: array, items: { type: string }, description: "backend/server" }
         serversRemoved: { type: array, items: { type: string } }
+        serversChanged: { type: array, items: { type: string }, description: "Kept servers whose weight or TLS changed." }
         writtenTo: { type: string, description: The configuration file written (config_writeback). }
         writebackError: { type: string, description: Applied, but writing the file failed. }
     Decision:

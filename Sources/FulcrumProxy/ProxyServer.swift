@@ -217,7 +217,8 @@ public final class ProxyServer: Sendable {
         }
         adaptive.update(to: snapshot)
         healthChecker.update(to: snapshot)
-        logger.notice("configuration reloaded: \(summary)")
+        // (Whoever asked for the reload logs it, with what triggered it.)
+        logger.debug("configuration reloaded: \(summary)")
         return summary
     }
 

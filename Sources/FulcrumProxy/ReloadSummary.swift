@@ -11,6 +11,8 @@ public struct ReloadSummary: Sendable, Equatable, CustomStringConvertible {
     /// Servers as `backend/server`; a server whose address changed is removed and added.
     public var serversAdded: [String] = []
     public var serversRemoved: [String] = []
+    /// Servers kept (same address) whose settings changed (weight, TLS).
+    public var serversChanged: [String] = []
     /// False when the new configuration equals the running one (nothing was touched).
     public var changed = true
 
@@ -40,6 +42,17 @@ public struct ReloadSummary: Sendable, Equatable, CustomStringConvertible {
         }
         let oldServers = servers(old)
         let newServers = servers(new)
+        var oldSettings: [String: ServerConfig] = [:]
+        for backend in old.backends {
+            for server in backend.servers { oldSettings["\(backend.name)/\(server.name)"] = server }
+        }
+        serversChanged = new.backends.flatMap { backend in
+            backend.servers.compactMap { server -> String? in
+                let key = "\(backend.name)/\(server.name)"
+                guard let before = oldSettings[key], before.address == server.address, before != server else { return nil }
+                return key
+            }
+        }
         serversAdded = new.backends.flatMap { backend in backend.servers.map { "\(backend.name)/\($0.name)" } }
             .filter { oldServers[$0] == nil || oldServers[$0] != newServers[$0] }
         serversRemoved = old.backends.flatMap { backend in backend.servers.map { "\(backend.name)/\($0.name)" } }
@@ -59,6 +72,7 @@ public struct ReloadSummary: Sendable, Equatable, CustomStringConvertible {
         add("backends removed:", backendsRemoved)
         add("servers added:", serversAdded)
         add("servers removed:", serversRemoved)
+        add("servers changed:", serversChanged)
         return parts.isEmpty ? "settings changed" : parts.joined(separator: "; ")
     }
 }

@@ -113,6 +113,7 @@ struct AdminConfigChangeTests {
         try await AdminAPITests.withAdmin(algorithm: "weighted_round_robin") { harness, admin in
             let changed = try await admin.call(.PATCH, "/api/backends/app/servers/w1", body: #"{"weight": 3}"#)
             #expect(changed.status == .ok)
+            #expect(try await harness.proxy.reload(to: harness.proxy.config).changed == false)
             #expect(changed.json?["weight"] as? Int == 3)
             #expect(harness.proxy.config.backends[0].servers[0].weight == 3)
             var counts: [String: Int] = [:]

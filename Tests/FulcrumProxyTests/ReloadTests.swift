@@ -42,6 +42,7 @@ struct ReloadTests {
             #expect(summary.serversAdded == ["app/w3"])
             #expect(summary.serversRemoved == ["app/w2"])
             #expect(summary.listenersAdded.isEmpty && summary.listenersRemoved.isEmpty)
+            #expect(summary.description == "servers added: app/w3; servers removed: app/w2")
 
             var seen: [String: Int] = [:]
             for _ in 0..<6 { seen[try await harness.send("/work").worker ?? "?", default: 0] += 1 }
@@ -52,6 +53,26 @@ struct ReloadTests {
             #expect(stats.servers[0].metrics.totals.requests == 5)
             #expect(stats.servers[1].metrics.totals.requests == 3)
         }
+    }
+
+    @Test("the summary names listeners, backends and servers added, removed and changed")
+    func summary() throws {
+        let old = try ConfigLoader.load(yaml: simpleConfig([9001, 9002]))
+        var new = old
+        new.frontends[0].listen.append(ListenAddress(host: "127.0.0.1", port: 8081))
+        new.backends[0].servers[0].weight = 5                                   // changed
+        new.backends[0].servers[1].address = ServerAddress(host: "127.0.0.1", port: 9003)  // replaced
+        var extra = new.backends[0]
+        extra.name = "extra"
+        new.backends.append(extra)
+        let summary = ReloadSummary(from: old, to: new)
+        #expect(summary.listenersAdded == ["test@127.0.0.1:8081"])
+        #expect(summary.backendsAdded == ["extra"])
+        #expect(summary.serversAdded == ["app/w2", "extra/w1", "extra/w2"])
+        #expect(summary.serversRemoved == ["app/w2"])
+        #expect(summary.serversChanged == ["app/w1"])
+        #expect(ReloadSummary(from: new, to: old).backendsRemoved == ["extra"])
+        #expect(ReloadSummary(from: new, to: old).listenersRemoved == ["test@127.0.0.1:8081"])
     }
 
     @Test("the same configuration again changes nothing")
