@@ -164,7 +164,6 @@ final class LoopBackend {
         self.runtime = runtime
         self.pools = pools
         self.metrics = metrics
-        let budget = RetryBudget(ratio: runtime.retryBudget.ratio, minimumPerSecond: runtime.retryBudget.minPerSecond)
         if let previous, previous.runtime.algorithm == runtime.algorithm,
            previous.runtime.servers.elementsEqual(runtime.servers, by: ===),
            previous.runtime.retryBudget == runtime.retryBudget {
@@ -172,7 +171,7 @@ final class LoopBackend {
             self.retryBudget = previous.retryBudget
         } else {
             self.algorithm = makeAlgorithm(runtime.algorithm)
-            self.retryBudget = budget
+            self.retryBudget = RetryBudget(ratio: runtime.retryBudget.ratio, minimumPerSecond: runtime.retryBudget.minPerSecond)
             if let before = previous?.algorithm as? AdaptiveAlgorithm, let now = algorithm as? AdaptiveAlgorithm {
                 now.use(before.current.name)
             }

@@ -162,18 +162,6 @@ public final class ProxyServer: Sendable {
         try await reloads.run { try await apply(config) }
     }
 
-    /// Reloads with `change` applied to the running configuration, as one step (no other
-    /// reload can come between reading the configuration and applying the result).
-    @discardableResult
-    public func reload(
-        changing change: @Sendable (Config) throws -> Config
-    ) async throws -> (config: Config, summary: ReloadSummary) {
-        try await reloads.run {
-            let config = try change(self.config)
-            return (config, try await apply(config))
-        }
-    }
-
     private func apply(_ config: Config) async throws -> ReloadSummary {
         let current = running.withLockedValue { $0 }
         let summary = ReloadSummary(from: current.snapshot.config, to: config)
