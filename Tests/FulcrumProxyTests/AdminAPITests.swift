@@ -20,27 +20,7 @@ struct AdminAPITests {
         token: String? = AdminAPITests.token,
         _ body: (ProxyHarness, AdminClient) async throws -> Void
     ) async throws {
-        let workers = [WorkerBehaviour(delayMilliseconds: 0), WorkerBehaviour(delayMilliseconds: 0)]
-        try await withProxy(workers: workers, yaml: { simpleConfig($0, algorithm: algorithm) }) { harness in
-            let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-            // Stopping by cancellation makes Hummingbird log an error; it is expected here.
-            var logger = Logger(label: "fulcrum.admin.test")
-            logger.logLevel = .critical
-            let admin = AdminServer(
-                config: AdminConfig(listen: ListenAddress(host: "127.0.0.1", port: 0), tokenEnvironmentVariable: nil),
-                token: token,
-                proxy: harness.proxy,
-                logger: logger
-            ) { port in continuation.yield(port) }
-            let running = Task { try await admin.run() }
-            defer { running.cancel() }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else {
-                Issue.record("the admin API did not start")
-                return
-            }
-            try await body(harness, AdminClient(client: harness.client, port: port))
-        }
+        try await withAdminAPI(algorithm: algorithm, token: token, body)
     }
 
     @Test("reads: health, backends with their servers' live numbers, one backend, stats")
@@ -153,7 +133,7 @@ struct AdminAPITests {
                 let path = route.path.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
                 return "\(route.method) /\(path.joined(separator: "/"))"
             })
-            #expect(registered.count == 9)
+            #expect(registered.count == 10)
             #expect(registered == Self.documentedOperations(onDisk))
         }
     }
@@ -202,6 +182,37 @@ struct AdminAPITests {
             let refused = try await admin.call(.PATCH, "/api/backends/app/servers/w1", body: #"{"state": "drain"}"#, token: "anything")
             #expect(refused.status == .forbidden)
         }
+    }
+}
+
+/// A proxy over `workers` (backend `app`, `algorithm`), its admin API on an ephemeral port of
+/// `listenHost`, and a function to call that API.
+func withAdminAPI(
+    workers: [WorkerBehaviour] = [WorkerBehaviour(delayMilliseconds: 0), WorkerBehaviour(delayMilliseconds: 0)],
+    algorithm: String = "adaptive",
+    listenHost: String = "127.0.0.1",
+    token: String? = "s3cret-token",
+    _ body: (ProxyHarness, AdminClient) async throws -> Void
+) async throws {
+    try await withProxy(workers: workers, yaml: { simpleConfig($0, algorithm: algorithm) }) { harness in
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        // Stopping by cancellation makes Hummingbird log an error; it is expected here.
+        var logger = Logger(label: "fulcrum.admin.test")
+        logger.logLevel = .critical
+        let admin = AdminServer(
+            config: AdminConfig(listen: ListenAddress(host: listenHost, port: 0), tokenEnvironmentVariable: nil),
+            token: token,
+            proxy: harness.proxy,
+            logger: logger
+        ) { port in continuation.yield(port) }
+        let running = Task { try await admin.run() }
+        defer { running.cancel() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else {
+            Issue.record("the admin API did not start")
+            return
+        }
+        try await body(harness, AdminClient(client: harness.client, port: port))
     }
 }
 
