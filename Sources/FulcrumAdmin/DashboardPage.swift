@@ -352,7 +352,7 @@ footer a { color: var(--muted); }
   function describe(error) {
     if (!(error instanceof ApiError)) return String(error && error.message || error);
     let text = error.status ? error.status + " " + error.title + ": " + error.detail : error.detail;
-    if (error.status === 401) text += token ? " The saved token was refused: paste the right one above." : " Paste the admin token above.";
+    if (error.status === 401) text += token ? " The saved token was refused: paste the right one into the field at the top." : " Paste the admin token into the field at the top.";
     return text;
   }
 
@@ -410,7 +410,7 @@ footer a { color: var(--muted); }
     } catch (error) {
       setLive(false);
       if (statusSource !== "action") showStatus("error", describe(error), "poll");
-      if (!loaded) $("placeholder").textContent = "Cannot load the live state: see above.";
+      if (!loaded) $("placeholder").textContent = "Cannot load the live state: see the message below.";
     } finally {
       polling = false;
       if (pollAgain) { pollAgain = false; pollTimer = setTimeout(poll, 0); }
@@ -469,10 +469,8 @@ footer a { color: var(--muted); }
 
   function render(backends, decisions, now) {
     const main = $("backends");
-    if (!loaded) {
-      loaded = true;
-      $("placeholder").remove();
-    }
+    loaded = true;
+    if (backends.length) for (const placeholder of main.querySelectorAll(".placeholder")) placeholder.remove();
     const seen = new Set();
     let previous = null;
     for (const backend of backends) {
@@ -491,11 +489,10 @@ footer a { color: var(--muted); }
     for (const [name, card] of cards) {
       if (!seen.has(name)) { card.root.remove(); cards.delete(name); }
     }
-    if (!backends.length && !main.querySelector(".placeholder")) {
-      const empty = document.createElement("div");
-      empty.className = "placeholder";
-      empty.textContent = "No backends are configured.";
-      main.appendChild(empty);
+    if (!backends.length) {
+      const placeholder = main.querySelector(".placeholder") || main.appendChild(document.createElement("div"));
+      placeholder.className = "placeholder";
+      setText(placeholder, "No backends are configured.");
     }
   }
 
@@ -689,7 +686,7 @@ footer a { color: var(--muted); }
     if (!shown.some((decision) => decision.switched)) {
       const last = decisions.find((decision) => decision.switched);
       refs["last-switch"].textContent = last
-        ? "Last switch " + formatAgo(last.secondsAgo) + ": " + last.from + " → " + last.to + " (" + last.rule + "): " + last.explanation
+        ? "Last switch " + formatAgo(last.secondsAgo) + " (" + last.rule + "): " + last.explanation
         : "No switch in the last " + decisions.length + " evaluations.";
     }
   }
