@@ -2,7 +2,9 @@ import Hummingbird
 
 /// The admin API's access rule: a Bearer token on every call that changes something, and on
 /// every call when the listener is not on loopback (where anyone on the network could read
-/// the configuration and the servers' addresses).
+/// the configuration and the servers' addresses). The dashboard page (`GET /`) is the one
+/// exception: it holds no data, every call it makes goes through this rule, and a browser
+/// cannot attach a token to a navigation.
 struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
     /// nil: no token configured, so nothing can be changed.
     let token: String?
@@ -12,7 +14,8 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
         // Validating a configuration changes nothing, though it is a POST.
         let reads = request.method == .get || request.method == .head
             || request.method == .post && request.uri.path == "/api/config/validate"
-        if !reads || tokenRequiredForReads {
+        let page = (request.method == .get || request.method == .head) && request.uri.path == "/"
+        if !reads || tokenRequiredForReads && !page {
             guard let token else {
                 throw AdminProblem(.forbidden, "Changes need a token: set global.admin.token_env and start Fulcrum with that variable set.")
             }

@@ -11,12 +11,29 @@ info:
   description: >
     The live state of a running Fulcrum and the changes that need no restart. Every call that
     changes something needs the Bearer token (global.admin.token_env); on a listener beyond
-    loopback every call does. Errors are application/problem+json (RFC 9457).
+    loopback every call does, but GET / (the dashboard page, which holds no data). Errors are
+    application/problem+json (RFC 9457).
 servers:
   - url: http://127.0.0.1:9090
 security:
   - bearer: []
 paths:
+  /:
+    get:
+      summary: The live dashboard.
+      description: >
+        A self-contained HTML page (inline CSS and JavaScript, nothing loaded from elsewhere)
+        that polls /api/stats every second, charts each server's req/s and p99 over the last
+        five minutes, lists adaptive backends' decisions, and drains, puts in maintenance,
+        readies servers and switches adaptive algorithms through this API with the token
+        pasted into it. The page needs no token, even beyond loopback: it holds no data, and
+        its own calls need the token wherever the API does.
+      security: []
+      responses:
+        "200":
+          description: The page (Cache-Control no-store).
+          content:
+            text/html: {}
   /api/health:
     get:
       summary: Fulcrum is running.

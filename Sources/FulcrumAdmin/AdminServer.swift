@@ -9,6 +9,8 @@ import ServiceLifecycle
 /// The admin REST API (`global.admin`): JSON over HTTP on its own listener, for scripts and
 /// operators to read the live state and to change it without a restart.
 ///
+/// The live dashboard: `GET /` (an HTML page that reads and changes through the calls below).
+///
 /// Reads: `GET /api/health`, `/api/openapi.yaml`, `/metrics`, `/api/config`, `/api/backends`,
 /// `/api/backends/{b}`, `/api/backends/{b}/decisions`, `/api/stats`, and `POST
 /// /api/config/validate`. Changes (Bearer token): `PUT /api/config`, `POST
@@ -87,6 +89,9 @@ struct AdminRoutes: Sendable {
             router.on(RouterPath(path), method: method, use: handler)
         }
 
+        route(.get, "/") { _, _ in
+            DashboardPage.response()
+        }
         route(.get, "/api/health") { _, _ in
             try AdminJSON.response(["status": "ok"])
         }

@@ -11,57 +11,9 @@ import Testing
 /// The admin REST API on a real listener, over a real proxy and workers.
 @Suite("Admin API", .serialized)
 struct AdminAPITests {
-    static let token = "s3cret-token"
-
-    /// A proxy over two workers (backend `app`, `algorithm`), its admin API on an ephemeral
-    /// loopback port, and a function to call that API.
-    ///
-    /// - Parameters:
-    ///   - workers: how many workers to start; the configuration names the first two (w1, w2).
-    ///   - configFile: a file the harness's configuration is written to first; the API's
-    ///     changes are written back to it when `writeback` is set.
-    static func withAdmin(
-        algorithm: String = "adaptive",
-        token: String? = AdminAPITests.token,
-        workers count: Int = 2,
-        configFile: String? = nil,
-        writeback: Bool = false,
-        yaml: (([Int]) -> String)? = nil,
-        _ body: (ProxyHarness, AdminClient) async throws -> Void
-    ) async throws {
-        let workers = Array(repeating: WorkerBehaviour(delayMilliseconds: 0), count: count)
-        let metrics = MetricsExporter()
-        let yaml = yaml ?? { simpleConfig(Array($0.prefix(2)), algorithm: algorithm) }
-        try await withProxy(workers: workers, metricsFactory: metrics.factory, yaml: yaml) { harness in
-            if let configFile {
-                try ConfigRenderer.yaml(harness.proxy.config).write(toFile: configFile, atomically: true, encoding: .utf8)
-            }
-            let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-            // Stopping by cancellation makes Hummingbird log an error; it is expected here.
-            var logger = Logger(label: "fulcrum.admin.test")
-            logger.logLevel = .critical
-            let admin = AdminServer(
-                config: AdminConfig(listen: ListenAddress(host: "127.0.0.1", port: 0), tokenEnvironmentVariable: nil),
-                token: token,
-                proxy: harness.proxy,
-                reloader: ConfigReloader(proxy: harness.proxy, path: configFile, writeback: writeback, logger: logger),
-                metrics: metrics,
-                logger: logger
-            ) { port in continuation.yield(port) }
-            let running = Task { try await admin.run() }
-            defer { running.cancel() }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else {
-                Issue.record("the admin API did not start")
-                return
-            }
-            try await body(harness, AdminClient(client: harness.client, port: port))
-        }
-    }
-
     @Test("reads: health, backends with their servers' live numbers, one backend, stats")
     func reads() async throws {
-        try await Self.withAdmin { harness, admin in
+        try await withAdminAPI { harness, admin in
             for _ in 0..<4 { #expect(try await harness.send("/health").status == .ok) }
             let health = try await admin.call(.GET, "/api/health")
             #expect(health.status == .ok)
@@ -91,7 +43,7 @@ struct AdminAPITests {
 
     @Test("PATCH a server's state: drain takes it out of rotation, ready puts it back")
     func serverState() async throws {
-        try await Self.withAdmin(algorithm: "round_robin") { harness, admin in
+        try await withAdminAPI(algorithm: "round_robin") { harness, admin in
             let drained = try await admin.call(.PATCH, "/api/backends/app/servers/w1", body: #"{"state": "drain"}"#)
             #expect(drained.status == .ok)
             #expect(drained.json?["state"] as? String == "draining")
@@ -104,7 +56,7 @@ struct AdminAPITests {
 
     @Test("PUT an adaptive backend's algorithm: switch and pin, then unpin; its decisions are listed")
     func manualAlgorithm() async throws {
-        try await Self.withAdmin { _, admin in
+        try await withAdminAPI { _, admin in
             let pinned = try await admin.call(.PUT, "/api/backends/app/algorithm", body: #"{"algorithm": "least_connections", "pin": true}"#)
             #expect(pinned.status == .ok)
             #expect(pinned.json?["activeAlgorithm"] as? String == "least_connections")
@@ -119,7 +71,7 @@ struct AdminAPITests {
 
     @Test("errors are problem+json naming the field: unknown names 404, invalid changes 422, no token 401")
     func errors() async throws {
-        try await Self.withAdmin(algorithm: "round_robin") { _, admin in
+        try await withAdminAPI(algorithm: "round_robin") { _, admin in
             let unauthorized = try await admin.call(.PATCH, "/api/backends/app/servers/w1", body: #"{"state": "drain"}"#, token: nil)
             #expect(unauthorized.status == .unauthorized)
             #expect(unauthorized.headers["www-authenticate"].first?.hasPrefix("Bearer") == true)
@@ -147,7 +99,7 @@ struct AdminAPITests {
             let notJSON = try await admin.call(.PATCH, "/api/backends/app/servers/w1", body: "state=drain")
             #expect(notJSON.status == .badRequest)
         }
-        try await Self.withAdmin { _, admin in
+        try await withAdminAPI { _, admin in
             let unknown = try await admin.call(.PUT, "/api/backends/app/algorithm", body: #"{"algorithm": "fastest"}"#)
             #expect(unknown.status == .unprocessableEntity)
             #expect(unknown.json?["field"] as? String == "algorithm")
@@ -161,7 +113,7 @@ struct AdminAPITests {
             .appendingPathComponent("docs/admin-api.yaml")
         let onDisk = try String(contentsOf: file, encoding: .utf8)
         #expect(onDisk == AdminServer.openAPIDocument, "docs/admin-api.yaml and AdminOpenAPI.swift differ")
-        try await Self.withAdmin { harness, admin in
+        try await withAdminAPI { harness, admin in
             let served = try await admin.call(.GET, "/api/openapi.yaml")
             #expect(served.status == .ok)
             #expect(String(buffer: served.body) == onDisk)
@@ -170,7 +122,7 @@ struct AdminAPITests {
                 let path = route.path.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
                 return "\(route.method) /\(path.joined(separator: "/"))"
             })
-            #expect(registered.count == 14)
+            #expect(registered.count == 15)
             #expect(registered == Self.documentedOperations(onDisk))
         }
     }
@@ -193,7 +145,7 @@ struct AdminAPITests {
 
     @Test("POST /api/config/validate: a valid configuration, and one with every error listed")
     func validate() async throws {
-        try await Self.withAdmin { harness, admin in
+        try await withAdminAPI { harness, admin in
             let valid = try await admin.call(.POST, "/api/config/validate", body: simpleConfig([9001]), token: nil)
             #expect(valid.status == .ok)
             #expect(valid.json?["valid"] as? Bool == true)
@@ -214,11 +166,60 @@ struct AdminAPITests {
 
     @Test("without a configured token, nothing can be changed")
     func noToken() async throws {
-        try await Self.withAdmin(token: nil) { _, admin in
+        try await withAdminAPI(token: nil) { _, admin in
             #expect(try await admin.call(.GET, "/api/backends", token: nil).status == .ok)
             let refused = try await admin.call(.PATCH, "/api/backends/app/servers/w1", body: #"{"state": "drain"}"#, token: "anything")
             #expect(refused.status == .forbidden)
         }
+    }
+}
+
+/// A proxy over `workers` (backend `app`, `algorithm`), its admin API on an ephemeral port of
+/// `listenHost`, and a function to call that API.
+/// A proxy over workers (backend `app` naming the first two, w1 and w2, picked by
+/// `algorithm`), its admin API on an ephemeral port, and a function to call that API.
+///
+/// - Parameters:
+///   - workers: how many workers to start.
+///   - configFile: a file the harness's configuration is written to first; the API's changes
+///     are written back to it when `writeback` is set.
+func withAdminAPI(
+    algorithm: String = "adaptive",
+    listenHost: String = "127.0.0.1",
+    token: String? = "s3cret-token",
+    workers count: Int = 2,
+    configFile: String? = nil,
+    writeback: Bool = false,
+    yaml: (([Int]) -> String)? = nil,
+    _ body: (ProxyHarness, AdminClient) async throws -> Void
+) async throws {
+    let workers = Array(repeating: WorkerBehaviour(delayMilliseconds: 0), count: count)
+    let metrics = MetricsExporter()
+    let yaml = yaml ?? { simpleConfig(Array($0.prefix(2)), algorithm: algorithm) }
+    try await withProxy(workers: workers, metricsFactory: metrics.factory, yaml: yaml) { harness in
+        if let configFile {
+            try ConfigRenderer.yaml(harness.proxy.config).write(toFile: configFile, atomically: true, encoding: .utf8)
+        }
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        // Stopping by cancellation makes Hummingbird log an error; it is expected here.
+        var logger = Logger(label: "fulcrum.admin.test")
+        logger.logLevel = .critical
+        let admin = AdminServer(
+            config: AdminConfig(listen: ListenAddress(host: listenHost, port: 0), tokenEnvironmentVariable: nil),
+            token: token,
+            proxy: harness.proxy,
+            reloader: ConfigReloader(proxy: harness.proxy, path: configFile, writeback: writeback, logger: logger),
+            metrics: metrics,
+            logger: logger
+        ) { port in continuation.yield(port) }
+        let running = Task { try await admin.run() }
+        defer { running.cancel() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else {
+            Issue.record("the admin API did not start")
+            return
+        }
+        try await body(harness, AdminClient(client: harness.client, port: port))
     }
 }
 

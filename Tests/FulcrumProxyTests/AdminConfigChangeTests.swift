@@ -15,7 +15,7 @@ import Testing
 struct AdminConfigChangeTests {
     @Test("GET /api/config is the running configuration as JSON that loads back to it")
     func getConfig() async throws {
-        try await AdminAPITests.withAdmin { harness, admin in
+        try await withAdminAPI { harness, admin in
             let response = try await admin.call(.GET, "/api/config", token: nil)
             #expect(response.status == .ok)
             #expect(response.headers["content-type"].first == "application/json")
@@ -27,7 +27,7 @@ struct AdminConfigChangeTests {
 
     @Test("PUT /api/config applies a whole configuration; an invalid or unappliable one is a 422 and changes nothing")
     func putConfig() async throws {
-        try await AdminAPITests.withAdmin(workers: 3) { harness, admin in
+        try await withAdminAPI(workers: 3) { harness, admin in
             var config = harness.proxy.config
             config.backends[0].servers.append(ServerConfig(
                 name: "w3",
@@ -68,7 +68,7 @@ struct AdminConfigChangeTests {
 
     @Test("POST a server adds it to rotation; DELETE removes it; errors name the field")
     func addAndRemoveServers() async throws {
-        try await AdminAPITests.withAdmin(algorithm: "round_robin", workers: 3) { harness, admin in
+        try await withAdminAPI(algorithm: "round_robin", workers: 3) { harness, admin in
             let port = harness.workers[2].port
             let added = try await admin.call(.POST, "/api/backends/app/servers", body: #"{"name": "w3", "address": "127.0.0.1:\#(port)", "weight": 2}"#)
             #expect(added.status == .created)
@@ -110,7 +110,7 @@ struct AdminConfigChangeTests {
 
     @Test("PATCH a weight reloads with it; weight and state together are checked before either applies")
     func weights() async throws {
-        try await AdminAPITests.withAdmin(algorithm: "weighted_round_robin") { harness, admin in
+        try await withAdminAPI(algorithm: "weighted_round_robin") { harness, admin in
             let changed = try await admin.call(.PATCH, "/api/backends/app/servers/w1", body: #"{"weight": 3}"#)
             #expect(changed.status == .ok)
             #expect(try await harness.proxy.reload(to: harness.proxy.config).changed == false)
@@ -132,7 +132,7 @@ struct AdminConfigChangeTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("fulcrum.yaml").path
-        try await AdminAPITests.withAdmin(algorithm: "round_robin", workers: 3, configFile: file, writeback: true) { harness, admin in
+        try await withAdminAPI(algorithm: "round_robin", workers: 3, configFile: file, writeback: true) { harness, admin in
             let original = try String(contentsOfFile: file, encoding: .utf8)
             let port = harness.workers[2].port
             #expect(try await admin.call(.POST, "/api/backends/app/servers", body: #"{"name": "w3", "address": "127.0.0.1:\#(port)"}"#).status == .created)

@@ -55,7 +55,7 @@ struct MetricsTests {
             simpleConfig(Array(ports.prefix(2)), algorithm: "adaptive")
                 + "\n    health_check: { path: /health, interval: 100ms, timeout: 500ms }"
         }
-        try await AdminAPITests.withAdmin(yaml: yaml) { harness, admin in
+        try await withAdminAPI(yaml: yaml) { harness, admin in
             for _ in 0..<10 { #expect(try await harness.send("/work").status == .ok) }
             for _ in 0..<3 { _ = try await harness.send("/missing") }  // the worker's 404
             _ = try await harness.send(.POST, "/echo", body: .bytes(ByteBuffer(string: String(repeating: "x", count: 1000))))

@@ -1,0 +1,192 @@
+import Foundation
+import FulcrumConfig
+import FulcrumWorker
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// The dashboard at `GET /` on the admin listener: the page as served, and the page as a real
+/// browser (headless Chromium) renders it over a running proxy.
+@Suite("Dashboard", .serialized)
+struct DashboardTests {
+    @Test("GET / serves one self-contained HTML page: no-store, nothing loaded from elsewhere")
+    func page() async throws {
+        try await withAdminAPI(algorithm: "round_robin") { _, admin in
+            let page = try await admin.call(.GET, "/", token: nil)
+            #expect(page.status == .ok)
+            #expect(page.headers["content-type"].first == "text/html; charset=utf-8")
+            #expect(page.headers["cache-control"].first == "no-store")
+            let policy = page.headers["content-security-policy"].first ?? ""
+            #expect(policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"))
+
+            let html = String(buffer: page.body)
+            #expect(html.hasPrefix("<!doctype html>"))
+            let references = Self.references(in: html)
+            #expect(references.contains("api/openapi.yaml"))
+            for reference in references {
+                let lowered = reference.lowercased()
+                #expect(!lowered.hasPrefix("http:") && !lowered.hasPrefix("https:") && !lowered.hasPrefix("//"), "\(reference)")
+            }
+            #expect(!html.contains("http://") && !html.contains("https://"), "an absolute URL in the page")
+            #expect(!html.contains("@import"))
+            // The algorithm choice is the real list (all but adaptive itself).
+            for name in AlgorithmName.allCases where name != .adaptive {
+                #expect(html.contains("\"\(name.rawValue)\""), "\(name.rawValue)")
+            }
+            #expect(!html.contains("__FULCRUM_ALGORITHMS__"))
+        }
+    }
+
+    @Test("beyond loopback the page loads without the token; the API it calls still needs it")
+    func beyondLoopback() async throws {
+        try await withAdminAPI(algorithm: "round_robin", listenHost: "0.0.0.0") { _, admin in
+            let page = try await admin.call(.GET, "/", token: nil)
+            #expect(page.status == .ok)
+            let withoutToken = try await admin.call(.GET, "/api/stats", token: nil)
+            #expect(withoutToken.status == .unauthorized)
+            let withToken = try await admin.call(.GET, "/api/stats")
+            #expect(withToken.status == .ok)
+        }
+    }
+
+    @Test(
+        "in headless Chromium the page shows the live state it fetched: backend, servers, states, counts",
+        .enabled(if: Chromium.executable != nil, "chromium is not in PATH (apt-get install chromium): the browser test is skipped")
+    )
+    func rendersInChromium() async throws {
+        let chromium = try #require(Chromium.executable)
+        try await withAdminAPI(algorithm: "adaptive") { harness, admin in
+            for _ in 0..<7 { #expect(try await harness.send("/work?delay_ms=0").status == .ok) }
+            let drained = try await admin.call(.PATCH, "/api/backends/app/servers/w2", body: #"{"state": "drain"}"#)
+            #expect(drained.status == .ok)
+            // What the page should show: the API's own numbers.
+            let backends = try #require(try await admin.call(.GET, "/api/backends").array)
+            let servers = try #require(backends.first?["servers"] as? [[String: Any]])
+            let expected = servers.compactMap { server -> (name: String, state: String, requests: Int)? in
+                guard let name = server["name"] as? String, let state = server["state"] as? String,
+                      let requests = (server["totals"] as? [String: Any])?["requests"] as? Int else { return nil }
+                return (name, state, requests)
+            }
+            #expect(expected.map(\.name) == ["w1", "w2"])
+            #expect(expected.map(\.requests).reduce(0, +) == 7)
+            #expect(expected.map(\.state) == ["up", "draining"])
+
+            let started = ContinuousClock.now
+            let dom = try await Chromium.dumpDOM(executable: chromium, url: "http://127.0.0.1:\(admin.port)/", timeout: .seconds(20))
+            #expect(ContinuousClock.now - started < .seconds(20))
+
+            // The card the script built from /api/stats, with the adaptive backend's algorithm.
+            #expect(dom.contains(#"<section class="card" data-backend="app" data-active="round_robin">"#))
+            #expect(dom.contains(#"<h2 data-ref="name">app</h2>"#))
+            #expect(dom.contains(#"data-ref="active" title="Picking now">round_robin</span>"#))
+            for server in expected {
+                let row = try #require(Self.row(server.name, in: dom), "no row for \(server.name)")
+                #expect(row.contains(#"data-state="\#(server.state)""#), "\(row)")
+                #expect(row.contains(#"data-requests="\#(server.requests)""#), "\(row)")
+                #expect(row.contains(#"<span class="server-name" data-ref="name">\#(server.name)</span>"#), "\(row)")
+                #expect(row.contains(#"data-ref="state">\#(server.state)</span>"#), "\(row)")
+                #expect(row.contains(#"data-ref="requests""#) && row.contains(#">\#(server.requests)</td>"#), "\(row)")
+            }
+            // It polled without an error, and read the decisions of the adaptive backend. (The
+            // dump holds the script too: these are elements, not strings in its source.)
+            #expect(dom.contains(#"<div class="live on" id="live" aria-live="polite"><span class="dot"></span><span id="live-text">Live · updated "#))
+            #expect(dom.contains(#"<div id="status" class="status" role="status" aria-live="polite"></div>"#))
+            #expect(dom.contains(#"<ol data-ref="decision-list"><li"#))
+            #expect(!dom.contains(#"<li class="muted">The decisions could not be read.</li>"#))
+            #expect(!dom.contains(#"id="placeholder""#))
+        }
+    }
+
+    /// The `<tr>` the dashboard renders for `server`.
+    private static func row(_ server: String, in dom: String) -> String? {
+        guard let start = dom.range(of: #"<tr data-server="\#(server)""#),
+              let end = dom.range(of: "</tr>", range: start.upperBound..<dom.endIndex) else { return nil }
+        return String(dom[start.lowerBound..<end.upperBound])
+    }
+
+    /// Every `src`, `href` and `action` attribute and every CSS `url(...)` in `html`.
+    private static func references(in html: String) -> [String] {
+        let attribute = #/(?i)\b(?:src|href|action|srcset|poster)\s*=\s*["']?([^"'\s>]*)/#
+        let cssURL = #/(?i)url\(\s*["']?([^"')]*)/#
+        return html.matches(of: attribute).map { String($0.output.1) } + html.matches(of: cssURL).map { String($0.output.1) }
+    }
+}
+
+/// Headless Chromium, driven from the command line.
+enum Chromium {
+    /// `chromium` (or `chromium-browser`) from PATH.
+    static let executable: String? = {
+        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+        for name in ["chromium", "chromium-browser"] {
+            for directory in directories where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
+                return "\(directory)/\(name)"
+            }
+        }
+        return nil
+    }()
+
+    enum Failure: Error, CustomStringConvertible {
+        case timedOut(Duration, String)
+        case failed(Int32, String)
+
+        var description: String {
+            switch self {
+            case .timedOut(let limit, let log): "chromium did not finish within \(limit):\n\(log)"
+            case .failed(let status, let log): "chromium exited with \(status):\n\(log)"
+            }
+        }
+    }
+
+    /// Loads `url`, lets its scripts run for 5 s of virtual time (timers fire as fast as the
+    /// page's fetches allow), and returns the DOM as HTML.
+    static func dumpDOM(executable: String, url: String, timeout: Duration) async throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-chromium-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let outputURL = directory.appendingPathComponent("dom.html")
+        let logURL = directory.appendingPathComponent("stderr.log")
+        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let output = try FileHandle(forWritingTo: outputURL)
+        let log = try FileHandle(forWritingTo: logURL)
+        defer {
+            try? output.close()
+            try? log.close()
+        }
+
+        let process = Process()
+        // At the lowest priority: the suites run in parallel, and a browser starting at full
+        // priority on two cores disturbs the tests beside it that measure time.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/nice")
+        process.arguments = [
+            "-n", "19", executable,
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--no-first-run", "--no-default-browser-check",
+            "--user-data-dir=\(directory.appendingPathComponent("profile").path)",
+            "--virtual-time-budget=5000", "--dump-dom", url,
+        ]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = log
+        try process.run()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now >= deadline {
+                process.terminate()
+                try? await Task.sleep(for: .seconds(1))
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                throw Failure.timedOut(timeout, Self.tail(of: logURL))
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard process.terminationStatus == 0 else {
+            throw Failure.failed(process.terminationStatus, Self.tail(of: logURL))
+        }
+        return try String(contentsOf: outputURL, encoding: .utf8)
+    }
+
+    private static func tail(of file: URL) -> String {
+        let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(20).joined(separator: "\n")
+    }
+}
