@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import FulcrumConfig
 import FulcrumProxy
 import FulcrumWorker
@@ -11,12 +12,17 @@ struct DemoCommand: AsyncParsableCommand {
         abstract: "Run a self-contained demo: three workers behind a load balancer on 127.0.0.1:8080.",
         discussion: """
             Starts three worker servers on free local ports (worker 3 is slower), and the load \
-            balancer from a built-in configuration (printed at start). Stop with Ctrl-C.
+            balancer from a built-in configuration (printed at start), with the admin API and \
+            the live dashboard on 127.0.0.1:9090 (a token for its buttons is made for the run \
+            and printed). Stop with Ctrl-C.
             """
     )
 
     @Option(help: "Port of the load balancer.")
     var port = 8080
+
+    @Option(help: "Port of the admin API and the dashboard.")
+    var adminPort = 9090
 
     @Option(help: "Balancing algorithm: \(AlgorithmName.allCases.map(\.rawValue).joined(separator: " | ")).")
     var algorithm = "round_robin"
@@ -37,7 +43,10 @@ struct DemoCommand: AsyncParsableCommand {
                 group: workerGroup
             ))
         }
-        let yaml = Self.configuration(port: port, algorithm: algorithm, workerPorts: workers.map(\.port))
+        // A token for this run only, so the dashboard's buttons work (changes need one).
+        let token = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        setenv(Self.tokenVariable, token, 1)
+        let yaml = Self.configuration(port: port, adminPort: adminPort, algorithm: algorithm, workerPorts: workers.map(\.port))
         let config: Config
         do {
             config = try ConfigLoader.load(yaml: yaml, sourceName: "built-in demo configuration")
@@ -50,6 +59,7 @@ struct DemoCommand: AsyncParsableCommand {
 
             \(yaml)
             Load balancer: http://127.0.0.1:\(port)  (\(algorithm) over \(workers.count) workers; worker-3 takes 40 ms, the others 10 ms)
+            Dashboard:     http://127.0.0.1:\(adminPort)/  (admin token for its buttons: \(token))
 
             Try:
               curl -i http://127.0.0.1:\(port)/work
@@ -57,17 +67,25 @@ struct DemoCommand: AsyncParsableCommand {
               curl -s http://127.0.0.1:\(port)/echo
               curl -s -H 'Accept: application/json' http://127.0.0.1:\(port)/admin   # denied by a rule: 403 page
               curl -s -X POST http://127.0.0.1:\(workers[1].port)/control -d '{"error_rate": 1}'   # make worker-2 fail
+              curl -s http://127.0.0.1:\(adminPort)/metrics | grep fulcrum_requests_total
+              curl -s -X PATCH http://127.0.0.1:\(adminPort)/api/backends/workers/servers/worker-3 \\
+                   -H "Authorization: Bearer \(token)" -d '{"state": "drain"}'
 
             Press Ctrl-C to stop.
 
             """)
+        // Shown now even when standard output is a pipe or a file (and not a terminal).
+        fflush(nil)
         let logger = makeLogger(label: "fulcrum", level: config.global.log.level)
         try await runProxy(config: config, logger: logger)
         for worker in workers { try? await worker.shutdown() }
         try await workerGroup.shutdownGracefully()
     }
 
-    static func configuration(port: Int, algorithm: String, workerPorts: [Int]) -> String {
+    /// The environment variable the demo's admin token is passed in.
+    static let tokenVariable = "FULCRUM_DEMO_ADMIN_TOKEN"
+
+    static func configuration(port: Int, adminPort: Int, algorithm: String, workerPorts: [Int]) -> String {
         let servers = workerPorts.enumerated().map { index, workerPort in
             "      - { name: worker-\(index + 1), address: \"127.0.0.1:\(workerPort)\" }"
         }.joined(separator: "\n")
@@ -75,6 +93,7 @@ struct DemoCommand: AsyncParsableCommand {
             global:
               workers: 1          # one event loop, so the round-robin order is exact
               log: { level: info, access: combined }
+              admin: { listen: "127.0.0.1:\(adminPort)", token_env: \(tokenVariable) }
             frontends:
               - name: demo
                 listen: ["127.0.0.1:\(port)"]
