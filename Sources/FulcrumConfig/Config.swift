@@ -303,11 +303,35 @@ public struct Rule: Sendable, Equatable {
 }
 
 /// What a rule does when its condition holds.
+///
+/// `use_backend`, `deny`, `redirect` and `tarpit` decide the request: the first rule whose
+/// condition holds and that has one of them wins. `set_header` and `del_header` change the
+/// request's headers (as the server receives them) and rule evaluation goes on.
 public enum RuleAction: Sendable, Equatable {
     /// `use_backend: NAME`: forward to that backend.
     case useBackend(String)
     /// `deny: 403`: answer with this status (an error page) without contacting a backend.
     case deny(status: Int)
+    /// `redirect: { to: "https://example.com{path}", code: 301 }`: answer with a redirect to
+    /// `to`, in which `{host}`, `{path}`, `{query}` (with its `?`, or empty) and `{uri}`
+    /// (path and query) are replaced with the request's.
+    case redirect(to: String, code: Int)
+    /// `tarpit: 10s`: hold the request this long, then answer 403 and close the connection
+    /// (HAProxy's `http-request tarpit`): a client that floods is slowed down at the cost of
+    /// one idle connection, not of a backend request.
+    case tarpit(Duration)
+    /// `set_header: { name: X-Env, value: prod }`: replace (or add) a request header.
+    case setHeader(name: String, value: String)
+    /// `del_header: X-Internal`: remove a request header.
+    case deleteHeader(String)
+
+    /// Whether the action decides the request (the rest do their part and go on).
+    public var isFinal: Bool {
+        switch self {
+        case .useBackend, .deny, .redirect, .tarpit: true
+        case .setHeader, .deleteHeader: false
+        }
+    }
 }
 
 /// A pool of servers and how to balance across them (`backends[]`).

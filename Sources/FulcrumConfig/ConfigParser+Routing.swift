@@ -2,8 +2,12 @@ extension ConfigParser {
     static let criterionKeys = ["path_prefix", "path", "path_regex", "host", "method", "header", "src"]
     static let headerKeys = ["name", "equals", "prefix", "contains", "exists"]
     static let headerMatchKeys = ["equals", "prefix", "contains", "exists"]
-    static let ruleKeys = ["use_backend", "deny", "if", "unless"]
-    static let ruleActionKeys = ["use_backend", "deny"]
+    static let ruleKeys = ["use_backend", "deny", "redirect", "tarpit", "set_header", "del_header", "if", "unless"]
+    static let ruleActionKeys = ["use_backend", "deny", "redirect", "tarpit", "set_header", "del_header"]
+    static let redirectKeys = ["to", "code"]
+    static let setHeaderKeys = ["name", "value"]
+    /// What a redirect may answer with.
+    static let redirectCodes = [301, 302, 303, 307, 308]
 
     // MARK: ACLs
 
@@ -215,16 +219,18 @@ extension ConfigParser {
 
     // MARK: Rules
 
-    /// `{ use_backend: NAME | deny: STATUS, if: [ACL...], unless: [ACL...] }`.
+    /// `{ ACTION, if: [ACL...], unless: [ACL...] }`, ACTION one of `use_backend: NAME`,
+    /// `deny: STATUS`, `redirect: { to: URL, code: 301 }`, `tarpit: DURATION`,
+    /// `set_header: { name: N, value: V }`, `del_header: NAME`.
     func parseRule(_ reader: YAMLNodeReader, aclNames: NameRegistry?, backendNames: NameRegistry?) -> Rule? {
         guard let mapping = reader.mapping(allowedKeys: Self.ruleKeys) else { return nil }
         let actionEntries = mapping.entries.filter { Self.ruleActionKeys.contains($0.key) }
         if actionEntries.isEmpty {
-            reader.report("a rule needs an action: use_backend or deny")
+            reader.report("a rule needs an action: \(Self.ruleActionKeys.joined(separator: ", "))")
         }
         for extra in actionEntries.dropFirst() {
             diagnostics.report(
-                "a rule takes exactly one action, use_backend or deny",
+                "a rule takes exactly one action (\(Self.ruleActionKeys.joined(separator: ", ")))",
                 path: extra.value.path,
                 line: extra.keyLine
             )
@@ -238,6 +244,38 @@ extension ConfigParser {
                     checkReference(backend, at: entry.value, in: backendNames)
                     actions.append(.useBackend(backend))
                 }
+            case "redirect":
+                if let redirect = entry.value.mapping(allowedKeys: Self.redirectKeys) {
+                    let code = redirect["code"].map { reader -> Int? in
+                        guard let code = reader.integer(in: 300...399) else { return nil }
+                        guard Self.redirectCodes.contains(code) else {
+                            reader.report("a redirect's code is one of \(Self.redirectCodes.map(String.init).joined(separator: ", "))")
+                            return nil
+                        }
+                        return code
+                    } ?? 302
+                    if let to = redirect.required("to")?.nonEmptyString(), let code {
+                        actions.append(.redirect(to: to, code: code))
+                    }
+                }
+            case "tarpit":
+                if let duration = entry.value.duration() {
+                    actions.append(.tarpit(duration))
+                }
+            case "set_header":
+                if let header = entry.value.mapping(allowedKeys: Self.setHeaderKeys),
+                   let name = header.required("name").flatMap({ parseHeaderName($0) }),
+                   let value = header.required("value")?.string() {
+                    if value.contains(where: { $0 == "\r" || $0 == "\n" }) {
+                        header["value"]?.report("a header value cannot contain a line break")
+                    } else {
+                        actions.append(.setHeader(name: name, value: value))
+                    }
+                }
+            case "del_header":
+                if let name = parseHeaderName(entry.value) {
+                    actions.append(.deleteHeader(name))
+                }
             default:
                 if let status = entry.value.errorStatus() {
                     actions.append(.deny(status: status))
@@ -248,6 +286,22 @@ extension ConfigParser {
         let unlessACLs = mapping["unless"].flatMap { parseACLReferences($0, aclNames: aclNames) } ?? []
         guard actions.count == 1, let action = actions.first else { return nil }
         return Rule(action: action, ifACLs: ifACLs, unlessACLs: unlessACLs)
+    }
+
+    /// A header name (an HTTP token); the ones Fulcrum manages itself cannot be set or removed
+    /// by a rule (framing and hop-by-hop headers, and the forwarding headers it writes).
+    private func parseHeaderName(_ reader: YAMLNodeReader) -> String? {
+        guard let name = reader.nonEmptyString() else { return nil }
+        guard isHTTPToken(name) else {
+            reader.report("\(quoted(name)) is not a valid header name")
+            return nil
+        }
+        let managed = ["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"]
+        guard !managed.contains(name.lowercased()) else {
+            reader.report("\(name) is managed by Fulcrum and cannot be changed by a rule")
+            return nil
+        }
+        return name
     }
 
     /// `if: [a, b]` or `if: a`. An empty list is allowed and sets no condition.

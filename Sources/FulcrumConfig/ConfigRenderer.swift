@@ -148,6 +148,12 @@ public enum ConfigRenderer {
         let action: (key: String, value: ConfigDocument) = switch rule.action {
         case .useBackend(let backend): (key: "use_backend", value: .string(backend))
         case .deny(let status): (key: "deny", value: .int(status))
+        case .redirect(let to, let code):
+            (key: "redirect", value: .map([(key: "to", value: .string(to)), (key: "code", value: .int(code))]))
+        case .tarpit(let delay): (key: "tarpit", value: duration(delay))
+        case .setHeader(let name, let value):
+            (key: "set_header", value: .map([(key: "name", value: .string(name)), (key: "value", value: .string(value))]))
+        case .deleteHeader(let name): (key: "del_header", value: .string(name))
         }
         return .map([
             action,

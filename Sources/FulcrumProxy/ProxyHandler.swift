@@ -43,6 +43,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         case forwarding
         /// The connection is closing, or became a tunnel; nothing more is sent from here.
         case closed
+        /// A tarpit rule holds the request: nothing is read until it is answered.
+        case holding
     }
 
     /// Everything about the current request and its response. Reset as a whole when a request
@@ -118,6 +120,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     /// Requests (and parse errors) that arrived while an earlier request was still being answered.
     private var pipelined: [PipelinedEvent] = []
     private var readPending = false
+    /// Answers a request a tarpit rule holds.
+    private var tarpitTimer: Scheduled<Void>?
     /// True while a client read is being handled (its `channelReadComplete` will follow).
     private var inClientRead = false
     private var backendFlushPending = false
@@ -174,7 +178,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             pipelined.append(.part(part))
             return
         }
-        if case .head = part, phase == .connecting || phase == .forwarding {
+        if case .head = part, phase == .connecting || phase == .forwarding || phase == .holding {
             // A pipelined request: it waits for the current response.
             pipelined.append(.part(part))
             return
@@ -205,7 +209,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     private var mayReadFromClient: Bool {
         guard pipelined.isEmpty else { return false }
         switch phase {
-        case .connecting: return false
+        case .connecting, .holding: return false
         case .forwarding: return connection?.isWritable ?? true
         case .idle, .closed: return true
         }
@@ -234,6 +238,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        tarpitTimer?.cancel()
+        tarpitTimer = nil
         abandonExchange()
         phase = .closed
         context.fireChannelInactive()
@@ -345,17 +351,38 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             return
         }
 
-        switch frontend.router.route(head, client: client) {
+        let route = frontend.router.route(head, client: client)
+        switch route.decision {
         case .backend(let index)?:
             let backend = loop.backends[index]
             exchange.backend = backend
             forwardedHead.clear()
-            ForwardingHeaders.writeRequestHead(head, scan: scan, client: client, into: &forwardedHead)
+            if route.headerEdits.isEmpty {
+                ForwardingHeaders.writeRequestHead(head, scan: scan, client: client, into: &forwardedHead)
+            } else {
+                var edited = head
+                for edit in route.headerEdits {
+                    switch edit {
+                    case .set(let name, let value): edited.headers.replaceOrAdd(name: name, value: value)
+                    case .delete(let name): edited.headers.remove(name: name)
+                    }
+                }
+                ForwardingHeaders.writeRequestHead(edited, scan: scan, client: client, into: &forwardedHead)
+            }
             exchange.retriesLeft = backend.runtime.retries
             backend.retryBudget.recordRequest()
             startAttempt()
         case .deny(let status)?:
             respondLocally(status: HTTPResponseStatus(statusCode: status), detail: "This request is not allowed.")
+        case .redirect(let template, let status)?:
+            let location = Self.redirectLocation(template, head: head)
+            respondLocally(
+                status: HTTPResponseStatus(statusCode: status),
+                detail: "Moved to \(location)",
+                extraHeaders: [("location", location)]
+            )
+        case .tarpit(let delay)?:
+            tarpit(for: delay)
         case nil:
             respondLocally(status: .serviceUnavailable, detail: "No backend is configured for this request.")
         }
@@ -382,8 +409,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             connection?.requestProgressed()
             retain(body)
             backendWritten()
-        case .idle, .closed:
-            break  // the rest of a request that was already answered
+        case .idle, .closed, .holding:
+            break  // the rest of a request that was already answered (or is held, then refused)
         }
     }
 
@@ -395,7 +422,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         case .forwarding:
             connection?.writeEnd(trailers, chunked: exchange.requestChunked)
             backendWritten()
-        case .idle, .closed:
+        case .idle, .closed, .holding:
             break
         }
     }
@@ -769,6 +796,36 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     /// `redirect_to_https`: a 308 to the same host and path on the HTTPS port (the method and
     /// body are kept by the client, unlike with 301).
+    /// Holds the request (reading nothing more from the client), then answers 403 and closes.
+    private func tarpit(for delay: TimeAmount) {
+        guard let context else { return }
+        phase = .holding
+        clientKeepAlive = false
+        tarpitTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+            tarpitTimer = nil
+            guard phase == .holding else { return }
+            respondLocally(status: .forbidden, detail: "This request is not allowed.")
+        }
+    }
+
+    /// A redirect rule's target with `{host}`, `{path}`, `{query}` and `{uri}` filled in.
+    static func redirectLocation(_ template: String, head: HTTPRequestHead) -> String {
+        guard template.contains("{") else { return template }
+        let uri = head.uri.hasPrefix("/") ? head.uri : "/"
+        let queryStart = uri.firstIndex(of: "?")
+        let path = queryStart.map { String(uri[..<$0]) } ?? uri
+        let query = queryStart.map { String(uri[$0...]) } ?? ""
+        // The Host header without its port; nothing that could break out of the authority.
+        var host = head.headers.first(name: "host") ?? ""
+        if let colon = host.lastIndex(of: ":"), !host[colon...].contains("]") { host = String(host[..<colon]) }
+        if host.contains(where: { $0 == "/" || $0 == "@" || $0 == "?" || $0 == "#" || $0.isWhitespace }) { host = "" }
+        return template
+            .replacingOccurrences(of: "{uri}", with: uri)
+            .replacingOccurrences(of: "{path}", with: path)
+            .replacingOccurrences(of: "{query}", with: query)
+            .replacingOccurrences(of: "{host}", with: host)
+    }
+
     private func redirectToHTTPS(_ head: HTTPRequestHead, port: Int) {
         var host = head.headers.first(name: "host") ?? ""
         // Drop a port, keeping IPv6 literals ("[::1]:8080" → "[::1]").

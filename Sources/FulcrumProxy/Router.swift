@@ -1,4 +1,5 @@
 import FulcrumConfig
+import NIOCore
 import NIOHTTP1
 
 /// Where a request goes, as decided by a frontend's rules.
@@ -7,13 +8,36 @@ enum RouteDecision: Equatable {
     case backend(Int)
     /// Answer locally with this status and an error page.
     case deny(status: Int)
+    /// Answer with a redirect to `location` (its `{host}`, `{path}`, `{query}` and `{uri}`
+    /// still to be filled in from the request).
+    case redirect(location: String, status: Int)
+    /// Hold the request this long, then answer 403 and close.
+    case tarpit(TimeAmount)
+}
+
+/// A change a rule makes to a request's headers before it is forwarded.
+enum HeaderEdit: Equatable {
+    case set(name: String, value: String)
+    case delete(name: String)
+}
+
+/// What a frontend's rules made of a request: where it goes (nil: nowhere — no rule decided and
+/// there is no default backend) and the header changes of the rules that matched on the way.
+struct RouteResult {
+    var decision: RouteDecision?
+    var headerEdits: [HeaderEdit] = []
 }
 
 /// A frontend's ACLs and rules, compiled to indices so that routing a request does no
 /// lookups by name and evaluates each ACL at most once, and only when a rule needs it.
 final class Router: Sendable {
     private struct CompiledRule: Sendable {
-        var decision: RouteDecision
+        enum Action: Sendable {
+            case decide(RouteDecision)
+            case edit(HeaderEdit)
+        }
+
+        var action: Action
         var required: [Int]
         var forbidden: [Int]
     }
@@ -35,18 +59,26 @@ final class Router: Sendable {
                 return index
             }
         }
-        func decision(_ action: RuleAction) throws -> RouteDecision {
+        func compile(_ action: RuleAction) throws -> CompiledRule.Action {
             switch action {
             case .useBackend(let name):
                 guard let index = backendIndex[name] else { throw RouterError.unknownBackend(name) }
-                return .backend(index)
+                return .decide(.backend(index))
             case .deny(let status):
-                return .deny(status: status)
+                return .decide(.deny(status: status))
+            case .redirect(let to, let code):
+                return .decide(.redirect(location: to, status: code))
+            case .tarpit(let delay):
+                return .decide(.tarpit(TimeAmount(delay)))
+            case .setHeader(let name, let value):
+                return .edit(.set(name: name, value: value))
+            case .deleteHeader(let name):
+                return .edit(.delete(name: name))
             }
         }
         self.acls = acls
         self.rules = try config.rules.map {
-            CompiledRule(decision: try decision($0.action), required: try indices($0.ifACLs), forbidden: try indices($0.unlessACLs))
+            CompiledRule(action: try compile($0.action), required: try indices($0.ifACLs), forbidden: try indices($0.unlessACLs))
         }
         if let name = config.defaultBackend {
             guard let index = backendIndex[name] else { throw RouterError.unknownBackend(name) }
@@ -56,9 +88,10 @@ final class Router: Sendable {
         }
     }
 
-    /// The decision for a request; `nil` when no rule matches and there is no default backend.
-    func route(_ head: HTTPRequestHead, client: ClientInfo) -> RouteDecision? {
-        guard !rules.isEmpty else { return defaultDecision }
+    /// The decision for a request (nil when no rule decides and there is no default backend),
+    /// with the header changes of the rules that matched before the deciding one.
+    func route(_ head: HTTPRequestHead, client: ClientInfo) -> RouteResult {
+        guard !rules.isEmpty else { return RouteResult(decision: defaultDecision) }
         // Memo of evaluated ACLs: bit i of `known` says ACL i was evaluated, of `matched` its result.
         var known: UInt64 = 0
         var matched: UInt64 = 0
@@ -71,10 +104,17 @@ final class Router: Sendable {
             }
             return matched & bit != 0
         }
+        var result = RouteResult(decision: defaultDecision)
         for rule in rules where rule.required.allSatisfy(matches) && !rule.forbidden.contains(where: matches) {
-            return rule.decision
+            switch rule.action {
+            case .decide(let decision):
+                result.decision = decision
+                return result
+            case .edit(let edit):
+                result.headerEdits.append(edit)
+            }
         }
-        return defaultDecision
+        return result
     }
 }
 

@@ -368,6 +368,60 @@ struct ConfigErrorTests {
         ])
     }
 
+    @Test("rule actions: redirect codes, tarpit durations, header names and values are checked")
+    func invalidRuleActions() {
+        let yaml = """
+        frontends:
+          - name: public
+            listen: "127.0.0.1:8080"
+            rules:
+              - { redirect: { to: "https://a.test{uri}", code: 305 } }
+              - { redirect: { code: 301 } }
+              - { tarpit: soon }
+              - { set_header: { name: Content-Length, value: "1" } }
+              - { set_header: { name: "X Env", value: prod } }
+              - { del_header: Transfer-Encoding }
+              - { redirect: { to: /b }, tarpit: 1s }
+            default_backend: web
+        backends:
+          - name: web
+            servers: [{ name: web1, address: "127.0.0.1:9001" }]
+        """
+        let errors = loadErrors(yaml)
+        #expect(errors.count == 7, "\(errors)")
+        #expect(errors[0] == "frontends[0].rules[0].redirect.code (line 5): a redirect's code is one of 301, 302, 303, 307, 308")
+        #expect(errors[1] == #"frontends[0].rules[1].redirect.to (line 6): required key "to" is missing"#)
+        #expect(errors[2].hasPrefix("frontends[0].rules[2].tarpit (line 7):"))
+        #expect(errors[3] == "frontends[0].rules[3].set_header.name (line 8): Content-Length is managed by Fulcrum and cannot be changed by a rule")
+        #expect(errors[4] == #"frontends[0].rules[4].set_header.name (line 9): "X Env" is not a valid header name"#)
+        #expect(errors[5] == "frontends[0].rules[5].del_header (line 10): Transfer-Encoding is managed by Fulcrum and cannot be changed by a rule")
+        #expect(errors[6].hasPrefix("frontends[0].rules[6].tarpit (line 11): a rule takes exactly one action"))
+
+        let valid = try? ConfigLoader.load(yaml: """
+        frontends:
+          - name: public
+            listen: "127.0.0.1:8080"
+            acls: { old: { host: old.test } }
+            rules:
+              - { set_header: { name: X-Env, value: prod } }
+              - { del_header: X-Internal }
+              - { redirect: { to: "https://new.test{uri}", code: 301 }, if: old }
+              - { redirect: { to: /elsewhere } }
+              - { tarpit: 10s, unless: old }
+            default_backend: web
+        backends:
+          - name: web
+            servers: [{ name: web1, address: "127.0.0.1:9001" }]
+        """)
+        #expect(valid?.frontends[0].rules.map(\.action) == [
+            .setHeader(name: "X-Env", value: "prod"),
+            .deleteHeader("X-Internal"),
+            .redirect(to: "https://new.test{uri}", code: 301),
+            .redirect(to: "/elsewhere", code: 302),
+            .tarpit(.seconds(10)),
+        ])
+    }
+
     @Test("bad values: workers, log, limits, deny, actions, error_files, algorithm, retries, weight")
     func invalidValues() {
         let yaml = """
@@ -399,8 +453,8 @@ struct ConfigErrorTests {
             "frontends[0].limits.max_header_size (line 7): must be greater than zero",
             #"frontends[0].limits.max_body_size (line 7): "lots" is not a valid size (expected bytes or a number with a unit: 65536, 64k, 64KB, 1MB)"#,
             "frontends[0].rules[0].deny (line 9): 200 is not an HTTP error status (expected 400…599)",
-            "frontends[0].rules[1].use_backend (line 10): a rule takes exactly one action, use_backend or deny",
-            "frontends[0].rules[2] (line 11): a rule needs an action: use_backend or deny",
+            "frontends[0].rules[1].use_backend (line 10): a rule takes exactly one action (use_backend, deny, redirect, tarpit, set_header, del_header)",
+            "frontends[0].rules[2] (line 11): a rule needs an action: use_backend, deny, redirect, tarpit, set_header, del_header",
             #"frontends[0].error_files.302 (line 12): "302" is not an HTTP error status (expected 400…599)"#,
             #"frontends[0].error_files.302 (line 12): "no-such-fulcrum-page.html" does not exist"#,
             "frontends[0].error_files.503 (line 12): must not be empty",

@@ -408,6 +408,10 @@ frontends:
       - { deny: 403, if: login, unless: office }
       - { use_backend: api, if: [api, beta], unless: ["1", "true"] }
       - { use_backend: web, if: [] }
+      - { set_header: { name: X-Env, value: "prod: 1" } }
+      - { del_header: X-Internal, if: login }
+      - { redirect: { to: "https://example.com{uri}", code: 308 }, if: beta }
+      - { tarpit: 1500ms, if: [login, beta] }
       - { deny: 429 }
     default_backend: web
     error_files: { 503: pages/503.html, 403: ./403.html, 404: 403.html }

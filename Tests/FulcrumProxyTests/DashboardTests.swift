@@ -72,8 +72,8 @@ struct DashboardTests {
             #expect(expected.map(\.state) == ["up", "draining"])
 
             let started = ContinuousClock.now
-            let dom = try await Chromium.dumpDOM(executable: chromium, url: "http://127.0.0.1:\(admin.port)/", timeout: .seconds(20))
-            #expect(ContinuousClock.now - started < .seconds(20))
+            let dom = try await Chromium.dumpDOM(executable: chromium, url: "http://127.0.0.1:\(admin.port)/", timeout: .seconds(60))
+            #expect(ContinuousClock.now - started < .seconds(60))
 
             // The card the script built from /api/stats, with the adaptive backend's algorithm.
             #expect(dom.contains(#"<section class="card" data-backend="app" data-active="round_robin">"#))
@@ -155,11 +155,12 @@ enum Chromium {
         }
 
         let process = Process()
-        // At the lowest priority: the suites run in parallel, and a browser starting at full
-        // priority on two cores disturbs the tests beside it that measure time.
+        // At a lower priority: the suites run in parallel, and a browser starting at full
+        // priority on two cores disturbs the tests beside it that measure time. (Not the
+        // lowest: on a loaded machine that starves it past its time limit.)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/nice")
         process.arguments = [
-            "-n", "19", executable,
+            "-n", "10", executable,
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--no-first-run", "--no-default-browser-check",
             "--user-data-dir=\(directory.appendingPathComponent("profile").path)",
