@@ -114,6 +114,10 @@ public struct FrontendConfig: Sendable, Equatable {
     /// A plain listener also accepts HTTP/2 with prior knowledge (`h2c`, default false).
     /// (TLS listeners offer HTTP/2 by ALPN, `tls.alpn`.)
     public var h2c = false
+    /// Per-client request limits (`rate_limits`), checked in order before the rules.
+    public var rateLimits: [RateLimitConfig] = []
+    /// The anti-bot shield (`antibot`), checked after the rate limits, before the rules.
+    public var antibot: AntibotConfig?
 
     public init(
         name: String,

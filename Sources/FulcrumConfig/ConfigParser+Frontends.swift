@@ -3,7 +3,7 @@ internal import Foundation
 extension ConfigParser {
     static let frontendKeys = [
         "name", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files", "tls",
-        "redirect_to_https", "h2c",
+        "redirect_to_https", "h2c", "rate_limits", "antibot",
     ]
     static let frontendTLSKeys = ["certificates", "default_certificate", "min_version", "alpn"]
     /// ALPN protocols Fulcrum can serve on a frontend.
@@ -99,6 +99,13 @@ extension ConfigParser {
             } else {
                 hasRules = true
             }
+        }
+
+        if let rateLimits = mapping["rate_limits"] {
+            frontend.rateLimits = parseRateLimits(rateLimits, aclNames: aclNames)
+        }
+        if let antibot = mapping["antibot"] {
+            frontend.antibot = parseAntibot(antibot, aclNames: aclNames)
         }
 
         if let reader = mapping["default_backend"] {

@@ -198,6 +198,11 @@ extension ConfigParser {
 
     /// `src: ["10.0.0.0/8", "::1"]`.
     private func parseSources(_ reader: YAMLNodeReader) -> ACLCriterion? {
+        parseCIDRBlocks(reader).map(ACLCriterion.source)
+    }
+
+    /// A CIDR block or a list of them (at least one), each reported where it is not one.
+    func parseCIDRBlocks(_ reader: YAMLNodeReader) -> [CIDRBlock]? {
         guard let items = reader.scalarOrSequence(expected: "a CIDR block or a list of CIDR blocks") else { return nil }
         guard !items.isEmpty else {
             reader.report("must list at least one value")
@@ -214,7 +219,7 @@ extension ConfigParser {
             }
             blocks.append(block)
         }
-        return blocks.count == items.count ? .source(blocks) : nil
+        return blocks.count == items.count ? blocks : nil
     }
 
     // MARK: Rules
@@ -305,7 +310,7 @@ extension ConfigParser {
     }
 
     /// `if: [a, b]` or `if: a`. An empty list is allowed and sets no condition.
-    private func parseACLReferences(_ reader: YAMLNodeReader, aclNames: NameRegistry?) -> [String]? {
+    func parseACLReferences(_ reader: YAMLNodeReader, aclNames: NameRegistry?) -> [String]? {
         guard let items = reader.scalarOrSequence(expected: "an ACL name or a list of ACL names") else { return nil }
         var names: [String] = []
         for item in items {

@@ -100,6 +100,43 @@ public enum ConfigRenderer {
             "tls": frontend.tls.map(frontendTLS),
             "redirect_to_https": frontend.redirectToHTTPSPort.map(ConfigDocument.int),
             "h2c": .bool(frontend.h2c),
+            "rate_limits": frontend.rateLimits.isEmpty
+                ? nil : .map(frontend.rateLimits.map { (key: $0.name, value: rateLimit($0)) }),
+            "antibot": frontend.antibot.map(antibot),
+        ])
+    }
+
+    private static func rateLimit(_ limit: RateLimitConfig) -> ConfigDocument {
+        let key = switch limit.key {
+        case .source: "src"
+        case .header(let name): "header:\(name)"
+        case .cookie(let name): "cookie:\(name)"
+        }
+        return .mapping([
+            "key": .string(key),
+            "rate": .string("\(limit.requests)/\(formatDuration(limit.period))"),
+            "burst": .int(limit.burst),
+            "max_entries": .int(limit.maxEntries),
+            "action": .string(limit.action.rawValue),
+            "tarpit": duration(limit.tarpit),
+            "if": .strings(limit.ifACLs),
+            "unless": .strings(limit.unlessACLs),
+        ])
+    }
+
+    private static func antibot(_ antibot: AntibotConfig) -> ConfigDocument {
+        .mapping([
+            "mode": .string(antibot.mode.rawValue),
+            "challenge": .mapping([
+                "difficulty": .int(antibot.difficulty),
+                "cookie_ttl": duration(antibot.cookieTTL),
+                "secret_env": antibot.secretEnvironmentVariable.map(ConfigDocument.string),
+            ]),
+            "threshold": .int(antibot.threshold),
+            "allow": antibot.allowSources.isEmpty ? nil : .mapping(["src": .strings(antibot.allowSources.map(cidrBlock))]),
+            "deny_user_agents": .strings(antibot.denyUserAgents),
+            "if": .strings(antibot.ifACLs),
+            "unless": .strings(antibot.unlessACLs),
         ])
     }
 

@@ -43,6 +43,12 @@ struct ConfigRendererTests {
                 ("frontends[].acls.*", ConfigParser.criterionKeys, acls),
                 ("frontends[].acls.*.header", ConfigParser.headerKeys, acls.compactMap { $0["header"] }),
                 ("frontends[].rules[]", ConfigParser.ruleKeys, frontends.flatMap { $0["rules"]!.items }),
+                ("frontends[].rules[].redirect", ConfigParser.redirectKeys, frontends.flatMap { $0["rules"]!.items }.compactMap { $0["redirect"] }),
+                ("frontends[].rules[].set_header", ConfigParser.setHeaderKeys, frontends.flatMap { $0["rules"]!.items }.compactMap { $0["set_header"] }),
+                ("frontends[].rate_limits.*", ConfigParser.rateLimitKeys, frontends.compactMap { $0["rate_limits"] }.flatMap { $0.entries.map(\.value) }),
+                ("frontends[].antibot", ConfigParser.antibotKeys, frontends.compactMap { $0["antibot"] }),
+                ("frontends[].antibot.challenge", ConfigParser.antibotChallengeKeys, frontends.compactMap { $0["antibot"]?["challenge"] }),
+                ("frontends[].antibot.allow", ConfigParser.antibotAllowKeys, frontends.compactMap { $0["antibot"]?["allow"] }),
                 ("backends[]", ConfigParser.backendKeys, backends),
                 ("backends[].timeouts", ConfigParser.backendTimeoutKeys, backends.compactMap { $0["timeouts"] }),
                 ("backends[].adaptive", ConfigParser.adaptiveKeys, backends.compactMap { $0["adaptive"] }),
@@ -417,6 +423,19 @@ frontends:
     error_files: { 503: pages/503.html, 403: ./403.html, 404: 403.html }
     tls: { certificates: ./certs, default_certificate: Example.COM, min_version: "1.3", alpn: [http/1.1, h2] }
     h2c: false
+    rate_limits:
+      per_ip: { key: src, rate: 100/10s, burst: 50 }
+      login: { key: src, rate: 5/1m, if: [login], unless: office, action: tarpit, tarpit: 3s, max_entries: 1000 }
+      api_key: { key: "header:X-Api-Key", rate: "1000/1h", action: deny }
+      "session": { key: "cookie:session", rate: 2/500ms }
+    antibot:
+      mode: challenge
+      challenge: { difficulty: 18, cookie_ttl: 30m, secret_env: FULCRUM_ANTIBOT_SECRET }
+      threshold: 40
+      allow: { src: ["192.0.2.0/24", "2001:db8::/48"] }
+      deny_user_agents: ['(?i)python-requests|scrapy|curl/', "Go-http-client"]
+      if: [api]
+      unless: office
   - name: plain
     listen: 127.0.0.1:8080
     rules:

@@ -1,0 +1,96 @@
+internal import Foundation
+
+extension ConfigParser {
+    static let rateLimitKeys = ["key", "rate", "burst", "max_entries", "action", "tarpit", "if", "unless"]
+    static let antibotKeys = ["mode", "challenge", "threshold", "allow", "deny_user_agents", "if", "unless"]
+    static let antibotChallengeKeys = ["difficulty", "cookie_ttl", "secret_env"]
+    static let antibotAllowKeys = ["src"]
+
+    // MARK: Rate limits
+
+    /// `rate_limits: { NAME: { key: src, rate: 100/10s, burst: 50, ... }, ... }`, in file order.
+    func parseRateLimits(_ reader: YAMLNodeReader, aclNames: NameRegistry?) -> [RateLimitConfig] {
+        guard let mapping = reader.mapping(allowedKeys: nil) else { return [] }
+        return mapping.entries.compactMap { entry in
+            parseRateLimit(name: entry.key, entry.value, aclNames: aclNames)
+        }
+    }
+
+    private func parseRateLimit(name: String, _ reader: YAMLNodeReader, aclNames: NameRegistry?) -> RateLimitConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.rateLimitKeys) else { return nil }
+        let key = mapping.required("key").flatMap(parseRateLimitKey)
+        let rate = mapping.required("rate").flatMap(parseRate)
+        guard let key, let rate else { return nil }
+        var limit = RateLimitConfig(name: name, key: key, requests: rate.requests, period: rate.period)
+        if let burst = mapping["burst"]?.integer(in: 0...1_000_000) { limit.burst = burst }
+        if let entries = mapping["max_entries"]?.integer(in: 1...100_000_000) { limit.maxEntries = entries }
+        if let action = mapping["action"]?.choice(RateLimitConfig.Action.self, named: "rate-limit action") {
+            limit.action = action
+        }
+        if let tarpit = mapping["tarpit"]?.duration() { limit.tarpit = tarpit }
+        limit.ifACLs = mapping["if"].flatMap { parseACLReferences($0, aclNames: aclNames) } ?? []
+        limit.unlessACLs = mapping["unless"].flatMap { parseACLReferences($0, aclNames: aclNames) } ?? []
+        return limit
+    }
+
+    /// `src`, `header:NAME` or `cookie:NAME`.
+    private func parseRateLimitKey(_ reader: YAMLNodeReader) -> RateLimitConfig.Key? {
+        guard let text = reader.nonEmptyString() else { return nil }
+        if text == "src" { return .source }
+        for (prefix, make) in [("header:", RateLimitConfig.Key.header), ("cookie:", RateLimitConfig.Key.cookie)] {
+            guard text.hasPrefix(prefix) else { continue }
+            let name = String(text.dropFirst(prefix.count))
+            guard isHTTPToken(name) else {
+                reader.report("\(quoted(name)) is not a valid \(prefix.dropLast()) name")
+                return nil
+            }
+            return make(name)
+        }
+        reader.report("\(quoted(text)) is not a rate-limit key (expected src, header:NAME or cookie:NAME)")
+        return nil
+    }
+
+    /// `100/10s`: requests per period.
+    private func parseRate(_ reader: YAMLNodeReader) -> (requests: Int, period: Duration)? {
+        guard let text = reader.nonEmptyString() else { return nil }
+        let parts = text.split(separator: "/", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard parts.count == 2, let requests = Int(parts[0]), requests >= 1,
+              let period = parseDuration(parts[1]), period > .zero else {
+            reader.report("\(quoted(text)) is not a rate (expected requests/period, e.g. 100/10s, 5/1m)")
+            return nil
+        }
+        return (requests, period)
+    }
+
+    // MARK: Anti-bot
+
+    /// `antibot: { mode: challenge, challenge: {...}, threshold: 50, allow: { src: [...] }, ... }`.
+    func parseAntibot(_ reader: YAMLNodeReader, aclNames: NameRegistry?) -> AntibotConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.antibotKeys) else { return nil }
+        // Everything is checked even when the mode is missing or wrong: every problem at once.
+        let mode = mapping.required("mode")?.choice(AntibotConfig.Mode.self, named: "anti-bot mode")
+        var antibot = AntibotConfig(mode: mode ?? .off)
+        if let challenge = mapping["challenge"]?.mapping(allowedKeys: Self.antibotChallengeKeys) {
+            if let difficulty = challenge["difficulty"]?.integer(in: 1...32) { antibot.difficulty = difficulty }
+            if let ttl = challenge["cookie_ttl"]?.duration() { antibot.cookieTTL = ttl }
+            if let variable = challenge["secret_env"]?.nonEmptyString() { antibot.secretEnvironmentVariable = variable }
+        }
+        if let threshold = mapping["threshold"]?.integer(in: 0...1000) { antibot.threshold = threshold }
+        if let allow = mapping["allow"]?.mapping(allowedKeys: Self.antibotAllowKeys) {
+            antibot.allowSources = allow["src"].flatMap(parseCIDRBlocks) ?? []
+        }
+        if let patterns = mapping["deny_user_agents"]?.scalarOrSequence(expected: "a pattern or a list of patterns") {
+            for item in patterns {
+                guard let pattern = item.nonEmptyString() else { continue }
+                guard (try? NSRegularExpression(pattern: pattern)) != nil else {
+                    item.report("\(quoted(pattern)) is not a valid regular expression")
+                    continue
+                }
+                antibot.denyUserAgents.append(pattern)
+            }
+        }
+        antibot.ifACLs = mapping["if"].flatMap { parseACLReferences($0, aclNames: aclNames) } ?? []
+        antibot.unlessACLs = mapping["unless"].flatMap { parseACLReferences($0, aclNames: aclNames) } ?? []
+        return mode == nil ? nil : antibot
+    }
+}

@@ -1,0 +1,81 @@
+/// A per-client request limit of a frontend (`frontends[].rate_limits.NAME`), HAProxy's stick
+/// tables and nginx's `limit_req` in one line: `{ key: src, rate: 100/10s, burst: 50 }`.
+public struct RateLimitConfig: Sendable, Equatable {
+    /// What identifies a client.
+    public enum Key: Sendable, Equatable {
+        /// The client's address (`src`).
+        case source
+        /// A request header's value (`header:X-Api-Key`); requests without it are not limited.
+        case header(String)
+        /// A cookie's value (`cookie:session`); requests without it are not limited.
+        case cookie(String)
+    }
+
+    /// What a request over the limit gets.
+    public enum Action: String, Sendable, Equatable, CaseIterable {
+        /// `429 Too Many Requests` with `Retry-After` (the default).
+        case reject
+        /// Held for `tarpit` (default 10s), then `429`, and the connection closed.
+        case tarpit
+        /// `403 Forbidden`.
+        case deny
+    }
+
+    public var name: String
+    public var key: Key
+    /// Requests allowed per `period` on average.
+    public var requests: Int
+    public var period: Duration
+    /// Requests allowed beyond the rate in a burst (default 0).
+    public var burst = 0
+    /// Clients tracked at most, per event loop; the least recently seen are forgotten first, so
+    /// a flood of spoofed keys cannot exhaust memory (default 100000).
+    public var maxEntries = 100_000
+    public var action = Action.reject
+    public var tarpit: Duration = .seconds(10)
+    public var ifACLs: [String] = []
+    public var unlessACLs: [String] = []
+
+    public init(name: String, key: Key, requests: Int, period: Duration) {
+        self.name = name
+        self.key = key
+        self.requests = requests
+        self.period = period
+    }
+}
+
+/// A frontend's anti-bot shield (`frontends[].antibot`).
+public struct AntibotConfig: Sendable, Equatable {
+    public enum Mode: String, Sendable, Equatable, CaseIterable {
+        /// Nothing is checked.
+        case off
+        /// Suspicious requests are counted and logged with their reasons, and served.
+        case monitor
+        /// Suspicious requests without a valid clearance cookie get the proof-of-work page.
+        case challenge
+        /// Suspicious requests get `403`.
+        case block
+    }
+
+    public var mode: Mode
+    /// Leading zero bits the proof of work needs (default 16: ~65,000 hashes, well under a
+    /// second in a browser).
+    public var difficulty = 16
+    /// How long a clearance cookie is valid (default 1h).
+    public var cookieTTL: Duration = .seconds(3600)
+    /// The environment variable with the key cookies and challenges are signed with; without
+    /// one, a random key per process (cookies then end with the process).
+    public var secretEnvironmentVariable: String?
+    /// A request whose score reaches this is suspicious (default 50; 0: every request).
+    public var threshold = 50
+    /// Clients never checked.
+    public var allowSources: [CIDRBlock] = []
+    /// User-Agent patterns (regular expressions) that make a request suspicious on their own.
+    public var denyUserAgents: [String] = []
+    public var ifACLs: [String] = []
+    public var unlessACLs: [String] = []
+
+    public init(mode: Mode) {
+        self.mode = mode
+    }
+}
