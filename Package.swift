@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "fulcrum", targets: ["fulcrum"]),
         .library(name: "FulcrumConfig", targets: ["FulcrumConfig"]),
         .library(name: "FulcrumBalancing", targets: ["FulcrumBalancing"]),
+        .library(name: "FulcrumShield", targets: ["FulcrumShield"]),
         .library(name: "FulcrumProxy", targets: ["FulcrumProxy"]),
         .library(name: "FulcrumWorker", targets: ["FulcrumWorker"]),
         .library(name: "FulcrumAdmin", targets: ["FulcrumAdmin"]),
@@ -46,6 +47,14 @@ let package = Package(
         .target(
             name: "FulcrumBalancing",
             dependencies: ["FulcrumConfig", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            swiftSettings: hotPathSettings
+        ),
+        // The anti-bot shield's pure core: rate limits, clearance cookies, proof-of-work
+        // challenges and their page, bot heuristics. Pure Swift, no I/O, injected clock and
+        // randomness; one instance per event loop where state is mutable.
+        .target(
+            name: "FulcrumShield",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: hotPathSettings
         ),
         // The worker server used by tests, the demo and (later) the algorithm lab.
@@ -125,6 +134,10 @@ let package = Package(
         ),
         .testTarget(name: "FulcrumConfigTests", dependencies: ["FulcrumConfig"]),
         .testTarget(name: "FulcrumBalancingTests", dependencies: ["FulcrumBalancing"]),
+        .testTarget(
+            name: "FulcrumShieldTests",
+            dependencies: ["FulcrumShield", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(name: "FulcrumLabTests", dependencies: ["FulcrumLab", "FulcrumConfig"]),
         .testTarget(
             name: "FulcrumWorkerTests",

@@ -1,0 +1,202 @@
+import Foundation
+
+/// Scores how much a request looks like it comes from a bot rather than a person's browser,
+/// from what the request itself shows; a score at or above `threshold` is *suspicious* (the
+/// shield then asks for a challenge rather than refusing outright).
+///
+/// ## Signals
+///
+/// | signal (`Signals.names`)      | when                                                              | default weight |
+/// |-------------------------------|-------------------------------------------------------------------|---------------:|
+/// | `empty-user-agent`            | no User-Agent, or only whitespace                                 | 40 |
+/// | `denied-user-agent`           | the User-Agent matches a pattern of the deny list                 | 60 |
+/// | `browser-without-accept`      | a browser-like User-Agent (`Mozilla/…`) without `Accept`          | 20 |
+/// | `browser-without-accept-language` | a browser-like User-Agent without `Accept-Language`           | 20 |
+/// | `browser-without-accept-encoding` | a browser-like User-Agent without `Accept-Encoding`           | 20 |
+/// | `old-http-version`            | HTTP/1.0 or older                                                 | 20 |
+/// | `over-rate`                   | the client is over its rate limit (`RateLimiter` said `.limited`) | 40 |
+///
+/// With the default threshold of 50, a deny-listed tool is suspicious on its own; a script
+/// that claims to be a browser but sends none of the three headers every browser sends is
+/// (60); an empty User-Agent is only together with another signal, as is being over the rate.
+/// A real browser scores 0.
+///
+/// Every current browser (Chrome, Firefox, Safari, Edge, and their mobile versions) starts its
+/// User-Agent with `Mozilla/` and sends `Accept`, `Accept-Language` and `Accept-Encoding` on
+/// navigations and subresources alike. Chrome's client hints (`sec-ch-ua`) are left out: other
+/// browsers do not send them, and Chrome omits them on plain HTTP.
+///
+/// A header counts as sent when it is present, whatever its value. Header names compare
+/// ASCII case-insensitively, as HTTP/2 lowercases them and HTTP/1 may not.
+///
+/// ## Cost
+///
+/// The deny list is matched with `NSRegularExpression` (ICU) rather than Swift `Regex`:
+/// measured with the default list on a 110-character Chrome User-Agent (both engines are the
+/// toolchain's optimized libraries), Swift `Regex` took about 250 µs per request, ICU about
+/// 20 µs (2 µs for `curl/8.5.0`) — and the heuristics run
+/// on exactly the requests a flood is made of. Only the first `scannedUserAgentLength`
+/// UTF-16 units are searched, so an 8 KB User-Agent cannot cost 70 times more.
+///
+/// Immutable once built: one value can serve every event loop.
+public struct BotHeuristics: Sendable {
+    /// Which signals a request showed; `names` spells them for metrics labels and logs.
+    public struct Signals: OptionSet, Hashable, Sendable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+        public static let emptyUserAgent = Signals(rawValue: 1 << 0)
+        public static let deniedUserAgent = Signals(rawValue: 1 << 1)
+        public static let browserWithoutAccept = Signals(rawValue: 1 << 2)
+        public static let browserWithoutAcceptLanguage = Signals(rawValue: 1 << 3)
+        public static let browserWithoutAcceptEncoding = Signals(rawValue: 1 << 4)
+        public static let oldHTTPVersion = Signals(rawValue: 1 << 5)
+        public static let overRate = Signals(rawValue: 1 << 6)
+
+        /// Every signal with its name, in the order of the table above.
+        public static let all: [(signal: Signals, name: String)] = [
+            (.emptyUserAgent, "empty-user-agent"),
+            (.deniedUserAgent, "denied-user-agent"),
+            (.browserWithoutAccept, "browser-without-accept"),
+            (.browserWithoutAcceptLanguage, "browser-without-accept-language"),
+            (.browserWithoutAcceptEncoding, "browser-without-accept-encoding"),
+            (.oldHTTPVersion, "old-http-version"),
+            (.overRate, "over-rate"),
+        ]
+
+        /// The names of the signals present, in table order.
+        public var names: [String] {
+            Self.all.filter { contains($0.signal) }.map(\.name)
+        }
+    }
+
+    /// What each signal adds to the score.
+    public struct Weights: Hashable, Sendable {
+        public var emptyUserAgent = 40
+        public var deniedUserAgent = 60
+        public var browserWithoutAccept = 20
+        public var browserWithoutAcceptLanguage = 20
+        public var browserWithoutAcceptEncoding = 20
+        public var oldHTTPVersion = 20
+        public var overRate = 40
+
+        public init() {}
+
+        func weight(of signal: Signals) -> Int {
+            switch signal {
+            case .emptyUserAgent: emptyUserAgent
+            case .deniedUserAgent: deniedUserAgent
+            case .browserWithoutAccept: browserWithoutAccept
+            case .browserWithoutAcceptLanguage: browserWithoutAcceptLanguage
+            case .browserWithoutAcceptEncoding: browserWithoutAcceptEncoding
+            case .oldHTTPVersion: oldHTTPVersion
+            case .overRate: overRate
+            default: 0
+            }
+        }
+    }
+
+    /// A request's score.
+    public struct Score: Hashable, Sendable {
+        /// The sum of the weights of `signals`.
+        public let total: Int
+        public let signals: Signals
+        /// `total >= threshold`.
+        public let isSuspicious: Bool
+
+        /// The signals' names, for logs.
+        public var reasons: [String] { signals.names }
+    }
+
+    /// A deny list to start from: HTTP libraries and command-line tools, crawler frameworks,
+    /// and browser automation that says so. Case-insensitive. Well-behaved search engine
+    /// crawlers are not in it: whether to let them in is a site's choice.
+    public static let defaultDenyList = [
+        #"(?i)\b(curl|wget|httpie|python-requests|python-urllib|python-httpx|aiohttp|go-http-client|okhttp|java/|apache-httpclient|libwww-perl|node-fetch|axios|undici)\b"#,
+        #"(?i)\b(scrapy|colly|nutch|heritrix|httrack|masscan|zgrab|nikto|sqlmap)\b"#,
+        #"(?i)(headlesschrome|phantomjs|selenium|puppeteer|playwright)"#,
+    ]
+
+    /// How much of a User-Agent the deny list is matched against (UTF-16 units); real ones
+    /// are 100–300 characters.
+    public static let scannedUserAgentLength = 512
+
+    public let threshold: Int
+    public let weights: Weights
+    /// The deny list as given.
+    public let denyList: [String]
+    private let denyExpressions: [NSRegularExpression]
+
+    /// - Parameters:
+    ///   - denyList: regular expressions in ICU syntax (PCRE-like: `(?i)`, `\b`, `|`, …),
+    ///     each matched anywhere in the User-Agent.
+    ///   - weights: what each signal adds.
+    ///   - threshold: the score from which a request is suspicious.
+    /// - Throws: the first pattern's error when a pattern does not compile.
+    public init(denyList: [String] = BotHeuristics.defaultDenyList, weights: Weights = Weights(), threshold: Int = 50) throws {
+        self.denyList = denyList
+        self.denyExpressions = try denyList.map { try NSRegularExpression(pattern: $0) }
+        self.weights = weights
+        self.threshold = threshold
+    }
+
+    /// Scores a request.
+    ///
+    /// - Parameters:
+    ///   - userAgent: the User-Agent header's value, `nil` when absent.
+    ///   - headers: the request's header fields (NIO's `HTTPHeaders` is such a sequence).
+    ///   - httpVersionMajor, httpVersionMinor: the request's HTTP version (2, 0 for h2).
+    ///   - overRate: whether the client is over its rate limit.
+    public func evaluate<Headers: Sequence>(
+        userAgent: String?,
+        headers: Headers,
+        httpVersionMajor: Int,
+        httpVersionMinor: Int,
+        overRate: Bool
+    ) -> Score where Headers.Element == (name: String, value: String) {
+        var signals: Signals = []
+        let agent = userAgent ?? ""
+        if agent.utf8.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) {
+            signals.insert(.emptyUserAgent)
+        } else {
+            let scanned = NSRange(location: 0, length: min(agent.utf16.count, Self.scannedUserAgentLength))
+            if denyExpressions.contains(where: { $0.rangeOfFirstMatch(in: agent, range: scanned).location != NSNotFound }) {
+                signals.insert(.deniedUserAgent)
+            }
+            if agent.utf8.starts(with: "Mozilla/".utf8) {
+                var missing: Signals = [.browserWithoutAccept, .browserWithoutAcceptLanguage, .browserWithoutAcceptEncoding]
+                for (name, _) in headers {
+                    if asciiCaseInsensitiveEquals(name, "accept") {
+                        missing.remove(.browserWithoutAccept)
+                    } else if asciiCaseInsensitiveEquals(name, "accept-language") {
+                        missing.remove(.browserWithoutAcceptLanguage)
+                    } else if asciiCaseInsensitiveEquals(name, "accept-encoding") {
+                        missing.remove(.browserWithoutAcceptEncoding)
+                    }
+                }
+                signals.formUnion(missing)
+            }
+        }
+        if httpVersionMajor == 0 || (httpVersionMajor == 1 && httpVersionMinor == 0) {
+            signals.insert(.oldHTTPVersion)
+        }
+        if overRate {
+            signals.insert(.overRate)
+        }
+        var total = 0
+        for (signal, _) in Signals.all where signals.contains(signal) {
+            total += weights.weight(of: signal)
+        }
+        return Score(total: total, signals: signals, isSuspicious: total >= threshold)
+    }
+}
+
+/// `name` equals `lowercase` (already lowercase ASCII) ignoring ASCII case; no allocation.
+func asciiCaseInsensitiveEquals(_ name: String, _ lowercase: StaticString) -> Bool {
+    guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
+    return lowercase.withUTF8Buffer { expected in
+        zip(name.utf8, expected).allSatisfy { byte, wanted in
+            (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) == wanted
+        }
+    }
+}
