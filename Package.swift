@@ -72,6 +72,8 @@ let package = Package(
             dependencies: [
                 "FulcrumConfig",
                 "FulcrumBalancing",
+                "FulcrumShield",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -154,6 +156,7 @@ let package = Package(
                 "FulcrumBalancing",
                 "FulcrumConfig",
                 "FulcrumWorker",
+                "FulcrumShield",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -64,7 +64,8 @@ paths:
         (histogram), fulcrum_received_bytes_total, fulcrum_sent_bytes_total,
         fulcrum_active_connections{frontend}, fulcrum_server_up, fulcrum_server_in_flight,
         fulcrum_server_weight{backend,server}, fulcrum_health_check_total{backend,server,result},
-        fulcrum_algorithm_switches_total{backend,from,to}, fulcrum_config_reloads_total{result}.
+        fulcrum_algorithm_switches_total{backend,from,to}, fulcrum_config_reloads_total{result},
+        fulcrum_shield_decisions_total{frontend,decision,reason}.
         A read: no token on a loopback listener.
       security: []
       responses:

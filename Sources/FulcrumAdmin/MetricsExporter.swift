@@ -62,6 +62,14 @@ public final class MetricsExporter: Sendable {
                 count("fulcrum_received_bytes_total", "Request body bytes received from clients.", labels, to: series.bytesIn)
                 count("fulcrum_sent_bytes_total", "Response body bytes sent to clients.", labels, to: series.bytesOut)
             }
+            for (decision, total) in traffic.shieldDecisions {
+                count(
+                    "fulcrum_shield_decisions_total",
+                    "Decisions of the rate limits and the anti-bot shield, by frontend, decision and reason.",
+                    [("frontend", decision.frontend), ("decision", decision.decision), ("reason", decision.reason)],
+                    to: total
+                )
+            }
             for (result, total) in [("success", reloads.succeeded), ("failure", reloads.failed)] {
                 count("fulcrum_config_reloads_total", "Configuration reloads, by result.", [("result", result)], to: total)
             }

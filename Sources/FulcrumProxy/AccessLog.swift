@@ -33,6 +33,9 @@ struct AccessLogEntry {
     var durationNanoseconds: Int64
     /// Time to the response head from the server; -1 when no server answered.
     var upstreamNanoseconds: Int64
+    /// What the shield decided about the request (`limited:per_ip`, `challenged:empty_user_agent`),
+    /// when it did anything.
+    var shield: String? = nil
 }
 
 /// Writes access-log batches to standard output on a queue of its own, so that an event loop
@@ -112,7 +115,8 @@ final class AccessLogBuffer {
         buffer = ByteBufferAllocator().buffer(capacity: 16 * 1024)
     }
 
-    /// `client - - [time] "METHOD uri HTTP/x" status bytes "referer" "agent" frontend backend/server duration_ms upstream_ms`
+    /// `client - - [time] "METHOD uri HTTP/x" status bytes "referer" "agent" frontend backend/server duration_ms upstream_ms`,
+    /// then `shield=DECISION:REASON` when the shield decided something.
     private func appendCombined(_ entry: AccessLogEntry) {
         refreshTime()
         let request = entry.request
@@ -123,7 +127,8 @@ final class AccessLogBuffer {
         buffer.writeString(
             "\(entry.client) - - [\(cachedCombinedTime)] \"\(Self.quoted(requestLine))\" \(entry.status) \(entry.bytesOut) "
                 + "\"\(Self.quoted(referer))\" \"\(Self.quoted(agent))\" \(entry.frontend) \(route) "
-                + "\(Self.milliseconds(entry.durationNanoseconds))ms \(Self.upstream(entry.upstreamNanoseconds))\n"
+                + "\(Self.milliseconds(entry.durationNanoseconds))ms \(Self.upstream(entry.upstreamNanoseconds))"
+                + (entry.shield.map { " shield=\($0)" } ?? "") + "\n"
         )
     }
 
@@ -141,6 +146,7 @@ final class AccessLogBuffer {
         line += ",\"duration_ms\":\(Self.milliseconds(entry.durationNanoseconds))"
         line += ",\"upstream_ms\":" + (entry.upstreamNanoseconds >= 0 ? Self.milliseconds(entry.upstreamNanoseconds) : "null")
         line += ",\"user_agent\":" + (request?.headers.first(name: "user-agent").map { "\"\(Self.quoted($0))\"" } ?? "null")
+        if let shield = entry.shield { line += ",\"shield\":\"\(Self.quoted(shield))\"" }
         line += "}\n"
         buffer.writeString(line)
     }

@@ -1,5 +1,6 @@
 import FulcrumConfig
 import FulcrumBalancing
+import FulcrumShield
 import Logging
 import NIOCore
 
@@ -69,6 +70,34 @@ final class LoopContext {
         self.metricsByServer = metrics
         self.backends = backends
         self.snapshot = snapshot
+    }
+
+    /// Rate limiters by frontend name, one per limit; a limit kept unchanged by a reload keeps
+    /// its limiter (and what it counted).
+    private var limiters: [String: [(config: RateLimitConfig, limiter: RateLimiter)]] = [:]
+
+    /// This loop's limiters for `frontend`'s rate limits, in their order.
+    func rateLimiters(for frontend: RuntimeFrontend) -> [RateLimiter] {
+        guard let limits = frontend.shield?.limits, !limits.isEmpty else { return [] }
+        let existing = limiters[frontend.name] ?? []
+        if existing.count == limits.count, zip(existing, limits).allSatisfy({ $0.config == $1.config }) {
+            return existing.map(\.limiter)
+        }
+        let current = limits.map { limit in
+            existing.first { $0.config == limit.config } ?? (
+                limit.config,
+                // `rate: 100/10s` means what HAProxy and most people read in it: 100 requests in
+                // any 10 s, the window sliding (one more every 100 ms); `burst` adds to that.
+                RateLimiter(
+                    rate: limit.config.requests,
+                    period: UInt64(TimeAmount(limit.config.period).nanoseconds),
+                    burst: limit.config.requests - 1 + limit.config.burst,
+                    maxEntries: limit.config.maxEntries
+                )
+            )
+        }
+        limiters[frontend.name] = current
+        return current.map(\.limiter)
     }
 
     /// Closes every idle backend connection (shutdown).

@@ -1,4 +1,6 @@
+internal import Foundation
 import FulcrumBalancing
+import FulcrumShield
 import NIOCore
 import NIOHTTP1
 
@@ -80,6 +82,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         var start = NIODeadline.uptimeNanoseconds(0)
         var upstreamStart = NIODeadline.uptimeNanoseconds(0)
         var upstreamNanoseconds: Int64 = -1
+        /// What the shield decided, for the access log.
+        var shield: String?
     }
 
     private enum PipelinedEvent {
@@ -104,6 +108,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     /// removed by a reload; requests then get 503).
     private var snapshot: RuntimeSnapshot
     private var frontend: RuntimeFrontend?
+    /// This loop's limiters for the frontend's rate limits (same order), looked up when the
+    /// frontend is (not per request).
+    private var limiters: [RateLimiter] = []
 
     private var phase = Phase.idle
     private var exchange = Exchange()
@@ -150,6 +157,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         }
         self.snapshot = loop.snapshot
         self.frontend = loop.snapshot.frontends.first { $0.name == frontendName }
+        self.limiters = frontend.map { loop.rateLimiters(for: $0) } ?? []
     }
 
     /// HTTP/1.0 (or 0.9) clients know neither chunked encoding nor interim responses.
@@ -325,6 +333,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         if loop.snapshot !== snapshot {
             snapshot = loop.snapshot
             frontend = snapshot.frontends.first { $0.name == frontendName }
+            limiters = frontend.map { loop.rateLimiters(for: $0) } ?? []
         }
         guard let frontend else {
             clientKeepAlive = false
@@ -348,6 +357,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         }
         if let limit = frontend.maxBodyBytes, let length = framing.contentLength, length > limit {
             respondLocally(status: .payloadTooLarge, detail: "The request body is larger than this server accepts.")
+            return
+        }
+
+        if let shield = frontend.shield, screen(head, shield: shield, router: frontend.router) {
             return
         }
 
@@ -796,16 +809,145 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     /// `redirect_to_https`: a 308 to the same host and path on the HTTPS port (the method and
     /// body are kept by the client, unlike with 301).
-    /// Holds the request (reading nothing more from the client), then answers 403 and closes.
-    private func tarpit(for delay: TimeAmount) {
+    /// Holds the request (reading nothing more from the client), then answers `status` (403)
+    /// and closes.
+    private func tarpit(for delay: TimeAmount, status: HTTPResponseStatus = .forbidden) {
         guard let context else { return }
         phase = .holding
         clientKeepAlive = false
         tarpitTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
             tarpitTimer = nil
             guard phase == .holding else { return }
-            respondLocally(status: .forbidden, detail: "This request is not allowed.")
+            respondLocally(status: status, detail: "Too many requests, or not allowed.")
         }
+    }
+
+    // MARK: Shield
+
+    /// Rate limits, then the anti-bot shield. True when the request was answered (limited,
+    /// blocked, challenged, or the answer to a challenge); false when it goes on to the rules.
+    private func screen(_ head: HTTPRequestHead, shield: FrontendShield, router: Router) -> Bool {
+        if !shield.limits.isEmpty {
+            let now = NIODeadline.now().uptimeNanoseconds
+            for (limit, limiter) in zip(shield.limits, limiters) where router.holds(limit.condition, head, client: client) {
+                guard let key = limit.key(for: head, client: client),
+                      case .limited(let retryAfter) = limiter.check(key: key, now: now) else { continue }
+                noteShield("limited", reason: limit.config.name)
+                switch limit.config.action {
+                case .reject:
+                    respondLocally(
+                        status: .tooManyRequests,
+                        detail: "Too many requests; try again in \(retryAfter) s.",
+                        extraHeaders: [("retry-after", "\(retryAfter)")]
+                    )
+                case .deny:
+                    respondLocally(status: .forbidden, detail: "This request is not allowed.")
+                case .tarpit:
+                    tarpit(for: TimeAmount(limit.config.tarpit), status: .tooManyRequests)
+                }
+                return true
+            }
+        }
+        guard let antibot = shield.antibot, !antibot.allows(client),
+              router.holds(antibot.condition, head, client: client) else { return false }
+        let userAgent = head.headers.first(name: "user-agent") ?? ""
+        let prefix = ClientPrefix(address: client.addressText)
+        let wallClock = UInt64(max(0, Date().timeIntervalSince1970))
+        if antibot.config.mode == .challenge {
+            if head.method == .GET, head.path == FrontendShield.verifyPath {
+                answerChallenge(head, antibot: antibot, client: prefix, userAgent: userAgent, now: wallClock)
+                return true
+            }
+            for header in head.headers[canonicalForm: "cookie"] {
+                if let value = ClearanceCookie.value(inCookieHeader: header),
+                   antibot.cookie.verify(value, client: prefix, userAgent: userAgent, now: wallClock) == .valid {
+                    return false
+                }
+            }
+        }
+        let score = antibot.heuristics.evaluate(
+            userAgent: head.headers.first(name: "user-agent"),
+            headers: head.headers,
+            httpVersionMajor: isHTTP2 ? 2 : Int(head.version.major),
+            httpVersionMinor: isHTTP2 ? 0 : Int(head.version.minor),
+            overRate: false
+        )
+        guard score.total >= antibot.config.threshold else { return false }
+        let reason = score.reasons.isEmpty ? "every-client" : score.reasons.joined(separator: "+")
+        switch antibot.config.mode {
+        case .off:
+            return false
+        case .monitor:
+            noteShield("flagged", reason: reason)
+            loop.logger.info(
+                "antibot: suspicious request (score \(score.total)): \(reason)",
+                metadata: ["frontend": "\(frontendName)", "client": "\(client.addressText)", "uri": "\(head.uri)"]
+            )
+            return false
+        case .block:
+            noteShield("blocked", reason: reason)
+            respondLocally(status: .forbidden, detail: "This request looks automated and is not allowed.")
+            return true
+        case .challenge:
+            noteShield("challenged", reason: reason)
+            var random = SystemRandomNumberGenerator()
+            let challenge = antibot.proofOfWork.issue(
+                client: prefix,
+                userAgent: userAgent,
+                now: wallClock,
+                difficulty: antibot.config.difficulty,
+                using: &random
+            )
+            let page = ChallengePage.html(
+                challenge: challenge.value,
+                difficulty: challenge.difficulty,
+                verifyPath: FrontendShield.verifyPath,
+                returnTo: ChallengePage.safeReturnPath(head.uri)
+            )
+            respondWithPage(status: .forbidden, html: page, extraHeaders: [
+                ("content-security-policy", ChallengePage.contentSecurityPolicy),
+                ("cache-control", "no-store"),
+            ])
+            return true
+        }
+    }
+
+    /// `GET /.fulcrum/verify?challenge=…&solution=…&return_to=…`: a valid answer gets the
+    /// clearance cookie and a redirect back; anything else, 403.
+    private func answerChallenge(_ head: HTTPRequestHead, antibot: FrontendShield.Antibot, client prefix: ClientPrefix, userAgent: String, now: UInt64) {
+        let query = head.uri.firstIndex(of: "?").map { head.uri[head.uri.index(after: $0)...] } ?? ""
+        var fields: [Substring: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2 else { continue }
+            let value = String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? ""
+            fields[parts[0]] = value
+        }
+        let verdict = antibot.proofOfWork.check(
+            challenge: Substring(fields["challenge"] ?? ""),
+            solution: Substring(fields["solution"] ?? ""),
+            client: prefix,
+            userAgent: userAgent,
+            now: now
+        )
+        guard verdict == .valid else {
+            noteShield("refused", reason: "\(verdict)")
+            respondLocally(status: .forbidden, detail: "The check did not pass; reload the page to try again.")
+            return
+        }
+        noteShield("passed", reason: "proof_of_work")
+        let cookie = antibot.cookie.issue(client: prefix, userAgent: userAgent, now: now, ttl: antibot.cookieTTLSeconds)
+        let location = ChallengePage.safeReturnPath(fields["return_to"] ?? "/")
+        respondLocally(status: .seeOther, detail: "Checked: \(location)", extraHeaders: [
+            ("location", location),
+            ("set-cookie", ClearanceCookie.setCookieHeader(value: cookie, ttl: antibot.cookieTTLSeconds, secure: client.isSecure)),
+            ("cache-control", "no-store"),
+        ])
+    }
+
+    private func noteShield(_ decision: String, reason: String) {
+        exchange.shield = "\(decision):\(reason)"
+        loop.traffic.shieldDecision(ShieldDecision(frontend: frontendName, decision: decision, reason: reason))
     }
 
     /// A redirect rule's target with `{host}`, `{path}`, `{query}` and `{uri}` filled in.
@@ -849,18 +991,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     /// Answers the current request with an error page (deny, 5xx from the proxy, parse errors).
     private func respondLocally(status: HTTPResponseStatus, detail: String, extraHeaders: [(String, String)] = []) {
-        guard let context, phase != .closed else { return }
-        if exchange.responseStarted {
-            closeClient()
-            return
-        }
-        exchange.responseStarted = true
-        exchange.responseStatus = status.code
-        phase = .idle
-        if exchange.requestHasBody, !exchange.requestEnded {
-            // The unread rest of the request body cannot be told apart from a next request.
-            clientKeepAlive = false
-        }
+        guard let context = beginLocalResponse(status: status) else { return }
         let pages = frontend?.errorPages ?? ErrorPages.builtIn
         var (head, body) = pages.response(
             status: status,
@@ -869,6 +1000,41 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             allocator: context.channel.allocator
         )
         head.headers.add(contentsOf: extraHeaders)
+        sendLocalResponse(head, body: &body, context: context)
+    }
+
+    /// Answers the current request with a page of Fulcrum's own (the shield's challenge).
+    private func respondWithPage(status: HTTPResponseStatus, html: String, extraHeaders: [(String, String)]) {
+        guard let context = beginLocalResponse(status: status) else { return }
+        var body = context.channel.allocator.buffer(string: html)
+        var head = HTTPResponseHead(version: .http1_1, status: status)
+        head.headers.add(name: "content-type", value: "text/html; charset=utf-8")
+        head.headers.add(name: "content-length", value: "\(body.readableBytes)")
+        head.headers.add(contentsOf: extraHeaders)
+        sendLocalResponse(head, body: &body, context: context)
+    }
+
+    /// Starts answering the current request from here; nil when that cannot be done (the
+    /// connection is closing; or a response had started, and the connection is closed).
+    private func beginLocalResponse(status: HTTPResponseStatus) -> ChannelHandlerContext? {
+        guard let context, phase != .closed else { return nil }
+        if exchange.responseStarted {
+            closeClient()
+            return nil
+        }
+        exchange.responseStarted = true
+        exchange.responseStatus = status.code
+        phase = .idle
+        if exchange.requestHasBody, !exchange.requestEnded {
+            // The unread rest of the request body cannot be told apart from a next request.
+            clientKeepAlive = false
+        }
+        return context
+    }
+
+    /// Writes a response Fulcrum made itself (head with its framing, and its whole body).
+    private func sendLocalResponse(_ head: HTTPResponseHead, body: inout ByteBuffer, context: ChannelHandlerContext) {
+        var head = head
         exchange.responseBytes = body.readableBytes
         if isHTTP2 {
             writeHTTP2(.head(head), context: context)
@@ -1063,7 +1229,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             bytesIn: exchange.requestBodyBytes,
             bytesOut: exchange.responseBytes,
             durationNanoseconds: Int64(duration),
-            upstreamNanoseconds: exchange.upstreamNanoseconds
+            upstreamNanoseconds: exchange.upstreamNanoseconds,
+            shield: exchange.shield
         ))
     }
 }

@@ -42,7 +42,17 @@ final class Router: Sendable {
         var forbidden: [Int]
     }
 
+    /// An `if`/`unless` condition by ACL index (for rate limits and the anti-bot shield, which
+    /// use the frontend's ACLs like rules do).
+    struct Condition: Sendable {
+        var required: [Int]
+        var forbidden: [Int]
+
+        static let always = Condition(required: [], forbidden: [])
+    }
+
     private let acls: [CompiledACL]
+    private let aclIndex: [String: Int]
     private let rules: [CompiledRule]
     private let defaultDecision: RouteDecision?
 
@@ -77,6 +87,7 @@ final class Router: Sendable {
             }
         }
         self.acls = acls
+        self.aclIndex = aclIndex
         self.rules = try config.rules.map {
             CompiledRule(action: try compile($0.action), required: try indices($0.ifACLs), forbidden: try indices($0.unlessACLs))
         }
@@ -86,6 +97,23 @@ final class Router: Sendable {
         } else {
             self.defaultDecision = nil
         }
+    }
+
+    /// The condition `if: ifACLs, unless: unlessACLs`, by index.
+    func condition(if ifACLs: [String], unless unlessACLs: [String]) throws -> Condition {
+        func indices(_ names: [String]) throws -> [Int] {
+            try names.map { name in
+                guard let index = aclIndex[name] else { throw RouterError.unknownACL(name) }
+                return index
+            }
+        }
+        return Condition(required: try indices(ifACLs), forbidden: try indices(unlessACLs))
+    }
+
+    /// Whether `condition` holds for a request.
+    func holds(_ condition: Condition, _ head: HTTPRequestHead, client: ClientInfo) -> Bool {
+        condition.required.allSatisfy { acls[$0].matches(head, client: client) }
+            && !condition.forbidden.contains { acls[$0].matches(head, client: client) }
     }
 
     /// The decision for a request (nil when no rule decides and there is no default backend),

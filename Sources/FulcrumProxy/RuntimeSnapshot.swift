@@ -121,13 +121,17 @@ final class RuntimeFrontend: Sendable {
     let errorPages: ErrorPages
     /// `redirect_to_https`: the HTTPS port every request is sent to with a 308.
     let redirectToHTTPSPort: Int?
+    /// Rate limits and the anti-bot shield; nil when there are neither.
+    let shield: FrontendShield?
 
     init(config: FrontendConfig, backendIndex: [String: Int]) throws {
         self.name = config.name
-        self.router = try Router(config: config, backendIndex: backendIndex)
+        let router = try Router(config: config, backendIndex: backendIndex)
+        self.router = router
         self.maxBodyBytes = config.limits.maxBodyBytes
         self.errorPages = try ErrorPages(customFiles: config.errorFiles)
         self.redirectToHTTPSPort = config.redirectToHTTPSPort
+        self.shield = try FrontendShield.compile(config, router: router)
     }
 }
 

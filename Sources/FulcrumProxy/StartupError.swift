@@ -18,6 +18,8 @@ public enum StartupError: Error, CustomStringConvertible {
     case badServerTLS(backend: String, server: String, reason: String)
     /// A TLS frontend has no certificate that can serve; `problems` says why for each file.
     case noUsableCertificate(frontend: String, directory: String, problems: [String])
+    /// The anti-bot shield's `secret_env` names a variable that is unset or too short.
+    case missingSecret(frontend: String, variable: String)
 
     public var description: String {
         switch self {
@@ -27,6 +29,8 @@ public enum StartupError: Error, CustomStringConvertible {
             "frontend \(frontend): cannot listen on \(address) (\(reason))"
         case .badServerTLS(let backend, let server, let reason):
             "backend \(backend), server \(server): cannot set up TLS (\(reason))"
+        case .missingSecret(let frontend, let variable):
+            "frontend \(frontend): antibot.challenge.secret_env names \(variable), which is not set or shorter than 16 bytes"
         case .noUsableCertificate(let frontend, let directory, let problems):
             "frontend \(frontend): no usable certificate in \(directory)"
                 + (problems.isEmpty ? "" : " (\(problems.joined(separator: "; ")))")

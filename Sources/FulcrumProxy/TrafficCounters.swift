@@ -24,6 +24,11 @@ final class TrafficCounters {
 
     private var cells: [Key: Cell] = [:]
     private var connections: [String: Int] = [:]
+    private var shield: [ShieldDecision: Int] = [:]
+
+    func shieldDecision(_ key: ShieldDecision) {
+        shield[key, default: 0] += 1
+    }
 
     func record(_ key: Key, status: UInt, bytesIn: Int, bytesOut: Int, nanoseconds: Int64) {
         let cell: Cell
@@ -67,7 +72,8 @@ final class TrafficCounters {
                     durationNanoseconds: cell.durationNanoseconds
                 )
             },
-            activeConnections: connections
+            activeConnections: connections,
+            shieldDecisions: shield
         )
     }
 }
@@ -109,10 +115,13 @@ public struct TrafficSnapshot: Sendable, Equatable {
     public var series: [TrafficSeries]
     /// Client connections open now, per frontend.
     public var activeConnections: [String: Int]
+    /// The shield's decisions by frontend, decision and reason.
+    public var shieldDecisions: [ShieldDecision: Int]
 
-    public init(series: [TrafficSeries] = [], activeConnections: [String: Int] = [:]) {
+    public init(series: [TrafficSeries] = [], activeConnections: [String: Int] = [:], shieldDecisions: [ShieldDecision: Int] = [:]) {
         self.series = series
         self.activeConnections = activeConnections
+        self.shieldDecisions = shieldDecisions
     }
 
     mutating func add(_ other: TrafficSnapshot) {
@@ -126,5 +135,22 @@ public struct TrafficSnapshot: Sendable, Equatable {
             }
         }
         activeConnections.merge(other.activeConnections, uniquingKeysWith: +)
+        shieldDecisions.merge(other.shieldDecisions, uniquingKeysWith: +)
+    }
+}
+
+/// One kind of decision of a frontend's shield, counted in `TrafficSnapshot.shieldDecisions`.
+public struct ShieldDecision: Hashable, Sendable {
+    public let frontend: String
+    /// `limited` (a rate limit), `challenged`, `blocked`, `flagged` (monitor mode), `passed`
+    /// (a solved challenge), `refused` (a wrong or stale answer to one).
+    public let decision: String
+    /// The rate limit's name, or the heuristics' reasons joined with `+`.
+    public let reason: String
+
+    public init(frontend: String, decision: String, reason: String) {
+        self.frontend = frontend
+        self.decision = decision
+        self.reason = reason
     }
 }

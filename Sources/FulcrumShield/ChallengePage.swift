@@ -16,8 +16,8 @@ import Crypto
 /// HTTP; it hashes the challenge's whole 64-byte blocks once and allocates nothing per try
 /// (1.3 million tries a second in node on the project's 2-core machine). It tries the solutions `"0"`, `"1"`, … as `ProofOfWork.solve` does, in slices of
 /// 50 ms so that the page stays responsive, then fills the form and submits it: a normal form
-/// POST (`application/x-www-form-urlencoded`: `challenge`, `solution`, `return_to`), so the
-/// browser itself stores the cookie and follows the redirect.
+/// GET (`challenge`, `solution`, `return_to` in the query string — the proxy answers it with no
+/// request body to read), so the browser itself stores the cookie and follows the redirect.
 ///
 /// ## Escaping
 ///
@@ -51,7 +51,7 @@ public enum ChallengePage {
         <h1>Checking your browser…</h1>
         <p id="fulcrum-status"></p>
         <noscript><p>JavaScript is required to pass this check. Please enable JavaScript for this site and reload the page.</p></noscript>
-        <form id="fulcrum-form" method="post" action="\(escapeHTML(verifyPath))" data-difficulty="\(difficulty)">
+        <form id="fulcrum-form" method="get" action="\(escapeHTML(verifyPath))" data-difficulty="\(difficulty)">
         <input type="hidden" name="challenge" value="\(escapeHTML(challenge))">
         <input type="hidden" name="solution" value="">
         <input type="hidden" name="return_to" value="\(escapeHTML(returnTo))">

@@ -31,7 +31,8 @@ struct AlgorithmLabTests {
         let peakEWMA = try await AlgorithmLab.run(scenario: scenario, algorithm: .peakEWMA, load: Self.load)
         #expect(roundRobin.p99Milliseconds >= 495)
         #expect(roundRobin.perServer["w3", default: 0] >= 33)
-        #expect(peakEWMA.perServer["w3", default: 0] <= 10, "\(peakEWMA.perServer)")
+        // At most half of round robin's third (in a quiet run, about 5 of 100).
+        #expect(peakEWMA.perServer["w3", default: 0] <= roundRobin.perServer["w3", default: 0] / 2, "\(peakEWMA.perServer)")
     }
 
     @Test("a flaky server's 500s are counted as errors")

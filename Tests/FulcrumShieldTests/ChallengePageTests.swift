@@ -87,7 +87,7 @@ private func attribute(_ name: String, ofTagContaining marker: String, in html: 
         #expect(!html.contains("@import"))
         #expect(html.hasPrefix("<!DOCTYPE html>"))
         #expect(html.contains("<noscript><p>JavaScript is required"))
-        #expect(html.contains("<form id=\"fulcrum-form\" method=\"post\" action=\"/.fulcrum/verify\" data-difficulty=\"16\">"))
+        #expect(html.contains("<form id=\"fulcrum-form\" method=\"get\" action=\"/.fulcrum/verify\" data-difficulty=\"16\">"))
         #expect(html.contains("<input type=\"hidden\" name=\"return_to\" value=\"/shop?item=1\">"))
         // The script is the same for every page: nothing is interpolated into JavaScript.
         #expect(html.contains("<script>\(ChallengePage.script)</script>"))

@@ -1,0 +1,96 @@
+import Crypto
+internal import Foundation
+import FulcrumConfig
+import FulcrumShield
+import NIOConcurrencyHelpers
+import NIOHTTP1
+
+/// A frontend's rate limits and anti-bot shield, compiled once per snapshot and shared by the
+/// event loops (the limiters themselves, which count, are per loop: `LoopContext`).
+final class FrontendShield: Sendable {
+    /// Where the challenge page sends its answer (a GET, so the answer needs no body).
+    static let verifyPath = "/.fulcrum/verify"
+
+    struct Limit: Sendable {
+        let config: RateLimitConfig
+        let condition: Router.Condition
+
+        /// The client's key for this limit; nil: the request has none (not limited).
+        func key(for head: HTTPRequestHead, client: ClientInfo) -> String? {
+            switch config.key {
+            case .source: return client.addressText
+            case .header(let name): return head.headers.first(name: name)
+            case .cookie(let name): return Self.cookie(name, in: head.headers)
+            }
+        }
+
+        private static func cookie(_ name: String, in headers: HTTPHeaders) -> String? {
+            for header in headers[canonicalForm: "cookie"] {
+                for pair in header.split(separator: ";") {
+                    let trimmed = pair.drop { $0 == " " }
+                    guard trimmed.hasPrefix(name), trimmed.dropFirst(name.count).first == "=" else { continue }
+                    return String(trimmed.dropFirst(name.count + 1))
+                }
+            }
+            return nil
+        }
+    }
+
+    struct Antibot: Sendable {
+        let config: AntibotConfig
+        let condition: Router.Condition
+        let heuristics: BotHeuristics
+        let cookie: ClearanceCookie
+        let proofOfWork: ProofOfWork
+        let cookieTTLSeconds: UInt64
+
+        func allows(_ client: ClientInfo) -> Bool {
+            guard !config.allowSources.isEmpty, let bytes = client.addressBytes else { return false }
+            return config.allowSources.contains { $0.contains(bytes) }
+        }
+    }
+
+    let limits: [Limit]
+    let antibot: Antibot?
+
+    /// Nil when the frontend has neither rate limits nor an active anti-bot shield.
+    static func compile(_ config: FrontendConfig, router: Router) throws -> FrontendShield? {
+        let limits = try config.rateLimits.map {
+            Limit(config: $0, condition: try router.condition(if: $0.ifACLs, unless: $0.unlessACLs))
+        }
+        var antibot: Antibot?
+        if let settings = config.antibot, settings.mode != .off {
+            let key = try Self.key(settings, frontend: config.name)
+            antibot = Antibot(
+                config: settings,
+                condition: try router.condition(if: settings.ifACLs, unless: settings.unlessACLs),
+                heuristics: try BotHeuristics(
+                    denyList: BotHeuristics.defaultDenyList + settings.denyUserAgents,
+                    threshold: settings.threshold
+                ),
+                cookie: ClearanceCookie(key: key),
+                proofOfWork: ProofOfWork(key: key),
+                cookieTTLSeconds: UInt64(settings.cookieTTL.components.seconds)
+            )
+        }
+        guard !limits.isEmpty || antibot != nil else { return nil }
+        return FrontendShield(limits: limits, antibot: antibot)
+    }
+
+    private init(limits: [Limit], antibot: Antibot?) {
+        self.limits = limits
+        self.antibot = antibot
+    }
+
+    /// The signing key: from `secret_env`, or one random key per process (so cookies survive
+    /// reloads, but not a restart).
+    private static func key(_ settings: AntibotConfig, frontend: String) throws -> SymmetricKey {
+        guard let variable = settings.secretEnvironmentVariable else { return processKey }
+        guard let secret = ProcessInfo.processInfo.environment[variable], secret.utf8.count >= 16 else {
+            throw StartupError.missingSecret(frontend: frontend, variable: variable)
+        }
+        return SymmetricKey(data: SHA256.hash(data: Data(secret.utf8)))
+    }
+
+    private static let processKey = SymmetricKey(size: .bits256)
+}
