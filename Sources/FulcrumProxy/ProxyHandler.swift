@@ -848,16 +848,17 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
                 return true
             }
         }
-        guard let antibot = shield.antibot, !antibot.allows(client),
-              router.holds(antibot.condition, head, client: client) else { return false }
+        guard let antibot = shield.antibot, !antibot.allows(client) else { return false }
         let userAgent = head.headers.first(name: "user-agent") ?? ""
         let prefix = ClientPrefix(address: client.addressText)
         let wallClock = UInt64(max(0, Date().timeIntervalSince1970))
+        // The answer to a challenge, whatever the shield's `if`/`unless` say of its path.
+        if antibot.config.mode == .challenge, head.method == .GET, head.path == FrontendShield.verifyPath {
+            answerChallenge(head, antibot: antibot, client: prefix, userAgent: userAgent, now: wallClock)
+            return true
+        }
+        guard router.holds(antibot.condition, head, client: client) else { return false }
         if antibot.config.mode == .challenge {
-            if head.method == .GET, head.path == FrontendShield.verifyPath {
-                answerChallenge(head, antibot: antibot, client: prefix, userAgent: userAgent, now: wallClock)
-                return true
-            }
             for header in head.headers[canonicalForm: "cookie"] {
                 if let value = ClearanceCookie.value(inCookieHeader: header),
                    antibot.cookie.verify(value, client: prefix, userAgent: userAgent, now: wallClock) == .valid {

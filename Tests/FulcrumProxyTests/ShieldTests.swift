@@ -129,6 +129,32 @@ struct ShieldTests {
         }
     }
 
+    @Test("with if: [pages], only those pages are challenged, and the answer is taken wherever it comes from")
+    func challengeWithCondition() async throws {
+        let yaml = { (ports: [Int]) in
+            simpleConfig(ports, frontendExtra: """
+                    acls: { pages: { path_prefix: /app } }
+                    antibot:
+                      mode: challenge
+                      challenge: { difficulty: 4 }
+                      threshold: 0
+                      if: [pages]
+                """)
+        }
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: yaml) { harness in
+            let open = try await harness.send("/work", headers: Self.browser)
+            #expect(open.status == .ok)
+            let page = try await harness.send("/app/home", headers: Self.browser)
+            #expect(page.status == .forbidden)
+            let challenge = try #require(Self.attribute(#"name="challenge" value=""#, in: page.text))
+            let solution = ProofOfWork.solve(challenge: challenge, difficulty: 4)
+            let verified = try await harness.send(Self.verifyURI(challenge: challenge, solution: solution, returnTo: "/app/home"), headers: Self.browser)
+            #expect(verified.status == .seeOther)
+            let cookie = try #require(verified.headers.first(name: "set-cookie")?.split(separator: ";").first.map(String.init))
+            #expect(try await harness.send("/app/home", headers: Self.browser + [("Cookie", cookie)]).status != .forbidden)
+        }
+    }
+
     @Test("block: denylisted clients, and bare ones past a lower threshold, get 403; a browser passes; monitor only counts; allow.src skips the checks")
     func blockAndMonitor() async throws {
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { Self.antibotConfig($0, mode: "block") }) { harness in
