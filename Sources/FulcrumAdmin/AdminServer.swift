@@ -176,10 +176,7 @@ struct AdminRoutes: Sendable {
             let outcome = try await Self.applying {
                 try await reloader.change { config in
                     var config = config
-                    guard let index = config.backends.firstIndex(where: { $0.name == backend }),
-                          let position = config.backends[index].servers.firstIndex(where: { $0.name == server }) else {
-                        throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
-                    }
+                    let (index, position) = try Self.position(of: server, in: backend, config)
                     config.backends[index].servers.remove(at: position)
                     return config
                 }
@@ -232,10 +229,7 @@ struct AdminRoutes: Sendable {
                 try await Self.applying {
                     try await reloader.change { config in
                         var config = config
-                        guard let index = config.backends.firstIndex(where: { $0.name == backend }),
-                              let position = config.backends[index].servers.firstIndex(where: { $0.name == server }) else {
-                            throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
-                        }
+                        let (index, position) = try Self.position(of: server, in: backend, config)
                         config.backends[index].servers[position].weight = weight
                         return config
                     }
@@ -298,6 +292,15 @@ struct AdminRoutes: Sendable {
         guard proxy.config.backends.first(where: { $0.name == backend })?.servers.contains(where: { $0.name == server }) == true else {
             throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
         }
+    }
+
+    /// Where `server` of `backend` is in `config` (a concurrent change may have removed it).
+    private static func position(of server: String, in backend: String, _ config: Config) throws -> (backend: Int, server: Int) {
+        guard let index = config.backends.firstIndex(where: { $0.name == backend }),
+              let position = config.backends[index].servers.firstIndex(where: { $0.name == server }) else {
+            throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+        }
+        return (index, position)
     }
 
     /// Runs a reload, answering what can go wrong as problems: an invalid configuration or

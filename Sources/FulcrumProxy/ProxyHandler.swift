@@ -958,10 +958,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         let queryStart = uri.firstIndex(of: "?")
         let path = queryStart.map { String(uri[..<$0]) } ?? uri
         let query = queryStart.map { String(uri[$0...]) } ?? ""
-        // The Host header without its port; nothing that could break out of the authority.
-        var host = head.headers.first(name: "host") ?? ""
-        if let colon = host.lastIndex(of: ":"), !host[colon...].contains("]") { host = String(host[..<colon]) }
-        if host.contains(where: { $0 == "/" || $0 == "@" || $0 == "?" || $0 == "#" || $0.isWhitespace }) { host = "" }
+        let host = redirectHost(head) ?? ""
         return template
             .replacingOccurrences(of: "{uri}", with: uri)
             .replacingOccurrences(of: "{path}", with: path)
@@ -969,13 +966,19 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             .replacingOccurrences(of: "{host}", with: host)
     }
 
-    private func redirectToHTTPS(_ head: HTTPRequestHead, port: Int) {
+    /// The Host header without its port (IPv6 literals kept: "[::1]:8080" → "[::1]"), or nil
+    /// when it is missing or holds anything that could break out of a URL's authority.
+    static func redirectHost(_ head: HTTPRequestHead) -> String? {
         var host = head.headers.first(name: "host") ?? ""
-        // Drop a port, keeping IPv6 literals ("[::1]:8080" → "[::1]").
         if let colon = host.lastIndex(of: ":"), !host[colon...].contains("]") {
             host = String(host[..<colon])
         }
-        guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == "@" || $0.isWhitespace }) else {
+        guard !host.isEmpty, !host.contains(where: { "/@?#".contains($0) || $0.isWhitespace }) else { return nil }
+        return host
+    }
+
+    private func redirectToHTTPS(_ head: HTTPRequestHead, port: Int) {
+        guard let host = Self.redirectHost(head) else {
             clientKeepAlive = false
             respondLocally(status: .badRequest, detail: "This site is served over HTTPS; the request has no usable Host header.")
             return
