@@ -1,10 +1,12 @@
 internal import Foundation
+internal import Yams
 
 extension ConfigParser {
     static let rateLimitKeys = ["key", "rate", "burst", "max_entries", "action", "tarpit", "if", "unless"]
-    static let antibotKeys = ["mode", "challenge", "threshold", "allow", "deny_user_agents", "if", "unless"]
+    static let antibotKeys = ["mode", "challenge", "threshold", "rate", "allow", "deny_user_agents", "if", "unless"]
     static let antibotChallengeKeys = ["difficulty", "cookie_ttl", "secret_env"]
-    static let antibotAllowKeys = ["src"]
+    static let antibotAllowKeys = ["src", "src_file", "verified_bots"]
+    static let verifiedBotKeys = ["name", "user_agent", "domains"]
 
     // MARK: Rate limits
 
@@ -76,8 +78,13 @@ extension ConfigParser {
             if let variable = challenge["secret_env"]?.nonEmptyString() { antibot.secretEnvironmentVariable = variable }
         }
         if let threshold = mapping["threshold"]?.integer(in: 0...1000) { antibot.threshold = threshold }
+        if let rate = mapping["rate"].flatMap(parseRate) {
+            antibot.rate = RequestRate(requests: rate.requests, period: rate.period)
+        }
         if let allow = mapping["allow"]?.mapping(allowedKeys: Self.antibotAllowKeys) {
             antibot.allowSources = allow["src"].flatMap(parseCIDRBlocks) ?? []
+            antibot.allowSourceFile = allow["src_file"].flatMap(parseAddressListFile)
+            antibot.verifiedBots = allow["verified_bots"].flatMap(parseVerifiedBots) ?? []
         }
         if let patterns = mapping["deny_user_agents"]?.scalarOrSequence(expected: "a pattern or a list of patterns") {
             for item in patterns {
@@ -92,5 +99,74 @@ extension ConfigParser {
         antibot.ifACLs = mapping["if"].flatMap { parseACLReferences($0, aclNames: aclNames) } ?? []
         antibot.unlessACLs = mapping["unless"].flatMap { parseACLReferences($0, aclNames: aclNames) } ?? []
         return mode == nil ? nil : antibot
+    }
+
+    /// `src_file: PATH`: read now, every line an address or CIDR block; every bad line reported.
+    private func parseAddressListFile(_ reader: YAMLNodeReader) -> AddressListFile? {
+        guard let written = reader.nonEmptyString() else { return nil }
+        let path = resolve(written)
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            reader.report("\(quoted(written)) cannot be read as a text file (\(path))")
+            return nil
+        }
+        var blocks: [CIDRBlock] = []
+        var valid = true
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let entry = line.prefix { $0 != "#" }.trimmingCharacters(in: .whitespaces)
+            guard !entry.isEmpty else { continue }
+            guard let block = CIDRBlock(parsing: entry) else {
+                reader.report("\(quoted(written)) line \(index + 1): \(quoted(entry)) is not an address or CIDR block")
+                valid = false
+                continue
+            }
+            blocks.append(block)
+        }
+        return valid ? AddressListFile(path: path, blocks: blocks) : nil
+    }
+
+    /// `verified_bots: [googlebot, { name: intranet, user_agent: "(?i)crawler", domains: [crawl.example.net] }]`.
+    private func parseVerifiedBots(_ reader: YAMLNodeReader) -> [VerifiedBot]? {
+        guard let items = reader.scalarOrSequence(expected: "a crawler's name or a list of crawlers") else { return nil }
+        var names = NameRegistry(kind: "verified bot")
+        var bots: [VerifiedBot] = []
+        for item in items {
+            if case .mapping = item.node {
+                guard let mapping = item.mapping(allowedKeys: Self.verifiedBotKeys) else { continue }
+                let name = parseName(mapping.required("name"), into: &names)
+                let pattern = mapping.required("user_agent")?.nonEmptyString()
+                if let pattern, (try? NSRegularExpression(pattern: pattern)) == nil {
+                    mapping["user_agent"]?.report("\(quoted(pattern)) is not a valid regular expression")
+                }
+                let domains = mapping.required("domains")?.scalarOrSequence(expected: "a domain or a list of domains")?
+                    .compactMap { domain -> String? in
+                        guard let text = domain.nonEmptyString()?.lowercased() else { return nil }
+                        guard isDomainName(text) else {
+                            domain.report("\(quoted(text)) is not a domain name")
+                            return nil
+                        }
+                        return text
+                    }
+                if let name, let pattern, let domains, !domains.isEmpty {
+                    bots.append(VerifiedBot(name: name, userAgent: pattern, domains: domains))
+                }
+            } else if let name = item.nonEmptyString() {
+                names.record(name, at: item)
+                guard let bot = VerifiedBot.builtIn.first(where: { $0.name == name.lowercased() }) else {
+                    let known = VerifiedBot.builtIn.map(\.name).joined(separator: ", ")
+                    item.report("unknown crawler \(quoted(name)) (known: \(known); or give { name, user_agent, domains })")
+                    continue
+                }
+                bots.append(bot)
+            }
+        }
+        return bots
+    }
+
+    /// Letters, digits and hyphens in dot-separated labels (what a PTR name ends in).
+    private func isDomainName(_ text: String) -> Bool {
+        let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        return !text.isEmpty && text.count <= 253 && labels.allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+        }
     }
 }

@@ -133,10 +133,32 @@ public enum ConfigRenderer {
                 "secret_env": antibot.secretEnvironmentVariable.map(ConfigDocument.string),
             ]),
             "threshold": .int(antibot.threshold),
-            "allow": antibot.allowSources.isEmpty ? nil : .mapping(["src": .strings(antibot.allowSources.map(cidrBlock))]),
+            "rate": .string("\(antibot.rate.requests)/\(formatDuration(antibot.rate.period))"),
+            "allow": antibotAllow(antibot),
             "deny_user_agents": .strings(antibot.denyUserAgents),
             "if": .strings(antibot.ifACLs),
             "unless": .strings(antibot.unlessACLs),
+        ])
+    }
+
+    private static func antibotAllow(_ antibot: AntibotConfig) -> ConfigDocument? {
+        guard !antibot.allowSources.isEmpty || antibot.allowSourceFile != nil || !antibot.verifiedBots.isEmpty else {
+            return nil
+        }
+        return .mapping([
+            "src": antibot.allowSources.isEmpty ? nil : .strings(antibot.allowSources.map(cidrBlock)),
+            "src_file": antibot.allowSourceFile.map { .string($0.path) },
+            "verified_bots": antibot.verifiedBots.isEmpty ? nil : .list(antibot.verifiedBots.map(verifiedBot)),
+        ])
+    }
+
+    /// A built-in crawler by its name; any other in full.
+    private static func verifiedBot(_ bot: VerifiedBot) -> ConfigDocument {
+        if VerifiedBot.builtIn.contains(bot) { return .string(bot.name) }
+        return .mapping([
+            "name": .string(bot.name),
+            "user_agent": .string(bot.userAgent),
+            "domains": .strings(bot.domains),
         ])
     }
 

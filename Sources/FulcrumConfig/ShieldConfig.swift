@@ -68,8 +68,16 @@ public struct AntibotConfig: Sendable, Equatable {
     public var secretEnvironmentVariable: String?
     /// A request whose score reaches this is suspicious (default 50; 0: every request).
     public var threshold = 50
+    /// A client (by address) sending more than this is `over-rate` for the heuristics
+    /// (default 100 in any 10 s).
+    public var rate = RequestRate(requests: 100, period: .seconds(10))
     /// Clients never checked.
     public var allowSources: [CIDRBlock] = []
+    /// `allow.src_file`: a file of addresses and CIDR blocks never checked (absolute path), and
+    /// what it listed when the configuration was loaded.
+    public var allowSourceFile: AddressListFile?
+    /// Crawlers let through when forward-confirmed reverse DNS says the address is theirs.
+    public var verifiedBots: [VerifiedBot] = []
     /// User-Agent patterns (regular expressions) that make a request suspicious on their own.
     public var denyUserAgents: [String] = []
     public var ifACLs: [String] = []
@@ -78,4 +86,61 @@ public struct AntibotConfig: Sendable, Equatable {
     public init(mode: Mode) {
         self.mode = mode
     }
+}
+
+/// `N/period`: at most N requests in any such window.
+public struct RequestRate: Sendable, Equatable {
+    public var requests: Int
+    public var period: Duration
+
+    public init(requests: Int, period: Duration) {
+        self.requests = requests
+        self.period = period
+    }
+}
+
+/// A file of addresses and CIDR blocks, one per line (`#` starts a comment), read when the
+/// configuration is loaded — so on every reload too.
+public struct AddressListFile: Sendable, Equatable {
+    /// The file, made absolute against the configuration file's directory.
+    public var path: String
+    /// What it listed.
+    public var blocks: [CIDRBlock]
+
+    public init(path: String, blocks: [CIDRBlock]) {
+        self.path = path
+        self.blocks = blocks
+    }
+}
+
+/// A crawler that `antibot.allow.verified_bots` lets through, but only from addresses whose
+/// reverse-DNS name ends in one of its operator's `domains` and resolves back to the same
+/// address (forward-confirmed reverse DNS, the check the search engines document); a
+/// User-Agent alone proves nothing.
+public struct VerifiedBot: Sendable, Equatable {
+    public var name: String
+    /// A regular expression (ICU syntax) that the crawler's User-Agent matches.
+    public var userAgent: String
+    /// Domains its addresses' names end in (`googlebot.com` covers `crawl-66-249-66-1.googlebot.com`).
+    public var domains: [String]
+
+    public init(name: String, userAgent: String, domains: [String]) {
+        self.name = name
+        self.userAgent = userAgent
+        self.domains = domains
+    }
+
+    /// The crawlers known by name, with the User-Agent tokens and domains their operators
+    /// publish for this check (Google, Microsoft, Apple, Yandex, Baidu).
+    public static let builtIn: [VerifiedBot] = [
+        VerifiedBot(
+            name: "googlebot",
+            userAgent: #"(?i)\b(googlebot|google-inspectiontool|googleother|storebot-google|adsbot-google|mediapartners-google|apis-google|feedfetcher-google)\b"#,
+            domains: ["googlebot.com", "google.com", "googleusercontent.com"]
+        ),
+        VerifiedBot(name: "bingbot", userAgent: #"(?i)\b(bingbot|adidxbot|bingpreview|msnbot)\b"#, domains: ["search.msn.com"]),
+        VerifiedBot(name: "applebot", userAgent: #"(?i)\bapplebot\b"#, domains: ["applebot.apple.com"]),
+        VerifiedBot(name: "yandexbot", userAgent: #"(?i)\byandex"#, domains: ["yandex.ru", "yandex.net", "yandex.com"]),
+        VerifiedBot(name: "baiduspider", userAgent: #"(?i)\bbaiduspider\b"#, domains: ["baidu.com", "baidu.jp"]),
+    ]
 }

@@ -43,10 +43,32 @@ final class FrontendShield: Sendable {
         let cookie: ClearanceCookie
         let proofOfWork: ProofOfWork
         let cookieTTLSeconds: UInt64
+        /// `rate`, as a limit on the client's address (for the `over-rate` signal).
+        let rateLimit: RateLimitConfig
+        /// The listed crawlers with their compiled User-Agent patterns.
+        let crawlers: [(bot: VerifiedBot, userAgent: NSRegularExpression)]
+        /// Every crawler's pattern in one, so a request that claims none costs one scan.
+        let anyCrawler: NSRegularExpression?
 
+        /// `allow.src` and `allow.src_file`.
         func allows(_ client: ClientInfo) -> Bool {
-            guard !config.allowSources.isEmpty, let bytes = client.addressBytes else { return false }
+            guard let bytes = client.addressBytes else { return false }
             return config.allowSources.contains { $0.contains(bytes) }
+                || (config.allowSourceFile?.blocks.contains { $0.contains(bytes) } ?? false)
+        }
+
+        /// The listed crawlers whose User-Agent pattern `userAgent` matches (usually none).
+        func crawlers(claimedBy userAgent: String) -> [VerifiedBot] {
+            guard let anyCrawler, !userAgent.isEmpty else { return [] }
+            let scanned = NSRange(location: 0, length: min(userAgent.utf16.count, BotHeuristics.scannedUserAgentLength))
+            guard anyCrawler.rangeOfFirstMatch(in: userAgent, range: scanned).location != NSNotFound else { return [] }
+            return crawlers.filter { $0.userAgent.rangeOfFirstMatch(in: userAgent, range: scanned).location != NSNotFound }.map(\.bot)
+        }
+
+        /// The claimed crawler whose domains `hostname` (forward-confirmed) is in, if any.
+        static func crawler(in claimed: [VerifiedBot], confirmedBy hostname: String?) -> VerifiedBot? {
+            guard let hostname else { return nil }
+            return claimed.first { bot in bot.domains.contains { CrawlerVerifier.hostname(hostname, isIn: $0) } }
         }
     }
 
@@ -70,7 +92,17 @@ final class FrontendShield: Sendable {
                 ),
                 cookie: ClearanceCookie(key: key),
                 proofOfWork: ProofOfWork(key: key),
-                cookieTTLSeconds: UInt64(settings.cookieTTL.components.seconds)
+                cookieTTLSeconds: UInt64(settings.cookieTTL.components.seconds),
+                rateLimit: RateLimitConfig(
+                    name: "antibot",
+                    key: .source,
+                    requests: settings.rate.requests,
+                    period: settings.rate.period
+                ),
+                crawlers: try settings.verifiedBots.map { ($0, try NSRegularExpression(pattern: $0.userAgent)) },
+                anyCrawler: settings.verifiedBots.isEmpty
+                    ? nil
+                    : try NSRegularExpression(pattern: settings.verifiedBots.map { "(?:\($0.userAgent))" }.joined(separator: "|"))
             )
         }
         guard !limits.isEmpty || antibot != nil else { return nil }

@@ -21,9 +21,18 @@ final class LoopContext {
     /// Requests, bytes, durations and client connections seen on this loop (for `/metrics`).
     let traffic = TrafficCounters()
     let logger: Logger
+    /// Confirms crawlers by DNS for the anti-bot shield (one for the whole server).
+    let crawlerVerifier: CrawlerVerifier
 
-    init(eventLoop: any EventLoop, snapshot: RuntimeSnapshot, accessLog: AccessLogWriter?, logger: Logger) {
+    init(
+        eventLoop: any EventLoop,
+        snapshot: RuntimeSnapshot,
+        accessLog: AccessLogWriter?,
+        crawlerVerifier: CrawlerVerifier,
+        logger: Logger
+    ) {
         self.eventLoop = eventLoop
+        self.crawlerVerifier = crawlerVerifier
         self.snapshot = snapshot
         self.logger = logger
         let format = snapshot.config.global.log.access
@@ -72,32 +81,38 @@ final class LoopContext {
         self.snapshot = snapshot
     }
 
-    /// Rate limiters by frontend name, one per limit; a limit kept unchanged by a reload keeps
-    /// its limiter (and what it counted).
+    /// Rate limiters by frontend name, one per limit and one for the anti-bot rate; a limit
+    /// kept unchanged by a reload keeps its limiter (and what it counted).
     private var limiters: [String: [(config: RateLimitConfig, limiter: RateLimiter)]] = [:]
 
-    /// This loop's limiters for `frontend`'s rate limits, in their order.
-    func rateLimiters(for frontend: RuntimeFrontend) -> [RateLimiter] {
-        guard let limits = frontend.shield?.limits, !limits.isEmpty else { return [] }
+    /// This loop's limiters for `frontend`'s rate limits, in their order, and for its anti-bot
+    /// shield's `rate`.
+    func rateLimiters(for frontend: RuntimeFrontend) -> FrontendLimiters {
+        guard let shield = frontend.shield else { return FrontendLimiters() }
+        let configs = shield.limits.map(\.config) + (shield.antibot.map { [$0.rateLimit] } ?? [])
+        guard !configs.isEmpty else { return FrontendLimiters() }
         let existing = limiters[frontend.name] ?? []
-        if existing.count == limits.count, zip(existing, limits).allSatisfy({ $0.config == $1.config }) {
-            return existing.map(\.limiter)
-        }
-        let current = limits.map { limit in
-            existing.first { $0.config == limit.config } ?? (
-                limit.config,
-                // `rate: 100/10s` means what HAProxy and most people read in it: 100 requests in
-                // any 10 s, the window sliding (one more every 100 ms); `burst` adds to that.
-                RateLimiter(
-                    rate: limit.config.requests,
-                    period: UInt64(TimeAmount(limit.config.period).nanoseconds),
-                    burst: limit.config.requests - 1 + limit.config.burst,
-                    maxEntries: limit.config.maxEntries
+        var current = existing
+        if existing.count != configs.count || !zip(existing, configs).allSatisfy({ $0.config == $1 }) {
+            current = configs.map { config in
+                existing.first { $0.config == config } ?? (
+                    config,
+                    // `rate: 100/10s` means what HAProxy and most people read in it: 100 requests in
+                    // any 10 s, the window sliding (one more every 100 ms); `burst` adds to that.
+                    RateLimiter(
+                        rate: config.requests,
+                        period: UInt64(TimeAmount(config.period).nanoseconds),
+                        burst: config.requests - 1 + config.burst,
+                        maxEntries: config.maxEntries
+                    )
                 )
-            )
+            }
+            limiters[frontend.name] = current
         }
-        limiters[frontend.name] = current
-        return current.map(\.limiter)
+        return FrontendLimiters(
+            limits: current.prefix(shield.limits.count).map(\.limiter),
+            antibot: shield.antibot == nil ? nil : current.last?.limiter
+        )
     }
 
     /// Closes every idle backend connection (shutdown).
@@ -206,4 +221,12 @@ final class LoopBackend {
             }
         }
     }
+}
+
+/// A frontend's limiters on one event loop.
+struct FrontendLimiters {
+    /// One per `rate_limits` entry, in order.
+    var limits: [RateLimiter] = []
+    /// Counts requests for the anti-bot shield's `over-rate` signal.
+    var antibot: RateLimiter?
 }

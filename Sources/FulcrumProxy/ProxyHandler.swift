@@ -1,5 +1,6 @@
 internal import Foundation
 import FulcrumBalancing
+import FulcrumConfig
 import FulcrumShield
 import NIOCore
 import NIOHTTP1
@@ -47,6 +48,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         case closed
         /// A tarpit rule holds the request: nothing is read until it is answered.
         case holding
+        /// The request claims to be a listed crawler: waiting for DNS to say whether the
+        /// address is the crawler's (body parts that arrive meanwhile are kept, as when
+        /// connecting).
+        case checkingCrawler
     }
 
     /// Everything about the current request and its response. Reset as a whole when a request
@@ -108,9 +113,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     /// removed by a reload; requests then get 503).
     private var snapshot: RuntimeSnapshot
     private var frontend: RuntimeFrontend?
-    /// This loop's limiters for the frontend's rate limits (same order), looked up when the
-    /// frontend is (not per request).
-    private var limiters: [RateLimiter] = []
+    /// This loop's limiters for the frontend's rate limits and anti-bot rate, looked up when
+    /// the frontend is (not per request).
+    private var limiters = FrontendLimiters()
 
     private var phase = Phase.idle
     private var exchange = Exchange()
@@ -157,7 +162,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         }
         self.snapshot = loop.snapshot
         self.frontend = loop.snapshot.frontends.first { $0.name == frontendName }
-        self.limiters = frontend.map { loop.rateLimiters(for: $0) } ?? []
+        self.limiters = frontend.map { loop.rateLimiters(for: $0) } ?? FrontendLimiters()
     }
 
     /// HTTP/1.0 (or 0.9) clients know neither chunked encoding nor interim responses.
@@ -186,7 +191,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             pipelined.append(.part(part))
             return
         }
-        if case .head = part, phase == .connecting || phase == .forwarding || phase == .holding {
+        if case .head = part, phase == .connecting || phase == .forwarding || phase == .holding || phase == .checkingCrawler {
             // A pipelined request: it waits for the current response.
             pipelined.append(.part(part))
             return
@@ -217,7 +222,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     private var mayReadFromClient: Bool {
         guard pipelined.isEmpty else { return false }
         switch phase {
-        case .connecting, .holding: return false
+        case .connecting, .holding, .checkingCrawler: return false
         case .forwarding: return connection?.isWritable ?? true
         case .idle, .closed: return true
         }
@@ -271,7 +276,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let parserError = error as? HTTPParserError,
-           !pipelined.isEmpty || exchange.requestEnded && (phase == .connecting || phase == .forwarding) {
+           !pipelined.isEmpty || exchange.requestEnded && (phase == .connecting || phase == .forwarding || phase == .checkingCrawler) {
             // The error is in a pipelined request: answer it in turn.
             pipelined.append(.error(parserError))
             return
@@ -333,7 +338,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         if loop.snapshot !== snapshot {
             snapshot = loop.snapshot
             frontend = snapshot.frontends.first { $0.name == frontendName }
-            limiters = frontend.map { loop.rateLimiters(for: $0) } ?? []
+            limiters = frontend.map { loop.rateLimiters(for: $0) } ?? FrontendLimiters()
         }
         guard let frontend else {
             clientKeepAlive = false
@@ -360,10 +365,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             return
         }
 
-        if let shield = frontend.shield, screen(head, shield: shield, router: frontend.router) {
+        if let shield = frontend.shield, screen(head, shield: shield, router: frontend.router) != .pass {
             return
         }
+        forward(head, scan: scan, frontend: frontend)
+    }
 
+    /// Routes a request that passed the shield: to a backend, or answered by a rule.
+    private func forward(_ head: HTTPRequestHead, scan: ForwardingHeaders.Scan, frontend: RuntimeFrontend) {
         let route = frontend.router.route(head, client: client)
         switch route.decision {
         case .backend(let index)?:
@@ -414,7 +423,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             return
         }
         switch phase {
-        case .connecting:
+        case .connecting, .checkingCrawler:
             exchange.bodyParts.append(body)
             exchange.retainedBytes += body.readableBytes
         case .forwarding:
@@ -430,7 +439,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     private func receivedEnd(_ trailers: HTTPHeaders?) {
         exchange.requestEnded = true
         switch phase {
-        case .connecting:
+        case .connecting, .checkingCrawler:
             exchange.requestTrailers = trailers
         case .forwarding:
             connection?.writeEnd(trailers, chunked: exchange.requestChunked)
@@ -807,8 +816,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     // MARK: Local responses and the end of an exchange
 
-    /// `redirect_to_https`: a 308 to the same host and path on the HTTPS port (the method and
-    /// body are kept by the client, unlike with 301).
     /// Holds the request (reading nothing more from the client), then answers `status` (403)
     /// and closes.
     private func tarpit(for delay: TimeAmount, status: HTTPResponseStatus = .forbidden) {
@@ -824,12 +831,25 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     // MARK: Shield
 
-    /// Rate limits, then the anti-bot shield. True when the request was answered (limited,
-    /// blocked, challenged, or the answer to a challenge); false when it goes on to the rules.
-    private func screen(_ head: HTTPRequestHead, shield: FrontendShield, router: Router) -> Bool {
+    /// What the shield made of a request.
+    private enum ScreenOutcome {
+        /// On to the rules.
+        case pass
+        /// Answered (limited, blocked, challenged, or the answer to a challenge).
+        case answered
+        /// Held until DNS says whether the crawler it claims to be is real; then screened on.
+        case checkingCrawler
+    }
+
+    /// How long a request claiming to be a listed crawler waits for DNS; past it, the claim
+    /// counts as unconfirmed for that request (the lookup goes on, and its answer is cached).
+    static let crawlerCheckTimeout = TimeAmount.seconds(2)
+
+    /// Rate limits, then the anti-bot shield.
+    private func screen(_ head: HTTPRequestHead, shield: FrontendShield, router: Router) -> ScreenOutcome {
         if !shield.limits.isEmpty {
             let now = NIODeadline.now().uptimeNanoseconds
-            for (limit, limiter) in zip(shield.limits, limiters) where router.holds(limit.condition, head, client: client) {
+            for (limit, limiter) in zip(shield.limits, limiters.limits) where router.holds(limit.condition, head, client: client) {
                 guard let key = limit.key(for: head, client: client),
                       case .limited(let retryAfter) = limiter.check(key: key, now: now) else { continue }
                 noteShield("limited", reason: limit.config.name)
@@ -845,33 +865,99 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
                 case .tarpit:
                     tarpit(for: TimeAmount(limit.config.tarpit), status: .tooManyRequests)
                 }
-                return true
+                return .answered
             }
         }
-        guard let antibot = shield.antibot, !antibot.allows(client) else { return false }
+        guard let antibot = shield.antibot, !antibot.allows(client) else { return .pass }
         let userAgent = head.headers.first(name: "user-agent") ?? ""
-        let prefix = ClientPrefix(address: client.addressText)
-        let wallClock = UInt64(max(0, Date().timeIntervalSince1970))
         // The answer to a challenge, whatever the shield's `if`/`unless` say of its path.
         if antibot.config.mode == .challenge, head.method == .GET, head.path == FrontendShield.verifyPath {
-            answerChallenge(head, antibot: antibot, client: prefix, userAgent: userAgent, now: wallClock)
-            return true
+            answerChallenge(head, antibot: antibot, userAgent: userAgent)
+            return .answered
         }
-        guard router.holds(antibot.condition, head, client: client) else { return false }
+        guard router.holds(antibot.condition, head, client: client) else { return .pass }
         if antibot.config.mode == .challenge {
+            let prefix = ClientPrefix(address: client.addressText)
+            let wallClock = UInt64(max(0, Date().timeIntervalSince1970))
             for header in head.headers[canonicalForm: "cookie"] {
                 if let value = ClearanceCookie.value(inCookieHeader: header),
                    antibot.cookie.verify(value, client: prefix, userAgent: userAgent, now: wallClock) == .valid {
-                    return false
+                    return .pass
                 }
             }
+        }
+        let claimed = antibot.crawlers(claimedBy: userAgent)
+        guard !claimed.isEmpty, let address = client.addressBytes else {
+            return screenBots(head, antibot: antibot, userAgent: userAgent, claimed: [], hostname: nil) ? .answered : .pass
+        }
+        switch loop.crawlerVerifier.cached(address) {
+        case .confirmed(let hostname):
+            return screenBots(head, antibot: antibot, userAgent: userAgent, claimed: claimed, hostname: hostname) ? .answered : .pass
+        case .unconfirmed:
+            return screenBots(head, antibot: antibot, userAgent: userAgent, claimed: claimed, hostname: nil) ? .answered : .pass
+        case .unknown:
+            checkCrawler(address)
+            return .checkingCrawler
+        }
+    }
+
+    /// Holds the request while the address is looked up, then screens it on and, if it
+    /// passes, forwards it.
+    private func checkCrawler(_ address: [UInt8]) {
+        guard let context else { return }
+        phase = .checkingCrawler
+        attempt &+= 1
+        let thisAttempt = attempt
+        let timeout = context.eventLoop.assumeIsolated().scheduleTask(in: Self.crawlerCheckTimeout) { [self] in
+            crawlerChecked(hostname: nil, attempt: thisAttempt)
+        }
+        loop.crawlerVerifier.lookUp(address, on: context.eventLoop).assumeIsolated().whenSuccess { [self] hostname in
+            timeout.cancel()
+            crawlerChecked(hostname: hostname, attempt: thisAttempt)
+        }
+    }
+
+    private func crawlerChecked(hostname: String?, attempt thisAttempt: Int) {
+        // Not when the client left or the request was answered meanwhile (a timeout, say).
+        guard phase == .checkingCrawler, attempt == thisAttempt, let head = exchange.request,
+              let frontend, let antibot = frontend.shield?.antibot else { return }
+        phase = .idle
+        let userAgent = head.headers.first(name: "user-agent") ?? ""
+        let claimed = antibot.crawlers(claimedBy: userAgent)
+        if !screenBots(head, antibot: antibot, userAgent: userAgent, claimed: claimed, hostname: hostname) {
+            var scan = ForwardingHeaders.scanRequest(head.headers)
+            scan.framing.isWebSocket = exchange.isWebSocketUpgrade
+            forward(head, scan: scan, frontend: frontend)
+        }
+        resumeClientReads()
+        servePipelined()
+    }
+
+    /// The heuristics, with what is known of the crawler the request claims to be (`claimed`,
+    /// and the address's forward-confirmed `hostname`). True when the request was answered.
+    private func screenBots(
+        _ head: HTTPRequestHead,
+        antibot: FrontendShield.Antibot,
+        userAgent: String,
+        claimed: [VerifiedBot],
+        hostname: String?
+    ) -> Bool {
+        if let bot = FrontendShield.Antibot.crawler(in: claimed, confirmedBy: hostname) {
+            noteShield("allowed", reason: bot.name)
+            return false
+        }
+        var overRate = false
+        if let limiter = limiters.antibot,
+           case .limited = limiter.check(key: client.addressText, now: NIODeadline.now().uptimeNanoseconds) {
+            overRate = true
         }
         let score = antibot.heuristics.evaluate(
             userAgent: head.headers.first(name: "user-agent"),
             headers: head.headers,
             httpVersionMajor: isHTTP2 ? 2 : Int(head.version.major),
             httpVersionMinor: isHTTP2 ? 0 : Int(head.version.minor),
-            overRate: false
+            overRate: overRate,
+            unverifiedCrawler: !claimed.isEmpty
         )
         guard score.total >= antibot.config.threshold else { return false }
         let reason = score.reasons.isEmpty ? "every-client" : score.reasons.joined(separator: "+")
@@ -893,9 +979,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             noteShield("challenged", reason: reason)
             var random = SystemRandomNumberGenerator()
             let challenge = antibot.proofOfWork.issue(
-                client: prefix,
+                client: ClientPrefix(address: client.addressText),
                 userAgent: userAgent,
-                now: wallClock,
+                now: UInt64(max(0, Date().timeIntervalSince1970)),
                 difficulty: antibot.config.difficulty,
                 using: &random
             )
@@ -915,7 +1001,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     /// `GET /.fulcrum/verify?challenge=…&solution=…&return_to=…`: a valid answer gets the
     /// clearance cookie and a redirect back; anything else, 403.
-    private func answerChallenge(_ head: HTTPRequestHead, antibot: FrontendShield.Antibot, client prefix: ClientPrefix, userAgent: String, now: UInt64) {
+    private func answerChallenge(_ head: HTTPRequestHead, antibot: FrontendShield.Antibot, userAgent: String) {
+        let prefix = ClientPrefix(address: client.addressText)
+        let now = UInt64(max(0, Date().timeIntervalSince1970))
         let query = head.uri.firstIndex(of: "?").map { head.uri[head.uri.index(after: $0)...] } ?? ""
         var fields: [Substring: String] = [:]
         for pair in query.split(separator: "&") {
@@ -977,6 +1065,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         return host
     }
 
+    /// `redirect_to_https`: a 308 to the same host and path on the HTTPS port (the method and
+    /// body are kept by the client, unlike with 301).
     private func redirectToHTTPS(_ head: HTTPRequestHead, port: Int) {
         guard let host = Self.redirectHost(head) else {
             clientKeepAlive = false

@@ -42,6 +42,7 @@ public final class ProxyServer: Sendable {
     private let retiredHelpers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
     private let adaptive: AdaptiveController
     private let healthChecker: HealthChecker
+    private let crawlerVerifier: CrawlerVerifier
     /// Reloads run one at a time.
     private let reloads = SerialAsyncGate()
 
@@ -52,9 +53,11 @@ public final class ProxyServer: Sendable {
         contexts: LoopContextTable,
         adaptive: AdaptiveController,
         healthChecker: HealthChecker,
+        crawlerVerifier: CrawlerVerifier,
         certificatePollInterval: Duration,
         logger: Logger
     ) {
+        self.crawlerVerifier = crawlerVerifier
         self.group = group
         self.running = NIOLockedValueBox(running)
         self.loops = loops
@@ -104,11 +107,18 @@ public final class ProxyServer: Sendable {
         )
         let accessLog = config.global.log.access == .off ? nil : accessLogWriter ?? AccessLogWriter()
 
+        let crawlerVerifier = CrawlerVerifier()
         var loops: [NIOLoopBound<LoopContext>] = []
         for eventLoop in group.makeIterator() {
             loops.append(try await eventLoop.submit {
                 NIOLoopBound(
-                    LoopContext(eventLoop: eventLoop, snapshot: snapshot, accessLog: accessLog, logger: logger),
+                    LoopContext(
+                        eventLoop: eventLoop,
+                        snapshot: snapshot,
+                        accessLog: accessLog,
+                        crawlerVerifier: crawlerVerifier,
+                        logger: logger
+                    ),
                     eventLoop: eventLoop
                 )
             }.get())
@@ -136,6 +146,7 @@ public final class ProxyServer: Sendable {
             contexts: contexts,
             adaptive: adaptive,
             healthChecker: healthChecker,
+            crawlerVerifier: crawlerVerifier,
             certificatePollInterval: certificatePollInterval,
             logger: logger
         )
@@ -502,6 +513,7 @@ public final class ProxyServer: Sendable {
         // The quiescing helpers go now, while their event loops still run.
         running.withLockedValue { $0.listeners = [] }
         retiredHelpers.withLockedValue { $0 = [] }
+        crawlerVerifier.shutdown()
     }
 }
 

@@ -15,10 +15,13 @@ import Foundation
 /// | `browser-without-accept-encoding` | a browser-like User-Agent without `Accept-Encoding`           | 20 |
 /// | `old-http-version`            | HTTP/1.0 or older                                                 | 20 |
 /// | `over-rate`                   | the client is over its rate limit (`RateLimiter` said `.limited`) | 40 |
+/// | `unverified-crawler`          | the User-Agent names a crawler its address does not belong to     | 60 |
 ///
 /// With the default threshold of 50, a deny-listed tool is suspicious on its own; a script
 /// that claims to be a browser but sends none of the three headers every browser sends is
 /// (60); an empty User-Agent is only together with another signal, as is being over the rate.
+/// Claiming to be Googlebot from an address that is not Google's (the caller checks, by DNS)
+/// is suspicious on its own: it is what scrapers do to be let through.
 /// A real browser scores 0.
 ///
 /// Every current browser (Chrome, Firefox, Safari, Edge, and their mobile versions) starts its
@@ -52,6 +55,7 @@ public struct BotHeuristics: Sendable {
         public static let browserWithoutAcceptEncoding = Signals(rawValue: 1 << 4)
         public static let oldHTTPVersion = Signals(rawValue: 1 << 5)
         public static let overRate = Signals(rawValue: 1 << 6)
+        public static let unverifiedCrawler = Signals(rawValue: 1 << 7)
 
         /// Every signal with its name, in the order of the table above.
         public static let all: [(signal: Signals, name: String)] = [
@@ -62,6 +66,7 @@ public struct BotHeuristics: Sendable {
             (.browserWithoutAcceptEncoding, "browser-without-accept-encoding"),
             (.oldHTTPVersion, "old-http-version"),
             (.overRate, "over-rate"),
+            (.unverifiedCrawler, "unverified-crawler"),
         ]
 
         /// The names of the signals present, in table order.
@@ -79,6 +84,7 @@ public struct BotHeuristics: Sendable {
         public var browserWithoutAcceptEncoding = 20
         public var oldHTTPVersion = 20
         public var overRate = 40
+        public var unverifiedCrawler = 60
 
         public init() {}
 
@@ -91,6 +97,7 @@ public struct BotHeuristics: Sendable {
             case .browserWithoutAcceptEncoding: browserWithoutAcceptEncoding
             case .oldHTTPVersion: oldHTTPVersion
             case .overRate: overRate
+            case .unverifiedCrawler: unverifiedCrawler
             default: 0
             }
         }
@@ -147,12 +154,14 @@ public struct BotHeuristics: Sendable {
     ///   - headers: the request's header fields (NIO's `HTTPHeaders` is such a sequence).
     ///   - httpVersionMajor, httpVersionMinor: the request's HTTP version (2, 0 for h2).
     ///   - overRate: whether the client is over its rate limit.
+    ///   - unverifiedCrawler: whether the User-Agent claims a crawler the address is not one of.
     public func evaluate<Headers: Sequence>(
         userAgent: String?,
         headers: Headers,
         httpVersionMajor: Int,
         httpVersionMinor: Int,
-        overRate: Bool
+        overRate: Bool,
+        unverifiedCrawler: Bool = false
     ) -> Score where Headers.Element == (name: String, value: String) {
         var signals: Signals = []
         let agent = userAgent ?? ""
@@ -182,6 +191,9 @@ public struct BotHeuristics: Sendable {
         }
         if overRate {
             signals.insert(.overRate)
+        }
+        if unverifiedCrawler {
+            signals.insert(.unverifiedCrawler)
         }
         var total = 0
         for (signal, _) in Signals.all where signals.contains(signal) {

@@ -49,6 +49,8 @@ struct ConfigRendererTests {
                 ("frontends[].antibot", ConfigParser.antibotKeys, frontends.compactMap { $0["antibot"] }),
                 ("frontends[].antibot.challenge", ConfigParser.antibotChallengeKeys, frontends.compactMap { $0["antibot"]?["challenge"] }),
                 ("frontends[].antibot.allow", ConfigParser.antibotAllowKeys, frontends.compactMap { $0["antibot"]?["allow"] }),
+                ("frontends[].antibot.allow.verified_bots[]", ConfigParser.verifiedBotKeys,
+                 frontends.compactMap { $0["antibot"]?["allow"]?["verified_bots"] }.flatMap(\.items).filter { !$0.isScalar }),
                 ("backends[]", ConfigParser.backendKeys, backends),
                 ("backends[].timeouts", ConfigParser.backendTimeoutKeys, backends.compactMap { $0["timeouts"] }),
                 ("backends[].adaptive", ConfigParser.adaptiveKeys, backends.compactMap { $0["adaptive"] }),
@@ -332,6 +334,7 @@ private func withFixtureDirectory(_ body: (String) throws -> Void) throws {
         for file in ["ca.pem", "client.pem", "403.html", "pages/503.html", "pages/maintenance.html"] {
             try writeFile("placeholder", to: "\(directory)/\(file)")
         }
+        try writeFile("# crawlers\n66.249.64.0/19\n2001:4860:4801::/48  # and IPv6\n", to: "\(directory)/crawlers.txt")
         // Symbolic links in the temporary directory's path (macOS: /var -> /private/var)
         // would make the loader's absolute paths differ from `directory`.
         try body(URL(fileURLWithPath: directory).resolvingSymlinksInPath().path)
@@ -432,7 +435,11 @@ frontends:
       mode: challenge
       challenge: { difficulty: 18, cookie_ttl: 30m, secret_env: FULCRUM_ANTIBOT_SECRET }
       threshold: 40
-      allow: { src: ["192.0.2.0/24", "2001:db8::/48"] }
+      rate: 30/5s
+      allow:
+        src: ["192.0.2.0/24", "2001:db8::/48"]
+        src_file: crawlers.txt
+        verified_bots: [googlebot, { name: intranet, user_agent: "(?i)intranet-crawler", domains: [crawl.example.net, Example.ORG] }]
       deny_user_agents: ['(?i)python-requests|scrapy|curl/', "Go-http-client"]
       if: [api]
       unless: office

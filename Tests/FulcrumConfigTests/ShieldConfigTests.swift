@@ -87,4 +87,50 @@ import Testing
         #expect(errors[0].hasPrefix("frontends[0].antibot.mode (line 6): unknown anti-bot mode \"captcha\""))
         #expect(errors[2] == #"frontends[0].antibot.deny_user_agents[0] (line 8): "(unclosed" is not a valid regular expression"#)
     }
+
+    @Test("antibot: the rate signal, an address-list file, and verified crawlers by name or in full")
+    func verifiedCrawlers() throws {
+        try withTemporaryDirectory { directory in
+            try writeFile("# Google's crawlers\n66.249.64.0/19\n\n2001:4860:4801::/48   # IPv6\n192.0.2.7\n", to: "\(directory)/crawlers.txt")
+            let config = try ConfigLoader.load(yaml: Self.frontend("""
+                    antibot:
+                      mode: block
+                      rate: 20/1s
+                      allow:
+                        src_file: \(directory)/crawlers.txt
+                        verified_bots: [googlebot, BINGBOT, { name: lab, user_agent: "(?i)labbot", domains: [Localhost, crawl.example.net] }]
+                """))
+            let antibot = try #require(config.frontends[0].antibot)
+            #expect(antibot.rate == RequestRate(requests: 20, period: .seconds(1)))
+            #expect(antibot.allowSourceFile?.path == "\(directory)/crawlers.txt")
+            #expect(antibot.allowSourceFile?.blocks.map(\.description) == ["66.249.64.0/19", "2001:4860:4801:0:0:0:0:0/48", "192.0.2.7/32"])
+            #expect(antibot.verifiedBots.map(\.name) == ["googlebot", "bingbot", "lab"])
+            #expect(antibot.verifiedBots[0].domains.contains("googlebot.com"))
+            #expect(antibot.verifiedBots[2] == VerifiedBot(name: "lab", userAgent: "(?i)labbot", domains: ["localhost", "crawl.example.net"]))
+            let defaults = try #require(try ConfigLoader.load(yaml: Self.frontend("    antibot: { mode: monitor }")).frontends[0].antibot)
+            #expect(defaults.rate == RequestRate(requests: 100, period: .seconds(10)))
+            #expect(defaults.allowSourceFile == nil && defaults.verifiedBots.isEmpty)
+
+            try writeFile("10.0.0.0/8\nnot-an-address\n", to: "\(directory)/bad.txt")
+            let errors = loadErrors(Self.frontend("""
+                    antibot:
+                      mode: block
+                      rate: fast
+                      allow:
+                        src_file: \(directory)/bad.txt
+                        verified_bots: [yahoobot, { name: x, user_agent: "(", domains: ["bad_domain"] }, { name: y }]
+                """))
+            #expect(errors == [
+                #"frontends[0].antibot.rate (line 7): "fast" is not a rate (expected requests/period, e.g. 100/10s, 5/1m)"#,
+                "frontends[0].antibot.allow.src_file (line 9): \"\(directory)/bad.txt\" line 2: \"not-an-address\" is not an address or CIDR block",
+                #"frontends[0].antibot.allow.verified_bots[0] (line 10): unknown crawler "yahoobot" (known: googlebot, bingbot, applebot, yandexbot, baiduspider; or give { name, user_agent, domains })"#,
+                #"frontends[0].antibot.allow.verified_bots[1].user_agent (line 10): "(" is not a valid regular expression"#,
+                #"frontends[0].antibot.allow.verified_bots[1].domains[0] (line 10): "bad_domain" is not a domain name"#,
+                #"frontends[0].antibot.allow.verified_bots[2].user_agent (line 10): required key "user_agent" is missing"#,
+                #"frontends[0].antibot.allow.verified_bots[2].domains (line 10): required key "domains" is missing"#,
+            ], "\(errors)")
+            let missing = loadErrors(Self.frontend("    antibot: { mode: block, allow: { src_file: \(directory)/none.txt } }"))
+            #expect(missing == ["frontends[0].antibot.allow.src_file (line 5): \"\(directory)/none.txt\" cannot be read as a text file (\(directory)/none.txt)"])
+        }
+    }
 }

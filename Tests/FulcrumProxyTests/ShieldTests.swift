@@ -177,6 +177,85 @@ struct ShieldTests {
     }
 
     @Test(
+        "verified crawlers: let through when reverse-and-forward DNS confirms the address is theirs; the name alone is refused",
+        .enabled(if: loopbackIsLocalhost, "127.0.0.1 does not resolve to localhost and back on this machine (/etc/hosts)")
+    )
+    func verifiedCrawlers() async throws {
+        let lines = NIOLockedValueBox("")
+        let accessLog = AccessLogWriter { batch in lines.withLockedValue { $0 += String(buffer: batch) } }
+        // threshold 0: every request is blocked unless a crawler is confirmed. 127.0.0.1's name
+        // is `localhost` (and `localhost` is 127.0.0.1), so a crawler whose domain is localhost
+        // is real here, and Googlebot, whose names end in googlebot.com or google.com, is not.
+        let yaml = { (ports: [Int]) in
+            simpleConfig(ports, frontendExtra: """
+                    antibot:
+                      mode: block
+                      threshold: 0
+                      allow:
+                        verified_bots: [googlebot, { name: labbot, user_agent: "(?i)labbot", domains: [localhost] }]
+                """).replacingOccurrences(of: "access: off", with: "access: json")
+        }
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], accessLog: accessLog, yaml: yaml) { harness in
+            // The first request waits for DNS; its body, sent meanwhile, reaches the server whole.
+            let body = String(repeating: "crawl ", count: 2000)
+            let first = try await harness.send(.POST, "/echo", headers: [("User-Agent", "LabBot/1.0")], body: .bytes(ByteBuffer(string: body)))
+            #expect(first.status == .ok)
+            let echoed = try first.json
+            #expect(echoed["body"] as? String == body)
+            // Then from the cache.
+            #expect(try await harness.send("/work", headers: [("User-Agent", "LabBot/1.0")]).status == .ok)
+
+            let fake = try await harness.send("/work", headers: [("User-Agent", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")])
+            #expect(fake.status == .forbidden)
+            #expect(try await harness.send("/work", headers: [("User-Agent", "curl/8.0")]).status == .forbidden)
+
+            let decisions = try await harness.proxy.traffic().shieldDecisions
+            #expect(decisions[ShieldDecision(frontend: "test", decision: "allowed", reason: "labbot")] == 2)
+            let blocked = decisions.filter { $0.key.decision == "blocked" && $0.key.reason.contains("unverified-crawler") }
+            #expect(blocked.values.reduce(0, +) == 1, "\(decisions)")
+            try await waitUntil(timeout: .seconds(3)) { lines.withLockedValue { $0.contains("\"shield\":\"allowed:labbot\"") } }
+        }
+    }
+
+    @Test("allow.src_file lets the listed addresses through; rate makes a client over it suspicious")
+    func addressFileAndRate() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = "\(directory)/crawlers.txt"
+        try "# our uptime checker\n127.0.0.0/8\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let listed = { (ports: [Int]) in
+            simpleConfig(ports, frontendExtra: """
+                    antibot: { mode: block, threshold: 0, allow: { src_file: \(file) } }
+                """)
+        }
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: listed) { harness in
+            let response = try await harness.send("/work", headers: [("User-Agent", "curl/8.0")])
+            #expect(response.status == .ok)
+        }
+        try "192.0.2.0/24\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: listed) { harness in
+            let response = try await harness.send("/work", headers: [("User-Agent", "curl/8.0")])
+            #expect(response.status == .forbidden)
+        }
+
+        // Over 3 in any 10 s: over-rate (40), which with threshold 40 blocks a browser's 4th request.
+        let rated = { (ports: [Int]) in
+            simpleConfig(ports, frontendExtra: """
+                    antibot: { mode: block, threshold: 40, rate: 3/10s }
+                """)
+        }
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: rated) { harness in
+            for index in 0..<3 {
+                #expect(try await harness.send("/work", headers: Self.browser).status == .ok, "request \(index + 1)")
+            }
+            #expect(try await harness.send("/work", headers: Self.browser).status == .forbidden)
+            let decisions = try await harness.proxy.traffic().shieldDecisions
+            #expect(decisions[ShieldDecision(frontend: "test", decision: "blocked", reason: "over-rate")] == 1, "\(decisions)")
+        }
+    }
+
+    @Test(
         "headless Chromium passes the challenge and reaches the server without any interaction",
         .enabled(if: Chromium.executable != nil, "chromium is not installed (apt-get install chromium)")
     )

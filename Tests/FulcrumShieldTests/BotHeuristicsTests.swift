@@ -18,9 +18,17 @@ private let browserHeaders: [(name: String, value: String)] = [
         userAgent: String?,
         headers: [(name: String, value: String)] = browserHeaders,
         version: (Int, Int) = (1, 1),
-        overRate: Bool = false
+        overRate: Bool = false,
+        unverifiedCrawler: Bool = false
     ) -> BotHeuristics.Score {
-        heuristics.evaluate(userAgent: userAgent, headers: headers, httpVersionMajor: version.0, httpVersionMinor: version.1, overRate: overRate)
+        heuristics.evaluate(
+            userAgent: userAgent,
+            headers: headers,
+            httpVersionMajor: version.0,
+            httpVersionMinor: version.1,
+            overRate: overRate,
+            unverifiedCrawler: unverifiedCrawler
+        )
     }
 
     @Test("a browser's request scores 0, over HTTP/1.1 and HTTP/2")
@@ -118,6 +126,17 @@ private let browserHeaders: [(name: String, value: String)] = [
         #expect(!result.isSuspicious)
     }
 
+    @Test("a crawler's name from an address that is not the crawler's: unverified-crawler, 60, suspicious alone")
+    func unverifiedCrawler() {
+        let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+        let claimed = score(userAgent: googlebot, unverifiedCrawler: true)
+        #expect(claimed.total == 60)
+        #expect(claimed.reasons == ["unverified-crawler"])
+        #expect(claimed.isSuspicious)
+        // The same User-Agent alone (confirmed, or never checked) adds nothing.
+        #expect(score(userAgent: googlebot).total == 0)
+    }
+
     @Test("signals add up: no User-Agent over HTTP/1.0 while over the rate scores 100")
     func signalsAddUp() {
         let result = score(userAgent: nil, headers: [], version: (1, 0), overRate: true)
@@ -155,8 +174,8 @@ private let browserHeaders: [(name: String, value: String)] = [
     @Test("every signal has a distinct bit and name")
     func signalNames() {
         let all = BotHeuristics.Signals.all
-        #expect(all.count == 7)
-        #expect(Set(all.map(\.name)).count == 7)
-        #expect(all.reduce(into: BotHeuristics.Signals()) { $0.formUnion($1.signal) }.rawValue == 0x7f)
+        #expect(all.count == 8)
+        #expect(Set(all.map(\.name)).count == 8)
+        #expect(all.reduce(into: BotHeuristics.Signals()) { $0.formUnion($1.signal) }.rawValue == 0xff)
     }
 }
