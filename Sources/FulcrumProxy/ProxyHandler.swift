@@ -100,7 +100,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     private static let retainedBodyLimit = 64 * 1024
 
     private let loop: LoopContext
-    private let frontendName: String
+    private var frontendName: String
     /// HTTP/1.x only.
     private let connectionGuard: ClientConnectionGuard?
     private let isHTTP2: Bool
@@ -337,6 +337,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
         if loop.snapshot !== snapshot {
             snapshot = loop.snapshot
+            if let successor = snapshot.renamedFrontends[frontendName] {
+                // A reload renamed this connection's frontend, keeping its address.
+                frontendName = successor
+            }
             frontend = snapshot.frontends.first { $0.name == frontendName }
             limiters = frontend.map { loop.rateLimiters(for: $0) } ?? FrontendLimiters()
         }

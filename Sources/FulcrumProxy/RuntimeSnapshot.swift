@@ -12,6 +12,9 @@ public final class RuntimeSnapshot: Sendable {
     public let config: Config
     let frontends: [RuntimeFrontend]
     let backends: [RuntimeBackend]
+    /// Frontends that reloads renamed while a listen address stayed (so its socket, and the
+    /// connections accepted under the old name, stayed too): old name → current name.
+    let renamedFrontends: [String: String]
 
     /// Compiles `config`. Resolves server host names (blocking: call off the event loops).
     ///
@@ -28,6 +31,27 @@ public final class RuntimeSnapshot: Sendable {
         }
         self.backends = backends
         self.frontends = try config.frontends.map { try RuntimeFrontend(config: $0, backendIndex: backendIndex) }
+        self.renamedFrontends = previous.map { Self.renames(from: $0, to: config) } ?? [:]
+    }
+
+    /// Old frontend names whose connections a current frontend now serves: one that is gone
+    /// but shared a listen address with a current one — and, through it, names from earlier
+    /// reloads (a connection can stay idle across several).
+    private static func renames(from previous: RuntimeSnapshot, to config: Config) -> [String: String] {
+        let current = Set(config.frontends.map(\.name))
+        var renames: [String: String] = [:]
+        for old in previous.config.frontends where !current.contains(old.name) {
+            let successor = config.frontends.first { frontend in frontend.listen.contains { old.listen.contains($0) } }
+            if let successor { renames[old.name] = successor.name }
+        }
+        for (older, later) in previous.renamedFrontends where !current.contains(older) {
+            if current.contains(later) {
+                renames[older] = later
+            } else if let latest = renames[later] {
+                renames[older] = latest
+            }
+        }
+        return renames
     }
 }
 

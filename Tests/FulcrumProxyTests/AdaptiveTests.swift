@@ -33,8 +33,9 @@ struct AdaptiveTests {
             #expect(switched.to == .peakEWMA)
             #expect(switched.rule == .latencySpread)
             #expect(switched.explanation.hasPrefix("app round_robin → peak_ewma: p95 spread "), "\(switched.explanation)")
-            // The window the slowdown fell into, or the next one.
-            #expect(switched.time - slowedAt < .milliseconds(1000))
+            // The window the slowdown fell into, or the next one (400 ms each), with slack for
+            // the late timers of a machine busy with the other suites.
+            #expect(switched.time - slowedAt < .milliseconds(1200))
             #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .peakEWMA)
             // Later windows, where peak_ewma keeps traffic off w2, keep it.
             #expect(decisions.last?.to == .peakEWMA)

@@ -153,6 +153,26 @@ struct ReloadTests {
         }
     }
 
+    @Test("a frontend renamed on a kept address: its open connections carry on under the new name, across reloads")
+    func frontendRenamed() async throws {
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { simpleConfig($0) }) { harness in
+            let kept = try await RawConnection.connect(port: harness.port)
+            #expect(try await kept.exchange("GET /work HTTP/1.1\r\nHost: a\r\n\r\n").hasPrefix("HTTP/1.1 200"))
+            // Renamed twice while the connection is idle: "test" → "public" → "edge".
+            var config = harness.proxy.config
+            for name in ["public", "edge"] {
+                config.frontends[0].name = name
+                try await harness.proxy.reload(to: config)
+            }
+            #expect(harness.proxy.listeners.map(\.frontend) == ["edge"])
+            #expect(try await kept.exchange("GET /work HTTP/1.1\r\nHost: a\r\n\r\n").hasPrefix("HTTP/1.1 200"))
+            #expect(try await get(port: harness.port) == 200)
+            let frontends = try await harness.proxy.traffic().series.map(\.frontend)
+            #expect(Set(frontends) == ["test", "edge"], "\(frontends)")
+            try await kept.close()
+        }
+    }
+
     @Test("a configuration that cannot be applied throws and leaves the running one serving")
     func unappliable() async throws {
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { simpleConfig($0) }) { harness in
