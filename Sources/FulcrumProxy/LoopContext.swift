@@ -20,11 +20,14 @@ final class LoopContext {
     let accessLog: AccessLogBuffer?
     /// Requests, bytes, durations and client connections seen on this loop (for `/metrics`).
     let traffic = TrafficCounters()
+    /// Client and server flushes held until the loop has handled its current I/O events.
+    let flushes: DeferredFlushes
     let logger: Logger
 
     init(eventLoop: any EventLoop, snapshot: RuntimeSnapshot, accessLog: AccessLogWriter?, logger: Logger) {
         self.eventLoop = eventLoop
         self.snapshot = snapshot
+        self.flushes = DeferredFlushes(eventLoop: eventLoop)
         self.logger = logger
         let format = snapshot.config.global.log.access
         self.accessLog = accessLog.map { AccessLogBuffer(writer: $0, format: format, eventLoop: eventLoop) }
