@@ -37,7 +37,7 @@ protocol BackendResponseSink: AnyObject {
 ///
 /// Requests go out as bytes the exchange serialized (`HTTPWireFormat`); the response decoder
 /// is told each request's method directly (`ResponseDecoder`), so writes pass no HTTP handler.
-final class BackendConnection: ChannelDuplexHandler {
+final class BackendConnection: ChannelDuplexHandler, DeferredFlushTarget {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -58,6 +58,7 @@ final class BackendConnection: ChannelDuplexHandler {
     private var readPending = false
     private var timer = DeadlineTimer()
     private var responseTimeout: TimeAmount = .seconds(30)
+    var isFlushQueued = false
 
     init(decoder: HTTPResponseDecoder) {
         self.decoder = decoder
@@ -120,7 +121,8 @@ final class BackendConnection: ChannelDuplexHandler {
 
     private static let lineBreak = ByteBuffer(staticString: "\r\n")
 
-    func flush() {
+    /// Flushes what was written (the exchange asks `DeferredFlushes` to call this).
+    func flushDeferred() {
         context?.flush()
     }
 

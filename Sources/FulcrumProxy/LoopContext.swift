@@ -20,6 +20,8 @@ final class LoopContext {
     let accessLog: AccessLogBuffer?
     /// Requests, bytes, durations and client connections seen on this loop (for `/metrics`).
     let traffic = TrafficCounters()
+    /// Client and server flushes held until the loop has handled its current I/O events.
+    let flushes: DeferredFlushes
     let logger: Logger
     /// Confirms crawlers by DNS for the anti-bot shield (one for the whole server).
     let crawlerVerifier: CrawlerVerifier
@@ -34,6 +36,7 @@ final class LoopContext {
         self.eventLoop = eventLoop
         self.crawlerVerifier = crawlerVerifier
         self.snapshot = snapshot
+        self.flushes = DeferredFlushes(eventLoop: eventLoop)
         self.logger = logger
         let format = snapshot.config.global.log.access
         self.accessLog = accessLog.map { AccessLogBuffer(writer: $0, format: format, eventLoop: eventLoop) }

@@ -22,7 +22,7 @@ import NIOHTTP1
 /// On an HTTP/2 stream (behind `HTTP2FramePayloadToHTTP1ServerCodec`) the request arrives as
 /// the same parts, and the response leaves as `HTTPServerResponsePart`s instead of bytes; the
 /// stream carries one exchange and ends with it.
-final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, BackendResponseSink {
+final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, BackendResponseSink, DeferredFlushTarget {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
     /// Responses are written as bytes (`HTTPWireFormat`), not through an HTTP encoder (on an
@@ -134,11 +134,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     private var readPending = false
     /// Answers a request a tarpit rule holds.
     private var tarpitTimer: Scheduled<Void>?
-    /// True while a client read is being handled (its `channelReadComplete` will follow).
-    private var inClientRead = false
-    private var backendFlushPending = false
     /// Response bytes were handed to the client channel since its last flush.
     private var clientFlushPending = false
+    var isFlushQueued = false
     /// The current request's head as the server receives it, serialized once (and re-sent
     /// as is on a retry). Kept across requests so its storage is reused.
     private var forwardedHead = ByteBuffer()
@@ -185,7 +183,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     // MARK: Client → proxy
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        inClientRead = true
         let part = unwrapInboundIn(data)
         if !pipelined.isEmpty {
             pipelined.append(.part(part))
@@ -205,15 +202,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         case .body(let body): receivedBody(body)
         case .end(let trailers): receivedEnd(trailers)
         }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        inClientRead = false
-        if backendFlushPending {
-            backendFlushPending = false
-            connection?.flush()
-        }
-        context.fireChannelReadComplete()
     }
 
     /// Whether to read more from the client now. Not while connecting (so the body buffered
@@ -267,6 +255,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             clientKeepAlive = false
             if phase == .idle, pipelined.isEmpty {
                 phase = .closed
+                // The last response may still wait for its deferred flush.
+                flushClient(context: context)
                 context.close(promise: nil)
             }
             return
@@ -465,13 +455,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         }
     }
 
-    /// Something was written to the server connection: flush it now, or — during a client read —
-    /// in `channelReadComplete`, together with whatever else that read brings.
+    /// Something was written to the server connection: it is flushed once the loop has handled
+    /// its current I/O events (`DeferredFlushes`), together with whatever else they bring —
+    /// the rest of this client read, and other clients' requests to the same server.
     private func backendWritten() {
-        if inClientRead {
-            backendFlushPending = true
-        } else {
-            connection?.flush()
+        if let connection {
+            loop.flushes.flushSoon(connection)
         }
     }
 
@@ -621,7 +610,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
                 prepareOutput()
                 ForwardingHeaders.writeResponseHead(head, scan: scan, framing: .init(), into: &output)
                 sendOutput(context: context)
-                flushClient(context: context)
+                flushClientSoon()
                 return
             }
             if code != 101 { return }
@@ -732,7 +721,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     func backendReadComplete() {
         guard let context else { return }
         sendOutput(context: context)
-        flushClient(context: context)
+        flushClientSoon()
         if !context.channel.isWritable {
             connection?.pauseReads()
         }
@@ -1169,7 +1158,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         connectionGuard?.responseCompleted()
         if clientKeepAlive {
             sendOutput(context: context)
-            flushClient(context: context)
+            flushClientSoon()
             servePipelined()
             resumeClientReads()
         } else {
@@ -1205,13 +1194,26 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         output.moveReaderIndex(to: output.writerIndex)
     }
 
-    /// Flushes the client channel if something was written since the last flush (a response
-    /// that ended within a read is flushed at its end; the read's completion then has nothing
-    /// left to flush).
+    /// Flushes the client channel now if something was written since the last flush.
     private func flushClient(context: ChannelHandlerContext) {
         if clientFlushPending {
             clientFlushPending = false
             context.flush()
+        }
+    }
+
+    /// Flushes the client channel once the loop has handled its current I/O events
+    /// (`DeferredFlushes`), so responses that the servers' replies in one pass completed go out
+    /// in a row. (HTTP/1.1 only: HTTP/2 streams still flush at once.)
+    private func flushClientSoon() {
+        if clientFlushPending {
+            loop.flushes.flushSoon(self)
+        }
+    }
+
+    func flushDeferred() {
+        if let context {
+            flushClient(context: context)
         }
     }
 
@@ -1242,7 +1244,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     private func closeClient() {
         abandonExchange()
         phase = .closed
-        context?.close(promise: nil)
+        guard let context else { return }
+        // What was written goes out before the close (a flush may be waiting in `DeferredFlushes`).
+        flushClient(context: context)
+        context.close(promise: nil)
     }
 
     /// The 408 page the connection guard sends when a request head did not arrive within
