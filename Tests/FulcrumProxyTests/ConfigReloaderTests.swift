@@ -50,12 +50,12 @@ struct ConfigReloaderTests {
             defer { watching.cancel() }
 
             try "backends: [\n".write(toFile: file, atomically: true, encoding: .utf8)
-            try await waitUntil(timeout: .seconds(5)) { reloader.reloadCounts.failed == 1 }
+            try await waitUntil(timeout: .seconds(15)) { reloader.reloadCounts.failed == 1 }
             #expect(harness.proxy.config.backends[0].servers.count == 2)
             #expect(try await harness.send("/work").status == .ok)
 
             try Self.withThirdServer(harness).write(toFile: file, atomically: true, encoding: .utf8)
-            try await waitUntil(timeout: .seconds(5)) { harness.proxy.config.backends[0].servers.count == 3 }
+            try await waitUntil(timeout: .seconds(15)) { harness.proxy.config.backends[0].servers.count == 3 }
             #expect(reloader.reloadCounts == ConfigReloader.Counts(succeeded: 1, failed: 1))
             var seen = Set<String>()
             for _ in 0..<6 { seen.insert(try await harness.send("/work").worker ?? "?") }
@@ -77,7 +77,7 @@ struct ConfigReloaderTests {
             #expect(harness.proxy.config.backends[0].servers.count == 2)
 
             kill(getpid(), SIGHUP)
-            try await waitUntil(timeout: .seconds(5)) { harness.proxy.config.backends[0].servers.count == 3 }
+            try await waitUntil(timeout: .seconds(15)) { harness.proxy.config.backends[0].servers.count == 3 }
             #expect(reloader.reloadCounts.succeeded == 1)
         }
     }

@@ -56,7 +56,7 @@ struct FaultToleranceTests {
 
             // Healthy again: returns after the second ejection (2 s, twice the first) and serves.
             harness.workers[1].update(Self.healthy)
-            try await waitUntil(timeout: .seconds(5)) { try await Self.state(harness, "w2") == .up }
+            try await waitUntil(timeout: .seconds(15)) { try await Self.state(harness, "w2") == .up }
             #expect(clock.now - lastSent >= .milliseconds(1900))
             #expect(Set(try await harness.workersServing(requests: 6)) == ["w1", "w2"])
         }
@@ -73,7 +73,7 @@ struct FaultToleranceTests {
             _ = try await harness.workersServing(requests: 4)
             #expect(try await Self.state(harness, "w2") == .ejected)
             harness.workers[1].update(Self.healthy)
-            try await waitUntil(timeout: .seconds(3)) { try await Self.state(harness, "w2") == .up }
+            try await waitUntil(timeout: .seconds(15)) { try await Self.state(harness, "w2") == .up }
             #expect(Set(try await harness.workersServing(requests: 6)) == ["w1", "w2"])
         }
     }
@@ -98,7 +98,7 @@ struct FaultToleranceTests {
             #expect(Set(try await harness.workersServing(requests: 4)) == ["w1", "w2"])
             // Round robin's next pick is w1: a slow request to it is in flight while it drains.
             async let slow = harness.send("/work?delay_ms=400")
-            try await waitUntil(timeout: .seconds(2)) { try await harness.proxy.stats()[0].servers[0].inFlight == 1 }
+            try await waitUntil(timeout: .seconds(15)) { try await harness.proxy.stats()[0].servers[0].inFlight == 1 }
             #expect(harness.proxy.setServerState(.drain, backend: "app", server: "w1"))
             #expect(try await Self.state(harness, "w1") == .draining)
             #expect(Set(try await harness.workersServing(requests: 6)) == ["w2"])

@@ -69,7 +69,7 @@ struct HTTP2Tests {
                 throw error
             }
             try await client.shutdown()
-            try await waitUntil(timeout: .seconds(3)) { lines.withLockedValue { $0.count } >= 100 }
+            try await waitUntil(timeout: .seconds(15)) { lines.withLockedValue { $0.count } >= 100 }
             let logged = lines.withLockedValue { $0 }
             #expect(logged.count == 100)
             #expect(logged.allSatisfy { $0.contains("\"GET /work?delay_ms=50&n=") && $0.contains(" HTTP/2.0\" 200 ") }, "\(logged.first ?? "")")
@@ -159,15 +159,21 @@ struct HTTP2Tests {
         }
     }
 
+    private static func openConnections(_ harness: ProxyHarness) async throws -> Int {
+        try await harness.proxy.traffic().activeConnections["test", default: 0]
+    }
+
     @Test("a connection that ends before choosing its protocol is closed, and does not hold up a shutdown")
     func undecidedConnections() async throws {
         try await Self.withTLSProxy { harness, _ in
             // No TLS handshake at all: connect, then half-close.
             let (_, closed) = try await RawClient.exchange(port: harness.port, chunks: [], timeout: .seconds(3), halfClose: true)
             #expect(closed)
-            // Connected, silent, when the shutdown begins.
+            // Connected, silent, when the shutdown begins: the proxy has accepted it (a fixed
+            // sleep instead let a busy machine begin the shutdown before the connection).
+            try await waitUntil(timeout: .seconds(10)) { try await Self.openConnections(harness) == 0 }
             async let silent = RawClient.exchange(port: harness.port, chunks: [], timeout: .seconds(6))
-            try await Task.sleep(for: .milliseconds(200))
+            try await waitUntil(timeout: .seconds(10)) { try await Self.openConnections(harness) == 1 }
             let clock = ContinuousClock()
             let start = clock.now
             await harness.proxy.shutdown(gracePeriod: .seconds(5))
@@ -188,7 +194,8 @@ struct HTTP2Tests {
             let client = try await HTTP2TestClient.connect(port: harness.port, trusting: authority)
             #expect(try await client.request("/health").head.status == .ok)
             async let slow = client.request("/work?delay_ms=1000")
-            try await Task.sleep(for: .milliseconds(200))
+            // The stream is at the server when the shutdown begins.
+            try await waitUntil(timeout: .seconds(15)) { try await harness.proxy.requestsInFlight()["app"]?["w1"] == 1 }
             let clock = ContinuousClock()
             let start = clock.now
             async let drained: Void = harness.proxy.shutdown(gracePeriod: .seconds(5))
@@ -197,7 +204,7 @@ struct HTTP2Tests {
             await drained
             #expect(clock.now - start < .seconds(4))
             #expect(client.frames.goAways >= 1)
-            try await waitUntil(timeout: .seconds(3)) { !client.channel.isActive }
+            try await waitUntil(timeout: .seconds(15)) { !client.channel.isActive }
         }
     }
 }

@@ -21,7 +21,7 @@ struct HealthCheckTests {
             try await harness.control(worker: 1, #"{"delay_ms": 0, "healthy": false}"#)
             let clock = ContinuousClock()
             let start = clock.now
-            try await waitUntil(timeout: .seconds(3)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 Set(try await harness.workersServing(requests: 6)) == ["w1"]
             }
             // Nominally within 3 intervals (the probe under way, then 2 failures ≈ 330 ms); the
@@ -31,7 +31,7 @@ struct HealthCheckTests {
             #expect(Set(try await harness.workersServing(requests: 20)) == ["w1"])
 
             try await harness.control(worker: 1, #"{"delay_ms": 0, "healthy": true}"#)
-            try await waitUntil(timeout: .seconds(3)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 Set(try await harness.workersServing(requests: 6)) == ["w1", "w2"]
             }
         }
@@ -42,11 +42,11 @@ struct HealthCheckTests {
         // No retries: until the check takes w2 out, its turns are 503s.
         try await withProxy(workers: [Self.healthy, Self.healthy], yaml: { Self.config($0, retries: 0) }) { harness in
             try await harness.workers[1].shutdown()
-            try await waitUntil(timeout: .seconds(3)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 Set(try await harness.workersServing(requests: 6)) == ["w1"]
             }
             harness.workers[0].update(Self.unhealthy)
-            try await waitUntil(timeout: .seconds(3)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 try await harness.send("/work").status == .serviceUnavailable
             }
             let response = try await harness.send("/work", headers: [("Accept", "application/json")])

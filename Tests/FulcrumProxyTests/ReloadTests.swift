@@ -91,7 +91,7 @@ struct ReloadTests {
         try await withProxy(workers: workers, yaml: { simpleConfig($0) }) { harness in
             // Round robin: the first request goes to w1 (slow).
             let slow = Task { try await harness.send("/work") }
-            try await waitUntil(timeout: .seconds(5)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 try await harness.proxy.requestsInFlight()["app"]?["w1"] == 1
             }
             try await harness.proxy.reload(to: Self.config(harness.proxy.config, harness: harness, servers: ["w2"]))
@@ -209,7 +209,7 @@ struct ReloadTests {
                 + "\n    health_check: { path: /health, interval: 100ms, timeout: 500ms, rise: 2, fall: 1 }"
         }
         try await withProxy(workers: workers, yaml: yaml) { harness in
-            try await waitUntil(timeout: .seconds(5)) { try await harness.proxy.stats()[0].servers[0].state == .down }
+            try await waitUntil(timeout: .seconds(15)) { try await harness.proxy.stats()[0].servers[0].state == .down }
             var config = harness.proxy.config
             config.backends[0].servers.append(ServerConfig(
                 name: "w2",

@@ -44,7 +44,9 @@ struct RoutingAndBalancingTests {
         ) { harness in
             // A slow request occupies one server...
             let slow = Task { try await harness.send("/work?delay_ms=1500") }
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitUntil(timeout: .seconds(15)) {
+                try await harness.proxy.requestsInFlight()["app"]?.values.reduce(0, +) == 1
+            }
             // ...so every quick request goes to the other one.
             var quick: [String] = []
             for _ in 0..<8 {

@@ -71,7 +71,7 @@ struct ShieldTests {
             let start = clock.now
             #expect(try await harness.send("/work").status == .tooManyRequests)
             #expect(clock.now - start >= .milliseconds(300))
-            try await waitUntil(timeout: .seconds(3)) { lines.withLockedValue { $0.contains("\"shield\":\"limited:per_ip\"") } }
+            try await waitUntil(timeout: .seconds(15)) { lines.withLockedValue { $0.contains("\"shield\":\"limited:per_ip\"") } }
         }
     }
 
@@ -213,7 +213,7 @@ struct ShieldTests {
             #expect(decisions[ShieldDecision(frontend: "test", decision: "allowed", reason: "labbot")] == 2)
             let blocked = decisions.filter { $0.key.decision == "blocked" && $0.key.reason.contains("unverified-crawler") }
             #expect(blocked.values.reduce(0, +) == 1, "\(decisions)")
-            try await waitUntil(timeout: .seconds(3)) { lines.withLockedValue { $0.contains("\"shield\":\"allowed:labbot\"") } }
+            try await waitUntil(timeout: .seconds(15)) { lines.withLockedValue { $0.contains("\"shield\":\"allowed:labbot\"") } }
         }
     }
 

@@ -41,7 +41,7 @@ struct ShutdownTests {
     }
 
     private static func waitForRequestInFlight(_ harness: ProxyHarness) async throws {
-        try await waitUntil(timeout: .seconds(5)) {
+        try await waitUntil(timeout: .seconds(15)) {
             try await harness.proxy.requestsInFlight().values.flatMap(\.values).reduce(0, +) == 1
         }
     }

@@ -62,7 +62,7 @@ struct TLSBackendTests {
             .replacingOccurrences(of: "address: \"127.0.0.1:\(untrusted.port)\" }", with: "address: \"127.0.0.1:\(untrusted.port)\", \(tls) }")
             .replacingOccurrences(of: "    retries:", with: "    health_check: { path: /health, interval: 100ms, timeout: 500ms, rise: 1, fall: 2 }\n    retries:")
         try await withProxy(workers: [], yaml: { _ in yaml }) { harness async throws in
-            try await waitUntil(timeout: .seconds(5)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 try await harness.proxy.stats()[0].servers.map(\.state) == [.up, .down]
             }
             // And the trusted one keeps passing.

@@ -90,17 +90,17 @@ struct TLSFrontendTests {
             #expect(try await servedCertificate(port: harness.port, serverName: "a.test").commonName == "first")
 
             try pemFile(try authority.issue(commonName: "second", names: ["a.test"])).write(to: file, atomically: true, encoding: .utf8)
-            try await waitUntil(timeout: .seconds(5)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 try await servedCertificate(port: harness.port, serverName: "a.test").commonName == "second"
             }
 
             let added = directory.appendingPathComponent("d.pem")
             try pemFile(try authority.issue(commonName: "d", names: ["d.test"])).write(to: added, atomically: true, encoding: .utf8)
-            try await waitUntil(timeout: .seconds(5)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 try await servedCertificate(port: harness.port, serverName: "d.test").commonName == "d"
             }
             try FileManager.default.removeItem(at: added)
-            try await waitUntil(timeout: .seconds(5)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 try await servedCertificate(port: harness.port, serverName: "d.test").commonName == "second"
             }
         }

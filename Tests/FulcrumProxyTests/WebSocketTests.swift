@@ -23,7 +23,7 @@ struct WebSocketTests {
             try await client.echoMessages(1_000)
             #expect(try await harness.proxy.stats()[0].servers[0].inFlight == 1)
             try await client.close()
-            try await waitUntil(timeout: .seconds(3)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 try await harness.proxy.stats()[0].servers[0].inFlight == 0
             }
         }
@@ -75,14 +75,14 @@ struct WebSocketTests {
             let first = try await WebSocketTestClient.connect(port: harness.port)
             try await first.echoMessages(3)
             try await first.send(text: "close-now")
-            try await waitUntil(timeout: .seconds(3)) { !first.isActive }
+            try await waitUntil(timeout: .seconds(15)) { !first.isActive }
 
             // The client goes away: the server's connection ends.
             let closedBefore = server.closedConnections
             let second = try await WebSocketTestClient.connect(port: harness.port)
             try await second.echoMessages(3)
             try await second.close()
-            try await waitUntil(timeout: .seconds(3)) { server.closedConnections > closedBefore }
+            try await waitUntil(timeout: .seconds(15)) { server.closedConnections > closedBefore }
         }
     }
 
@@ -100,9 +100,9 @@ struct WebSocketTests {
             }
             #expect(client.isActive)
             let closedBefore = server.closedConnections
-            try await waitUntil(timeout: .seconds(3)) { !client.isActive }
-            try await waitUntil(timeout: .seconds(3)) { server.closedConnections > closedBefore }
-            try await waitUntil(timeout: .seconds(3)) {
+            try await waitUntil(timeout: .seconds(15)) { !client.isActive }
+            try await waitUntil(timeout: .seconds(15)) { server.closedConnections > closedBefore }
+            try await waitUntil(timeout: .seconds(15)) {
                 try await harness.proxy.stats()[0].servers[0].inFlight == 0
             }
         }
