@@ -14,6 +14,17 @@ import FulcrumConfig
 /// instead of starting blind (which would keep sending a share of requests to the slow server
 /// the switch was about).
 ///
+/// **The rotation guard.** The engine switches at most once per `min_switch_interval`, so the
+/// algorithm in use must protect the servers between switches. Load-aware algorithms do so by
+/// themselves; rotation does not. While rotating, each pick is checked against peak EWMA's
+/// cost (`response time × (in flight + 1) / weight`, the warm instance's view): a server that
+/// costs more than `guardFactor` times the cheapest eligible one is passed over, and peak EWMA
+/// picks instead. Alike servers stay far inside that band, so the guard rarely acts and the
+/// rotation stays a rotation; a server that turns slow, or whose queue grows because it cannot
+/// take its share, gets less traffic from its first slow answers on (or once its queue holds a
+/// few times the others'), not at the next allowed switch. (Envoy's least-request with active
+/// request bias weighs queues into a rotation the same way.)
+///
 /// Not thread-safe: one instance per event loop.
 public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
     public var name: AlgorithmName { .adaptive }
@@ -24,10 +35,19 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
     private let warm: [LatencyAware] = [LatencyAware(name: .peakEWMA), LatencyAware(name: .leastResponseTime)]
     /// The server list of the latest pick, to read in-flight counts when a response is observed.
     private var servers: [BalancedServer] = []
+    /// Rotation picks the guard passed over, per server index, in the current window.
+    private var guarded: [Int] = []
 
-    public init(initial: AlgorithmName = .roundRobin) {
+    /// How much more than the cheapest server a rotation pick may cost (by peak EWMA) before the
+    /// guard passes it over.
+    public static let guardFactor = 3.0
+
+    /// Starts with `peak_ewma`, safe while nothing is known (`AdaptiveState` starts there too).
+    public init(initial: AlgorithmName = .peakEWMA) {
         precondition(initial != .adaptive)
+        // A latency-aware start is the warm instance itself, which observes every response.
         current = makeAlgorithm(initial)
+        current = warm.first { $0.name == initial } ?? current
     }
 
     /// Switches the algorithm used for new picks.
@@ -38,22 +58,50 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
 
     /// The window's counts per server index, and a fresh window from now.
     public func closeWindow() -> [ServerWindowCounts] {
-        defer { counts = [] }
+        for (index, passedOver) in guarded.enumerated() where passedOver > 0 {
+            ensureCounts(upTo: index)
+            counts[index].guarded += passedOver
+        }
+        defer {
+            counts = []
+            guarded = []
+        }
         return counts
     }
 
     public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
+        pick(from: servers, excluding: excluded, now: LatencyAware.clock())
+    }
+
+    /// `pick` at a given time (tests inject it).
+    public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet, now: UInt64) -> Int? {
         self.servers = servers
-        return current.pick(from: servers, excluding: excluded)
+        // The warm latency-aware instances take the same clock as the guard.
+        let picked = (current as? LatencyAware).map { $0.pick(from: servers, excluding: excluded, now: now) }
+            ?? current.pick(from: servers, excluding: excluded)
+        guard let choice = picked else { return nil }
+        guard current.name.isRotation,
+              peakEWMA.isOutOfLine(choice, in: servers, excluding: excluded, factor: Self.guardFactor, now: now) else {
+            return choice
+        }
+        if choice >= guarded.count { guarded.append(contentsOf: repeatElement(0, count: choice + 1 - guarded.count)) }
+        guarded[choice] += 1
+        return peakEWMA.pick(from: servers, excluding: excluded, now: now) ?? choice
+    }
+
+    private var peakEWMA: LatencyAware { warm[0] }
+
+    private func ensureCounts(upTo index: Int) {
+        if index >= counts.count {
+            counts.append(contentsOf: repeatElement(ServerWindowCounts(), count: index + 1 - counts.count))
+        }
     }
 
     public var observesResponses: Bool { true }
 
     public func observe(serverIndex: Int, responseNanoseconds: Int64, failed: Bool, now: UInt64) {
         guard serverIndex >= 0 else { return }
-        if serverIndex >= counts.count {
-            counts.append(contentsOf: repeatElement(ServerWindowCounts(), count: serverIndex + 1 - counts.count))
-        }
+        ensureCounts(upTo: serverIndex)
         let inFlight = serverIndex < servers.count ? servers[serverIndex].inFlight : 0
         counts[serverIndex].record(responseNanoseconds: responseNanoseconds, failed: failed, inFlight: inFlight)
         for algorithm in warm {

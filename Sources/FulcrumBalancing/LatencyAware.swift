@@ -100,6 +100,28 @@ public final class LatencyAware: LoadBalancingAlgorithm {
         return nil
     }
 
+    /// Whether picking `candidate` would cost more than `factor` times the cheapest eligible
+    /// server of its tier, by this algorithm's own cost (`response time × (in flight + 1) /
+    /// weight`). The adaptive mode's rotation guard asks this of each rotation pick.
+    public func isOutOfLine(_ candidate: Int, in servers: [BalancedServer], excluding excluded: ServerIndexSet, factor: Double, now: UInt64) -> Bool {
+        let count = servers.count
+        guard candidate < count else { return false }
+        let tier: WeightTier = servers[candidate].weight > 0 ? .weighted : .backup
+        let unsampledTime = slowestMeasured(count: count, now: now)
+        func cost(_ index: Int) -> Double {
+            let time = index < averages.count && averages[index].hasSamples
+                ? averages[index].current(at: now, decay: decay)
+                : unsampledTime
+            let server = servers[index]
+            return (time + 1) * Double(server.inFlight + 1) / Double(tier.effectiveWeight(server.weight))
+        }
+        var cheapest = Double.infinity
+        for index in 0..<count where tier.includes(weight: servers[index].weight) && servers[index].isEligible(at: index, excluding: excluded) {
+            cheapest = min(cheapest, cost(index))
+        }
+        return cheapest.isFinite && cost(candidate) > factor * cheapest
+    }
+
     private func slowestMeasured(count: Int, now: UInt64) -> Double {
         var slowest = 0.0
         for index in 0..<min(count, averages.count) where averages[index].hasSamples {
@@ -112,7 +134,7 @@ public final class LatencyAware: LoadBalancingAlgorithm {
         Double(duration.components.seconds) * 1e9 + Double(duration.components.attoseconds) / 1e9
     }
 
-    private static func clock() -> UInt64 {
+    static func clock() -> UInt64 {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)

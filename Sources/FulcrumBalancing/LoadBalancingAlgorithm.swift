@@ -42,7 +42,7 @@ extension LoadBalancingAlgorithm {
 /// | `.powerOfTwo`           | `PowerOfTwoChoices`        |
 /// | `.leastResponseTime`    | `LatencyAware`             |
 /// | `.peakEWMA`             | `LatencyAware`             |
-/// | `.adaptive`             | `AdaptiveAlgorithm` (starts with round robin) |
+/// | `.adaptive`             | `AdaptiveAlgorithm` (starts with peak EWMA) |
 ///
 /// - Parameter random: the random source for randomised algorithms, which keep their own
 ///   copy; tests pass a seeded one. Ignored by the others.

@@ -6,6 +6,8 @@ import Histogram
 public struct ServerWindowCounts: Sendable {
     public private(set) var requests = 0
     public private(set) var failures = 0
+    /// Rotation picks the adaptive mode's guard passed over (the server cost too much).
+    public internal(set) var guarded = 0
     /// Requests in flight at the server, summed at each response (for their mean).
     private var inFlightSum = 0
     /// Response times in microseconds, 1 µs … 1 h at two significant digits (≈ 1 % error).
@@ -24,6 +26,7 @@ public struct ServerWindowCounts: Sendable {
     public mutating func merge(_ other: ServerWindowCounts) {
         requests += other.requests
         failures += other.failures
+        guarded += other.guarded
         inFlightSum += other.inFlightSum
         latencies.add(other.latencies)
     }
@@ -31,8 +34,8 @@ public struct ServerWindowCounts: Sendable {
     /// The engine's view of these counts. `inFlightNow` stands in for the mean in flight when
     /// the server answered nothing in the window: a server that holds requests and answers
     /// none (it just turned slow) must not look idle.
-    public func window(name: String, weight: Int, inFlightNow: Int = 0) -> ServerWindow {
-        ServerWindow(
+    public func window(name: String, weight: Int, inFlightNow: Int = 0, inRotation: Bool = true) -> ServerWindow {
+        var window = ServerWindow(
             name: name,
             weight: weight,
             requests: requests,
@@ -40,5 +43,8 @@ public struct ServerWindowCounts: Sendable {
             p95Milliseconds: requests == 0 ? nil : Double(latencies.valueAtPercentile(95)) / 1000,
             meanInFlight: requests == 0 ? Double(inFlightNow) : Double(inFlightSum) / Double(requests)
         )
+        window.inRotation = inRotation
+        window.guarded = guarded
+        return window
     }
 }

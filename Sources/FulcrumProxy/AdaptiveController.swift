@@ -33,7 +33,7 @@ final class AdaptiveController: Sendable {
         self.backends = NIOLockedValueBox(Self.adaptiveBackends(of: snapshot))
         self.states = NIOLockedValueBox([:])
         states.withLockedValue { states in
-            for name in backends.withLockedValue({ $0.keys }) { states[name] = AdaptiveState(algorithm: .roundRobin) }
+            for name in backends.withLockedValue({ $0.keys }) { states[name] = AdaptiveState() }
         }
     }
 
@@ -72,7 +72,7 @@ final class AdaptiveController: Sendable {
 
     /// Follows a reload: a backend that stays adaptive keeps its state (current algorithm,
     /// pin, history, time of the last switch); the loops carried its algorithm over when they
-    /// installed the snapshot. New adaptive backends start with round robin, as at start.
+    /// installed the snapshot. New adaptive backends start with peak EWMA, as at start.
     func update(to snapshot: RuntimeSnapshot) {
         stop()
         let updated = Self.adaptiveBackends(of: snapshot)
@@ -80,7 +80,7 @@ final class AdaptiveController: Sendable {
         states.withLockedValue { states in
             states = states.filter { updated[$0.key] != nil }
             for name in updated.keys where states[name] == nil {
-                states[name] = AdaptiveState(algorithm: .roundRobin)
+                states[name] = AdaptiveState()
             }
         }
         start()
@@ -147,7 +147,8 @@ final class AdaptiveController: Sendable {
                 counts.window(
                     name: backend.serverNames[index],
                     weight: backend.servers[index].weight,
-                    inFlightNow: backend.servers[index].inFlight
+                    inFlightNow: backend.servers[index].inFlight,
+                    inRotation: backend.servers[index].isAvailable && backend.servers[index].weight > 0
                 )
             }
             let decision = states.withLockedValue { states -> AdaptiveDecision? in

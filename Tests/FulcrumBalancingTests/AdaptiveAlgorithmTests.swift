@@ -5,9 +5,16 @@ import Testing
 
 /// `algorithm: adaptive` on one loop: delegation, switching, and the window it counts.
 @Suite struct AdaptiveAlgorithmTests {
-    @Test("picks with round robin until told otherwise, then with the new algorithm")
+    @Test("starts with peak EWMA; picks with what it is told, then with the new algorithm")
     func delegatesAndSwitches() {
-        let adaptive = AdaptiveAlgorithm()
+        // Its peak EWMA learns from the first response (it is the warm instance).
+        let fresh = AdaptiveAlgorithm()
+        #expect(fresh.current.name == .peakEWMA)
+        fresh.observe(serverIndex: 0, responseNanoseconds: 400_000_000, failed: false, now: 1_000_000_000)
+        fresh.observe(serverIndex: 1, responseNanoseconds: 4_000_000, failed: false, now: 1_000_000_000)
+        let two = makeServers(count: 2)
+        #expect((0..<3).map { _ in fresh.pick(from: two, excluding: .none, now: 1_000_000_000) } == [1, 1, 1])
+        let adaptive = AdaptiveAlgorithm(initial: .roundRobin)
         let servers = makeServers(count: 3)
         #expect(adaptive.name == .adaptive)
         #expect(adaptive.current.name == .roundRobin)
@@ -59,7 +66,7 @@ import Testing
 
     @Test("latency-aware candidates learn while another algorithm picks, so a switch to one starts informed")
     func candidatesStayWarm() {
-        let adaptive = AdaptiveAlgorithm()
+        let adaptive = AdaptiveAlgorithm(initial: .roundRobin)
         let servers = makeServers(count: 2)
         // Round robin picks while server 0 turns out slow.
         _ = adaptive.pick(from: servers, excluding: .none)
@@ -70,5 +77,63 @@ import Testing
         #expect(latency.name == .peakEWMA)
         #expect(latency.expectedResponseNanoseconds(of: 0, now: 1_000_000_000) == 500_000_000)
         #expect(latency.pick(from: servers, excluding: .none, now: 1_000_000_001) == 1)
+    }
+
+    @Test("the rotation guard leaves alike servers to round robin")
+    func guardIdleWhenAlike() {
+        let adaptive = AdaptiveAlgorithm(initial: .roundRobin)
+        let servers = makeServers(count: 3)
+        let second: UInt64 = 1_000_000_000
+        for index in 0..<3 {
+            adaptive.observe(serverIndex: index, responseNanoseconds: Int64(45_000_000 + index * 5_000_000), failed: false, now: second)
+        }
+        servers[0].startRequests(2)
+        servers[1].startRequests(1)
+        let picks = (0..<6).map { _ in adaptive.pick(from: servers, excluding: .none, now: second) }
+        #expect(picks == [0, 1, 2, 0, 1, 2])
+        #expect(adaptive.closeWindow().allSatisfy { $0.guarded == 0 })
+    }
+
+    @Test("the rotation guard passes over a server that turned slow, from its first slow answer, and counts it")
+    func guardPassesOverASlowServer() {
+        let adaptive = AdaptiveAlgorithm(initial: .roundRobin)
+        let servers = makeServers(count: 3)
+        let second: UInt64 = 1_000_000_000
+        adaptive.observe(serverIndex: 0, responseNanoseconds: 50_000_000, failed: false, now: second)
+        adaptive.observe(serverIndex: 1, responseNanoseconds: 50_000_000, failed: false, now: second)
+        adaptive.observe(serverIndex: 2, responseNanoseconds: 500_000_000, failed: false, now: second)
+        let counts = (0..<30).reduce(into: [0, 0, 0]) { counts, _ in
+            counts[adaptive.pick(from: servers, excluding: .none, now: second)!] += 1
+        }
+        #expect(counts[2] == 0, "\(counts)")
+        #expect(counts[0] + counts[1] == 30)
+        #expect(adaptive.closeWindow()[2].guarded == 10)
+    }
+
+    @Test("the rotation guard passes over a server whose queue grows (less capacity), before its answers slow")
+    func guardPassesOverAQueue() {
+        let adaptive = AdaptiveAlgorithm(initial: .roundRobin)
+        let servers = makeServers(count: 3)
+        let second: UInt64 = 1_000_000_000
+        for index in 0..<3 { adaptive.observe(serverIndex: index, responseNanoseconds: 50_000_000, failed: false, now: second) }
+        servers[0].startRequests(1)
+        servers[1].startRequests(1)
+        servers[2].startRequests(6)  // (6 + 1) > 3 × (1 + 1): out of line
+        let picks = (0..<3).map { _ in adaptive.pick(from: servers, excluding: .none, now: second) }
+        #expect(!picks.contains(2))
+        servers[2].requestFinished()  // (5 + 1) ≤ 3 × (1 + 1): back in line
+        _ = adaptive.closeWindow()
+        #expect((0..<3).map { _ in adaptive.pick(from: servers, excluding: .none, now: second) }.contains(2))
+    }
+
+    @Test("the guard is for rotation only: a load-aware algorithm's own pick stands")
+    func guardOnlyInRotation() {
+        let adaptive = AdaptiveAlgorithm(initial: .leastConnections)
+        let servers = makeServers(count: 2)
+        adaptive.observe(serverIndex: 0, responseNanoseconds: 900_000_000, failed: false, now: 1_000_000_000)
+        adaptive.observe(serverIndex: 1, responseNanoseconds: 1_000_000, failed: false, now: 1_000_000_000)
+        servers[1].startRequests(1)
+        #expect(adaptive.pick(from: servers, excluding: .none, now: 1_000_000_000) == 0)
+        #expect(adaptive.closeWindow().allSatisfy { $0.guarded == 0 })
     }
 }

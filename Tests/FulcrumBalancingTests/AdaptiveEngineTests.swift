@@ -70,7 +70,7 @@ import Testing
         #expect(decision.explanation == "api round_robin → least_connections: in-flight imbalance 3.3× (web1 vs web2) ≥ 2×")
     }
 
-    @Test("a server holding requests without having answered any yet counts as loaded (it turned slow)")
+    @Test("a server holding requests without having answered any in the window has turned slow: peak_ewma")
     func serverWithoutAnswersButHoldingRequests() {
         var state = AdaptiveState(algorithm: .roundRobin)
         var servers = alike(3)
@@ -80,46 +80,57 @@ import Testing
         servers[0].meanInFlight = 3
         servers[1].meanInFlight = 3
         let decision = AdaptiveEngine.evaluate(backend: "api", servers: servers, state: &state, now: t0)
-        #expect(decision.to == .leastConnections)
-        #expect(decision.explanation == "api round_robin → least_connections: in-flight imbalance 3.3× (web3 vs web1) ≥ 2×")
+        #expect(decision.to == .peakEWMA)
+        #expect(decision.rule == .latencySpread)
+        #expect(decision.explanation == "api round_robin → peak_ewma: web3 holds 12 requests and answered none in the window")
         // Also when it answered before and is judged by that last measurement (carried over).
         var measured = AdaptiveState(algorithm: .roundRobin)
         _ = AdaptiveEngine.evaluate(backend: "api", servers: alike(3), state: &measured, now: t0)
-        #expect(AdaptiveEngine.evaluate(backend: "api", servers: servers, state: &measured, now: t0 + .seconds(1)).to == .leastConnections)
+        #expect(AdaptiveEngine.evaluate(backend: "api", servers: servers, state: &measured, now: t0 + .seconds(1)).to == .peakEWMA)
         // One that neither answered nor holds anything is not judged idle.
         servers[2].meanInFlight = 0
         var fresh = AdaptiveState(algorithm: .roundRobin)
         #expect(AdaptiveEngine.evaluate(backend: "api", servers: servers, state: &fresh, now: t0).to == .roundRobin)
     }
 
-    @Test("weighted alike servers go back to weighted round robin")
+    @Test("weighted alike servers, each given its weight's share, go to weighted round robin")
     func weightedRotation() {
         var state = AdaptiveState(algorithm: .leastConnections)
         var servers = alike(2)
         servers[0].weight = 3
+        servers[0].requests = 300
         servers[0].meanInFlight = 3
-        let decision = AdaptiveEngine.evaluate(backend: "web", servers: servers, state: &state, now: t0)
-        #expect(decision.to == .weightedRoundRobin)
+        let decisions = (0..<3).map { step in
+            AdaptiveEngine.evaluate(backend: "web", servers: servers, state: &state, now: t0 + .seconds(5 * step))
+        }
+        #expect(decisions.map(\.rule) == [.confirming, .confirming, .uniform])
+        #expect(decisions[2].to == .weightedRoundRobin)
     }
 
-    @Test("no second switch within min_switch_interval; the held-back wish is recorded")
+    @Test("no second switch within min_switch_interval; the held-back wish is recorded, and says so")
     func minimumSwitchInterval() {
-        var state = AdaptiveState(algorithm: .roundRobin)
+        var state = AdaptiveState()
+        for step in 0..<3 {
+            _ = AdaptiveEngine.evaluate(backend: "web", servers: alike(2), state: &state, now: t0 + .seconds(5 * step))
+        }
+        #expect(state.algorithm == .roundRobin)
+        #expect(state.lastSwitch == t0 + .seconds(10))
+
+        // A server turns slow 20 s after that switch: leaving rotation must wait.
         var slow = alike(2)
         slow[1].p95Milliseconds = 200
-        #expect(AdaptiveEngine.evaluate(backend: "web", servers: slow, state: &state, now: t0).switched)
-
-        // Conditions return to normal 30 s later: switching back must wait.
-        let held = AdaptiveEngine.evaluate(backend: "web", servers: alike(2), state: &state, now: t0 + .seconds(30))
+        let held = AdaptiveEngine.evaluate(backend: "web", servers: slow, state: &state, now: t0 + .seconds(30))
         #expect(!held.switched)
         #expect(held.rule == .minSwitchInterval)
-        #expect(held.explanation == "web keeps peak_ewma: would switch to round_robin (servers alike (p95 spread 1×, no error or load outliers)), but the last switch was 30s ago < 60s")
-        #expect(state.algorithm == .peakEWMA)
+        #expect(held.explanation == "web keeps round_robin: held by min_switch_interval: would switch to peak_ewma "
+            + "(p95 spread 10× (web2 200 ms vs web1 20 ms) ≥ 3×), but the last switch was 20s ago < 60s; "
+            + "the rotation guard keeps traffic off servers out of line meanwhile")
+        #expect(state.algorithm == .roundRobin)
 
-        let later = AdaptiveEngine.evaluate(backend: "web", servers: alike(2), state: &state, now: t0 + .seconds(61))
+        let later = AdaptiveEngine.evaluate(backend: "web", servers: slow, state: &state, now: t0 + .seconds(71))
         #expect(later.switched)
-        #expect(later.to == .roundRobin)
-        #expect(state.history.map(\.rule) == [.latencySpread, .minSwitchInterval, .uniform])
+        #expect(later.to == .peakEWMA)
+        #expect(state.history.map(\.rule) == [.confirming, .confirming, .uniform, .minSwitchInterval, .latencySpread])
     }
 
     @Test("hysteresis: a spread just under the threshold does not switch back")
@@ -132,8 +143,10 @@ import Testing
         let stay = AdaptiveEngine.evaluate(backend: "web", servers: servers, state: &state, now: t0 + .seconds(120))
         #expect(!stay.switched)
         #expect(stay.rule == .latencySpread)
-        servers[1].p95Milliseconds = 20  // 2× < 2.25×: back to rotation
-        #expect(AdaptiveEngine.evaluate(backend: "web", servers: servers, state: &state, now: t0 + .seconds(240)).to == .roundRobin)
+        servers[1].p95Milliseconds = 20  // 2× < 2.25×, but not alike (≥ 1.5×): web2 has not recovered
+        let unproven = AdaptiveEngine.evaluate(backend: "web", servers: servers, state: &state, now: t0 + .seconds(240))
+        #expect(unproven.to == .peakEWMA)
+        #expect(unproven.rule == .recovering)
     }
 
     @Test("too little traffic, or one server: keep what is there")
@@ -216,7 +229,7 @@ extension AdaptiveEngineTests {
 extension AdaptiveEngineTests {
     @Test("switches are kept apart from the decisions, which soon hold only keeps")
     func switchHistory() {
-        var state = AdaptiveState()
+        var state = AdaptiveState(algorithm: .roundRobin)
         var slow = alike(2)
         slow[1].p95Milliseconds = 300
         _ = AdaptiveEngine.evaluate(backend: "web", servers: slow, state: &state, now: t0)

@@ -85,7 +85,7 @@ struct MetricsTests {
             #expect(sum("fulcrum_server_in_flight", ["backend": "app"]) == 0)
             #expect(sum("fulcrum_health_check_total", ["backend": "app", "result": "pass"]) >= 2)
             #expect(sum("fulcrum_health_check_total", ["result": "fail"]) == 0)
-            #expect(sum("fulcrum_algorithm_switches_total", ["backend": "app", "from": "round_robin", "to": "least_connections"]) == 1)
+            #expect(sum("fulcrum_algorithm_switches_total", ["backend": "app", "from": "peak_ewma", "to": "least_connections"]) == 1)
 
             // Counters only grow, and follow later traffic; a reload is counted by result.
             for _ in 0..<5 { _ = try await harness.send("/work") }
