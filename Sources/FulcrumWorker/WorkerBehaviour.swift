@@ -1,12 +1,14 @@
-/// How a ``WorkerServer`` behaves: how slow `/work` is, how often it fails and what `/health` reports.
+/// How a ``WorkerServer`` behaves: how slow `/work` is, how often it fails, how many `/work`
+/// requests it works on at once and what `/health` reports.
 ///
 /// The behaviour can be changed while the worker runs, either in-process with
 /// ``WorkerServer/update(_:)`` or over HTTP with `POST /control`. Its JSON form uses the keys
-/// `delay_ms`, `jitter_ms`, `error_rate` and `healthy`; keys missing from the JSON keep their
-/// default value when decoding.
+/// `delay_ms`, `jitter_ms`, `error_rate`, `capacity` and `healthy`; keys missing from the JSON keep
+/// their default value when decoding.
 ///
 /// The values are not range-checked here, because out-of-range values have an obvious meaning at
-/// runtime (a negative delay is no delay, an error rate above 1 always fails). `POST /control` does
+/// runtime (a negative delay is no delay, an error rate above 1 always fails, a negative capacity
+/// is no limit). `POST /control` does
 /// reject them with a `400`, so a typo in a demo script is reported rather than silently clamped.
 public struct WorkerBehaviour: Sendable, Equatable, Codable {
     /// The mean time `/work` takes to answer, in milliseconds.
@@ -18,17 +20,26 @@ public struct WorkerBehaviour: Sendable, Equatable, Codable {
     public var errorRate: Double = 0
     /// Whether `/health` answers `200 ok` (`true`) or `503 unhealthy` (`false`).
     public var healthy: Bool = true
+    /// How many `/work` requests the whole worker works on at once, across all its connections;
+    /// the others wait, first come first served, and only then take their delay. `0` means no limit.
+    ///
+    /// This models a smaller or saturated machine: its latency grows with the queue in front of it
+    /// rather than with each request's work. The delay, jitter and failure of a request are drawn
+    /// when its work starts, so a behaviour change also applies to the requests still waiting.
+    public var capacity: Int = 0
 
     public init(
         delayMilliseconds: Int = 10,
         jitterMilliseconds: Int = 0,
         errorRate: Double = 0,
-        healthy: Bool = true
+        healthy: Bool = true,
+        capacity: Int = 0
     ) {
         self.delayMilliseconds = delayMilliseconds
         self.jitterMilliseconds = jitterMilliseconds
         self.errorRate = errorRate
         self.healthy = healthy
+        self.capacity = capacity
     }
 
     enum CodingKeys: String, CodingKey {
@@ -36,6 +47,7 @@ public struct WorkerBehaviour: Sendable, Equatable, Codable {
         case jitterMilliseconds = "jitter_ms"
         case errorRate = "error_rate"
         case healthy
+        case capacity
     }
 
     public init(from decoder: any Decoder) throws {
@@ -53,6 +65,7 @@ extension WorkerBehaviour {
         var jitterMilliseconds: Int?
         var errorRate: Double?
         var healthy: Bool?
+        var capacity: Int?
 
         typealias CodingKeys = WorkerBehaviour.CodingKeys
 
@@ -62,6 +75,7 @@ extension WorkerBehaviour {
             self.jitterMilliseconds = try container.decodeIfPresent(Int.self, forKey: .jitterMilliseconds)
             self.errorRate = try container.decodeIfPresent(Double.self, forKey: .errorRate)
             self.healthy = try container.decodeIfPresent(Bool.self, forKey: .healthy)
+            self.capacity = try container.decodeIfPresent(Int.self, forKey: .capacity)
         }
     }
 
@@ -71,6 +85,7 @@ extension WorkerBehaviour {
         if let jitter = update.jitterMilliseconds { self.jitterMilliseconds = jitter }
         if let errorRate = update.errorRate { self.errorRate = errorRate }
         if let healthy = update.healthy { self.healthy = healthy }
+        if let capacity = update.capacity { self.capacity = capacity }
     }
 
     /// Why this behaviour makes no sense, or `nil` if it is valid.
@@ -84,6 +99,9 @@ extension WorkerBehaviour {
         // Written so that NaN fails too.
         if !(self.errorRate >= 0 && self.errorRate <= 1) {
             return "error_rate must be between 0 and 1"
+        }
+        if self.capacity < 0 {
+            return "capacity must not be negative"
         }
         return nil
     }

@@ -13,14 +13,15 @@ import NIOHTTP1
 /// has ended. So this handler only ever deals with one request at a time, as a small state machine:
 ///
 /// ```
-/// idle ─head─▶ receiving ─end─┬────────────────────────────────▶ respond ─┬─▶ idle     (keep-alive)
-///              (the body is   ├─▶ working   ─timer fires────────▶ respond ─┤
-///              discarded,     └─▶ streaming ─last chunk written─▶ end ─────┴─▶ closing  (otherwise)
+/// idle ─head─▶ receiving ─end─┬─────────────────────────────────────▶ respond ─┬─▶ idle     (keep-alive)
+///              (the body is   ├─▶ (queued ─slot─▶) working ─timer───▶ respond ─┤
+///              discarded,     └─▶ streaming ─last chunk written──────▶ end ─────┴─▶ closing  (otherwise)
 ///              buffered or hashed)
 /// ```
 ///
-/// Nothing here blocks the event loop: `/work` waits with `scheduleTask`, `/sink` hashes each body
-/// part as it arrives and `/bytes` writes a chunk only while the channel is writable.
+/// Nothing here blocks the event loop: `/work` waits for a slot of the worker's capacity with a
+/// callback from ``WorkAdmission`` and then for its delay with `scheduleTask`, `/sink` hashes each
+/// body part as it arrives and `/bytes` writes a chunk only while the channel is writable.
 final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -78,11 +79,19 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
-    /// Cancels a pending `/work` timer and ignores whatever else arrives on this connection.
+    /// Cancels a pending `/work` timer or place in the queue, and ignores whatever else arrives on
+    /// this connection.
     private func stop() {
-        if case .working(_, let timer) = self.state {
+        switch self.state {
+        case .working(_, let timer):
             // Also breaks the reference cycle handler → state → timer → closure → handler.
             timer.cancel()
+            self.worker.admission.release()
+        case .queued(_, let ticket):
+            // If a slot was granted already, `workAdmitted` is on its way and gives it back.
+            self.worker.admission.cancel(ticket)
+        case .idle, .receiving, .streaming, .closing:
+            break
         }
         self.state = .closing
     }
@@ -96,7 +105,7 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .closing:
             // A request pipelined behind one that closes the connection: deliberately ignored.
             return
-        case .receiving, .working, .streaming:
+        case .receiving, .queued, .working, .streaming:
             assertionFailure("HTTPServerPipelineHandler delivered a request head while one is in progress")
             return
         }
@@ -181,8 +190,36 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: - Endpoints that answer later
 
+    /// Waits for a slot of the worker's capacity, then works.
     private func startWork(_ request: Request, delayOverride: Int?, context: ChannelHandlerContext) {
-        // Sample delay and failure up front, so that a failing request is as slow as a successful one.
+        // The admission calls back from whichever thread frees the slot, via `execute` on our loop.
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let admission = self.worker.admission.acquire(on: context.eventLoop) {
+            loopBound.value.handler.workAdmitted(context: loopBound.value.context)
+        }
+        switch admission {
+        case .admitted:
+            self.work(request, delayOverride: delayOverride, context: context)
+        case .queued(let ticket):
+            self.state = .queued(request, ticket)
+        }
+    }
+
+    /// A queued `/work` request got its slot.
+    private func workAdmitted(context: ChannelHandlerContext) {
+        guard case .queued(let request, _) = self.state, case .work(let delayOverride) = request.endpoint else {
+            // The connection closed after the slot was granted but before we got here.
+            self.worker.admission.release()
+            return
+        }
+        self.work(request, delayOverride: delayOverride, context: context)
+    }
+
+    /// Works on a `/work` request that holds a slot, and answers it once its delay is over.
+    private func work(_ request: Request, delayOverride: Int?, context: ChannelHandlerContext) {
+        // Sample delay and failure before the timer, so that a failing request is as slow as a
+        // successful one; but only now, not on arrival, so that a behaviour change applies to requests
+        // still queued.
         let behaviour = self.worker.behaviour
         let delay = delayOverride ?? behaviour.sampleDelayMilliseconds()
         let fails = behaviour.sampleFailure()
@@ -191,6 +228,9 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard case .working = self.state else {
                 return
             }
+            // Only once the answer has moved the state on from `.working`: should writing it close
+            // the connection, `stop()` must not give the slot back a second time.
+            defer { self.worker.admission.release() }
             if fails {
                 let text = "work failed on \(self.worker.name) after \(delay) ms\n"
                 self.respond(request, status: .internalServerError, text: text, context: context)
@@ -524,6 +564,9 @@ extension WorkerHTTPHandler {
     private enum State {
         case idle
         case receiving(Request, BodyConsumer)
+        /// A `/work` request waiting for a slot of the worker's capacity.
+        case queued(Request, WorkAdmission.Ticket)
+        /// A `/work` request holding a slot; the timer answers it.
         case working(Request, Scheduled<Void>)
         case streaming(ByteStream)
         /// The connection is closing (or closed): everything that still arrives is ignored.

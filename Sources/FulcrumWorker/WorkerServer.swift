@@ -10,7 +10,7 @@ import NIOPosix
 /// | Endpoint | Response |
 /// |---|---|
 /// | `GET /health` | `200 ok`, or `503 unhealthy` while ``WorkerBehaviour/healthy`` is `false` |
-/// | `/work` (any method) | `200` after the behaviour's delay ± jitter, or `500` with probability ``WorkerBehaviour/errorRate``; `?delay_ms=N` replaces delay and jitter for this request |
+/// | `/work` (any method) | `200` after the behaviour's delay ± jitter, or `500` with probability ``WorkerBehaviour/errorRate``; `?delay_ms=N` replaces delay and jitter for this request. With a ``WorkerBehaviour/capacity``, requests beyond it first wait for a free slot |
 /// | `/echo` (any method) | `200` JSON describing the request (`worker`, `method`, `path`, `version`, `headers`, `body`, `body_bytes`); `?status=N` answers with status `N` instead; bodies over 16 MiB get `413` |
 /// | `GET /control` | the current ``WorkerBehaviour`` as JSON |
 /// | `POST /control` | applies a partial ``WorkerBehaviour`` (`{"delay_ms": 50}`), answers the new behaviour; `400` on bad JSON or values |
@@ -91,10 +91,18 @@ public final class WorkerServer: Sendable {
         self.state.behaviour
     }
 
-    /// Replaces the behaviour, with the same effect as `POST /control`. Requests already waiting in
-    /// `/work` keep the delay they were given.
+    /// Replaces the behaviour, with the same effect as `POST /control`. Requests already working in
+    /// `/work` keep the delay they were given; those still queued for a slot get the new one.
+    /// A higher (or unlimited) ``WorkerBehaviour/capacity`` starts queued requests at once; a lower
+    /// one lets the requests at work finish and starts no new one until fewer are working.
     public func update(_ behaviour: WorkerBehaviour) {
         self.state.setBehaviour(behaviour)
+    }
+
+    /// The `/work` requests holding a slot of the capacity (working, or granted a slot and about to
+    /// start), and those queued for one. Counted whether or not the capacity is limited.
+    public var workInProgress: (working: Int, waiting: Int) {
+        self.state.admission.counts
     }
 
     /// The number of responses begun so far, all endpoints and status codes included.

@@ -10,6 +10,9 @@ final class WorkerState: Sendable {
 
     private let _behaviour: Mutex<WorkerBehaviour>
     private let connections = Mutex(ConnectionRegistry())
+    /// The `/work` slots of ``WorkerBehaviour/capacity``. Its capacity is only ever changed together
+    /// with the behaviour, under the behaviour's lock (see ``setBehaviour(_:)``).
+    let admission: WorkAdmission
 
     /// Responses begun (heads written), all endpoints and status codes.
     let requestsServed = Atomic<Int>(0)
@@ -22,6 +25,7 @@ final class WorkerState: Sendable {
     init(name: String, behaviour: WorkerBehaviour) {
         self.name = name
         self._behaviour = Mutex(behaviour)
+        self.admission = WorkAdmission(capacity: behaviour.capacity)
     }
 
     var behaviour: WorkerBehaviour {
@@ -29,7 +33,12 @@ final class WorkerState: Sendable {
     }
 
     func setBehaviour(_ behaviour: WorkerBehaviour) {
-        self._behaviour.withLock { $0 = behaviour }
+        self._behaviour.withLock {
+            $0 = behaviour
+            // Under the same lock, so that two concurrent updates can't leave the admission with the
+            // capacity of the one that lost. (The admission never takes the behaviour's lock.)
+            self.admission.setCapacity(behaviour.capacity)
+        }
     }
 
     /// Applies a partial update atomically, so that concurrent `POST /control` requests touching
@@ -44,6 +53,7 @@ final class WorkerState: Sendable {
                 return .failure(InvalidBehaviour(reason: problem))
             }
             behaviour = updated
+            self.admission.setCapacity(updated.capacity)
             return .success(updated)
         }
     }

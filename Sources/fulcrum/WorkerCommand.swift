@@ -13,9 +13,10 @@ struct WorkerCommand: AsyncParsableCommand {
             Endpoints: GET /health (200 "ok", or 503 when set unhealthy); GET /work (200 after \
             delay ± jitter ms, 500 at the error rate; ?delay_ms=N overrides the delay); /echo \
             (the request as JSON); POST /control with JSON {delay_ms, jitter_ms, error_rate, \
-            healthy} changes behaviour at run time; POST /sink (consumes a body, returns its \
-            size and FNV-1a checksum); GET /bytes?n=N (streams N bytes). Every response \
-            carries X-Worker: NAME.
+            capacity, healthy} changes behaviour at run time; with a capacity, /work requests \
+            beyond it queue (first come, first served) before their delay starts; POST /sink \
+            (consumes a body, returns its size and FNV-1a checksum); GET /bytes?n=N (streams N \
+            bytes). Every response carries X-Worker: NAME.
             """
     )
 
@@ -37,10 +38,14 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("error-rate"), help: "Fraction of /work requests answered with 500 (0.0 to 1.0).")
     var errorRate = 0.0
 
+    @Option(help: "/work requests worked on at once; the rest queue (0 = unlimited).")
+    var capacity = 0
+
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1…65535") }
         guard delayMilliseconds >= 0, jitterMilliseconds >= 0 else { throw ValidationError("--delay-ms and --jitter-ms must not be negative") }
         guard (0...1).contains(errorRate) else { throw ValidationError("--error-rate must be between 0.0 and 1.0") }
+        guard capacity >= 0 else { throw ValidationError("--capacity must not be negative") }
     }
 
     func run() async throws {
@@ -49,7 +54,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let behaviour = WorkerBehaviour(
             delayMilliseconds: delayMilliseconds,
             jitterMilliseconds: jitterMilliseconds,
-            errorRate: errorRate
+            errorRate: errorRate,
+            capacity: capacity
         )
         let worker = try await WorkerServer.start(
             name: name ?? "worker-\(port)",

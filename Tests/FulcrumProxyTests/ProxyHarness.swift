@@ -349,7 +349,7 @@ final class ManagedCounter: @unchecked Sendable {
 
 extension ProxyHarness {
     /// Changes a worker's behaviour as an operator or script would: `POST /control` with a
-    /// JSON body (`delay_ms`, `jitter_ms`, `error_rate`, `healthy`; missing keys get defaults).
+    /// JSON body (`delay_ms`, `jitter_ms`, `error_rate`, `capacity`, `healthy`; missing keys get defaults).
     func control(worker index: Int, _ json: String) async throws {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(workers[index].port)/control")
         request.method = .POST

@@ -7,18 +7,21 @@ import Testing
 
 @testable import FulcrumWorker
 
-/// Starts a worker on an ephemeral port with its own one-thread event loop group, plus an
-/// `HTTPClient` on that group, runs `body`, then shuts client, worker and group down, whether `body`
-/// succeeded or not.
+/// Starts a worker on an ephemeral port with its own event loop group (one thread unless told
+/// otherwise), plus an `HTTPClient` on that group, runs `body`, then shuts client, worker and group
+/// down, whether `body` succeeded or not.
 ///
-/// - Parameter maxConnectionsPerHost: the client's HTTP/1 connection pool size.
+/// - Parameters:
+///   - maxConnectionsPerHost: the client's HTTP/1 connection pool size.
+///   - numberOfThreads: the group's event loops; more than one spreads the worker's connections.
 func withWorker<Result>(
     name: String = "w-test",
     behaviour: WorkerBehaviour = WorkerBehaviour(delayMilliseconds: 0),
     maxConnectionsPerHost: Int = 8,
+    numberOfThreads: Int = 1,
     _ body: (WorkerServer, HTTPClient) async throws -> Result
 ) async throws -> Result {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: numberOfThreads)
     let worker: WorkerServer
     do {
         worker = try await WorkerServer.start(name: name, behaviour: behaviour, group: group)

@@ -56,11 +56,18 @@ struct FNV1a64Tests {
 @Suite("WorkerBehaviour")
 struct WorkerBehaviourTests {
     @Test func encodesWithSnakeCaseKeys() throws {
-        let behaviour = WorkerBehaviour(delayMilliseconds: 1, jitterMilliseconds: 2, errorRate: 0.5, healthy: false)
+        let behaviour = WorkerBehaviour(
+            delayMilliseconds: 1,
+            jitterMilliseconds: 2,
+            errorRate: 0.5,
+            healthy: false,
+            capacity: 3
+        )
         let object = try #require(
             try JSONSerialization.jsonObject(with: JSONEncoder().encode(behaviour)) as? [String: Any]
         )
-        #expect(Set(object.keys) == ["delay_ms", "jitter_ms", "error_rate", "healthy"])
+        #expect(Set(object.keys) == ["delay_ms", "jitter_ms", "error_rate", "healthy", "capacity"])
+        #expect(object["capacity"] as? Int == 3)
         #expect(try JSONDecoder().decode(WorkerBehaviour.self, from: JSONEncoder().encode(behaviour)) == behaviour)
     }
 
