@@ -185,6 +185,8 @@ svg.spark .empty { fill: var(--faint); font: 10px var(--sans); }
 .decisions .rule { font: 12px var(--mono); color: var(--muted); }
 .decisions .why { color: var(--muted); white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .decisions .last-switch { margin-top: 6px; font-size: 12px; color: var(--muted); }
+.decisions .why-now { margin: 0 0 8px; font-size: 13px; }
+.decisions .why-now b { font: 600 12px var(--mono); }
 .tag { font-size: 11px; font-weight: 600; padding: 1px 7px; border-radius: 5px; text-align: center; }
 .tag.switched { color: var(--accent); background: var(--accent-soft); }
 .tag.kept { color: var(--grey); background: var(--grey-bg); }
@@ -250,6 +252,7 @@ footer a { color: var(--muted); }
     </table>
     <div class="decisions" data-ref="decisions">
       <h3>Decision engine: latest evaluations</h3>
+      <p class="why-now" data-ref="why-now"></p>
       <ol data-ref="decision-list"></ol>
       <div class="last-switch" data-ref="last-switch"></div>
     </div>
@@ -666,6 +669,7 @@ footer a { color: var(--muted); }
     const list = refs["decision-list"];
     list.textContent = "";
     refs["last-switch"].textContent = "";
+    refs["why-now"].textContent = "";
     if (decisions == null) {
       const item = document.createElement("li");
       item.className = "muted";
@@ -680,6 +684,17 @@ footer a { color: var(--muted); }
       item.textContent = "No evaluation yet: the engine looks at each window of evaluate_every (5 s by default).";
       list.appendChild(item);
       return;
+    }
+    // Why the algorithm is what it is now: the latest evaluation's evidence, whether it
+    // switched, kept, or was held by min_switch_interval.
+    const latest = decisions[0];
+    const evidence = latest.explanation.replace(/^\S+ (keeps \S+|\S+ → \S+): /, "");
+    if (latest.rule === "min_switch_interval") {
+      refs["why-now"].append("On " + latest.to + ", " + evidence);
+    } else {
+      const rule = document.createElement("b");
+      rule.textContent = latest.rule;
+      refs["why-now"].append((latest.switched ? "Switched to " : "Kept ") + latest.to + " — ", rule, ": " + evidence);
     }
     const shown = decisions.slice(0, DECISIONS_SHOWN);
     for (const decision of shown) list.appendChild(decisionItem(decision));

@@ -55,8 +55,10 @@ struct DashboardTests {
     )
     func rendersInChromium() async throws {
         let chromium = try #require(Chromium.executable)
-        try await withAdminAPI(algorithm: "adaptive") { harness, admin in
+        // The engine evaluates every 200 ms here, so the page has decisions to explain.
+        try await withAdminAPI(algorithm: "adaptive\n    adaptive: { evaluate_every: 200ms }") { harness, admin in
             for _ in 0..<7 { #expect(try await harness.send("/work?delay_ms=0").status == .ok) }
+            try await waitUntil(timeout: .seconds(15)) { !(harness.proxy.adaptiveDecisions(ofBackend: "app") ?? []).isEmpty }
             let drained = try await admin.call(.PATCH, "/api/backends/app/servers/w2", body: #"{"state": "drain"}"#)
             #expect(drained.status == .ok)
             // What the page should show: the API's own numbers.
@@ -76,9 +78,9 @@ struct DashboardTests {
             #expect(ContinuousClock.now - started < .seconds(60))
 
             // The card the script built from /api/stats, with the adaptive backend's algorithm.
-            #expect(dom.contains(#"<section class="card" data-backend="app" data-active="round_robin">"#))
+            #expect(dom.contains(#"<section class="card" data-backend="app" data-active="peak_ewma">"#))
             #expect(dom.contains(#"<h2 data-ref="name">app</h2>"#))
-            #expect(dom.contains(#"data-ref="active" title="Picking now">round_robin</span>"#))
+            #expect(dom.contains(#"data-ref="active" title="Picking now">peak_ewma</span>"#))
             for server in expected {
                 let row = try #require(Self.row(server.name, in: dom), "no row for \(server.name)")
                 #expect(row.contains(#"data-state="\#(server.state)""#), "\(row)")
@@ -92,6 +94,9 @@ struct DashboardTests {
             #expect(dom.contains(#"<div class="live on" id="live" aria-live="polite"><span class="dot"></span><span id="live-text">Live · updated "#))
             #expect(dom.contains(#"<div id="status" class="status" role="status" aria-live="polite"></div>"#))
             #expect(dom.contains(#"<ol data-ref="decision-list"><li"#))
+            // The why line: the latest evaluation's verdict and its evidence (with one server
+            // drained, too little in rotation to judge).
+            #expect(dom.contains(#/<p class="why-now" data-ref="why-now">Kept peak_ewma — <b>insufficient_data<\/b>: \d+ requests over 1 servers is too little to judge<\/p>/#))
             #expect(!dom.contains(#"<li class="muted">The decisions could not be read.</li>"#))
             #expect(!dom.contains(#"id="placeholder""#))
         }
