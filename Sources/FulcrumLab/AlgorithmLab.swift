@@ -7,9 +7,10 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// The algorithm lab: runs a scenario through a real Fulcrum once per algorithm and measures
-/// what clients experience.
+/// what clients experience, overall and second by second.
 ///
 /// Each run starts fresh workers in the scenario's condition and a proxy (one event loop)
 /// with the algorithm under test, then drives an **open-loop** load: requests start at a
@@ -17,23 +18,41 @@ import NIOPosix
 /// request was due, so a slow server cannot hide its effect by slowing the load down
 /// (coordinated omission).
 public enum AlgorithmLab {
+    /// How time passes for the adaptive engine in the lab.
+    public enum Mode: String, Sendable {
+        /// Compressed time: the engine evaluates every 100 ms and may switch every 500 ms, so a
+        /// run of seconds shows what production settings show over minutes. For quick runs.
+        case compressed
+        /// The production defaults (`evaluate_every: 5s`, `min_switch_interval: 60s`,
+        /// `min_requests: 50`), in real time: runs of minutes.
+        case realtime
+
+        /// The backend's `adaptive:` settings (nil: the defaults).
+        public var adaptiveSettings: String? {
+            switch self {
+            case .compressed: "{ evaluate_every: 100ms, min_switch_interval: 500ms, min_requests: 10 }"
+            case .realtime: nil
+            }
+        }
+
+        /// How the settings read in a banner.
+        public var settingsDescription: String {
+            adaptiveSettings ?? "the production defaults { evaluate_every: 5s, min_switch_interval: 60s, min_requests: 50 }"
+        }
+    }
+
     /// How hard and how long each run drives the proxy.
     public struct Load: Sendable {
         public var rate: Int
         public var duration: Duration
+        public var mode: Mode
 
-        public init(rate: Int = 200, duration: Duration = .seconds(20)) {
+        public init(rate: Int = 200, duration: Duration = .seconds(20), mode: Mode = .compressed) {
             self.rate = rate
             self.duration = duration
+            self.mode = mode
         }
     }
-
-    /// The adaptive engine's settings in the lab. A run lasts seconds, not hours, so time is
-    /// compressed: the engine evaluates every 100 ms (a window holds 20 requests at the
-    /// default rate) and may switch every 500 ms, where production defaults are 5 s and 60 s.
-    /// Every request routed by rotation to a server that just turned slow shows in the tail, so
-    /// the window bounds how much of the p99 a switch can save (documented in docs/lab.md).
-    public static let adaptiveSettings = "{ evaluate_every: 100ms, min_switch_interval: 500ms, min_requests: 10 }"
 
     /// Runs `scenario` with `algorithm` under `load`.
     public static func run(scenario: LabScenario, algorithm: AlgorithmName, load: Load) async throws -> LabResult {
@@ -47,29 +66,58 @@ public enum AlgorithmLab {
             for (index, behaviour) in scenario.workers.enumerated() {
                 workers.append(try await WorkerServer.start(name: "w\(index + 1)", behaviour: behaviour, group: workerGroup))
             }
-            var config = try ConfigLoader.load(
-                yaml: configuration(scenario: scenario, algorithm: algorithm, ports: workers.map(\.port)),
-                sourceName: "lab configuration"
-            )
-            // Any free port.
-            config.frontends[0].listen = [ListenAddress(host: "127.0.0.1", port: 0)]
+            let ports = workers.map(\.port)
+            // A server that joins later is added by a reload.
+            let initialPorts = scenario.joinsAt == nil ? ports : Array(ports.dropLast())
+            func config(ports: [Int]) throws -> Config {
+                var config = try ConfigLoader.load(
+                    yaml: configuration(scenario: scenario, algorithm: algorithm, ports: ports, mode: load.mode),
+                    sourceName: "lab configuration"
+                )
+                // Any free port.
+                config.frontends[0].listen = [ListenAddress(host: "127.0.0.1", port: 0)]
+                return config
+            }
             var logger = Logger(label: "fulcrum.lab")
             logger.logLevel = .error
-            let server = try await ProxyServer.start(config: config, group: proxyGroup, logger: logger)
+            let server = try await ProxyServer.start(config: config(ports: initialPorts), group: proxyGroup, logger: logger)
             proxy = server
             var clientConfiguration = HTTPClient.Configuration()
             clientConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 1000)
             clientConfiguration.timeout = .init(connect: .seconds(2), read: .seconds(10))
             let httpClient = HTTPClient(eventLoopGroup: clientGroup, configuration: clientConfiguration)
             client = httpClient
+            let started = workers
+            var events = scenario.changes.map { change in
+                Event(at: change.at) { started[change.worker].update(change.behaviour) }
+            }
+            if let joinsAt = scenario.joinsAt {
+                let joined = try config(ports: ports)
+                events.append(Event(at: joinsAt) { _ = try? await server.reload(to: joined) })
+            }
+            let start = ContinuousClock.now + .milliseconds(50)
             let samples = try await drive(
                 client: httpClient,
                 url: "http://127.0.0.1:\(server.listeners[0].address.port!)/work",
+                scenario: scenario,
                 load: load,
-                change: scenario.change.map { [workers] change in (change.at, { workers[change.worker].update(change.behaviour) }) }
+                start: start,
+                events: events.sorted { $0.at < $1.at }
             )
-            let switches = server.adaptiveSwitches(ofBackend: "lab")?.map(\.explanation) ?? []
-            let result = summarize(samples, scenario: scenario, algorithm: algorithm, workerCount: workers.count, switches: switches)
+            let switches = server.adaptiveSwitches(ofBackend: "lab") ?? []
+            var result = summarize(samples, scenario: scenario, algorithm: algorithm, workerCount: workers.count, switches: switches.map(\.explanation))
+            result.timeline = LabTimeline(
+                samples: samples,
+                servers: (1...workers.count).map { "w\($0)" },
+                durationSeconds: Int(seconds(load.duration).rounded(.up)),
+                switches: switches.map { decision in
+                    LabTimeline.Switch(
+                        atSeconds: seconds(decision.time - start), from: decision.from.rawValue, to: decision.to.rawValue,
+                        rule: decision.rule.rawValue, explanation: decision.explanation
+                    )
+                }
+            )
+            result.timelineRun = 1
             try await shutdown(client: client, proxy: proxy, workers: workers, groups: [clientGroup, proxyGroup, workerGroup])
             return result
         } catch {
@@ -78,11 +126,18 @@ public enum AlgorithmLab {
         }
     }
 
-    static func configuration(scenario: LabScenario, algorithm: AlgorithmName, ports: [Int]) -> String {
+    /// Something the scenario does at a point of the run (a worker's behaviour changes, a
+    /// server joins).
+    struct Event: Sendable {
+        var at: Double
+        var apply: @Sendable () async -> Void
+    }
+
+    static func configuration(scenario: LabScenario, algorithm: AlgorithmName, ports: [Int], mode: Mode = .compressed) -> String {
         let servers = zip(ports, scenario.weights).enumerated().map { index, server in
             "      - { name: w\(index + 1), address: \"127.0.0.1:\(server.0)\", weight: \(server.1) }"
         }.joined(separator: "\n")
-        let adaptive = algorithm == .adaptive ? "\n    adaptive: \(adaptiveSettings)" : ""
+        let adaptive = algorithm == .adaptive ? mode.adaptiveSettings.map { "\n    adaptive: \($0)" } ?? "" : ""
         return """
             global:
               workers: 1
@@ -100,55 +155,66 @@ public enum AlgorithmLab {
             """
     }
 
-    /// One request's outcome.
-    struct Sample: Sendable {
-        var latencyNanoseconds: Int64
-        var ok: Bool
-        var worker: String?
-    }
-
+    /// Starts requests open-loop from `start` at the scenario's rate (`load.rate` times its
+    /// load multiple at each moment), runs the events when their time comes, and returns every
+    /// request's outcome.
     private static func drive(
         client: HTTPClient,
         url: String,
+        scenario: LabScenario,
         load: Load,
-        change: (at: Double, apply: @Sendable () -> Void)?
-    ) async throws -> [Sample] {
+        start: ContinuousClock.Instant,
+        events: [Event]
+    ) async throws -> [LabTimeline.Sample] {
         let clock = ContinuousClock()
-        let seconds = Double(load.duration.components.seconds) + Double(load.duration.components.attoseconds) / 1e18
-        let count = max(1, Int(seconds * Double(load.rate)))
-        let interval = Duration.seconds(1) / load.rate
-        let changeIndex = change.map { Int(Double(count) * $0.at) }
-        let start = clock.now + .milliseconds(50)
-        return try await withThrowingTaskGroup(of: Sample.self) { group in
-            for index in 0..<count {
-                let due = start + interval * index
+        let total = seconds(load.duration)
+        // A discarding group frees each request's task as it ends (a plain group keeps every
+        // finished task until its result is taken: gigabytes over a real-time run); the
+        // samples go to one locked array instead.
+        let samples = SampleCollector()
+        samples.list.withLock { $0.reserveCapacity(Int(total * Double(load.rate) * 1.5)) }
+        try await withThrowingDiscardingTaskGroup { group in
+            var pending = events[...]
+            var offset = 0.0
+            while offset < total {
+                let due = start + .nanoseconds(Int64(offset * 1e9))
                 try await clock.sleep(until: due)
-                if index == changeIndex { change?.apply() }
+                while let event = pending.first, event.at * total <= offset {
+                    pending.removeFirst()
+                    group.addTask { await event.apply() }
+                }
+                let dueNanoseconds = Int64(offset * 1e9)
                 group.addTask {
                     var request = HTTPClientRequest(url: url)
                     request.method = .GET
+                    let sample: LabTimeline.Sample
                     do {
                         let response = try await client.execute(request, timeout: .seconds(10))
                         _ = try await response.body.collect(upTo: 1 << 20)
-                        let latency = clock.now - due
-                        return Sample(
-                            latencyNanoseconds: nanoseconds(latency),
+                        sample = LabTimeline.Sample(
+                            dueNanoseconds: dueNanoseconds,
+                            latencyNanoseconds: nanoseconds(clock.now - due),
                             ok: (200..<300).contains(response.status.code),
                             worker: response.headers.first(name: "X-Worker")
                         )
                     } catch {
-                        return Sample(latencyNanoseconds: nanoseconds(clock.now - due), ok: false, worker: nil)
+                        sample = LabTimeline.Sample(dueNanoseconds: dueNanoseconds, latencyNanoseconds: nanoseconds(clock.now - due), ok: false, worker: nil)
                     }
+                    samples.list.withLock { $0.append(sample) }
                 }
+                let rate = Double(load.rate) * scenario.loadMultiple(at: offset / total)
+                offset += 1 / max(rate, 0.1)
             }
-            var samples: [Sample] = []
-            samples.reserveCapacity(count)
-            for try await sample in group { samples.append(sample) }
-            return samples
         }
+        return samples.list.withLock { $0 }
     }
 
-    static func summarize(_ samples: [Sample], scenario: LabScenario, algorithm: AlgorithmName, workerCount: Int, switches: [String]) -> LabResult {
+    /// The samples of a run, appended to by its request tasks.
+    private final class SampleCollector: Sendable {
+        let list = Mutex<[LabTimeline.Sample]>([])
+    }
+
+    static func summarize(_ samples: [LabTimeline.Sample], scenario: LabScenario, algorithm: AlgorithmName, workerCount: Int, switches: [String]) -> LabResult {
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var perServer: [String: Int] = [:]
         for index in 1...workerCount { perServer["w\(index)"] = 0 }
@@ -172,6 +238,10 @@ public enum AlgorithmLab {
             perServer: perServer,
             switches: switches
         )
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     private static func nanoseconds(_ duration: Duration) -> Int64 {

@@ -33,12 +33,53 @@ public enum LabReport {
         let ratio = adaptive.p99Milliseconds / max(best.p99Milliseconds, 0.001)
         var verdict = String(format: "adaptive p99 %.2f× the best fixed (%@)", ratio, best.algorithm)
             + (ratio <= 1.15 ? " — within 15 %" : " — NOT within 15 %")
+        if let timeline = adaptive.timeline {
+            let trips = roundTrips(in: timeline)
+            verdict += "; \(timeline.switches.count) switch\(timeline.switches.count == 1 ? "" : "es"), "
+                + "\(trips) return\(trips == 1 ? "" : "s") to an algorithm just left"
+        }
         if ["slow", "becomes-slow"].contains(scenario.name),
            let roundRobin = results.first(where: { $0.algorithm == "round_robin" }) {
             let gain = roundRobin.p99Milliseconds / max(adaptive.p99Milliseconds, 0.001)
             verdict += String(format: "; %.1f× better than round_robin", gain) + (gain >= 2 ? "" : " (target 2×)")
         }
         return verdict
+    }
+
+    /// How often a switch went back to the algorithm the switch before it had left, within
+    /// `window` of that switch (A → B, then B → A): an engine that undoes its own decisions.
+    public static func roundTrips(in timeline: LabTimeline, within window: Double = 600) -> Int {
+        zip(timeline.switches, timeline.switches.dropFirst()).filter { earlier, later in
+            later.to == earlier.from && later.atSeconds - earlier.atSeconds <= window
+        }.count
+    }
+
+    /// A Markdown table of adaptive against the best fixed algorithm, a row per scenario.
+    public static func summary(scenarios: [LabScenario], results: [LabResult]) -> String {
+        var lines = [
+            "| scenario | best fixed | its p99 | adaptive p99 | ratio | adaptive's switches (median run) | returns |",
+            "|---|---|---:|---:|---:|---|---:|",
+        ]
+        for scenario in scenarios {
+            let rows = results.filter { $0.scenario == scenario.name }
+            guard let adaptive = rows.first(where: { $0.algorithm == "adaptive" }),
+                  let best = rows.filter({ $0.algorithm != "adaptive" }).min(by: { $0.p99Milliseconds < $1.p99Milliseconds })
+            else { continue }
+            let path = adaptive.timeline.map { timeline in
+                timeline.switches.isEmpty ? "none" : timeline.switches.map { "\(Int($0.atSeconds.rounded())) s → \($0.to) (\($0.rule))" }.joined(separator: ", ")
+            } ?? "—"
+            let trips = adaptive.timeline.map { "\(roundTrips(in: $0))" } ?? "—"
+            lines.append(
+                "| \(scenario.name) | \(best.algorithm) | \(milliseconds(best.p99Milliseconds)) | \(milliseconds(adaptive.p99Milliseconds)) | "
+                    + String(format: "%.2f×", adaptive.p99Milliseconds / max(best.p99Milliseconds, 0.001)) + " | \(path) | \(trips) |"
+            )
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The file `--out DIR` writes a scenario's timeline chart to (`LabTimelineChart.svg`).
+    public static func timelineFileName(scenario: String) -> String {
+        "timeline-\(scenario).svg"
     }
 
     public static func json(_ results: [LabResult]) throws -> Data {

@@ -1,7 +1,10 @@
 import FulcrumWorker
 
-/// A condition the lab puts the servers in: the workers' behaviour, their weights, and
-/// optionally a change halfway through the run.
+/// A condition the lab puts the servers in: the workers' behaviour and weights, changes of
+/// behaviour during the run, a server joining late, and how the offered load varies.
+///
+/// Times are fractions of the run, written for the real-time run of 180 s (45 s = 0.25), so
+/// the compressed mode plays the same story faster.
 public struct LabScenario: Sendable {
     /// A change of one worker's behaviour at a point of the run.
     public struct Change: Sendable {
@@ -11,16 +14,42 @@ public struct LabScenario: Sendable {
         public var behaviour: WorkerBehaviour
     }
 
+    /// The offered load at a point of the run, as a multiple of `--rate`; the load moves in a
+    /// straight line between points.
+    public struct LoadPoint: Sendable {
+        public var at: Double
+        public var multiple: Double
+    }
+
     public var name: String
     public var summary: String
     public var workers: [WorkerBehaviour]
     /// Server weights, in worker order.
     public var weights: [Int]
-    public var change: Change?
+    public var changes: [Change] = []
+    /// The last worker is not in the configuration at first, and is added by a reload at this
+    /// point of the run (a server joining).
+    public var joinsAt: Double?
+    /// The offered load over the run (empty: `--rate` throughout).
+    public var load: [LoadPoint] = []
 
-    /// The scenarios the issue asks for, servers answering in 50 ms (± 5 ms) unless stated.
-    /// (At 10 ms, this shared machine's scheduling noise moved an algorithm's p99 by up to
-    /// 25 % between runs; at 50 ms it is small beside the service time.)
+    /// The real-time run's length the scenarios' times are written for.
+    public static let realtimeDuration = Duration.seconds(180)
+
+    /// The load's multiple of `--rate` at `fraction` of the run.
+    public func loadMultiple(at fraction: Double) -> Double {
+        guard let first = load.first else { return 1 }
+        if fraction <= first.at { return first.multiple }
+        for (from, to) in zip(load, load.dropFirst()) where fraction <= to.at {
+            let span = max(to.at - from.at, .ulpOfOne)
+            return from.multiple + (to.multiple - from.multiple) * (fraction - from.at) / span
+        }
+        return load[load.count - 1].multiple
+    }
+
+    /// The scenarios, servers answering in 50 ms (± 5 ms) unless stated. (At 10 ms, this shared
+    /// machine's scheduling noise moved an algorithm's p99 by up to 25 % between runs; at 50 ms
+    /// it is small beside the service time.) Capacities are sized for the default 200 req/s.
     public static let all: [LabScenario] = [
         LabScenario(
             name: "homogeneous",
@@ -45,7 +74,7 @@ public struct LabScenario: Sendable {
             summary: "one server turns 10× slower halfway through",
             workers: [normal, normal, normal],
             weights: [1, 1, 1],
-            change: Change(at: 0.5, worker: 2, behaviour: slow)
+            changes: [Change(at: 0.5, worker: 2, behaviour: slow)]
         ),
         LabScenario(
             name: "weighted",
@@ -53,8 +82,55 @@ public struct LabScenario: Sendable {
             workers: [normal, normal, normal],
             weights: [3, 1, 1]
         ),
+        LabScenario(
+            name: "small-server",
+            summary: "one server with 1/8 of the others' capacity (2 at once vs 16), offered more than an equal share can take",
+            workers: [capacity(16), capacity(16), capacity(2)],
+            weights: [1, 1, 1]
+        ),
+        LabScenario(
+            name: "overload",
+            summary: "offered load rising from 0.5× to 1.35× then back, against 1.2× in total capacity (4 at once each)",
+            workers: [capacity(4), capacity(4), capacity(4)],
+            weights: [1, 1, 1],
+            load: [LoadPoint(at: 0, multiple: 0.5), LoadPoint(at: 0.5, multiple: 1.35), LoadPoint(at: 1, multiple: 0.5)]
+        ),
+        LabScenario(
+            name: "recovering",
+            summary: "a 10× slower server recovers halfway through and must win its share back",
+            workers: [normal, normal, slow],
+            weights: [1, 1, 1],
+            changes: [Change(at: 0.5, worker: 2, behaviour: normal)]
+        ),
+        LabScenario(
+            name: "oscillating",
+            summary: "one server alternates between fast and 10× slower every 45 s",
+            workers: [normal, normal, normal],
+            weights: [1, 1, 1],
+            changes: [
+                Change(at: 0.25, worker: 2, behaviour: slow), Change(at: 0.5, worker: 2, behaviour: normal),
+                Change(at: 0.75, worker: 2, behaviour: slow),
+            ]
+        ),
+        LabScenario(
+            name: "cold-start",
+            summary: "a third server joins at 60 s and is 10× slower for its first 20 s",
+            workers: [normal, normal, slow],
+            weights: [1, 1, 1],
+            changes: [Change(at: 80.0 / 180, worker: 2, behaviour: normal)],
+            joinsAt: 60.0 / 180
+        ),
     ]
+
+    /// The five scenarios of the first lab, the compressed mode's bar.
+    public static let original = ["homogeneous", "slow", "flaky", "becomes-slow", "weighted"]
 
     private static let normal = WorkerBehaviour(delayMilliseconds: 50, jitterMilliseconds: 5)
     private static let slow = WorkerBehaviour(delayMilliseconds: 500, jitterMilliseconds: 5)
+
+    private static func capacity(_ requests: Int) -> WorkerBehaviour {
+        var behaviour = normal
+        behaviour.capacity = requests
+        return behaviour
+    }
 }

@@ -17,11 +17,17 @@ struct LabCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "A scenario name, or all.")
+    @Option(help: "Scenario names, comma-separated, or all.")
     var scenario = "all"
 
-    @Option(help: "How long each algorithm runs per scenario, e.g. 20s.")
-    var duration = "20s"
+    @Flag(help: "Run at the production settings in real time (evaluate every 5s, switch at most every 60s), 180s per run.")
+    var realtime = false
+
+    @Option(help: "How long each algorithm runs per scenario, e.g. 20s (default 20s, or 180s with --realtime).")
+    var duration: String?
+
+    @Flag(inversion: .prefixedNo, help: "Run a scenario's algorithms at the same time, each with its own workers and proxy (the same machine conditions for all).")
+    var parallel = true
 
     @Option(help: "Requests per second.")
     var rate = 200
@@ -36,10 +42,10 @@ struct LabCommand: AsyncParsableCommand {
     var out: String?
 
     func validate() throws {
-        guard scenario == "all" || LabScenario.all.contains(where: { $0.name == scenario }) else {
-            throw ValidationError("unknown scenario \"\(scenario)\"; use all or one of \(LabScenario.all.map(\.name).joined(separator: ", "))")
+        if scenario != "all", let unknown = scenario.split(separator: ",").first(where: { name in !LabScenario.all.contains { $0.name == name } }) {
+            throw ValidationError("unknown scenario \"\(unknown)\"; use all or some of \(LabScenario.all.map(\.name).joined(separator: ", "))")
         }
-        guard parseDuration(duration) != nil else { throw ValidationError("\"\(duration)\" is not a duration (e.g. 20s)") }
+        if let duration, parseDuration(duration) == nil { throw ValidationError("\"\(duration)\" is not a duration (e.g. 20s)") }
         guard (1...5000).contains(rate) else { throw ValidationError("--rate must be between 1 and 5000") }
         guard (1...20).contains(`repeat`) else { throw ValidationError("--repeat must be between 1 and 20") }
         _ = try selectedAlgorithms()
@@ -56,19 +62,30 @@ struct LabCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let scenarios = scenario == "all" ? LabScenario.all : LabScenario.all.filter { $0.name == scenario }
-        let load = AlgorithmLab.Load(rate: rate, duration: parseDuration(duration)!)
+        let names = Set(scenario.split(separator: ",").map(String.init))
+        let scenarios = scenario == "all" ? LabScenario.all : LabScenario.all.filter { names.contains($0.name) }
+        let mode: AlgorithmLab.Mode = realtime ? .realtime : .compressed
+        let length = duration.flatMap(parseDuration) ?? (realtime ? LabScenario.realtimeDuration : .seconds(20))
+        let load = AlgorithmLab.Load(rate: rate, duration: length, mode: mode)
         let algorithms = try selectedAlgorithms()
         let runs = `repeat` == 1 ? "" : ", \(`repeat`) interleaved runs each (median percentiles)"
-        print("Fulcrum algorithm lab: \(rate) req/s for \(duration) per algorithm\(runs), open loop; adaptive evaluates with \(AlgorithmLab.adaptiveSettings)\n")
+        print("Fulcrum algorithm lab (\(mode.rawValue)): \(rate) req/s for \(length) per algorithm\(runs), open loop"
+            + "\(parallel ? ", algorithms side by side" : ""); adaptive evaluates with \(mode.settingsDescription)\n")
         var all: [LabResult] = []
+        var raw: [LabResult] = []
         for scenario in scenarios {
             // Round after round through every algorithm, so a slow spell of the machine does
-            // not fall on one algorithm's runs only.
+            // not fall on one algorithm's runs only; side by side, they share every spell.
             var runsByAlgorithm = Array(repeating: [LabResult](), count: algorithms.count)
             for _ in 0..<`repeat` {
-                for (index, algorithm) in algorithms.enumerated() {
-                    runsByAlgorithm[index].append(try await AlgorithmLab.run(scenario: scenario, algorithm: algorithm, load: load))
+                let round = try await runRound(scenario: scenario, algorithms: algorithms, load: load)
+                for (index, result) in round.enumerated() { runsByAlgorithm[index].append(result) }
+            }
+            raw += runsByAlgorithm.flatMap { runs in
+                runs.map { run in
+                    var run = run
+                    if run.algorithm != AlgorithmName.adaptive.rawValue { run.timeline = nil }
+                    return run
                 }
             }
             let results = runsByAlgorithm.map(LabResult.combining)
@@ -78,13 +95,48 @@ struct LabCommand: AsyncParsableCommand {
             print("")
         }
         if let out {
-            let directory = URL(fileURLWithPath: out)
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            try LabReport.json(all).write(to: directory.appendingPathComponent("results.json"))
-            try LabReport.svg(scenarios: scenarios, results: all).write(
-                to: directory.appendingPathComponent("chart.svg"), atomically: true, encoding: .utf8
-            )
-            print("Wrote \(directory.appendingPathComponent("results.json").path) and \(directory.appendingPathComponent("chart.svg").path)")
+            try write(results: all, raw: raw, scenarios: scenarios, to: URL(fileURLWithPath: out))
         }
+    }
+
+    /// One run of every algorithm: side by side (`--parallel`) or one after another.
+    private func runRound(scenario: LabScenario, algorithms: [AlgorithmName], load: AlgorithmLab.Load) async throws -> [LabResult] {
+        guard parallel else {
+            var results: [LabResult] = []
+            for algorithm in algorithms { results.append(try await AlgorithmLab.run(scenario: scenario, algorithm: algorithm, load: load)) }
+            return results
+        }
+        return try await withThrowingTaskGroup(of: (Int, LabResult).self) { group in
+            for (index, algorithm) in algorithms.enumerated() {
+                group.addTask { (index, try await AlgorithmLab.run(scenario: scenario, algorithm: algorithm, load: load)) }
+            }
+            var results = [LabResult?](repeating: nil, count: algorithms.count)
+            for try await (index, result) in group { results[index] = result }
+            return results.map { $0! }
+        }
+    }
+
+    /// results.json (medians), runs.json (every run; timelines of adaptive's), summary.md,
+    /// chart.svg, and a timeline chart per scenario (adaptive's median run, against the best
+    /// fixed algorithm's).
+    private func write(results: [LabResult], raw: [LabResult], scenarios: [LabScenario], to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try LabReport.json(results).write(to: directory.appendingPathComponent("results.json"))
+        try LabReport.json(raw).write(to: directory.appendingPathComponent("runs.json"))
+        try LabReport.summary(scenarios: scenarios, results: results).write(
+            to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8
+        )
+        try LabReport.svg(scenarios: scenarios, results: results).write(
+            to: directory.appendingPathComponent("chart.svg"), atomically: true, encoding: .utf8
+        )
+        for scenario in scenarios {
+            let rows = results.filter { $0.scenario == scenario.name }
+            guard let adaptive = rows.first(where: { $0.algorithm == AlgorithmName.adaptive.rawValue }) else { continue }
+            let best = rows.filter { $0.algorithm != AlgorithmName.adaptive.rawValue }.min { $0.p99Milliseconds < $1.p99Milliseconds }
+            try LabTimelineChart.svg(scenario: scenario, result: adaptive, reference: best).write(
+                to: directory.appendingPathComponent(LabReport.timelineFileName(scenario: scenario.name)), atomically: true, encoding: .utf8
+            )
+        }
+        print("Wrote results.json, runs.json, summary.md, chart.svg and the timelines to \(directory.path)")
     }
 }
