@@ -88,12 +88,19 @@ public enum AlgorithmLab {
             let httpClient = HTTPClient(eventLoopGroup: clientGroup, configuration: clientConfiguration)
             client = httpClient
             let started = workers
-            var events = scenario.changes.map { change in
-                Event(at: change.at) { started[change.worker].update(change.behaviour) }
-            }
-            if let joinsAt = scenario.joinsAt {
-                let joined = try config(ports: ports)
-                events.append(Event(at: joinsAt) { _ = try? await server.reload(to: joined) })
+            let joined = try config(ports: ports)
+            // Compressed runs play the scenario's 180 s in their length; real-time runs keep its
+            // seconds, however long they last.
+            let total = seconds(load.duration)
+            let scale = load.mode == .realtime ? seconds(LabScenario.realtimeDuration) : total
+            let events = scenario.events(scale: scale, total: total).map { event in
+                Event(atSeconds: event.seconds) {
+                    if let change = event.change {
+                        started[change.worker].update(change.behaviour)
+                    } else {
+                        _ = try? await server.reload(to: joined)
+                    }
+                }
             }
             let start = ContinuousClock.now + .milliseconds(50)
             let samples = try await drive(
@@ -102,7 +109,7 @@ public enum AlgorithmLab {
                 scenario: scenario,
                 load: load,
                 start: start,
-                events: events.sorted { $0.at < $1.at }
+                events: events
             )
             let switches = server.adaptiveSwitches(ofBackend: "lab") ?? []
             var result = summarize(samples, scenario: scenario, algorithm: algorithm, workerCount: workers.count, switches: switches.map(\.explanation))
@@ -129,7 +136,7 @@ public enum AlgorithmLab {
     /// Something the scenario does at a point of the run (a worker's behaviour changes, a
     /// server joins).
     struct Event: Sendable {
-        var at: Double
+        var atSeconds: Double
         var apply: @Sendable () async -> Void
     }
 
@@ -179,7 +186,7 @@ public enum AlgorithmLab {
             while offset < total {
                 let due = start + .nanoseconds(Int64(offset * 1e9))
                 try await clock.sleep(until: due)
-                while let event = pending.first, event.at * total <= offset {
+                while let event = pending.first, event.atSeconds <= offset {
                     pending.removeFirst()
                     group.addTask { await event.apply() }
                 }

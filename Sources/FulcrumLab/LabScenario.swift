@@ -3,15 +3,18 @@ import FulcrumWorker
 /// A condition the lab puts the servers in: the workers' behaviour and weights, changes of
 /// behaviour during the run, a server joining late, and how the offered load varies.
 ///
-/// Times are fractions of the run, written for the real-time run of 180 s (45 s = 0.25), so
-/// the compressed mode plays the same story faster.
+/// Times are fractions of the real-time run of 180 s (45 s = 0.25). The compressed mode plays
+/// the same story in its shorter run; a longer real-time run keeps the times in seconds, and
+/// repeating changes go on to its end.
 public struct LabScenario: Sendable {
-    /// A change of one worker's behaviour at a point of the run.
+    /// A change of one worker's behaviour at a point of the run, once or again and again.
     public struct Change: Sendable {
-        /// When, as a fraction of the run (0.5 = halfway).
+        /// When, as a fraction of the 180 s run (0.5 = at 90 s).
         public var at: Double
         public var worker: Int
         public var behaviour: WorkerBehaviour
+        /// Again after each such fraction, to the end of the run.
+        public var every: Double?
     }
 
     /// The offered load at a point of the run, as a multiple of `--rate`; the load moves in a
@@ -28,13 +31,28 @@ public struct LabScenario: Sendable {
     public var weights: [Int]
     public var changes: [Change] = []
     /// The last worker is not in the configuration at first, and is added by a reload at this
-    /// point of the run (a server joining).
+    /// point of the run (a server joining), a fraction of the 180 s run like `Change.at`.
     public var joinsAt: Double?
     /// The offered load over the run (empty: `--rate` throughout).
     public var load: [LoadPoint] = []
 
     /// The real-time run's length the scenarios' times are written for.
     public static let realtimeDuration = Duration.seconds(180)
+
+    /// When the changes and the join happen in a run of `total` seconds, in seconds, in order
+    /// (`scale`: the seconds one unit of the scenario's fractions lasts).
+    func events(scale: Double, total: Double) -> [(seconds: Double, change: Change?)] {
+        var events: [(seconds: Double, change: Change?)] = joinsAt.map { [($0 * scale, nil)] } ?? []
+        for change in changes {
+            var time = change.at * scale
+            while time < total {
+                events.append((time, change))
+                guard let every = change.every, every > 0 else { break }
+                time += every * scale
+            }
+        }
+        return events.sorted { $0.seconds < $1.seconds }
+    }
 
     /// The load's multiple of `--rate` at `fraction` of the run.
     public func loadMultiple(at fraction: Double) -> Double {
@@ -108,8 +126,7 @@ public struct LabScenario: Sendable {
             workers: [normal, normal, normal],
             weights: [1, 1, 1],
             changes: [
-                Change(at: 0.25, worker: 2, behaviour: slow), Change(at: 0.5, worker: 2, behaviour: normal),
-                Change(at: 0.75, worker: 2, behaviour: slow),
+                Change(at: 0.25, worker: 2, behaviour: slow, every: 0.5), Change(at: 0.5, worker: 2, behaviour: normal, every: 0.5),
             ]
         ),
         LabScenario(

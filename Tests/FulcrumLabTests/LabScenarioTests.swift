@@ -31,6 +31,24 @@ struct LabScenarioTests {
         #expect(try scenario("homogeneous").loadMultiple(at: 0.3) == 1)
     }
 
+    @Test("events: a repeating change goes on to the end of the run, in the run's seconds")
+    func repeatingEvents() throws {
+        let oscillating = try scenario("oscillating")
+        // The 180 s run: slow at 45 s, fast at 90 s, slow at 135 s.
+        #expect(oscillating.events(scale: 180, total: 180).map(\.seconds) == [45, 90, 135])
+        // Ten real-time minutes keep 45 s periods: 13 flips.
+        let long = oscillating.events(scale: 180, total: 600)
+        #expect(long.count == 13)
+        #expect(long.last?.seconds == 585)
+        #expect(long.map { $0.change?.behaviour.delayMilliseconds } == (0..<13).map { $0 % 2 == 0 ? 500 : 50 })
+        // Compressed to 20 s, the same story.
+        #expect(oscillating.events(scale: 20, total: 20).map(\.seconds) == [5, 10, 15])
+        // A join is an event without a change.
+        let coldStart = try scenario("cold-start").events(scale: 180, total: 180)
+        #expect(coldStart.map { $0.seconds.rounded() } == [60, 80])
+        #expect(coldStart[0].change == nil)
+    }
+
     @Test("the driver follows the profile: the requests are its integral")
     func driverFollowsTheProfile() async throws {
         let result = try await AlgorithmLab.run(
