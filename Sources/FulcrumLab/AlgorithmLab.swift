@@ -157,6 +157,7 @@ public enum AlgorithmLab {
               - name: lab
                 algorithm: \(algorithm.rawValue)\(adaptive)
                 retries: 2
+                timeouts: { response: 10s }
                 servers:
             \(servers)
             """

@@ -108,10 +108,10 @@ public struct LabScenario: Sendable {
         ),
         LabScenario(
             name: "overload",
-            summary: "offered load rising from 0.5× to 1.35× then back, against 1.2× in total capacity (4 at once each)",
+            summary: "offered load rising from 0.5× to 1.3× then back, against 1.2× in total capacity (4 at once each)",
             workers: [capacity(4), capacity(4), capacity(4)],
             weights: [1, 1, 1],
-            load: [LoadPoint(at: 0, multiple: 0.5), LoadPoint(at: 0.5, multiple: 1.35), LoadPoint(at: 1, multiple: 0.5)]
+            load: [LoadPoint(at: 0, multiple: 0.5), LoadPoint(at: 0.5, multiple: 1.3), LoadPoint(at: 1, multiple: 0.5)]
         ),
         LabScenario(
             name: "recovering",
