@@ -38,8 +38,11 @@ struct LabCommand: AsyncParsableCommand {
     @Option(help: "Runs per scenario and algorithm, interleaved; the table shows the median percentiles.")
     var `repeat` = 1
 
-    @Option(help: "Also write results.json and chart.svg into this directory.")
+    @Option(help: "Also write results.json, runs.json, summary.md, chart.svg and the timelines into this directory.")
     var out: String?
+
+    @Option(help: "Run nothing: write --out's reports from the output directories of earlier runs (comma-separated), merged.")
+    var reportFrom: String?
 
     func validate() throws {
         if scenario != "all", let unknown = scenario.split(separator: ",").first(where: { name in !LabScenario.all.contains { $0.name == name } }) {
@@ -62,6 +65,11 @@ struct LabCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let reportFrom {
+            guard let out else { throw ValidationError("--report-from needs --out") }
+            try merge(directories: reportFrom.split(separator: ",").map { URL(fileURLWithPath: String($0)) }, into: URL(fileURLWithPath: out))
+            return
+        }
         let names = Set(scenario.split(separator: ",").map(String.init))
         let scenarios = scenario == "all" ? LabScenario.all : LabScenario.all.filter { names.contains($0.name) }
         let mode: AlgorithmLab.Mode = realtime ? .realtime : .compressed
@@ -114,6 +122,25 @@ struct LabCommand: AsyncParsableCommand {
             for try await (index, result) in group { results[index] = result }
             return results.map { $0! }
         }
+    }
+
+    /// Writes the reports of several earlier runs' outputs as one (scenarios in the lab's order).
+    private func merge(directories: [URL], into out: URL) throws {
+        let decoder = JSONDecoder()
+        var results: [LabResult] = []
+        var raw: [LabResult] = []
+        for directory in directories {
+            results += try decoder.decode([LabResult].self, from: Data(contentsOf: directory.appendingPathComponent("results.json")))
+            raw += try decoder.decode([LabResult].self, from: Data(contentsOf: directory.appendingPathComponent("runs.json")))
+        }
+        let scenarios = LabScenario.all.filter { scenario in results.contains { $0.scenario == scenario.name } }
+        for scenario in scenarios {
+            let rows = results.filter { $0.scenario == scenario.name }
+            print(LabReport.table(for: scenario, results: rows))
+            if let verdict = LabReport.verdict(for: scenario, results: rows) { print("  → \(verdict)") }
+            print("")
+        }
+        try write(results: results, raw: raw, scenarios: scenarios, to: out)
     }
 
     /// results.json (medians), runs.json (every run; timelines of adaptive's), summary.md,
