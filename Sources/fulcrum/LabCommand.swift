@@ -101,6 +101,7 @@ struct LabCommand: AsyncParsableCommand {
             print(LabReport.table(for: scenario, results: results))
             if let verdict = LabReport.verdict(for: scenario, results: results) { print("  → \(verdict)") }
             print("")
+            fflush(nil)  // a scenario takes minutes: show it when it ends, also into a file
         }
         if let out {
             try write(results: all, raw: raw, scenarios: scenarios, to: URL(fileURLWithPath: out))
