@@ -26,7 +26,7 @@ struct LabCommand: AsyncParsableCommand {
     @Option(help: "How long each algorithm runs per scenario, e.g. 20s (default 20s, or 180s with --realtime).")
     var duration: String?
 
-    @Flag(inversion: .prefixedNo, help: "Run a scenario's algorithms at the same time, each with its own workers and proxy (the same machine conditions for all).")
+    @Flag(inversion: .prefixedNo, help: "Run a scenario's algorithms at the same time, each in its own process with its own workers, proxy and client (the same machine conditions for all).")
     var parallel = true
 
     @Option(help: "Requests per second.")
@@ -43,6 +43,11 @@ struct LabCommand: AsyncParsableCommand {
 
     @Option(help: "Run nothing: write --out's reports from the output directories of earlier runs (comma-separated), merged.")
     var reportFrom: String?
+
+    /// One run of one scenario and algorithm, its result written as JSON to this file: how
+    /// `--parallel` runs each algorithm in a process of its own.
+    @Option(help: .hidden)
+    var runOne: String?
 
     func validate() throws {
         if scenario != "all", let unknown = scenario.split(separator: ",").first(where: { name in !LabScenario.all.contains { $0.name == name } }) {
@@ -76,6 +81,11 @@ struct LabCommand: AsyncParsableCommand {
         let length = duration.flatMap(parseDuration) ?? (realtime ? LabScenario.realtimeDuration : .seconds(20))
         let load = AlgorithmLab.Load(rate: rate, duration: length, mode: mode)
         let algorithms = try selectedAlgorithms()
+        if let runOne, let scenario = scenarios.first, let algorithm = algorithms.first {
+            let result = try await AlgorithmLab.run(scenario: scenario, algorithm: algorithm, load: load)
+            try LabReport.json([result]).write(to: URL(fileURLWithPath: runOne))
+            return
+        }
         let runs = `repeat` == 1 ? "" : ", \(`repeat`) interleaved runs each (median percentiles)"
         print("Fulcrum algorithm lab (\(mode.rawValue)): \(rate) req/s for \(length) per algorithm\(runs), open loop"
             + "\(parallel ? ", algorithms side by side" : ""); adaptive evaluates with \(mode.settingsDescription)\n")
@@ -115,14 +125,36 @@ struct LabCommand: AsyncParsableCommand {
             for algorithm in algorithms { results.append(try await AlgorithmLab.run(scenario: scenario, algorithm: algorithm, load: load)) }
             return results
         }
+        // A process per algorithm: in one process the runs share Swift's cooperative threads,
+        // and rotation's runaway queue on a small server (thousands of requests timing out)
+        // starved the other runs' clients until every algorithm looked slow.
         return try await withThrowingTaskGroup(of: (Int, LabResult).self) { group in
             for (index, algorithm) in algorithms.enumerated() {
-                group.addTask { (index, try await AlgorithmLab.run(scenario: scenario, algorithm: algorithm, load: load)) }
+                group.addTask { (index, try await Self.runInOwnProcess(scenario: scenario, algorithm: algorithm, load: load)) }
             }
             var results = [LabResult?](repeating: nil, count: algorithms.count)
             for try await (index, result) in group { results[index] = result }
             return results.map { $0! }
         }
+    }
+
+    /// Runs `fulcrum lab --run-one FILE` for one scenario and algorithm, and reads its result.
+    private static func runInOwnProcess(scenario: LabScenario, algorithm: AlgorithmName, load: AlgorithmLab.Load) async throws -> LabResult {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-lab-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let milliseconds = load.duration.components.seconds * 1000 + load.duration.components.attoseconds / 1_000_000_000_000_000
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        process.arguments = ["lab", "--scenario", scenario.name, "--algorithms", algorithm.rawValue, "--rate", "\(load.rate)",
+                             "--duration", "\(milliseconds)ms", "--run-one", output.path] + (load.mode == .realtime ? ["--realtime"] : [])
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        guard status == 0, let result = try JSONDecoder().decode([LabResult].self, from: Data(contentsOf: output)).first else {
+            throw ValidationError("the \(algorithm.rawValue) run of \(scenario.name) failed (exit status \(status))")
+        }
+        return result
     }
 
     /// Writes the reports of several earlier runs' outputs as one (scenarios in the lab's order).
