@@ -198,7 +198,10 @@ public enum AdaptiveEngine {
         // the load-aware fallback; otherwise the algorithm in use is kept.
         let fallback: AlgorithmName = current.isRotation || current == .random ? .peakEWMA : current
 
-        if let (name, suspect) = state.suspects.min(by: { $0.key < $1.key }) {
+        // A suspect out of rotation (drained, down) takes nothing from a rotation of the others;
+        // it stays a suspect for when it returns.
+        let inRotation = Set(servers.map(\.name))
+        if let (name, suspect) = state.suspects.filter({ inRotation.contains($0.key) }).min(by: { $0.key < $1.key }) {
             state.alikeWindows = 0
             let proof = suspect.requiredProof(minSwitchInterval: settings.minSwitchInterval)
             let shown = suspect.cleanSince.map { now - $0 } ?? .zero

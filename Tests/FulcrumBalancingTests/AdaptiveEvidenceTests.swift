@@ -143,6 +143,18 @@ import Testing
         #expect(decisions.last?.inputs[3].share == nil)
     }
 
+    @Test("a suspect taken out of rotation (drained) does not hold the others back, and stays a suspect")
+    func suspectOutOfRotation() {
+        var state = AdaptiveState(algorithm: .roundRobin)
+        #expect(AdaptiveEngine.evaluate(backend: "web", servers: smallUnderRotation, state: &state, now: t0).to == .peakEWMA)
+        var drained = alike
+        drained[2] = server("weak", requests: 0, p95: 21)
+        drained[2].inRotation = false
+        let decisions = run(&state, windows: 3, from: t0 + .seconds(60)) { _, _ in drained }
+        #expect(decisions.last?.to == .roundRobin, "\(decisions.map(\.explanation))")
+        #expect(state.suspects["weak"] != nil)
+    }
+
     @Test("a suspect a reload removed is forgotten")
     func removedSuspectForgotten() {
         var state = AdaptiveState(algorithm: .roundRobin)
