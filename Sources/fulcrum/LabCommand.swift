@@ -181,7 +181,19 @@ struct LabCommand: AsyncParsableCommand {
     /// fixed algorithm's).
     private func write(results: [LabResult], raw: [LabResult], scenarios: [LabScenario], to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try LabReport.json(results).write(to: directory.appendingPathComponent("results.json"))
+        // Timelines only where a chart draws them (adaptive's, and the best fixed algorithm's
+        // p99 beside it): eighty of them make a real-time results.json of megabytes.
+        let charted = Set(scenarios.flatMap { scenario -> [String] in
+            let rows = results.filter { $0.scenario == scenario.name }
+            let best = rows.filter { $0.algorithm != AlgorithmName.adaptive.rawValue }.min { $0.p99Milliseconds < $1.p99Milliseconds }
+            return ["\(scenario.name)/\(AlgorithmName.adaptive.rawValue)"] + (best.map { ["\(scenario.name)/\($0.algorithm)"] } ?? [])
+        })
+        let kept = results.map { result in
+            var result = result
+            if !charted.contains("\(result.scenario)/\(result.algorithm)") { result.timeline = nil }
+            return result
+        }
+        try LabReport.json(kept).write(to: directory.appendingPathComponent("results.json"))
         try LabReport.json(raw).write(to: directory.appendingPathComponent("runs.json"))
         try LabReport.summary(scenarios: scenarios, results: results).write(
             to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8
