@@ -27,7 +27,9 @@ struct AdminConfigChangeTests {
 
     @Test("PUT /api/config applies a whole configuration; an invalid or unappliable one is a 422 and changes nothing")
     func putConfig() async throws {
-        try await withAdminAPI(workers: 3) { harness, admin in
+        // Round robin, so that six requests one after another reach the added server (an
+        // adaptive backend starts in peak_ewma, which prefers the servers it has measured).
+        try await withAdminAPI(algorithm: "round_robin", workers: 3) { harness, admin in
             var config = harness.proxy.config
             config.backends[0].servers.append(ServerConfig(
                 name: "w3",
