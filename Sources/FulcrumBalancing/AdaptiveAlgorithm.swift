@@ -35,6 +35,9 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
     private let warm: [LatencyAware] = [LatencyAware(name: .peakEWMA), LatencyAware(name: .leastResponseTime)]
     /// The server list of the latest pick, to read in-flight counts when a response is observed.
     private var servers: [BalancedServer] = []
+    /// `current` when it is one of the warm latency-aware instances (they pick at the guard's
+    /// clock), kept beside it so a pick needs no dynamic cast.
+    private var currentLatencyAware: LatencyAware?
     /// Rotation picks the guard passed over, per server index, in the current window.
     private var guarded: [Int] = []
 
@@ -47,13 +50,15 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
         precondition(initial != .adaptive)
         // A latency-aware start is the warm instance itself, which observes every response.
         current = makeAlgorithm(initial)
-        current = warm.first { $0.name == initial } ?? current
+        currentLatencyAware = warm.first { $0.name == initial }
+        current = currentLatencyAware ?? current
     }
 
     /// Switches the algorithm used for new picks.
     public func use(_ algorithm: AlgorithmName) {
         guard algorithm != .adaptive, algorithm != current.name else { return }
-        current = warm.first { $0.name == algorithm } ?? makeAlgorithm(algorithm)
+        currentLatencyAware = warm.first { $0.name == algorithm }
+        current = currentLatencyAware ?? makeAlgorithm(algorithm)
     }
 
     /// The window's counts per server index, and a fresh window from now.
@@ -76,8 +81,7 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
     /// `pick` at a given time (tests inject it).
     public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet, now: UInt64) -> Int? {
         self.servers = servers
-        // The warm latency-aware instances take the same clock as the guard.
-        let picked = (current as? LatencyAware).map { $0.pick(from: servers, excluding: excluded, now: now) }
+        let picked = currentLatencyAware.map { $0.pick(from: servers, excluding: excluded, now: now) }
             ?? current.pick(from: servers, excluding: excluded)
         guard let choice = picked else { return nil }
         guard current.name.isRotation,

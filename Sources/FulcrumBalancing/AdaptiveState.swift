@@ -5,8 +5,6 @@ import FulcrumConfig
 public struct AdaptiveSuspect: Sendable, Equatable {
     /// The rule that named it last.
     public var rule: AdaptiveRule
-    /// When a rule last named it.
-    public var blamedAt: ContinuousClock.Instant
     /// How many times it became a suspect, counting relapses soon after a recovery: each
     /// relapse doubles the proof it must give.
     public var strikes: Int
@@ -96,7 +94,6 @@ public struct AdaptiveState: Sendable, Equatable {
     mutating func blame(_ server: String, rule: AdaptiveRule, at now: ContinuousClock.Instant, relapseMemory: Duration) {
         if var suspect = suspects[server] {
             suspect.rule = rule
-            suspect.blamedAt = now
             suspect.cleanSince = nil
             suspects[server] = suspect
             return
@@ -105,7 +102,7 @@ public struct AdaptiveState: Sendable, Equatable {
         if let earlier = recovered.removeValue(forKey: server), now - earlier.at < relapseMemory {
             strikes = earlier.strikes + 1
         }
-        suspects[server] = AdaptiveSuspect(rule: rule, blamedAt: now, strikes: strikes, cleanSince: nil)
+        suspects[server] = AdaptiveSuspect(rule: rule, strikes: strikes, cleanSince: nil)
     }
 
     /// Records a window in which `server`, a suspect, looked alike its peers (`clean`) or not;

@@ -80,11 +80,7 @@ public final class LatencyAware: LoadBalancingAlgorithm {
                 let server = servers[index]
                 let weight = server.weight
                 if tier.includes(weight: weight), server.isEligible(at: index, excluding: excluded) {
-                    let time = index < averages.count && averages[index].hasSamples
-                        ? averages[index].current(at: now, decay: decay)
-                        : unsampledTime
-                    // +1 ns keeps idle servers with a decayed-to-zero time comparable by load.
-                    let cost = (time + 1) * Double(server.inFlight + 1) / Double(tier.effectiveWeight(weight))
+                    let cost = cost(of: server, at: index, in: tier, unsampledTime: unsampledTime, now: now)
                     if cost < bestCost {
                         best = index
                         bestCost = cost
@@ -108,18 +104,23 @@ public final class LatencyAware: LoadBalancingAlgorithm {
         guard candidate < count else { return false }
         let tier: WeightTier = servers[candidate].weight > 0 ? .weighted : .backup
         let unsampledTime = slowestMeasured(count: count, now: now)
-        func cost(_ index: Int) -> Double {
-            let time = index < averages.count && averages[index].hasSamples
-                ? averages[index].current(at: now, decay: decay)
-                : unsampledTime
-            let server = servers[index]
-            return (time + 1) * Double(server.inFlight + 1) / Double(tier.effectiveWeight(server.weight))
-        }
         var cheapest = Double.infinity
         for index in 0..<count where tier.includes(weight: servers[index].weight) && servers[index].isEligible(at: index, excluding: excluded) {
-            cheapest = min(cheapest, cost(index))
+            cheapest = min(cheapest, cost(of: servers[index], at: index, in: tier, unsampledTime: unsampledTime, now: now))
         }
-        return cheapest.isFinite && cost(candidate) > factor * cheapest
+        let candidateCost = cost(of: servers[candidate], at: candidate, in: tier, unsampledTime: unsampledTime, now: now)
+        return cheapest.isFinite && candidateCost > factor * cheapest
+    }
+
+    /// What picking the server at `index` is expected to cost: `response time × (in flight +
+    /// 1) / weight`, a server without samples taken at `unsampledTime`.
+    @inline(__always)
+    private func cost(of server: BalancedServer, at index: Int, in tier: WeightTier, unsampledTime: Double, now: UInt64) -> Double {
+        let time = index < averages.count && averages[index].hasSamples
+            ? averages[index].current(at: now, decay: decay)
+            : unsampledTime
+        // +1 ns keeps idle servers with a decayed-to-zero time comparable by load.
+        return (time + 1) * Double(server.inFlight + 1) / Double(tier.effectiveWeight(server.weight))
     }
 
     private func slowestMeasured(count: Int, now: UInt64) -> Double {
