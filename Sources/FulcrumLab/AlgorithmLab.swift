@@ -88,6 +88,7 @@ public enum AlgorithmLab {
             let httpClient = HTTPClient(eventLoopGroup: clientGroup, configuration: clientConfiguration)
             client = httpClient
             let started = workers
+            let labLogger = logger
             let joined = try config(ports: ports)
             // Compressed runs play the scenario's 180 s in their length; real-time runs keep its
             // seconds, however long they last.
@@ -98,7 +99,8 @@ public enum AlgorithmLab {
                     if let change = event.change {
                         started[change.worker].update(change.behaviour)
                     } else {
-                        _ = try? await server.reload(to: joined)
+                        // A join that fails would leave the run measuring two servers: say so.
+                        do { try await server.reload(to: joined) } catch { labLogger.error("lab: the joining server could not be added: \(error)") }
                     }
                 }
             }
@@ -116,7 +118,7 @@ public enum AlgorithmLab {
             result.timeline = LabTimeline(
                 samples: samples,
                 servers: (1...workers.count).map { "w\($0)" },
-                durationSeconds: Int(seconds(load.duration).rounded(.up)),
+                durationSeconds: Int(total.rounded(.up)),
                 switches: switches.map { decision in
                     LabTimeline.Switch(
                         atSeconds: seconds(decision.time - start), from: decision.from.rawValue, to: decision.to.rawValue,
