@@ -11,7 +11,7 @@ import Histogram
 /// Not thread-safe: one instance per server and event loop.
 public final class ServerMetrics {
     /// How an exchange with the server ended.
-    public enum Outcome: Sendable {
+    public enum Outcome: Sendable, Equatable {
         /// A response head arrived with this status.
         case response(status: UInt)
         /// No connection could be made.

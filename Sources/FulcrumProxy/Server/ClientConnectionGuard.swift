@@ -31,7 +31,7 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     /// The HTTP/1.1 request handler, once the connection speaks HTTP/1.1; provides the 408
     /// page. A strong reference (a weak one would slow every retain of the
     /// proxy handler); the cycle ends in `handlerRemoved` when the channel closes.
-    var proxy: ProxyHandler?
+    var proxy: (any HeaderTimeoutResponder)?
 
     init(clientIdleTimeout: TimeAmount, headerReadTimeout: TimeAmount) {
         self.clientIdleTimeout = clientIdleTimeout
@@ -120,4 +120,11 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
             break
         }
     }
+}
+
+/// Provides the 408 page the connection guard sends when a request head did not arrive in
+/// time (the request handler knows the frontend's error pages).
+protocol HeaderTimeoutResponder: AnyObject {
+    /// The whole response as bytes; nothing else is sent on the connection after it.
+    func headerTimeoutResponse(allocator: ByteBufferAllocator) -> ByteBuffer
 }

@@ -1,34 +1,6 @@
 import NIOCore
 import NIOHTTP1
 
-/// Why an exchange with a backend ended before its response was complete.
-enum BackendFailure: Error, CustomStringConvertible {
-    /// The connection closed (reset, EOF, or closed by us after an error).
-    case connectionClosed
-    /// No response byte arrived within the backend's response timeout.
-    case responseTimeout
-
-    var description: String {
-        switch self {
-        case .connectionClosed: "connection to server lost"
-        case .responseTimeout: "server did not respond in time"
-        }
-    }
-}
-
-/// Receives what a backend connection reports for the exchange currently using it.
-///
-/// Implemented by the client-side handler; every call happens on the shared event loop, as a
-/// direct method call (no futures per request).
-protocol BackendResponseSink: AnyObject {
-    func backendResponseHead(_ head: HTTPResponseHead, from connection: BackendConnection)
-    func backendResponseBody(_ body: ByteBuffer)
-    func backendResponseEnd(_ trailers: HTTPHeaders?, from connection: BackendConnection)
-    func backendReadComplete()
-    func backendWritabilityChanged(isWritable: Bool)
-    func backendFailed(_ failure: BackendFailure, connection: BackendConnection)
-}
-
 /// One pooled HTTP/1.1 connection to a server: the last handler of the backend channel.
 ///
 /// It forwards response parts to its current `sink`, holds reads while the client cannot take
@@ -37,13 +9,13 @@ protocol BackendResponseSink: AnyObject {
 ///
 /// Requests go out as bytes the exchange serialized (`HTTPWireFormat`); the response decoder
 /// is told each request's method directly (`ResponseDecoder`), so writes pass no HTTP handler.
-final class BackendConnection: ChannelDuplexHandler, DeferredFlushTarget {
+final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     /// The exchange using this connection; `nil` while pooled.
-    var sink: BackendResponseSink?
+    var sink: (any BackendResponseSink)?
     /// The pool that opened it (a cycle only while the channel is open: NIO drops the handler on close).
     var pool: BackendConnectionPool?
     /// False once the server said `Connection: close`, or the exchange ended abnormally.
@@ -81,7 +53,7 @@ final class BackendConnection: ChannelDuplexHandler, DeferredFlushTarget {
 
     /// Starts an exchange for `request` (whose serialized head the caller writes next): the
     /// response timeout runs from now.
-    func begin(request: HTTPRequestHead, sink: BackendResponseSink, responseTimeout: TimeAmount) {
+    func begin(request: HTTPRequestHead, sink: any BackendResponseSink, responseTimeout: TimeAmount) {
         self.sink = sink
         self.requestsSent += 1
         self.responseTimeout = responseTimeout
@@ -152,19 +124,27 @@ final class BackendConnection: ChannelDuplexHandler, DeferredFlushTarget {
         context?.close(promise: nil)
     }
 
+    /// Gives the connection back to the pool that opened it.
+    func release() {
+        if let pool {
+            pool.release(self)
+        } else {
+            sink = nil
+            close()
+        }
+    }
+
     /// The exchange became a WebSocket tunnel: this connection is no longer an HTTP
-    /// connection (nor pooled again); it stays in the pipeline only to tell its pool when it closes.
-    func detachForTunnel() {
+    /// connection (nor pooled again); it stays in the pipeline only to tell its pool when it
+    /// closes. A tunnel end goes where the response decoder was (the decoder hands it
+    /// whatever bytes followed the `101`), and the server may half-close, as the tunnel
+    /// relays that.
+    func becomeTunnel(_ tunnel: TunnelHandler) throws {
         sink = nil
         isReusable = false
         timer.invalidate()
         readsPaused = false
         readPending = false
-    }
-
-    /// Puts a tunnel end where the response decoder was (the decoder hands it whatever bytes
-    /// followed the `101`), and lets the server half-close, as the tunnel relays that.
-    func insertTunnel(_ tunnel: TunnelHandler) throws {
         guard let context else { throw ChannelError.ioOnClosedChannel }
         let pipeline = context.pipeline.syncOperations
         try pipeline.addHandler(tunnel, position: .before(self))

@@ -59,11 +59,11 @@ struct ClientPipeline: Sendable {
     }
 
     private func configureHTTP1(channel: any Channel, loop: LoopContext, connectionGuard: ClientConnectionGuard) throws {
-        let proxy = ProxyHandler(
+        let proxy = ProxyHandler<HTTP1ResponseWriter>(
             loop: loop,
             frontendName: frontendName,
             isSecure: isSecure,
-            protocol: .http1(connectionGuard)
+            connectionGuard: connectionGuard
         )
         connectionGuard.proxy = proxy
         try channel.pipeline.syncOperations.addHandlers([
@@ -109,7 +109,12 @@ struct ClientPipeline: Sendable {
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers([
                     HTTP2FramePayloadToHTTP1ServerCodec(),
-                    ProxyHandler(loop: streamLoop.value, frontendName: frontendName, isSecure: isSecure, protocol: .http2),
+                    ProxyHandler<HTTP2ResponseWriter>(
+                        loop: streamLoop.value,
+                        frontendName: frontendName,
+                        isSecure: isSecure,
+                        connectionGuard: nil
+                    ),
                 ])
             }
         }

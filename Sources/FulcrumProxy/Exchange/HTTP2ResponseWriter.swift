@@ -1,0 +1,74 @@
+import NIOCore
+import NIOHTTP1
+
+/// Writes responses to an HTTP/2 stream, as `HTTPServerResponsePart`s for the stream's
+/// `HTTP2FramePayloadToHTTP1ServerCodec`.
+///
+/// The codec's normalization drops the server's connection-specific headers (Connection and
+/// what it names, Keep-Alive, Transfer-Encoding, Upgrade), and a body needs no re-framing:
+/// its DATA frames end with the stream.
+struct HTTP2ResponseWriter: ClientResponseWriter {
+    static var clientChannel: ExchangeStateMachine.ClientChannel { .stream }
+
+    private(set) var hasUnflushedWrites = false
+
+    init(allocator: ByteBufferAllocator) {}
+
+    mutating func writeInterim(_ head: HTTPResponseHead, context: ChannelHandlerContext) {
+        write(.head(head), context: context)
+        flush(context: context)
+    }
+
+    mutating func writeResponseHead(
+        _ head: HTTPResponseHead,
+        request: HTTPRequestHead,
+        keepAlive: Bool,
+        upgrade: Bool,
+        context: ChannelHandlerContext
+    ) -> Bool {
+        write(.head(head), context: context)
+        return true
+    }
+
+    mutating func writeResponseBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
+        write(.body(.byteBuffer(body)), context: context)
+    }
+
+    func readComplete(context: ChannelHandlerContext) {}
+
+    mutating func writeLocalResponse(
+        _ head: HTTPResponseHead,
+        body: ByteBuffer,
+        request: HTTPRequestHead?,
+        keepAlive: Bool,
+        context: ChannelHandlerContext
+    ) {
+        write(.head(head), context: context)
+        if request?.method != .HEAD {
+            write(.body(.byteBuffer(body)), context: context)
+        }
+    }
+
+    /// Ends the stream's response (with the server's trailers, if any: HTTP/2 carries them).
+    /// Closing the stream early resets it (RST_STREAM), which tells the client to stop sending
+    /// a request body that was not read to its end.
+    mutating func finish(_ trailers: HTTPHeaders?, closeClient: Bool, context: ChannelHandlerContext) {
+        write(.end(trailers), context: context)
+        flush(context: context)
+        if closeClient {
+            context.close(promise: nil)
+        }
+    }
+
+    mutating func flush(context: ChannelHandlerContext) {
+        if hasUnflushedWrites {
+            hasUnflushedWrites = false
+            context.flush()
+        }
+    }
+
+    private mutating func write(_ part: HTTPServerResponsePart, context: ChannelHandlerContext) {
+        context.write(NIOAny(part), promise: nil)
+        hasUnflushedWrites = true
+    }
+}

@@ -1,0 +1,126 @@
+import FulcrumBalancing
+import NIOCore
+import NIOHTTP1
+
+/// Screening and routing a request: the handler asks `RequestAdmission` and the
+/// `ShieldScreener`, and hands their decision to the state machine.
+extension ProxyHandler {
+    // MARK: Screening and routing
+
+    func admit(_ head: HTTPRequestHead) {
+        connectionGuard?.requestHeadReceived()
+        record = ExchangeRecord()
+        // For the duration histogram and the access log.
+        record.start = .now()
+        if loop.snapshot !== snapshot {
+            snapshot = loop.snapshot
+            if let successor = snapshot.renamedFrontends[frontendName] {
+                // A reload renamed this connection's frontend, keeping its address.
+                frontendName = successor
+            }
+            selectFrontend()
+        }
+        let scan = ForwardingHeaders.scanRequest(head.headers)
+        let framing = ExchangeStateMachine.RequestFraming(scan.framing)
+        requestChunked = framing.isChunked
+        var route: (index: Int, edits: [HeaderEdit])?
+        let decision: RequestDecision
+        if let refusal = RequestAdmission.preflight(head, framing: framing, frontend: frontend) {
+            decision = .respond(refusal)
+        } else if let screened = screen(head) {
+            decision = screened
+        } else {
+            decision = self.route(head, into: &route)
+        }
+        let action = machine.admitted(decision, framing: framing, maxBodyBytes: frontend?.maxBodyBytes)
+        if case .pickServer = action, let route {
+            prepareForward(head, scan: scan, backendIndex: route.index, headerEdits: route.edits)
+        }
+        run(action)
+    }
+
+    /// Screens again once the crawler check that held the request is done.
+    func rescreen(_ head: HTTPRequestHead) {
+        guard let screener else { return }
+        var random = SystemRandomNumberGenerator()
+        let screen = screener.screenAfterCrawlerCheck(head, client: client, hostname: crawlerHostname, clock: .now, random: &random)
+        note(screen, for: head)
+        var route: (index: Int, edits: [HeaderEdit])?
+        let decision = screen.verdict.decision ?? self.route(head, into: &route)
+        let action = machine.rescreened(decision)
+        if case .pickServer = action, let route {
+            prepareForward(head, scan: ForwardingHeaders.scanRequest(head.headers), backendIndex: route.index, headerEdits: route.edits)
+        }
+        run(action)
+    }
+
+    /// The shield's screen; nil when it passes the request on to the rules.
+    func screen(_ head: HTTPRequestHead) -> RequestDecision? {
+        guard let screener else { return nil }
+        var random = SystemRandomNumberGenerator()
+        let crawlers = loop.crawlerVerifier
+        let screen = screener.screen(head, client: client, clock: .now, crawlerStatus: { crawlers.cached($0) }, random: &random)
+        note(screen, for: head)
+        return screen.verdict.decision
+    }
+
+    func route(_ head: HTTPRequestHead, into route: inout (index: Int, edits: [HeaderEdit])?) -> RequestDecision {
+        guard let frontend else { return .respond(LocalResponse(.serviceUnavailable, "This listener's frontend was removed.")) }
+        switch RequestAdmission.route(head, frontend: frontend, client: client) {
+        case .backend(let index, let edits):
+            route = (index, edits)
+            let runtime = loop.backends[index].runtime
+            return .forward(retries: runtime.retries, serverCount: runtime.servers.count)
+        case .decided(let decision):
+            return decision
+        }
+    }
+
+    func note(_ screen: ShieldScreener.Screen, for head: HTTPRequestHead) {
+        if let note = screen.note {
+            record.shield = "\(note.decision):\(note.reason)"
+            loop.traffic.shieldDecision(ShieldDecision(frontend: frontendName, decision: note.decision, reason: note.reason))
+        }
+        if let line = screen.logLine {
+            loop.logger.info(
+                "\(line)",
+                metadata: ["frontend": "\(frontendName)", "client": "\(client.addressText)", "uri": "\(head.uri)"]
+            )
+        }
+    }
+
+    /// Serializes the head the server receives and makes `backendIndex` the exchange's backend.
+    func prepareForward(_ head: HTTPRequestHead, scan: ForwardingHeaders.Scan, backendIndex: Int, headerEdits: [HeaderEdit]) {
+        var scan = scan
+        scan.framing.isWebSocket = machine.isWebSocketUpgrade
+        let backend = loop.backends[backendIndex]
+        self.backend = backend
+        forwardedHead.clear()
+        if headerEdits.isEmpty {
+            ForwardingHeaders.writeRequestHead(head, scan: scan, client: client, into: &forwardedHead)
+        } else {
+            var edited = head
+            for edit in headerEdits {
+                switch edit {
+                case .set(let name, let value): edited.headers.replaceOrAdd(name: name, value: value)
+                case .delete(let name): edited.headers.remove(name: name)
+                }
+            }
+            ForwardingHeaders.writeRequestHead(edited, scan: scan, client: client, into: &forwardedHead)
+        }
+        backend.retryBudget.recordRequest()
+    }
+
+    /// Holds the request while the address is looked up (at most `crawlerCheckTimeout`).
+    func lookUpCrawler(_ address: [UInt8], attempt: Int, context: ChannelHandlerContext) {
+        let timeout = context.eventLoop.assumeIsolated().scheduleTask(in: ExchangeStateMachine.crawlerCheckTimeout) { [self] in
+            crawlerHostname = nil
+            run(machine.crawlerChecked(attempt: attempt))
+        }
+        loop.crawlerVerifier.lookUp(address, on: context.eventLoop).assumeIsolated().whenSuccess { [self] hostname in
+            timeout.cancel()
+            crawlerHostname = hostname
+            run(machine.crawlerChecked(attempt: attempt))
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import FulcrumBalancing
+import NIOCore
+import NIOHTTP1
+
+/// The server side of an exchange: picking a server, connecting, sending the request, and
+/// what the server connection reports (`BackendResponseSink`).
+extension ProxyHandler {
+    // MARK: Choosing a server and connecting
+
+    func pickServer(excluding tried: ServerIndexSet) {
+        guard let backend else { return }
+        guard let index = backend.algorithm.pick(from: backend.runtime.servers, excluding: tried) else {
+            run(machine.noServerAvailable())
+            return
+        }
+        connect(to: index, reuseIdle: true)
+    }
+
+    func connect(to index: Int, reuseIdle: Bool) {
+        guard let backend else { return }
+        let attempt = machine.connecting(to: index)
+        serverIndex = index
+        startCounting(backend.runtime.servers[index])
+        record.upstreamStart = .now()
+        let pool = backend.pools[index]
+        if reuseIdle, let idle = pool.takeIdle() {
+            attach(idle, attempt: attempt)
+            return
+        }
+        pool.connect().assumeIsolated().whenComplete { [self] result in
+            switch result {
+            case .success(let connection):
+                attach(connection, attempt: attempt)
+            case .failure(let error):
+                guard machine.isConnecting(attempt: attempt) else { return }
+                stopCounting()
+                recordOutcome(.connectFailure)
+                let server = backend.runtime.servers[index].name
+                let tlsError = error as? BackendTLSError
+                if let tlsError {
+                    loop.logger.warning(
+                        "TLS to server failed: \(tlsError)",
+                        metadata: ["backend": "\(backend.runtime.name)", "server": "\(server)"]
+                    )
+                }
+                let failure = ExchangeStateMachine.ConnectFailure(
+                    isTLS: tlsError != nil,
+                    serverName: server,
+                    reason: describeNetworkError(error)
+                )
+                run(machine.connectFailed(attempt: attempt, failure))
+            }
+        }
+    }
+
+    func attach(_ connection: any UpstreamConnection, attempt: Int) {
+        let action = machine.connected(attempt: attempt)
+        guard case .sendRequest = action else {
+            // The client went away or was answered meanwhile; keep the connection.
+            connection.release()
+            return
+        }
+        self.connection = connection
+        run(action)
+    }
+
+    /// Sends the request so far on the exchange's new connection.
+    func sendRequest(_ head: HTTPRequestHead, body: [ByteBuffer], end: ExchangeStateMachine.RequestEnd?) {
+        guard let connection, let backend else { return }
+        connection.begin(request: head, sink: self, responseTimeout: backend.runtime.responseTimeout)
+        connection.write(forwardedHead)
+        for part in body {
+            connection.writeBody(part, chunked: requestChunked)
+        }
+        if let end {
+            connection.writeEnd(end.trailers, chunked: requestChunked)
+        }
+        serverWritten()
+        resumeClientReads()
+    }
+
+    /// Something was written to the server connection: it is flushed once the loop has handled
+    /// its current I/O events (`DeferredFlushes`), together with whatever else they bring —
+    /// the rest of this client read, and other clients' requests to the same server.
+    func serverWritten() {
+        if let connection {
+            loop.flushes.flushSoon(connection)
+        }
+    }
+
+    func recordOutcome(_ outcome: ServerMetrics.Outcome) {
+        guard let backend, let serverIndex else { return }
+        record.recordOutcome(outcome, backend: backend, serverIndex: serverIndex, loop: loop)
+    }
+
+    func startCounting(_ server: BalancedServer) {
+        stopCounting()
+        countedServer = server
+        server.requestStarted()
+    }
+
+    func stopCounting() {
+        countedServer?.requestFinished()
+        countedServer = nil
+    }
+
+    // MARK: Server → client (BackendResponseSink)
+
+    func backendResponseHead(_ head: HTTPResponseHead, from connection: any UpstreamConnection) {
+        run(machine.responseHead(head))
+    }
+
+    func backendResponseBody(_ body: ByteBuffer) {
+        guard body.readableBytes > 0 else { return }
+        run(machine.responseBody(body))
+    }
+
+    func backendResponseEnd(_ trailers: HTTPHeaders?, from connection: any UpstreamConnection) {
+        run(machine.responseEnd(trailers))
+    }
+
+    func backendReadComplete() {
+        guard let context else { return }
+        writer.readComplete(context: context)
+        flushSoon()
+        if !context.channel.isWritable {
+            connection?.pauseReads()
+        }
+    }
+
+    func backendWritabilityChanged(isWritable: Bool) {
+        if isWritable { resumeClientReads() }
+    }
+
+    func backendFailed(_ failure: BackendFailure, connection: any UpstreamConnection) {
+        guard connection === self.connection, let backend else { return }
+        self.connection = nil
+        stopCounting()
+        let (outcome, action) = machine.serverFailed(failure, requestsSent: connection.requestsSent) {
+            backend.retryBudget.withdrawRetry(now: NIODeadline.now().uptimeNanoseconds)
+        }
+        if let outcome { recordOutcome(outcome) }
+        run(action)
+    }
+}

@@ -1,0 +1,331 @@
+import FulcrumBalancing
+import NIOCore
+import NIOHTTP1
+
+/// The client side of the proxy: the last handler of a frontend connection (HTTP/1.1) or of
+/// one HTTP/2 stream.
+///
+/// It decides nothing itself. `ExchangeStateMachine` decides what each event means;
+/// `RequestAdmission` and `ShieldScreener` decide what becomes of a request; the handler feeds
+/// them events and carries out what they return (`run`): it picks servers with the backend's
+/// algorithm, takes connections from this loop's pools, writes requests to servers, and writes
+/// responses to the client through its `Writer` (HTTP/1.x bytes or HTTP/2 stream parts).
+final class ProxyHandler<Writer: ClientResponseWriter>: ChannelDuplexHandler, RemovableChannelHandler, BackendResponseSink,
+    DeferredFlushTarget, HeaderTimeoutResponder
+{
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let loop: LoopContext
+    var frontendName: String
+    /// HTTP/1.x only: the connection's timeouts.
+    let connectionGuard: ClientConnectionGuard?
+    /// The connection came over TLS (`X-Forwarded-Proto: https`).
+    let isSecure: Bool
+    var context: ChannelHandlerContext?
+    var client = ClientInfo(peer: nil, isSecure: false)
+
+    /// The snapshot and frontend the current request started with (`nil` frontend: it was
+    /// removed by a reload; requests then get 503), and the frontend's shield on this loop.
+    var snapshot: RuntimeSnapshot
+    var frontend: RuntimeFrontend?
+    var screener: ShieldScreener?
+
+    var machine = ExchangeStateMachine(channel: Writer.clientChannel)
+    var writer: Writer
+    var record = ExchangeRecord()
+
+    /// The current exchange's backend, its server and connection, and the server whose
+    /// in-flight count it holds (cleared when given back, so the count can be neither leaked
+    /// nor decremented twice).
+    var backend: LoopBackend?
+    var serverIndex: Int?
+    var connection: (any UpstreamConnection)?
+    var countedServer: BalancedServer?
+    /// The request body was chunked: the decoder de-chunked it, so it is chunked again.
+    var requestChunked = false
+    /// The current request's head as the server receives it, serialized once (and re-sent
+    /// as is on a retry). Kept across requests so its storage is reused.
+    var forwardedHead = ByteBuffer()
+    var readPending = false
+    var tarpitTimer: Scheduled<Void>?
+    /// The forward-confirmed name of the client's address, once its crawler check is done.
+    var crawlerHostname: String?
+    var isFlushQueued = false
+
+    init(loop: LoopContext, frontendName: String, isSecure: Bool, connectionGuard: ClientConnectionGuard?) {
+        self.loop = loop
+        self.isSecure = isSecure
+        self.frontendName = frontendName
+        self.connectionGuard = connectionGuard
+        self.snapshot = loop.snapshot
+        self.writer = Writer(allocator: ByteBufferAllocator())
+        selectFrontend()
+    }
+
+    func selectFrontend() {
+        frontend = snapshot.frontends.first { $0.name == frontendName }
+        screener = frontend.flatMap { frontend in
+            frontend.shield.map { ShieldScreener(shield: $0, router: frontend.router, limiters: loop.rateLimiters(for: frontend)) }
+        }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        forwardedHead = context.channel.allocator.buffer(capacity: 512)
+        // The peer address is read once per connection: per request it would be a syscall.
+        client = ClientInfo(peer: context.channel.remoteAddress, isSecure: isSecure)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Channel events
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        run(machine.channelRead(unwrapInboundIn(data)))
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if machine.mayRead(serverWritable: connection?.isWritable ?? true) {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
+    func resumeClientReads() {
+        if readPending, machine.mayRead(serverWritable: connection?.isWritable ?? true), let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            connection?.resumeReads()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        tarpitTimer?.cancel()
+        tarpitTimer = nil
+        machine.channelInactive()
+        abandonExchange()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent || event as? ChannelEvent == .inputClosed, let action = machine.inputClosed() {
+            run(action)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let parserError = error as? HTTPParserError {
+            run(machine.errorCaught(parserError))
+        } else {
+            run(machine.channelFailed())
+        }
+    }
+
+    /// The 408 page the connection guard sends when a request head did not arrive within
+    /// `header_read`; the connection closes after it.
+    func headerTimeoutResponse(allocator: ByteBufferAllocator) -> ByteBuffer {
+        machine.headerTimedOut()
+        return (frontend?.errorPages ?? ErrorPages.builtIn).serializedResponse(
+            status: .requestTimeout,
+            detail: "The request headers did not arrive in time.",
+            allocator: allocator
+        )
+    }
+
+    // MARK: Carrying out actions
+
+    func run(_ action: ExchangeStateMachine.Action) {
+        guard let context else { return }
+        switch action {
+        case .wait, .releaseConnection:
+            break
+        case .admit(let head):
+            admit(head)
+        case .rescreen(let head):
+            rescreen(head)
+            resumeClientReads()
+            servePipelined()
+        case .pickServer(let tried):
+            pickServer(excluding: tried)
+        case .reconnect(let index):
+            connect(to: index, reuseIdle: false)
+        case .scheduleTarpit(let delay, let attempt):
+            tarpitTimer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+                tarpitTimer = nil
+                run(machine.tarpitElapsed(attempt: attempt))
+            }
+        case .lookUpCrawler(let address, let attempt):
+            lookUpCrawler(address, attempt: attempt, context: context)
+        case .sendRequest(let head, let body, let end):
+            sendRequest(head, body: body, end: end)
+        case .forwardBody(let body):
+            connection?.writeBody(body, chunked: requestChunked)
+            connection?.requestProgressed()
+            serverWritten()
+        case .forwardEnd(let trailers):
+            connection?.writeEnd(trailers, chunked: requestChunked)
+            serverWritten()
+        case .forwardInterim(let head):
+            writer.writeInterim(head, context: context)
+            flushSoon()
+        case .forwardResponseHead(let head, let request, let keepAlive, let upgrade):
+            record.status = head.status.code
+            recordOutcome(.response(status: head.status.code))
+            if !head.isKeepAlive || upgrade { connection?.isReusable = false }
+            if !writer.writeResponseHead(head, request: request, keepAlive: keepAlive, upgrade: upgrade, context: context) {
+                machine.closeAfterResponse()
+            }
+        case .forwardResponseBody(let body):
+            record.responseBytes += body.readableBytes
+            writer.writeResponseBody(body, context: context)
+        case .finishResponse(let trailers, let reuseConnection, let closeClient, let summary):
+            if let connection {
+                self.connection = nil
+                connection.sink = nil
+                if !reuseConnection { connection.isReusable = false }
+                stopCounting()
+                connection.release()
+            }
+            finish(trailers, closeClient: closeClient, summary: summary, context: context)
+        case .startTunnel(let summary):
+            // On the next tick: this call comes from inside the response decoder, which the
+            // tunnel replaces. Both decoders hold back any bytes that arrive meanwhile.
+            context.eventLoop.assumeIsolated().execute { [self] in
+                guard let connection, machine.tunnelReady(), let context = self.context else { return }
+                startTunnel(with: connection, summary: summary, context: context)
+            }
+        case .closeServerConnection:
+            connection?.close()
+        case .respond(let response, let request, let closeClient, let summary):
+            abandonExchange()
+            respond(response, request: request, closeClient: closeClient, summary: summary, context: context)
+        case .closeClient:
+            abandonExchange()
+            writer.flush(context: context)
+            context.close(promise: nil)
+        }
+    }
+
+    /// Serves queued pipelined requests, in order, until one of them is waiting for a server.
+    func servePipelined() {
+        while let action = machine.servePipelined() {
+            run(action)
+        }
+    }
+
+    // MARK: The end of an exchange
+
+    /// Answers the current request with a response made here.
+    func respond(
+        _ response: LocalResponse,
+        request: HTTPRequestHead?,
+        closeClient: Bool,
+        summary: ExchangeStateMachine.Summary,
+        context: ChannelHandlerContext
+    ) {
+        let (head, body) = response.rendered(pages: frontend?.errorPages ?? ErrorPages.builtIn, request: request, allocator: context.channel.allocator)
+        record.status = response.status.code
+        record.responseBytes = body.readableBytes
+        writer.writeLocalResponse(head, body: body, request: request, keepAlive: !closeClient, context: context)
+        finish(nil, closeClient: closeClient, summary: summary, context: context)
+    }
+
+    func finish(_ trailers: HTTPHeaders?, closeClient: Bool, summary: ExchangeStateMachine.Summary, context: ChannelHandlerContext) {
+        writer.finish(trailers, closeClient: closeClient, context: context)
+        exchangeEnded(summary)
+        // Idle timer from now on: it also bounds a client that never reads the response.
+        connectionGuard?.responseCompleted()
+        if !closeClient {
+            flushSoon()
+            servePipelined()
+            resumeClientReads()
+        }
+    }
+
+    func exchangeEnded(_ summary: ExchangeStateMachine.Summary) {
+        record.exchangeEnded(
+            summary,
+            client: client,
+            frontend: frontendName,
+            backend: backend,
+            serverIndex: serverIndex,
+            clientVersion: machine.clientVersion,
+            loop: loop
+        )
+        record = ExchangeRecord()
+        backend = nil
+        serverIndex = nil
+    }
+
+    /// Turns the client connection and the server's into a byte tunnel (`TunnelHandler`) once
+    /// the server's `101` was relayed: both HTTP decoders leave their pipelines (handing on
+    /// whatever bytes they held back after the upgrade), as does this handler; the server
+    /// connection never returns to its pool. The tunnel keeps the server's in-flight count
+    /// until it closes, so least-connections sees it as the open connection it is.
+    func startTunnel(with connection: any UpstreamConnection, summary: ExchangeStateMachine.Summary, context: ChannelHandlerContext) {
+        guard let backend else { return }
+        writer.readComplete(context: context)
+        writer.flush(context: context)
+        exchangeEnded(summary)
+        self.connection = nil
+        let server = countedServer
+        countedServer = nil
+        let (clientEnd, serverEnd) = TunnelHandler.pair(idleTimeout: backend.runtime.tunnelTimeout) {
+            server?.requestFinished()
+        }
+        do {
+            let clientPipeline = context.pipeline.syncOperations
+            let requestDecoder = try clientPipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try clientPipeline.addHandler(clientEnd, position: .last)
+            try connection.becomeTunnel(serverEnd)
+            // This handler first, so the request decoder's held-back bytes reach the tunnel.
+            clientPipeline.removeHandler(context: context, promise: nil)
+            clientPipeline.removeHandler(requestDecoder, promise: nil)
+            clientEnd.start()
+        } catch {
+            server?.requestFinished()
+            connection.close()
+            context.close(promise: nil)
+        }
+    }
+
+    /// The client went away or the exchange cannot continue: give back what it holds.
+    func abandonExchange() {
+        stopCounting()
+        if let connection {
+            self.connection = nil
+            connection.sink = nil
+            connection.close()
+        }
+    }
+
+    // MARK: Flushing
+
+    /// Flushes the client channel once the loop has handled its current I/O events
+    /// (`DeferredFlushes`), so responses that the servers' replies in one pass completed go
+    /// out in a row.
+    func flushSoon() {
+        if writer.hasUnflushedWrites {
+            loop.flushes.flushSoon(self)
+        }
+    }
+
+    func flushDeferred() {
+        if let context {
+            writer.flush(context: context)
+        }
+    }
+}
