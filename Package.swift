@@ -12,12 +12,6 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "fulcrum", targets: ["fulcrum"]),
-        .library(name: "FulcrumConfig", targets: ["FulcrumConfig"]),
-        .library(name: "FulcrumBalancing", targets: ["FulcrumBalancing"]),
-        .library(name: "FulcrumShield", targets: ["FulcrumShield"]),
-        .library(name: "FulcrumProxy", targets: ["FulcrumProxy"]),
-        .library(name: "FulcrumWorker", targets: ["FulcrumWorker"]),
-        .library(name: "FulcrumAdmin", targets: ["FulcrumAdmin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -117,6 +111,12 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            // The dashboard page and the OpenAPI document, as files (docs/admin-api.yaml links
+            // to the latter), compiled into the binary.
+            resources: [
+                .embedInCode("Resources/dashboard.html"),
+                .embedInCode("Resources/admin-api.yaml"),
             ]
         ),
         .executableTarget(
@@ -141,6 +141,20 @@ let package = Package(
             dependencies: ["FulcrumShield", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "FulcrumLabTests", dependencies: ["FulcrumLab", "FulcrumConfig"]),
+        // The admin API over a fake ProxyControl, in router mode: no socket, no proxy.
+        .testTarget(
+            name: "FulcrumAdminTests",
+            dependencies: [
+                "FulcrumAdmin",
+                "FulcrumBalancing",
+                "FulcrumConfig",
+                "FulcrumProxy",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "FulcrumWorkerTests",
             dependencies: [

@@ -19,16 +19,17 @@ import ServiceLifecycle
 /// adaptive backend by hand, pin, unpin). Configuration changes go through `ConfigReloader`
 /// (validated like a file, applied as a reload, written back when configured). Errors are
 /// `application/problem+json` (RFC 9457).
-public struct AdminServer: Service {
-    private let application: Application<RouterResponder<BasicRequestContext>>
+package struct AdminServer: Service {
+    /// The Hummingbird application (tests drive it in router mode, without a socket).
+    package let application: Application<RouterResponder<BasicRequestContext>>
 
     /// - Parameters:
     ///   - token: the Bearer token changes need (nil: the API only reads).
     ///   - onListening: called with the bound port once the listener is up (for port 0).
-    public init(
+    package init(
         config: AdminConfig,
         token: String?,
-        proxy: ProxyServer,
+        proxy: any ProxyControl,
         reloader: ConfigReloader,
         metrics: MetricsExporter = MetricsExporter(),
         logger: Logger,
@@ -49,29 +50,29 @@ public struct AdminServer: Service {
     }
 
     /// Every route the API serves (for checking the OpenAPI document against).
-    public static func routes(proxy: ProxyServer, reloader: ConfigReloader) -> [AdminRoute] {
+    package static func routes(proxy: any ProxyControl, reloader: ConfigReloader) -> [AdminRoute] {
         AdminRoutes(proxy: proxy, reloader: reloader, metrics: MetricsExporter()).register(on: Router())
     }
 
     /// The OpenAPI document served at `GET /api/openapi.yaml`.
-    public static var openAPIDocument: String { AdminOpenAPI.document }
+    package static var openAPIDocument: String { AdminOpenAPI.document }
 
     /// Serves until the task is cancelled or a graceful shutdown is triggered.
-    public func run() async throws {
+    package func run() async throws {
         try await application.run()
     }
 }
 
 /// A route as registered: its method and its path (`:name` for a path parameter).
-public struct AdminRoute: Sendable, Hashable {
-    public let method: String
-    public let path: String
+package struct AdminRoute: Sendable, Hashable {
+    package let method: String
+    package let path: String
 }
 
 /// The routes, over a running proxy.
 struct AdminRoutes: Sendable {
     /// (The proxy logs every change it is asked to make.)
-    let proxy: ProxyServer
+    let proxy: any ProxyControl
     /// Applies configuration changes (and writes them back to the file when configured).
     let reloader: ConfigReloader
     let metrics: MetricsExporter

@@ -10,32 +10,32 @@ import UnixSignals
 ///
 /// Three triggers apply a configuration: SIGHUP and a change to the file (both re-read the
 /// file), and the admin API (a whole new configuration, or an edit of the running one). Each
-/// goes read → validate → apply, where applying is `ProxyServer.reload(to:)` (diff, then
+/// goes read → validate → apply, where applying is `ProxyControl.reload(to:)` (diff, then
 /// publish atomically). An invalid configuration is logged with every error and changes
 /// nothing. With `writeback`, what the API applied is written to the file (atomically, the
 /// previous version kept as `.bak`), so a restart keeps it.
-public final class ConfigReloader: Sendable {
+package final class ConfigReloader: Sendable {
     /// What asked for a reload (for the log).
-    public enum Trigger: String, Sendable {
+    package enum Trigger: String, Sendable {
         case signal = "SIGHUP"
         case fileChange = "file change"
         case api = "admin API"
     }
 
     /// Reloads so far, by outcome.
-    public struct Counts: Sendable, Equatable {
-        public var succeeded = 0
-        public var failed = 0
+    package struct Counts: Sendable, Equatable {
+        package var succeeded = 0
+        package var failed = 0
 
-        public init(succeeded: Int = 0, failed: Int = 0) {
+        package init(succeeded: Int = 0, failed: Int = 0) {
             self.succeeded = succeeded
             self.failed = failed
         }
     }
 
     /// The configuration file (nil: the proxy was not started from one; only the API reloads).
-    public let path: String?
-    private let proxy: ProxyServer
+    package let path: String?
+    private let proxy: any ProxyControl
     private let writeback: Bool
     private let logger: Logger
     /// One reload (with its write-back) at a time, so an older configuration is never written
@@ -45,7 +45,7 @@ public final class ConfigReloader: Sendable {
     private let knownContents: NIOLockedValueBox<Data?>
     private let counts = NIOLockedValueBox(Counts())
 
-    public init(proxy: ProxyServer, path: String?, writeback: Bool, logger: Logger) {
+    package init(proxy: any ProxyControl, path: String?, writeback: Bool, logger: Logger) {
         self.proxy = proxy
         self.path = path
         self.writeback = writeback && path != nil
@@ -53,18 +53,18 @@ public final class ConfigReloader: Sendable {
         self.knownContents = NIOLockedValueBox(path.flatMap { FileManager.default.contents(atPath: $0) })
     }
 
-    public var reloadCounts: Counts { counts.withLockedValue { $0 } }
+    package var reloadCounts: Counts { counts.withLockedValue { $0 } }
 
     /// What relative paths in a configuration sent over the API resolve against: the file's
     /// directory (nil without a file: the working directory).
-    public var baseDirectory: String? {
+    package var baseDirectory: String? {
         path.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
     }
 
     /// Re-reads the file and applies it; logs the outcome. False when it is invalid or cannot
     /// be applied (the running configuration stays).
     @discardableResult
-    public func reloadFile(trigger: Trigger) async -> Bool {
+    package func reloadFile(trigger: Trigger) async -> Bool {
         guard let path else { return false }
         do {
             return try await gate.run {
@@ -90,7 +90,7 @@ public final class ConfigReloader: Sendable {
     ///
     /// - Throws: `StartupError` when it cannot be applied (nothing changed then).
     @discardableResult
-    public func apply(_ config: Config) async throws -> ReloadOutcome {
+    package func apply(_ config: Config) async throws -> ReloadOutcome {
         try await gate.run {
             let summary = try await reload(to: config, trigger: .api)
             return writeBack(config, summary: summary)
@@ -103,7 +103,7 @@ public final class ConfigReloader: Sendable {
     /// - Throws: `ConfigErrors` when it is invalid (counted as a failed reload), `StartupError`
     ///   when it cannot be applied; nothing changed then.
     @discardableResult
-    public func apply(yaml: String, sourceName: String) async throws -> ReloadOutcome {
+    package func apply(yaml: String, sourceName: String) async throws -> ReloadOutcome {
         let config: Config
         do throws(ConfigErrors) {
             config = try ConfigLoader.load(yaml: yaml, sourceName: sourceName, baseDirectory: baseDirectory)
@@ -122,7 +122,7 @@ public final class ConfigReloader: Sendable {
     /// - Throws: `ConfigErrors` when the edited configuration is invalid, `StartupError` when
     ///   it cannot be applied, or whatever `edit` throws; nothing changed then.
     @discardableResult
-    public func change(_ edit: (Config) throws -> Config) async throws -> ReloadOutcome {
+    package func change(_ edit: (Config) throws -> Config) async throws -> ReloadOutcome {
         try await gate.run {
             let edited = try edit(proxy.config)
             let config = try ConfigLoader.load(yaml: ConfigRenderer.yaml(edited), sourceName: "the changed configuration")
@@ -173,7 +173,7 @@ public final class ConfigReloader: Sendable {
 
     /// Reloads whenever the file's contents change (checked every `interval`), until cancelled.
     /// Contents rather than modification times: editors and `cp` keep or coarsen those.
-    public func watchFile(every interval: Duration = .seconds(1)) async {
+    package func watchFile(every interval: Duration = .seconds(1)) async {
         guard let path else { return }
         while !Task.isCancelled {
             do { try await Task.sleep(for: interval) } catch { return }
@@ -185,13 +185,13 @@ public final class ConfigReloader: Sendable {
     }
 
     /// Reloads the file on every SIGHUP, until cancelled.
-    public func reloadOnHangUp() async {
+    package func reloadOnHangUp() async {
         await reloadFile(on: await UnixSignalsSequence(trapping: .sighup))
     }
 
     /// Reloads the file on every signal of `signals` (trapping is in place once the sequence
     /// exists, so a caller can create it first and then send the signal).
-    public func reloadFile(on signals: UnixSignalsSequence) async {
+    package func reloadFile(on signals: UnixSignalsSequence) async {
         for await signal in signals {
             if Task.isCancelled { return }
             logger.info("\(signal): reloading \(path ?? "the configuration")")
@@ -201,28 +201,28 @@ public final class ConfigReloader: Sendable {
 }
 
 /// What an API-triggered reload did.
-public struct ReloadOutcome: Sendable {
-    public var summary: ReloadSummary
+package struct ReloadOutcome: Sendable {
+    package var summary: ReloadSummary
     /// The file the configuration was written back to (nil: write-back is off, or nothing changed).
-    public var writtenTo: String?
+    package var writtenTo: String?
     /// Why writing back failed (the configuration is applied nonetheless).
-    public var writebackError: String?
+    package var writebackError: String?
 }
 
 /// The reload triggers of a proxy started from a file — SIGHUP and, unless turned off, file
 /// watching — as a swift-service-lifecycle service that ends on graceful shutdown.
-public struct ConfigReloadService: Service {
+package struct ConfigReloadService: Service {
     let reloader: ConfigReloader
     let watchesFile: Bool
     let watchInterval: Duration
 
-    public init(reloader: ConfigReloader, watchesFile: Bool = true, watchInterval: Duration = .seconds(1)) {
+    package init(reloader: ConfigReloader, watchesFile: Bool = true, watchInterval: Duration = .seconds(1)) {
         self.reloader = reloader
         self.watchesFile = watchesFile
         self.watchInterval = watchInterval
     }
 
-    public func run() async throws {
+    package func run() async throws {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await reloader.reloadOnHangUp() }

@@ -8,13 +8,13 @@ import Prometheus
 ///
 /// Control-plane events (health checks, algorithm switches) are counted as they happen with
 /// swift-metrics counters over `factory`. The data plane counts per event loop without locks
-/// (`ProxyServer.traffic()`); a scrape sums the loops and brings the registry's counters up
+/// (`ProxyControl.traffic()`); a scrape sums the loops and brings the registry's counters up
 /// to those totals (each counter is incremented by what it is behind, so it stays a counter),
 /// sets the gauges from the live state, and appends the request-duration histogram, whose
 /// buckets are summed from the loops' (swift-prometheus histograms take one observation at
 /// a time, under a lock — not something to do per request).
-public final class MetricsExporter: Sendable {
-    public let registry = PrometheusCollectorRegistry()
+package final class MetricsExporter: Sendable {
+    package let registry = PrometheusCollectorRegistry()
     private let published = NIOLockedValueBox(Published())
 
     private struct Published {
@@ -24,13 +24,13 @@ public final class MetricsExporter: Sendable {
         var gauges: [String: Prometheus.Gauge] = [:]
     }
 
-    public init() {}
+    package init() {}
 
     /// A swift-metrics factory over `registry`.
-    public var factory: any MetricsFactory { PrometheusMetricsFactory(registry: registry) }
+    package var factory: any MetricsFactory { PrometheusMetricsFactory(registry: registry) }
 
     /// The exposition text for a scrape now.
-    public func scrape(proxy: ProxyServer, reloads: ConfigReloader.Counts) async throws -> String {
+    package func scrape(proxy: any ProxyControl, reloads: ConfigReloader.Counts) async throws -> String {
         let traffic = try await proxy.traffic()
         let backends = try await proxy.stats()
         published.withLockedValue { published in

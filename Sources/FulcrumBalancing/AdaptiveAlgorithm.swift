@@ -26,10 +26,10 @@ import FulcrumConfig
 /// request bias weighs queues into a rotation the same way.)
 ///
 /// Not thread-safe: one instance per event loop.
-public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
-    public var name: AlgorithmName { .adaptive }
+package final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
+    package var name: AlgorithmName { .adaptive }
     /// The algorithm picks are delegated to.
-    public private(set) var current: any LoadBalancingAlgorithm
+    package private(set) var current: any LoadBalancingAlgorithm
     private var counts: [ServerWindowCounts] = []
     /// Latency-aware algorithms, fed every observation whichever algorithm picks.
     private let warm: [LatencyAware] = [LatencyAware(name: .peakEWMA), LatencyAware(name: .leastResponseTime)]
@@ -43,10 +43,10 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
 
     /// How much more than the cheapest server a rotation pick may cost (by peak EWMA) before the
     /// guard passes it over.
-    public static let guardFactor = 3.0
+    package static let guardFactor = 3.0
 
     /// Starts with `peak_ewma`, safe while nothing is known (`AdaptiveState` starts there too).
-    public init(initial: AlgorithmName = .peakEWMA) {
+    package init(initial: AlgorithmName = .peakEWMA) {
         precondition(initial != .adaptive)
         // A latency-aware start is the warm instance itself, which observes every response.
         current = makeAlgorithm(initial)
@@ -55,14 +55,14 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
     }
 
     /// Switches the algorithm used for new picks.
-    public func use(_ algorithm: AlgorithmName) {
+    package func use(_ algorithm: AlgorithmName) {
         guard algorithm != .adaptive, algorithm != current.name else { return }
         currentLatencyAware = warm.first { $0.name == algorithm }
         current = currentLatencyAware ?? makeAlgorithm(algorithm)
     }
 
     /// The window's counts per server index, and a fresh window from now.
-    public func closeWindow() -> [ServerWindowCounts] {
+    package func closeWindow() -> [ServerWindowCounts] {
         for (index, passedOver) in guarded.enumerated() where passedOver > 0 {
             ensureCounts(upTo: index)
             counts[index].guarded += passedOver
@@ -74,12 +74,12 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
         return counts
     }
 
-    public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
+    package func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
         pick(from: servers, excluding: excluded, now: LatencyAware.clock())
     }
 
     /// `pick` at a given time (tests inject it).
-    public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet, now: UInt64) -> Int? {
+    package func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet, now: UInt64) -> Int? {
         self.servers = servers
         let picked = currentLatencyAware.map { $0.pick(from: servers, excluding: excluded, now: now) }
             ?? current.pick(from: servers, excluding: excluded)
@@ -101,9 +101,9 @@ public final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
         }
     }
 
-    public var observesResponses: Bool { true }
+    package var observesResponses: Bool { true }
 
-    public func observe(serverIndex: Int, responseNanoseconds: Int64, failed: Bool, now: UInt64) {
+    package func observe(serverIndex: Int, responseNanoseconds: Int64, failed: Bool, now: UInt64) {
         guard serverIndex >= 0 else { return }
         ensureCounts(upTo: serverIndex)
         let inFlight = serverIndex < servers.count ? servers[serverIndex].inFlight : 0

@@ -1,32 +1,32 @@
 import FulcrumConfig
 
 /// What the decision engine sees of one server over the last evaluation window.
-public struct ServerWindow: Sendable, Equatable {
-    public var name: String
-    public var weight: Int
+package struct ServerWindow: Sendable, Equatable {
+    package var name: String
+    package var weight: Int
     /// Requests completed in the window.
-    public var requests: Int
+    package var requests: Int
     /// Of those, failures: 5xx responses, connect errors, timeouts.
-    public var failures: Int
+    package var failures: Int
     /// The window's 95th-percentile response time, in milliseconds; nil without responses.
-    public var p95Milliseconds: Double?
+    package var p95Milliseconds: Double?
     /// Requests in flight, averaged over the window.
-    public var meanInFlight: Double
+    package var meanInFlight: Double
     /// Whether the server could be picked when the window closed (not down, ejected, draining
     /// or in maintenance). Servers out of rotation are left out of the capacity comparison:
     /// no algorithm sends them anything.
-    public var inRotation = true
+    package var inRotation = true
     /// Rotation picks the adaptive mode's guard passed over this server in the window.
-    public var guarded = 0
+    package var guarded = 0
     /// The server answered too few requests in this window to judge it (the current algorithm
     /// may be steering around it): requests, failures and p95 are those of its last window
     /// with enough of them.
-    public var carriedOver = false
+    package var carriedOver = false
     /// The requests it completed in *this* window per unit of weight, relative to the mean of
     /// the servers in rotation (1 = an equal share). Set by the engine before carrying over.
-    public var share: Double?
+    package var share: Double?
 
-    public init(name: String, weight: Int = 1, requests: Int, failures: Int = 0, p95Milliseconds: Double?, meanInFlight: Double = 0) {
+    package init(name: String, weight: Int = 1, requests: Int, failures: Int = 0, p95Milliseconds: Double?, meanInFlight: Double = 0) {
         self.name = name
         self.weight = weight
         self.requests = requests
@@ -35,11 +35,11 @@ public struct ServerWindow: Sendable, Equatable {
         self.meanInFlight = meanInFlight
     }
 
-    public var errorRate: Double { requests == 0 ? 0 : Double(failures) / Double(requests) }
+    package var errorRate: Double { requests == 0 ? 0 : Double(failures) / Double(requests) }
 }
 
 /// The rule behind a decision.
-public enum AdaptiveRule: String, Sendable, Equatable {
+package enum AdaptiveRule: String, Sendable, Equatable {
     /// An operator pinned the algorithm; the engine does not change it.
     case pinned
     /// Too few requests in the window to judge.
@@ -65,28 +65,28 @@ public enum AdaptiveRule: String, Sendable, Equatable {
 }
 
 /// One evaluation of the engine: what it saw, what it chose, and why.
-public struct AdaptiveDecision: Sendable, Equatable {
-    public var time: ContinuousClock.Instant
-    public var backend: String
-    public var from: AlgorithmName
-    public var to: AlgorithmName
-    public var rule: AdaptiveRule
+package struct AdaptiveDecision: Sendable, Equatable {
+    package var time: ContinuousClock.Instant
+    package var backend: String
+    package var from: AlgorithmName
+    package var to: AlgorithmName
+    package var rule: AdaptiveRule
     /// One line for logs and the admin API, e.g.
     /// `web round_robin → peak_ewma: p95 spread 8.3× (web2 212 ms vs web1 25 ms) ≥ 3×`.
-    public var explanation: String
-    public var inputs: [ServerWindow]
+    package var explanation: String
+    package var inputs: [ServerWindow]
 
-    public var switched: Bool { from != to }
+    package var switched: Bool { from != to }
 }
 
 extension AlgorithmName {
     /// Round robin and its weighted form: they fix each server's share, so a server's limits
     /// show in its latency and its queue, never in its share.
-    public var isRotation: Bool { self == .roundRobin || self == .weightedRoundRobin }
+    package var isRotation: Bool { self == .roundRobin || self == .weightedRoundRobin }
 
     /// Algorithms that pick by each server's load or latency: they fix neither share, so a
     /// server's capacity shows in the share they give it.
-    public var isLoadAware: Bool {
+    package var isLoadAware: Bool {
         switch self {
         case .leastConnections, .powerOfTwo, .leastResponseTime, .peakEWMA: true
         case .roundRobin, .weightedRoundRobin, .random, .adaptive: false

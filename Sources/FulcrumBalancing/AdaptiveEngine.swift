@@ -33,22 +33,22 @@ import FulcrumConfig
 /// it takes a clear change. A switch sooner than `minSwitchInterval` after the last one is
 /// held back (and recorded as such); meanwhile `AdaptiveAlgorithm`'s rotation guard keeps
 /// traffic off a server out of line.
-public enum AdaptiveEngine {
+package enum AdaptiveEngine {
     /// p95s within this factor of each other are alike (to enter rotation, and for a suspect
     /// to count as recovered).
-    public static let alikeSpread = 1.5
+    package static let alikeSpread = 1.5
     /// Under a load-aware algorithm, a server given less than this share of an equal share has
     /// less capacity than its peers.
-    public static let minimumShare = 0.75
+    package static let minimumShare = 0.75
     /// Windows in a row that must show the servers alike before a load-aware algorithm gives
     /// way to rotation.
-    public static let confirmingWindows = 3
+    package static let confirmingWindows = 3
     /// From this part of a server's turns passed over by the rotation guard, rotation is left.
-    public static let guardedTurns = 0.2
+    package static let guardedTurns = 0.2
     /// A server blamed again within this many switch intervals of its recovery has relapsed.
-    public static let relapseMemoryIntervals = 10
+    package static let relapseMemoryIntervals = 10
 
-    public static func evaluate(
+    package static func evaluate(
         backend: String,
         servers: [ServerWindow],
         state: inout AdaptiveState,

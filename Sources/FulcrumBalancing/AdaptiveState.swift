@@ -2,18 +2,18 @@ import FulcrumConfig
 
 /// A server the engine holds responsible for leaving (or not entering) rotation, until it
 /// shows it recovered.
-public struct AdaptiveSuspect: Sendable, Equatable {
+package struct AdaptiveSuspect: Sendable, Equatable {
     /// The rule that named it last.
-    public var rule: AdaptiveRule
+    package var rule: AdaptiveRule
     /// How many times it became a suspect, counting relapses soon after a recovery: each
     /// relapse doubles the proof it must give.
-    public var strikes: Int
+    package var strikes: Int
     /// Since when every window showed it alike its peers (nil: the last window did not).
-    public var cleanSince: ContinuousClock.Instant?
+    package var cleanSince: ContinuousClock.Instant?
 
     /// How long it must look alike its peers before rotation may come back: one switch
     /// interval, doubled at each relapse, at most 16 of them.
-    public func requiredProof(minSwitchInterval: Duration) -> Duration {
+    package func requiredProof(minSwitchInterval: Duration) -> Duration {
         minSwitchInterval * (1 << min(max(strikes - 1, 0), 4))
     }
 }
@@ -21,39 +21,39 @@ public struct AdaptiveSuspect: Sendable, Equatable {
 /// A backend's adaptive state: the algorithm in use, whether it is pinned, the recent
 /// decisions and the evidence that outlives a window. Changed only by
 /// `AdaptiveEngine.evaluate` and the manual controls below.
-public struct AdaptiveState: Sendable, Equatable {
-    public static let historyLimit = 100
+package struct AdaptiveState: Sendable, Equatable {
+    package static let historyLimit = 100
 
-    public private(set) var algorithm: AlgorithmName
-    public private(set) var isPinned = false
-    public private(set) var lastSwitch: ContinuousClock.Instant?
+    package private(set) var algorithm: AlgorithmName
+    package private(set) var isPinned = false
+    package private(set) var lastSwitch: ContinuousClock.Instant?
     /// The most recent decisions, oldest first (at most `historyLimit`).
-    public private(set) var history: [AdaptiveDecision] = []
+    package private(set) var history: [AdaptiveDecision] = []
     /// The most recent switches, oldest first (at most `historyLimit`): with frequent
     /// evaluations, `history` soon holds only decisions to keep.
-    public private(set) var switches: [AdaptiveDecision] = []
+    package private(set) var switches: [AdaptiveDecision] = []
     /// Each server's last window with requests. A server the current algorithm steers
     /// around may get no request in a window; its last measurement stands for it then
     /// (otherwise avoiding a slow or failing server would look like it had recovered).
-    public private(set) var lastMeasured: [String: ServerWindow] = [:]
+    package private(set) var lastMeasured: [String: ServerWindow] = [:]
     /// Servers a rule named (slow, failing, overloaded), by name, until they prove recovery.
-    public internal(set) var suspects: [String: AdaptiveSuspect] = [:]
+    package internal(set) var suspects: [String: AdaptiveSuspect] = [:]
     /// Servers that recovered, with their strikes and when: a relapse soon after counts as
     /// another strike.
     var recovered: [String: Recovery] = [:]
     /// Windows in a row that showed the servers alike (windows with too little traffic to
     /// judge neither add nor break the run).
-    public internal(set) var alikeWindows = 0
+    package internal(set) var alikeWindows = 0
 
     /// Starts with `algorithm`: `peak_ewma` by default, because it is safe when nothing is
     /// known yet (it measures every server and steers by what it sees); rotation must be
     /// earned by evidence that the servers are alike.
-    public init(algorithm: AlgorithmName = .peakEWMA) {
+    package init(algorithm: AlgorithmName = .peakEWMA) {
         self.algorithm = algorithm
     }
 
     /// Switches by hand (admin API); `pin` stops the engine from switching until `unpin()`.
-    public mutating func select(_ algorithm: AlgorithmName, pin: Bool, at now: ContinuousClock.Instant) {
+    package mutating func select(_ algorithm: AlgorithmName, pin: Bool, at now: ContinuousClock.Instant) {
         if algorithm != self.algorithm {
             self.algorithm = algorithm
             lastSwitch = now
@@ -63,13 +63,13 @@ public struct AdaptiveState: Sendable, Equatable {
     }
 
     /// Lets the engine choose again.
-    public mutating func unpin() {
+    package mutating func unpin() {
         isPinned = false
     }
 
     /// A server with fewer requests than this in a window is judged by its last measurement
     /// (a few probe requests to an avoided server say little about it).
-    public static let minimumServerRequests = 5
+    package static let minimumServerRequests = 5
 
     /// Stands in the last measurement for servers with too few requests in this window, and
     /// remembers the new ones.

@@ -8,9 +8,9 @@ import Synchronization
 /// Everything the hot path reads is an atomic with relaxed ordering: each request touches the
 /// in-flight counter once on start and once on finish and reads the exclusion flags once per
 /// pick; readers only need an approximate, eventually consistent view.
-public final class BalancedServer: Sendable {
+package final class BalancedServer: Sendable {
     /// The server's name, unique within its backend.
-    public let name: String
+    package let name: String
     private let currentWeight: Atomic<Int>
     private let requestsInFlight = Atomic<Int>(0)
     /// Why the server is out of rotation, one bit per reason (`Exclusion`); 0: in rotation.
@@ -34,20 +34,20 @@ public final class BalancedServer: Sendable {
     /// the algorithms' integer arithmetic (sums of weights, smooth-weighted counters) far
     /// from overflow for any realistic number of servers, so it never has to be checked per
     /// pick.
-    public static let maximumWeight = 1 << 20
+    package static let maximumWeight = 1 << 20
 
     /// - Parameter weight: clamped to `0...BalancedServer.maximumWeight`.
-    public init(name: String, weight: Int = 1) {
+    package init(name: String, weight: Int = 1) {
         self.name = name
         self.currentWeight = Atomic(Self.clamp(weight))
     }
 
     /// Relative share of requests (0 = receives none unless it is the only choice).
-    public var weight: Int { currentWeight.load(ordering: .relaxed) }
+    package var weight: Int { currentWeight.load(ordering: .relaxed) }
 
     /// Changes the weight at run time (admin API, decision engine); clamped to
     /// `0...BalancedServer.maximumWeight`.
-    public func setWeight(_ weight: Int) {
+    package func setWeight(_ weight: Int) {
         currentWeight.store(Self.clamp(weight), ordering: .relaxed)
     }
 
@@ -56,15 +56,15 @@ public final class BalancedServer: Sendable {
     }
 
     /// Requests assigned to this server that have not finished, across all event loops.
-    public var inFlight: Int { requestsInFlight.load(ordering: .relaxed) }
+    package var inFlight: Int { requestsInFlight.load(ordering: .relaxed) }
 
     /// Call when a request is assigned to this server.
     @inlinable
-    public func requestStarted() { _requestStarted() }
+    package func requestStarted() { _requestStarted() }
 
     /// Call exactly once for every `requestStarted()`, when the exchange ends in any way.
     @inlinable
-    public func requestFinished() { _requestFinished() }
+    package func requestFinished() { _requestFinished() }
 
     @usableFromInline
     func _requestStarted() { requestsInFlight.add(1, ordering: .relaxed) }
@@ -76,21 +76,21 @@ public final class BalancedServer: Sendable {
 
     /// Whether algorithms may choose this server: up, not ejected, not draining, not in
     /// maintenance.
-    public var isAvailable: Bool { exclusions.load(ordering: .relaxed) == 0 }
+    package var isAvailable: Bool { exclusions.load(ordering: .relaxed) == 0 }
 
     /// Whether active health checks consider the server up (always true without checks).
-    public var isHealthy: Bool { exclusions.load(ordering: .relaxed) & Exclusion.healthDown == 0 }
+    package var isHealthy: Bool { exclusions.load(ordering: .relaxed) & Exclusion.healthDown == 0 }
 
     /// Sets the active health checks' verdict.
-    public func setHealthy(_ isHealthy: Bool) { setExclusion(Exclusion.healthDown, !isHealthy) }
+    package func setHealthy(_ isHealthy: Bool) { setExclusion(Exclusion.healthDown, !isHealthy) }
 
     /// Whether passive outlier detection has taken the server out of rotation.
-    public var isEjected: Bool { exclusions.load(ordering: .relaxed) & Exclusion.ejected != 0 }
+    package var isEjected: Bool { exclusions.load(ordering: .relaxed) & Exclusion.ejected != 0 }
 
     func setEjected(_ isEjected: Bool) { setExclusion(Exclusion.ejected, isEjected) }
 
     /// What an operator asked of the server.
-    public var adminState: AdminState {
+    package var adminState: AdminState {
         let flags = exclusions.load(ordering: .relaxed)
         if flags & Exclusion.maintenance != 0 { return .maintenance }
         if flags & Exclusion.draining != 0 { return .drain }
@@ -99,14 +99,14 @@ public final class BalancedServer: Sendable {
 
     /// Puts the server in rotation (`.ready`, if nothing else keeps it out), drains it, or
     /// puts it in maintenance. Requests in flight finish either way.
-    public func setAdminState(_ state: AdminState) {
+    package func setAdminState(_ state: AdminState) {
         setExclusion(Exclusion.draining, state == .drain)
         setExclusion(Exclusion.maintenance, state == .maintenance)
     }
 
     /// The state to report, the operator's choice first: maintenance, draining, down (health
     /// checks), ejected (passive), or up.
-    public var state: ServerState {
+    package var state: ServerState {
         let flags = exclusions.load(ordering: .relaxed)
         if flags & Exclusion.maintenance != 0 { return .maintenance }
         if flags & Exclusion.draining != 0 { return .draining }
@@ -143,7 +143,7 @@ public final class BalancedServer: Sendable {
 }
 
 /// What an operator set a server to (admin API `state`).
-public enum AdminState: String, Sendable, CaseIterable {
+package enum AdminState: String, Sendable, CaseIterable {
     /// In rotation whenever it is healthy.
     case ready
     /// No new requests; those in flight finish.
@@ -153,7 +153,7 @@ public enum AdminState: String, Sendable, CaseIterable {
 }
 
 /// A server's state as reported (logs, stats, admin API).
-public enum ServerState: String, Sendable {
+package enum ServerState: String, Sendable {
     case up
     /// Active health checks failed `fall` times in a row.
     case down

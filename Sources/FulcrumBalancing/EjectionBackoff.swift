@@ -4,21 +4,21 @@
 ///
 /// Times are monotonic nanoseconds (the clock of `NIODeadline`), passed in, so the back-off
 /// is tested with an injected clock.
-public struct EjectionBackoff: Sendable, Equatable {
+package struct EjectionBackoff: Sendable, Equatable {
     /// Ejections in a row: the next lasts `base × 2^consecutiveEjections`, capped at the maximum.
-    public private(set) var consecutiveEjections = 0
+    package private(set) var consecutiveEjections = 0
     /// When the current ejection ends; nil when the server is not ejected.
-    public private(set) var ejectedUntil: UInt64?
+    package private(set) var ejectedUntil: UInt64?
     /// When the server last came back.
     private var returnedAt: UInt64 = 0
 
-    public init() {}
+    package init() {}
 
     /// Starts an ejection at `now`; returns its length in nanoseconds.
     ///
     /// A server that stayed in rotation for `maximum` since it last came back starts again
     /// from `base`: its earlier trouble is over.
-    public mutating func eject(now: UInt64, base: Int64, maximum: Int64) -> Int64 {
+    package mutating func eject(now: UInt64, base: Int64, maximum: Int64) -> Int64 {
         if consecutiveEjections > 0, now &- returnedAt >= UInt64(maximum) {
             consecutiveEjections = 0
         }
@@ -32,12 +32,12 @@ public struct EjectionBackoff: Sendable, Equatable {
     }
 
     /// Whether the current ejection has run its course (false when not ejected).
-    public func isOver(now: UInt64) -> Bool {
+    package func isOver(now: UInt64) -> Bool {
         ejectedUntil.map { now >= $0 } ?? false
     }
 
     /// Records that the server came back at `now`.
-    public mutating func returned(now: UInt64) {
+    package mutating func returned(now: UInt64) {
         ejectedUntil = nil
         returnedAt = now
     }

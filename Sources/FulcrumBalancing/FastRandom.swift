@@ -3,17 +3,17 @@
 /// `SystemRandomNumberGenerator` costs a `getrandom` system call per number on Linux, which
 /// is too much for a per-request decision; this one is a handful of instructions. Seeded
 /// from the system generator by default, or from a fixed seed for deterministic tests.
-public struct FastRandom: RandomNumberGenerator, Sendable {
+package struct FastRandom: RandomNumberGenerator, Sendable {
     @usableFromInline var state: (UInt64, UInt64, UInt64, UInt64)
 
     /// Seeds from the system's random source.
-    public init() {
+    package init() {
         var system = SystemRandomNumberGenerator()
         self.init(seed: system.next())
     }
 
     /// Seeds deterministically (SplitMix64 expansion of `seed`).
-    public init(seed: UInt64) {
+    package init(seed: UInt64) {
         var splitMix = seed
         func nextSplitMix() -> UInt64 {
             splitMix &+= 0x9E37_79B9_7F4A_7C15
@@ -26,7 +26,7 @@ public struct FastRandom: RandomNumberGenerator, Sendable {
     }
 
     @inlinable
-    public mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         _next()
     }
 

@@ -4,13 +4,13 @@
 /// after `rise` successful probes in a row. Any other outcome resets the opposite count.
 /// Servers start up: a proxy that starts must not refuse traffic until the first probes
 /// have run.
-public struct HealthTracker: Sendable, Equatable {
-    public enum Transition: Sendable, Equatable {
+package struct HealthTracker: Sendable, Equatable {
+    package enum Transition: Sendable, Equatable {
         case wentDown
         case cameUp
     }
 
-    public private(set) var isUp = true
+    package private(set) var isUp = true
     private let rise: Int
     private let fall: Int
     /// Consecutive probe outcomes that point away from the current state.
@@ -18,7 +18,7 @@ public struct HealthTracker: Sendable, Equatable {
 
     /// - Parameter isUp: the state to start in (a reload that replaces a server's check starts
     ///   the new tracker where the server is).
-    public init(rise: Int, fall: Int, isUp: Bool = true) {
+    package init(rise: Int, fall: Int, isUp: Bool = true) {
         precondition(rise >= 1 && fall >= 1)
         self.rise = rise
         self.fall = fall
@@ -26,7 +26,7 @@ public struct HealthTracker: Sendable, Equatable {
     }
 
     /// Records one probe; returns the transition it completes, if any.
-    public mutating func record(success: Bool) -> Transition? {
+    package mutating func record(success: Bool) -> Transition? {
         guard success != isUp else {
             streak = 0
             return nil

@@ -25,8 +25,8 @@ import Darwin
 /// observed per event loop (this instance), in-flight counts across loops (`BalancedServer`).
 ///
 /// Not thread-safe: one instance per event loop.
-public final class LatencyAware: LoadBalancingAlgorithm {
-    public let name: AlgorithmName
+package final class LatencyAware: LoadBalancingAlgorithm {
+    package let name: AlgorithmName
     private let followsPeaks: Bool
     private let decay: Double
     private let failurePenalty: Double
@@ -37,7 +37,7 @@ public final class LatencyAware: LoadBalancingAlgorithm {
     ///   - name: `.leastResponseTime` or `.peakEWMA`.
     ///   - decay: how fast old samples lose weight (the time after which they count 1/e).
     ///   - failurePenalty: the response time a failure counts as.
-    public init(name: AlgorithmName, decay: Duration = .seconds(10), failurePenalty: Duration = .seconds(1)) {
+    package init(name: AlgorithmName, decay: Duration = .seconds(10), failurePenalty: Duration = .seconds(1)) {
         precondition(name == .leastResponseTime || name == .peakEWMA, "not a latency-aware algorithm: \(name)")
         self.name = name
         self.followsPeaks = name == .peakEWMA
@@ -45,9 +45,9 @@ public final class LatencyAware: LoadBalancingAlgorithm {
         self.failurePenalty = Self.nanoseconds(failurePenalty)
     }
 
-    public var observesResponses: Bool { true }
+    package var observesResponses: Bool { true }
 
-    public func observe(serverIndex: Int, responseNanoseconds: Int64, failed: Bool, now: UInt64) {
+    package func observe(serverIndex: Int, responseNanoseconds: Int64, failed: Bool, now: UInt64) {
         guard serverIndex >= 0 else { return }
         if serverIndex >= averages.count {
             averages.append(contentsOf: repeatElement(ResponseTimeAverage(), count: serverIndex + 1 - averages.count))
@@ -58,17 +58,17 @@ public final class LatencyAware: LoadBalancingAlgorithm {
 
     /// The response time this loop currently expects from the server at `index`, in
     /// nanoseconds (nil before its first sample).
-    public func expectedResponseNanoseconds(of index: Int, now: UInt64) -> Double? {
+    package func expectedResponseNanoseconds(of index: Int, now: UInt64) -> Double? {
         guard index < averages.count, averages[index].hasSamples else { return nil }
         return averages[index].current(at: now, decay: decay)
     }
 
-    public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
+    package func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
         pick(from: servers, excluding: excluded, now: Self.clock())
     }
 
     /// `pick` at a given time (tests inject it).
-    public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet, now: UInt64) -> Int? {
+    package func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet, now: UInt64) -> Int? {
         let count = servers.count
         guard count > 0 else { return nil }
         let unsampledTime = slowestMeasured(count: count, now: now)
@@ -99,7 +99,7 @@ public final class LatencyAware: LoadBalancingAlgorithm {
     /// Whether picking `candidate` would cost more than `factor` times the cheapest eligible
     /// server of its tier, by this algorithm's own cost (`response time × (in flight + 1) /
     /// weight`). The adaptive mode's rotation guard asks this of each rotation pick.
-    public func isOutOfLine(_ candidate: Int, in servers: [BalancedServer], excluding excluded: ServerIndexSet, factor: Double, now: UInt64) -> Bool {
+    package func isOutOfLine(_ candidate: Int, in servers: [BalancedServer], excluding excluded: ServerIndexSet, factor: Double, now: UInt64) -> Bool {
         let count = servers.count
         guard candidate < count else { return false }
         let tier: WeightTier = servers[candidate].weight > 0 ? .weighted : .backup

@@ -18,16 +18,16 @@ import FulcrumConfig
 /// one with the fewest requests in flight wins, ties again broken round robin.
 ///
 /// Not thread-safe: one instance per event loop.
-public final class LeastConnections: LoadBalancingAlgorithm {
+package final class LeastConnections: LoadBalancingAlgorithm {
     /// Where the next scan starts: just after the last pick. May be out of range after the
     /// server list shrank; `pick` wraps it.
     private var nextIndex = 0
 
-    public init() {}
+    package init() {}
 
-    public var name: AlgorithmName { .leastConnections }
+    package var name: AlgorithmName { .leastConnections }
 
-    public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
+    package func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
         let count = servers.count
         guard count > 0 else { return nil }
 

@@ -9,7 +9,7 @@ import FulcrumConfig
 ///
 /// Every algorithm treats servers with weight 0 as backups: they are chosen only when no
 /// eligible server has a positive weight.
-public protocol LoadBalancingAlgorithm: AnyObject {
+package protocol LoadBalancingAlgorithm: AnyObject {
     /// The algorithm's configuration name.
     var name: AlgorithmName { get }
 
@@ -27,8 +27,8 @@ public protocol LoadBalancingAlgorithm: AnyObject {
 }
 
 extension LoadBalancingAlgorithm {
-    public var observesResponses: Bool { false }
-    public func observe(serverIndex: Int, responseNanoseconds: Int64, failed: Bool, now: UInt64) {}
+    package var observesResponses: Bool { false }
+    package func observe(serverIndex: Int, responseNanoseconds: Int64, failed: Bool, now: UInt64) {}
 }
 
 /// Creates a fresh, per-event-loop instance of the named algorithm.
@@ -46,7 +46,7 @@ extension LoadBalancingAlgorithm {
 ///
 /// - Parameter random: the random source for randomised algorithms, which keep their own
 ///   copy; tests pass a seeded one. Ignored by the others.
-public func makeAlgorithm(
+package func makeAlgorithm(
     _ name: AlgorithmName,
     random: some RandomNumberGenerator = FastRandom()
 ) -> any LoadBalancingAlgorithm {

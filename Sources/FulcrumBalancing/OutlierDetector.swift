@@ -12,17 +12,17 @@ import Synchronization
 ///
 /// The caller brings ejected servers back when `returnIfOver` says so: on the next passing
 /// health check when the backend has checks, otherwise when the ejection's time is up.
-public final class OutlierDetector: Sendable {
-    public struct Settings: Sendable, Equatable {
-        public var consecutiveFailures: Int
+package final class OutlierDetector: Sendable {
+    package struct Settings: Sendable, Equatable {
+        package var consecutiveFailures: Int
         /// The first ejection's length, in nanoseconds.
-        public var baseEjection: Int64
+        package var baseEjection: Int64
         /// The longest ejection, in nanoseconds.
-        public var maximumEjection: Int64
+        package var maximumEjection: Int64
         /// At most this share of the backend's servers is ejected at once (at least one).
-        public var maxEjectedPercent: Int
+        package var maxEjectedPercent: Int
 
-        public init(consecutiveFailures: Int, baseEjection: Int64, maximumEjection: Int64, maxEjectedPercent: Int) {
+        package init(consecutiveFailures: Int, baseEjection: Int64, maximumEjection: Int64, maxEjectedPercent: Int) {
             precondition(consecutiveFailures >= 1 && baseEjection > 0 && maximumEjection >= baseEjection)
             self.consecutiveFailures = consecutiveFailures
             self.baseEjection = baseEjection
@@ -32,32 +32,32 @@ public final class OutlierDetector: Sendable {
     }
 
     /// What a failure led to.
-    public enum Verdict: Sendable, Equatable {
+    package enum Verdict: Sendable, Equatable {
         /// The server is out for `nanoseconds`; this is its `consecutiveEjections`th in a row.
         case ejected(nanoseconds: Int64, consecutiveEjections: Int)
         /// The streak reached the threshold but the server stays: `reason` says why.
         case spared(reason: String)
     }
 
-    public let settings: Settings
+    package let settings: Settings
     private let servers: [BalancedServer]
     private let decisions = Mutex(())
 
-    public init(settings: Settings, servers: [BalancedServer]) {
+    package init(settings: Settings, servers: [BalancedServer]) {
         self.settings = settings
         self.servers = servers
     }
 
     /// Records a successful exchange with `servers[index]`.
     @inline(__always)
-    public func recordSuccess(serverIndex index: Int) {
+    package func recordSuccess(serverIndex index: Int) {
         servers[index].recordSuccess()
     }
 
     /// Records a failed exchange with `servers[index]` at `now` (monotonic nanoseconds).
     /// Returns a verdict when the failure completes a streak (and once per streak when the
     /// server is spared), nil otherwise.
-    public func recordFailure(serverIndex index: Int, now: UInt64) -> Verdict? {
+    package func recordFailure(serverIndex index: Int, now: UInt64) -> Verdict? {
         let server = servers[index]
         let streak = server.recordFailure()
         guard streak >= settings.consecutiveFailures else { return nil }
@@ -85,7 +85,7 @@ public final class OutlierDetector: Sendable {
 
     /// Brings `servers[index]` back if its ejection is over at `now`; true if it came back.
     @discardableResult
-    public func returnIfOver(serverIndex index: Int, now: UInt64) -> Bool {
+    package func returnIfOver(serverIndex index: Int, now: UInt64) -> Bool {
         let server = servers[index]
         guard server.isEjected else { return false }
         let over = server.ejection.withLock { backoff in

@@ -19,16 +19,16 @@ import FulcrumConfig
 /// Generic over the random source so that the generator is stored and called directly,
 /// without boxing it in an existential on every pick. Not thread-safe: one instance per
 /// event loop.
-public final class PowerOfTwoChoices<R: RandomNumberGenerator>: LoadBalancingAlgorithm {
+package final class PowerOfTwoChoices<R: RandomNumberGenerator>: LoadBalancingAlgorithm {
     private var random: R
 
-    public init(random: R) {
+    package init(random: R) {
         self.random = random
     }
 
-    public var name: AlgorithmName { .powerOfTwo }
+    package var name: AlgorithmName { .powerOfTwo }
 
-    public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
+    package func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
         // First pass: count both tiers, to know which one to draw from.
         var weighted = 0
         var backups = 0
@@ -99,7 +99,7 @@ public final class PowerOfTwoChoices<R: RandomNumberGenerator>: LoadBalancingAlg
 
 extension PowerOfTwoChoices where R == FastRandom {
     /// Uses a `FastRandom` seeded from the system.
-    public convenience init() {
+    package convenience init() {
         self.init(random: FastRandom())
     }
 }

@@ -13,16 +13,16 @@ import FulcrumConfig
 /// Generic over the random source so that the generator is stored and called directly,
 /// without boxing it in an existential on every pick. Not thread-safe: one instance per
 /// event loop.
-public final class RandomChoice<R: RandomNumberGenerator>: LoadBalancingAlgorithm {
+package final class RandomChoice<R: RandomNumberGenerator>: LoadBalancingAlgorithm {
     private var random: R
 
-    public init(random: R) {
+    package init(random: R) {
         self.random = random
     }
 
-    public var name: AlgorithmName { .random }
+    package var name: AlgorithmName { .random }
 
-    public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
+    package func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
         // First pass: the sizes of both tiers, to know which one to draw from and how far.
         var totalWeight = 0
         var backups = 0
@@ -63,7 +63,7 @@ public final class RandomChoice<R: RandomNumberGenerator>: LoadBalancingAlgorith
 
 extension RandomChoice where R == FastRandom {
     /// Uses a `FastRandom` seeded from the system.
-    public convenience init() {
+    package convenience init() {
         self.init(random: FastRandom())
     }
 }

@@ -5,7 +5,7 @@
 ///
 /// One per backend and event loop, touched only on its loop: a deposit is an integer add.
 /// Tokens are counted in thousandths so the arithmetic stays integral.
-public struct RetryBudget: Sendable {
+package struct RetryBudget: Sendable {
     private let deposit: Int
     private let cap: Int
     private let reservePerSecond: Int
@@ -15,12 +15,12 @@ public struct RetryBudget: Sendable {
 
     /// Tokens a long quiet spell can save up: a burst of retries when trouble starts, not
     /// an unbounded one.
-    public static let maximumSavedRetries = 10
+    package static let maximumSavedRetries = 10
 
     /// - Parameters:
     ///   - ratio: retries allowed per request (0.2: retries add at most 20 %).
     ///   - minimumPerSecond: retries allowed per second whatever the traffic.
-    public init(ratio: Double, minimumPerSecond: Int) {
+    package init(ratio: Double, minimumPerSecond: Int) {
         precondition(ratio >= 0 && minimumPerSecond >= 0)
         deposit = Int((ratio * 1000).rounded())
         cap = Self.maximumSavedRetries * 1000
@@ -30,12 +30,12 @@ public struct RetryBudget: Sendable {
 
     /// Records a request's first attempt.
     @inline(__always)
-    public mutating func recordRequest() {
+    package mutating func recordRequest() {
         balance = min(balance + deposit, cap)
     }
 
     /// Takes one retry from the budget if it allows one at `now` (monotonic nanoseconds).
-    public mutating func withdrawRetry(now: UInt64) -> Bool {
+    package mutating func withdrawRetry(now: UInt64) -> Bool {
         if balance >= 1000 {
             balance -= 1000
             return true

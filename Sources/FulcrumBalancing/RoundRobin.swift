@@ -12,16 +12,16 @@ import FulcrumConfig
 /// others when none has.
 ///
 /// Not thread-safe: one instance per event loop, so each loop rotates independently.
-public final class RoundRobin: LoadBalancingAlgorithm {
+package final class RoundRobin: LoadBalancingAlgorithm {
     /// The index to try first on the next pick. May be out of range after the server list
     /// shrank; `pick` wraps it.
     private var nextIndex = 0
 
-    public init() {}
+    package init() {}
 
-    public var name: AlgorithmName { .roundRobin }
+    package var name: AlgorithmName { .roundRobin }
 
-    public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
+    package func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
         let count = servers.count
         guard count > 0 else { return nil }
 

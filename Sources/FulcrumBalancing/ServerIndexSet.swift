@@ -2,39 +2,39 @@
 ///
 /// Indices in `0..<64` live in a bit mask, so the common case never allocates; any other
 /// index (larger, or a nonsensical negative one) goes to an overflow `Set`.
-public struct ServerIndexSet: Sendable, Equatable {
+package struct ServerIndexSet: Sendable, Equatable {
     @usableFromInline var bits: UInt64 = 0
     @usableFromInline var overflow: Set<Int> = []
 
     @inlinable
-    public init() {}
+    package init() {}
 
     /// The empty set.
     @inlinable
-    public static var none: ServerIndexSet { ServerIndexSet() }
+    package static var none: ServerIndexSet { ServerIndexSet() }
 
     @inlinable
-    public func contains(_ index: Int) -> Bool {
+    package func contains(_ index: Int) -> Bool {
         // The unsigned comparison sends negative indices to `overflow` instead of trapping
         // in the `UInt64(index)` conversion.
         UInt(bitPattern: index) < 64 ? bits & (1 << UInt64(index)) != 0 : overflow.contains(index)
     }
 
     @inlinable
-    public mutating func insert(_ index: Int) {
+    package mutating func insert(_ index: Int) {
         if UInt(bitPattern: index) < 64 { bits |= 1 << UInt64(index) } else { overflow.insert(index) }
     }
 
     @inlinable
-    public var count: Int { bits.nonzeroBitCount + overflow.count }
+    package var count: Int { bits.nonzeroBitCount + overflow.count }
 
     @inlinable
-    public var isEmpty: Bool { bits == 0 && overflow.isEmpty }
+    package var isEmpty: Bool { bits == 0 && overflow.isEmpty }
 }
 
 extension ServerIndexSet: ExpressibleByArrayLiteral {
     @inlinable
-    public init(arrayLiteral indices: Int...) {
+    package init(arrayLiteral indices: Int...) {
         self.init()
         for index in indices { insert(index) }
     }

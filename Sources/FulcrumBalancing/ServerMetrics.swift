@@ -9,9 +9,9 @@ import Histogram
 /// it again, so a snapshot covers the current slot plus the previous `slotCount - 1` ones.
 ///
 /// Not thread-safe: one instance per server and event loop.
-public final class ServerMetrics {
+package final class ServerMetrics {
     /// How an exchange with the server ended.
-    public enum Outcome: Sendable, Equatable {
+    package enum Outcome: Sendable, Equatable {
         /// A response head arrived with this status.
         case response(status: UInt)
         /// No connection could be made.
@@ -22,10 +22,10 @@ public final class ServerMetrics {
         case noResponse
     }
 
-    public static let slotNanoseconds: UInt64 = 5_000_000_000
-    public static let slotCount = 4
+    package static let slotNanoseconds: UInt64 = 5_000_000_000
+    package static let slotCount = 4
     /// Weight of the newest response time in `ewma`.
-    public static let ewmaAlpha = 0.1
+    package static let ewmaAlpha = 0.1
 
     private var slots: [Slot]
     private var totals = ServerMetricsSnapshot.Totals()
@@ -51,13 +51,13 @@ public final class ServerMetrics {
         }
     }
 
-    public init() {
+    package init() {
         slots = Array(repeating: Slot(), count: Self.slotCount)
     }
 
     /// Records one exchange at `now` (monotonic nanoseconds); `responseNanoseconds` is the
     /// time from choosing the server to the response head (ignored for outcomes without one).
-    public func record(_ outcome: Outcome, responseNanoseconds: Int64, now: UInt64) {
+    package func record(_ outcome: Outcome, responseNanoseconds: Int64, now: UInt64) {
         let period = now / Self.slotNanoseconds
         let index = Int(period % UInt64(Self.slotCount))
         if slots[index].period != period { slots[index].reset(period: period) }
@@ -86,7 +86,7 @@ public final class ServerMetrics {
     }
 
     /// What this loop saw: totals, and the slots still inside the window at `now`.
-    public func snapshot(now: UInt64) -> ServerMetricsSnapshot {
+    package func snapshot(now: UInt64) -> ServerMetricsSnapshot {
         let current = now / Self.slotNanoseconds
         var snapshot = ServerMetricsSnapshot()
         snapshot.totals = totals
@@ -107,18 +107,18 @@ public final class ServerMetrics {
 }
 
 /// Live numbers for one server, merged from every event loop's `ServerMetrics`.
-public struct ServerMetricsSnapshot: Sendable {
+package struct ServerMetricsSnapshot: Sendable {
     /// Counts since the server was configured.
-    public struct Totals: Sendable, Equatable {
-        public var requests = 0
-        public var responses5xx = 0
-        public var connectFailures = 0
-        public var timeouts = 0
+    package struct Totals: Sendable, Equatable {
+        package var requests = 0
+        package var responses5xx = 0
+        package var connectFailures = 0
+        package var timeouts = 0
         /// Connections that closed before a response head.
-        public var noResponses = 0
+        package var noResponses = 0
 
         /// 5xx responses, connect failures, timeouts and missing responses.
-        public var errors: Int { responses5xx + connectFailures + timeouts + noResponses }
+        package var errors: Int { responses5xx + connectFailures + timeouts + noResponses }
     }
 
     static let highestMicroseconds: UInt64 = 3_600_000_000
@@ -128,22 +128,22 @@ public struct ServerMetricsSnapshot: Sendable {
         Histogram<UInt32>(highestTrackableValue: highestMicroseconds, numberOfSignificantValueDigits: .two)
     }
 
-    public var totals = Totals()
+    package var totals = Totals()
     /// Exchanges and failed exchanges in the window.
-    public var windowRequests = 0
-    public var windowErrors = 0
+    package var windowRequests = 0
+    package var windowErrors = 0
     /// The window's length (the same on every loop: they share the clock).
-    public var windowNanoseconds: UInt64 = 0
+    package var windowNanoseconds: UInt64 = 0
     /// Response times in the window, in microseconds.
-    public var latencies = makeHistogram()
+    package var latencies = makeHistogram()
     /// Each loop's EWMA weighted by its share of the window's requests.
     var ewmaSum = 0.0
     var ewmaWeight = 0.0
 
-    public init() {}
+    package init() {}
 
     /// Adds another loop's numbers for the same server.
-    public mutating func merge(_ other: ServerMetricsSnapshot) {
+    package mutating func merge(_ other: ServerMetricsSnapshot) {
         totals.requests += other.totals.requests
         totals.responses5xx += other.totals.responses5xx
         totals.connectFailures += other.totals.connectFailures
@@ -158,22 +158,22 @@ public struct ServerMetricsSnapshot: Sendable {
     }
 
     /// Exchanges per second over the window.
-    public var requestRate: Double {
+    package var requestRate: Double {
         windowNanoseconds == 0 ? 0 : Double(windowRequests) / (Double(windowNanoseconds) / 1e9)
     }
 
     /// Failed exchanges ÷ exchanges over the window (0 without traffic).
-    public var errorRate: Double {
+    package var errorRate: Double {
         windowRequests == 0 ? 0 : Double(windowErrors) / Double(windowRequests)
     }
 
     /// The response-time EWMA in milliseconds; nil before the first response.
-    public var ewmaMilliseconds: Double? {
+    package var ewmaMilliseconds: Double? {
         ewmaWeight == 0 ? nil : ewmaSum / ewmaWeight / 1000
     }
 
     /// A response-time percentile over the window in milliseconds; nil without responses.
-    public func percentileMilliseconds(_ percentile: Double) -> Double? {
+    package func percentileMilliseconds(_ percentile: Double) -> Double? {
         latencies.totalCount == 0 ? nil : Double(latencies.valueAtPercentile(percentile)) / 1000
     }
 }

@@ -19,7 +19,7 @@ import FulcrumConfig
 /// affected slots start over from zero, and the rest keep their place in the cycle.
 ///
 /// Not thread-safe: one instance per event loop.
-public final class SmoothWeightedRoundRobin: LoadBalancingAlgorithm {
+package final class SmoothWeightedRoundRobin: LoadBalancingAlgorithm {
     private struct Slot {
         /// The server this state belongs to; `nil` for a fresh slot.
         var server: ObjectIdentifier?
@@ -29,11 +29,11 @@ public final class SmoothWeightedRoundRobin: LoadBalancingAlgorithm {
     /// `slots[i]` is the state of `servers[i]` as of the last pick.
     private var slots: [Slot] = []
 
-    public init() {}
+    package init() {}
 
-    public var name: AlgorithmName { .weightedRoundRobin }
+    package var name: AlgorithmName { .weightedRoundRobin }
 
-    public func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
+    package func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int? {
         adoptSlots(for: servers)
         switch step(servers, excluding: excluded, tier: .weighted) {
         case .picked(let index):

@@ -6,7 +6,7 @@
 /// "64 KB" conventionally means 65 536 bytes, so `KB` is not 1000 here.
 ///
 /// - Returns: The number of bytes, or `nil` when `text` is not a valid size or overflows.
-public func parseByteSize(_ text: String) -> Int? {
+package func parseByteSize(_ text: String) -> Int? {
     let digits = text.prefix(while: \.isASCIIDigit)
     guard !digits.isEmpty, let number = Int(digits) else { return nil }
     // One space between number and unit is tolerated: people write "64 KB".

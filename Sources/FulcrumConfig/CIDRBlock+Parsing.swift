@@ -6,7 +6,7 @@ extension CIDRBlock {
     /// and firewalls do, so that `network` always holds the network address.
     ///
     /// - Returns: `nil` when the address or the prefix length is not valid.
-    public init?(parsing text: String) {
+    package init?(parsing text: String) {
         let pieces = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         guard let address = parseIPAddress(String(pieces[0])) else { return nil }
         let maximumPrefix = address.count * 8

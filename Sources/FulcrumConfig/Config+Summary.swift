@@ -1,7 +1,7 @@
 extension Config {
     /// A one-line description for people, e.g. `2 frontends, 2 backends, 3 servers`
     /// (what `fulcrum check` prints for a valid file).
-    public var summary: String {
+    package var summary: String {
         let serverCount = backends.reduce(0) { $0 + $1.servers.count }
         return [
             counted(frontends.count, "frontend"),

@@ -3,35 +3,35 @@
 /// A `Config` is an immutable value: it is produced by `ConfigLoader` from YAML (every
 /// problem reported at once, with its path and line) and then handed to the data plane,
 /// which compiles it into a runtime snapshot. Nothing in here does I/O.
-public struct Config: Sendable, Equatable {
-    public var global: GlobalConfig
-    public var frontends: [FrontendConfig]
-    public var backends: [BackendConfig]
+package struct Config: Sendable, Equatable {
+    package var global: GlobalConfig
+    package var frontends: [FrontendConfig]
+    package var backends: [BackendConfig]
 
-    public init(global: GlobalConfig = GlobalConfig(), frontends: [FrontendConfig], backends: [BackendConfig]) {
+    package init(global: GlobalConfig = GlobalConfig(), frontends: [FrontendConfig], backends: [BackendConfig]) {
         self.global = global
         self.frontends = frontends
         self.backends = backends
     }
 
     /// The backend with this name, if any.
-    public func backend(named name: String) -> BackendConfig? {
+    package func backend(named name: String) -> BackendConfig? {
         backends.first { $0.name == name }
     }
 }
 
 /// Process-wide settings (`global:`).
-public struct GlobalConfig: Sendable, Equatable {
+package struct GlobalConfig: Sendable, Equatable {
     /// Event-loop threads (`workers: auto | N`).
-    public var workers: WorkerCount
-    public var log: LogConfig
+    package var workers: WorkerCount
+    package var log: LogConfig
     /// How long `fulcrum run` lets in-flight requests finish after SIGINT/SIGTERM
     /// (`grace_period`, default 10s).
-    public var gracePeriod: Duration
+    package var gracePeriod: Duration
     /// The admin REST API (`admin`); nil: none.
-    public var admin: AdminConfig?
+    package var admin: AdminConfig?
 
-    public init(workers: WorkerCount = .auto, log: LogConfig = LogConfig(), gracePeriod: Duration = .seconds(10)) {
+    package init(workers: WorkerCount = .auto, log: LogConfig = LogConfig(), gracePeriod: Duration = .seconds(10)) {
         self.workers = workers
         self.log = log
         self.gracePeriod = gracePeriod
@@ -39,53 +39,53 @@ public struct GlobalConfig: Sendable, Equatable {
 }
 
 /// The admin REST API's listener (`global.admin`).
-public struct AdminConfig: Sendable, Equatable {
-    public var listen: ListenAddress
+package struct AdminConfig: Sendable, Equatable {
+    package var listen: ListenAddress
     /// The environment variable that holds the Bearer token (`token_env`). Without one, the API
     /// only reads (and only on a loopback address).
-    public var tokenEnvironmentVariable: String?
+    package var tokenEnvironmentVariable: String?
     /// Write configuration changes made through the API back to the file (`config_writeback`,
     /// default false), so a restart keeps them.
-    public var configWriteback = false
+    package var configWriteback = false
 
-    public init(listen: ListenAddress, tokenEnvironmentVariable: String? = nil, configWriteback: Bool = false) {
+    package init(listen: ListenAddress, tokenEnvironmentVariable: String? = nil, configWriteback: Bool = false) {
         self.listen = listen
         self.tokenEnvironmentVariable = tokenEnvironmentVariable
         self.configWriteback = configWriteback
     }
 
     /// Whether `listen` is a loopback address (127.0.0.0/8, ::1, localhost).
-    public var isLoopback: Bool {
+    package var isLoopback: Bool {
         let host = listen.host.lowercased()
         return host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 }
 
 /// The number of event-loop threads.
-public enum WorkerCount: Sendable, Equatable {
+package enum WorkerCount: Sendable, Equatable {
     /// One per core.
     case auto
     case fixed(Int)
 }
 
 /// Logging settings (`global.log`).
-public struct LogConfig: Sendable, Equatable {
-    public var level: LogLevel
-    public var access: AccessLogFormat
+package struct LogConfig: Sendable, Equatable {
+    package var level: LogLevel
+    package var access: AccessLogFormat
 
-    public init(level: LogLevel = .info, access: AccessLogFormat = .off) {
+    package init(level: LogLevel = .info, access: AccessLogFormat = .off) {
         self.level = level
         self.access = access
     }
 }
 
 /// Log levels, named as swift-log names them.
-public enum LogLevel: String, Sendable, Equatable, CaseIterable {
+package enum LogLevel: String, Sendable, Equatable, CaseIterable {
     case trace, debug, info, notice, warning, error, critical
 }
 
 /// Access-log formats (`global.log.access`).
-public enum AccessLogFormat: String, Sendable, Equatable, CaseIterable {
+package enum AccessLogFormat: String, Sendable, Equatable, CaseIterable {
     case off
     /// Apache/nginx "combined" format, plus backend, server and duration.
     case combined
@@ -94,32 +94,32 @@ public enum AccessLogFormat: String, Sendable, Equatable, CaseIterable {
 }
 
 /// A listener and its routing (`frontends[]`).
-public struct FrontendConfig: Sendable, Equatable {
-    public var name: String
-    public var listen: [ListenAddress]
-    public var timeouts: FrontendTimeouts
-    public var limits: FrontendLimits
+package struct FrontendConfig: Sendable, Equatable {
+    package var name: String
+    package var listen: [ListenAddress]
+    package var timeouts: FrontendTimeouts
+    package var limits: FrontendLimits
     /// Named conditions, in file order.
-    public var acls: [ACL]
+    package var acls: [ACL]
     /// Evaluated in order; the first rule whose condition holds decides.
-    public var rules: [Rule]
+    package var rules: [Rule]
     /// Used when no rule decides. `nil` only when there is at least one rule.
-    public var defaultBackend: String?
+    package var defaultBackend: String?
     /// Custom error pages: status code → file path (`error_files: { 503: ./503.html }`).
-    public var errorFiles: [Int: String]
+    package var errorFiles: [Int: String]
     /// TLS on every address of the frontend; nil: plain HTTP.
-    public var tls: FrontendTLSConfig?
+    package var tls: FrontendTLSConfig?
     /// Answer every request with `308` to `https://host:PORT/path` (`redirect_to_https`).
-    public var redirectToHTTPSPort: Int?
+    package var redirectToHTTPSPort: Int?
     /// A plain listener also accepts HTTP/2 with prior knowledge (`h2c`, default false).
     /// (TLS listeners offer HTTP/2 by ALPN, `tls.alpn`.)
-    public var h2c = false
+    package var h2c = false
     /// Per-client request limits (`rate_limits`), checked in order before the rules.
-    public var rateLimits: [RateLimitConfig] = []
+    package var rateLimits: [RateLimitConfig] = []
     /// The anti-bot shield (`antibot`), checked after the rate limits, before the rules.
-    public var antibot: AntibotConfig?
+    package var antibot: AntibotConfig?
 
-    public init(
+    package init(
         name: String,
         listen: [ListenAddress],
         timeouts: FrontendTimeouts = FrontendTimeouts(),
@@ -142,65 +142,65 @@ public struct FrontendConfig: Sendable, Equatable {
 
 /// TLS on a frontend (`frontends[].tls`): certificates from a watched directory, chosen per
 /// connection by SNI.
-public struct FrontendTLSConfig: Sendable, Equatable {
+package struct FrontendTLSConfig: Sendable, Equatable {
     /// A directory of certificates: every `*.pem` (chain and key in one file) or
     /// `NAME.crt` + `NAME.key` pair. Absolute after loading.
-    public var certificatesDirectory: String
+    package var certificatesDirectory: String
     /// The host name whose certificate is served when SNI is missing or matches nothing; nil:
     /// the first certificate by file name.
-    public var defaultCertificate: String?
-    public var minimumVersion: TLSVersionName = .v1_2
+    package var defaultCertificate: String?
+    package var minimumVersion: TLSVersionName = .v1_2
     /// Protocols offered by ALPN, in preference order (HTTP/2 first, as browsers expect).
-    public var alpn: [String] = ["h2", "http/1.1"]
+    package var alpn: [String] = ["h2", "http/1.1"]
 
-    public init(certificatesDirectory: String) {
+    package init(certificatesDirectory: String) {
         self.certificatesDirectory = certificatesDirectory
     }
 }
 
 /// The lowest TLS version a frontend accepts (`min_version`).
-public enum TLSVersionName: String, Sendable, Equatable, CaseIterable {
+package enum TLSVersionName: String, Sendable, Equatable, CaseIterable {
     case v1_2 = "1.2"
     case v1_3 = "1.3"
 }
 
 /// `host:port` a frontend listens on. `host` is an IP literal or a name (IPv6 without brackets).
-public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+package struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
 
-    public init(host: String, port: Int) {
+    package init(host: String, port: Int) {
         self.host = host
         self.port = port
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 /// Client-side timeouts of a frontend (`frontends[].timeouts`).
-public struct FrontendTimeouts: Sendable, Equatable {
+package struct FrontendTimeouts: Sendable, Equatable {
     /// A keep-alive connection with no request in progress is closed after this long.
-    public var clientIdle: Duration
+    package var clientIdle: Duration
     /// Once the first byte of a request arrives, its whole head must arrive within this (else 408).
-    public var headerRead: Duration
+    package var headerRead: Duration
 
-    public init(clientIdle: Duration = .seconds(60), headerRead: Duration = .seconds(10)) {
+    package init(clientIdle: Duration = .seconds(60), headerRead: Duration = .seconds(10)) {
         self.clientIdle = clientIdle
         self.headerRead = headerRead
     }
 }
 
 /// Request limits of a frontend (`frontends[].limits`).
-public struct FrontendLimits: Sendable, Equatable {
+package struct FrontendLimits: Sendable, Equatable {
     /// Largest request head (request line + headers) in bytes, else 431 (`max_header_size`, default 64 KB).
-    public var maxHeaderBytes: Int
+    package var maxHeaderBytes: Int
     /// Largest request body in bytes, else 413 (`max_body_size`; `nil`, the default, means unlimited).
-    public var maxBodyBytes: Int?
+    package var maxBodyBytes: Int?
     /// Streams an HTTP/2 client may have open at once on one connection
     /// (`max_concurrent_streams`, default 100; announced in SETTINGS).
-    public var maxConcurrentStreams = 100
+    package var maxConcurrentStreams = 100
 
-    public init(maxHeaderBytes: Int = 64 * 1024, maxBodyBytes: Int? = nil) {
+    package init(maxHeaderBytes: Int = 64 * 1024, maxBodyBytes: Int? = nil) {
         self.maxHeaderBytes = maxHeaderBytes
         self.maxBodyBytes = maxBodyBytes
     }
@@ -210,18 +210,18 @@ public struct FrontendLimits: Sendable, Equatable {
 ///
 /// An ACL matches when *every* criterion it lists matches; a criterion that lists several
 /// values matches when *any* of them does (HAProxy: several values of one ACL are OR-ed).
-public struct ACL: Sendable, Equatable {
-    public var name: String
-    public var criteria: [ACLCriterion]
+package struct ACL: Sendable, Equatable {
+    package var name: String
+    package var criteria: [ACLCriterion]
 
-    public init(name: String, criteria: [ACLCriterion]) {
+    package init(name: String, criteria: [ACLCriterion]) {
         self.name = name
         self.criteria = criteria
     }
 }
 
 /// One test an ACL applies to a request.
-public enum ACLCriterion: Sendable, Equatable {
+package enum ACLCriterion: Sendable, Equatable {
     /// `path_prefix: /api/` or a list: the path (without query) starts with one of them.
     case pathPrefix([String])
     /// `path: /login` or a list: the path (without query) equals one of them.
@@ -241,7 +241,7 @@ public enum ACLCriterion: Sendable, Equatable {
 }
 
 /// How a header criterion compares the header's value (first value when repeated).
-public enum HeaderMatch: Sendable, Equatable {
+package enum HeaderMatch: Sendable, Equatable {
     case equals(String)
     case prefix(String)
     case contains(String)
@@ -250,19 +250,19 @@ public enum HeaderMatch: Sendable, Equatable {
 }
 
 /// An IPv4 or IPv6 network, `10.0.0.0/8` or `2001:db8::/32`. A bare address means /32 or /128.
-public struct CIDRBlock: Sendable, Equatable, CustomStringConvertible {
+package struct CIDRBlock: Sendable, Equatable, CustomStringConvertible {
     /// Network address bytes: 4 for IPv4, 16 for IPv6. Host bits are zero.
-    public var network: [UInt8]
-    public var prefixLength: Int
+    package var network: [UInt8]
+    package var prefixLength: Int
 
-    public init(network: [UInt8], prefixLength: Int) {
+    package init(network: [UInt8], prefixLength: Int) {
         self.network = network
         self.prefixLength = prefixLength
     }
 
     /// Whether `address` (4 or 16 bytes) lies in this block. An IPv4-mapped IPv6
     /// address (`::ffff:a.b.c.d`) matches IPv4 blocks.
-    public func contains(_ address: [UInt8]) -> Bool {
+    package func contains(_ address: [UInt8]) -> Bool {
         var bytes = address
         if bytes.count == 16, network.count == 4,
            bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
@@ -279,7 +279,7 @@ public struct CIDRBlock: Sendable, Equatable, CustomStringConvertible {
         return true
     }
 
-    public var description: String {
+    package var description: String {
         if network.count == 4 {
             return network.map(String.init).joined(separator: ".") + "/\(prefixLength)"
         }
@@ -292,14 +292,14 @@ public struct CIDRBlock: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// One routing rule (`frontends[].rules[]`): an action guarded by ACL names.
-public struct Rule: Sendable, Equatable {
-    public var action: RuleAction
+package struct Rule: Sendable, Equatable {
+    package var action: RuleAction
     /// Every ACL named here must match (empty = no requirement).
-    public var ifACLs: [String]
+    package var ifACLs: [String]
     /// No ACL named here may match (empty = no requirement).
-    public var unlessACLs: [String]
+    package var unlessACLs: [String]
 
-    public init(action: RuleAction, ifACLs: [String] = [], unlessACLs: [String] = []) {
+    package init(action: RuleAction, ifACLs: [String] = [], unlessACLs: [String] = []) {
         self.action = action
         self.ifACLs = ifACLs
         self.unlessACLs = unlessACLs
@@ -311,7 +311,7 @@ public struct Rule: Sendable, Equatable {
 /// `use_backend`, `deny`, `redirect` and `tarpit` decide the request: the first rule whose
 /// condition holds and that has one of them wins. `set_header` and `del_header` change the
 /// request's headers (as the server receives them) and rule evaluation goes on.
-public enum RuleAction: Sendable, Equatable {
+package enum RuleAction: Sendable, Equatable {
     /// `use_backend: NAME`: forward to that backend.
     case useBackend(String)
     /// `deny: 403`: answer with this status (an error page) without contacting a backend.
@@ -330,7 +330,7 @@ public enum RuleAction: Sendable, Equatable {
     case deleteHeader(String)
 
     /// Whether the action decides the request (the rest do their part and go on).
-    public var isFinal: Bool {
+    package var isFinal: Bool {
         switch self {
         case .useBackend, .deny, .redirect, .tarpit: true
         case .setHeader, .deleteHeader: false
@@ -339,23 +339,23 @@ public enum RuleAction: Sendable, Equatable {
 }
 
 /// A pool of servers and how to balance across them (`backends[]`).
-public struct BackendConfig: Sendable, Equatable {
-    public var name: String
-    public var algorithm: AlgorithmName
+package struct BackendConfig: Sendable, Equatable {
+    package var name: String
+    package var algorithm: AlgorithmName
     /// How many other servers to try when a connection cannot be made (default 2).
-    public var retries: Int
-    public var timeouts: BackendTimeouts
-    public var servers: [ServerConfig]
+    package var retries: Int
+    package var timeouts: BackendTimeouts
+    package var servers: [ServerConfig]
     /// The decision engine's thresholds when `algorithm` is `.adaptive`.
-    public var adaptive: AdaptiveOptions
+    package var adaptive: AdaptiveOptions
     /// Active health checks of the servers; nil: none (servers are always considered up).
-    public var healthCheck: HealthCheckConfig?
+    package var healthCheck: HealthCheckConfig?
     /// Passive outlier detection (ejection on failures in live traffic); nil: off.
-    public var outlier: OutlierConfig?
+    package var outlier: OutlierConfig?
     /// How much retries may add to the servers' load.
-    public var retryBudget = RetryBudgetConfig()
+    package var retryBudget = RetryBudgetConfig()
 
-    public init(
+    package init(
         name: String,
         algorithm: AlgorithmName = .roundRobin,
         retries: Int = 2,
@@ -373,7 +373,7 @@ public struct BackendConfig: Sendable, Equatable {
 }
 
 /// The balancing algorithms, by their YAML names.
-public enum AlgorithmName: String, Sendable, Equatable, CaseIterable {
+package enum AlgorithmName: String, Sendable, Equatable, CaseIterable {
     case roundRobin = "round_robin"
     case weightedRoundRobin = "weighted_round_robin"
     case leastConnections = "least_connections"
@@ -387,87 +387,87 @@ public enum AlgorithmName: String, Sendable, Equatable, CaseIterable {
 
 /// Active health checks (`backends[].health_check`): each server is probed on its own
 /// schedule; `fall` failures in a row take it out of rotation, `rise` successes bring it back.
-public struct HealthCheckConfig: Sendable, Equatable {
+package struct HealthCheckConfig: Sendable, Equatable {
     /// The path requested with `GET` (default `/health`).
-    public var path: String = "/health"
+    package var path: String = "/health"
     /// Time between the end of one probe and the start of the next (jittered by ±10 %).
-    public var interval: Duration = .seconds(2)
+    package var interval: Duration = .seconds(2)
     /// A probe without a complete status line within this time fails.
-    public var timeout: Duration = .seconds(1)
+    package var timeout: Duration = .seconds(1)
     /// Successes in a row that bring a down server back.
-    public var rise = 2
+    package var rise = 2
     /// Failures in a row that take an up server out.
-    public var fall = 3
+    package var fall = 3
     /// The statuses that count as healthy (default 200–399).
-    public var expect: ClosedRange<Int> = 200...399
+    package var expect: ClosedRange<Int> = 200...399
 
-    public init() {}
+    package init() {}
 }
 
 /// Passive outlier detection (`backends[].outlier`): a server whose live exchanges fail
 /// `consecutive_failures` times in a row is taken out for `base_ejection`, twice as long
 /// each time it happens again soon after, up to `max_ejection`.
-public struct OutlierConfig: Sendable, Equatable {
+package struct OutlierConfig: Sendable, Equatable {
     /// Connect errors, timeouts and 5xx responses in a row that eject a server.
-    public var consecutiveFailures = 5
+    package var consecutiveFailures = 5
     /// The first ejection's length.
-    public var baseEjection: Duration = .seconds(10)
+    package var baseEjection: Duration = .seconds(10)
     /// The longest ejection.
-    public var maxEjection: Duration = .seconds(300)
+    package var maxEjection: Duration = .seconds(300)
     /// At most this share of a backend's servers is ejected at once (at least one, and never
     /// the last server in rotation).
-    public var maxEjectedPercent = 50
+    package var maxEjectedPercent = 50
 
-    public init() {}
+    package init() {}
 }
 
 /// The retry budget (`backends[].retry_budget`): retries of requests a server already
 /// received may add at most `ratio` to the backend's requests, plus `min_per_second` per
 /// event loop so a quiet backend can retry too.
-public struct RetryBudgetConfig: Sendable, Equatable {
+package struct RetryBudgetConfig: Sendable, Equatable {
     /// Retries per request (default 0.2: at most 20 % more load).
-    public var ratio = 0.2
+    package var ratio = 0.2
     /// Retries always allowed per second and event loop (default 10, as Finagle).
-    public var minPerSecond = 10
+    package var minPerSecond = 10
 
-    public init() {}
+    package init() {}
 }
 
 /// Thresholds of `algorithm: adaptive` (`backends[].adaptive`); docs/config.md explains
 /// each rule they belong to.
-public struct AdaptiveOptions: Sendable, Equatable {
+package struct AdaptiveOptions: Sendable, Equatable {
     /// How often the engine evaluates, over a window of this length.
-    public var evaluateEvery: Duration = .seconds(5)
+    package var evaluateEvery: Duration = .seconds(5)
     /// The shortest time between two switches.
-    public var minSwitchInterval: Duration = .seconds(60)
+    package var minSwitchInterval: Duration = .seconds(60)
     /// Fewer requests than this in a window: keep the algorithm.
-    public var minimumRequests = 50
+    package var minimumRequests = 50
     /// A server's error rate from which failures are steered around (with `peak_ewma`).
-    public var errorRate = 0.1
+    package var errorRate = 0.1
     /// Slowest ÷ fastest p95 from which to balance by latency (`peak_ewma`).
-    public var latencySpread = 3.0
+    package var latencySpread = 3.0
     /// Busiest ÷ idlest in-flight (per weight, + 1) from which to use `least_connections`.
-    public var inFlightImbalance = 2.0
+    package var inFlightImbalance = 2.0
     /// For the algorithm in use, its rule's threshold is multiplied by this, so leaving it
     /// takes a clear change (not configurable: documented as 0.75).
-    public var hysteresis = 0.75
+    package var hysteresis = 0.75
 
-    public init() {}
+    package init() {}
 }
 
 /// Server-side timeouts of a backend (`backends[].timeouts`).
-public struct BackendTimeouts: Sendable, Equatable {
+package struct BackendTimeouts: Sendable, Equatable {
     /// Establishing a TCP connection to a server (default 2s); past it the next server is tried.
-    public var connect: Duration
+    package var connect: Duration
     /// Waiting for the server: the response head after the request was sent, and any gap
     /// between response bytes (default 30s); past it the client gets 504.
-    public var response: Duration
+    package var response: Duration
     /// A pooled keep-alive connection unused for this long is closed (`idle`, default 30s).
-    public var idle: Duration
+    package var idle: Duration
     /// A WebSocket tunnel with no byte either way for this long is closed (`tunnel`, default 1h).
-    public var tunnel: Duration = .seconds(3600)
+    package var tunnel: Duration = .seconds(3600)
 
-    public init(connect: Duration = .seconds(2), response: Duration = .seconds(30), idle: Duration = .seconds(30)) {
+    package init(connect: Duration = .seconds(2), response: Duration = .seconds(30), idle: Duration = .seconds(30)) {
         self.connect = connect
         self.response = response
         self.idle = idle
@@ -475,16 +475,16 @@ public struct BackendTimeouts: Sendable, Equatable {
 }
 
 /// One server of a backend (`backends[].servers[]`).
-public struct ServerConfig: Sendable, Equatable {
-    public var name: String
-    public var address: ServerAddress
+package struct ServerConfig: Sendable, Equatable {
+    package var name: String
+    package var address: ServerAddress
     /// Relative share of requests, 0…256 (default 1). Used by every weight-aware algorithm.
     /// 0 makes the server a backup: it is chosen only when no server with a positive weight can be.
-    public var weight: Int
+    package var weight: Int
     /// TLS to the server (`tls`); nil: plain HTTP.
-    public var tls: ServerTLSConfig?
+    package var tls: ServerTLSConfig?
 
-    public init(name: String, address: ServerAddress, weight: Int = 1) {
+    package init(name: String, address: ServerAddress, weight: Int = 1) {
         self.name = name
         self.address = address
         self.weight = weight
@@ -492,30 +492,30 @@ public struct ServerConfig: Sendable, Equatable {
 }
 
 /// TLS to one server (`servers[].tls`).
-public struct ServerTLSConfig: Sendable, Equatable {
+package struct ServerTLSConfig: Sendable, Equatable {
     /// Verify the server's certificate chain and name (default true; `false` only explicitly).
-    public var verify = true
+    package var verify = true
     /// PEM file of the CAs to trust instead of the system's (absolute after loading).
-    public var caFile: String?
+    package var caFile: String?
     /// The name sent by SNI and checked against the certificate; default: the address's host
     /// when it is a name.
-    public var serverName: String?
+    package var serverName: String?
     /// PEM file with a client certificate chain and its key, for mutual TLS.
-    public var clientCertificateFile: String?
+    package var clientCertificateFile: String?
 
-    public init() {}
+    package init() {}
 }
 
 /// `host:port` of a server. `host` is an IP literal or a name resolved when the config is
 /// applied (IPv6 without brackets here).
-public struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+package struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
 
-    public init(host: String, port: Int) {
+    package init(host: String, port: Int) {
         self.host = host
         self.port = port
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

@@ -7,21 +7,21 @@
 /// `path` names the offending key in the document (`frontends[0].acls.api.path_prefix`);
 /// problems that concern the whole document (a YAML syntax error, an unreadable file) use
 /// the name of the source instead, usually the file's path.
-public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+package struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Where the problem is: keys joined by `.`, list positions as `[N]`.
-    public var path: String
+    package var path: String
     /// The 1-based line of the offending YAML node, when the problem has one.
-    public var line: Int?
+    package var line: Int?
     /// What is wrong, in words.
-    public var message: String
+    package var message: String
 
-    public init(path: String, line: Int? = nil, message: String) {
+    package init(path: String, line: Int? = nil, message: String) {
         self.path = path
         self.line = line
         self.message = message
     }
 
-    public var description: String {
+    package var description: String {
         if let line {
             return "\(path) (line \(line)): \(message)"
         }
@@ -33,15 +33,15 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
 ///
 /// Loading never stops at the first problem, so that a person can fix a file in one go.
 /// The errors are in file order (problems without a line come last).
-public struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible {
-    public var errors: [ConfigError]
+package struct ConfigErrors: Error, Sendable, Equatable, CustomStringConvertible {
+    package var errors: [ConfigError]
 
-    public init(errors: [ConfigError]) {
+    package init(errors: [ConfigError]) {
         self.errors = errors
     }
 
     /// One error per line.
-    public var description: String {
+    package var description: String {
         errors.map(\.description).joined(separator: "\n")
     }
 }

@@ -16,7 +16,7 @@ internal import Yams
 ///
 /// The document is walked by hand from Yams' node tree rather than decoded with
 /// `Codable`: decoding stops at the first error and loses line numbers.
-public enum ConfigLoader {
+package enum ConfigLoader {
     /// Loads a configuration from YAML text.
     ///
     /// Relative `error_files` paths are taken relative to the working directory and kept
@@ -27,7 +27,7 @@ public enum ConfigLoader {
     ///   - sourceName: Names the document in errors that concern it as a whole (a YAML
     ///     syntax error, an empty document); `"config"` when `nil`.
     /// - Throws: `ConfigErrors` with every problem found.
-    public static func load(yaml: String, sourceName: String? = nil) throws(ConfigErrors) -> Config {
+    package static func load(yaml: String, sourceName: String? = nil) throws(ConfigErrors) -> Config {
         try load(yaml: yaml, documentName: sourceName ?? "config", baseDirectory: nil)
     }
 
@@ -39,7 +39,7 @@ public enum ConfigLoader {
     ///
     /// - Throws: `ConfigErrors` with every problem found; a file that cannot be read is
     ///   one error whose path is `path`.
-    public static func load(contentsOfFile path: String) throws(ConfigErrors) -> Config {
+    package static func load(contentsOfFile path: String) throws(ConfigErrors) -> Config {
         let yaml = try readFile(atPath: path)
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         return try load(yaml: yaml, documentName: path, baseDirectory: directory)
@@ -51,7 +51,7 @@ public enum ConfigLoader {
     ///
     /// - Parameter baseDirectory: what relative `tls` file paths resolve against (nil: the
     ///   working directory).
-    public static func loadServer(yaml: String, sourceName: String, baseDirectory: String? = nil) throws(ConfigErrors) -> ServerConfig {
+    package static func loadServer(yaml: String, sourceName: String, baseDirectory: String? = nil) throws(ConfigErrors) -> ServerConfig {
         let root = try compose(yaml, documentName: sourceName, ifEmpty: "empty; expected a server (name, address)")
         let diagnostics = ConfigDiagnostics(documentName: sourceName)
         let parser = ConfigParser(diagnostics: diagnostics, baseDirectory: baseDirectory)
@@ -66,7 +66,7 @@ public enum ConfigLoader {
 
     /// Loads a configuration from YAML text whose relative paths resolve against
     /// `baseDirectory` (the admin API's `PUT /api/config`, against the running file's directory).
-    public static func load(yaml: String, sourceName: String, baseDirectory: String?) throws(ConfigErrors) -> Config {
+    package static func load(yaml: String, sourceName: String, baseDirectory: String?) throws(ConfigErrors) -> Config {
         try load(yaml: yaml, documentName: sourceName, baseDirectory: baseDirectory)
     }
 

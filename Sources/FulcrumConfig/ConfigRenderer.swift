@@ -30,19 +30,19 @@
 /// 256, `adaptive` thresholds on another algorithm...), values it normalizes (an upper-case
 /// host, a CIDR block with host bits set), durations finer than a nanosecond, and
 /// `AdaptiveOptions.hysteresis`, which is not configurable.
-public enum ConfigRenderer {
+package enum ConfigRenderer {
     /// The configuration as YAML, in the file format `ConfigParser` reads: block style, with
     /// small collections of plain values in flow style on one line (`{ connect: 2s, ... }`),
     /// as the documentation writes them. Strings are quoted when YAML would read them as
     /// something else (a number, a boolean, null) or they hold characters that YAML gives a
     /// meaning to.
-    public static func yaml(_ config: Config) -> String {
+    package static func yaml(_ config: Config) -> String {
         document(config).yamlText()
     }
 
     /// The same document as JSON (pretty-printed, two-space indentation, keys in the same
     /// order as the YAML), which `ConfigParser` also reads since JSON is YAML.
-    public static func json(_ config: Config) -> String {
+    package static func json(_ config: Config) -> String {
         document(config).jsonText()
     }
 

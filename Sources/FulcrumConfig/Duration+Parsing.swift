@@ -8,7 +8,7 @@
 /// are dropped.
 ///
 /// - Returns: The duration, or `nil` when `text` is not a valid duration or overflows.
-public func parseDuration(_ text: String) -> Duration? {
+package func parseDuration(_ text: String) -> Duration? {
     var rest = Substring(text)
     guard !rest.isEmpty else { return nil }
     var totalNanoseconds = 0

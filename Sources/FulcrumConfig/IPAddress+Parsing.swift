@@ -4,7 +4,7 @@
 ///
 /// These are the bytes `CIDRBlock.contains(_:)` takes, so a caller holding a client
 /// address as text can test it against the `src` blocks of an ACL.
-public func parseIPAddress(_ text: String) -> [UInt8]? {
+package func parseIPAddress(_ text: String) -> [UInt8]? {
     let text = Substring(text)
     return text.contains(":") ? parseIPv6(text) : parseIPv4(text)
 }

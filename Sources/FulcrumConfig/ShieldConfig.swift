@@ -1,8 +1,8 @@
 /// A per-client request limit of a frontend (`frontends[].rate_limits.NAME`), HAProxy's stick
 /// tables and nginx's `limit_req` in one line: `{ key: src, rate: 100/10s, burst: 50 }`.
-public struct RateLimitConfig: Sendable, Equatable {
+package struct RateLimitConfig: Sendable, Equatable {
     /// What identifies a client.
-    public enum Key: Sendable, Equatable {
+    package enum Key: Sendable, Equatable {
         /// The client's address (`src`).
         case source
         /// A request header's value (`header:X-Api-Key`); requests without it are not limited.
@@ -12,7 +12,7 @@ public struct RateLimitConfig: Sendable, Equatable {
     }
 
     /// What a request over the limit gets.
-    public enum Action: String, Sendable, Equatable, CaseIterable {
+    package enum Action: String, Sendable, Equatable, CaseIterable {
         /// `429 Too Many Requests` with `Retry-After` (the default).
         case reject
         /// Held for `tarpit` (default 10s), then `429`, and the connection closed.
@@ -21,22 +21,22 @@ public struct RateLimitConfig: Sendable, Equatable {
         case deny
     }
 
-    public var name: String
-    public var key: Key
+    package var name: String
+    package var key: Key
     /// Requests allowed per `period` on average.
-    public var requests: Int
-    public var period: Duration
+    package var requests: Int
+    package var period: Duration
     /// Requests allowed beyond the rate in a burst (default 0).
-    public var burst = 0
+    package var burst = 0
     /// Clients tracked at most, per event loop; the least recently seen are forgotten first, so
     /// a flood of spoofed keys cannot exhaust memory (default 100000).
-    public var maxEntries = 100_000
-    public var action = Action.reject
-    public var tarpit: Duration = .seconds(10)
-    public var ifACLs: [String] = []
-    public var unlessACLs: [String] = []
+    package var maxEntries = 100_000
+    package var action = Action.reject
+    package var tarpit: Duration = .seconds(10)
+    package var ifACLs: [String] = []
+    package var unlessACLs: [String] = []
 
-    public init(name: String, key: Key, requests: Int, period: Duration) {
+    package init(name: String, key: Key, requests: Int, period: Duration) {
         self.name = name
         self.key = key
         self.requests = requests
@@ -45,8 +45,8 @@ public struct RateLimitConfig: Sendable, Equatable {
 }
 
 /// A frontend's anti-bot shield (`frontends[].antibot`).
-public struct AntibotConfig: Sendable, Equatable {
-    public enum Mode: String, Sendable, Equatable, CaseIterable {
+package struct AntibotConfig: Sendable, Equatable {
+    package enum Mode: String, Sendable, Equatable, CaseIterable {
         /// Nothing is checked.
         case off
         /// Suspicious requests are counted and logged with their reasons, and served.
@@ -57,43 +57,43 @@ public struct AntibotConfig: Sendable, Equatable {
         case block
     }
 
-    public var mode: Mode
+    package var mode: Mode
     /// Leading zero bits the proof of work needs (default 16: ~65,000 hashes, well under a
     /// second in a browser).
-    public var difficulty = 16
+    package var difficulty = 16
     /// How long a clearance cookie is valid (default 1h).
-    public var cookieTTL: Duration = .seconds(3600)
+    package var cookieTTL: Duration = .seconds(3600)
     /// The environment variable with the key cookies and challenges are signed with; without
     /// one, a random key per process (cookies then end with the process).
-    public var secretEnvironmentVariable: String?
+    package var secretEnvironmentVariable: String?
     /// A request whose score reaches this is suspicious (default 50; 0: every request).
-    public var threshold = 50
+    package var threshold = 50
     /// A client (by address) sending more than this is `over-rate` for the heuristics
     /// (default 100 in any 10 s).
-    public var rate = RequestRate(requests: 100, period: .seconds(10))
+    package var rate = RequestRate(requests: 100, period: .seconds(10))
     /// Clients never checked.
-    public var allowSources: [CIDRBlock] = []
+    package var allowSources: [CIDRBlock] = []
     /// `allow.src_file`: a file of addresses and CIDR blocks never checked (absolute path), and
     /// what it listed when the configuration was loaded.
-    public var allowSourceFile: AddressListFile?
+    package var allowSourceFile: AddressListFile?
     /// Crawlers let through when forward-confirmed reverse DNS says the address is theirs.
-    public var verifiedBots: [VerifiedBot] = []
+    package var verifiedBots: [VerifiedBot] = []
     /// User-Agent patterns (regular expressions) that make a request suspicious on their own.
-    public var denyUserAgents: [String] = []
-    public var ifACLs: [String] = []
-    public var unlessACLs: [String] = []
+    package var denyUserAgents: [String] = []
+    package var ifACLs: [String] = []
+    package var unlessACLs: [String] = []
 
-    public init(mode: Mode) {
+    package init(mode: Mode) {
         self.mode = mode
     }
 }
 
 /// `N/period`: at most N requests in any such window.
-public struct RequestRate: Sendable, Equatable {
-    public var requests: Int
-    public var period: Duration
+package struct RequestRate: Sendable, Equatable {
+    package var requests: Int
+    package var period: Duration
 
-    public init(requests: Int, period: Duration) {
+    package init(requests: Int, period: Duration) {
         self.requests = requests
         self.period = period
     }
@@ -101,13 +101,13 @@ public struct RequestRate: Sendable, Equatable {
 
 /// A file of addresses and CIDR blocks, one per line (`#` starts a comment), read when the
 /// configuration is loaded — so on every reload too.
-public struct AddressListFile: Sendable, Equatable {
+package struct AddressListFile: Sendable, Equatable {
     /// The file, made absolute against the configuration file's directory.
-    public var path: String
+    package var path: String
     /// What it listed.
-    public var blocks: [CIDRBlock]
+    package var blocks: [CIDRBlock]
 
-    public init(path: String, blocks: [CIDRBlock]) {
+    package init(path: String, blocks: [CIDRBlock]) {
         self.path = path
         self.blocks = blocks
     }
@@ -117,14 +117,14 @@ public struct AddressListFile: Sendable, Equatable {
 /// reverse-DNS name ends in one of its operator's `domains` and resolves back to the same
 /// address (forward-confirmed reverse DNS, the check the search engines document); a
 /// User-Agent alone proves nothing.
-public struct VerifiedBot: Sendable, Equatable {
-    public var name: String
+package struct VerifiedBot: Sendable, Equatable {
+    package var name: String
     /// A regular expression (ICU syntax) that the crawler's User-Agent matches.
-    public var userAgent: String
+    package var userAgent: String
     /// Domains its addresses' names end in (`googlebot.com` covers `crawl-66-249-66-1.googlebot.com`).
-    public var domains: [String]
+    package var domains: [String]
 
-    public init(name: String, userAgent: String, domains: [String]) {
+    package init(name: String, userAgent: String, domains: [String]) {
         self.name = name
         self.userAgent = userAgent
         self.domains = domains
@@ -132,7 +132,7 @@ public struct VerifiedBot: Sendable, Equatable {
 
     /// The crawlers known by name, with the User-Agent tokens and domains their operators
     /// publish for this check (Google, Microsoft, Apple, Yandex, Baidu).
-    public static let builtIn: [VerifiedBot] = [
+    package static let builtIn: [VerifiedBot] = [
         VerifiedBot(
             name: "googlebot",
             userAgent: #"(?i)\b(googlebot|google-inspectiontool|googleother|storebot-google|adsbot-google|mediapartners-google|apis-google|feedfetcher-google)\b"#,

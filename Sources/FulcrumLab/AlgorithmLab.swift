@@ -17,9 +17,9 @@ import Synchronization
 /// fixed rate whatever the responses do, and each latency is measured from the moment its
 /// request was due, so a slow server cannot hide its effect by slowing the load down
 /// (coordinated omission).
-public enum AlgorithmLab {
+package enum AlgorithmLab {
     /// How time passes for the adaptive engine in the lab.
-    public enum Mode: String, Sendable {
+    package enum Mode: String, Sendable {
         /// Compressed time: the engine evaluates every 100 ms and may switch every 500 ms, so a
         /// run of seconds shows what production settings show over minutes. For quick runs.
         case compressed
@@ -28,7 +28,7 @@ public enum AlgorithmLab {
         case realtime
 
         /// The backend's `adaptive:` settings (nil: the defaults).
-        public var adaptiveSettings: String? {
+        package var adaptiveSettings: String? {
             switch self {
             case .compressed: "{ evaluate_every: 100ms, min_switch_interval: 500ms, min_requests: 10 }"
             case .realtime: nil
@@ -36,18 +36,18 @@ public enum AlgorithmLab {
         }
 
         /// How the settings read in a banner.
-        public var settingsDescription: String {
+        package var settingsDescription: String {
             adaptiveSettings ?? "the production defaults { evaluate_every: 5s, min_switch_interval: 60s, min_requests: 50 }"
         }
     }
 
     /// How hard and how long each run drives the proxy.
-    public struct Load: Sendable {
-        public var rate: Int
-        public var duration: Duration
-        public var mode: Mode
+    package struct Load: Sendable {
+        package var rate: Int
+        package var duration: Duration
+        package var mode: Mode
 
-        public init(rate: Int = 200, duration: Duration = .seconds(20), mode: Mode = .compressed) {
+        package init(rate: Int = 200, duration: Duration = .seconds(20), mode: Mode = .compressed) {
             self.rate = rate
             self.duration = duration
             self.mode = mode
@@ -55,7 +55,7 @@ public enum AlgorithmLab {
     }
 
     /// Runs `scenario` with `algorithm` under `load`.
-    public static func run(scenario: LabScenario, algorithm: AlgorithmName, load: Load) async throws -> LabResult {
+    package static func run(scenario: LabScenario, algorithm: AlgorithmName, load: Load) async throws -> LabResult {
         let workerGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -1,9 +1,9 @@
 import Foundation
 
 /// The lab's output: a table per scenario for the terminal, JSON, and an SVG chart.
-public enum LabReport {
+package enum LabReport {
     /// A fixed-width table of one scenario's results, with adaptive's switches under it.
-    public static func table(for scenario: LabScenario, results: [LabResult]) -> String {
+    package static func table(for scenario: LabScenario, results: [LabResult]) -> String {
         var lines = ["\(scenario.name): \(scenario.summary)"]
         lines.append(pad("algorithm", 22) + pad("p50", 10, right: true) + pad("p95", 10, right: true)
             + pad("p99", 10, right: true) + pad("errors", 9, right: true) + "   requests per server")
@@ -26,7 +26,7 @@ public enum LabReport {
 
     /// How adaptive did against the bar: p99 within 15 % of the best fixed algorithm's, and
     /// at least 2× better than round robin's where a server is or turns slow.
-    public static func verdict(for scenario: LabScenario, results: [LabResult]) -> String? {
+    package static func verdict(for scenario: LabScenario, results: [LabResult]) -> String? {
         guard let adaptive = results.first(where: { $0.algorithm == "adaptive" }) else { return nil }
         let fixed = results.filter { $0.algorithm != "adaptive" }
         guard let best = fixed.min(by: { $0.p99Milliseconds < $1.p99Milliseconds }) else { return nil }
@@ -48,14 +48,14 @@ public enum LabReport {
 
     /// How often a switch went back to the algorithm the switch before it had left, within
     /// `window` of that switch (A → B, then B → A): an engine that undoes its own decisions.
-    public static func roundTrips(in timeline: LabTimeline, within window: Double = 600) -> Int {
+    package static func roundTrips(in timeline: LabTimeline, within window: Double = 600) -> Int {
         zip(timeline.switches, timeline.switches.dropFirst()).filter { earlier, later in
             later.to == earlier.from && later.atSeconds - earlier.atSeconds <= window
         }.count
     }
 
     /// A Markdown table of adaptive against the best fixed algorithm, a row per scenario.
-    public static func summary(scenarios: [LabScenario], results: [LabResult]) -> String {
+    package static func summary(scenarios: [LabScenario], results: [LabResult]) -> String {
         var lines = [
             "| scenario | best fixed | its p99 | adaptive p99 | ratio | adaptive's switches (median run) | returns |",
             "|---|---|---:|---:|---:|---|---:|",
@@ -78,11 +78,11 @@ public enum LabReport {
     }
 
     /// The file `--out DIR` writes a scenario's timeline chart to (`LabTimelineChart.svg`).
-    public static func timelineFileName(scenario: String) -> String {
+    package static func timelineFileName(scenario: String) -> String {
         "timeline-\(scenario).svg"
     }
 
-    public static func json(_ results: [LabResult]) throws -> Data {
+    package static func json(_ results: [LabResult]) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(results)
@@ -90,7 +90,7 @@ public enum LabReport {
 
     /// One panel per scenario: a bar per algorithm for p99 (dark) over p50 (light), in
     /// milliseconds, each panel on its own scale.
-    public static func svg(scenarios: [LabScenario], results: [LabResult]) -> String {
+    package static func svg(scenarios: [LabScenario], results: [LabResult]) -> String {
         let panelWidth = 560.0, barHeight = 18.0, labelWidth = 150.0
         var y = 40.0
         var body = ""

@@ -1,35 +1,35 @@
 /// What one algorithm achieved in one scenario.
-public struct LabResult: Sendable, Codable {
-    public var scenario: String
-    public var algorithm: String
-    public var requests: Int
+package struct LabResult: Sendable, Codable {
+    package var scenario: String
+    package var algorithm: String
+    package var requests: Int
     /// Responses that were not 2xx, and requests that got no response.
-    public var errors: Int
-    public var p50Milliseconds: Double
-    public var p95Milliseconds: Double
-    public var p99Milliseconds: Double
+    package var errors: Int
+    package var p50Milliseconds: Double
+    package var p95Milliseconds: Double
+    package var p99Milliseconds: Double
     /// Requests answered by each server (`X-Worker`), in server order.
-    public var perServer: [String: Int]
+    package var perServer: [String: Int]
     /// For `adaptive`: the algorithm switches the engine made, with their explanations.
-    public var switches: [String]
+    package var switches: [String]
     /// How many runs this result summarises (`--repeat`): counts are their sums, the
     /// percentiles the medians of the runs' percentiles.
-    public var runs = 1
+    package var runs = 1
     /// One run's course second by second; nil in results from before timelines were kept.
     /// Of several runs, the median run's by p99 (`timelineRun`), so the chart shows a typical
     /// run rather than the best or the worst.
-    public var timeline: LabTimeline?
+    package var timeline: LabTimeline?
     /// Which run (1-based) `timeline` is of; nil without a timeline.
-    public var timelineRun: Int?
+    package var timelineRun: Int?
     /// Each run's p99, in run order, so results.json records the spread behind the median.
-    public var p99ByRun: [Double] = []
+    package var p99ByRun: [Double] = []
 
-    public var errorRate: Double { requests == 0 ? 0 : Double(errors) / Double(requests) }
+    package var errorRate: Double { requests == 0 ? 0 : Double(errors) / Double(requests) }
 
     /// One result for several runs of the same scenario and algorithm: sums of the counts,
     /// medians of the percentiles (a single noisy run moves a median least), the switches of
     /// every run, each run's p99, and the timeline of the median run by p99.
-    public static func combining(_ runs: [LabResult]) -> LabResult {
+    package static func combining(_ runs: [LabResult]) -> LabResult {
         precondition(!runs.isEmpty)
         guard runs.count > 1 else {
             var single = runs[0]
@@ -81,7 +81,7 @@ extension LabResult {
     /// Decodes results.json of any age: `runs`, `timeline`, `timelineRun` and `p99ByRun` came
     /// later and take their defaults when missing. (In an extension, so the memberwise
     /// initializer stays.)
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
             scenario: try container.decode(String.self, forKey: .scenario),

@@ -6,38 +6,38 @@ import FulcrumWorker
 /// Times are fractions of the real-time run of 180 s (45 s = 0.25). The compressed mode plays
 /// the same story in its shorter run; a longer real-time run keeps the times in seconds, and
 /// repeating changes go on to its end.
-public struct LabScenario: Sendable {
+package struct LabScenario: Sendable {
     /// A change of one worker's behaviour at a point of the run, once or again and again.
-    public struct Change: Sendable {
+    package struct Change: Sendable {
         /// When, as a fraction of the 180 s run (0.5 = at 90 s).
-        public var at: Double
-        public var worker: Int
-        public var behaviour: WorkerBehaviour
+        package var at: Double
+        package var worker: Int
+        package var behaviour: WorkerBehaviour
         /// Again after each such fraction, to the end of the run.
-        public var every: Double?
+        package var every: Double?
     }
 
     /// The offered load at a point of the run, as a multiple of `--rate`; the load moves in a
     /// straight line between points.
-    public struct LoadPoint: Sendable {
-        public var at: Double
-        public var multiple: Double
+    package struct LoadPoint: Sendable {
+        package var at: Double
+        package var multiple: Double
     }
 
-    public var name: String
-    public var summary: String
-    public var workers: [WorkerBehaviour]
+    package var name: String
+    package var summary: String
+    package var workers: [WorkerBehaviour]
     /// Server weights, in worker order.
-    public var weights: [Int]
-    public var changes: [Change] = []
+    package var weights: [Int]
+    package var changes: [Change] = []
     /// The last worker is not in the configuration at first, and is added by a reload at this
     /// point of the run (a server joining), a fraction of the 180 s run like `Change.at`.
-    public var joinsAt: Double?
+    package var joinsAt: Double?
     /// The offered load over the run (empty: `--rate` throughout).
-    public var load: [LoadPoint] = []
+    package var load: [LoadPoint] = []
 
     /// The real-time run's length the scenarios' times are written for.
-    public static let realtimeDuration = Duration.seconds(180)
+    package static let realtimeDuration = Duration.seconds(180)
 
     /// When the changes and the join happen in a run of `total` seconds, in seconds, in order
     /// (`scale`: the seconds one unit of the scenario's fractions lasts).
@@ -55,7 +55,7 @@ public struct LabScenario: Sendable {
     }
 
     /// The load's multiple of `--rate` at `fraction` of the run.
-    public func loadMultiple(at fraction: Double) -> Double {
+    package func loadMultiple(at fraction: Double) -> Double {
         guard let first = load.first else { return 1 }
         if fraction <= first.at { return first.multiple }
         for (from, to) in zip(load, load.dropFirst()) where fraction <= to.at {
@@ -68,7 +68,7 @@ public struct LabScenario: Sendable {
     /// The scenarios, servers answering in 50 ms (± 5 ms) unless stated. (At 10 ms, this shared
     /// machine's scheduling noise moved an algorithm's p99 by up to 25 % between runs; at 50 ms
     /// it is small beside the service time.) Capacities are sized for the default 200 req/s.
-    public static let all: [LabScenario] = [
+    package static let all: [LabScenario] = [
         LabScenario(
             name: "homogeneous",
             summary: "three alike servers",
@@ -140,7 +140,7 @@ public struct LabScenario: Sendable {
     ]
 
     /// The five scenarios of the first lab, the compressed mode's bar.
-    public static let original = ["homogeneous", "slow", "flaky", "becomes-slow", "weighted"]
+    package static let original = ["homogeneous", "slow", "flaky", "becomes-slow", "weighted"]
 
     private static let normal = WorkerBehaviour(delayMilliseconds: 50, jitterMilliseconds: 5)
     private static let slow = WorkerBehaviour(delayMilliseconds: 500, jitterMilliseconds: 5)

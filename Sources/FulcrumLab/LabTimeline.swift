@@ -5,22 +5,22 @@ import Histogram
 /// A run's p99 says how bad the tail was, not when: an adaptive run that oscillates between
 /// two algorithms and one that switched once and stayed can have the same p99. The timeline
 /// keeps the when, for `LabTimelineChart`.
-public struct LabTimeline: Sendable, Codable, Equatable {
+package struct LabTimeline: Sendable, Codable, Equatable {
     /// The requests that were due in one second of the run.
-    public struct Second: Sendable, Codable, Equatable {
+    package struct Second: Sendable, Codable, Equatable {
         /// 0-based, by when the request was due (not when it was answered: a request due in
         /// second 3 that took 2 s still shows in second 3, where the algorithm chose its server).
-        public var second: Int
-        public var requests: Int
+        package var second: Int
+        package var requests: Int
         /// Responses that were not 2xx, and requests that got no response.
-        public var errors: Int
+        package var errors: Int
         /// 0 when no request was due in this second.
-        public var p50Milliseconds: Double
-        public var p99Milliseconds: Double
+        package var p50Milliseconds: Double
+        package var p99Milliseconds: Double
         /// Requests answered by each server (`X-Worker`); every server of the run has a key.
-        public var perServer: [String: Int]
+        package var perServer: [String: Int]
 
-        public init(second: Int, requests: Int, errors: Int, p50Milliseconds: Double, p99Milliseconds: Double, perServer: [String: Int]) {
+        package init(second: Int, requests: Int, errors: Int, p50Milliseconds: Double, p99Milliseconds: Double, perServer: [String: Int]) {
             self.second = second
             self.requests = requests
             self.errors = errors
@@ -31,16 +31,16 @@ public struct LabTimeline: Sendable, Codable, Equatable {
     }
 
     /// One switch the decision engine made. Decisions that kept the algorithm are not here.
-    public struct Switch: Sendable, Codable, Equatable {
+    package struct Switch: Sendable, Codable, Equatable {
         /// Since the run's start (the same origin as `Sample.dueNanoseconds`).
-        public var atSeconds: Double
-        public var from: String
-        public var to: String
+        package var atSeconds: Double
+        package var from: String
+        package var to: String
         /// The engine's rule, e.g. "latency_spread", "uneven_load", "uniform".
-        public var rule: String
-        public var explanation: String
+        package var rule: String
+        package var explanation: String
 
-        public init(atSeconds: Double, from: String, to: String, rule: String, explanation: String) {
+        package init(atSeconds: Double, from: String, to: String, rule: String, explanation: String) {
             self.atSeconds = atSeconds
             self.from = from
             self.to = to
@@ -50,16 +50,16 @@ public struct LabTimeline: Sendable, Codable, Equatable {
     }
 
     /// One request's outcome, with when it was due.
-    public struct Sample: Sendable {
+    package struct Sample: Sendable {
         /// Since the run's start.
-        public var dueNanoseconds: Int64
+        package var dueNanoseconds: Int64
         /// Measured from when the request was due (open loop), not from when it was sent.
-        public var latencyNanoseconds: Int64
-        public var ok: Bool
+        package var latencyNanoseconds: Int64
+        package var ok: Bool
         /// The `X-Worker` header of the response; nil without a response.
-        public var worker: String?
+        package var worker: String?
 
-        public init(dueNanoseconds: Int64, latencyNanoseconds: Int64, ok: Bool, worker: String?) {
+        package init(dueNanoseconds: Int64, latencyNanoseconds: Int64, ok: Bool, worker: String?) {
             self.dueNanoseconds = dueNanoseconds
             self.latencyNanoseconds = latencyNanoseconds
             self.ok = ok
@@ -67,10 +67,10 @@ public struct LabTimeline: Sendable, Codable, Equatable {
         }
     }
 
-    public var seconds: [Second]
-    public var switches: [Switch]
+    package var seconds: [Second]
+    package var switches: [Switch]
 
-    public init(seconds: [Second], switches: [Switch]) {
+    package init(seconds: [Second], switches: [Switch]) {
         self.seconds = seconds
         self.switches = switches
     }
@@ -82,7 +82,7 @@ public struct LabTimeline: Sendable, Codable, Equatable {
     /// requests has zeros. Each second has a key for every name in `servers`, and for any other
     /// worker a sample names. Percentiles come from an HdrHistogram in microseconds, as the
     /// run's own (`AlgorithmLab.summarize`), so a second's p99 and the run's are comparable.
-    public init(samples: [Sample], servers: [String], durationSeconds: Int, switches: [Switch]) {
+    package init(samples: [Sample], servers: [String], durationSeconds: Int, switches: [Switch]) {
         let nanosecondsPerSecond: Int64 = 1_000_000_000
         // A sample due before the start (clock skew between the load and its origin) counts
         // in second 0 rather than being lost.

@@ -4,10 +4,10 @@ import Foundation
 /// second on a log scale above, each server's share of the requests below, and every switch
 /// the decision engine made as a vertical line across both, so that an algorithm flapping
 /// back and forth shows at a glance, and what each switch did to the tail right after it.
-public enum LabTimelineChart {
+package enum LabTimelineChart {
     /// `result.timeline` drawn against `reference`'s (the best fixed algorithm's) p99, when
     /// that has a timeline. Same input, same bytes: nothing here depends on dictionary order.
-    public static func svg(scenario: LabScenario, result: LabResult, reference: LabResult?) -> String {
+    package static func svg(scenario: LabScenario, result: LabResult, reference: LabResult?) -> String {
         let switchCount = result.timeline?.switches.count ?? result.switches.count
         let title = "\(scenario.name) — \(result.algorithm): p99 \(milliseconds(result.p99Milliseconds)), "
             + "\(switchCount) switch\(switchCount == 1 ? "" : "es")"

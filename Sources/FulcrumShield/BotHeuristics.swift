@@ -42,23 +42,23 @@ import Foundation
 /// UTF-16 units are searched, so an 8 KB User-Agent cannot cost 70 times more.
 ///
 /// Immutable once built: one value can serve every event loop.
-public struct BotHeuristics: Sendable {
+package struct BotHeuristics: Sendable {
     /// Which signals a request showed; `names` spells them for metrics labels and logs.
-    public struct Signals: OptionSet, Hashable, Sendable {
-        public let rawValue: UInt8
-        public init(rawValue: UInt8) { self.rawValue = rawValue }
+    package struct Signals: OptionSet, Hashable, Sendable {
+        package let rawValue: UInt8
+        package init(rawValue: UInt8) { self.rawValue = rawValue }
 
-        public static let emptyUserAgent = Signals(rawValue: 1 << 0)
-        public static let deniedUserAgent = Signals(rawValue: 1 << 1)
-        public static let browserWithoutAccept = Signals(rawValue: 1 << 2)
-        public static let browserWithoutAcceptLanguage = Signals(rawValue: 1 << 3)
-        public static let browserWithoutAcceptEncoding = Signals(rawValue: 1 << 4)
-        public static let oldHTTPVersion = Signals(rawValue: 1 << 5)
-        public static let overRate = Signals(rawValue: 1 << 6)
-        public static let unverifiedCrawler = Signals(rawValue: 1 << 7)
+        package static let emptyUserAgent = Signals(rawValue: 1 << 0)
+        package static let deniedUserAgent = Signals(rawValue: 1 << 1)
+        package static let browserWithoutAccept = Signals(rawValue: 1 << 2)
+        package static let browserWithoutAcceptLanguage = Signals(rawValue: 1 << 3)
+        package static let browserWithoutAcceptEncoding = Signals(rawValue: 1 << 4)
+        package static let oldHTTPVersion = Signals(rawValue: 1 << 5)
+        package static let overRate = Signals(rawValue: 1 << 6)
+        package static let unverifiedCrawler = Signals(rawValue: 1 << 7)
 
         /// Every signal with its name, in the order of the table above.
-        public static let all: [(signal: Signals, name: String)] = [
+        package static let all: [(signal: Signals, name: String)] = [
             (.emptyUserAgent, "empty-user-agent"),
             (.deniedUserAgent, "denied-user-agent"),
             (.browserWithoutAccept, "browser-without-accept"),
@@ -70,23 +70,23 @@ public struct BotHeuristics: Sendable {
         ]
 
         /// The names of the signals present, in table order.
-        public var names: [String] {
+        package var names: [String] {
             Self.all.filter { contains($0.signal) }.map(\.name)
         }
     }
 
     /// What each signal adds to the score.
-    public struct Weights: Hashable, Sendable {
-        public var emptyUserAgent = 40
-        public var deniedUserAgent = 60
-        public var browserWithoutAccept = 20
-        public var browserWithoutAcceptLanguage = 20
-        public var browserWithoutAcceptEncoding = 20
-        public var oldHTTPVersion = 20
-        public var overRate = 40
-        public var unverifiedCrawler = 60
+    package struct Weights: Hashable, Sendable {
+        package var emptyUserAgent = 40
+        package var deniedUserAgent = 60
+        package var browserWithoutAccept = 20
+        package var browserWithoutAcceptLanguage = 20
+        package var browserWithoutAcceptEncoding = 20
+        package var oldHTTPVersion = 20
+        package var overRate = 40
+        package var unverifiedCrawler = 60
 
-        public init() {}
+        package init() {}
 
         func weight(of signal: Signals) -> Int {
             switch signal {
@@ -104,21 +104,21 @@ public struct BotHeuristics: Sendable {
     }
 
     /// A request's score.
-    public struct Score: Hashable, Sendable {
+    package struct Score: Hashable, Sendable {
         /// The sum of the weights of `signals`.
-        public let total: Int
-        public let signals: Signals
+        package let total: Int
+        package let signals: Signals
         /// `total >= threshold`.
-        public let isSuspicious: Bool
+        package let isSuspicious: Bool
 
         /// The signals' names, for logs.
-        public var reasons: [String] { signals.names }
+        package var reasons: [String] { signals.names }
     }
 
     /// A deny list to start from: HTTP libraries and command-line tools, crawler frameworks,
     /// and browser automation that says so. Case-insensitive. Well-behaved search engine
     /// crawlers are not in it: whether to let them in is a site's choice.
-    public static let defaultDenyList = [
+    package static let defaultDenyList = [
         #"(?i)\b(curl|wget|httpie|python-requests|python-urllib|python-httpx|aiohttp|go-http-client|okhttp|java/|apache-httpclient|libwww-perl|node-fetch|axios|undici)\b"#,
         #"(?i)\b(scrapy|colly|nutch|heritrix|httrack|masscan|zgrab|nikto|sqlmap)\b"#,
         #"(?i)(headlesschrome|phantomjs|selenium|puppeteer|playwright)"#,
@@ -126,12 +126,12 @@ public struct BotHeuristics: Sendable {
 
     /// How much of a User-Agent the deny list is matched against (UTF-16 units); real ones
     /// are 100–300 characters.
-    public static let scannedUserAgentLength = 512
+    package static let scannedUserAgentLength = 512
 
-    public let threshold: Int
-    public let weights: Weights
+    package let threshold: Int
+    package let weights: Weights
     /// The deny list as given.
-    public let denyList: [String]
+    package let denyList: [String]
     private let denyExpressions: [NSRegularExpression]
 
     /// - Parameters:
@@ -140,7 +140,7 @@ public struct BotHeuristics: Sendable {
     ///   - weights: what each signal adds.
     ///   - threshold: the score from which a request is suspicious.
     /// - Throws: the first pattern's error when a pattern does not compile.
-    public init(denyList: [String] = BotHeuristics.defaultDenyList, weights: Weights = Weights(), threshold: Int = 50) throws {
+    package init(denyList: [String] = BotHeuristics.defaultDenyList, weights: Weights = Weights(), threshold: Int = 50) throws {
         self.denyList = denyList
         self.denyExpressions = try denyList.map { try NSRegularExpression(pattern: $0) }
         self.weights = weights
@@ -155,7 +155,7 @@ public struct BotHeuristics: Sendable {
     ///   - httpVersionMajor, httpVersionMinor: the request's HTTP version (2, 0 for h2).
     ///   - overRate: whether the client is over its rate limit.
     ///   - unverifiedCrawler: whether the User-Agent claims a crawler the address is not one of.
-    public func evaluate<Headers: Sequence>(
+    package func evaluate<Headers: Sequence>(
         userAgent: String?,
         headers: Headers,
         httpVersionMajor: Int,

@@ -25,7 +25,7 @@ import Crypto
 /// and return path go only into HTML attributes, escaped there, and the script reads them from
 /// the form. Nothing is ever interpolated into JavaScript, and the script and style can be
 /// allowed by hash in a strict `contentSecurityPolicy`.
-public enum ChallengePage {
+package enum ChallengePage {
     /// The page for one challenge.
     ///
     /// - Parameters:
@@ -34,7 +34,7 @@ public enum ChallengePage {
     ///   - verifyPath: where the answer is posted, e.g. `/.fulcrum/verify`.
     ///   - returnTo: the path to come back to; pass it through `safeReturnPath(_:)` first
     ///     (and again when it comes back in the form).
-    public static func html(challenge: String, difficulty: Int, verifyPath: String, returnTo: String) -> String {
+    package static func html(challenge: String, difficulty: Int, verifyPath: String, returnTo: String) -> String {
         """
         <!DOCTYPE html>
         <html lang="en">
@@ -68,7 +68,7 @@ public enum ChallengePage {
     /// `/\evil`, which browsers read as `//evil`), whitespace or control characters, or more
     /// than 2,048 bytes. The verify path redirects to what the client posts back, so without
     /// this the shield would be an open redirect.
-    public static func safeReturnPath(_ returnTo: String) -> String {
+    package static func safeReturnPath(_ returnTo: String) -> String {
         let bytes = returnTo.utf8
         guard bytes.count <= 2048,
               bytes.first == UInt8(ascii: "/"),
@@ -80,13 +80,13 @@ public enum ChallengePage {
 
     /// A `Content-Security-Policy` for the page: nothing but its own inline script and style
     /// (allowed by hash), and forms only to this site.
-    public static let contentSecurityPolicy =
+    package static let contentSecurityPolicy =
         "default-src 'none'; script-src '\(hashSource(script))'; style-src '\(hashSource(style))'; "
         + "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
     /// The page's whole script: `solverScript`, then the part that reads the form, solves in
     /// slices and submits.
-    public static let script = solverScript + """
+    package static let script = solverScript + """
         (function () {
           var form = document.getElementById('fulcrum-form');
           var status = document.getElementById('fulcrum-status');
@@ -115,7 +115,7 @@ public enum ChallengePage {
     /// SHA-256 and the solver, as plain ES5 functions so that a test can run them in node:
     /// `fulcrumSha256(bytes)` → 32-byte `Uint8Array`; `fulcrumSolve(challenge, difficulty,
     /// start, count)` → the first decimal solution in `start ..< start + count`, or `null`.
-    public static let solverScript = """
+    package static let solverScript = """
         var FULCRUM_K = new Int32Array([
           0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
           0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,

@@ -26,10 +26,10 @@ import Crypto
 /// ## Secret
 /// Changing the key invalidates every cookie issued with the old one (clients solve a new
 /// challenge). The key should be 32 random bytes, shared by every instance.
-public struct ClearanceCookie: Sendable {
+package struct ClearanceCookie: Sendable {
     /// The outcome of checking a cookie, in the order the checks run: a cookie must first be
     /// well-formed, then authentic, then belong to this client, then be unexpired.
-    public enum Verdict: Hashable, Sendable {
+    package enum Verdict: Hashable, Sendable {
         /// Authentic, this client's, not expired: let the request through.
         case valid
         /// Authentic and this client's, but past its expiry.
@@ -43,13 +43,13 @@ public struct ClearanceCookie: Sendable {
     }
 
     /// The cookie's name in `Set-Cookie` and `Cookie` headers.
-    public static let name = "fulcrum_clearance"
+    package static let name = "fulcrum_clearance"
     static let label = "fulcrum-clearance"
     static let version = "1"
 
     private let signer: TokenSigner
 
-    public init(key: SymmetricKey) {
+    package init(key: SymmetricKey) {
         signer = TokenSigner(key: key)
     }
 
@@ -60,12 +60,12 @@ public struct ClearanceCookie: Sendable {
     ///   - userAgent: the request's User-Agent, empty when it has none.
     ///   - now: Unix time, seconds.
     ///   - ttl: seconds the cookie stays valid.
-    public func issue(clientAddress: String, userAgent: String, now: UInt64, ttl: UInt64) -> String {
+    package func issue(clientAddress: String, userAgent: String, now: UInt64, ttl: UInt64) -> String {
         issue(client: ClientPrefix(address: clientAddress), userAgent: userAgent, now: now, ttl: ttl)
     }
 
     /// `issue(clientAddress:userAgent:now:ttl:)` for a prefix computed once per connection.
-    public func issue(client: ClientPrefix, userAgent: String, now: UInt64, ttl: UInt64) -> String {
+    package func issue(client: ClientPrefix, userAgent: String, now: UInt64, ttl: UInt64) -> String {
         let expiry = now + ttl
         let fingerprint = signer.fingerprint(client: client, userAgent: userAgent)
         return signer.sign("\(Self.version).\(expiry).\(fingerprint)", label: Self.label)
@@ -78,13 +78,13 @@ public struct ClearanceCookie: Sendable {
     /// by byte.
     ///
     /// - Parameter now: Unix time, seconds. The cookie is valid while `now < expiry`.
-    public func verify(_ value: String, clientAddress: String, userAgent: String, now: UInt64) -> Verdict {
+    package func verify(_ value: String, clientAddress: String, userAgent: String, now: UInt64) -> Verdict {
         verify(Substring(value), client: ClientPrefix(address: clientAddress), userAgent: userAgent, now: now)
     }
 
     /// `verify(_:clientAddress:userAgent:now:)` for a value cut out of a `Cookie` header and a
     /// prefix computed once per connection.
-    public func verify(_ value: Substring, client: ClientPrefix, userAgent: String, now: UInt64) -> Verdict {
+    package func verify(_ value: Substring, client: ClientPrefix, userAgent: String, now: UInt64) -> Verdict {
         guard let (fields, authentic) = signer.open(value, label: Self.label, fieldCount: 3),
               fields[0] == Self.version,
               let expiry = parseDecimal(fields[1])
@@ -98,7 +98,7 @@ public struct ClearanceCookie: Sendable {
 
     /// The value of this cookie in a `Cookie` request header (`a=1; fulcrum_clearance=…`), or
     /// `nil` when the header does not carry it. With several, the first one counts.
-    public static func value(inCookieHeader header: Substring) -> Substring? {
+    package static func value(inCookieHeader header: Substring) -> Substring? {
         for pair in header.split(separator: ";") {
             let trimmed = pair.drop(while: { $0 == " " || $0 == "\t" })
             guard let equals = trimmed.firstIndex(of: "=") else { continue }
@@ -114,7 +114,7 @@ public struct ClearanceCookie: Sendable {
     /// A `Set-Cookie` header value for `value`: host-only, whole site, not readable from
     /// JavaScript, sent on top-level navigations from other sites (`Lax`, so a link to the site
     /// does not meet the challenge again), `Secure` when the site is served over HTTPS.
-    public static func setCookieHeader(value: String, ttl: UInt64, secure: Bool) -> String {
+    package static func setCookieHeader(value: String, ttl: UInt64, secure: Bool) -> String {
         "\(name)=\(value); Max-Age=\(ttl); Path=/; HttpOnly; SameSite=Lax" + (secure ? "; Secure" : "")
     }
 }

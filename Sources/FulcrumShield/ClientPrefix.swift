@@ -14,7 +14,7 @@
 /// header) as well as once per connection (from the peer address). It is written here rather
 /// than taken from FulcrumConfig's `parseIPAddress`, which builds arrays and is meant for
 /// configuration time; this target depends on nothing but swift-crypto.
-public struct ClientPrefix: Hashable, Sendable, CustomStringConvertible {
+package struct ClientPrefix: Hashable, Sendable, CustomStringConvertible {
     enum Storage: Hashable, Sendable {
         /// The address with its last 8 bits cleared.
         case ipv4(UInt32)
@@ -27,7 +27,7 @@ public struct ClientPrefix: Hashable, Sendable, CustomStringConvertible {
 
     /// The prefix of an address literal: `192.0.2.7`, `2001:db8::1`, `[2001:db8::1]`,
     /// `fe80::1%eth0` (the zone is ignored). No port.
-    public init(address: String) {
+    package init(address: String) {
         var text = Substring(address)
         if text.first == "[", text.last == "]" {
             text = text.dropFirst().dropLast()
@@ -49,7 +49,7 @@ public struct ClientPrefix: Hashable, Sendable, CustomStringConvertible {
 
     /// The prefix of an address given as its network-order bytes (4 or 16 of them, as a socket
     /// address holds them); any other count is kept as opaque bytes.
-    public init(addressBytes bytes: some Collection<UInt8>) {
+    package init(addressBytes bytes: some Collection<UInt8>) {
         switch bytes.count {
         case 4:
             let value = bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
@@ -65,7 +65,7 @@ public struct ClientPrefix: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// `192.0.2.0/24`, `2001:db8:0:1::/64`, or the opaque text as given.
-    public var description: String {
+    package var description: String {
         switch storage {
         case .ipv4(let value):
             return "\(value >> 24).\(value >> 16 & 0xff).\(value >> 8 & 0xff).0/24"
@@ -81,7 +81,7 @@ public struct ClientPrefix: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Whether the address was not an IP address literal.
-    public var isOpaque: Bool {
+    package var isOpaque: Bool {
         if case .opaque = storage { return true }
         return false
     }

@@ -26,19 +26,19 @@ import Crypto
 /// too, so a solved challenge is worth nothing to another client. Being stateless, a challenge
 /// can be answered more than once until it expires; that only yields more cookies for the
 /// same client, which it could have anyway.
-public struct ProofOfWork: Sendable {
+package struct ProofOfWork: Sendable {
     /// A challenge to send to a client.
-    public struct Challenge: Hashable, Sendable {
+    package struct Challenge: Hashable, Sendable {
         /// The text the client hashes and sends back.
-        public let value: String
+        package let value: String
         /// The zero bits a solution needs.
-        public let difficulty: Int
+        package let difficulty: Int
         /// Unix time, seconds, from which the challenge is refused.
-        public let expiresAt: UInt64
+        package let expiresAt: UInt64
     }
 
     /// Why an answer was or was not accepted (for metrics and logs; `verify` says yes or no).
-    public enum Verdict: Hashable, Sendable {
+    package enum Verdict: Hashable, Sendable {
         case valid
         /// The challenge or the solution is not of the expected shape.
         case malformed
@@ -54,22 +54,22 @@ public struct ProofOfWork: Sendable {
     }
 
     /// The largest difficulty `issue` accepts: 2^32 hashes is already hours of a browser's time.
-    public static let maximumDifficulty = 32
+    package static let maximumDifficulty = 32
     /// The longest solution accepted, which bounds the hashing a request can cause.
-    public static let maximumSolutionLength = 32
+    package static let maximumSolutionLength = 32
     static let label = "fulcrum-pow"
     static let version = "1"
     static let nonceLength = 12
 
     /// Seconds a challenge stays valid after it is issued.
-    public let validity: UInt64
+    package let validity: UInt64
     private let signer: TokenSigner
 
     /// - Parameters:
     ///   - key: the secret; it may be the one `ClearanceCookie` uses (the two sign under
     ///     different labels).
     ///   - validity: seconds a client has to solve and send back a challenge.
-    public init(key: SymmetricKey, validity: UInt64 = 300) {
+    package init(key: SymmetricKey, validity: UInt64 = 300) {
         signer = TokenSigner(key: key)
         self.validity = validity
     }
@@ -79,7 +79,7 @@ public struct ProofOfWork: Sendable {
     /// - Parameters:
     ///   - now: Unix time, seconds.
     ///   - difficulty: leading zero bits required, 0…`maximumDifficulty`.
-    public func issue(clientAddress: String, userAgent: String, now: UInt64, difficulty: Int) -> Challenge {
+    package func issue(clientAddress: String, userAgent: String, now: UInt64, difficulty: Int) -> Challenge {
         var random = SystemRandomNumberGenerator()
         return issue(client: ClientPrefix(address: clientAddress), userAgent: userAgent, now: now, difficulty: difficulty, using: &random)
     }
@@ -87,7 +87,7 @@ public struct ProofOfWork: Sendable {
     /// A new challenge with a nonce drawn from `random` (deterministic in tests). The nonce
     /// only needs to be unpredictable enough that challenges do not repeat; the MAC is what
     /// keeps clients from making their own.
-    public func issue(
+    package func issue(
         client: ClientPrefix,
         userAgent: String,
         now: UInt64,
@@ -105,14 +105,14 @@ public struct ProofOfWork: Sendable {
     }
 
     /// Whether `solution` answers `challenge` for this client at `now` (Unix seconds).
-    public func verify(challenge: String, solution: String, clientAddress: String, userAgent: String, now: UInt64) -> Bool {
+    package func verify(challenge: String, solution: String, clientAddress: String, userAgent: String, now: UInt64) -> Bool {
         check(challenge: Substring(challenge), solution: Substring(solution), client: ClientPrefix(address: clientAddress), userAgent: userAgent, now: now) == .valid
     }
 
     /// The verdict on an answer, in the order the checks run: shape, signature, client,
     /// expiry, and only then the hash, so that unsigned challenges cost one HMAC and nothing
     /// more.
-    public func check(challenge: Substring, solution: Substring, client: ClientPrefix, userAgent: String, now: UInt64) -> Verdict {
+    package func check(challenge: Substring, solution: Substring, client: ClientPrefix, userAgent: String, now: UInt64) -> Verdict {
         guard let (fields, authentic) = signer.open(challenge, label: Self.label, fieldCount: 5),
               fields[0] == Self.version,
               let expiry = parseDecimal(fields[1]),
@@ -131,7 +131,7 @@ public struct ProofOfWork: Sendable {
 
     /// Finds the smallest decimal solution (`"0"`, `"1"`, …) for a challenge, exactly as the
     /// challenge page's JavaScript does. For tests and benchmarks: expect 2^difficulty hashes.
-    public static func solve(challenge: String, difficulty: Int) -> String {
+    package static func solve(challenge: String, difficulty: Int) -> String {
         var counter: UInt64 = 0
         while true {
             let solution = String(counter)

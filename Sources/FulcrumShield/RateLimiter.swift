@@ -44,22 +44,22 @@
 /// path). A client whose connections land on several loops is counted per loop, so it may get
 /// up to `loops × (rate + burst)` per period; keep a client's requests on one loop, or divide
 /// the rate by the number of loops, where that matters.
-public final class RateLimiter {
+package final class RateLimiter {
     /// Whether a request may pass.
-    public enum Decision: Hashable, Sendable {
+    package enum Decision: Hashable, Sendable {
         case allowed
         /// Refused; the next request of this key will pass after this many seconds.
         case limited(retryAfterSeconds: Int)
     }
 
     /// Requests per `period` in the long run.
-    public let rate: Int
+    package let rate: Int
     /// The period `rate` is counted over, in nanoseconds.
-    public let period: UInt64
+    package let period: UInt64
     /// Requests a key may send ahead of its schedule.
-    public let burst: Int
+    package let burst: Int
     /// Keys remembered at most.
-    public let maxEntries: Int
+    package let maxEntries: Int
 
     /// The spacing between a key's requests: period / rate, rounded up so that the bound
     /// `rate + burst` per window holds.
@@ -88,7 +88,7 @@ public final class RateLimiter {
     ///   - burst: requests a key may send ahead of its schedule, at least 0.
     ///   - maxEntries: keys remembered at most, at least 1. Memory is about 60 bytes per key
     ///     (plus a key's text beyond 15 bytes), reserved up front.
-    public init(rate: Int, period: UInt64, burst: Int, maxEntries: Int) {
+    package init(rate: Int, period: UInt64, burst: Int, maxEntries: Int) {
         precondition(rate >= 1 && period >= 1 && burst >= 0, "rate and period must be positive, burst not negative")
         precondition(maxEntries >= 1 && maxEntries <= Int(Int32.max), "maxEntries out of range")
         self.rate = rate
@@ -105,7 +105,7 @@ public final class RateLimiter {
     }
 
     /// Keys currently remembered (≤ `maxEntries`).
-    public var count: Int {
+    package var count: Int {
         slots.count
     }
 
@@ -113,7 +113,7 @@ public final class RateLimiter {
     ///
     /// - Parameter now: a monotonic clock in nanoseconds (the proxy's event-loop clock);
     ///   it must not go backwards between calls.
-    public func check(key: String, now: UInt64) -> Decision {
+    package func check(key: String, now: UInt64) -> Decision {
         if let slot = slots[key] {
             moveToNewest(slot)
             let dueAt = max(entries[Int(slot)].dueAt, now)
@@ -131,7 +131,7 @@ public final class RateLimiter {
     }
 
     /// Forgets every key.
-    public func removeAll() {
+    package func removeAll() {
         slots.removeAll(keepingCapacity: true)
         entries.removeAll(keepingCapacity: true)
         newest = Self.none
@@ -191,7 +191,7 @@ public final class RateLimiter {
 
 extension RateLimiter {
     /// The keys from most to least recently seen (for tests and diagnostics; O(count)).
-    public var keysByRecency: [String] {
+    package var keysByRecency: [String] {
         var keys: [String] = []
         keys.reserveCapacity(count)
         var slot = newest

@@ -12,27 +12,27 @@ import NIOCore
 /// hash.update("hello".utf8)
 /// hash.hexDigest  // "a430d84680aabd0b"
 /// ```
-public struct FNV1a64: Sendable, Hashable {
+package struct FNV1a64: Sendable, Hashable {
     /// The FNV-1a 64-bit offset basis, i.e. the digest of the empty input.
-    public static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
+    package static let offsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
     /// The FNV-1a 64-bit prime.
-    public static let prime: UInt64 = 0x0000_0100_0000_01b3
+    package static let prime: UInt64 = 0x0000_0100_0000_01b3
 
     @usableFromInline
     internal var _digest: UInt64
 
     /// Creates a hash of the empty input.
-    public init() {
+    package init() {
         self._digest = Self.offsetBasis
     }
 
     /// The hash of every byte passed to `update` so far.
-    public var digest: UInt64 {
+    package var digest: UInt64 {
         self._digest
     }
 
     /// ``digest`` as 16 lowercase, zero-padded hexadecimal digits, e.g. `"cbf29ce484222325"`.
-    public var hexDigest: String {
+    package var hexDigest: String {
         let hex = String(self._digest, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
@@ -42,7 +42,7 @@ public struct FNV1a64: Sendable, Hashable {
     /// Contiguous collections (`[UInt8]`, `Data`, …) take the same pointer-based path as the
     /// `UnsafeRawBufferPointer` overload; other sequences are hashed byte by byte.
     @inlinable
-    public mutating func update(_ bytes: some Sequence<UInt8>) {
+    package mutating func update(_ bytes: some Sequence<UInt8>) {
         let handled: Void? = bytes.withContiguousStorageIfAvailable { buffer in
             self.update(UnsafeRawBufferPointer(buffer))
         }
@@ -58,7 +58,7 @@ public struct FNV1a64: Sendable, Hashable {
     }
 
     /// Feeds the bytes in `bytes` into the hash.
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func update(_ bytes: UnsafeRawBufferPointer) {
         // Keep the running value in a local so the loop works on a register rather than on `self`.
         var digest = self._digest
         for byte in bytes {
@@ -70,7 +70,7 @@ public struct FNV1a64: Sendable, Hashable {
     /// Feeds the readable bytes of `buffer` into the hash, without copying them.
     ///
     /// The reader index of `buffer` is not moved.
-    public mutating func update(_ buffer: ByteBuffer) {
+    package mutating func update(_ buffer: ByteBuffer) {
         buffer.withUnsafeReadableBytes { self.update($0) }
     }
 }

@@ -10,25 +10,25 @@
 /// runtime (a negative delay is no delay, an error rate above 1 always fails, a negative capacity
 /// is no limit). `POST /control` does
 /// reject them with a `400`, so a typo in a demo script is reported rather than silently clamped.
-public struct WorkerBehaviour: Sendable, Equatable, Codable {
+package struct WorkerBehaviour: Sendable, Equatable, Codable {
     /// The mean time `/work` takes to answer, in milliseconds.
-    public var delayMilliseconds: Int = 10
+    package var delayMilliseconds: Int = 10
     /// `/work` takes a delay drawn uniformly from
     /// `delayMilliseconds - jitterMilliseconds ... delayMilliseconds + jitterMilliseconds` (never below 0).
-    public var jitterMilliseconds: Int = 0
+    package var jitterMilliseconds: Int = 0
     /// The probability, in `0...1`, that a `/work` request is answered with a `500`.
-    public var errorRate: Double = 0
+    package var errorRate: Double = 0
     /// Whether `/health` answers `200 ok` (`true`) or `503 unhealthy` (`false`).
-    public var healthy: Bool = true
+    package var healthy: Bool = true
     /// How many `/work` requests the whole worker works on at once, across all its connections;
     /// the others wait, first come first served, and only then take their delay. `0` means no limit.
     ///
     /// This models a smaller or saturated machine: its latency grows with the queue in front of it
     /// rather than with each request's work. The delay, jitter and failure of a request are drawn
     /// when its work starts, so a behaviour change also applies to the requests still waiting.
-    public var capacity: Int = 0
+    package var capacity: Int = 0
 
-    public init(
+    package init(
         delayMilliseconds: Int = 10,
         jitterMilliseconds: Int = 0,
         errorRate: Double = 0,
@@ -50,7 +50,7 @@ public struct WorkerBehaviour: Sendable, Equatable, Codable {
         case capacity
     }
 
-    public init(from decoder: any Decoder) throws {
+    package init(from decoder: any Decoder) throws {
         // Every key is optional so that a partial document (as accepted by `POST /control`) decodes.
         self.init()
         try self.apply(WorkerBehaviour.Update(from: decoder))

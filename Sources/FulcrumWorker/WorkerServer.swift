@@ -24,11 +24,11 @@ import NIOPosix
 /// // … send requests to http://127.0.0.1:\(worker.port)/work …
 /// try await worker.shutdown()
 /// ```
-public final class WorkerServer: Sendable {
+package final class WorkerServer: Sendable {
     /// The worker's name, sent back in the `X-Worker` header.
-    public let name: String
+    package let name: String
     /// The port the worker listens on; the one the OS picked if started with port 0.
-    public let port: Int
+    package let port: Int
 
     private let state: WorkerState
     private let serverChannel: any Channel
@@ -49,7 +49,7 @@ public final class WorkerServer: Sendable {
     ///   - behaviour: The initial behaviour; change it later with ``update(_:)`` or `POST /control`.
     ///   - group: The event loops the listener and its connections run on. Owned by the caller,
     ///     and must outlive the worker.
-    public static func start(
+    package static func start(
         name: String,
         host: String = "127.0.0.1",
         port: Int = 0,
@@ -87,7 +87,7 @@ public final class WorkerServer: Sendable {
     }
 
     /// The current behaviour.
-    public var behaviour: WorkerBehaviour {
+    package var behaviour: WorkerBehaviour {
         self.state.behaviour
     }
 
@@ -95,23 +95,23 @@ public final class WorkerServer: Sendable {
     /// `/work` keep the delay they were given; those still queued for a slot get the new one.
     /// A higher (or unlimited) ``WorkerBehaviour/capacity`` starts queued requests at once; a lower
     /// one lets the requests at work finish and starts no new one until fewer are working.
-    public func update(_ behaviour: WorkerBehaviour) {
+    package func update(_ behaviour: WorkerBehaviour) {
         self.state.setBehaviour(behaviour)
     }
 
     /// The `/work` requests holding a slot of the capacity (working, or granted a slot and about to
     /// start), and those queued for one. Counted whether or not the capacity is limited.
-    public var workInProgress: (working: Int, waiting: Int) {
+    package var workInProgress: (working: Int, waiting: Int) {
         self.state.admission.counts
     }
 
     /// The number of responses begun so far, all endpoints and status codes included.
-    public var requestsServed: Int {
+    package var requestsServed: Int {
         self.state.requestsServed.load(ordering: .relaxed)
     }
 
     /// The number of TCP connections accepted so far.
-    public var connectionsAccepted: Int {
+    package var connectionsAccepted: Int {
         self.state.connectionsAccepted.load(ordering: .relaxed)
     }
 
@@ -122,7 +122,7 @@ public final class WorkerServer: Sendable {
 
     /// Closes the listener, then every open connection (abandoning requests in progress), and
     /// returns once all of them are closed. Calling it again does nothing.
-    public func shutdown() async throws {
+    package func shutdown() async throws {
         // Refuse new connections before taking the list of open ones; see `WorkerState.beginShutdown`.
         let connections = self.state.beginShutdown()
         do {
@@ -146,7 +146,7 @@ public final class WorkerServer: Sendable {
     /// The pattern repeats every 256 bytes, which lets the worker stream any length from one
     /// pre-computed chunk; 31 is odd, so each 256-byte period holds every byte value once.
     @inlinable
-    public static func patternByte(index: Int, seed: Int) -> UInt8 {
+    package static func patternByte(index: Int, seed: Int) -> UInt8 {
         UInt8(truncatingIfNeeded: index &* 31 &+ seed)
     }
 }

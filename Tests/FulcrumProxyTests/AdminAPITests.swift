@@ -112,7 +112,7 @@ struct AdminAPITests {
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("docs/admin-api.yaml")
         let onDisk = try String(contentsOf: file, encoding: .utf8)
-        #expect(onDisk == AdminServer.openAPIDocument, "docs/admin-api.yaml and AdminOpenAPI.swift differ")
+        #expect(onDisk == AdminServer.openAPIDocument, "docs/admin-api.yaml and the embedded document differ")
         try await withAdminAPI { harness, admin in
             let served = try await admin.call(.GET, "/api/openapi.yaml")
             #expect(served.status == .ok)

@@ -40,17 +40,17 @@ struct AccessLogEntry {
 
 /// Writes access-log batches to standard output on a queue of its own, so that an event loop
 /// never blocks on the terminal, a pipe or a slow disk.
-public final class AccessLogWriter: Sendable {
+package final class AccessLogWriter: Sendable {
     private let queue = DispatchQueue(label: "fulcrum.access-log")
     private let sink: (@Sendable (ByteBuffer) -> Void)?
 
     /// Lines go to standard output.
-    public init() {
+    package init() {
         sink = nil
     }
 
     /// Lines (batches of whole lines) go to `sink`, called on the writer's queue.
-    public init(sink: @escaping @Sendable (ByteBuffer) -> Void) {
+    package init(sink: @escaping @Sendable (ByteBuffer) -> Void) {
         self.sink = sink
     }
 

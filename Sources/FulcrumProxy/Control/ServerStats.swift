@@ -2,27 +2,52 @@ import FulcrumBalancing
 
 /// The live numbers of one backend's servers, merged from every event loop
 /// (`ProxyServer.stats()`), for the admin API, the dashboard and tests.
-public struct BackendStats: Sendable {
-    public let name: String
+package struct BackendStats: Sendable {
+    package let name: String
     /// The algorithm in the configuration (`adaptive` included).
-    public let configuredAlgorithm: String
+    package let configuredAlgorithm: String
     /// The algorithm picking now (for `adaptive`, the one the engine chose).
-    public let algorithm: String
-    public let servers: [ServerStats]
+    package let algorithm: String
+    package let servers: [ServerStats]
+
+    package init(name: String, configuredAlgorithm: String, algorithm: String, servers: [ServerStats]) {
+        self.name = name
+        self.configuredAlgorithm = configuredAlgorithm
+        self.algorithm = algorithm
+        self.servers = servers
+    }
 }
 
 /// One server's live numbers.
-public struct ServerStats: Sendable {
-    public let name: String
+package struct ServerStats: Sendable {
+    package let name: String
     /// `host:port` as configured.
-    public let address: String
-    public let state: ServerState
-    public let weight: Int
+    package let address: String
+    package let state: ServerState
+    package let weight: Int
     /// Requests sent to the server that have not finished.
-    public let inFlight: Int
+    package let inFlight: Int
     /// Connections to the server open now, idle and busy.
-    public let connectionsOpen: Int
+    package let connectionsOpen: Int
     /// Totals since the server was configured, and the sliding window (rates, error rate,
     /// response-time EWMA and percentiles).
-    public let metrics: ServerMetricsSnapshot
+    package let metrics: ServerMetricsSnapshot
+
+    package init(
+        name: String,
+        address: String,
+        state: ServerState,
+        weight: Int,
+        inFlight: Int,
+        connectionsOpen: Int,
+        metrics: ServerMetricsSnapshot
+    ) {
+        self.name = name
+        self.address = address
+        self.state = state
+        self.weight = weight
+        self.inFlight = inFlight
+        self.connectionsOpen = connectionsOpen
+        self.metrics = metrics
+    }
 }

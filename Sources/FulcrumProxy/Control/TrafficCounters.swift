@@ -79,27 +79,27 @@ final class TrafficCounters {
 }
 
 /// Traffic of one frontend, backend and server (summed over event loops).
-public struct TrafficSeries: Sendable, Equatable {
+package struct TrafficSeries: Sendable, Equatable {
     /// The duration histogram's bucket bounds in nanoseconds (Prometheus' default buckets,
     /// 5 ms … 10 s).
-    public static let durationBounds: [Int64] = [
+    package static let durationBounds: [Int64] = [
         5_000_000, 10_000_000, 25_000_000, 50_000_000, 100_000_000, 250_000_000,
         500_000_000, 1_000_000_000, 2_500_000_000, 5_000_000_000, 10_000_000_000,
     ]
 
-    public var frontend: String
-    public var backend: String
-    public var server: String
+    package var frontend: String
+    package var backend: String
+    package var server: String
     /// Index 1…5: 1xx…5xx; index 0: requests that ended without a response.
-    public var responsesByClass: [Int]
+    package var responsesByClass: [Int]
     /// Body bytes received from clients and sent to them.
-    public var bytesIn: Int
-    public var bytesOut: Int
+    package var bytesIn: Int
+    package var bytesOut: Int
     /// Per bucket of `durationBounds` (not cumulative), the last one above the highest bound.
-    public var durationBuckets: [Int]
-    public var durationNanoseconds: Int64
+    package var durationBuckets: [Int]
+    package var durationNanoseconds: Int64
 
-    public var requests: Int { responsesByClass.reduce(0, +) }
+    package var requests: Int { responsesByClass.reduce(0, +) }
 
     mutating func add(_ other: TrafficSeries) {
         for index in responsesByClass.indices { responsesByClass[index] += other.responsesByClass[index] }
@@ -111,14 +111,14 @@ public struct TrafficSeries: Sendable, Equatable {
 }
 
 /// Traffic counters summed over every event loop.
-public struct TrafficSnapshot: Sendable, Equatable {
-    public var series: [TrafficSeries]
+package struct TrafficSnapshot: Sendable, Equatable {
+    package var series: [TrafficSeries]
     /// Client connections open now, per frontend.
-    public var activeConnections: [String: Int]
+    package var activeConnections: [String: Int]
     /// The shield's decisions by frontend, decision and reason.
-    public var shieldDecisions: [ShieldDecision: Int]
+    package var shieldDecisions: [ShieldDecision: Int]
 
-    public init(series: [TrafficSeries] = [], activeConnections: [String: Int] = [:], shieldDecisions: [ShieldDecision: Int] = [:]) {
+    package init(series: [TrafficSeries] = [], activeConnections: [String: Int] = [:], shieldDecisions: [ShieldDecision: Int] = [:]) {
         self.series = series
         self.activeConnections = activeConnections
         self.shieldDecisions = shieldDecisions
@@ -140,15 +140,15 @@ public struct TrafficSnapshot: Sendable, Equatable {
 }
 
 /// One kind of decision of a frontend's shield, counted in `TrafficSnapshot.shieldDecisions`.
-public struct ShieldDecision: Hashable, Sendable {
-    public let frontend: String
+package struct ShieldDecision: Hashable, Sendable {
+    package let frontend: String
     /// `limited` (a rate limit), `challenged`, `blocked`, `flagged` (monitor mode), `passed`
     /// (a solved challenge), `refused` (a wrong or stale answer to one).
-    public let decision: String
+    package let decision: String
     /// The rate limit's name, or the heuristics' reasons joined with `+`.
-    public let reason: String
+    package let reason: String
 
-    public init(frontend: String, decision: String, reason: String) {
+    package init(frontend: String, decision: String, reason: String) {
         self.frontend = frontend
         self.decision = decision
         self.reason = reason

@@ -15,11 +15,11 @@ import NIOSSL
 /// Each event loop keeps its own `LoopContext` (snapshot, algorithm instances, connection
 /// pools); a client connection and every backend connection it uses stay on one loop.
 /// `reload(to:)` replaces the configuration while it serves: see there.
-public final class ProxyServer: Sendable {
+package final class ProxyServer: ProxyControl {
     /// A bound listening socket.
-    public struct Listener: Sendable {
-        public let frontend: String
-        public let address: SocketAddress
+    package struct Listener: Sendable {
+        package let frontend: String
+        package let address: SocketAddress
     }
 
     /// What a reload replaces, as one value.
@@ -72,10 +72,10 @@ public final class ProxyServer: Sendable {
     private var snapshot: RuntimeSnapshot { running.withLockedValue { $0.snapshot } }
 
     /// The configuration being served (the last one a reload applied).
-    public var config: Config { snapshot.config }
+    package var config: Config { snapshot.config }
 
     /// Every bound listening socket (none after `shutdown`).
-    public var listeners: [Listener] {
+    package var listeners: [Listener] {
         running.withLockedValue { running in
             running.listeners.map { Listener(frontend: $0.binding.frontend, address: $0.boundAddress) }
         }
@@ -90,7 +90,7 @@ public final class ProxyServer: Sendable {
     ///     standard output).
     ///   - metricsFactory: where control-plane events are counted (health checks, algorithm
     ///     switches); the hot path counts per loop instead (`traffic()`).
-    public static func start(
+    package static func start(
         config: Config,
         group: any EventLoopGroup,
         logger: Logger,
@@ -169,7 +169,7 @@ public final class ProxyServer: Sendable {
     ///
     /// `global.workers`, `global.log` and `global.admin` are read at start only.
     @discardableResult
-    public func reload(to config: Config) async throws -> ReloadSummary {
+    package func reload(to config: Config) async throws -> ReloadSummary {
         try await reloads.run { try await apply(config) }
     }
 
@@ -342,13 +342,13 @@ public final class ProxyServer: Sendable {
     }
 
     /// The port a frontend listens on (its first address), for tests and the demo.
-    public func port(ofFrontend name: String) -> Int? {
+    package func port(ofFrontend name: String) -> Int? {
         listeners.first { $0.frontend == name }?.address.port
     }
 
     /// Requests, bytes and durations per frontend, backend and server since start, and client
     /// connections open now, summed over every event loop.
-    public func traffic() async throws -> TrafficSnapshot {
+    package func traffic() async throws -> TrafficSnapshot {
         var total = TrafficSnapshot()
         for loop in loops {
             total.add(try await loop.eventLoop.submit { loop.value.traffic.snapshot() }.get())
@@ -357,7 +357,7 @@ public final class ProxyServer: Sendable {
     }
 
     /// Backend connections each backend's servers have had opened, summed over all loops.
-    public func backendConnectionsOpened() async throws -> [String: [String: Int]] {
+    package func backendConnectionsOpened() async throws -> [String: [String: Int]] {
         var total: [String: [String: Int]] = [:]
         for loop in loops {
             let counts = try await loop.eventLoop.submit { loop.value.connectionCounts() }.get()
@@ -369,7 +369,7 @@ public final class ProxyServer: Sendable {
     }
 
     /// Requests in flight per backend and server, across all event loops.
-    public func requestsInFlight() async throws -> [String: [String: Int]] {
+    package func requestsInFlight() async throws -> [String: [String: Int]] {
         var counts: [String: [String: Int]] = [:]
         for backend in snapshot.backends {
             for server in backend.servers { counts[backend.name, default: [:]][server.name] = server.inFlight }
@@ -378,7 +378,7 @@ public final class ProxyServer: Sendable {
     }
 
     /// Every backend's servers with their state and live numbers, merged from all event loops.
-    public func stats() async throws -> [BackendStats] {
+    package func stats() async throws -> [BackendStats] {
         let now = NIODeadline.now().uptimeNanoseconds
         var perLoop: [[String: [String: LoopContext.ServerReading]]] = []
         for loop in loops {
@@ -416,7 +416,7 @@ public final class ProxyServer: Sendable {
     /// Drains a server, puts it in maintenance, or makes it ready again (`AdminState`).
     /// False when there is no such backend or server.
     @discardableResult
-    public func setServerState(_ state: AdminState, backend: String, server: String) -> Bool {
+    package func setServerState(_ state: AdminState, backend: String, server: String) -> Bool {
         guard let runtime = snapshot.backends.first(where: { $0.name == backend }),
               let index = runtime.serverIndex(named: server) else { return false }
         let target = runtime.servers[index]
@@ -432,27 +432,27 @@ public final class ProxyServer: Sendable {
     // MARK: Adaptive backends
 
     /// The algorithm an `adaptive` backend picks with now; nil for other backends.
-    public func currentAlgorithm(ofBackend backend: String) -> AlgorithmName? {
+    package func currentAlgorithm(ofBackend backend: String) -> AlgorithmName? {
         adaptive.algorithm(of: backend)
     }
 
     /// The configured backends' names, in file order.
-    public var backendNames: [String] { snapshot.backends.map(\.name) }
+    package var backendNames: [String] { snapshot.backends.map(\.name) }
 
     /// Whether an operator pinned an `adaptive` backend's algorithm; nil for other backends.
-    public func isAlgorithmPinned(ofBackend backend: String) -> Bool? {
+    package func isAlgorithmPinned(ofBackend backend: String) -> Bool? {
         adaptive.isPinned(backend)
     }
 
     /// The decision engine's recent decisions for an `adaptive` backend, oldest first (at most
     /// 100); nil for other backends.
-    public func adaptiveDecisions(ofBackend backend: String) -> [AdaptiveDecision]? {
+    package func adaptiveDecisions(ofBackend backend: String) -> [AdaptiveDecision]? {
         adaptive.decisions(of: backend)
     }
 
     /// The decision engine's recent switches for an `adaptive` backend, oldest first (at most
     /// 100); nil for other backends.
-    public func adaptiveSwitches(ofBackend backend: String) -> [AdaptiveDecision]? {
+    package func adaptiveSwitches(ofBackend backend: String) -> [AdaptiveDecision]? {
         adaptive.switches(of: backend)
     }
 
@@ -460,19 +460,19 @@ public final class ProxyServer: Sendable {
     /// switching it until `unpinAlgorithm`. False when the backend is not adaptive or the
     /// algorithm is `.adaptive`.
     @discardableResult
-    public func selectAlgorithm(_ algorithm: AlgorithmName, forBackend backend: String, pin: Bool) -> Bool {
+    package func selectAlgorithm(_ algorithm: AlgorithmName, forBackend backend: String, pin: Bool) -> Bool {
         adaptive.select(algorithm, backend: backend, pin: pin)
     }
 
     /// Lets the decision engine choose again for an `adaptive` backend.
     @discardableResult
-    public func unpinAlgorithm(forBackend backend: String) -> Bool {
+    package func unpinAlgorithm(forBackend backend: String) -> Bool {
         adaptive.unpin(backend: backend)
     }
 
     /// Stops accepting, lets requests in flight finish for at most `gracePeriod`, then returns.
     /// Connections still open then are closed when the event loop group shuts down.
-    public func shutdown(gracePeriod: Duration) async {
+    package func shutdown(gracePeriod: Duration) async {
         logger.info("shutting down", metadata: ["grace_period": "\(gracePeriod)"])
         adaptive.stop()
         await healthChecker.stop()

@@ -1,25 +1,25 @@
 import FulcrumConfig
 
 /// What a reload changed, by name (for the log and the admin API's answer).
-public struct ReloadSummary: Sendable, Equatable, CustomStringConvertible {
+package struct ReloadSummary: Sendable, Equatable, CustomStringConvertible {
     /// Listening addresses bound by this reload, as `frontend@address`.
-    public var listenersAdded: [String] = []
+    package var listenersAdded: [String] = []
     /// Listening addresses closed by this reload (their connections finish what they started).
-    public var listenersRemoved: [String] = []
-    public var backendsAdded: [String] = []
-    public var backendsRemoved: [String] = []
+    package var listenersRemoved: [String] = []
+    package var backendsAdded: [String] = []
+    package var backendsRemoved: [String] = []
     /// Servers as `backend/server`; a server whose address changed is removed and added.
-    public var serversAdded: [String] = []
-    public var serversRemoved: [String] = []
+    package var serversAdded: [String] = []
+    package var serversRemoved: [String] = []
     /// Servers kept (same address) whose settings changed (weight, TLS).
-    public var serversChanged: [String] = []
+    package var serversChanged: [String] = []
     /// False when the new configuration equals the running one (nothing was touched).
-    public var changed = true
+    package var changed = true
 
-    public init() {}
+    package init() {}
 
     /// Compares two configurations the way a reload applies them.
-    public init(from old: Config, to new: Config) {
+    package init(from old: Config, to new: Config) {
         changed = old != new
         let oldAddresses = Set(old.frontends.flatMap(\.listen).map(\.description))
         let newAddresses = Set(new.frontends.flatMap(\.listen).map(\.description))
@@ -60,7 +60,7 @@ public struct ReloadSummary: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// One line for the log.
-    public var description: String {
+    package var description: String {
         guard changed else { return "no change" }
         var parts: [String] = []
         func add(_ label: String, _ names: [String]) {

@@ -8,8 +8,8 @@ import NIOCore
 /// files) and publishes it to every event loop; each loop picks it up at a request boundary,
 /// and a request in flight finishes on the snapshot it started with. Everything the hot path
 /// needs is reachable by index — no lookups by name per request.
-public final class RuntimeSnapshot: Sendable {
-    public let config: Config
+package final class RuntimeSnapshot: Sendable {
+    package let config: Config
     let frontends: [RuntimeFrontend]
     let backends: [RuntimeBackend]
     /// Frontends that reloads renamed while a listen address stayed (so its socket, and the
@@ -20,7 +20,7 @@ public final class RuntimeSnapshot: Sendable {
     ///
     /// - Parameter previous: servers of `previous` with the same backend, name and address are
     ///   reused, so their live counters (and per-loop pools) carry over a reload.
-    public init(config: Config, previous: RuntimeSnapshot? = nil) throws {
+    package init(config: Config, previous: RuntimeSnapshot? = nil) throws {
         self.config = config
         var backends: [RuntimeBackend] = []
         var backendIndex: [String: Int] = [:]

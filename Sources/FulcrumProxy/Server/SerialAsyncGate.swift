@@ -5,7 +5,7 @@ import NIOConcurrencyHelpers
 /// Reloads read the running configuration, build on it and publish the result; two at once
 /// would let one overwrite the other's change. (An actor would not do: it is re-entered at
 /// every `await` inside the operation.)
-public final class SerialAsyncGate: Sendable {
+package final class SerialAsyncGate: Sendable {
     private struct State {
         var isBusy = false
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -13,9 +13,9 @@ public final class SerialAsyncGate: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    public init() {}
+    package init() {}
 
-    public func run<Result: Sendable>(_ operation: () async throws -> Result) async throws -> Result {
+    package func run<Result: Sendable>(_ operation: () async throws -> Result) async throws -> Result {
         await acquire()
         defer { release() }
         return try await operation()

@@ -9,7 +9,7 @@ import Darwin
 #endif
 
 /// Why the data plane could not apply a configuration, naming the part of it at fault.
-public enum StartupError: Error, CustomStringConvertible {
+package enum StartupError: Error, CustomStringConvertible {
     /// A server's host name did not resolve.
     case unresolvableServer(backend: String, server: String, address: String, reason: String)
     /// A frontend could not listen on one of its addresses.
@@ -21,7 +21,7 @@ public enum StartupError: Error, CustomStringConvertible {
     /// The anti-bot shield's `secret_env` names a variable that is unset or too short.
     case missingSecret(frontend: String, variable: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .unresolvableServer(let backend, let server, let address, let reason):
             "backend \(backend), server \(server): cannot resolve \(address) (\(reason))"

@@ -178,15 +178,15 @@ enum CertificateLoader {
 }
 
 /// What the certificate directory of one TLS frontend holds (`fulcrum check`).
-public struct CertificateReport: Sendable {
-    public let frontend: String
+package struct CertificateReport: Sendable {
+    package let frontend: String
     /// Each certificate that loaded, as `file (name, name…)`.
-    public let loaded: [String]
+    package let loaded: [String]
     /// Each file skipped, as `file: reason`.
-    public let problems: [String]
+    package let problems: [String]
 
     /// Reads the certificate directory of every TLS frontend of `config`.
-    public static func check(_ config: Config) -> [CertificateReport] {
+    package static func check(_ config: Config) -> [CertificateReport] {
         config.frontends.compactMap { frontend in
             guard let tls = frontend.tls else { return nil }
             let (table, problems) = CertificateLoader.load(tls)
