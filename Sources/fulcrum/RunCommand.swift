@@ -71,7 +71,7 @@ func runProxy(config: Config, logger: Logger, configPath: String? = nil, watches
         throw ExitCode(1)
     }
     var services = [ServiceGroupConfiguration.ServiceConfiguration(
-        service: ProxyService(server: server, gracePeriod: config.global.gracePeriod),
+        service: server,
         successTerminationBehavior: .gracefullyShutdownGroup
     )]
     let reloader = ConfigReloader(
@@ -118,17 +118,5 @@ private struct AdminTokenMissing: Error, CustomStringConvertible {
     let variable: String
     var description: String {
         "global.admin.token_env names \(variable), which is not set (or empty); not starting"
-    }
-}
-
-/// The running proxy as a swift-service-lifecycle service: wait for the shutdown signal, drain.
-struct ProxyService: Service {
-    let server: ProxyServer
-    let gracePeriod: Duration
-
-    func run() async throws {
-        // Returns on SIGINT/SIGTERM (or throws on cancellation); either way, drain.
-        try? await gracefulShutdown()
-        await server.shutdown(gracePeriod: gracePeriod)
     }
 }

@@ -8,6 +8,7 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import ServiceLifecycle
 
 /// The running data plane: one listening socket per frontend address, serving HTTP/1.1 and
 /// HTTP/2 on the event loops of `group` from the current `RuntimeSnapshot`.
@@ -15,7 +16,18 @@ import NIOSSL
 /// Each event loop keeps its own `LoopContext` (snapshot, algorithm instances, connection
 /// pools); a client connection and every backend connection it uses stay on one loop.
 /// `reload(to:)` replaces the configuration while it serves: see there.
-package final class ProxyServer: ProxyControl {
+///
+/// It is a swift-service-lifecycle `Service` (`run()`), as HummingbirdCore's `Server` is, with
+/// an explicit `LifecycleState`: `start` returns it running (listening, so a caller can read
+/// its ports), `run()` serves until a graceful shutdown, and `shutdown(gracePeriod:)` drains.
+package final class ProxyServer: ProxyControl, Service {
+    /// Where the server is in its life; reloads are refused once it is shutting down.
+    package enum LifecycleState: Sendable, Equatable {
+        case running
+        case shuttingDown
+        case shutDown
+    }
+
     /// A bound listening socket.
     package struct Listener: Sendable {
         package let frontend: String
@@ -45,6 +57,9 @@ package final class ProxyServer: ProxyControl {
     private let crawlerVerifier: CrawlerVerifier
     /// Reloads run one at a time.
     private let reloads = SerialAsyncGate()
+    private let state = NIOLockedValueBox(LifecycleState.running)
+
+    package var lifecycleState: LifecycleState { state.withLockedValue { $0 } }
 
     private init(
         group: any EventLoopGroup,
@@ -98,13 +113,13 @@ package final class ProxyServer: ProxyControl {
         accessLogWriter: AccessLogWriter? = nil,
         metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance
     ) async throws -> ProxyServer {
-        let snapshot = try RuntimeSnapshot(config: config)
-        let certificateStores = try makeCertificateStores(
-            for: config,
-            reusing: [:],
-            logger: logger,
-            pollInterval: certificatePollInterval
-        )
+        // Resolving server names and reading certificate files block: NIO's thread pool for
+        // blocking work does them, not an event loop or the cooperative pool.
+        let (snapshot, certificateStores) = try await NIOThreadPool.singleton.runIfActive {
+            let snapshot = try RuntimeSnapshot(config: config)
+            let stores = try makeCertificateStores(for: config, reusing: [:], logger: logger, pollInterval: certificatePollInterval)
+            return (snapshot, stores)
+        }
         let accessLog = config.global.log.access == .off ? nil : accessLogWriter ?? AccessLogWriter()
 
         let crawlerVerifier = CrawlerVerifier()
@@ -174,18 +189,24 @@ package final class ProxyServer: ProxyControl {
     }
 
     private func apply(_ config: Config) async throws -> ReloadSummary {
+        guard lifecycleState == .running else { throw StartupError.notRunning }
         let current = running.withLockedValue { $0 }
         let summary = ReloadSummary(from: current.snapshot.config, to: config)
         guard summary.changed else { return summary }
 
-        // Everything that can fail, first.
-        let snapshot = try RuntimeSnapshot(config: config, previous: current.snapshot)
-        let certificateStores = try Self.makeCertificateStores(
-            for: config,
-            reusing: current.certificateStores,
-            logger: logger,
-            pollInterval: certificatePollInterval
-        )
+        // Everything that can fail, first; what blocks (name resolution, certificate files)
+        // on the thread pool for blocking work.
+        let (logger, pollInterval) = (logger, certificatePollInterval)
+        let (snapshot, certificateStores) = try await NIOThreadPool.singleton.runIfActive {
+            let snapshot = try RuntimeSnapshot(config: config, previous: current.snapshot)
+            let stores = try Self.makeCertificateStores(
+                for: config,
+                reusing: current.certificateStores,
+                logger: logger,
+                pollInterval: pollInterval
+            )
+            return (snapshot, stores)
+        }
         let bound = try await Self.bindListeners(
             for: config,
             keeping: current.listeners,
@@ -470,9 +491,25 @@ package final class ProxyServer: ProxyControl {
         adaptive.unpin(backend: backend)
     }
 
+    /// Serves until a graceful shutdown (SIGTERM or SIGINT in a `ServiceGroup`) or until the
+    /// task is cancelled, then drains for `global.grace_period`.
+    package func run() async throws {
+        // Returns on a graceful shutdown, throws on cancellation: either way, drain.
+        try? await gracefulShutdown()
+        await shutdown(gracePeriod: config.global.gracePeriod)
+    }
+
     /// Stops accepting, lets requests in flight finish for at most `gracePeriod`, then returns.
-    /// Connections still open then are closed when the event loop group shuts down.
+    /// Connections still open then are closed when the event loop group shuts down. Only the
+    /// first call drains; later ones return at once.
     package func shutdown(gracePeriod: Duration) async {
+        let first = state.withLockedValue { state in
+            guard state == .running else { return false }
+            state = .shuttingDown
+            return true
+        }
+        guard first else { return }
+        defer { state.withLockedValue { $0 = .shutDown } }
         logger.info("shutting down", metadata: ["grace_period": "\(gracePeriod)"])
         adaptive.stop()
         await healthChecker.stop()

@@ -20,6 +20,8 @@ package enum StartupError: Error, CustomStringConvertible {
     case noUsableCertificate(frontend: String, directory: String, problems: [String])
     /// The anti-bot shield's `secret_env` names a variable that is unset or too short.
     case missingSecret(frontend: String, variable: String)
+    /// A reload after the server began shutting down.
+    case notRunning
 
     package var description: String {
         switch self {
@@ -29,6 +31,8 @@ package enum StartupError: Error, CustomStringConvertible {
             "frontend \(frontend): cannot listen on \(address) (\(reason))"
         case .badServerTLS(let backend, let server, let reason):
             "backend \(backend), server \(server): cannot set up TLS (\(reason))"
+        case .notRunning:
+            "the proxy is shutting down; the configuration was not applied"
         case .missingSecret(let frontend, let variable):
             "frontend \(frontend): antibot.challenge.secret_env names \(variable), which is not set or shorter than 16 bytes"
         case .noUsableCertificate(let frontend, let directory, let problems):

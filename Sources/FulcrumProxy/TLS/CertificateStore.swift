@@ -2,6 +2,7 @@ import FulcrumConfig
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import NIOSSL
 import NIOTLS
 
@@ -51,13 +52,14 @@ final class CertificateStore: Sendable {
         state.withLockedValue { $0.table }.certificate(for: serverName)
     }
 
-    /// Starts watching the directory.
+    /// Starts watching the directory. The checks read the file system, so they run on NIO's
+    /// blocking-work thread pool, never on an event loop or the cooperative pool.
     func startWatching() {
         let task = Task { [self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: pollInterval)
                 guard !Task.isCancelled else { return }
-                reloadIfChanged()
+                try? await NIOThreadPool.singleton.runIfActive { self.reloadIfChanged() }
             }
         }
         state.withLockedValue { $0.watcher = task }
