@@ -135,6 +135,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // What the worker's and the proxy's tests share: collected responses, sending.
+        .target(
+            name: "FulcrumTestSupport",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/FulcrumTestSupport"
+        ),
         .testTarget(name: "FulcrumConfigTests", dependencies: ["FulcrumConfig"]),
         .testTarget(name: "FulcrumBalancingTests", dependencies: ["FulcrumBalancing"]),
         .testTarget(
@@ -160,6 +170,7 @@ let package = Package(
             name: "FulcrumWorkerTests",
             dependencies: [
                 "FulcrumWorker",
+                "FulcrumTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
@@ -172,6 +183,7 @@ let package = Package(
                 "FulcrumConfig",
                 "FulcrumWorker",
                 "FulcrumShield",
+                "FulcrumTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import CoreMetrics
 import Foundation
+// Re-exported: every test file reads `CollectedResponse` without importing it itself.
+@_exported import FulcrumTestSupport
 import FulcrumConfig
 import FulcrumProxy
 import FulcrumWorker
@@ -111,13 +113,7 @@ final class ProxyHarness: Sendable {
         headers: [(String, String)] = [],
         body: HTTPClientRequest.Body? = nil
     ) async throws -> CollectedResponse {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
-        request.method = method
-        request.headers.add(contentsOf: headers)
-        request.body = body
-        let response = try await client.execute(request, timeout: .seconds(30))
-        let collected = try await response.body.collect(upTo: 64 * 1024 * 1024)
-        return CollectedResponse(status: response.status, headers: response.headers, body: collected)
+        try await client.send(method, url: "http://127.0.0.1:\(port)\(path)", headers: headers, body: body)
     }
 }
 
@@ -191,40 +187,6 @@ func deadPort() throws -> Int {
     let port = channel.localAddress!.port!
     try channel.close().wait()
     return port
-}
-
-/// A response with its body collected.
-struct CollectedResponse: Sendable {
-    var status: HTTPResponseStatus
-    var headers: HTTPHeaders
-    var body: ByteBuffer
-
-    var text: String { String(buffer: body) }
-    var worker: String? { headers.first(name: "X-Worker") }
-
-    /// The body as a JSON object.
-    var json: [String: Any] {
-        get throws {
-            let data = Data(body.readableBytesView)
-            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw HarnessError.notJSON(text)
-            }
-            return object
-        }
-    }
-
-    /// Header pairs as the worker's `/echo` reports them.
-    var echoedHeaders: [(String, String)] {
-        get throws {
-            let pairs = try json["headers"] as? [[String]] ?? []
-            return pairs.map { ($0[0], $0[1]) }
-        }
-    }
-}
-
-enum HarnessError: Error {
-    case notJSON(String)
-    case timedOut
 }
 
 /// A raw TCP client for sending exactly the bytes a test wants (malformed, trickled,

@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import Foundation
+// Re-exported: every test file reads `CollectedResponse` without importing it itself.
+@_exported import FulcrumTestSupport
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -50,16 +52,6 @@ func withWorker<Result>(
     return try outcome.get()
 }
 
-/// A response with its body collected (up to 64 MiB).
-struct CollectedResponse {
-    var status: HTTPResponseStatus
-    var headers: HTTPHeaders
-    var body: ByteBuffer
-
-    var text: String { String(buffer: self.body) }
-    var worker: String? { self.headers.first(name: "X-Worker") }
-}
-
 extension HTTPClient {
     /// Sends a `GET` to `worker` and collects the response.
     func send(_ path: String, to worker: WorkerServer) async throws -> CollectedResponse {
@@ -74,21 +66,7 @@ extension HTTPClient {
         headers: [(String, String)] = [],
         body: HTTPClientRequest.Body? = nil
     ) async throws -> CollectedResponse {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(worker.port)\(path)")
-        request.method = method
-        request.headers.add(contentsOf: headers)
-        request.body = body
-        let response = try await self.execute(request, timeout: .seconds(30))
-        let collected = try await response.body.collect(upTo: 64 * 1024 * 1024)
-        return CollectedResponse(status: response.status, headers: response.headers, body: collected)
-    }
-}
-
-extension CollectedResponse {
-    /// The body decoded as a JSON object.
-    func jsonObject() throws -> [String: Any] {
-        let object = try JSONSerialization.jsonObject(with: Data(self.body.readableBytesView))
-        return try #require(object as? [String: Any])
+        try await send(method, url: "http://127.0.0.1:\(worker.port)\(path)", headers: headers, body: body)
     }
 }
 

@@ -1,0 +1,112 @@
+/// A listener and its routing (`frontends[]`).
+package struct FrontendConfig: Sendable, Equatable {
+    package var name: String
+    package var listen: [ListenAddress]
+    package var timeouts: FrontendTimeouts
+    package var limits: FrontendLimits
+    /// Named conditions, in file order.
+    package var acls: [ACL]
+    /// Evaluated in order; the first rule whose condition holds decides.
+    package var rules: [Rule]
+    /// Used when no rule decides. `nil` only when there is at least one rule.
+    package var defaultBackend: String?
+    /// Custom error pages: status code → file path (`error_files: { 503: ./503.html }`).
+    package var errorFiles: [Int: String]
+    /// TLS on every address of the frontend; nil: plain HTTP.
+    package var tls: FrontendTLSConfig?
+    /// Answer every request with `308` to `https://host:PORT/path` (`redirect_to_https`).
+    package var redirectToHTTPSPort: Int?
+    /// A plain listener also accepts HTTP/2 with prior knowledge (`h2c`, default false).
+    /// (TLS listeners offer HTTP/2 by ALPN, `tls.alpn`.)
+    package var h2c = false
+    /// Per-client request limits (`rate_limits`), checked in order before the rules.
+    package var rateLimits: [RateLimitConfig] = []
+    /// The anti-bot shield (`antibot`), checked after the rate limits, before the rules.
+    package var antibot: AntibotConfig?
+
+    package init(
+        name: String,
+        listen: [ListenAddress],
+        timeouts: FrontendTimeouts = FrontendTimeouts(),
+        limits: FrontendLimits = FrontendLimits(),
+        acls: [ACL] = [],
+        rules: [Rule] = [],
+        defaultBackend: String?,
+        errorFiles: [Int: String] = [:]
+    ) {
+        self.name = name
+        self.listen = listen
+        self.timeouts = timeouts
+        self.limits = limits
+        self.acls = acls
+        self.rules = rules
+        self.defaultBackend = defaultBackend
+        self.errorFiles = errorFiles
+    }
+}
+
+/// TLS on a frontend (`frontends[].tls`): certificates from a watched directory, chosen per
+/// connection by SNI.
+package struct FrontendTLSConfig: Sendable, Equatable {
+    /// A directory of certificates: every `*.pem` (chain and key in one file) or
+    /// `NAME.crt` + `NAME.key` pair. Absolute after loading.
+    package var certificatesDirectory: String
+    /// The host name whose certificate is served when SNI is missing or matches nothing; nil:
+    /// the first certificate by file name.
+    package var defaultCertificate: String?
+    package var minimumVersion: TLSVersionName = .v1_2
+    /// Protocols offered by ALPN, in preference order (HTTP/2 first, as browsers expect).
+    package var alpn: [String] = ["h2", "http/1.1"]
+
+    package init(certificatesDirectory: String) {
+        self.certificatesDirectory = certificatesDirectory
+    }
+}
+
+/// The lowest TLS version a frontend accepts (`min_version`).
+package enum TLSVersionName: String, Sendable, Equatable, CaseIterable {
+    case v1_2 = "1.2"
+    case v1_3 = "1.3"
+}
+
+/// `host:port` a frontend listens on. `host` is an IP literal or a name (IPv6 without brackets).
+package struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
+
+    package init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Client-side timeouts of a frontend (`frontends[].timeouts`).
+package struct FrontendTimeouts: Sendable, Equatable {
+    /// A keep-alive connection with no request in progress is closed after this long.
+    package var clientIdle: Duration
+    /// Once the first byte of a request arrives, its whole head must arrive within this (else 408).
+    package var headerRead: Duration
+
+    package init(clientIdle: Duration = .seconds(60), headerRead: Duration = .seconds(10)) {
+        self.clientIdle = clientIdle
+        self.headerRead = headerRead
+    }
+}
+
+/// Request limits of a frontend (`frontends[].limits`).
+package struct FrontendLimits: Sendable, Equatable {
+    /// Largest request head (request line + headers) in bytes, else 431 (`max_header_size`, default 64 KB).
+    package var maxHeaderBytes: Int
+    /// Largest request body in bytes, else 413 (`max_body_size`; `nil`, the default, means unlimited).
+    package var maxBodyBytes: Int?
+    /// Streams an HTTP/2 client may have open at once on one connection
+    /// (`max_concurrent_streams`, default 100; announced in SETTINGS).
+    package var maxConcurrentStreams = 100
+
+    package init(maxHeaderBytes: Int = 64 * 1024, maxBodyBytes: Int? = nil) {
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxBodyBytes = maxBodyBytes
+    }
+}

@@ -1,0 +1,72 @@
+/// Process-wide settings (`global:`).
+package struct GlobalConfig: Sendable, Equatable {
+    /// Event-loop threads (`workers: auto | N`).
+    package var workers: WorkerCount
+    package var log: LogConfig
+    /// How long `fulcrum run` lets in-flight requests finish after SIGINT/SIGTERM
+    /// (`grace_period`, default 10s).
+    package var gracePeriod: Duration
+    /// The admin REST API (`admin`); nil: none.
+    package var admin: AdminConfig?
+
+    package init(workers: WorkerCount = .auto, log: LogConfig = LogConfig(), gracePeriod: Duration = .seconds(10)) {
+        self.workers = workers
+        self.log = log
+        self.gracePeriod = gracePeriod
+    }
+}
+
+/// The admin REST API's listener (`global.admin`).
+package struct AdminConfig: Sendable, Equatable {
+    package var listen: ListenAddress
+    /// The environment variable that holds the Bearer token (`token_env`). Without one, the API
+    /// only reads (and only on a loopback address).
+    package var tokenEnvironmentVariable: String?
+    /// Write configuration changes made through the API back to the file (`config_writeback`,
+    /// default false), so a restart keeps them.
+    package var configWriteback = false
+
+    package init(listen: ListenAddress, tokenEnvironmentVariable: String? = nil, configWriteback: Bool = false) {
+        self.listen = listen
+        self.tokenEnvironmentVariable = tokenEnvironmentVariable
+        self.configWriteback = configWriteback
+    }
+
+    /// Whether `listen` is a loopback address (127.0.0.0/8, ::1, localhost).
+    package var isLoopback: Bool {
+        let host = listen.host.lowercased()
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
+
+/// The number of event-loop threads.
+package enum WorkerCount: Sendable, Equatable {
+    /// One per core.
+    case auto
+    case fixed(Int)
+}
+
+/// Logging settings (`global.log`).
+package struct LogConfig: Sendable, Equatable {
+    package var level: LogLevel
+    package var access: AccessLogFormat
+
+    package init(level: LogLevel = .info, access: AccessLogFormat = .off) {
+        self.level = level
+        self.access = access
+    }
+}
+
+/// Log levels, named as swift-log names them.
+package enum LogLevel: String, Sendable, Equatable, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+}
+
+/// Access-log formats (`global.log.access`).
+package enum AccessLogFormat: String, Sendable, Equatable, CaseIterable {
+    case off
+    /// Apache/nginx "combined" format, plus backend, server and duration.
+    case combined
+    /// One JSON object per line.
+    case json
+}

@@ -1,0 +1,45 @@
+/// One server of a backend (`backends[].servers[]`).
+package struct ServerConfig: Sendable, Equatable {
+    package var name: String
+    package var address: ServerAddress
+    /// Relative share of requests, 0…256 (default 1). Used by every weight-aware algorithm.
+    /// 0 makes the server a backup: it is chosen only when no server with a positive weight can be.
+    package var weight: Int
+    /// TLS to the server (`tls`); nil: plain HTTP.
+    package var tls: ServerTLSConfig?
+
+    package init(name: String, address: ServerAddress, weight: Int = 1) {
+        self.name = name
+        self.address = address
+        self.weight = weight
+    }
+}
+
+/// TLS to one server (`servers[].tls`).
+package struct ServerTLSConfig: Sendable, Equatable {
+    /// Verify the server's certificate chain and name (default true; `false` only explicitly).
+    package var verify = true
+    /// PEM file of the CAs to trust instead of the system's (absolute after loading).
+    package var caFile: String?
+    /// The name sent by SNI and checked against the certificate; default: the address's host
+    /// when it is a name.
+    package var serverName: String?
+    /// PEM file with a client certificate chain and its key, for mutual TLS.
+    package var clientCertificateFile: String?
+
+    package init() {}
+}
+
+/// `host:port` of a server. `host` is an IP literal or a name resolved when the config is
+/// applied (IPv6 without brackets here).
+package struct ServerAddress: Sendable, Equatable, CustomStringConvertible {
+    package var host: String
+    package var port: Int
+
+    package init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    package var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
