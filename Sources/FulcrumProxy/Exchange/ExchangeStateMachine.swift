@@ -273,11 +273,12 @@ struct ExchangeStateMachine {
     /// Whether to read more from the client now. Not while connecting (so the body buffered
     /// meanwhile stays small), not while the server connection cannot take more bytes, and not
     /// while pipelined requests wait (so a pipelining client cannot queue without limit).
-    func mayRead(serverWritable: Bool) -> Bool {
+    /// (`serverWritable` is asked only while forwarding: it reads the server channel's state.)
+    func mayRead(serverWritable: @autoclosure () -> Bool) -> Bool {
         guard pipelined.isEmpty else { return false }
         switch state {
         case .connecting, .holding, .admitting, .upgrading, .modifying: return false
-        case .forwarding: return serverWritable
+        case .forwarding: return serverWritable()
         case .idle, .closed: return true
         }
     }

@@ -6,8 +6,8 @@ import NIOHTTP1
 ///
 /// Heads, small body parts and chunk framing gather in `output`, so a typical response
 /// reaches the socket as one buffer at the end of the server's read.
-struct HTTP1ResponseWriter: ClientResponseWriter {
-    static var clientChannel: ExchangeStateMachine.ClientChannel { .connection }
+final class HTTP1ResponseWriter: ClientResponseWriter {
+    var clientChannel: ExchangeStateMachine.ClientChannel { .connection }
 
     /// Body parts up to this size are copied into `output`; larger ones are written as they are.
     static let coalescingLimit = 4096
@@ -69,14 +69,14 @@ struct HTTP1ResponseWriter: ClientResponseWriter {
         return framing
     }
 
-    mutating func writeInterim(_ head: HTTPResponseHead, context: ChannelHandlerContext) {
+    func writeInterim(_ head: HTTPResponseHead, context: ChannelHandlerContext) {
         let scan = ForwardingHeaders.scanResponse(head.headers)
         prepareOutput()
         ForwardingHeaders.writeResponseHead(head, scan: scan, framing: .init(), into: &output)
         readComplete(context: context)
     }
 
-    mutating func writeResponseHead(
+    func writeResponseHead(
         _ head: HTTPResponseHead,
         request: HTTPRequestHead,
         keepAlive: Bool,
@@ -98,7 +98,7 @@ struct HTTP1ResponseWriter: ClientResponseWriter {
         return framing.keepAlive
     }
 
-    mutating func writeResponseBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
+    func writeResponseBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
         prepareOutput()
         if chunked { output.writeChunkHeader(size: body.readableBytes) }
         if body.readableBytes <= Self.coalescingLimit {
@@ -112,7 +112,7 @@ struct HTTP1ResponseWriter: ClientResponseWriter {
     }
 
     /// Hands the gathered response bytes to the channel (the caller flushes).
-    mutating func readComplete(context: ChannelHandlerContext) {
+    func readComplete(context: ChannelHandlerContext) {
         guard output.readableBytes > 0 else { return }
         context.write(NIOAny(output), promise: nil)
         hasUnflushedWrites = true
@@ -121,7 +121,7 @@ struct HTTP1ResponseWriter: ClientResponseWriter {
         output.moveReaderIndex(to: output.writerIndex)
     }
 
-    mutating func writeLocalResponse(
+    func writeLocalResponse(
         _ head: HTTPResponseHead,
         body: ByteBuffer,
         request: HTTPRequestHead?,
@@ -139,7 +139,7 @@ struct HTTP1ResponseWriter: ClientResponseWriter {
         }
     }
 
-    mutating func finish(_ trailers: HTTPHeaders?, closeClient: Bool, context: ChannelHandlerContext) {
+    func finish(_ trailers: HTTPHeaders?, closeClient: Bool, context: ChannelHandlerContext) {
         if chunked {
             chunked = false
             prepareOutput()
@@ -158,7 +158,7 @@ struct HTTP1ResponseWriter: ClientResponseWriter {
         }
     }
 
-    mutating func flush(context: ChannelHandlerContext) {
+    func flush(context: ChannelHandlerContext) {
         if hasUnflushedWrites {
             hasUnflushedWrites = false
             context.flush()
@@ -167,7 +167,7 @@ struct HTTP1ResponseWriter: ClientResponseWriter {
 
     /// Makes `output` ready for more bytes, reusing its storage when the channel is done with
     /// what was last sent from it.
-    private mutating func prepareOutput() {
+    private func prepareOutput() {
         if output.readableBytes == 0 { output.clear() }
     }
 }

@@ -7,19 +7,17 @@ import NIOHTTP1
 /// The codec's normalization drops the server's connection-specific headers (Connection and
 /// what it names, Keep-Alive, Transfer-Encoding, Upgrade), and a body needs no re-framing:
 /// its DATA frames end with the stream.
-struct HTTP2ResponseWriter: ClientResponseWriter {
-    static var clientChannel: ExchangeStateMachine.ClientChannel { .stream }
+final class HTTP2ResponseWriter: ClientResponseWriter {
+    var clientChannel: ExchangeStateMachine.ClientChannel { .stream }
 
     private(set) var hasUnflushedWrites = false
 
-    init(allocator: ByteBufferAllocator) {}
-
-    mutating func writeInterim(_ head: HTTPResponseHead, context: ChannelHandlerContext) {
+    func writeInterim(_ head: HTTPResponseHead, context: ChannelHandlerContext) {
         write(.head(head), context: context)
         flush(context: context)
     }
 
-    mutating func writeResponseHead(
+    func writeResponseHead(
         _ head: HTTPResponseHead,
         request: HTTPRequestHead,
         keepAlive: Bool,
@@ -30,13 +28,13 @@ struct HTTP2ResponseWriter: ClientResponseWriter {
         return true
     }
 
-    mutating func writeResponseBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
+    func writeResponseBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
         write(.body(.byteBuffer(body)), context: context)
     }
 
     func readComplete(context: ChannelHandlerContext) {}
 
-    mutating func writeLocalResponse(
+    func writeLocalResponse(
         _ head: HTTPResponseHead,
         body: ByteBuffer,
         request: HTTPRequestHead?,
@@ -52,7 +50,7 @@ struct HTTP2ResponseWriter: ClientResponseWriter {
     /// Ends the stream's response (with the server's trailers, if any: HTTP/2 carries them).
     /// Closing the stream early resets it (RST_STREAM), which tells the client to stop sending
     /// a request body that was not read to its end.
-    mutating func finish(_ trailers: HTTPHeaders?, closeClient: Bool, context: ChannelHandlerContext) {
+    func finish(_ trailers: HTTPHeaders?, closeClient: Bool, context: ChannelHandlerContext) {
         write(.end(trailers), context: context)
         flush(context: context)
         if closeClient {
@@ -60,14 +58,14 @@ struct HTTP2ResponseWriter: ClientResponseWriter {
         }
     }
 
-    mutating func flush(context: ChannelHandlerContext) {
+    func flush(context: ChannelHandlerContext) {
         if hasUnflushedWrites {
             hasUnflushedWrites = false
             context.flush()
         }
     }
 
-    private mutating func write(_ part: HTTPServerResponsePart, context: ChannelHandlerContext) {
+    private func write(_ part: HTTPServerResponsePart, context: ChannelHandlerContext) {
         context.write(NIOAny(part), promise: nil)
         hasUnflushedWrites = true
     }

@@ -9,8 +9,8 @@ import NIOHTTP1
 /// `RequestAdmission` and `ShieldScreener` decide what becomes of a request; the handler feeds
 /// them events and carries out what they return (`run`): it picks servers with the backend's
 /// algorithm, takes connections from this loop's pools, writes requests to servers, and writes
-/// responses to the client through its `Writer` (HTTP/1.x bytes or HTTP/2 stream parts).
-final class ProxyHandler<Writer: ClientResponseWriter>: ChannelDuplexHandler, RemovableChannelHandler, BackendResponseSink,
+/// responses to the client through its writer (HTTP/1.x bytes or HTTP/2 stream parts).
+final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, BackendResponseSink,
     DeferredFlushTarget, HeaderTimeoutResponder
 {
     typealias InboundIn = HTTPServerRequestPart
@@ -32,8 +32,8 @@ final class ProxyHandler<Writer: ClientResponseWriter>: ChannelDuplexHandler, Re
     var frontend: RuntimeFrontend?
     var screener: ShieldScreener?
 
-    var machine = ExchangeStateMachine(channel: Writer.clientChannel)
-    var writer: Writer
+    var machine: ExchangeStateMachine
+    let writer: any ClientResponseWriter
     var record = ExchangeRecord()
 
     /// The current exchange's backend, its server and connection, and the server whose
@@ -54,13 +54,20 @@ final class ProxyHandler<Writer: ClientResponseWriter>: ChannelDuplexHandler, Re
     var crawlerHostname: String?
     var isFlushQueued = false
 
-    init(loop: LoopContext, frontendName: String, isSecure: Bool, connectionGuard: ClientConnectionGuard?) {
+    init(
+        loop: LoopContext,
+        frontendName: String,
+        isSecure: Bool,
+        writer: any ClientResponseWriter,
+        connectionGuard: ClientConnectionGuard?
+    ) {
         self.loop = loop
         self.isSecure = isSecure
         self.frontendName = frontendName
         self.connectionGuard = connectionGuard
         self.snapshot = loop.snapshot
-        self.writer = Writer(allocator: ByteBufferAllocator())
+        self.writer = writer
+        self.machine = ExchangeStateMachine(channel: writer.clientChannel)
         selectFrontend()
     }
 

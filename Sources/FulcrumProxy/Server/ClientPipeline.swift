@@ -59,10 +59,11 @@ struct ClientPipeline: Sendable {
     }
 
     private func configureHTTP1(channel: any Channel, loop: LoopContext, connectionGuard: ClientConnectionGuard) throws {
-        let proxy = ProxyHandler<HTTP1ResponseWriter>(
+        let proxy = ProxyHandler(
             loop: loop,
             frontendName: frontendName,
             isSecure: isSecure,
+            writer: HTTP1ResponseWriter(allocator: channel.allocator),
             connectionGuard: connectionGuard
         )
         connectionGuard.proxy = proxy
@@ -109,10 +110,11 @@ struct ClientPipeline: Sendable {
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers([
                     HTTP2FramePayloadToHTTP1ServerCodec(),
-                    ProxyHandler<HTTP2ResponseWriter>(
+                    ProxyHandler(
                         loop: streamLoop.value,
                         frontendName: frontendName,
                         isSecure: isSecure,
+                        writer: HTTP2ResponseWriter(),
                         connectionGuard: nil
                     ),
                 ])

@@ -47,7 +47,13 @@ struct ProxyHandlerEmbeddedTests {
             logger: Logger(label: "embedded-test")
         )
         let connectionGuard = ClientConnectionGuard(clientIdleTimeout: .seconds(5), headerReadTimeout: .seconds(2))
-        let proxy = ProxyHandler<HTTP1ResponseWriter>(loop: loop, frontendName: "web", isSecure: false, connectionGuard: connectionGuard)
+        let proxy = ProxyHandler(
+            loop: loop,
+            frontendName: "web",
+            isSecure: false,
+            writer: HTTP1ResponseWriter(allocator: channel.allocator),
+            connectionGuard: connectionGuard
+        )
         connectionGuard.proxy = proxy
         try channel.pipeline.syncOperations.addHandlers([
             connectionGuard,
@@ -123,7 +129,7 @@ struct ProxyHandlerEmbeddedTests {
             logger: Logger(label: "embedded-test")
         )
         try channel.pipeline.syncOperations.addHandler(
-            ProxyHandler<HTTP2ResponseWriter>(loop: loop, frontendName: "web", isSecure: true, connectionGuard: nil)
+            ProxyHandler(loop: loop, frontendName: "web", isSecure: true, writer: HTTP2ResponseWriter(), connectionGuard: nil)
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8443)).wait()
         let head = HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: .GET, uri: "/admin", headers: ["host": "a"])
