@@ -4,14 +4,14 @@ import PackageDescription
 /// The data-plane targets skip dynamic exclusivity checks in release builds: measured at ~3%
 /// of the CPU per proxied request, and the handlers are confined to their event loops anyway.
 let hotPathSettings: [SwiftSetting] = [
-    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
 ]
 
 let package = Package(
     name: "Fulcrum",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "fulcrum", targets: ["fulcrum"]),
+        .executable(name: "fulcrum", targets: ["fulcrum"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),

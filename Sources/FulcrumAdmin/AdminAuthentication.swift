@@ -12,7 +12,8 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // Validating a configuration changes nothing, though it is a POST.
-        let reads = request.method == .get || request.method == .head
+        let reads =
+            request.method == .get || request.method == .head
             || request.method == .post && request.uri.path == "/api/config/validate"
         let page = (request.method == .get || request.method == .head) && request.uri.path == "/"
         if !reads || tokenRequiredForReads && !page {

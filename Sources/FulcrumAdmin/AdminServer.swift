@@ -298,7 +298,8 @@ struct AdminRoutes: Sendable {
     /// Where `server` of `backend` is in `config` (a concurrent change may have removed it).
     private static func position(of server: String, in backend: String, _ config: Config) throws -> (backend: Int, server: Int) {
         guard let index = config.backends.firstIndex(where: { $0.name == backend }),
-              let position = config.backends[index].servers.firstIndex(where: { $0.name == server }) else {
+            let position = config.backends[index].servers.firstIndex(where: { $0.name == server })
+        else {
             throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
         }
         return (index, position)

@@ -166,7 +166,13 @@ package final class ConfigReloader: Sendable {
     }
 
     private func record(succeeded: Bool) {
-        counts.withLockedValue { succeeded ? ($0.succeeded += 1) : ($0.failed += 1) }
+        counts.withLockedValue { counts in
+            if succeeded {
+                counts.succeeded += 1
+            } else {
+                counts.failed += 1
+            }
+        }
     }
 
     // MARK: Triggers
@@ -179,7 +185,8 @@ package final class ConfigReloader: Sendable {
             do { try await Task.sleep(for: interval) } catch { return }
             // A file that is missing for a moment (an editor's rename dance) is not a change.
             guard let contents = FileManager.default.contents(atPath: path),
-                  contents != knownContents.withLockedValue({ $0 }) else { continue }
+                contents != knownContents.withLockedValue({ $0 })
+            else { continue }
             await reloadFile(trigger: .fileChange)
         }
     }

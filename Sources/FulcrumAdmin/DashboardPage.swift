@@ -22,7 +22,8 @@ enum DashboardPage {
     }
 
     /// Requests only to this origin, nothing loaded from elsewhere, never framed.
-    static let contentSecurityPolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    static let contentSecurityPolicy =
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
         + "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
     static func response() -> Response {

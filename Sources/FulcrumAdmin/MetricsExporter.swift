@@ -79,7 +79,12 @@ package final class MetricsExporter: Sendable {
             for backend in backends {
                 for server in backend.servers {
                     let labels = [("backend", backend.name), ("server", server.name)]
-                    gauge("fulcrum_server_up", "1 when the server is in rotation, 0 when down, ejected, draining or in maintenance.", labels, server.state == .up ? 1 : 0)
+                    gauge(
+                        "fulcrum_server_up",
+                        "1 when the server is in rotation, 0 when down, ejected, draining or in maintenance.",
+                        labels,
+                        server.state == .up ? 1 : 0
+                    )
                     gauge("fulcrum_server_in_flight", "Requests the server is handling now.", labels, Double(server.inFlight))
                     gauge("fulcrum_server_weight", "The server's configured weight.", labels, Double(server.weight))
                 }

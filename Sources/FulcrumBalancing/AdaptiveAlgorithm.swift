@@ -81,11 +81,13 @@ package final class AdaptiveAlgorithm: LoadBalancingAlgorithm {
     /// `pick` at a given time (tests inject it).
     package func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet, now: UInt64) -> Int? {
         self.servers = servers
-        let picked = currentLatencyAware.map { $0.pick(from: servers, excluding: excluded, now: now) }
+        let picked =
+            currentLatencyAware.map { $0.pick(from: servers, excluding: excluded, now: now) }
             ?? current.pick(from: servers, excluding: excluded)
         guard let choice = picked else { return nil }
         guard current.name.isRotation,
-              peakEWMA.isOutOfLine(choice, in: servers, excluding: excluded, factor: Self.guardFactor, now: now) else {
+            peakEWMA.isOutOfLine(choice, in: servers, excluding: excluded, factor: Self.guardFactor, now: now)
+        else {
             return choice
         }
         if choice >= guarded.count { guarded.append(contentsOf: repeatElement(0, count: choice + 1 - guarded.count)) }

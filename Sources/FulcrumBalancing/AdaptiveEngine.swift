@@ -61,18 +61,25 @@ package enum AdaptiveEngine {
         state.forgetServers(notIn: Set(servers.map(\.name)))
         var verdict = judge(servers: servers, answered: answered, state: &state, now: now, settings: settings)
         if verdict.target != current, let lastSwitch = state.lastSwitch, now - lastSwitch < settings.minSwitchInterval {
-            verdict.reason = "held by min_switch_interval: would switch to \(verdict.target.rawValue) (\(verdict.reason)), "
+            verdict.reason =
+                "held by min_switch_interval: would switch to \(verdict.target.rawValue) (\(verdict.reason)), "
                 + "but the last switch was \(format(seconds: now - lastSwitch)) ago < \(format(seconds: settings.minSwitchInterval))"
                 + (current.isRotation ? "; the rotation guard keeps traffic off servers out of line meanwhile" : "")
             verdict.target = current
             verdict.rule = .minSwitchInterval
         }
-        let explanation = verdict.target == current
+        let explanation =
+            verdict.target == current
             ? "\(backend) keeps \(current.rawValue): \(verdict.reason)"
             : "\(backend) \(current.rawValue) → \(verdict.target.rawValue): \(verdict.reason)"
         let decision = AdaptiveDecision(
-            time: now, backend: backend, from: current, to: verdict.target, rule: verdict.rule,
-            explanation: explanation, inputs: servers
+            time: now,
+            backend: backend,
+            from: current,
+            to: verdict.target,
+            rule: verdict.rule,
+            explanation: explanation,
+            inputs: servers
         )
         state.record(decision)
         return decision
@@ -129,10 +136,12 @@ package enum AdaptiveEngine {
         // 3. Errors concentrated on some servers.
         let measured = servers.filter { $0.requests > 0 }
         if let worst = measured.max(by: { $0.errorRate < $1.errorRate }),
-           let best = measured.min(by: { $0.errorRate < $1.errorRate }) {
+            let best = measured.min(by: { $0.errorRate < $1.errorRate })
+        {
             let limit = threshold(settings.errorRate, for: .peakEWMA)
             if worst.errorRate >= limit, best.errorRate < worst.errorRate / 2 {
-                let reason = "error rate \(percent(worst.errorRate)) on \(worst.name) vs \(percent(best.errorRate)) on \(best.name) ≥ \(percent(limit))"
+                let reason =
+                    "error rate \(percent(worst.errorRate)) on \(worst.name) vs \(percent(best.errorRate)) on \(best.name) ≥ \(percent(limit))"
                 return (Verdict(target: .peakEWMA, rule: .errorRate, reason: reason), worst.name)
             }
         }
@@ -146,10 +155,13 @@ package enum AdaptiveEngine {
 
         // 5. The rotation guard passed over a server for a good part of its turns: rotation is
         // not working for it (its answers may be too few to show its latency yet).
-        if current.isRotation, let passed = servers.filter({ $0.guarded >= AdaptiveState.minimumServerRequests })
-            .max(by: { guardedShare($0, answered) < guardedShare($1, answered) }),
-           guardedShare(passed, answered) >= guardedTurns {
-            let reason = "the rotation guard passed over \(passed.name) in \(percent(guardedShare(passed, answered))) of its turns"
+        if current.isRotation,
+            let passed = servers.filter({ $0.guarded >= AdaptiveState.minimumServerRequests })
+                .max(by: { guardedShare($0, answered) < guardedShare($1, answered) }),
+            guardedShare(passed, answered) >= guardedTurns
+        {
+            let reason =
+                "the rotation guard passed over \(passed.name) in \(percent(guardedShare(passed, answered))) of its turns"
                 + " ≥ \(percent(guardedTurns))"
             return (Verdict(target: .peakEWMA, rule: .latencySpread, reason: reason), passed.name)
         }
@@ -205,25 +217,33 @@ package enum AdaptiveEngine {
             state.alikeWindows = 0
             let proof = suspect.requiredProof(minSwitchInterval: settings.minSwitchInterval)
             let shown = suspect.cleanSince.map { now - $0 } ?? .zero
-            let reason = "\(name) has not shown it recovered (named by \(suspect.rule.rawValue), strike \(suspect.strikes)): "
+            let reason =
+                "\(name) has not shown it recovered (named by \(suspect.rule.rawValue), strike \(suspect.strikes)): "
                 + "alike its peers for \(format(seconds: shown)) of the \(format(seconds: proof)) it must show"
             return Verdict(target: fallback, rule: .recovering, reason: reason)
         }
         if current.isLoadAware, let least = servers.filter({ $0.share != nil }).min(by: { $0.share! < $1.share! }),
-           let share = least.share, share < minimumShare {
+            let share = least.share, share < minimumShare
+        {
             state.alikeWindows = 0
-            let reason = "\(least.name) takes \(percent(share)) of an equal share under \(current.rawValue) "
+            let reason =
+                "\(least.name) takes \(percent(share)) of an equal share under \(current.rawValue) "
                 + "(less capacity than its peers) < \(percent(minimumShare))"
             return Verdict(target: current, rule: .capacity, reason: reason)
         }
         if !current.isRotation, spread >= alikeSpread {
             state.alikeWindows = 0
-            return Verdict(target: current, rule: .latencySpread, reason: "p95 spread \(ratio(spread)) ≥ \(ratio(alikeSpread)): not alike enough for rotation")
+            return Verdict(
+                target: current,
+                rule: .latencySpread,
+                reason: "p95 spread \(ratio(spread)) ≥ \(ratio(alikeSpread)): not alike enough for rotation"
+            )
         }
         state.alikeWindows += 1
         if !current.isRotation, state.alikeWindows < confirmingWindows {
             return Verdict(
-                target: current, rule: .confirming,
+                target: current,
+                rule: .confirming,
                 reason: "servers alike (p95 spread \(ratio(spread)), equal shares) for \(state.alikeWindows) of \(confirmingWindows) windows"
             )
         }
@@ -240,7 +260,8 @@ package enum AdaptiveEngine {
         settings: AdaptiveOptions
     ) -> Bool {
         guard !server.carriedOver, (answered[server.name] ?? 0) >= AdaptiveState.minimumServerRequests,
-              let p95 = server.p95Milliseconds else { return false }
+            let p95 = server.p95Milliseconds
+        else { return false }
         let fastest = servers.compactMap(\.p95Milliseconds).min() ?? p95
         if p95 > alikeSpread * max(fastest, 0.001) { return false }
         if server.errorRate >= settings.errorRate / 2 { return false }

@@ -99,7 +99,8 @@ package final class LatencyAware: LoadBalancingAlgorithm {
     /// Whether picking `candidate` would cost more than `factor` times the cheapest eligible
     /// server of its tier, by this algorithm's own cost (`response time × (in flight + 1) /
     /// weight`). The adaptive mode's rotation guard asks this of each rotation pick.
-    package func isOutOfLine(_ candidate: Int, in servers: [BalancedServer], excluding excluded: ServerIndexSet, factor: Double, now: UInt64) -> Bool {
+    package func isOutOfLine(_ candidate: Int, in servers: [BalancedServer], excluding excluded: ServerIndexSet, factor: Double, now: UInt64) -> Bool
+    {
         let count = servers.count
         guard candidate < count else { return false }
         let tier: WeightTier = servers[candidate].weight > 0 ? .weighted : .backup
@@ -116,7 +117,8 @@ package final class LatencyAware: LoadBalancingAlgorithm {
     /// 1) / weight`, a server without samples taken at `unsampledTime`.
     @inline(__always)
     private func cost(of server: BalancedServer, at index: Int, in tier: WeightTier, unsampledTime: Double, now: UInt64) -> Double {
-        let time = index < averages.count && averages[index].hasSamples
+        let time =
+            index < averages.count && averages[index].hasSamples
             ? averages[index].current(at: now, decay: decay)
             : unsampledTime
         // +1 ns keeps idle servers with a decayed-to-zero time comparable by load.

@@ -70,7 +70,9 @@ package final class OutlierDetector: Sendable {
             let ejected = servers.reduce(0) { $0 + ($1.isEjected ? 1 : 0) }
             guard ejected < max(1, servers.count * settings.maxEjectedPercent / 100) else {
                 return streak == settings.consecutiveFailures
-                    ? .spared(reason: "\(ejected) of \(servers.count) servers are ejected already (max_ejected_percent \(settings.maxEjectedPercent))")
+                    ? .spared(
+                        reason: "\(ejected) of \(servers.count) servers are ejected already (max_ejected_percent \(settings.maxEjectedPercent))"
+                    )
                     : nil
             }
             let (duration, count) = server.ejection.withLock { backoff in

@@ -14,9 +14,9 @@ extension CIDRBlock {
         if pieces.count == 2 {
             let digits = pieces[1]
             guard (1...3).contains(digits.count),
-                  digits.allSatisfy(\.isASCIIDigit),
-                  let length = Int(digits),
-                  length <= maximumPrefix
+                digits.allSatisfy(\.isASCIIDigit),
+                let length = Int(digits),
+                length <= maximumPrefix
             else { return nil }
             prefixLength = length
         }
@@ -57,10 +57,11 @@ func formatCIDRBlock(_ block: CIDRBlock) -> String {
         }
     }
     let hex = groups.map { String($0, radix: 16) }
-    let address = if let best {
-        hex[..<best.lowerBound].joined(separator: ":") + "::" + hex[best.upperBound...].joined(separator: ":")
-    } else {
-        hex.joined(separator: ":")
-    }
+    let address =
+        if let best {
+            hex[..<best.lowerBound].joined(separator: ":") + "::" + hex[best.upperBound...].joined(separator: ":")
+        } else {
+            hex.joined(separator: ":")
+        }
     return "\(address)/\(block.prefixLength)"
 }

@@ -143,7 +143,7 @@ extension ConfigDocument {
     /// text, but other readers of the file would not.
     static func isSafePlainYAML(_ text: String) -> Bool {
         guard let first = text.unicodeScalars.first,
-              isPlainCharacter(first), first != ".", first != "-"
+            isPlainCharacter(first), first != ".", first != "-"
         else { return false }
         guard text.unicodeScalars.allSatisfy(isPlainCharacter) else { return false }
         // YAML 1.1 also has y and n as booleans; Yams does not, but other readers may.

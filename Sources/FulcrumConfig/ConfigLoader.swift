@@ -124,8 +124,8 @@ package enum ConfigLoader {
         }
         switch yamlError {
         case .scanner(let context, let problem, let mark, _),
-             .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
+            .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
             // libyaml's context says what it was in the middle of, often on an earlier line
             // ("while parsing a flow sequence in line 3"): worth keeping for the reader.
             let during = context.map { " (\($0.text) at line \($0.mark.line), column \($0.mark.column))" } ?? ""
@@ -161,7 +161,7 @@ package enum ConfigLoader {
         guard lines.indices.contains(mark.line - 1) else { return nil }
         let scalars = lines[mark.line - 1]
         guard let index = scalars.index(scalars.startIndex, offsetBy: mark.column - 1, limitedBy: scalars.endIndex),
-              index < scalars.endIndex
+            index < scalars.endIndex
         else { return nil }
         return scalars[index]
     }

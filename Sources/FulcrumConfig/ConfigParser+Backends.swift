@@ -139,7 +139,8 @@ extension ConfigParser {
     private static func statusRange(_ text: String) -> ClosedRange<Int>? {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { $0.filter { $0 != " " } }
         guard (1...2).contains(parts.count), let low = Int(parts[0]), let high = Int(parts.last!),
-              100 <= low, low <= high, high <= 599 else { return nil }
+            100 <= low, low <= high, high <= 599
+        else { return nil }
         return low...high
     }
 

@@ -46,28 +46,29 @@ extension ConfigParser {
         var criteria: [ACLCriterion] = []
         for entry in mapping.entries {
             let value = entry.value
-            let criterion: ACLCriterion? = switch entry.key {
-            case "path_prefix":
-                parseValues(value, expected: "a path or a list of paths", normalize: checkPath)
-                    .map(ACLCriterion.pathPrefix)
-            case "path":
-                parseValues(value, expected: "a path or a list of paths", normalize: checkPath)
-                    .map(ACLCriterion.path)
-            case "path_regex":
-                parsePathRegex(value)
-            case "host":
-                parseValues(value, expected: "a host name or a list of host names", normalize: normalizeHost)
-                    .map(ACLCriterion.host)
-            case "method":
-                parseValues(value, expected: "a method or a list of methods", normalize: normalizeMethod)
-                    .map(ACLCriterion.method)
-            case "header":
-                parseHeaderCriterion(value)
-            case "src":
-                parseSources(value)
-            default:
-                nil  // unreachable: the mapping only has allowed keys
-            }
+            let criterion: ACLCriterion? =
+                switch entry.key {
+                case "path_prefix":
+                    parseValues(value, expected: "a path or a list of paths", normalize: checkPath)
+                        .map(ACLCriterion.pathPrefix)
+                case "path":
+                    parseValues(value, expected: "a path or a list of paths", normalize: checkPath)
+                        .map(ACLCriterion.path)
+                case "path_regex":
+                    parsePathRegex(value)
+                case "host":
+                    parseValues(value, expected: "a host name or a list of host names", normalize: normalizeHost)
+                        .map(ACLCriterion.host)
+                case "method":
+                    parseValues(value, expected: "a method or a list of methods", normalize: normalizeMethod)
+                        .map(ACLCriterion.method)
+                case "header":
+                    parseHeaderCriterion(value)
+                case "src":
+                    parseSources(value)
+                default:
+                    nil  // unreachable: the mapping only has allowed keys
+                }
             if let criterion {
                 criteria.append(criterion)
             }
@@ -183,15 +184,16 @@ extension ConfigParser {
             )
         }
         let value = matchEntry.value
-        let match: HeaderMatch? = switch matchEntry.key {
-        // An empty `equals` is meaningful (header present with an empty value); an empty
-        // prefix or substring would match any value, which `exists: true` says better.
-        case "equals": value.string().map { .equals($0) }
-        case "prefix": value.nonEmptyString().map { .prefix($0) }
-        case "contains": value.nonEmptyString().map { .contains($0) }
-        case "exists": value.bool().map { .exists($0) }
-        default: nil  // unreachable: only match keys were kept
-        }
+        let match: HeaderMatch? =
+            switch matchEntry.key {
+            // An empty `equals` is meaningful (header present with an empty value); an empty
+            // prefix or substring would match any value, which `exists: true` says better.
+            case "equals": value.string().map { .equals($0) }
+            case "prefix": value.nonEmptyString().map { .prefix($0) }
+            case "contains": value.nonEmptyString().map { .contains($0) }
+            case "exists": value.bool().map { .exists($0) }
+            default: nil  // unreachable: only match keys were kept
+            }
         guard let name, let match, matchEntries.count == 1 else { return nil }
         return .header(name: name, match: match)
     }
@@ -251,14 +253,15 @@ extension ConfigParser {
                 }
             case "redirect":
                 if let redirect = entry.value.mapping(allowedKeys: Self.redirectKeys) {
-                    let code = redirect["code"].map { reader -> Int? in
-                        guard let code = reader.integer(in: 300...399) else { return nil }
-                        guard Self.redirectCodes.contains(code) else {
-                            reader.report("a redirect's code is one of \(Self.redirectCodes.map(String.init).joined(separator: ", "))")
-                            return nil
-                        }
-                        return code
-                    } ?? 302
+                    let code =
+                        redirect["code"].map { reader -> Int? in
+                            guard let code = reader.integer(in: 300...399) else { return nil }
+                            guard Self.redirectCodes.contains(code) else {
+                                reader.report("a redirect's code is one of \(Self.redirectCodes.map(String.init).joined(separator: ", "))")
+                                return nil
+                            }
+                            return code
+                        } ?? 302
                     if let to = redirect.required("to")?.nonEmptyString(), let code {
                         actions.append(.redirect(to: to, code: code))
                     }
@@ -269,8 +272,9 @@ extension ConfigParser {
                 }
             case "set_header":
                 if let header = entry.value.mapping(allowedKeys: Self.setHeaderKeys),
-                   let name = header.required("name").flatMap({ parseHeaderName($0) }),
-                   let value = header.required("value")?.string() {
+                    let name = header.required("name").flatMap({ parseHeaderName($0) }),
+                    let value = header.required("value")?.string()
+                {
                     if value.contains(where: { $0 == "\r" || $0 == "\n" }) {
                         header["value"]?.report("a header value cannot contain a line break")
                     } else {

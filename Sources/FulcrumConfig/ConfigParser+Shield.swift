@@ -57,7 +57,8 @@ extension ConfigParser {
         guard let text = reader.nonEmptyString() else { return nil }
         let parts = text.split(separator: "/", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
         guard parts.count == 2, let requests = Int(parts[0]), requests >= 1,
-              let period = parseDuration(parts[1]), period > .zero else {
+            let period = parseDuration(parts[1]), period > .zero
+        else {
             reader.report("\(quoted(text)) is not a rate (expected requests/period, e.g. 100/10s, 5/1m)")
             return nil
         }
@@ -165,8 +166,9 @@ extension ConfigParser {
     /// Letters, digits and hyphens in dot-separated labels (what a PTR name ends in).
     private func isDomainName(_ text: String) -> Bool {
         let labels = text.split(separator: ".", omittingEmptySubsequences: false)
-        return !text.isEmpty && text.count <= 253 && labels.allSatisfy { label in
-            !label.isEmpty && label.count <= 63 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
-        }
+        return !text.isEmpty && text.count <= 253
+            && labels.allSatisfy { label in
+                !label.isEmpty && label.count <= 63 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+            }
     }
 }

@@ -108,7 +108,8 @@ struct ConfigParser {
     /// `known` names (their section was unreadable and has been reported) nothing is said.
     func checkReference(_ name: String, at reader: YAMLNodeReader, in known: NameRegistry?) {
         guard let known, !known.contains(name) else { return }
-        let defined = known.namesInOrder.isEmpty
+        let defined =
+            known.namesInOrder.isEmpty
             ? "no \(known.kind)s are defined"
             : "defined \(known.kind)s: \(known.namesInOrder.joined(separator: ", "))"
         reader.report("undefined \(known.kind) \(quoted(name)); \(defined)")

@@ -57,10 +57,11 @@ package enum ConfigRenderer {
     }
 
     private static func global(_ global: GlobalConfig) -> ConfigDocument {
-        let workers: ConfigDocument = switch global.workers {
-        case .auto: .string("auto")
-        case .fixed(let count): .int(count)
-        }
+        let workers: ConfigDocument =
+            switch global.workers {
+            case .auto: .string("auto")
+            case .fixed(let count): .int(count)
+            }
         return .mapping([
             "workers": workers,
             "log": .mapping([
@@ -107,11 +108,12 @@ package enum ConfigRenderer {
     }
 
     private static func rateLimit(_ limit: RateLimitConfig) -> ConfigDocument {
-        let key = switch limit.key {
-        case .source: "src"
-        case .header(let name): "header:\(name)"
-        case .cookie(let name): "cookie:\(name)"
-        }
+        let key =
+            switch limit.key {
+            case .source: "src"
+            case .header(let name): "header:\(name)"
+            case .cookie(let name): "cookie:\(name)"
+            }
         return .mapping([
             "key": .string(key),
             "rate": .string("\(limit.requests)/\(formatDuration(limit.period))"),
@@ -180,40 +182,44 @@ package enum ConfigRenderer {
     /// An ACL's criteria, one key each, in the ACL's order. (The parser keeps a criterion per
     /// key of the mapping, so an ACL has at most one of each kind.)
     private static func criteria(_ criteria: [ACLCriterion]) -> ConfigDocument {
-        .map(criteria.map { criterion -> (key: String, value: ConfigDocument) in
-            switch criterion {
-            case .pathPrefix(let prefixes): (key: "path_prefix", value: .strings(prefixes))
-            case .path(let paths): (key: "path", value: .strings(paths))
-            case .pathRegex(let pattern): (key: "path_regex", value: .string(pattern))
-            case .host(let hosts): (key: "host", value: .strings(hosts))
-            case .method(let methods): (key: "method", value: .strings(methods))
-            case .header(let name, let match): (key: "header", value: header(name: name, match: match))
-            case .source(let blocks): (key: "src", value: .strings(blocks.map(cidrBlock)))
+        .map(
+            criteria.map { criterion -> (key: String, value: ConfigDocument) in
+                switch criterion {
+                case .pathPrefix(let prefixes): (key: "path_prefix", value: .strings(prefixes))
+                case .path(let paths): (key: "path", value: .strings(paths))
+                case .pathRegex(let pattern): (key: "path_regex", value: .string(pattern))
+                case .host(let hosts): (key: "host", value: .strings(hosts))
+                case .method(let methods): (key: "method", value: .strings(methods))
+                case .header(let name, let match): (key: "header", value: header(name: name, match: match))
+                case .source(let blocks): (key: "src", value: .strings(blocks.map(cidrBlock)))
+                }
             }
-        })
+        )
     }
 
     private static func header(name: String, match: HeaderMatch) -> ConfigDocument {
-        let test: (key: String, value: ConfigDocument) = switch match {
-        case .equals(let value): (key: "equals", value: .string(value))
-        case .prefix(let value): (key: "prefix", value: .string(value))
-        case .contains(let value): (key: "contains", value: .string(value))
-        case .exists(let present): (key: "exists", value: .bool(present))
-        }
+        let test: (key: String, value: ConfigDocument) =
+            switch match {
+            case .equals(let value): (key: "equals", value: .string(value))
+            case .prefix(let value): (key: "prefix", value: .string(value))
+            case .contains(let value): (key: "contains", value: .string(value))
+            case .exists(let present): (key: "exists", value: .bool(present))
+            }
         return .map([(key: "name", value: .string(name)), test])
     }
 
     private static func rule(_ rule: Rule) -> ConfigDocument {
-        let action: (key: String, value: ConfigDocument) = switch rule.action {
-        case .useBackend(let backend): (key: "use_backend", value: .string(backend))
-        case .deny(let status): (key: "deny", value: .int(status))
-        case .redirect(let to, let code):
-            (key: "redirect", value: .map([(key: "to", value: .string(to)), (key: "code", value: .int(code))]))
-        case .tarpit(let delay): (key: "tarpit", value: duration(delay))
-        case .setHeader(let name, let value):
-            (key: "set_header", value: .map([(key: "name", value: .string(name)), (key: "value", value: .string(value))]))
-        case .deleteHeader(let name): (key: "del_header", value: .string(name))
-        }
+        let action: (key: String, value: ConfigDocument) =
+            switch rule.action {
+            case .useBackend(let backend): (key: "use_backend", value: .string(backend))
+            case .deny(let status): (key: "deny", value: .int(status))
+            case .redirect(let to, let code):
+                (key: "redirect", value: .map([(key: "to", value: .string(to)), (key: "code", value: .int(code))]))
+            case .tarpit(let delay): (key: "tarpit", value: duration(delay))
+            case .setHeader(let name, let value):
+                (key: "set_header", value: .map([(key: "name", value: .string(name)), (key: "value", value: .string(value))]))
+            case .deleteHeader(let name): (key: "del_header", value: .string(name))
+            }
         return .map([
             action,
             (key: "if", value: .strings(rule.ifACLs)),
@@ -259,7 +265,8 @@ package enum ConfigRenderer {
     }
 
     private static func healthCheck(_ check: HealthCheckConfig) -> ConfigDocument {
-        let expect = check.expect.lowerBound == check.expect.upperBound
+        let expect =
+            check.expect.lowerBound == check.expect.upperBound
             ? "\(check.expect.lowerBound)"
             : "\(check.expect.lowerBound)-\(check.expect.upperBound)"
         return .mapping([

@@ -17,7 +17,7 @@ struct HostAndPort: Equatable {
         let portPart: Substring
         if text.hasPrefix("[") {
             guard let closing = text.firstIndex(of: "]"),
-                  parseIPv6(text[text.index(after: text.startIndex)..<closing]) != nil
+                parseIPv6(text[text.index(after: text.startIndex)..<closing]) != nil
             else {
                 throw ParseError(message: "\(quoted(text)) is not a valid IPv6 address")
             }
@@ -44,9 +44,9 @@ struct HostAndPort: Equatable {
             }
         }
         guard (1...5).contains(portPart.count),
-              portPart.allSatisfy(\.isASCIIDigit),
-              let port = Int(portPart),
-              (1...65535).contains(port)
+            portPart.allSatisfy(\.isASCIIDigit),
+            let port = Int(portPart),
+            (1...65535).contains(port)
         else {
             throw ParseError(message: "\(quoted(text)) is not a valid port")
         }

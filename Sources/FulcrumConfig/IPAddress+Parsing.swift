@@ -18,9 +18,9 @@ func parseIPv4(_ text: Substring) -> [UInt8]? {
     bytes.reserveCapacity(4)
     for part in parts {
         guard (1...3).contains(part.count),
-              part.allSatisfy(\.isASCIIDigit),
-              part == "0" || part.first != "0",
-              let value = UInt8(part)
+            part.allSatisfy(\.isASCIIDigit),
+            part == "0" || part.first != "0",
+            let value = UInt8(part)
         else { return nil }
         bytes.append(value)
     }
@@ -56,8 +56,8 @@ func parseIPv6(_ text: Substring) -> [UInt8]? {
             values = [UInt16(ipv4[0]) << 8 | UInt16(ipv4[1]), UInt16(ipv4[2]) << 8 | UInt16(ipv4[3])]
         } else {
             guard (1...4).contains(group.count),
-                  group.allSatisfy({ $0.isASCII && $0.isHexDigit }),
-                  let value = UInt16(group, radix: 16)
+                group.allSatisfy({ $0.isASCII && $0.isHexDigit }),
+                let value = UInt16(group, radix: 16)
             else { return nil }
             values = [value]
         }

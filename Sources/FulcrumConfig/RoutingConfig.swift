@@ -57,7 +57,8 @@ package struct CIDRBlock: Sendable, Equatable, CustomStringConvertible {
     package func contains(_ address: [UInt8]) -> Bool {
         var bytes = address
         if bytes.count == 16, network.count == 4,
-           bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+            bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff
+        {
             bytes = Array(bytes[12..<16])
         }
         guard bytes.count == network.count else { return false }

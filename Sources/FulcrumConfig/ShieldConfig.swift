@@ -135,7 +135,8 @@ package struct VerifiedBot: Sendable, Equatable {
     package static let builtIn: [VerifiedBot] = [
         VerifiedBot(
             name: "googlebot",
-            userAgent: #"(?i)\b(googlebot|google-inspectiontool|googleother|storebot-google|adsbot-google|mediapartners-google|apis-google|feedfetcher-google)\b"#,
+            userAgent:
+                #"(?i)\b(googlebot|google-inspectiontool|googleother|storebot-google|adsbot-google|mediapartners-google|apis-google|feedfetcher-google)\b"#,
             domains: ["googlebot.com", "google.com", "googleusercontent.com"]
         ),
         VerifiedBot(name: "bingbot", userAgent: #"(?i)\b(bingbot|adidxbot|bingpreview|msnbot)\b"#, domains: ["search.msn.com"]),

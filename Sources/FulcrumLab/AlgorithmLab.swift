@@ -114,15 +114,24 @@ package enum AlgorithmLab {
                 events: events
             )
             let switches = server.adaptiveSwitches(ofBackend: "lab") ?? []
-            var result = summarize(samples, scenario: scenario, algorithm: algorithm, workerCount: workers.count, switches: switches.map(\.explanation))
+            var result = summarize(
+                samples,
+                scenario: scenario,
+                algorithm: algorithm,
+                workerCount: workers.count,
+                switches: switches.map(\.explanation)
+            )
             result.timeline = LabTimeline(
                 samples: samples,
                 servers: (1...workers.count).map { "w\($0)" },
                 durationSeconds: Int(total.rounded(.up)),
                 switches: switches.map { decision in
                     LabTimeline.Switch(
-                        atSeconds: seconds(decision.time - start), from: decision.from.rawValue, to: decision.to.rawValue,
-                        rule: decision.rule.rawValue, explanation: decision.explanation
+                        atSeconds: seconds(decision.time - start),
+                        from: decision.from.rawValue,
+                        to: decision.to.rawValue,
+                        rule: decision.rule.rawValue,
+                        explanation: decision.explanation
                     )
                 }
             )
@@ -208,7 +217,12 @@ package enum AlgorithmLab {
                             worker: response.headers.first(name: "X-Worker")
                         )
                     } catch {
-                        sample = LabTimeline.Sample(dueNanoseconds: dueNanoseconds, latencyNanoseconds: nanoseconds(clock.now - due), ok: false, worker: nil)
+                        sample = LabTimeline.Sample(
+                            dueNanoseconds: dueNanoseconds,
+                            latencyNanoseconds: nanoseconds(clock.now - due),
+                            ok: false,
+                            worker: nil
+                        )
                     }
                     samples.list.withLock { $0.append(sample) }
                 }
@@ -224,7 +238,13 @@ package enum AlgorithmLab {
         let list = Mutex<[LabTimeline.Sample]>([])
     }
 
-    static func summarize(_ samples: [LabTimeline.Sample], scenario: LabScenario, algorithm: AlgorithmName, workerCount: Int, switches: [String]) -> LabResult {
+    static func summarize(
+        _ samples: [LabTimeline.Sample],
+        scenario: LabScenario,
+        algorithm: AlgorithmName,
+        workerCount: Int,
+        switches: [String]
+    ) -> LabResult {
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
         var perServer: [String: Int] = [:]
         for index in 1...workerCount { perServer["w\(index)"] = 0 }

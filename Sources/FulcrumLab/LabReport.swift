@@ -5,8 +5,10 @@ package enum LabReport {
     /// A fixed-width table of one scenario's results, with adaptive's switches under it.
     package static func table(for scenario: LabScenario, results: [LabResult]) -> String {
         var lines = ["\(scenario.name): \(scenario.summary)"]
-        lines.append(pad("algorithm", 22) + pad("p50", 10, right: true) + pad("p95", 10, right: true)
-            + pad("p99", 10, right: true) + pad("errors", 9, right: true) + "   requests per server")
+        lines.append(
+            pad("algorithm", 22) + pad("p50", 10, right: true) + pad("p95", 10, right: true)
+                + pad("p99", 10, right: true) + pad("errors", 9, right: true) + "   requests per server"
+        )
         for result in results {
             let servers = result.perServer.keys.sorted().map { "\($0) \(result.perServer[$0]!)" }.joined(separator: " · ")
             lines.append(
@@ -31,15 +33,18 @@ package enum LabReport {
         let fixed = results.filter { $0.algorithm != "adaptive" }
         guard let best = fixed.min(by: { $0.p99Milliseconds < $1.p99Milliseconds }) else { return nil }
         let ratio = adaptive.p99Milliseconds / max(best.p99Milliseconds, 0.001)
-        var verdict = String(format: "adaptive p99 %.2f× the best fixed (%@)", ratio, best.algorithm)
+        var verdict =
+            String(format: "adaptive p99 %.2f× the best fixed (%@)", ratio, best.algorithm)
             + (ratio <= 1.15 ? " — within 15 %" : " — NOT within 15 %")
         if let timeline = adaptive.timeline {
             let trips = roundTrips(in: timeline)
-            verdict += "; \(timeline.switches.count) switch\(timeline.switches.count == 1 ? "" : "es"), "
+            verdict +=
+                "; \(timeline.switches.count) switch\(timeline.switches.count == 1 ? "" : "es"), "
                 + "\(trips) return\(trips == 1 ? "" : "s") to an algorithm just left"
         }
         if ["slow", "becomes-slow"].contains(scenario.name),
-           let roundRobin = results.first(where: { $0.algorithm == "round_robin" }) {
+            let roundRobin = results.first(where: { $0.algorithm == "round_robin" })
+        {
             let gain = roundRobin.p99Milliseconds / max(adaptive.p99Milliseconds, 0.001)
             verdict += String(format: "; %.1f× better than round_robin", gain) + (gain >= 2 ? "" : " (target 2×)")
         }
@@ -63,11 +68,13 @@ package enum LabReport {
         for scenario in scenarios {
             let rows = results.filter { $0.scenario == scenario.name }
             guard let adaptive = rows.first(where: { $0.algorithm == "adaptive" }),
-                  let best = rows.filter({ $0.algorithm != "adaptive" }).min(by: { $0.p99Milliseconds < $1.p99Milliseconds })
+                let best = rows.filter({ $0.algorithm != "adaptive" }).min(by: { $0.p99Milliseconds < $1.p99Milliseconds })
             else { continue }
-            let path = adaptive.timeline.map { timeline in
-                timeline.switches.isEmpty ? "none" : timeline.switches.map { "\(Int($0.atSeconds.rounded())) s → \($0.to) (\($0.rule))" }.joined(separator: ", ")
-            } ?? "—"
+            let path =
+                adaptive.timeline.map { timeline in
+                    timeline.switches.isEmpty
+                        ? "none" : timeline.switches.map { "\(Int($0.atSeconds.rounded())) s → \($0.to) (\($0.rule))" }.joined(separator: ", ")
+                } ?? "—"
             let trips = adaptive.timeline.map { "\(roundTrips(in: $0))" } ?? "—"
             lines.append(
                 "| \(scenario.name) | \(best.algorithm) | \(milliseconds(best.p99Milliseconds)) | \(milliseconds(adaptive.p99Milliseconds)) | "
@@ -91,7 +98,9 @@ package enum LabReport {
     /// One panel per scenario: a bar per algorithm for p99 (dark) over p50 (light), in
     /// milliseconds, each panel on its own scale.
     package static func svg(scenarios: [LabScenario], results: [LabResult]) -> String {
-        let panelWidth = 560.0, barHeight = 18.0, labelWidth = 150.0
+        let panelWidth = 560.0
+        let barHeight = 18.0
+        let labelWidth = 150.0
         var y = 40.0
         var body = ""
         for scenario in scenarios {
@@ -103,7 +112,8 @@ package enum LabReport {
             y += 10
             for row in rows {
                 y += barHeight + 4
-                let p99 = row.p99Milliseconds * scale, p50 = row.p50Milliseconds * scale
+                let p99 = row.p99Milliseconds * scale
+                let p50 = row.p50Milliseconds * scale
                 let colour = row.algorithm == "adaptive" ? "#c0392b" : "#2c3e50"
                 body += "<text x=\"10\" y=\"\(y - 5)\">\(escape(row.algorithm))</text>\n"
                 body += "<rect x=\"\(labelWidth)\" y=\"\(y - barHeight)\" width=\"\(max(p99, 1))\" height=\"\(barHeight - 2)\" fill=\"\(colour)\"/>\n"

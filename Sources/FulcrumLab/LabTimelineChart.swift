@@ -9,7 +9,8 @@ package enum LabTimelineChart {
     /// that has a timeline. Same input, same bytes: nothing here depends on dictionary order.
     package static func svg(scenario: LabScenario, result: LabResult, reference: LabResult?) -> String {
         let switchCount = result.timeline?.switches.count ?? result.switches.count
-        let title = "\(scenario.name) — \(result.algorithm): p99 \(milliseconds(result.p99Milliseconds)), "
+        let title =
+            "\(scenario.name) — \(result.algorithm): p99 \(milliseconds(result.p99Milliseconds)), "
             + "\(switchCount) switch\(switchCount == 1 ? "" : "es")"
         var subtitle = scenario.summary
         if result.runs > 1, let run = result.timelineRun {
@@ -77,7 +78,8 @@ package enum LabTimelineChart {
             }
             body += "<text x=\"\(position)\" y=\"\(fixed(axisBaseline))\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555\">\(second) s</text>\n"
         }
-        body += "<text x=\"\(fixed((left + right) / 2))\" y=\"\(fixed(axisBaseline + 18))\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555\">seconds since the run's start (by when each request was due)</text>\n"
+        body +=
+            "<text x=\"\(fixed((left + right) / 2))\" y=\"\(fixed(axisBaseline + 18))\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555\">seconds since the run's start (by when each request was due)</text>\n"
         return body
     }
 
@@ -85,7 +87,8 @@ package enum LabTimelineChart {
     /// readable), and the reference's p99 dashed.
     private static func latencyPanel(_ timeline: LabTimeline, algorithm: String, reference: LabResult?, x: (Double) -> Double) -> String {
         let referenceSeconds = reference?.timeline?.seconds ?? []
-        let values = (timeline.seconds.flatMap { [$0.p50Milliseconds, $0.p99Milliseconds] }
+        let values =
+            (timeline.seconds.flatMap { [$0.p50Milliseconds, $0.p99Milliseconds] }
             + referenceSeconds.map(\.p99Milliseconds)).filter { $0 > 0 }
         // Whole decades around the data, at least one.
         var lowest = pow(10, floor(log10(values.min() ?? 1)))
@@ -97,19 +100,27 @@ package enum LabTimelineChart {
             return latencyBottom - (latencyBottom - latencyTop) * min(fraction, 1)
         }
 
-        var body = "<rect x=\"\(fixed(left))\" y=\"\(fixed(latencyTop))\" width=\"\(fixed(right - left))\" height=\"\(fixed(latencyBottom - latencyTop))\" fill=\"none\" stroke=\"#cccccc\"/>\n"
+        var body =
+            "<rect x=\"\(fixed(left))\" y=\"\(fixed(latencyTop))\" width=\"\(fixed(right - left))\" height=\"\(fixed(latencyBottom - latencyTop))\" fill=\"none\" stroke=\"#cccccc\"/>\n"
         var decade = lowest
         while decade <= highest * 1.0001 {
             let position = fixed(y(decade))
             body += "<line x1=\"\(fixed(left))\" y1=\"\(position)\" x2=\"\(fixed(right))\" y2=\"\(position)\" stroke=\"#dddddd\"/>\n"
-            body += "<text x=\"\(fixed(left - 6))\" y=\"\(fixed(y(decade) + 4))\" text-anchor=\"end\" font-size=\"10\" fill=\"#555\">\(String(format: "%g", decade)) ms</text>\n"
+            body +=
+                "<text x=\"\(fixed(left - 6))\" y=\"\(fixed(y(decade) + 4))\" text-anchor=\"end\" font-size=\"10\" fill=\"#555\">\(String(format: "%g", decade)) ms</text>\n"
             decade *= 10
         }
 
         let p99Colour = algorithm == "adaptive" ? "#c0392b" : "#2c3e50"
         body += line(timeline.seconds, \.p50Milliseconds, x: x, y: y, attributes: "class=\"p50\" stroke=\"\(p50Colour)\" stroke-width=\"1.2\"")
         if !referenceSeconds.isEmpty {
-            body += line(referenceSeconds, \.p99Milliseconds, x: x, y: y, attributes: "class=\"reference\" stroke=\"\(referenceColour)\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"")
+            body += line(
+                referenceSeconds,
+                \.p99Milliseconds,
+                x: x,
+                y: y,
+                attributes: "class=\"reference\" stroke=\"\(referenceColour)\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\""
+            )
         }
         body += line(timeline.seconds, \.p99Milliseconds, x: x, y: y, attributes: "class=\"p99\" stroke=\"\(p99Colour)\" stroke-width=\"2.5\"")
 
@@ -122,11 +133,13 @@ package enum LabTimelineChart {
         }
         for (colour, strokeWidth, dash, label) in entries {
             legendY += 16
-            body += "<line x1=\"\(fixed(legendX))\" y1=\"\(fixed(legendY - 4))\" x2=\"\(fixed(legendX + 18))\" y2=\"\(fixed(legendY - 4))\" stroke=\"\(colour)\" stroke-width=\"\(strokeWidth)\"\(dash)/>\n"
+            body +=
+                "<line x1=\"\(fixed(legendX))\" y1=\"\(fixed(legendY - 4))\" x2=\"\(fixed(legendX + 18))\" y2=\"\(fixed(legendY - 4))\" stroke=\"\(colour)\" stroke-width=\"\(strokeWidth)\"\(dash)/>\n"
             body += "<text x=\"\(fixed(legendX + 24))\" y=\"\(fixed(legendY))\" font-size=\"11\">\(escape(label))</text>\n"
         }
         if reference != nil, !referenceSeconds.isEmpty {
-            body += "<text x=\"\(fixed(legendX + 24))\" y=\"\(fixed(legendY + 12))\" font-size=\"9\" fill=\"#555\">(the best fixed algorithm)</text>\n"
+            body +=
+                "<text x=\"\(fixed(legendX + 24))\" y=\"\(fixed(legendY + 12))\" font-size=\"9\" fill=\"#555\">(the best fixed algorithm)</text>\n"
         }
         return body
     }
@@ -151,7 +164,8 @@ package enum LabTimelineChart {
         return stretches.filter { !$0.isEmpty }.map { points in
             // A lone second gets a zero-length second point, which round caps draw as a dot.
             let all = points.count == 1 ? points + points : points
-            return "<polyline \(attributes) fill=\"none\" stroke-linejoin=\"round\" stroke-linecap=\"round\" points=\"\(all.joined(separator: " "))\"/>\n"
+            return
+                "<polyline \(attributes) fill=\"none\" stroke-linejoin=\"round\" stroke-linecap=\"round\" points=\"\(all.joined(separator: " "))\"/>\n"
         }.joined()
     }
 
@@ -160,7 +174,8 @@ package enum LabTimelineChart {
     private static func sharePanel(_ timeline: LabTimeline, secondCount: Int, x: (Double) -> Double) -> String {
         let servers = Set(timeline.seconds.flatMap(\.perServer.keys)).sorted { $0.compare($1, options: .numeric) == .orderedAscending }
         let panelHeight = shareBottom - shareTop
-        var body = "<rect x=\"\(fixed(left))\" y=\"\(fixed(shareTop))\" width=\"\(fixed(right - left))\" height=\"\(fixed(panelHeight))\" fill=\"#f4f4f4\" stroke=\"#cccccc\"/>\n"
+        var body =
+            "<rect x=\"\(fixed(left))\" y=\"\(fixed(shareTop))\" width=\"\(fixed(right - left))\" height=\"\(fixed(panelHeight))\" fill=\"#f4f4f4\" stroke=\"#cccccc\"/>\n"
         body += "<g shape-rendering=\"crispEdges\">\n"
         let barWidth = fixed(x(1) - x(0))
         for second in timeline.seconds {
@@ -171,7 +186,8 @@ package enum LabTimelineChart {
                 let count = second.perServer[server] ?? 0
                 guard count > 0 else { continue }
                 let height = panelHeight * Double(count) / Double(answered)
-                body += "<rect x=\"\(fixed(x(Double(second.second))))\" y=\"\(fixed(bottom - height))\" width=\"\(barWidth)\" height=\"\(fixed(height))\" fill=\"\(serverColours[index % serverColours.count])\"/>\n"
+                body +=
+                    "<rect x=\"\(fixed(x(Double(second.second))))\" y=\"\(fixed(bottom - height))\" width=\"\(barWidth)\" height=\"\(fixed(height))\" fill=\"\(serverColours[index % serverColours.count])\"/>\n"
                 bottom -= height
             }
         }
@@ -184,7 +200,8 @@ package enum LabTimelineChart {
         body += "<text x=\"\(fixed(legendX))\" y=\"\(fixed(legendY))\" font-size=\"10\" fill=\"#555\">share of the requests</text>\n"
         for (index, server) in servers.enumerated() {
             legendY += 15
-            body += "<rect x=\"\(fixed(legendX))\" y=\"\(fixed(legendY - 9))\" width=\"10\" height=\"10\" fill=\"\(serverColours[index % serverColours.count])\"/>\n"
+            body +=
+                "<rect x=\"\(fixed(legendX))\" y=\"\(fixed(legendY - 9))\" width=\"10\" height=\"10\" fill=\"\(serverColours[index % serverColours.count])\"/>\n"
             body += "<text x=\"\(fixed(legendX + 16))\" y=\"\(fixed(legendY))\" font-size=\"11\">\(escape(server))</text>\n"
         }
         return body
@@ -197,18 +214,22 @@ package enum LabTimelineChart {
         var stretches = [(algorithm: first.from, start: 0.0)]
         for change in switches { stretches.append((change.to, max(change.atSeconds, 0))) }
         var colours: [String: String] = [:]
-        var body = "<text x=\"\(fixed(left - 6))\" y=\"\(fixed(stripTop + stripHeight - 2))\" text-anchor=\"end\" font-size=\"9\" fill=\"#555\">algorithm</text>\n"
+        var body =
+            "<text x=\"\(fixed(left - 6))\" y=\"\(fixed(stripTop + stripHeight - 2))\" text-anchor=\"end\" font-size=\"9\" fill=\"#555\">algorithm</text>\n"
         for (index, stretch) in stretches.enumerated() {
             if colours[stretch.algorithm] == nil {
                 colours[stretch.algorithm] = algorithmColours[colours.count % algorithmColours.count]
             }
             let end = index + 1 < stretches.count ? stretches[index + 1].start : Double(secondCount)
-            let from = min(x(stretch.start), right), to = min(x(end), right)
+            let from = min(x(stretch.start), right)
+            let to = min(x(end), right)
             guard to > from else { continue }
-            body += "<rect x=\"\(fixed(from))\" y=\"\(fixed(stripTop))\" width=\"\(fixed(to - from))\" height=\"\(fixed(stripHeight))\" fill=\"\(colours[stretch.algorithm]!)\"><title>\(escape(stretch.algorithm))</title></rect>\n"
+            body +=
+                "<rect x=\"\(fixed(from))\" y=\"\(fixed(stripTop))\" width=\"\(fixed(to - from))\" height=\"\(fixed(stripHeight))\" fill=\"\(colours[stretch.algorithm]!)\"><title>\(escape(stretch.algorithm))</title></rect>\n"
             // The name inside when it fits (9 px text: about 5 px a character).
             if to - from >= Double(stretch.algorithm.count) * 5 + 6 {
-                body += "<text x=\"\(fixed(from + 3))\" y=\"\(fixed(stripTop + stripHeight - 3))\" font-size=\"9\">\(escape(stretch.algorithm))</text>\n"
+                body +=
+                    "<text x=\"\(fixed(from + 3))\" y=\"\(fixed(stripTop + stripHeight - 3))\" font-size=\"9\">\(escape(stretch.algorithm))</text>\n"
             }
         }
         return body
@@ -219,7 +240,8 @@ package enum LabTimelineChart {
     /// one; a switch too close to its neighbours for any row keeps its line and tooltip only.
     private static func switchLines(_ switches: [LabTimeline.Switch], x: (Double) -> Double) -> String {
         var rowEnds = [Double](repeating: -Double.infinity, count: labelRows.count)
-        var labels = "", lines = ""
+        var labels = ""
+        var lines = ""
         var unlabelled = 0
         for change in switches {
             let position = min(max(x(change.atSeconds), left), right)
@@ -235,18 +257,22 @@ package enum LabTimelineChart {
                 let baseline = labelRows[row]
                 let textX = fixed(anchorsAtEnd ? position - 3 : position + 3)
                 let anchor = anchorsAtEnd ? " text-anchor=\"end\"" : ""
-                labels += "<text class=\"switch-label\" x=\"\(textX)\" y=\"\(fixed(baseline))\" font-size=\"10\"\(anchor)>\(escape(heading))"
+                labels +=
+                    "<text class=\"switch-label\" x=\"\(textX)\" y=\"\(fixed(baseline))\" font-size=\"10\"\(anchor)>\(escape(heading))"
                     + "<tspan x=\"\(textX)\" dy=\"10\" font-size=\"9\" fill=\"#666\">\(escape(change.rule))</tspan></text>\n"
                 top = baseline - 10
             } else {
                 unlabelled += 1
             }
             let tooltip = String(format: "%.1f s: ", change.atSeconds) + "\(change.from) → \(change.to) (\(change.rule)): \(change.explanation)"
-            lines += "<line class=\"switch\" x1=\"\(fixed(position))\" y1=\"\(fixed(top))\" x2=\"\(fixed(position))\" y2=\"\(fixed(shareBottom))\" stroke=\"#555\" stroke-opacity=\"0.7\"><title>\(escape(tooltip))</title></line>\n"
+            lines +=
+                "<line class=\"switch\" x1=\"\(fixed(position))\" y1=\"\(fixed(top))\" x2=\"\(fixed(position))\" y2=\"\(fixed(shareBottom))\" stroke=\"#555\" stroke-opacity=\"0.7\"><title>\(escape(tooltip))</title></line>\n"
         }
         if unlabelled > 0 {
-            labels += "<text x=\"\(fixed(legendX))\" y=\"\(fixed(labelRows[0]))\" font-size=\"9\" fill=\"#666\">\(unlabelled) switch\(unlabelled == 1 ? "" : "es") too close to label:</text>\n"
-            labels += "<text x=\"\(fixed(legendX))\" y=\"\(fixed(labelRows[0] + 11))\" font-size=\"9\" fill=\"#666\">hover a line for its details</text>\n"
+            labels +=
+                "<text x=\"\(fixed(legendX))\" y=\"\(fixed(labelRows[0]))\" font-size=\"9\" fill=\"#666\">\(unlabelled) switch\(unlabelled == 1 ? "" : "es") too close to label:</text>\n"
+            labels +=
+                "<text x=\"\(fixed(legendX))\" y=\"\(fixed(labelRows[0] + 11))\" font-size=\"9\" fill=\"#666\">hover a line for its details</text>\n"
         }
         return lines + labels
     }

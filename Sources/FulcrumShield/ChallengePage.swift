@@ -71,9 +71,9 @@ package enum ChallengePage {
     package static func safeReturnPath(_ returnTo: String) -> String {
         let bytes = returnTo.utf8
         guard bytes.count <= 2048,
-              bytes.first == UInt8(ascii: "/"),
-              !returnTo.hasPrefix("//"), !returnTo.hasPrefix("/\\"),
-              bytes.allSatisfy({ $0 > 0x20 && $0 != 0x7f && $0 != UInt8(ascii: "\\") })
+            bytes.first == UInt8(ascii: "/"),
+            !returnTo.hasPrefix("//"), !returnTo.hasPrefix("/\\"),
+            bytes.allSatisfy({ $0 > 0x20 && $0 != 0x7f && $0 != UInt8(ascii: "\\") })
         else { return "/" }
         return returnTo
     }
@@ -86,31 +86,32 @@ package enum ChallengePage {
 
     /// The page's whole script: `solverScript`, then the part that reads the form, solves in
     /// slices and submits.
-    package static let script = solverScript + """
-        (function () {
-          var form = document.getElementById('fulcrum-form');
-          var status = document.getElementById('fulcrum-status');
-          if (status) status.textContent = 'This takes a moment and needs nothing from you.';
-          var challenge = form.elements.challenge.value;
-          var difficulty = Number(form.getAttribute('data-difficulty'));
-          var next = 0;
-          function step() {
-            var sliceEnd = Date.now() + 50;
-            do {
-              var solution = fulcrumSolve(challenge, difficulty, next, 1000);
-              next += 1000;
-              if (solution !== null) {
-                form.elements.solution.value = solution;
-                form.submit();
-                return;
+    package static let script =
+        solverScript + """
+            (function () {
+              var form = document.getElementById('fulcrum-form');
+              var status = document.getElementById('fulcrum-status');
+              if (status) status.textContent = 'This takes a moment and needs nothing from you.';
+              var challenge = form.elements.challenge.value;
+              var difficulty = Number(form.getAttribute('data-difficulty'));
+              var next = 0;
+              function step() {
+                var sliceEnd = Date.now() + 50;
+                do {
+                  var solution = fulcrumSolve(challenge, difficulty, next, 1000);
+                  next += 1000;
+                  if (solution !== null) {
+                    form.elements.solution.value = solution;
+                    form.submit();
+                    return;
+                  }
+                } while (Date.now() < sliceEnd);
+                setTimeout(step, 0);
               }
-            } while (Date.now() < sliceEnd);
-            setTimeout(step, 0);
-          }
-          setTimeout(step, 0);
-        })();
+              setTimeout(step, 0);
+            })();
 
-        """
+            """
 
     /// SHA-256 and the solver, as plain ES5 functions so that a test can run them in node:
     /// `fulcrumSha256(bytes)` → 32-byte `Uint8Array`; `fulcrumSolve(challenge, difficulty,

@@ -86,8 +86,8 @@ package struct ClearanceCookie: Sendable {
     /// prefix computed once per connection.
     package func verify(_ value: Substring, client: ClientPrefix, userAgent: String, now: UInt64) -> Verdict {
         guard let (fields, authentic) = signer.open(value, label: Self.label, fieldCount: 3),
-              fields[0] == Self.version,
-              let expiry = parseDecimal(fields[1])
+            fields[0] == Self.version,
+            let expiry = parseDecimal(fields[1])
         else { return .malformed }
         guard authentic else { return .forged }
         guard constantTimeEquals(fields[2], signer.fingerprint(client: client, userAgent: userAgent)) else {

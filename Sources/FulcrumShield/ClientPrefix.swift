@@ -56,7 +56,8 @@ package struct ClientPrefix: Hashable, Sendable, CustomStringConvertible {
             storage = .ipv4(value & 0xffff_ff00)
         case 16:
             let value = bytes.reduce(UInt128(0)) { $0 << 8 | UInt128($1) }
-            storage = value >> 32 == 0xffff
+            storage =
+                value >> 32 == 0xffff
                 ? .ipv4(UInt32(truncatingIfNeeded: value) & 0xffff_ff00)
                 : .ipv6(UInt64(value >> 64))
         default:
@@ -174,7 +175,7 @@ package struct ClientPrefix: Hashable, Sendable, CustomStringConvertible {
             if index != end, bytes[index] == UInt8(ascii: ".") {
                 // An embedded IPv4 address is the rest of the text.
                 guard let ipv4 = parseIPv4(bytes[groupStart..<end]),
-                      append(UInt128(ipv4 >> 16)), append(UInt128(ipv4 & 0xffff))
+                    append(UInt128(ipv4 >> 16)), append(UInt128(ipv4 & 0xffff))
                 else { return nil }
                 index = end
                 break

@@ -106,7 +106,13 @@ package struct ProofOfWork: Sendable {
 
     /// Whether `solution` answers `challenge` for this client at `now` (Unix seconds).
     package func verify(challenge: String, solution: String, clientAddress: String, userAgent: String, now: UInt64) -> Bool {
-        check(challenge: Substring(challenge), solution: Substring(solution), client: ClientPrefix(address: clientAddress), userAgent: userAgent, now: now) == .valid
+        check(
+            challenge: Substring(challenge),
+            solution: Substring(solution),
+            client: ClientPrefix(address: clientAddress),
+            userAgent: userAgent,
+            now: now
+        ) == .valid
     }
 
     /// The verdict on an answer, in the order the checks run: shape, signature, client,
@@ -114,11 +120,11 @@ package struct ProofOfWork: Sendable {
     /// more.
     package func check(challenge: Substring, solution: Substring, client: ClientPrefix, userAgent: String, now: UInt64) -> Verdict {
         guard let (fields, authentic) = signer.open(challenge, label: Self.label, fieldCount: 5),
-              fields[0] == Self.version,
-              let expiry = parseDecimal(fields[1]),
-              let difficulty = parseDecimal(fields[2]), difficulty <= Self.maximumDifficulty,
-              fields[3].utf8.count == Base64URL.encodedLength(of: Self.nonceLength),
-              Self.isValidSolution(solution)
+            fields[0] == Self.version,
+            let expiry = parseDecimal(fields[1]),
+            let difficulty = parseDecimal(fields[2]), difficulty <= Self.maximumDifficulty,
+            fields[3].utf8.count == Base64URL.encodedLength(of: Self.nonceLength),
+            Self.isValidSolution(solution)
         else { return .malformed }
         guard authentic else { return .forged }
         guard constantTimeEquals(fields[4], signer.fingerprint(client: client, userAgent: userAgent)) else {
@@ -145,15 +151,16 @@ package struct ProofOfWork: Sendable {
     /// Solutions are 1…32 characters of the base64url alphabet: the page sends decimal
     /// digits, and nothing in it needs escaping in a form body.
     static func isValidSolution(_ solution: Substring) -> Bool {
-        (1...maximumSolutionLength).contains(solution.utf8.count) && solution.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "-"), UInt8(ascii: "_"):
-                true
-            default:
-                false
+        (1...maximumSolutionLength).contains(solution.utf8.count)
+            && solution.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                    UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                    true
+                default:
+                    false
+                }
             }
-        }
     }
 
     static func workInput(challenge: some Collection<UInt8>, solution: some Collection<UInt8>) -> [UInt8] {

@@ -52,7 +52,7 @@ struct TokenSigner: Sendable {
         let payload = token[..<lastDot]
         let macText = token.utf8[token.utf8.index(after: lastDot)...]
         guard macText.count == Base64URL.encodedLength(of: Self.macLength),
-              let mac = Base64URL.decode(macText)
+            let mac = Base64URL.decode(macText)
         else { return nil }
         let fields = payload.split(separator: ".", omittingEmptySubsequences: false)
         guard fields.count == fieldCount, fields.allSatisfy({ !$0.isEmpty }) else { return nil }
@@ -72,8 +72,8 @@ struct TokenSigner: Sendable {
 /// number), at most `UInt64.max`.
 func parseDecimal(_ text: Substring) -> UInt64? {
     guard !text.isEmpty, text.utf8.count <= 20,
-          text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-          text == "0" || text.utf8.first != UInt8(ascii: "0")
+        text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+        text == "0" || text.utf8.first != UInt8(ascii: "0")
     else { return nil }
     return UInt64(text)
 }

@@ -1,10 +1,11 @@
+import NIOCore
+import NIOHTTP1
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import NIOCore
-import NIOHTTP1
 
 /// Serves the worker's endpoints on one HTTP/1.x connection.
 ///

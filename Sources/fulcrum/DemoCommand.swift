@@ -37,11 +37,13 @@ struct DemoCommand: AsyncParsableCommand {
         let workerGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var workers: [WorkerServer] = []
         for (index, delay) in [10, 10, 40].enumerated() {
-            workers.append(try await WorkerServer.start(
-                name: "worker-\(index + 1)",
-                behaviour: WorkerBehaviour(delayMilliseconds: delay, jitterMilliseconds: 2),
-                group: workerGroup
-            ))
+            workers.append(
+                try await WorkerServer.start(
+                    name: "worker-\(index + 1)",
+                    behaviour: WorkerBehaviour(delayMilliseconds: delay, jitterMilliseconds: 2),
+                    group: workerGroup
+                )
+            )
         }
         // A token for this run only, so the dashboard's buttons work (changes need one).
         let token = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
@@ -54,7 +56,8 @@ struct DemoCommand: AsyncParsableCommand {
             printError("the built-in demo configuration is invalid:\n\(error)")
             throw ExitCode(1)
         }
-        print("""
+        print(
+            """
             Fulcrum demo — configuration:
 
             \(yaml)
@@ -73,7 +76,8 @@ struct DemoCommand: AsyncParsableCommand {
 
             Press Ctrl-C to stop.
 
-            """)
+            """
+        )
         // Shown now even when standard output is a pipe or a file (and not a terminal).
         fflush(nil)
         let logger = makeLogger(label: "fulcrum", level: config.global.log.level)

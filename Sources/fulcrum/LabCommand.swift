@@ -26,7 +26,11 @@ struct LabCommand: AsyncParsableCommand {
     @Option(help: "How long each algorithm runs per scenario, e.g. 20s (default 20s, or 180s with --realtime).")
     var duration: String?
 
-    @Flag(inversion: .prefixedNo, help: "Run a scenario's algorithms at the same time, each in its own process with its own workers, proxy and client (the same machine conditions for all).")
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            "Run a scenario's algorithms at the same time, each in its own process with its own workers, proxy and client (the same machine conditions for all)."
+    )
     var parallel = true
 
     @Option(help: "Requests per second.")
@@ -87,8 +91,10 @@ struct LabCommand: AsyncParsableCommand {
             return
         }
         let runs = `repeat` == 1 ? "" : ", \(`repeat`) interleaved runs each (median percentiles)"
-        print("Fulcrum algorithm lab (\(mode.rawValue)): \(rate) req/s for \(length) per algorithm\(runs), open loop"
-            + "\(parallel ? ", algorithms side by side" : ""); adaptive evaluates with \(mode.settingsDescription)\n")
+        print(
+            "Fulcrum algorithm lab (\(mode.rawValue)): \(rate) req/s for \(length) per algorithm\(runs), open loop"
+                + "\(parallel ? ", algorithms side by side" : ""); adaptive evaluates with \(mode.settingsDescription)\n"
+        )
         var all: [LabResult] = []
         var raw: [LabResult] = []
         for scenario in scenarios {
@@ -145,8 +151,11 @@ struct LabCommand: AsyncParsableCommand {
         let milliseconds = load.duration.components.seconds * 1000 + load.duration.components.attoseconds / 1_000_000_000_000_000
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        process.arguments = ["lab", "--scenario", scenario.name, "--algorithms", algorithm.rawValue, "--rate", "\(load.rate)",
-                             "--duration", "\(milliseconds)ms", "--run-one", output.path] + (load.mode == .realtime ? ["--realtime"] : [])
+        process.arguments =
+            [
+                "lab", "--scenario", scenario.name, "--algorithms", algorithm.rawValue, "--rate", "\(load.rate)",
+                "--duration", "\(milliseconds)ms", "--run-one", output.path,
+            ] + (load.mode == .realtime ? ["--realtime"] : [])
         let status: Int32 = try await withCheckedThrowingContinuation { continuation in
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do { try process.run() } catch { continuation.resume(throwing: error) }
@@ -183,11 +192,13 @@ struct LabCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         // Timelines only where a chart draws them (adaptive's, and the best fixed algorithm's
         // p99 beside it): eighty of them make a real-time results.json of megabytes.
-        let charted = Set(scenarios.flatMap { scenario -> [String] in
-            let rows = results.filter { $0.scenario == scenario.name }
-            let best = rows.filter { $0.algorithm != AlgorithmName.adaptive.rawValue }.min { $0.p99Milliseconds < $1.p99Milliseconds }
-            return ["\(scenario.name)/\(AlgorithmName.adaptive.rawValue)"] + (best.map { ["\(scenario.name)/\($0.algorithm)"] } ?? [])
-        })
+        let charted = Set(
+            scenarios.flatMap { scenario -> [String] in
+                let rows = results.filter { $0.scenario == scenario.name }
+                let best = rows.filter { $0.algorithm != AlgorithmName.adaptive.rawValue }.min { $0.p99Milliseconds < $1.p99Milliseconds }
+                return ["\(scenario.name)/\(AlgorithmName.adaptive.rawValue)"] + (best.map { ["\(scenario.name)/\($0.algorithm)"] } ?? [])
+            }
+        )
         let kept = results.map { result in
             var result = result
             if !charted.contains("\(result.scenario)/\(result.algorithm)") { result.timeline = nil }
@@ -196,17 +207,23 @@ struct LabCommand: AsyncParsableCommand {
         try LabReport.json(kept).write(to: directory.appendingPathComponent("results.json"))
         try LabReport.json(raw).write(to: directory.appendingPathComponent("runs.json"))
         try LabReport.summary(scenarios: scenarios, results: results).write(
-            to: directory.appendingPathComponent("summary.md"), atomically: true, encoding: .utf8
+            to: directory.appendingPathComponent("summary.md"),
+            atomically: true,
+            encoding: .utf8
         )
         try LabReport.svg(scenarios: scenarios, results: results).write(
-            to: directory.appendingPathComponent("chart.svg"), atomically: true, encoding: .utf8
+            to: directory.appendingPathComponent("chart.svg"),
+            atomically: true,
+            encoding: .utf8
         )
         for scenario in scenarios {
             let rows = results.filter { $0.scenario == scenario.name }
             guard let adaptive = rows.first(where: { $0.algorithm == AlgorithmName.adaptive.rawValue }) else { continue }
             let best = rows.filter { $0.algorithm != AlgorithmName.adaptive.rawValue }.min { $0.p99Milliseconds < $1.p99Milliseconds }
             try LabTimelineChart.svg(scenario: scenario, result: adaptive, reference: best).write(
-                to: directory.appendingPathComponent(LabReport.timelineFileName(scenario: scenario.name)), atomically: true, encoding: .utf8
+                to: directory.appendingPathComponent(LabReport.timelineFileName(scenario: scenario.name)),
+                atomically: true,
+                encoding: .utf8
             )
         }
         print("Wrote results.json, runs.json, summary.md, chart.svg and the timelines to \(directory.path)")

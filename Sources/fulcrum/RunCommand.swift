@@ -48,10 +48,11 @@ struct RunCommand: AsyncParsableCommand {
 /// signal, then drains it. With `configPath`, SIGHUP (and, with `watchesFile`, a change to
 /// the file) reloads it.
 func runProxy(config: Config, logger: Logger, configPath: String? = nil, watchesFile: Bool = true) async throws {
-    let threads = switch config.global.workers {
-    case .auto: System.coreCount
-    case .fixed(let count): count
-    }
+    let threads =
+        switch config.global.workers {
+        case .auto: System.coreCount
+        case .fixed(let count): count
+        }
     // Read before anything starts: a missing token is a configuration error.
     let adminToken: String?
     do {
@@ -70,10 +71,12 @@ func runProxy(config: Config, logger: Logger, configPath: String? = nil, watches
         logger.error("fulcrum stopped: \(error)")
         throw ExitCode(1)
     }
-    var services = [ServiceGroupConfiguration.ServiceConfiguration(
-        service: server,
-        successTerminationBehavior: .gracefullyShutdownGroup
-    )]
+    var services = [
+        ServiceGroupConfiguration.ServiceConfiguration(
+            service: server,
+            successTerminationBehavior: .gracefullyShutdownGroup
+        )
+    ]
     let reloader = ConfigReloader(
         proxy: server,
         path: configPath,
@@ -84,15 +87,21 @@ func runProxy(config: Config, logger: Logger, configPath: String? = nil, watches
         services.append(.init(service: ConfigReloadService(reloader: reloader, watchesFile: watchesFile)))
     }
     if let admin = config.global.admin {
-        services.append(.init(service: AdminServer(config: admin, token: adminToken, proxy: server, reloader: reloader, metrics: metrics, logger: logger) { port in
-            logger.info("admin API listening", metadata: ["address": "\(admin.listen.host):\(port)"])
-        }))
+        services.append(
+            .init(
+                service: AdminServer(config: admin, token: adminToken, proxy: server, reloader: reloader, metrics: metrics, logger: logger) { port in
+                    logger.info("admin API listening", metadata: ["address": "\(admin.listen.host):\(port)"])
+                }
+            )
+        )
     }
-    let serviceGroup = ServiceGroup(configuration: ServiceGroupConfiguration(
-        services: services,
-        gracefulShutdownSignals: [.sigterm, .sigint],
-        logger: logger
-    ))
+    let serviceGroup = ServiceGroup(
+        configuration: ServiceGroupConfiguration(
+            services: services,
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+    )
     do {
         try await serviceGroup.run()
     } catch {

@@ -65,11 +65,13 @@ struct WorkerCommand: AsyncParsableCommand {
             group: group
         )
         print("worker \(worker.name) listening on http://\(host):\(worker.port)")
-        try await ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [WaitForShutdown()],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        )).run()
+        try await ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [WaitForShutdown()],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        ).run()
         try await worker.shutdown()
         try await group.shutdownGracefully()
     }

@@ -83,11 +83,12 @@ final class FakeProxyControl: ProxyControl {
         guard config.backends.first(where: { $0.name == backend })?.servers.contains(where: { $0.name == server }) == true else {
             return false
         }
-        let serverState: ServerState = switch state {
-        case .ready: .up
-        case .drain: .draining
-        case .maintenance: .maintenance
-        }
+        let serverState: ServerState =
+            switch state {
+            case .ready: .up
+            case .drain: .draining
+            case .maintenance: .maintenance
+            }
         recorded.withLock { $0.states["\(backend)/\(server)"] = serverState }
         return true
     }

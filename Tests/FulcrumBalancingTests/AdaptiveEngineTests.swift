@@ -122,9 +122,11 @@ import Testing
         let held = AdaptiveEngine.evaluate(backend: "web", servers: slow, state: &state, now: t0 + .seconds(30))
         #expect(!held.switched)
         #expect(held.rule == .minSwitchInterval)
-        #expect(held.explanation == "web keeps round_robin: held by min_switch_interval: would switch to peak_ewma "
-            + "(p95 spread 10× (web2 200 ms vs web1 20 ms) ≥ 3×), but the last switch was 20s ago < 60s; "
-            + "the rotation guard keeps traffic off servers out of line meanwhile")
+        #expect(
+            held.explanation == "web keeps round_robin: held by min_switch_interval: would switch to peak_ewma "
+                + "(p95 spread 10× (web2 200 ms vs web1 20 ms) ≥ 3×), but the last switch was 20s ago < 60s; "
+                + "the rotation guard keeps traffic off servers out of line meanwhile"
+        )
         #expect(state.algorithm == .roundRobin)
 
         let later = AdaptiveEngine.evaluate(backend: "web", servers: slow, state: &state, now: t0 + .seconds(71))

@@ -26,7 +26,10 @@ import Testing
 
     /// The small server under rotation: its queue grows without end.
     private var smallUnderRotation: [ServerWindow] {
-        [server("strong1", requests: 100, p95: 21), server("strong2", requests: 100, p95: 22), server("weak", requests: 100, p95: 1827, inFlight: 40)]
+        [
+            server("strong1", requests: 100, p95: 21), server("strong2", requests: 100, p95: 22),
+            server("weak", requests: 100, p95: 1827, inFlight: 40),
+        ]
     }
 
     /// Runs `windows` evaluations from `start`, one every 5 s, with the windows `servers(step)`
@@ -64,7 +67,9 @@ import Testing
         let decisions = run(&state, windows: 24, from: t0) { _, _ in smallUnderPeakEWMA }
         #expect(state.switches.isEmpty)
         #expect(decisions.allSatisfy { $0.rule == .capacity })
-        #expect(decisions[0].explanation == "web keeps peak_ewma: weak takes 20% of an equal share under peak_ewma (less capacity than its peers) < 75%")
+        #expect(
+            decisions[0].explanation == "web keeps peak_ewma: weak takes 20% of an equal share under peak_ewma (less capacity than its peers) < 75%"
+        )
     }
 
     @Test("a safe start: peak_ewma first, then rotation once three windows show alike servers")
@@ -77,7 +82,16 @@ import Testing
         // A window too thin to judge neither confirms nor breaks the run.
         var thin = AdaptiveState()
         _ = AdaptiveEngine.evaluate(backend: "web", servers: alike, state: &thin, now: t0)
-        _ = AdaptiveEngine.evaluate(backend: "web", servers: alike.map { var s = $0; s.requests = 5; return s }, state: &thin, now: t0 + every)
+        _ = AdaptiveEngine.evaluate(
+            backend: "web",
+            servers: alike.map {
+                var s = $0
+                s.requests = 5
+                return s
+            },
+            state: &thin,
+            now: t0 + every
+        )
         #expect(thin.alikeWindows == 1)
     }
 
@@ -100,7 +114,13 @@ import Testing
         #expect(state.suspects["c"]?.strikes == 1)
 
         // c recovers at once: 60 s of alike windows, then the three confirming windows.
-        let recovery = run(&state, windows: 20, from: t0 + every) { _, _ in alike.enumerated().map { var s = $1; s.name = ["a", "b", "c"][$0]; return s } }
+        let recovery = run(&state, windows: 20, from: t0 + every) { _, _ in
+            alike.enumerated().map {
+                var s = $1
+                s.name = ["a", "b", "c"][$0]
+                return s
+            }
+        }
         let back = try #require(recovery.firstIndex(where: { $0.switched }))
         #expect(recovery[..<back].allSatisfy { $0.rule == .recovering || $0.rule == .confirming })
         let cleared = try #require(recovery.firstIndex(where: { $0.rule != .recovering }))
@@ -120,7 +140,9 @@ import Testing
     func oscillatingServer() {
         var state = AdaptiveState()
         let fast = [server("a", requests: 100, p95: 55), server("b", requests: 100, p95: 55), server("c", requests: 100, p95: 56)]
-        let slowUnderRotation = [server("a", requests: 100, p95: 55), server("b", requests: 100, p95: 55), server("c", requests: 100, p95: 520, inFlight: 9)]
+        let slowUnderRotation = [
+            server("a", requests: 100, p95: 55), server("b", requests: 100, p95: 55), server("c", requests: 100, p95: 520, inFlight: 9),
+        ]
         let slowUnderPeakEWMA = [server("a", requests: 140, p95: 55), server("b", requests: 140, p95: 56), server("c", requests: 3, p95: 510)]
         let decisions = run(&state, windows: 10 * 12, from: t0) { step, algorithm in
             let isSlow = (step * 5 / 45) % 2 == 1

@@ -36,7 +36,12 @@ import Testing
         let average = LatencyAware(name: .leastResponseTime)
         for algorithm in [peak, average] {
             for step in 0..<20 {
-                algorithm.observe(serverIndex: 0, responseNanoseconds: 10 * Self.millisecond, failed: false, now: start + UInt64(step) * Self.second / 10)
+                algorithm.observe(
+                    serverIndex: 0,
+                    responseNanoseconds: 10 * Self.millisecond,
+                    failed: false,
+                    now: start + UInt64(step) * Self.second / 10
+                )
             }
             algorithm.observe(serverIndex: 0, responseNanoseconds: 500 * Self.millisecond, failed: false, now: start + 2 * Self.second)
         }

@@ -9,7 +9,8 @@ private let second: UInt64 = 1_000_000_000
     @Test("each ejection soon after the last lasts twice as long, up to the maximum")
     func doublesUpToMaximum() {
         var backoff = EjectionBackoff()
-        let base = Int64(10 * second), maximum = Int64(60 * second)
+        let base = Int64(10 * second)
+        let maximum = Int64(60 * second)
         var now: UInt64 = 1000 * second
         var lengths: [Int64] = []
         for _ in 0..<5 {
@@ -28,7 +29,8 @@ private let second: UInt64 = 1_000_000_000
     @Test("a server that stayed in for the maximum starts again from the base")
     func resetsAfterAQuietSpell() {
         var backoff = EjectionBackoff()
-        let base = Int64(10 * second), maximum = Int64(60 * second)
+        let base = Int64(10 * second)
+        let maximum = Int64(60 * second)
         _ = backoff.eject(now: 0, base: base, maximum: maximum)
         backoff.returned(now: 10 * second)
         #expect(backoff.eject(now: 20 * second, base: base, maximum: maximum) == 20 * Int64(second))

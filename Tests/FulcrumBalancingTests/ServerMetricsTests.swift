@@ -25,7 +25,8 @@ import Testing
         // the window is 15 s of earlier slots plus the 1 s since.
         #expect(snapshot.windowNanoseconds == 16 * Self.second)
         #expect(abs(snapshot.requestRate - 103.0 / 16) < 1e-9)
-        let p50 = snapshot.percentileMilliseconds(50)!, p99 = snapshot.percentileMilliseconds(99)!
+        let p50 = snapshot.percentileMilliseconds(50)!
+        let p99 = snapshot.percentileMilliseconds(99)!
         #expect(abs(p50 - 50) <= 1)
         #expect(abs(p99 - 99) <= 1.5)
         #expect(snapshot.ewmaMilliseconds! > 80)  // the EWMA follows the latest (slowest) responses
@@ -47,7 +48,8 @@ import Testing
 
     @Test("loops merge: counts add up, percentiles cover both, the EWMA is weighted by traffic")
     func merge() {
-        let fast = ServerMetrics(), slow = ServerMetrics()
+        let fast = ServerMetrics()
+        let slow = ServerMetrics()
         let now = 42 * Self.second
         for _ in 0..<90 { fast.record(.response(status: 200), responseNanoseconds: 10 * Self.millisecond, now: now) }
         for _ in 0..<10 { slow.record(.response(status: 500), responseNanoseconds: 100 * Self.millisecond, now: now) }

@@ -40,12 +40,16 @@ import Testing
 
     @Test("an admin listener beyond loopback without a token, a missing listen and unknown keys are reported")
     func rejectsBadAdmin() {
-        #expect(loadErrors(Self.withAdmin("{ listen: \"0.0.0.0:9090\" }")) == [
-            "global.admin.listen (line 2): an admin listener beyond loopback needs a token (set token_env)",
-        ])
-        #expect(loadErrors(Self.withAdmin("{ token_env: T, port: 9 }")) == [
-            #"global.admin.port (line 2): unknown key "port"; allowed keys: listen, token_env, config_writeback"#,
-            #"global.admin.listen (line 2): required key "listen" is missing"#,
-        ])
+        #expect(
+            loadErrors(Self.withAdmin("{ listen: \"0.0.0.0:9090\" }")) == [
+                "global.admin.listen (line 2): an admin listener beyond loopback needs a token (set token_env)"
+            ]
+        )
+        #expect(
+            loadErrors(Self.withAdmin("{ token_env: T, port: 9 }")) == [
+                #"global.admin.port (line 2): unknown key "port"; allowed keys: listen, token_env, config_writeback"#,
+                #"global.admin.listen (line 2): required key "listen" is missing"#,
+            ]
+        )
     }
 }

@@ -14,10 +14,14 @@ private func backendYAML(_ settings: String) -> String {
         #expect(plain.backends[0].algorithm == .adaptive)
         #expect(plain.backends[0].adaptive == AdaptiveOptions())
 
-        let tuned = try ConfigLoader.load(yaml: backendYAML("""
-                algorithm: adaptive
-                adaptive: { evaluate_every: 2s, min_switch_interval: 30s, min_requests: 20, error_rate: 0.05, latency_spread: 2.5, in_flight_imbalance: 1.5 }
-            """))
+        let tuned = try ConfigLoader.load(
+            yaml: backendYAML(
+                """
+                    algorithm: adaptive
+                    adaptive: { evaluate_every: 2s, min_switch_interval: 30s, min_requests: 20, error_rate: 0.05, latency_spread: 2.5, in_flight_imbalance: 1.5 }
+                """
+            )
+        )
         var expected = AdaptiveOptions()
         expected.evaluateEvery = .seconds(2)
         expected.minSwitchInterval = .seconds(30)
@@ -30,19 +34,31 @@ private func backendYAML(_ settings: String) -> String {
 
     @Test("thresholds out of range, unknown keys, and adaptive settings on another algorithm are errors")
     func rejectsBadAdaptive() {
-        #expect(loadErrors(backendYAML("""
-                algorithm: adaptive
-                adaptive: { evaluate_every: 0s, latency_spread: 1, error_rate: lots, window: 5s }
-            """)) == [
-            "backends[0].adaptive.window (line 8): unknown key \"window\"; allowed keys: evaluate_every, min_switch_interval, min_requests, error_rate, latency_spread, in_flight_imbalance",
-            "backends[0].adaptive.evaluate_every (line 8): must be greater than zero",
-            "backends[0].adaptive.error_rate (line 8): expected a number, found \"lots\"",
-            "backends[0].adaptive.latency_spread (line 8): must be between 1.1 and 1000.0, found 1",
-        ])
-        #expect(loadErrors(backendYAML("""
-                algorithm: least_connections
-                adaptive: { latency_spread: 2 }
-            """)) == ["backends[0].adaptive (line 8): applies only to algorithm: adaptive"])
+        #expect(
+            loadErrors(
+                backendYAML(
+                    """
+                        algorithm: adaptive
+                        adaptive: { evaluate_every: 0s, latency_spread: 1, error_rate: lots, window: 5s }
+                    """
+                )
+            ) == [
+                "backends[0].adaptive.window (line 8): unknown key \"window\"; allowed keys: evaluate_every, min_switch_interval, min_requests, error_rate, latency_spread, in_flight_imbalance",
+                "backends[0].adaptive.evaluate_every (line 8): must be greater than zero",
+                "backends[0].adaptive.error_rate (line 8): expected a number, found \"lots\"",
+                "backends[0].adaptive.latency_spread (line 8): must be between 1.1 and 1000.0, found 1",
+            ]
+        )
+        #expect(
+            loadErrors(
+                backendYAML(
+                    """
+                        algorithm: least_connections
+                        adaptive: { latency_spread: 2 }
+                    """
+                )
+            ) == ["backends[0].adaptive (line 8): applies only to algorithm: adaptive"]
+        )
     }
 }
 
@@ -53,9 +69,11 @@ private func backendYAML(_ settings: String) -> String {
         #expect(try ConfigLoader.load(yaml: minimalYAML).backends[0].healthCheck == nil)
         let defaults = try ConfigLoader.load(yaml: backendYAML("    health_check: {}"))
         #expect(defaults.backends[0].healthCheck == HealthCheckConfig())
-        let set = try ConfigLoader.load(yaml: backendYAML(
-            "    health_check: { path: /ready, interval: 5s, timeout: 500ms, rise: 3, fall: 4, expect: \"200-204\" }"
-        ))
+        let set = try ConfigLoader.load(
+            yaml: backendYAML(
+                "    health_check: { path: /ready, interval: 5s, timeout: 500ms, rise: 3, fall: 4, expect: \"200-204\" }"
+            )
+        )
         var expected = HealthCheckConfig()
         expected.path = "/ready"
         expected.interval = .seconds(5)
@@ -70,14 +88,18 @@ private func backendYAML(_ settings: String) -> String {
 
     @Test("bad values are reported at their place")
     func rejectsBadHealthCheck() {
-        #expect(loadErrors(backendYAML(
-            "    health_check: { path: health, interval: soon, rise: 0, expect: \"399-200\" }"
-        )) == [
-            #"backends[0].health_check.path (line 7): "health" is not a request path (it must start with / and contain no spaces)"#,
-            #"backends[0].health_check.interval (line 7): "soon" is not a valid duration (expected a number and a unit: 250ms, 2s, 1m, 1h)"#,
-            "backends[0].health_check.rise (line 7): must be between 1 and 100, found 0",
-            #"backends[0].health_check.expect (line 7): "399-200" is not a status or status range (expected 200 or 200-399, within 100…599)"#,
-        ])
+        #expect(
+            loadErrors(
+                backendYAML(
+                    "    health_check: { path: health, interval: soon, rise: 0, expect: \"399-200\" }"
+                )
+            ) == [
+                #"backends[0].health_check.path (line 7): "health" is not a request path (it must start with / and contain no spaces)"#,
+                #"backends[0].health_check.interval (line 7): "soon" is not a valid duration (expected a number and a unit: 250ms, 2s, 1m, 1h)"#,
+                "backends[0].health_check.rise (line 7): must be between 1 and 100, found 0",
+                #"backends[0].health_check.expect (line 7): "399-200" is not a status or status range (expected 200 or 200-399, within 100…599)"#,
+            ]
+        )
     }
 }
 
@@ -86,9 +108,11 @@ private func backendYAML(_ settings: String) -> String {
     func parsesOutlier() throws {
         #expect(try ConfigLoader.load(yaml: minimalYAML).backends[0].outlier == nil)
         #expect(try ConfigLoader.load(yaml: backendYAML("    outlier: {}")).backends[0].outlier == OutlierConfig())
-        let set = try ConfigLoader.load(yaml: backendYAML(
-            "    outlier: { consecutive_failures: 3, base_ejection: 2s, max_ejection: 1m, max_ejected_percent: 100 }"
-        ))
+        let set = try ConfigLoader.load(
+            yaml: backendYAML(
+                "    outlier: { consecutive_failures: 3, base_ejection: 2s, max_ejection: 1m, max_ejected_percent: 100 }"
+            )
+        )
         var expected = OutlierConfig()
         expected.consecutiveFailures = 3
         expected.baseEjection = .seconds(2)
@@ -110,14 +134,18 @@ private func backendYAML(_ settings: String) -> String {
 
     @Test("bad values are reported at their place")
     func rejectsBadValues() {
-        #expect(loadErrors(backendYAML(
-            "    outlier: { consecutive_failures: 0, base_ejection: 30s, max_ejection: 10s, max_ejected_percent: 0, after: 1 }"
-        )) == [
-            #"backends[0].outlier.after (line 7): unknown key "after"; allowed keys: consecutive_failures, base_ejection, max_ejection, max_ejected_percent"#,
-            "backends[0].outlier.consecutive_failures (line 7): must be between 1 and 1000, found 0",
-            "backends[0].outlier.max_ejection (line 7): must not be shorter than base_ejection",
-            "backends[0].outlier.max_ejected_percent (line 7): must be between 1 and 100, found 0",
-        ])
+        #expect(
+            loadErrors(
+                backendYAML(
+                    "    outlier: { consecutive_failures: 0, base_ejection: 30s, max_ejection: 10s, max_ejected_percent: 0, after: 1 }"
+                )
+            ) == [
+                #"backends[0].outlier.after (line 7): unknown key "after"; allowed keys: consecutive_failures, base_ejection, max_ejection, max_ejected_percent"#,
+                "backends[0].outlier.consecutive_failures (line 7): must be between 1 and 1000, found 0",
+                "backends[0].outlier.max_ejection (line 7): must not be shorter than base_ejection",
+                "backends[0].outlier.max_ejected_percent (line 7): must be between 1 and 100, found 0",
+            ]
+        )
         #expect(loadErrors(backendYAML("    retry_budget: { ratio: -1 }")).count == 1)
     }
 }

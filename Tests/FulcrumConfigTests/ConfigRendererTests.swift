@@ -44,13 +44,21 @@ struct ConfigRendererTests {
                 ("frontends[].acls.*.header", ConfigParser.headerKeys, acls.compactMap { $0["header"] }),
                 ("frontends[].rules[]", ConfigParser.ruleKeys, frontends.flatMap { $0["rules"]!.items }),
                 ("frontends[].rules[].redirect", ConfigParser.redirectKeys, frontends.flatMap { $0["rules"]!.items }.compactMap { $0["redirect"] }),
-                ("frontends[].rules[].set_header", ConfigParser.setHeaderKeys, frontends.flatMap { $0["rules"]!.items }.compactMap { $0["set_header"] }),
-                ("frontends[].rate_limits.*", ConfigParser.rateLimitKeys, frontends.compactMap { $0["rate_limits"] }.flatMap { $0.entries.map(\.value) }),
+                (
+                    "frontends[].rules[].set_header", ConfigParser.setHeaderKeys,
+                    frontends.flatMap { $0["rules"]!.items }.compactMap { $0["set_header"] }
+                ),
+                (
+                    "frontends[].rate_limits.*", ConfigParser.rateLimitKeys,
+                    frontends.compactMap { $0["rate_limits"] }.flatMap { $0.entries.map(\.value) }
+                ),
                 ("frontends[].antibot", ConfigParser.antibotKeys, frontends.compactMap { $0["antibot"] }),
                 ("frontends[].antibot.challenge", ConfigParser.antibotChallengeKeys, frontends.compactMap { $0["antibot"]?["challenge"] }),
                 ("frontends[].antibot.allow", ConfigParser.antibotAllowKeys, frontends.compactMap { $0["antibot"]?["allow"] }),
-                ("frontends[].antibot.allow.verified_bots[]", ConfigParser.verifiedBotKeys,
-                 frontends.compactMap { $0["antibot"]?["allow"]?["verified_bots"] }.flatMap(\.items).filter { !$0.isScalar }),
+                (
+                    "frontends[].antibot.allow.verified_bots[]", ConfigParser.verifiedBotKeys,
+                    frontends.compactMap { $0["antibot"]?["allow"]?["verified_bots"] }.flatMap(\.items).filter { !$0.isScalar }
+                ),
                 ("backends[]", ConfigParser.backendKeys, backends),
                 ("backends[].timeouts", ConfigParser.backendTimeoutKeys, backends.compactMap { $0["timeouts"] }),
                 ("backends[].adaptive", ConfigParser.adaptiveKeys, backends.compactMap { $0["adaptive"] }),
@@ -113,7 +121,7 @@ struct ConfigRendererTests {
         backend.servers[0].tls = ServerTLSConfig()
         let config = Config(
             frontends: [
-                FrontendConfig(name: "f", listen: [ListenAddress(host: "127.0.0.1", port: 8080)], defaultBackend: "b"),
+                FrontendConfig(name: "f", listen: [ListenAddress(host: "127.0.0.1", port: 8080)], defaultBackend: "b")
             ],
             backends: [backend]
         )
@@ -125,94 +133,98 @@ struct ConfigRendererTests {
     @Test("the minimal configuration's YAML: every setting written, defaults included")
     func minimalYAMLText() throws {
         let config = try ConfigLoader.load(yaml: minimalYAML)
-        #expect(ConfigRenderer.yaml(config) == """
-            global:
-              workers: auto
-              log: { level: info, access: "off" }
-              grace_period: 10s
-            frontends:
-              - name: public
-                listen: ["127.0.0.1:8080"]
-                timeouts: { client_idle: 1m, header_read: 10s }
-                limits: { max_header_size: 64KB, max_concurrent_streams: 100 }
-                acls: {}
-                rules: []
-                default_backend: web
-                error_files: {}
-                h2c: false
-            backends:
-              - name: web
-                algorithm: round_robin
-                retries: 2
-                timeouts: { connect: 2s, response: 30s, idle: 30s, tunnel: 1h }
-                servers:
-                  - { name: web1, address: "127.0.0.1:9001", weight: 1 }
-                retry_budget: { ratio: 0.2, min_per_second: 10 }
+        #expect(
+            ConfigRenderer.yaml(config) == """
+                global:
+                  workers: auto
+                  log: { level: info, access: "off" }
+                  grace_period: 10s
+                frontends:
+                  - name: public
+                    listen: ["127.0.0.1:8080"]
+                    timeouts: { client_idle: 1m, header_read: 10s }
+                    limits: { max_header_size: 64KB, max_concurrent_streams: 100 }
+                    acls: {}
+                    rules: []
+                    default_backend: web
+                    error_files: {}
+                    h2c: false
+                backends:
+                  - name: web
+                    algorithm: round_robin
+                    retries: 2
+                    timeouts: { connect: 2s, response: 30s, idle: 30s, tunnel: 1h }
+                    servers:
+                      - { name: web1, address: "127.0.0.1:9001", weight: 1 }
+                    retry_budget: { ratio: 0.2, min_per_second: 10 }
 
-            """)
+                """
+        )
     }
 
     @Test("the minimal configuration's JSON: the same document, pretty-printed, in the same order")
     func minimalJSONText() throws {
         let config = try ConfigLoader.load(yaml: minimalYAML)
-        #expect(ConfigRenderer.json(config) == """
-            {
-              "global": {
-                "workers": "auto",
-                "log": {
-                  "level": "info",
-                  "access": "off"
-                },
-                "grace_period": "10s"
-              },
-              "frontends": [
+        #expect(
+            ConfigRenderer.json(config) == """
                 {
-                  "name": "public",
-                  "listen": [
-                    "127.0.0.1:8080"
-                  ],
-                  "timeouts": {
-                    "client_idle": "1m",
-                    "header_read": "10s"
+                  "global": {
+                    "workers": "auto",
+                    "log": {
+                      "level": "info",
+                      "access": "off"
+                    },
+                    "grace_period": "10s"
                   },
-                  "limits": {
-                    "max_header_size": "64KB",
-                    "max_concurrent_streams": 100
-                  },
-                  "acls": {},
-                  "rules": [],
-                  "default_backend": "web",
-                  "error_files": {},
-                  "h2c": false
-                }
-              ],
-              "backends": [
-                {
-                  "name": "web",
-                  "algorithm": "round_robin",
-                  "retries": 2,
-                  "timeouts": {
-                    "connect": "2s",
-                    "response": "30s",
-                    "idle": "30s",
-                    "tunnel": "1h"
-                  },
-                  "servers": [
+                  "frontends": [
                     {
-                      "name": "web1",
-                      "address": "127.0.0.1:9001",
-                      "weight": 1
+                      "name": "public",
+                      "listen": [
+                        "127.0.0.1:8080"
+                      ],
+                      "timeouts": {
+                        "client_idle": "1m",
+                        "header_read": "10s"
+                      },
+                      "limits": {
+                        "max_header_size": "64KB",
+                        "max_concurrent_streams": 100
+                      },
+                      "acls": {},
+                      "rules": [],
+                      "default_backend": "web",
+                      "error_files": {},
+                      "h2c": false
                     }
                   ],
-                  "retry_budget": {
-                    "ratio": 0.2,
-                    "min_per_second": 10
-                  }
+                  "backends": [
+                    {
+                      "name": "web",
+                      "algorithm": "round_robin",
+                      "retries": 2,
+                      "timeouts": {
+                        "connect": "2s",
+                        "response": "30s",
+                        "idle": "30s",
+                        "tunnel": "1h"
+                      },
+                      "servers": [
+                        {
+                          "name": "web1",
+                          "address": "127.0.0.1:9001",
+                          "weight": 1
+                        }
+                      ],
+                      "retry_budget": {
+                        "ratio": 0.2,
+                        "min_per_second": 10
+                      }
+                    }
+                  ]
                 }
-              ]
-            }
 
-            """)
+                """
+        )
     }
 
     @Test("strings that YAML would read otherwise are quoted, and come back as they were", arguments: awkwardStrings)
@@ -261,8 +273,10 @@ struct ConfigRendererTests {
             #expect(formatByteSize(bytes) == text)
             #expect(parseByteSize(text) == bytes)
         }
-        for text in ["10.0.0.0/8", "0.0.0.0/0", "127.0.0.1/32", "::/0", "::1/128", "2001:db8::/32", "1::/16",
-                     "1:0:0:2::/64", "1::2:0:0:3/128", "1:2:3:4:5:6:7:8/128", "0:1:2:3:4:5:6:0/128", "fe80::/10"] {
+        for text in [
+            "10.0.0.0/8", "0.0.0.0/0", "127.0.0.1/32", "::/0", "::1/128", "2001:db8::/32", "1::/16",
+            "1:0:0:2::/64", "1::2:0:0:3/128", "1:2:3:4:5:6:7:8/128", "0:1:2:3:4:5:6:0/128", "fe80::/10",
+        ] {
             let block = CIDRBlock(parsing: text)!
             #expect(formatCIDRBlock(block) == text)
             #expect(CIDRBlock(parsing: formatCIDRBlock(block)) == block)
@@ -388,197 +402,197 @@ extension ConfigDocument {
 /// compound durations, sizes in several units, relative paths (resolved against the file's
 /// directory), unnormalized hosts and methods.
 private let maximalYAML = #"""
-global:
-  workers: 3
-  log: { level: DEBUG, access: json }
-  grace_period: 0s
-  admin: { listen: "[::1]:9090", token_env: FULCRUM_ADMIN_TOKEN, config_writeback: true }
+    global:
+      workers: 3
+      log: { level: DEBUG, access: json }
+      grace_period: 0s
+      admin: { listen: "[::1]:9090", token_env: FULCRUM_ADMIN_TOKEN, config_writeback: true }
 
-frontends:
-  - name: secure
-    listen: ["0.0.0.0:8443", "[::]:8443", "localhost:9443"]
-    timeouts: { client_idle: 1m30s, header_read: 1.5s }
-    limits: { max_header_size: 16k, max_body_size: 10MB, max_concurrent_streams: 250 }
-    acls:
-      api: { path_prefix: [/api/, /v2/], method: [get, POST] }
-      login: { path: /login, host: Login.Example.com }
-      static: { path_regex: '\.(css|js|png)$' }
-      shop: { host: [Shop.Example.com, "*.shop.example.com", "[2001:DB8::1]", "::1"] }
-      beta: { header: { name: X-Beta, equals: "1.10" } }
-      mobile: { header: { name: User-Agent, contains: "Mobile; rv:1" } }
-      bearer: { header: { name: Authorization, prefix: "Bearer " } }
-      no_auth: { header: { name: Authorization, exists: false } }
-      cookie: { header: { name: Cookie, exists: true } }
-      office:
-        src: ["10.1.2.3/8", "127.0.0.1", "2001:db8::/32", "::1", "::ffff:192.0.2.0/120", "0.0.0.0/0", "::/0", "fe80:0:0:1::/64"]
-      "1": { header: { name: X-Empty, equals: "" } }
-      "true": { header: { name: X-Null, equals: "null" }, path: ["/a b", "/#x", "/é"] }
-    rules:
-      - { deny: 403, if: login, unless: office }
-      - { use_backend: api, if: [api, beta], unless: ["1", "true"] }
-      - { use_backend: web, if: [] }
-      - { set_header: { name: X-Env, value: "prod: 1" } }
-      - { del_header: X-Internal, if: login }
-      - { redirect: { to: "https://example.com{uri}", code: 308 }, if: beta }
-      - { tarpit: 1500ms, if: [login, beta] }
-      - { deny: 429 }
-    default_backend: web
-    error_files: { 503: pages/503.html, 403: ./403.html, 404: 403.html }
-    tls: { certificates: ./certs, default_certificate: Example.COM, min_version: "1.3", alpn: [http/1.1, h2] }
-    h2c: false
-    rate_limits:
-      per_ip: { key: src, rate: 100/10s, burst: 50 }
-      login: { key: src, rate: 5/1m, if: [login], unless: office, action: tarpit, tarpit: 3s, max_entries: 1000 }
-      api_key: { key: "header:X-Api-Key", rate: "1000/1h", action: deny }
-      "session": { key: "cookie:session", rate: 2/500ms }
-    antibot:
-      mode: challenge
-      challenge: { difficulty: 18, cookie_ttl: 30m, secret_env: FULCRUM_ANTIBOT_SECRET }
-      threshold: 40
-      rate: 30/5s
-      allow:
-        src: ["192.0.2.0/24", "2001:db8::/48"]
-        src_file: crawlers.txt
-        verified_bots: [googlebot, { name: intranet, user_agent: "(?i)intranet-crawler", domains: [crawl.example.net, Example.ORG] }]
-      deny_user_agents: ['(?i)python-requests|scrapy|curl/', "Go-http-client"]
-      if: [api]
-      unless: office
-  - name: plain
-    listen: 127.0.0.1:8080
-    rules:
-      - { use_backend: api }
-    redirect_to_https: 8443
-    h2c: true
+    frontends:
+      - name: secure
+        listen: ["0.0.0.0:8443", "[::]:8443", "localhost:9443"]
+        timeouts: { client_idle: 1m30s, header_read: 1.5s }
+        limits: { max_header_size: 16k, max_body_size: 10MB, max_concurrent_streams: 250 }
+        acls:
+          api: { path_prefix: [/api/, /v2/], method: [get, POST] }
+          login: { path: /login, host: Login.Example.com }
+          static: { path_regex: '\.(css|js|png)$' }
+          shop: { host: [Shop.Example.com, "*.shop.example.com", "[2001:DB8::1]", "::1"] }
+          beta: { header: { name: X-Beta, equals: "1.10" } }
+          mobile: { header: { name: User-Agent, contains: "Mobile; rv:1" } }
+          bearer: { header: { name: Authorization, prefix: "Bearer " } }
+          no_auth: { header: { name: Authorization, exists: false } }
+          cookie: { header: { name: Cookie, exists: true } }
+          office:
+            src: ["10.1.2.3/8", "127.0.0.1", "2001:db8::/32", "::1", "::ffff:192.0.2.0/120", "0.0.0.0/0", "::/0", "fe80:0:0:1::/64"]
+          "1": { header: { name: X-Empty, equals: "" } }
+          "true": { header: { name: X-Null, equals: "null" }, path: ["/a b", "/#x", "/é"] }
+        rules:
+          - { deny: 403, if: login, unless: office }
+          - { use_backend: api, if: [api, beta], unless: ["1", "true"] }
+          - { use_backend: web, if: [] }
+          - { set_header: { name: X-Env, value: "prod: 1" } }
+          - { del_header: X-Internal, if: login }
+          - { redirect: { to: "https://example.com{uri}", code: 308 }, if: beta }
+          - { tarpit: 1500ms, if: [login, beta] }
+          - { deny: 429 }
+        default_backend: web
+        error_files: { 503: pages/503.html, 403: ./403.html, 404: 403.html }
+        tls: { certificates: ./certs, default_certificate: Example.COM, min_version: "1.3", alpn: [http/1.1, h2] }
+        h2c: false
+        rate_limits:
+          per_ip: { key: src, rate: 100/10s, burst: 50 }
+          login: { key: src, rate: 5/1m, if: [login], unless: office, action: tarpit, tarpit: 3s, max_entries: 1000 }
+          api_key: { key: "header:X-Api-Key", rate: "1000/1h", action: deny }
+          "session": { key: "cookie:session", rate: 2/500ms }
+        antibot:
+          mode: challenge
+          challenge: { difficulty: 18, cookie_ttl: 30m, secret_env: FULCRUM_ANTIBOT_SECRET }
+          threshold: 40
+          rate: 30/5s
+          allow:
+            src: ["192.0.2.0/24", "2001:db8::/48"]
+            src_file: crawlers.txt
+            verified_bots: [googlebot, { name: intranet, user_agent: "(?i)intranet-crawler", domains: [crawl.example.net, Example.ORG] }]
+          deny_user_agents: ['(?i)python-requests|scrapy|curl/', "Go-http-client"]
+          if: [api]
+          unless: office
+      - name: plain
+        listen: 127.0.0.1:8080
+        rules:
+          - { use_backend: api }
+        redirect_to_https: 8443
+        h2c: true
 
-backends:
-  - name: web
-    algorithm: ADAPTIVE
-    retries: 0
-    timeouts: { connect: 500ms, response: 1h, idle: 100us, tunnel: 2h30m }
-    servers:
-      - { name: web1, address: "127.0.0.1:9001", weight: 3 }
-      - { name: web2, address: "[2001:db8::20]:8080", weight: 0 }
-      - name: web3
-        address: "api.internal:443"
-        tls: { verify: false, ca: ca.pem, sni: api.internal, client_certificate: ./client.pem }
-      - { name: web4, address: "10.0.0.5:8443", tls: {} }
-    adaptive:
-      evaluate_every: 2s
-      min_switch_interval: 0s
-      min_requests: 20
-      error_rate: 0.05
-      latency_spread: 2.5
-      in_flight_imbalance: 1.5
-    health_check: { path: "/ready?full=1", interval: 5s, timeout: 250ms, rise: 3, fall: 4, expect: "204" }
-    outlier: { consecutive_failures: 7, base_ejection: 400s }    # max_ejection follows base_ejection
-    retry_budget: { ratio: 0.25, min_per_second: 0 }
-  - name: api
-    algorithm: peak_ewma
-    servers:
-      - { name: api1, address: "localhost:9101" }
-    health_check: {}
-    outlier: { consecutive_failures: 2, base_ejection: 1s, max_ejection: 2m, max_ejected_percent: 100 }
-"""#
+    backends:
+      - name: web
+        algorithm: ADAPTIVE
+        retries: 0
+        timeouts: { connect: 500ms, response: 1h, idle: 100us, tunnel: 2h30m }
+        servers:
+          - { name: web1, address: "127.0.0.1:9001", weight: 3 }
+          - { name: web2, address: "[2001:db8::20]:8080", weight: 0 }
+          - name: web3
+            address: "api.internal:443"
+            tls: { verify: false, ca: ca.pem, sni: api.internal, client_certificate: ./client.pem }
+          - { name: web4, address: "10.0.0.5:8443", tls: {} }
+        adaptive:
+          evaluate_every: 2s
+          min_switch_interval: 0s
+          min_requests: 20
+          error_rate: 0.05
+          latency_spread: 2.5
+          in_flight_imbalance: 1.5
+        health_check: { path: "/ready?full=1", interval: 5s, timeout: 250ms, rise: 3, fall: 4, expect: "204" }
+        outlier: { consecutive_failures: 7, base_ejection: 400s }    # max_ejection follows base_ejection
+        retry_budget: { ratio: 0.25, min_per_second: 0 }
+      - name: api
+        algorithm: peak_ewma
+        servers:
+          - { name: api1, address: "localhost:9101" }
+        health_check: {}
+        outlier: { consecutive_failures: 2, base_ejection: 1s, max_ejection: 2m, max_ejected_percent: 100 }
+    """#
 
 /// docs/config.md's `global`, TLS, limits, HTTP/2 and `error_files` fragments, in one file.
 private let fragmentsGlobalAndFrontends = """
-global:
-  workers: 4
-  log: { level: warning, access: json }
-  grace_period: 30s
-  admin: { listen: 127.0.0.1:9090, token_env: FULCRUM_ADMIN_TOKEN }
-frontends:
-  - name: secure
-    listen: ["0.0.0.0:443"]
-    tls: { certificates: ./certs, default_certificate: example.com, min_version: "1.2" }
-    default_backend: web
-  - name: plain
-    listen: ["0.0.0.0:80"]
-    redirect_to_https: 443
-    default_backend: web
-  - name: h2
-    listen: ["0.0.0.0:8443"]
-    tls: { certificates: ./certs, alpn: [h2, http/1.1] }
-    limits: { max_concurrent_streams: 250 }
-    default_backend: web
-  - name: internal
-    listen: ["10.0.0.1:8080"]
-    h2c: true          # HTTP/2 with prior knowledge, and HTTP/1.1
-    limits: { max_header_size: 16k, max_body_size: 10MB }
-    error_files:
-      503: pages/maintenance.html
-      403: 403.html
-    default_backend: web
-backends:
-  - name: web
-    servers:
-      - { name: web1, address: "10.0.0.11:8080" }
-"""
+    global:
+      workers: 4
+      log: { level: warning, access: json }
+      grace_period: 30s
+      admin: { listen: 127.0.0.1:9090, token_env: FULCRUM_ADMIN_TOKEN }
+    frontends:
+      - name: secure
+        listen: ["0.0.0.0:443"]
+        tls: { certificates: ./certs, default_certificate: example.com, min_version: "1.2" }
+        default_backend: web
+      - name: plain
+        listen: ["0.0.0.0:80"]
+        redirect_to_https: 443
+        default_backend: web
+      - name: h2
+        listen: ["0.0.0.0:8443"]
+        tls: { certificates: ./certs, alpn: [h2, http/1.1] }
+        limits: { max_concurrent_streams: 250 }
+        default_backend: web
+      - name: internal
+        listen: ["10.0.0.1:8080"]
+        h2c: true          # HTTP/2 with prior knowledge, and HTTP/1.1
+        limits: { max_header_size: 16k, max_body_size: 10MB }
+        error_files:
+          503: pages/maintenance.html
+          403: 403.html
+        default_backend: web
+    backends:
+      - name: web
+        servers:
+          - { name: web1, address: "10.0.0.11:8080" }
+    """
 
 /// docs/config.md's ACL and rule fragments, with the ACLs and backends they refer to.
 private let fragmentsRouting = #"""
-frontends:
-  - name: public
-    listen: "0.0.0.0:8080"
-    acls:
-      admin:
-        path_prefix: [/admin/, /internal/]    # the path starts with /admin/ OR /internal/
-        src: ["10.0.0.0/8", "::1"]            # AND the client is in 10/8 OR is ::1
-      mobile: { header: { name: User-Agent, contains: Mobile } }
-      no_auth: { header: { name: Authorization, exists: false } }
-      shop: { host: [shop.example.com, "*.shop.example.com"] }
-      office: { src: ["10.0.0.0/8", "127.0.0.1/32"] }
-      api: { path_prefix: /api/ }
-      beta: { header: { name: X-Beta, equals: "1" } }
-      static: { path_regex: '\.(css|js|png)$' }
-      posts: { method: [POST, PUT] }
-    rules:
-      - { deny: 403, if: admin, unless: office }          # admin pages from outside the office
-      - { use_backend: api, if: [api, beta] }             # beta API traffic
-      - { use_backend: api-stable, if: api }              # other API traffic
-      - { deny: 405, if: [static, posts] }                # no POST to static files
-    default_backend: web
-backends:
-  - name: web
-    servers: [{ name: web1, address: "10.0.0.11:8080" }]
-  - name: api
-    servers: [{ name: api1, address: "10.0.0.21:8080" }]
-  - name: api-stable
-    servers: [{ name: api1, address: "10.0.0.22:8080" }]
-"""#
+    frontends:
+      - name: public
+        listen: "0.0.0.0:8080"
+        acls:
+          admin:
+            path_prefix: [/admin/, /internal/]    # the path starts with /admin/ OR /internal/
+            src: ["10.0.0.0/8", "::1"]            # AND the client is in 10/8 OR is ::1
+          mobile: { header: { name: User-Agent, contains: Mobile } }
+          no_auth: { header: { name: Authorization, exists: false } }
+          shop: { host: [shop.example.com, "*.shop.example.com"] }
+          office: { src: ["10.0.0.0/8", "127.0.0.1/32"] }
+          api: { path_prefix: /api/ }
+          beta: { header: { name: X-Beta, equals: "1" } }
+          static: { path_regex: '\.(css|js|png)$' }
+          posts: { method: [POST, PUT] }
+        rules:
+          - { deny: 403, if: admin, unless: office }          # admin pages from outside the office
+          - { use_backend: api, if: [api, beta] }             # beta API traffic
+          - { use_backend: api-stable, if: api }              # other API traffic
+          - { deny: 405, if: [static, posts] }                # no POST to static files
+        default_backend: web
+    backends:
+      - name: web
+        servers: [{ name: web1, address: "10.0.0.11:8080" }]
+      - name: api
+        servers: [{ name: api1, address: "10.0.0.21:8080" }]
+      - name: api-stable
+        servers: [{ name: api1, address: "10.0.0.22:8080" }]
+    """#
 
 /// docs/config.md's backend fragments: health checks, outlier detection, adaptive, TLS to
 /// servers, weights, and the merge-key example.
 private let fragmentsBackends = """
-frontends:
-  - name: public
-    listen: "0.0.0.0:8080"
-    default_backend: web
-backends:
-  - name: web
-    algorithm: weighted_round_robin
-    retries: 1
-    timeouts: &fast { connect: 500ms, response: 10s, idle: 1m }
-    health_check: { path: /health, interval: 2s, timeout: 1s, rise: 2, fall: 3, expect: "200-399" }
-    outlier: { consecutive_failures: 5, base_ejection: 10s, max_ejection: 5m }
-    servers:
-      - { name: big,    address: "10.0.0.11:8080", weight: 3 }
-      - { name: small,  address: "10.0.0.12:8080" }
-      - { name: spare,  address: "spare.internal:8080", weight: 0 }
-      - { name: v6,     address: "[2001:db8::20]:8080" }
-  - name: adaptive
-    algorithm: adaptive
-    adaptive: { evaluate_every: 5s, min_switch_interval: 60s, latency_spread: 3 }
-    health_check: { path: /health, interval: 2s }
-    servers:
-      - { name: web1, address: 127.0.0.1:9001 }
-      - { name: web2, address: 127.0.0.1:9002 }
-  - name: secure
-    timeouts: { <<: *fast, response: 60s }    # connect: 500ms, response: 60s
-    servers:
-      - { name: s1, address: "api.internal:443", tls: { ca: ./ca.pem, sni: api.internal } }
-      - { name: s2, address: "10.0.0.5:8443", tls: { verify: false } }     # explicit opt-out only
-"""
+    frontends:
+      - name: public
+        listen: "0.0.0.0:8080"
+        default_backend: web
+    backends:
+      - name: web
+        algorithm: weighted_round_robin
+        retries: 1
+        timeouts: &fast { connect: 500ms, response: 10s, idle: 1m }
+        health_check: { path: /health, interval: 2s, timeout: 1s, rise: 2, fall: 3, expect: "200-399" }
+        outlier: { consecutive_failures: 5, base_ejection: 10s, max_ejection: 5m }
+        servers:
+          - { name: big,    address: "10.0.0.11:8080", weight: 3 }
+          - { name: small,  address: "10.0.0.12:8080" }
+          - { name: spare,  address: "spare.internal:8080", weight: 0 }
+          - { name: v6,     address: "[2001:db8::20]:8080" }
+      - name: adaptive
+        algorithm: adaptive
+        adaptive: { evaluate_every: 5s, min_switch_interval: 60s, latency_spread: 3 }
+        health_check: { path: /health, interval: 2s }
+        servers:
+          - { name: web1, address: 127.0.0.1:9001 }
+          - { name: web2, address: 127.0.0.1:9002 }
+      - name: secure
+        timeouts: { <<: *fast, response: 60s }    # connect: 500ms, response: 60s
+        servers:
+          - { name: s1, address: "api.internal:443", tls: { ca: ./ca.pem, sni: api.internal } }
+          - { name: s2, address: "10.0.0.5:8443", tls: { verify: false } }     # explicit opt-out only
+    """
 
 /// `fulcrum demo`'s configuration (Sources/fulcrum/DemoCommand.swift, which this test target
 /// cannot import), for three workers.

@@ -14,9 +14,11 @@ import Testing
         #expect(try ConfigLoader.load(yaml: minimalYAML).frontends[0].tls == nil)
         let plain = try ConfigLoader.load(yaml: Self.frontendYAML("    tls: { certificates: \"\(directory)\" }"))
         #expect(plain.frontends[0].tls == FrontendTLSConfig(certificatesDirectory: directory))
-        let set = try ConfigLoader.load(yaml: Self.frontendYAML(
-            "    tls: { certificates: \"\(directory)\", default_certificate: Example.COM, min_version: \"1.3\", alpn: [http/1.1] }"
-        ))
+        let set = try ConfigLoader.load(
+            yaml: Self.frontendYAML(
+                "    tls: { certificates: \"\(directory)\", default_certificate: Example.COM, min_version: \"1.3\", alpn: [http/1.1] }"
+            )
+        )
         var expected = FrontendTLSConfig(certificatesDirectory: directory)
         expected.defaultCertificate = "example.com"
         expected.minimumVersion = .v1_3
@@ -34,22 +36,32 @@ import Testing
 
     @Test("a missing directory, an unknown version or protocol, and a redirect on a TLS frontend are reported")
     func rejectsBadTLS() {
-        #expect(loadErrors(Self.frontendYAML(
-            "    tls: { certificates: /nonexistent/certs, min_version: \"1.1\", alpn: [h2, spdy] }\n    redirect_to_https: 443"
-        )) == [
-            #"frontends[0].tls.certificates (line 4): "/nonexistent/certs" does not exist"#,
-            #"frontends[0].tls.min_version (line 4): unknown TLS version "1.1"; expected one of: 1.2, 1.3"#,
-            #"frontends[0].tls.alpn[1] (line 4): "spdy" is not a supported protocol (expected one of: h2, http/1.1)"#,
-            "frontends[0].redirect_to_https (line 5): a TLS frontend cannot redirect to HTTPS",
-        ])
-        #expect(loadErrors(Self.frontendYAML(
-            "    tls: { certificates: \"\(FileManager.default.temporaryDirectory.path)\" }\n    h2c: true"
-        )) == [
-            "frontends[0].h2c (line 5): h2c is HTTP/2 without TLS; a TLS frontend offers h2 by ALPN (tls.alpn)",
-        ])
-        #expect(loadErrors(Self.frontendYAML("    tls: { default_certificate: a.test }")) == [
-            #"frontends[0].tls.certificates (line 4): required key "certificates" is missing"#,
-        ])
+        #expect(
+            loadErrors(
+                Self.frontendYAML(
+                    "    tls: { certificates: /nonexistent/certs, min_version: \"1.1\", alpn: [h2, spdy] }\n    redirect_to_https: 443"
+                )
+            ) == [
+                #"frontends[0].tls.certificates (line 4): "/nonexistent/certs" does not exist"#,
+                #"frontends[0].tls.min_version (line 4): unknown TLS version "1.1"; expected one of: 1.2, 1.3"#,
+                #"frontends[0].tls.alpn[1] (line 4): "spdy" is not a supported protocol (expected one of: h2, http/1.1)"#,
+                "frontends[0].redirect_to_https (line 5): a TLS frontend cannot redirect to HTTPS",
+            ]
+        )
+        #expect(
+            loadErrors(
+                Self.frontendYAML(
+                    "    tls: { certificates: \"\(FileManager.default.temporaryDirectory.path)\" }\n    h2c: true"
+                )
+            ) == [
+                "frontends[0].h2c (line 5): h2c is HTTP/2 without TLS; a TLS frontend offers h2 by ALPN (tls.alpn)"
+            ]
+        )
+        #expect(
+            loadErrors(Self.frontendYAML("    tls: { default_certificate: a.test }")) == [
+                #"frontends[0].tls.certificates (line 4): required key "certificates" is missing"#
+            ]
+        )
     }
 
     @Test("servers[].tls: verification on unless turned off, CA and client files must be readable")
@@ -68,14 +80,18 @@ import Testing
         let defaults = try ConfigLoader.load(yaml: server("{}")).backends[0].servers[0].tls
         #expect(defaults == ServerTLSConfig())
         #expect(defaults?.verify == true)
-        let set = try ConfigLoader.load(yaml: server(
-            "{ verify: false, ca: \"\(caFile.path)\", sni: api.internal, client_certificate: \"\(caFile.path)\" }"
-        )).backends[0].servers[0].tls
+        let set = try ConfigLoader.load(
+            yaml: server(
+                "{ verify: false, ca: \"\(caFile.path)\", sni: api.internal, client_certificate: \"\(caFile.path)\" }"
+            )
+        ).backends[0].servers[0].tls
         #expect(set?.verify == false && set?.caFile == caFile.path && set?.serverName == "api.internal")
         #expect(set?.clientCertificateFile == caFile.path)
-        #expect(loadErrors(server("{ ca: /nonexistent/ca.pem, verify: maybe }")) == [
-            #"backends[0].servers[0].tls.verify (line 8): expected true or false, found "maybe""#,
-            #"backends[0].servers[0].tls.ca (line 8): "/nonexistent/ca.pem" does not exist"#,
-        ])
+        #expect(
+            loadErrors(server("{ ca: /nonexistent/ca.pem, verify: maybe }")) == [
+                #"backends[0].servers[0].tls.verify (line 8): expected true or false, found "maybe""#,
+                #"backends[0].servers[0].tls.ca (line 8): "/nonexistent/ca.pem" does not exist"#,
+            ]
+        )
     }
 }

@@ -1,58 +1,69 @@
-import Testing
-
 import FulcrumConfig
+import Testing
 
 @Suite("Parsing durations, sizes, addresses and CIDR blocks")
 struct ValueParsingTests {
-    @Test("durations", arguments: [
-        ("250ms", Duration.milliseconds(250)),
-        ("2s", .seconds(2)),
-        ("1m", .seconds(60)),
-        ("1h", .seconds(3600)),
-        ("1.5s", .milliseconds(1500)),
-        ("0.1s", .milliseconds(100)),
-        (".5s", .milliseconds(500)),
-        ("100us", .microseconds(100)),
-        ("100µs", .microseconds(100)),
-        ("750ns", .nanoseconds(750)),
-        ("1m30s", .seconds(90)),
-        ("1h2m3.5s", .milliseconds(3_723_500)),
-        ("0s", .zero),
-        ("1.0000000001s", .seconds(1)),
-    ])
+    @Test(
+        "durations",
+        arguments: [
+            ("250ms", Duration.milliseconds(250)),
+            ("2s", .seconds(2)),
+            ("1m", .seconds(60)),
+            ("1h", .seconds(3600)),
+            ("1.5s", .milliseconds(1500)),
+            ("0.1s", .milliseconds(100)),
+            (".5s", .milliseconds(500)),
+            ("100us", .microseconds(100)),
+            ("100µs", .microseconds(100)),
+            ("750ns", .nanoseconds(750)),
+            ("1m30s", .seconds(90)),
+            ("1h2m3.5s", .milliseconds(3_723_500)),
+            ("0s", .zero),
+            ("1.0000000001s", .seconds(1)),
+        ]
+    )
     func validDuration(text: String, expected: Duration) {
         #expect(parseDuration(text) == expected)
     }
 
-    @Test("invalid durations", arguments: [
-        "", "5", "s", "2 s", " 2s", "2s ", "-1s", "+1s", "2S", "2sec", "1d", "1.5.5s", "1..5s", ".s", "1s2",
-        "9999999999999h",
-    ])
+    @Test(
+        "invalid durations",
+        arguments: [
+            "", "5", "s", "2 s", " 2s", "2s ", "-1s", "+1s", "2S", "2sec", "1d", "1.5.5s", "1..5s", ".s", "1s2",
+            "9999999999999h",
+        ]
+    )
     func invalidDuration(text: String) {
         #expect(parseDuration(text) == nil)
     }
 
-    @Test("byte sizes", arguments: [
-        ("0", 0),
-        ("65536", 65536),
-        ("512b", 512),
-        ("64k", 65536),
-        ("64K", 65536),
-        ("64KB", 65536),
-        ("64 KB", 65536),
-        ("64KiB", 65536),
-        ("1m", 1_048_576),
-        ("1MB", 1_048_576),
-        ("2g", 2_147_483_648),
-    ])
+    @Test(
+        "byte sizes",
+        arguments: [
+            ("0", 0),
+            ("65536", 65536),
+            ("512b", 512),
+            ("64k", 65536),
+            ("64K", 65536),
+            ("64KB", 65536),
+            ("64 KB", 65536),
+            ("64KiB", 65536),
+            ("1m", 1_048_576),
+            ("1MB", 1_048_576),
+            ("2g", 2_147_483_648),
+        ]
+    )
     func validByteSize(text: String, expected: Int) {
         #expect(parseByteSize(text) == expected)
     }
 
-    @Test("invalid byte sizes", arguments: [
-        "", "k", "64 ", "64  KB", "1.5MB", "-1", "64kbit", "64t", "lots", "99999999999999999999",
-        "9999999999999g",
-    ])
+    @Test(
+        "invalid byte sizes",
+        arguments: [
+            "", "k", "64 ", "64  KB", "1.5MB", "-1", "64kbit", "64t", "lots", "99999999999999999999",
+            "9999999999999g",
+        ]
+    )
     func invalidByteSize(text: String) {
         #expect(parseByteSize(text) == nil)
     }
@@ -65,8 +76,10 @@ struct ValueParsingTests {
         #expect(parseIPAddress("::") == Array(repeating: 0, count: 16))
         #expect(parseIPAddress("::1") == Array(repeating: 0, count: 15) + [1])
         #expect(parseIPAddress("1::") == [0, 1] + Array(repeating: 0, count: 14))
-        #expect(parseIPAddress("2001:db8::ff00:42:8329")
-            == [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0xff, 0x00, 0x00, 0x42, 0x83, 0x29])
+        #expect(
+            parseIPAddress("2001:db8::ff00:42:8329")
+                == [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0xff, 0x00, 0x00, 0x42, 0x83, 0x29]
+        )
         #expect(parseIPAddress("2001:0DB8:0000:0000:0000:FF00:0042:8329") == parseIPAddress("2001:db8::ff00:42:8329"))
         #expect(parseIPAddress("1:2:3:4:5:6:7::") == [0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 0])
         #expect(parseIPAddress("::ffff:192.0.2.1") == Array(repeating: 0, count: 10) + [0xff, 0xff, 192, 0, 2, 1])
@@ -94,8 +107,10 @@ struct ValueParsingTests {
         #expect(documentation.description == "2001:db8:abcd:1000:0:0:0:0/52")
         #expect(CIDRBlock(parsing: "10.1.2.3/8")?.description == "10.0.0.0/8")
 
-        for invalid in ["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/+8", "10.0.0.0/8/8",
-                        "10.0.0/8", "/8", "", "example.com/8", "10.0.0.0/0008"] {
+        for invalid in [
+            "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/+8", "10.0.0.0/8/8",
+            "10.0.0/8", "/8", "", "example.com/8", "10.0.0.0/0008",
+        ] {
             #expect(CIDRBlock(parsing: invalid) == nil, "\(invalid) should be rejected")
         }
     }

@@ -47,14 +47,47 @@ struct AlgorithmLabTests {
     func report() throws {
         let scenario = try #require(LabScenario.all.first { $0.name == "slow" })
         let results = [
-            LabResult(scenario: "slow", algorithm: "round_robin", requests: 100, errors: 0, p50Milliseconds: 11, p95Milliseconds: 101, p99Milliseconds: 103, perServer: ["w1": 34, "w2": 33, "w3": 33], switches: []),
-            LabResult(scenario: "slow", algorithm: "peak_ewma", requests: 100, errors: 0, p50Milliseconds: 11, p95Milliseconds: 13, p99Milliseconds: 14, perServer: ["w1": 50, "w2": 49, "w3": 1], switches: []),
-            LabResult(scenario: "slow", algorithm: "adaptive", requests: 100, errors: 1, p50Milliseconds: 11, p95Milliseconds: 13, p99Milliseconds: 15, perServer: ["w1": 50, "w2": 48, "w3": 2], switches: ["lab round_robin → peak_ewma: p95 spread 9× (w3 104 ms vs w1 12 ms) ≥ 3×"]),
+            LabResult(
+                scenario: "slow",
+                algorithm: "round_robin",
+                requests: 100,
+                errors: 0,
+                p50Milliseconds: 11,
+                p95Milliseconds: 101,
+                p99Milliseconds: 103,
+                perServer: ["w1": 34, "w2": 33, "w3": 33],
+                switches: []
+            ),
+            LabResult(
+                scenario: "slow",
+                algorithm: "peak_ewma",
+                requests: 100,
+                errors: 0,
+                p50Milliseconds: 11,
+                p95Milliseconds: 13,
+                p99Milliseconds: 14,
+                perServer: ["w1": 50, "w2": 49, "w3": 1],
+                switches: []
+            ),
+            LabResult(
+                scenario: "slow",
+                algorithm: "adaptive",
+                requests: 100,
+                errors: 1,
+                p50Milliseconds: 11,
+                p95Milliseconds: 13,
+                p99Milliseconds: 15,
+                perServer: ["w1": 50, "w2": 48, "w3": 2],
+                switches: ["lab round_robin → peak_ewma: p95 spread 9× (w3 104 ms vs w1 12 ms) ≥ 3×"]
+            ),
         ]
         let table = LabReport.table(for: scenario, results: results)
         #expect(table.contains("round_robin              11.0 ms    101 ms    103 ms    0.0 %   w1 34 · w2 33 · w3 33"), "\(table)")
         #expect(table.contains("adaptive: lab round_robin → peak_ewma"))
-        #expect(LabReport.verdict(for: scenario, results: results) == "adaptive p99 1.07× the best fixed (peak_ewma) — within 15 %; 6.9× better than round_robin")
+        #expect(
+            LabReport.verdict(for: scenario, results: results)
+                == "adaptive p99 1.07× the best fixed (peak_ewma) — within 15 %; 6.9× better than round_robin"
+        )
         let json = String(decoding: try LabReport.json(results), as: UTF8.self)
         #expect(json.contains("\"p99Milliseconds\" : 103"))
         let svg = LabReport.svg(scenarios: [scenario], results: results)
@@ -66,9 +99,15 @@ struct AlgorithmLabTests {
     func combiningRuns() {
         func run(_ p99: Double, errors: Int, switches: [String] = []) -> LabResult {
             LabResult(
-                scenario: "slow", algorithm: "adaptive", requests: 100, errors: errors,
-                p50Milliseconds: p99 / 2, p95Milliseconds: p99 - 1, p99Milliseconds: p99,
-                perServer: ["w1": 60, "w2": 40], switches: switches
+                scenario: "slow",
+                algorithm: "adaptive",
+                requests: 100,
+                errors: errors,
+                p50Milliseconds: p99 / 2,
+                p95Milliseconds: p99 - 1,
+                p99Milliseconds: p99,
+                perServer: ["w1": 60, "w2": 40],
+                switches: switches
             )
         }
         let combined = LabResult.combining([run(30, errors: 1), run(12, errors: 0, switches: ["a → b"]), run(14, errors: 2)])

@@ -13,10 +13,12 @@ struct LabScenarioTests {
 
     @Test("every scenario the issue asks for is there, the first five unchanged")
     func scenarioNames() {
-        #expect(LabScenario.all.map(\.name) == [
-            "homogeneous", "slow", "flaky", "becomes-slow", "weighted",
-            "small-server", "overload", "recovering", "oscillating", "cold-start",
-        ])
+        #expect(
+            LabScenario.all.map(\.name) == [
+                "homogeneous", "slow", "flaky", "becomes-slow", "weighted",
+                "small-server", "overload", "recovering", "oscillating", "cold-start",
+            ]
+        )
         #expect(Array(LabScenario.all.prefix(5).map(\.name)) == LabScenario.original)
     }
 
@@ -52,7 +54,9 @@ struct LabScenarioTests {
     @Test("the driver follows the profile: the requests are its integral")
     func driverFollowsTheProfile() async throws {
         let result = try await AlgorithmLab.run(
-            scenario: try scenario("overload"), algorithm: .roundRobin, load: AlgorithmLab.Load(rate: 100, duration: .seconds(2))
+            scenario: try scenario("overload"),
+            algorithm: .roundRobin,
+            load: AlgorithmLab.Load(rate: 100, duration: .seconds(2))
         )
         // 100/s × 2 s × the profile's mean multiple (0.9).
         #expect((175...185).contains(result.requests), "\(result.requests)")
@@ -63,7 +67,9 @@ struct LabScenarioTests {
     @Test("a server that joins is added by a reload at its point of the run, and served only after it")
     func serverJoins() async throws {
         let result = try await AlgorithmLab.run(
-            scenario: try scenario("cold-start"), algorithm: .roundRobin, load: AlgorithmLab.Load(rate: 100, duration: .seconds(3))
+            scenario: try scenario("cold-start"),
+            algorithm: .roundRobin,
+            load: AlgorithmLab.Load(rate: 100, duration: .seconds(3))
         )
         let seconds = try #require(result.timeline?.seconds)
         // It joins at 1 s (a third of the run).
@@ -75,7 +81,9 @@ struct LabScenarioTests {
     @Test("a server with an eighth of the capacity queues what round robin sends it")
     func smallServerQueues() async throws {
         let result = try await AlgorithmLab.run(
-            scenario: try scenario("small-server"), algorithm: .roundRobin, load: AlgorithmLab.Load(rate: 200, duration: .seconds(2))
+            scenario: try scenario("small-server"),
+            algorithm: .roundRobin,
+            load: AlgorithmLab.Load(rate: 200, duration: .seconds(2))
         )
         // w3 works on 2 requests at once (40/s at 50 ms) and is sent 67/s: its queue grows
         // for the whole run, and its last requests wait hundreds of milliseconds.
@@ -86,15 +94,22 @@ struct LabScenarioTests {
     @Test("round trips: a switch back to the algorithm the previous switch left, within the window")
     func roundTrips() {
         func timeline(_ switches: [(Double, String, String)]) -> LabTimeline {
-            LabTimeline(seconds: [], switches: switches.map {
-                LabTimeline.Switch(atSeconds: $0.0, from: $0.1, to: $0.2, rule: "r", explanation: "")
-            })
+            LabTimeline(
+                seconds: [],
+                switches: switches.map {
+                    LabTimeline.Switch(atSeconds: $0.0, from: $0.1, to: $0.2, rule: "r", explanation: "")
+                }
+            )
         }
         #expect(LabReport.roundTrips(in: timeline([(15, "peak_ewma", "round_robin")])) == 0)
         #expect(LabReport.roundTrips(in: timeline([(15, "peak_ewma", "round_robin"), (75, "round_robin", "peak_ewma")])) == 1)
-        #expect(LabReport.roundTrips(in: timeline([
-            (15, "peak_ewma", "round_robin"), (75, "round_robin", "peak_ewma"), (135, "peak_ewma", "round_robin"),
-        ])) == 2)
+        #expect(
+            LabReport.roundTrips(
+                in: timeline([
+                    (15, "peak_ewma", "round_robin"), (75, "round_robin", "peak_ewma"), (135, "peak_ewma", "round_robin"),
+                ])
+            ) == 2
+        )
         #expect(LabReport.roundTrips(in: timeline([(15, "peak_ewma", "round_robin"), (700, "round_robin", "peak_ewma")])) == 0)
         #expect(LabReport.roundTrips(in: timeline([(15, "round_robin", "least_connections"), (75, "least_connections", "peak_ewma")])) == 0)
     }
@@ -103,16 +118,30 @@ struct LabScenarioTests {
     func summaryTable() throws {
         func result(_ algorithm: String, p99: Double, switches: [LabTimeline.Switch] = []) -> LabResult {
             var result = LabResult(
-                scenario: "slow", algorithm: algorithm, requests: 100, errors: 0, p50Milliseconds: 50,
-                p95Milliseconds: p99, p99Milliseconds: p99, perServer: [:], switches: []
+                scenario: "slow",
+                algorithm: algorithm,
+                requests: 100,
+                errors: 0,
+                p50Milliseconds: 50,
+                p95Milliseconds: p99,
+                p99Milliseconds: p99,
+                perServer: [:],
+                switches: []
             )
             result.timeline = LabTimeline(seconds: [], switches: switches)
             return result
         }
-        let summary = LabReport.summary(scenarios: [try scenario("slow")], results: [
-            result("round_robin", p99: 500), result("peak_ewma", p99: 60),
-            result("adaptive", p99: 63, switches: [LabTimeline.Switch(atSeconds: 4.6, from: "round_robin", to: "peak_ewma", rule: "latency_spread", explanation: "")]),
-        ])
+        let summary = LabReport.summary(
+            scenarios: [try scenario("slow")],
+            results: [
+                result("round_robin", p99: 500), result("peak_ewma", p99: 60),
+                result(
+                    "adaptive",
+                    p99: 63,
+                    switches: [LabTimeline.Switch(atSeconds: 4.6, from: "round_robin", to: "peak_ewma", rule: "latency_spread", explanation: "")]
+                ),
+            ]
+        )
         #expect(summary.contains("| slow | peak_ewma | 60.0 ms | 63.0 ms | 1.05× | 5 s → peak_ewma (latency_spread) | 0 |"), "\(summary)")
     }
 }

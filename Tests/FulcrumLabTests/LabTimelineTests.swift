@@ -27,9 +27,15 @@ struct LabTimelineTests {
         timeline: LabTimeline? = nil
     ) -> LabResult {
         var result = LabResult(
-            scenario: "becomes-slow", algorithm: algorithm, requests: 100, errors: 0,
-            p50Milliseconds: 50, p95Milliseconds: p99 - 1, p99Milliseconds: p99,
-            perServer: ["w1": 40, "w2": 40, "w3": 20], switches: []
+            scenario: "becomes-slow",
+            algorithm: algorithm,
+            requests: 100,
+            errors: 0,
+            p50Milliseconds: 50,
+            p95Milliseconds: p99 - 1,
+            p99Milliseconds: p99,
+            perServer: ["w1": 40, "w2": 40, "w3": 20],
+            switches: []
         )
         result.timeline = timeline
         return result
@@ -40,8 +46,11 @@ struct LabTimelineTests {
         LabTimeline(
             seconds: (0..<4).map { second in
                 LabTimeline.Second(
-                    second: second, requests: 100, errors: second == 2 ? 1 : 0,
-                    p50Milliseconds: 50, p99Milliseconds: second == 2 ? p99 : 55,
+                    second: second,
+                    requests: 100,
+                    errors: second == 2 ? 1 : 0,
+                    p50Milliseconds: 50,
+                    p99Milliseconds: second == 2 ? p99 : 55,
                     perServer: second < 2 ? ["w1": 34, "w2": 33, "w3": 33] : ["w1": 48, "w2": 47, "w3": 5]
                 )
             },
@@ -50,8 +59,20 @@ struct LabTimelineTests {
     }
 
     private static let switches = [
-        LabTimeline.Switch(atSeconds: 2.1, from: "round_robin", to: "least_connections", rule: "uneven_load", explanation: "lab round_robin → least_connections: w3 holds 9"),
-        LabTimeline.Switch(atSeconds: 2.7, from: "least_connections", to: "peak_ewma", rule: "latency_spread", explanation: "lab least_connections → peak_ewma: p95 spread 9× (w3 <500 ms> & w1 52 ms) ≥ 3×"),
+        LabTimeline.Switch(
+            atSeconds: 2.1,
+            from: "round_robin",
+            to: "least_connections",
+            rule: "uneven_load",
+            explanation: "lab round_robin → least_connections: w3 holds 9"
+        ),
+        LabTimeline.Switch(
+            atSeconds: 2.7,
+            from: "least_connections",
+            to: "peak_ewma",
+            rule: "latency_spread",
+            explanation: "lab least_connections → peak_ewma: p95 spread 9× (w3 <500 ms> & w1 52 ms) ≥ 3×"
+        ),
     ]
 
     // MARK: - Bucketing
@@ -90,11 +111,26 @@ struct LabTimelineTests {
     @Test("seconds without requests are zeros with every server's key; late samples extend the timeline")
     func emptySecondsAreZeroed() {
         let switches = [LabTimeline.Switch(atSeconds: 1.5, from: "round_robin", to: "peak_ewma", rule: "latency_spread", explanation: "x")]
-        let timeline = LabTimeline(samples: [Self.sample(at: 1.0), Self.sample(at: -0.01)], servers: Self.servers, durationSeconds: 4, switches: switches)
+        let timeline = LabTimeline(
+            samples: [Self.sample(at: 1.0), Self.sample(at: -0.01)],
+            servers: Self.servers,
+            durationSeconds: 4,
+            switches: switches
+        )
         #expect(timeline.switches == switches)
         #expect(timeline.seconds.map(\.requests) == [1, 1, 0, 0])
         for second in timeline.seconds[2...] {
-            #expect(second == LabTimeline.Second(second: second.second, requests: 0, errors: 0, p50Milliseconds: 0, p99Milliseconds: 0, perServer: ["w1": 0, "w2": 0, "w3": 0]))
+            #expect(
+                second
+                    == LabTimeline.Second(
+                        second: second.second,
+                        requests: 0,
+                        errors: 0,
+                        p50Milliseconds: 0,
+                        p99Milliseconds: 0,
+                        perServer: ["w1": 0, "w2": 0, "w3": 0]
+                    )
+            )
         }
         let late = LabTimeline(samples: [Self.sample(at: 5.2)], servers: Self.servers, durationSeconds: 4, switches: [])
         #expect(late.seconds.count == 6)
@@ -196,7 +232,11 @@ struct LabTimelineTests {
             let at = 1 + Double(index) / 20
             return LabTimeline.Switch(atSeconds: at, from: pair.0, to: pair.1, rule: "latency_spread", explanation: "flap \(index)")
         }
-        let svg = LabTimelineChart.svg(scenario: Self.scenario, result: Self.result(p99: 120, timeline: Self.timeline(switches: flapping)), reference: nil)
+        let svg = LabTimelineChart.svg(
+            scenario: Self.scenario,
+            result: Self.result(p99: 120, timeline: Self.timeline(switches: flapping)),
+            reference: nil
+        )
         #expect(occurrences(of: "<line class=\"switch\"", in: svg) == 40)
         let labelled = occurrences(of: "class=\"switch-label\"", in: svg)
         #expect(labelled >= 3 && labelled < 40)

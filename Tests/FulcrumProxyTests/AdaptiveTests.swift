@@ -41,8 +41,12 @@ struct AdaptiveTests {
             #expect(switched.rule == .latencySpread)
             // The spread of p95s, w2 holding requests without an answer in a window, or the
             // rotation guard passing over w2 (whichever the window shows first).
-            #expect(["p95 spread ", "w2 holds ", "the rotation guard passed over w2 "].contains { switched.explanation.hasPrefix("app round_robin → peak_ewma: " + $0) },
-                "\(switched.explanation)")
+            #expect(
+                ["p95 spread ", "w2 holds ", "the rotation guard passed over w2 "].contains {
+                    switched.explanation.hasPrefix("app round_robin → peak_ewma: " + $0)
+                },
+                "\(switched.explanation)"
+            )
             // The window the slowdown fell into, or the next one (400 ms each), with slack for
             // the late timers of a machine busy with the other suites.
             #expect(switched.time - slowedAt < .milliseconds(1200))

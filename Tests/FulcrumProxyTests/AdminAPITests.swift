@@ -118,10 +118,12 @@ struct AdminAPITests {
             #expect(served.status == .ok)
             #expect(String(buffer: served.body) == onDisk)
             let reloader = ConfigReloader(proxy: harness.proxy, path: nil, writeback: false, logger: Logger(label: "test"))
-            let registered = Set(AdminServer.routes(proxy: harness.proxy, reloader: reloader).map { route in
-                let path = route.path.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
-                return "\(route.method) /\(path.joined(separator: "/"))"
-            })
+            let registered = Set(
+                AdminServer.routes(proxy: harness.proxy, reloader: reloader).map { route in
+                    let path = route.path.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
+                    return "\(route.method) /\(path.joined(separator: "/"))"
+                }
+            )
             #expect(registered.count == 15)
             #expect(registered == Self.documentedOperations(onDisk))
         }

@@ -31,10 +31,12 @@ struct AdminConfigChangeTests {
         // adaptive backend starts in peak_ewma, which prefers the servers it has measured).
         try await withAdminAPI(algorithm: "round_robin", workers: 3) { harness, admin in
             var config = harness.proxy.config
-            config.backends[0].servers.append(ServerConfig(
-                name: "w3",
-                address: ServerAddress(host: "127.0.0.1", port: harness.workers[2].port)
-            ))
+            config.backends[0].servers.append(
+                ServerConfig(
+                    name: "w3",
+                    address: ServerAddress(host: "127.0.0.1", port: harness.workers[2].port)
+                )
+            )
             let applied = try await admin.call(.PUT, "/api/config", body: ConfigRenderer.yaml(config))
             #expect(applied.status == .ok)
             #expect(applied.json?["changed"] as? Bool == true)
@@ -72,7 +74,11 @@ struct AdminConfigChangeTests {
     func addAndRemoveServers() async throws {
         try await withAdminAPI(algorithm: "round_robin", workers: 3) { harness, admin in
             let port = harness.workers[2].port
-            let added = try await admin.call(.POST, "/api/backends/app/servers", body: #"{"name": "w3", "address": "127.0.0.1:\#(port)", "weight": 2}"#)
+            let added = try await admin.call(
+                .POST,
+                "/api/backends/app/servers",
+                body: #"{"name": "w3", "address": "127.0.0.1:\#(port)", "weight": 2}"#
+            )
             #expect(added.status == .created)
             let server = try #require(added.json?["server"] as? [String: Any])
             #expect(server["name"] as? String == "w3")
@@ -88,11 +94,18 @@ struct AdminConfigChangeTests {
             let badAddress = try await admin.call(.POST, "/api/backends/app/servers", body: #"{"name": "w4", "address": "nowhere"}"#)
             #expect(badAddress.status == .unprocessableEntity)
             #expect(badAddress.json?["field"] as? String == "address")
-            let badWeight = try await admin.call(.POST, "/api/backends/app/servers", body: #"{"name": "w4", "address": "127.0.0.1:1", "weight": 1000}"#)
+            let badWeight = try await admin.call(
+                .POST,
+                "/api/backends/app/servers",
+                body: #"{"name": "w4", "address": "127.0.0.1:1", "weight": 1000}"#
+            )
             #expect(badWeight.status == .unprocessableEntity)
             #expect(badWeight.json?["field"] as? String == "weight")
             #expect(try await admin.call(.POST, "/api/backends/nope/servers", body: #"{"name": "w4", "address": "127.0.0.1:1"}"#).status == .notFound)
-            #expect(try await admin.call(.POST, "/api/backends/app/servers", body: #"{"name": "w4", "address": "127.0.0.1:1"}"#, token: nil).status == .unauthorized)
+            #expect(
+                try await admin.call(.POST, "/api/backends/app/servers", body: #"{"name": "w4", "address": "127.0.0.1:1"}"#, token: nil).status
+                    == .unauthorized
+            )
             #expect(harness.proxy.config.backends[0].servers.map(\.name) == ["w1", "w2", "w3"])
 
             let removed = try await admin.call(.DELETE, "/api/backends/app/servers/w1")
@@ -137,7 +150,9 @@ struct AdminConfigChangeTests {
         try await withAdminAPI(algorithm: "round_robin", workers: 3, configFile: file, writeback: true) { harness, admin in
             let original = try String(contentsOfFile: file, encoding: .utf8)
             let port = harness.workers[2].port
-            #expect(try await admin.call(.POST, "/api/backends/app/servers", body: #"{"name": "w3", "address": "127.0.0.1:\#(port)"}"#).status == .created)
+            #expect(
+                try await admin.call(.POST, "/api/backends/app/servers", body: #"{"name": "w3", "address": "127.0.0.1:\#(port)"}"#).status == .created
+            )
             let weighted = try await admin.call(.PATCH, "/api/backends/app/servers/w2", body: #"{"weight": 4}"#)
             #expect(weighted.status == .ok)
 

@@ -36,10 +36,12 @@ struct ConfigReloaderTests {
     /// The harness's configuration with w3 added, as the file would be edited.
     private static func withThirdServer(_ harness: ProxyHarness) -> String {
         var config = harness.proxy.config
-        config.backends[0].servers.append(ServerConfig(
-            name: "w3",
-            address: ServerAddress(host: "127.0.0.1", port: harness.workers[2].port)
-        ))
+        config.backends[0].servers.append(
+            ServerConfig(
+                name: "w3",
+                address: ServerAddress(host: "127.0.0.1", port: harness.workers[2].port)
+            )
+        )
         return ConfigRenderer.yaml(config)
     }
 

@@ -66,7 +66,8 @@ struct DashboardTests {
             let servers = try #require(backends.first?["servers"] as? [[String: Any]])
             let expected = servers.compactMap { server -> (name: String, state: String, requests: Int)? in
                 guard let name = server["name"] as? String, let state = server["state"] as? String,
-                      let requests = (server["totals"] as? [String: Any])?["requests"] as? Int else { return nil }
+                    let requests = (server["totals"] as? [String: Any])?["requests"] as? Int
+                else { return nil }
                 return (name, state, requests)
             }
             #expect(expected.map(\.name) == ["w1", "w2"])
@@ -96,7 +97,11 @@ struct DashboardTests {
             #expect(dom.contains(#"<ol data-ref="decision-list"><li"#))
             // The why line: the latest evaluation's verdict and its evidence (with one server
             // drained, too little in rotation to judge).
-            #expect(dom.contains(#/<p class="why-now" data-ref="why-now">Kept peak_ewma — <b>insufficient_data<\/b>: \d+ requests over 1 servers is too little to judge<\/p>/#))
+            #expect(
+                dom.contains(
+                    #/<p class="why-now" data-ref="why-now">Kept peak_ewma — <b>insufficient_data<\/b>: \d+ requests over 1 servers is too little to judge<\/p>/#
+                )
+            )
             #expect(!dom.contains(#"<li class="muted">The decisions could not be read.</li>"#))
             #expect(!dom.contains(#"id="placeholder""#))
         }
@@ -105,7 +110,8 @@ struct DashboardTests {
     /// The `<tr>` the dashboard renders for `server`.
     private static func row(_ server: String, in dom: String) -> String? {
         guard let start = dom.range(of: #"<tr data-server="\#(server)""#),
-              let end = dom.range(of: "</tr>", range: start.upperBound..<dom.endIndex) else { return nil }
+            let end = dom.range(of: "</tr>", range: start.upperBound..<dom.endIndex)
+        else { return nil }
         return String(dom[start.lowerBound..<end.upperBound])
     }
 

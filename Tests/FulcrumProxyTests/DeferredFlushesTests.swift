@@ -1,7 +1,8 @@
-@testable import FulcrumProxy
 import NIOCore
 import NIOPosix
 import Testing
+
+@testable import FulcrumProxy
 
 /// `DeferredFlushes`: flushes wait for the end of the loop's current work, each target once.
 @Suite("Deferred flushes")

@@ -79,9 +79,12 @@ struct FailureTests {
     @Test("conflicting Content-Length and Transfer-Encoding: 400 and the connection closes")
     func conflictingFraming() async throws {
         try await withProxy(workers: [Self.fast], yaml: { simpleConfig($0) }) { harness in
-            let (raw, closed) = try await RawClient.exchange(port: harness.port, chunks: [
-                "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-            ])
+            let (raw, closed) = try await RawClient.exchange(
+                port: harness.port,
+                chunks: [
+                    "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                ]
+            )
             #expect(raw.hasPrefix("HTTP/1.1 400"))
             #expect(closed)
             #expect(harness.workers[0].requestsServed == 0)
@@ -91,9 +94,12 @@ struct FailureTests {
     @Test("two different Content-Length values: 400")
     func duplicateContentLength() async throws {
         try await withProxy(workers: [Self.fast], yaml: { simpleConfig($0) }) { harness in
-            let (raw, closed) = try await RawClient.exchange(port: harness.port, chunks: [
-                "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-            ])
+            let (raw, closed) = try await RawClient.exchange(
+                port: harness.port,
+                chunks: [
+                    "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"
+                ]
+            )
             #expect(raw.hasPrefix("HTTP/1.1 400"))
             #expect(closed)
         }
@@ -110,13 +116,19 @@ struct FailureTests {
 
     @Test("headers beyond the limit: 431")
     func oversizedHeaders() async throws {
-        try await withProxy(workers: [Self.fast], yaml: {
-            simpleConfig($0, frontendExtra: "    limits: { max_header_size: 8k }")
-        }) { harness in
+        try await withProxy(
+            workers: [Self.fast],
+            yaml: {
+                simpleConfig($0, frontendExtra: "    limits: { max_header_size: 8k }")
+            }
+        ) { harness in
             let big = String(repeating: "x", count: 10_000)
-            let (raw, closed) = try await RawClient.exchange(port: harness.port, chunks: [
-                "GET /work HTTP/1.1\r\nHost: a\r\nX-Big: \(big)\r\n\r\n",
-            ])
+            let (raw, closed) = try await RawClient.exchange(
+                port: harness.port,
+                chunks: [
+                    "GET /work HTTP/1.1\r\nHost: a\r\nX-Big: \(big)\r\n\r\n"
+                ]
+            )
             #expect(raw.hasPrefix("HTTP/1.1 431"))
             #expect(closed)
             // A normal request still works.
@@ -126,9 +138,12 @@ struct FailureTests {
 
     @Test("a body beyond max_body_size: 413")
     func oversizedBody() async throws {
-        try await withProxy(workers: [Self.fast], yaml: {
-            simpleConfig($0, frontendExtra: "    limits: { max_body_size: 1k }")
-        }) { harness in
+        try await withProxy(
+            workers: [Self.fast],
+            yaml: {
+                simpleConfig($0, frontendExtra: "    limits: { max_body_size: 1k }")
+            }
+        ) { harness in
             let declared = try await harness.send(.POST, "/sink", body: .bytes(ByteBuffer(repeating: 1, count: 4096)))
             #expect(declared.status == .payloadTooLarge)
             let small = try await harness.send(.POST, "/sink", body: .bytes(ByteBuffer(repeating: 1, count: 100)))
@@ -138,9 +153,12 @@ struct FailureTests {
 
     @Test("a client trickling its headers past header_read gets 408; others are unaffected")
     func slowHeaders() async throws {
-        try await withProxy(workers: [Self.fast], yaml: {
-            simpleConfig($0, frontendExtra: "    timeouts: { client_idle: 5s, header_read: 400ms }")
-        }) { harness in
+        try await withProxy(
+            workers: [Self.fast],
+            yaml: {
+                simpleConfig($0, frontendExtra: "    timeouts: { client_idle: 5s, header_read: 400ms }")
+            }
+        ) { harness in
             async let slow = RawClient.exchange(
                 port: harness.port,
                 chunks: ["GET /work HTTP/1.1\r\n", "Host: a\r\n", "X-A: 1\r\n", "X-B: 2\r\n", "X-C: 3\r\n"],
@@ -157,9 +175,12 @@ struct FailureTests {
 
     @Test("an empty line after a request does not start the header-read timer")
     func strayLineBreak() async throws {
-        try await withProxy(workers: [Self.fast], yaml: {
-            simpleConfig($0, frontendExtra: "    timeouts: { client_idle: 2s, header_read: 300ms }")
-        }) { harness in
+        try await withProxy(
+            workers: [Self.fast],
+            yaml: {
+                simpleConfig($0, frontendExtra: "    timeouts: { client_idle: 2s, header_read: 300ms }")
+            }
+        ) { harness in
             let (raw, _) = try await RawClient.exchange(
                 port: harness.port,
                 chunks: ["GET /work HTTP/1.1\r\nHost: a\r\n\r\n", "\r\n"],
@@ -173,9 +194,12 @@ struct FailureTests {
 
     @Test("an idle keep-alive connection is closed after client_idle")
     func idleClientClosed() async throws {
-        try await withProxy(workers: [Self.fast], yaml: {
-            simpleConfig($0, frontendExtra: "    timeouts: { client_idle: 300ms, header_read: 5s }")
-        }) { harness in
+        try await withProxy(
+            workers: [Self.fast],
+            yaml: {
+                simpleConfig($0, frontendExtra: "    timeouts: { client_idle: 300ms, header_read: 5s }")
+            }
+        ) { harness in
             let (raw, closed) = try await RawClient.exchange(
                 port: harness.port,
                 chunks: ["GET /work HTTP/1.1\r\nHost: a\r\n\r\n"],

@@ -125,9 +125,12 @@ struct FaultToleranceTests {
         for ratio in [0.2, 1.0] {
             let budget = "    retry_budget: { ratio: \(ratio), min_per_second: 0 }"
             let before = closing.requests.count
-            let outcome = try await withProxy(workers: [Self.healthy], yaml: { ports in
-                Self.config([closing.port] + ports, backend: budget, retries: 1)
-            }) { harness in
+            let outcome = try await withProxy(
+                workers: [Self.healthy],
+                yaml: { ports in
+                    Self.config([closing.port] + ports, backend: budget, retries: 1)
+                }
+            ) { harness in
                 var statuses: [UInt] = []
                 for _ in 0..<100 { statuses.append(try await harness.send("/work").status.code) }
                 return statuses

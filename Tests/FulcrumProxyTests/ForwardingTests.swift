@@ -43,10 +43,14 @@ struct ForwardingTests {
     @Test("hop-by-hop headers, and those Connection names, are not forwarded")
     func hopByHopStripped() async throws {
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { simpleConfig($0) }) { harness in
-            let (raw, _) = try await RawClient.exchange(port: harness.port, chunks: [
-                "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n"
-                    + "Keep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic Zm9v\r\nX-Kept: yes\r\n\r\n",
-            ], timeout: .seconds(1))
+            let (raw, _) = try await RawClient.exchange(
+                port: harness.port,
+                chunks: [
+                    "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n"
+                        + "Keep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic Zm9v\r\nX-Kept: yes\r\n\r\n"
+                ],
+                timeout: .seconds(1)
+            )
             #expect(raw.hasPrefix("HTTP/1.1 200"))
             let body = String(raw[raw.range(of: "\r\n\r\n")!.upperBound...]).lowercased()
             #expect(body.contains("x-kept"))
@@ -119,10 +123,13 @@ struct ForwardingTests {
     @Test("pipelined requests are answered in order")
     func pipelining() async throws {
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { simpleConfig($0) }) { harness in
-            let (raw, _) = try await RawClient.exchange(port: harness.port, chunks: [
-                "GET /echo?n=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo?n=2 HTTP/1.1\r\nHost: a\r\n\r\n"
-                    + "GET /echo?n=3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-            ])
+            let (raw, _) = try await RawClient.exchange(
+                port: harness.port,
+                chunks: [
+                    "GET /echo?n=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo?n=2 HTTP/1.1\r\nHost: a\r\n\r\n"
+                        + "GET /echo?n=3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                ]
+            )
             let first = try #require(raw.range(of: "/echo?n=1"))
             let second = try #require(raw.range(of: "/echo?n=2"))
             let third = try #require(raw.range(of: "/echo?n=3"))
@@ -146,9 +153,12 @@ struct ForwardingTests {
     @Test("HEAD responses carry headers only, and the connection stays usable")
     func headRequests() async throws {
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { simpleConfig($0) }) { harness in
-            let (raw, _) = try await RawClient.exchange(port: harness.port, chunks: [
-                "HEAD /bytes?n=5000 HTTP/1.1\r\nHost: a\r\n\r\nGET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-            ])
+            let (raw, _) = try await RawClient.exchange(
+                port: harness.port,
+                chunks: [
+                    "HEAD /bytes?n=5000 HTTP/1.1\r\nHost: a\r\n\r\nGET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                ]
+            )
             #expect(raw.hasPrefix("HTTP/1.1 200"))
             let responses = raw.components(separatedBy: "HTTP/1.1 200 OK")
             #expect(responses.count == 3)

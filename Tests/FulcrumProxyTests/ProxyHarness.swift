@@ -1,10 +1,10 @@
 import AsyncHTTPClient
 import CoreMetrics
 import Foundation
-// Re-exported: every test file reads `CollectedResponse` without importing it itself.
-@_exported import FulcrumTestSupport
 import FulcrumConfig
 import FulcrumProxy
+// Re-exported: every test file reads `CollectedResponse` without importing it itself.
+@_exported import FulcrumTestSupport
 import FulcrumWorker
 import Logging
 import NIOConcurrencyHelpers
@@ -61,7 +61,8 @@ final class ProxyHarness: Sendable {
         // running configuration out and read it back.
         config.frontends[0].listen = [ListenAddress(host: "127.0.0.1", port: try deadPort())]
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: proxyThreads)
-        var logger = logs.map { capture in Logger(label: "fulcrum.test") { _ in capture.handler() } }
+        var logger =
+            logs.map { capture in Logger(label: "fulcrum.test") { _ in capture.handler() } }
             ?? Logger(label: "fulcrum.test")
         logger.logLevel = .warning
         let proxy = try await ProxyServer.start(

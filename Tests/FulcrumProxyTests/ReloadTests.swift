@@ -60,7 +60,7 @@ struct ReloadTests {
         let old = try ConfigLoader.load(yaml: simpleConfig([9001, 9002]))
         var new = old
         new.frontends[0].listen.append(ListenAddress(host: "127.0.0.1", port: 8081))
-        new.backends[0].servers[0].weight = 5                                   // changed
+        new.backends[0].servers[0].weight = 5  // changed
         new.backends[0].servers[1].address = ServerAddress(host: "127.0.0.1", port: 9003)  // replaced
         var extra = new.backends[0]
         extra.name = "extra"
@@ -117,10 +117,12 @@ struct ReloadTests {
             try await harness.proxy.reload(to: config)
             #expect(harness.proxy.selectAlgorithm(.leastConnections, forBackend: "app", pin: true))
             // Adding a server rebuilds the backend; its adaptive choice and pin stay.
-            config.backends[0].servers.append(ServerConfig(
-                name: "w3",
-                address: ServerAddress(host: "127.0.0.1", port: harness.workers[1].port)
-            ))
+            config.backends[0].servers.append(
+                ServerConfig(
+                    name: "w3",
+                    address: ServerAddress(host: "127.0.0.1", port: harness.workers[1].port)
+                )
+            )
             try await harness.proxy.reload(to: config)
             #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .leastConnections)
             #expect(harness.proxy.isAlgorithmPinned(ofBackend: "app") == true)
@@ -189,10 +191,12 @@ struct ReloadTests {
 
             // A server whose name does not resolve.
             var unresolvable = running
-            unresolvable.backends[0].servers.append(ServerConfig(
-                name: "ghost",
-                address: ServerAddress(host: "no-such-host.invalid", port: 80)
-            ))
+            unresolvable.backends[0].servers.append(
+                ServerConfig(
+                    name: "ghost",
+                    address: ServerAddress(host: "no-such-host.invalid", port: 80)
+                )
+            )
             await #expect(throws: StartupError.self) { try await harness.proxy.reload(to: unresolvable) }
 
             #expect(harness.proxy.config == running)
@@ -211,10 +215,12 @@ struct ReloadTests {
         try await withProxy(workers: workers, yaml: yaml) { harness in
             try await waitUntil(timeout: .seconds(15)) { try await harness.proxy.stats()[0].servers[0].state == .down }
             var config = harness.proxy.config
-            config.backends[0].servers.append(ServerConfig(
-                name: "w2",
-                address: ServerAddress(host: "127.0.0.1", port: harness.workers[1].port)
-            ))
+            config.backends[0].servers.append(
+                ServerConfig(
+                    name: "w2",
+                    address: ServerAddress(host: "127.0.0.1", port: harness.workers[1].port)
+                )
+            )
             try await harness.proxy.reload(to: config)
             let states = try await harness.proxy.stats()[0].servers.map(\.state)
             #expect(states == [.down, .up])
@@ -249,9 +255,11 @@ struct ReloadTests {
                     for _ in 0..<2 {
                         group.addTask {
                             while !stop.withLockedValue({ $0 }) {
-                                tally.record(await Self.outcome {
-                                    try await harness.send("/work", headers: [("Connection", "close")])
-                                })
+                                tally.record(
+                                    await Self.outcome {
+                                        try await harness.send("/work", headers: [("Connection", "close")])
+                                    }
+                                )
                                 try? await Task.sleep(for: .milliseconds(2))
                             }
                         }
@@ -344,7 +352,8 @@ private final class RawConnection: Sendable {
             let (bytes, closed) = received.withLockedValue { $0 }
             let text = String(decoding: bytes, as: UTF8.self)
             if let headEnd = text.range(of: "\r\n\r\n") {
-                let length = text[..<headEnd.lowerBound].split(separator: "\r\n")
+                let length =
+                    text[..<headEnd.lowerBound].split(separator: "\r\n")
                     .first { $0.lowercased().hasPrefix("content-length:") }
                     .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
                 if text[headEnd.upperBound...].utf8.count >= length { return text }

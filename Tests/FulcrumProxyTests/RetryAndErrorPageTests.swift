@@ -47,9 +47,12 @@ struct RetryAndErrorPageTests {
         let page = directory.appendingPathComponent("503.html")
         try "<html><body>We'll be right back.</body></html>".write(to: page, atomically: true, encoding: .utf8)
         let dead = try deadPort()
-        try await withProxy(workers: [], yaml: { _ in
-            simpleConfig([dead], frontendExtra: "    error_files: { 503: \"\(page.path)\" }")
-        }) { harness in
+        try await withProxy(
+            workers: [],
+            yaml: { _ in
+                simpleConfig([dead], frontendExtra: "    error_files: { 503: \"\(page.path)\" }")
+            }
+        ) { harness in
             let response = try await harness.send("/anything")
             #expect(response.status == .serviceUnavailable)
             #expect(response.text == "<html><body>We'll be right back.</body></html>")

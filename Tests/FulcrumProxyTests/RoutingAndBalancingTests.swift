@@ -95,35 +95,38 @@ struct RoutingAndBalancingTests {
 
     @Test("ACL rules route by path, deny by method unless the source matches, and fall back to the default")
     func aclRouting() async throws {
-        try await withProxy(workers: [Self.fast, Self.fast], yaml: { ports in
-            """
-            global:
-              workers: 1
-              log: { level: warning, access: off }
-            frontends:
-              - name: public
-                listen: ["127.0.0.1:8080"]
-                acls:
-                  api:    { path_prefix: /api/ }
-                  static: { path_regex: '\\.(css|js|png)$' }
-                  beta:   { header: { name: X-Beta, equals: "1" } }
-                  posts:  { method: [POST, PUT] }
-                  office: { src: ["10.0.0.0/8"] }
-                  blog:   { host: blog.example.com }
-                rules:
-                  - { use_backend: api, if: [api] }
-                  - { use_backend: api, if: [beta] }
-                  - { use_backend: api, if: [blog] }
-                  - { deny: 403, if: [static] }
-                  - { deny: 405, if: [posts], unless: [office] }
-                default_backend: web
-            backends:
-              - name: web
-                servers: [{ name: web1, address: "127.0.0.1:\(ports[0])" }]
-              - name: api
-                servers: [{ name: api1, address: "127.0.0.1:\(ports[1])" }]
-            """
-        }) { harness in
+        try await withProxy(
+            workers: [Self.fast, Self.fast],
+            yaml: { ports in
+                """
+                global:
+                  workers: 1
+                  log: { level: warning, access: off }
+                frontends:
+                  - name: public
+                    listen: ["127.0.0.1:8080"]
+                    acls:
+                      api:    { path_prefix: /api/ }
+                      static: { path_regex: '\\.(css|js|png)$' }
+                      beta:   { header: { name: X-Beta, equals: "1" } }
+                      posts:  { method: [POST, PUT] }
+                      office: { src: ["10.0.0.0/8"] }
+                      blog:   { host: blog.example.com }
+                    rules:
+                      - { use_backend: api, if: [api] }
+                      - { use_backend: api, if: [beta] }
+                      - { use_backend: api, if: [blog] }
+                      - { deny: 403, if: [static] }
+                      - { deny: 405, if: [posts], unless: [office] }
+                    default_backend: web
+                backends:
+                  - name: web
+                    servers: [{ name: web1, address: "127.0.0.1:\(ports[0])" }]
+                  - name: api
+                    servers: [{ name: api1, address: "127.0.0.1:\(ports[1])" }]
+                """
+            }
+        ) { harness in
             #expect(try await harness.send("/api/users").worker == "w2")
             #expect(try await harness.send("/home").worker == "w1")
             #expect(try await harness.send("/home", headers: [("X-Beta", "1")]).worker == "w2")

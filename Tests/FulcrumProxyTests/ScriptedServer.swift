@@ -22,12 +22,14 @@ final class ScriptedServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ScriptHandler(
-                        requestEnd: requestEnd,
-                        response: response,
-                        closeAfterResponse: closeAfterResponse,
-                        received: received
-                    ))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ScriptHandler(
+                            requestEnd: requestEnd,
+                            response: response,
+                            closeAfterResponse: closeAfterResponse,
+                            received: received
+                        )
+                    )
                 }
             }
             .bind(host: "127.0.0.1", port: 0)

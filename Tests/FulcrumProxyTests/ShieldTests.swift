@@ -23,11 +23,14 @@ struct ShieldTests {
     @Test("a rate limit: the N+1th request in the window gets 429 with Retry-After; the window slides; keys are separate")
     func rateLimitPrecision() async throws {
         let yaml = { (ports: [Int]) in
-            simpleConfig(ports, frontendExtra: """
-                    rate_limits:
-                      per_key: { key: "header:X-Api-Key", rate: 5/1m }
-                      fast: { key: "header:X-Fast", rate: 1/500ms }
-                """)
+            simpleConfig(
+                ports,
+                frontendExtra: """
+                        rate_limits:
+                          per_key: { key: "header:X-Api-Key", rate: 5/1m }
+                          fast: { key: "header:X-Fast", rate: 1/500ms }
+                    """
+            )
         }
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: yaml) { harness in
             for index in 0..<5 {
@@ -60,10 +63,13 @@ struct ShieldTests {
         let lines = NIOLockedValueBox("")
         let accessLog = AccessLogWriter { batch in lines.withLockedValue { $0 += String(buffer: batch) } }
         let yaml = { (ports: [Int]) in
-            simpleConfig(ports, frontendExtra: """
-                    rate_limits:
-                      per_ip: { key: src, rate: 1/1m, action: tarpit, tarpit: 300ms }
-                """).replacingOccurrences(of: "access: off", with: "access: json")
+            simpleConfig(
+                ports,
+                frontendExtra: """
+                        rate_limits:
+                          per_ip: { key: src, rate: 1/1m, action: tarpit, tarpit: 300ms }
+                    """
+            ).replacingOccurrences(of: "access: off", with: "access: json")
         }
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], accessLog: accessLog, yaml: yaml) { harness in
             #expect(try await harness.send("/work").status == .ok)
@@ -78,12 +84,15 @@ struct ShieldTests {
     @Test("challenge: the page, a solver, the cookie; no cookie, a forged one or another client's stays outside")
     func challengeFlow() async throws {
         let yaml = { (ports: [Int]) in
-            simpleConfig(ports, frontendExtra: """
-                    antibot:
-                      mode: challenge
-                      challenge: { difficulty: 8, cookie_ttl: 10m }
-                      threshold: 0
-                """)
+            simpleConfig(
+                ports,
+                frontendExtra: """
+                        antibot:
+                          mode: challenge
+                          challenge: { difficulty: 8, cookie_ttl: 10m }
+                          threshold: 0
+                    """
+            )
         }
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: yaml) { harness in
             let page = try await harness.send("/echo?x=1", headers: Self.browser)
@@ -101,7 +110,10 @@ struct ShieldTests {
             #expect(wrong.status == .forbidden)
 
             let solution = ProofOfWork.solve(challenge: challenge, difficulty: difficulty)
-            let verified = try await harness.send(Self.verifyURI(challenge: challenge, solution: solution, returnTo: "/echo?x=1"), headers: Self.browser)
+            let verified = try await harness.send(
+                Self.verifyURI(challenge: challenge, solution: solution, returnTo: "/echo?x=1"),
+                headers: Self.browser
+            )
             #expect(verified.status == .seeOther)
             #expect(verified.headers.first(name: "location") == "/echo?x=1")
             let setCookie = try #require(verified.headers.first(name: "set-cookie"))
@@ -132,14 +144,17 @@ struct ShieldTests {
     @Test("with if: [pages], only those pages are challenged, and the answer is taken wherever it comes from")
     func challengeWithCondition() async throws {
         let yaml = { (ports: [Int]) in
-            simpleConfig(ports, frontendExtra: """
-                    acls: { pages: { path_prefix: /app } }
-                    antibot:
-                      mode: challenge
-                      challenge: { difficulty: 4 }
-                      threshold: 0
-                      if: [pages]
-                """)
+            simpleConfig(
+                ports,
+                frontendExtra: """
+                        acls: { pages: { path_prefix: /app } }
+                        antibot:
+                          mode: challenge
+                          challenge: { difficulty: 4 }
+                          threshold: 0
+                          if: [pages]
+                    """
+            )
         }
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: yaml) { harness in
             let open = try await harness.send("/work", headers: Self.browser)
@@ -148,14 +163,19 @@ struct ShieldTests {
             #expect(page.status == .forbidden)
             let challenge = try #require(Self.attribute(#"name="challenge" value=""#, in: page.text))
             let solution = ProofOfWork.solve(challenge: challenge, difficulty: 4)
-            let verified = try await harness.send(Self.verifyURI(challenge: challenge, solution: solution, returnTo: "/app/home"), headers: Self.browser)
+            let verified = try await harness.send(
+                Self.verifyURI(challenge: challenge, solution: solution, returnTo: "/app/home"),
+                headers: Self.browser
+            )
             #expect(verified.status == .seeOther)
             let cookie = try #require(verified.headers.first(name: "set-cookie")?.split(separator: ";").first.map(String.init))
             #expect(try await harness.send("/app/home", headers: Self.browser + [("Cookie", cookie)]).status != .forbidden)
         }
     }
 
-    @Test("block: denylisted clients, and bare ones past a lower threshold, get 403; a browser passes; monitor only counts; allow.src skips the checks")
+    @Test(
+        "block: denylisted clients, and bare ones past a lower threshold, get 403; a browser passes; monitor only counts; allow.src skips the checks"
+    )
     func blockAndMonitor() async throws {
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { Self.antibotConfig($0, mode: "block") }) { harness in
             let scraper = try await harness.send("/work", headers: [("User-Agent", "My-Scraper/2.0")])
@@ -170,7 +190,10 @@ struct ShieldTests {
             let flagged = try await harness.proxy.traffic().shieldDecisions.filter { $0.key.decision == "flagged" }
             #expect(flagged.values.reduce(0, +) == 1)
         }
-        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { Self.antibotConfig($0, mode: "block", allow: "allow: { src: [127.0.0.0/8] }") }) { harness in
+        try await withProxy(
+            workers: [WorkerBehaviour(delayMilliseconds: 0)],
+            yaml: { Self.antibotConfig($0, mode: "block", allow: "allow: { src: [127.0.0.0/8] }") }
+        ) { harness in
             let allowed = try await harness.send("/work", headers: [("User-Agent", "curl/8.0")])
             #expect(allowed.status == .ok)
         }
@@ -187,13 +210,16 @@ struct ShieldTests {
         // is `localhost` (and `localhost` is 127.0.0.1), so a crawler whose domain is localhost
         // is real here, and Googlebot, whose names end in googlebot.com or google.com, is not.
         let yaml = { (ports: [Int]) in
-            simpleConfig(ports, frontendExtra: """
-                    antibot:
-                      mode: block
-                      threshold: 0
-                      allow:
-                        verified_bots: [googlebot, { name: labbot, user_agent: "(?i)labbot", domains: [localhost] }]
-                """).replacingOccurrences(of: "access: off", with: "access: json")
+            simpleConfig(
+                ports,
+                frontendExtra: """
+                        antibot:
+                          mode: block
+                          threshold: 0
+                          allow:
+                            verified_bots: [googlebot, { name: labbot, user_agent: "(?i)labbot", domains: [localhost] }]
+                    """
+            ).replacingOccurrences(of: "access: off", with: "access: json")
         }
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], accessLog: accessLog, yaml: yaml) { harness in
             // The first request waits for DNS; its body, sent meanwhile, reaches the server whole.
@@ -205,7 +231,10 @@ struct ShieldTests {
             // Then from the cache.
             #expect(try await harness.send("/work", headers: [("User-Agent", "LabBot/1.0")]).status == .ok)
 
-            let fake = try await harness.send("/work", headers: [("User-Agent", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")])
+            let fake = try await harness.send(
+                "/work",
+                headers: [("User-Agent", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")]
+            )
             #expect(fake.status == .forbidden)
             #expect(try await harness.send("/work", headers: [("User-Agent", "curl/8.0")]).status == .forbidden)
 
@@ -225,9 +254,12 @@ struct ShieldTests {
         let file = "\(directory)/crawlers.txt"
         try "# our uptime checker\n127.0.0.0/8\n".write(toFile: file, atomically: true, encoding: .utf8)
         let listed = { (ports: [Int]) in
-            simpleConfig(ports, frontendExtra: """
-                    antibot: { mode: block, threshold: 0, allow: { src_file: \(file) } }
-                """)
+            simpleConfig(
+                ports,
+                frontendExtra: """
+                        antibot: { mode: block, threshold: 0, allow: { src_file: \(file) } }
+                    """
+            )
         }
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: listed) { harness in
             let response = try await harness.send("/work", headers: [("User-Agent", "curl/8.0")])
@@ -241,9 +273,12 @@ struct ShieldTests {
 
         // Over 3 in any 10 s: over-rate (40), which with threshold 40 blocks a browser's 4th request.
         let rated = { (ports: [Int]) in
-            simpleConfig(ports, frontendExtra: """
-                    antibot: { mode: block, threshold: 40, rate: 3/10s }
-                """)
+            simpleConfig(
+                ports,
+                frontendExtra: """
+                        antibot: { mode: block, threshold: 40, rate: 3/10s }
+                    """
+            )
         }
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: rated) { harness in
             for index in 0..<3 {
@@ -261,12 +296,15 @@ struct ShieldTests {
     )
     func browserPasses() async throws {
         let yaml = { (ports: [Int]) in
-            simpleConfig(ports, frontendExtra: """
-                    antibot:
-                      mode: challenge
-                      challenge: { difficulty: 12 }
-                      threshold: 0
-                """)
+            simpleConfig(
+                ports,
+                frontendExtra: """
+                        antibot:
+                          mode: challenge
+                          challenge: { difficulty: 12 }
+                          threshold: 0
+                    """
+            )
         }
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: yaml) { harness in
             let dom = try await Chromium.dumpDOM(
@@ -284,13 +322,16 @@ struct ShieldTests {
     }
 
     private static func antibotConfig(_ ports: [Int], mode: String, allow: String = "") -> String {
-        simpleConfig(ports, frontendExtra: """
-                antibot:
-                  mode: \(mode)
-                  threshold: 40
-                  deny_user_agents: ['(?i)my-scraper']
-                  \(allow)
-            """)
+        simpleConfig(
+            ports,
+            frontendExtra: """
+                    antibot:
+                      mode: \(mode)
+                      threshold: 40
+                      deny_user_agents: ['(?i)my-scraper']
+                      \(allow)
+                """
+        )
     }
 
     private static func verifyURI(challenge: String, solution: String, returnTo: String) -> String {

@@ -61,9 +61,12 @@ struct ShutdownTests {
 
     @Test("shutdown gives up waiting after the grace period")
     func gracePeriodBounds() async throws {
-        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: {
-            simpleConfig($0, backendTimeouts: "{ connect: 1s, response: 30s }")
-        }) { harness in
+        try await withProxy(
+            workers: [WorkerBehaviour(delayMilliseconds: 0)],
+            yaml: {
+                simpleConfig($0, backendTimeouts: "{ connect: 1s, response: 30s }")
+            }
+        ) { harness in
             async let slow = RawClient.exchange(
                 port: harness.port,
                 chunks: ["GET /work?delay_ms=5000 HTTP/1.1\r\nHost: a\r\n\r\n"],

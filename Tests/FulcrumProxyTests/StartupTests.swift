@@ -10,16 +10,18 @@ import Testing
 @Suite("Startup")
 struct StartupTests {
     private func config(listenPort: Int, server: String) throws -> Config {
-        try ConfigLoader.load(yaml: """
-            frontends:
-              - name: edge
-                listen: ["127.0.0.1:\(listenPort)"]
-                default_backend: app
-            backends:
-              - name: app
-                servers:
-                  - { name: s1, address: "\(server)" }
-            """)
+        try ConfigLoader.load(
+            yaml: """
+                frontends:
+                  - name: edge
+                    listen: ["127.0.0.1:\(listenPort)"]
+                    default_backend: app
+                backends:
+                  - name: app
+                    servers:
+                      - { name: s1, address: "\(server)" }
+                """
+        )
     }
 
     @Test("an unresolvable server name is reported with its backend and server")

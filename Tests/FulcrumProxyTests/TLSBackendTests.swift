@@ -38,7 +38,10 @@ struct TLSBackendTests {
         try await withProxy(workers: [], logs: logs, yaml: { _ in Self.config(port: untrusted.port, tls: verified) }) { harness async throws in
             let response = try await harness.send("/hello")
             #expect(response.status == .badGateway)
-            #expect(logs.messages.contains { $0.hasPrefix("TLS to server failed: TLS handshake failed") && $0.contains("server=w1") }, "\(logs.messages)")
+            #expect(
+                logs.messages.contains { $0.hasPrefix("TLS to server failed: TLS handshake failed") && $0.contains("server=w1") },
+                "\(logs.messages)"
+            )
         }
         // The wrong name fails verification too.
         let wrongName = "{ ca: \"\(caFile.path)\", sni: other.internal }"
@@ -60,7 +63,10 @@ struct TLSBackendTests {
         let yaml = simpleConfig([trusted.port, untrusted.port], retries: 0)
             .replacingOccurrences(of: "address: \"127.0.0.1:\(trusted.port)\" }", with: "address: \"127.0.0.1:\(trusted.port)\", \(tls) }")
             .replacingOccurrences(of: "address: \"127.0.0.1:\(untrusted.port)\" }", with: "address: \"127.0.0.1:\(untrusted.port)\", \(tls) }")
-            .replacingOccurrences(of: "    retries:", with: "    health_check: { path: /health, interval: 100ms, timeout: 500ms, rise: 1, fall: 2 }\n    retries:")
+            .replacingOccurrences(
+                of: "    retries:",
+                with: "    health_check: { path: /health, interval: 100ms, timeout: 500ms, rise: 1, fall: 2 }\n    retries:"
+            )
         try await withProxy(workers: [], yaml: { _ in yaml }) { harness async throws in
             try await waitUntil(timeout: .seconds(15)) {
                 try await harness.proxy.stats()[0].servers.map(\.state) == [.up, .down]

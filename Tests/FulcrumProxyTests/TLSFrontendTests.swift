@@ -53,7 +53,8 @@ struct TLSFrontendTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         try pemFile(try authority.issue(commonName: "localhost", names: ["localhost"]))
             .write(to: directory.appendingPathComponent("localhost.pem"), atomically: true, encoding: .utf8)
-        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { Self.tlsConfig($0, directory: directory) }) { harness async throws in
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { Self.tlsConfig($0, directory: directory) }) {
+            harness async throws in
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.trustRoots = .certificates([try authority.nioCertificate])
             var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
@@ -86,7 +87,8 @@ struct TLSFrontendTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("a.pem")
         try pemFile(try authority.issue(commonName: "first", names: ["a.test"])).write(to: file, atomically: true, encoding: .utf8)
-        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { Self.tlsConfig($0, directory: directory) }) { harness async throws in
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { Self.tlsConfig($0, directory: directory) }) {
+            harness async throws in
             #expect(try await servedCertificate(port: harness.port, serverName: "a.test").commonName == "first")
 
             try pemFile(try authority.issue(commonName: "second", names: ["a.test"])).write(to: file, atomically: true, encoding: .utf8)

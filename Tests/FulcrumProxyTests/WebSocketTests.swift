@@ -113,7 +113,8 @@ struct WebSocketTests {
         let server = try await WebSocketEchoServer.start(refuse: true)
         defer { Task { try? await server.close() } }
         try await withProxy(workers: [], yaml: { _ in simpleConfig([server.port]) }) { harness async throws in
-            let request = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            let request =
+                "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
             let (response, closed) = try await RawClient.exchange(port: harness.port, chunks: [request])
             #expect(response.hasPrefix("HTTP/1.1 426 Upgrade Required\r\n"), "\(response)")
@@ -145,10 +146,12 @@ final class WebSocketEchoServer: Sendable {
         refuse: Bool = false
     ) async throws -> WebSocketEchoServer {
         let context = try issued.map { issued in
-            try NIOSSLContext(configuration: .makeServerConfiguration(
-                certificateChain: [.certificate(try NIOSSLCertificate(bytes: try issued.certificate.serializeAsPEM().derBytes, format: .der))],
-                privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(issued.key.derRepresentation), format: .der))
-            ))
+            try NIOSSLContext(
+                configuration: .makeServerConfiguration(
+                    certificateChain: [.certificate(try NIOSSLCertificate(bytes: try issued.certificate.serializeAsPEM().derBytes, format: .der))],
+                    privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(issued.key.derRepresentation), format: .der))
+                )
+            )
         }
         let closed = NIOLockedValueBox(0)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -311,7 +314,8 @@ final class WebSocketTestClient: @unchecked Sendable {
         let pattern = Self.randomPattern
         for index in 0..<count {
             // Small and medium messages, one of 300 kB halfway and one of 1 MB last.
-            let size = chosen.map { $0[index % $0.count] }
+            let size =
+                chosen.map { $0[index % $0.count] }
                 ?? (index == count - 1 ? sizes[8] : index == count / 2 ? sizes[7] : sizes[index % 7])
             let payload = pattern.getSlice(at: index % 256, length: size)!
             let opcode: WebSocketOpcode = index % 2 == 0 ? .binary : .text
@@ -346,4 +350,3 @@ final class WebSocketTestClient: @unchecked Sendable {
         try await raw.close()
     }
 }
-

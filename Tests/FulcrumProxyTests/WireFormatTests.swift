@@ -1,6 +1,7 @@
-@testable import FulcrumProxy
 import NIOCore
 import Testing
+
+@testable import FulcrumProxy
 
 /// The bytes Fulcrum writes itself: request heads for servers, response heads for clients,
 /// and the chunked framing it re-applies in both directions (the decoders de-chunk bodies).
@@ -126,7 +127,9 @@ struct WireFormatTests {
         var rest = Array(text.utf8)[...]
         var payload: [UInt8] = []
         func line() throws -> String {
-            let end = try #require(rest.indices.first { rest[$0] == UInt8(ascii: "\r") && rest.dropFirst($0 - rest.startIndex + 1).first == UInt8(ascii: "\n") })
+            let end = try #require(
+                rest.indices.first { rest[$0] == UInt8(ascii: "\r") && rest.dropFirst($0 - rest.startIndex + 1).first == UInt8(ascii: "\n") }
+            )
             let text = String(decoding: rest[..<end], as: UTF8.self)
             rest = rest[(end + 2)...]
             return text

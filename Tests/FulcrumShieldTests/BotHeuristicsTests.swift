@@ -53,10 +53,13 @@ private let browserHeaders: [(name: String, value: String)] = [
         #expect(!result.isSuspicious)
     }
 
-    @Test("a deny-listed User-Agent: denied-user-agent, 60, suspicious", arguments: [
-        "curl/8.5.0", "Wget/1.21.4", "python-requests/2.32.3", "Go-http-client/2.0", "Scrapy/2.11 (+https://scrapy.org)",
-        "okhttp/4.12.0", "Java/17.0.2", "PYTHON-URLLIB/3.12",
-    ])
+    @Test(
+        "a deny-listed User-Agent: denied-user-agent, 60, suspicious",
+        arguments: [
+            "curl/8.5.0", "Wget/1.21.4", "python-requests/2.32.3", "Go-http-client/2.0", "Scrapy/2.11 (+https://scrapy.org)",
+            "okhttp/4.12.0", "Java/17.0.2", "PYTHON-URLLIB/3.12",
+        ]
+    )
     func deniedUserAgent(userAgent: String) {
         let result = score(userAgent: userAgent)
         #expect(result.total == 60)

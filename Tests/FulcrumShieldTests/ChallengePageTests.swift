@@ -59,8 +59,8 @@ private func unescapeHTML(_ text: String) -> String {
 /// The value of the attribute `name` of the first tag containing `marker`.
 private func attribute(_ name: String, ofTagContaining marker: String, in html: String) -> String? {
     guard let markerRange = html.range(of: marker),
-          let tagStart = html[..<markerRange.lowerBound].range(of: "<", options: .backwards),
-          let tagEnd = html[markerRange.upperBound...].range(of: ">")
+        let tagStart = html[..<markerRange.lowerBound].range(of: "<", options: .backwards),
+        let tagEnd = html[markerRange.upperBound...].range(of: ">")
     else { return nil }
     let tag = html[tagStart.lowerBound..<tagEnd.upperBound]
     guard let start = tag.range(of: " \(name)=\"") else { return nil }
@@ -79,7 +79,12 @@ private func attribute(_ name: String, ofTagContaining marker: String, in html: 
 
     @Test("the page is self-contained: no URL to load, inline script and style, a noscript notice")
     func selfContained() {
-        let html = ChallengePage.html(challenge: issue(difficulty: 16).value, difficulty: 16, verifyPath: "/.fulcrum/verify", returnTo: "/shop?item=1")
+        let html = ChallengePage.html(
+            challenge: issue(difficulty: 16).value,
+            difficulty: 16,
+            verifyPath: "/.fulcrum/verify",
+            returnTo: "/shop?item=1"
+        )
         #expect(!html.contains("http://"))
         #expect(!html.contains("https://"))
         #expect(!html.contains(" src="))
@@ -118,18 +123,23 @@ private func attribute(_ name: String, ofTagContaining marker: String, in html: 
     func contentSecurityPolicy() {
         let scriptHash = Data(SHA256.hash(data: Array(ChallengePage.script.utf8))).base64EncodedString()
         let styleHash = Data(SHA256.hash(data: Array(ChallengePage.style.utf8))).base64EncodedString()
-        #expect(ChallengePage.contentSecurityPolicy
-            == "default-src 'none'; script-src 'sha256-\(scriptHash)'; style-src 'sha256-\(styleHash)'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+        #expect(
+            ChallengePage.contentSecurityPolicy
+                == "default-src 'none'; script-src 'sha256-\(scriptHash)'; style-src 'sha256-\(styleHash)'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        )
         let html = ChallengePage.html(challenge: "c", difficulty: 1, verifyPath: "/v", returnTo: "/")
         #expect(html.contains("<style>\(ChallengePage.style)</style>"))
     }
 
-    @Test("return paths stay on the site", arguments: [
-        ("/", "/"), ("/shop?item=1#top", "/shop?item=1#top"), ("/a/b/c", "/a/b/c"),
-        ("", "/"), ("shop", "/"), ("//evil.example/", "/"), ("/\\evil.example", "/"),
-        ("/a\\b", "/"), ("javascript:alert(1)", "/"), ("/a b", "/"), ("/a\nb", "/"), ("/a\u{7f}", "/"),
-        ("https:evil", "/"),
-    ])
+    @Test(
+        "return paths stay on the site",
+        arguments: [
+            ("/", "/"), ("/shop?item=1#top", "/shop?item=1#top"), ("/a/b/c", "/a/b/c"),
+            ("", "/"), ("shop", "/"), ("//evil.example/", "/"), ("/\\evil.example", "/"),
+            ("/a\\b", "/"), ("javascript:alert(1)", "/"), ("/a b", "/"), ("/a\nb", "/"), ("/a\u{7f}", "/"),
+            ("https:evil", "/"),
+        ]
+    )
     func safeReturnPath(candidate: String, expected: String) {
         #expect(ChallengePage.safeReturnPath(candidate) == expected)
     }
@@ -141,63 +151,79 @@ private func attribute(_ name: String, ofTagContaining marker: String, in html: 
         #expect(ChallengePage.safeReturnPath(long + "a") == "/")
     }
 
-    @Test("the JavaScript SHA-256 matches node's own on inputs around every padding boundary",
-          .enabled(if: nodePath != nil, "node is not installed: the page's JavaScript is not checked"))
+    @Test(
+        "the JavaScript SHA-256 matches node's own on inputs around every padding boundary",
+        .enabled(if: nodePath != nil, "node is not installed: the page's JavaScript is not checked")
+    )
     func javaScriptSHA256() throws {
-        let script = ChallengePage.solverScript + """
-            var crypto = require('crypto');
-            var failures = [];
-            for (var length = 0; length < 300; length++) {
-              var bytes = new Uint8Array(length);
-              for (var i = 0; i < length; i++) bytes[i] = (i * 131 + length * 7) & 0xff;
-              var ours = Buffer.from(fulcrumSha256(bytes)).toString('hex');
-              var theirs = crypto.createHash('sha256').update(bytes).digest('hex');
-              if (ours !== theirs) failures.push(length);
-            }
-            var abc = Buffer.from(fulcrumSha256(new TextEncoder().encode('abc'))).toString('hex');
-            process.stdout.write(JSON.stringify({ failures: failures, abc: abc }));
-            """
+        let script =
+            ChallengePage.solverScript + """
+                var crypto = require('crypto');
+                var failures = [];
+                for (var length = 0; length < 300; length++) {
+                  var bytes = new Uint8Array(length);
+                  for (var i = 0; i < length; i++) bytes[i] = (i * 131 + length * 7) & 0xff;
+                  var ours = Buffer.from(fulcrumSha256(bytes)).toString('hex');
+                  var theirs = crypto.createHash('sha256').update(bytes).digest('hex');
+                  if (ours !== theirs) failures.push(length);
+                }
+                var abc = Buffer.from(fulcrumSha256(new TextEncoder().encode('abc'))).toString('hex');
+                process.stdout.write(JSON.stringify({ failures: failures, abc: abc }));
+                """
         let output = try runNode(script)
         #expect(output == #"{"failures":[],"abc":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}"#)
     }
 
-    @Test("the JavaScript solver finds the same solution as ProofOfWork.solve, and it verifies",
-          .enabled(if: nodePath != nil, "node is not installed: the page's JavaScript is not checked"),
-          arguments: [0, 8, 14])
+    @Test(
+        "the JavaScript solver finds the same solution as ProofOfWork.solve, and it verifies",
+        .enabled(if: nodePath != nil, "node is not installed: the page's JavaScript is not checked"),
+        arguments: [0, 8, 14]
+    )
     func javaScriptSolverAgreesWithSwift(difficulty: Int) throws {
         let challenge = issue(difficulty: difficulty)
-        let script = ChallengePage.solverScript + """
-            var solution = null;
-            for (var start = 0; solution === null; start += 1000) {
-              solution = fulcrumSolve(\(try jsString(challenge.value)), \(difficulty), start, 1000);
-            }
-            process.stdout.write(solution);
-            """
+        let script =
+            ChallengePage.solverScript + """
+                var solution = null;
+                for (var start = 0; solution === null; start += 1000) {
+                  solution = fulcrumSolve(\(try jsString(challenge.value)), \(difficulty), start, 1000);
+                }
+                process.stdout.write(solution);
+                """
         let solution = try runNode(script)
         #expect(solution == ProofOfWork.solve(challenge: challenge.value, difficulty: difficulty))
         #expect(work.verify(challenge: challenge.value, solution: solution, clientAddress: "198.51.100.4", userAgent: userAgent, now: now))
     }
 
-    @Test("the JavaScript solver agrees with ProofOfWork.solve for challenges of every length from 0 to 200 bytes",
-          .enabled(if: nodePath != nil, "node is not installed: the page's JavaScript is not checked"))
+    @Test(
+        "the JavaScript solver agrees with ProofOfWork.solve for challenges of every length from 0 to 200 bytes",
+        .enabled(if: nodePath != nil, "node is not installed: the page's JavaScript is not checked")
+    )
     func javaScriptSolverAcrossLengths() throws {
         // Lengths around the block boundaries exercise each path: no whole block before the
         // solution, one or two, and a last part that spills into a second block.
         let challenges = (0...200).map { length in String((0..<length).map { "abcdefghijklmnopqrstuvwxyz0123456789.-_"[$0 % 39] }) }
-        let script = ChallengePage.solverScript + """
-            var challenges = \(String(decoding: try JSONEncoder().encode(challenges), as: UTF8.self));
-            process.stdout.write(challenges.map(function (c) { return fulcrumSolve(c, 7, 0, 1e6); }).join(','));
-            """
+        let script =
+            ChallengePage.solverScript + """
+                var challenges = \(String(decoding: try JSONEncoder().encode(challenges), as: UTF8.self));
+                process.stdout.write(challenges.map(function (c) { return fulcrumSolve(c, 7, 0, 1e6); }).join(','));
+                """
         let fromNode = try runNode(script).split(separator: ",").map(String.init)
         let fromSwift = challenges.map { ProofOfWork.solve(challenge: $0, difficulty: 7) }
         #expect(fromNode == fromSwift)
     }
 
-    @Test("the page's own script, run in node against the page's form, submits a solution the server accepts",
-          .enabled(if: nodePath != nil, "node is not installed: the page's JavaScript is not checked"))
+    @Test(
+        "the page's own script, run in node against the page's form, submits a solution the server accepts",
+        .enabled(if: nodePath != nil, "node is not installed: the page's JavaScript is not checked")
+    )
     func pageSubmitsAVerifiedSolution() throws {
         let challenge = issue(difficulty: 12)
-        let html = ChallengePage.html(challenge: challenge.value, difficulty: challenge.difficulty, verifyPath: "/.fulcrum/verify", returnTo: "/after")
+        let html = ChallengePage.html(
+            challenge: challenge.value,
+            difficulty: challenge.difficulty,
+            verifyPath: "/.fulcrum/verify",
+            returnTo: "/after"
+        )
         // What the browser would read from the page: the script, and the form's fields.
         let scriptStart = try #require(html.range(of: "<script>"))
         let scriptEnd = try #require(html.range(of: "</script>"))
@@ -234,6 +260,8 @@ private func attribute(_ name: String, ofTagContaining marker: String, in html: 
         #expect(posted.challenge == challenge.value)
         #expect(posted.return_to == "/after")
         #expect(posted.solution == ProofOfWork.solve(challenge: challenge.value, difficulty: 12))
-        #expect(work.verify(challenge: posted.challenge, solution: posted.solution, clientAddress: "198.51.100.4", userAgent: userAgent, now: now + 1))
+        #expect(
+            work.verify(challenge: posted.challenge, solution: posted.solution, clientAddress: "198.51.100.4", userAgent: userAgent, now: now + 1)
+        )
     }
 }

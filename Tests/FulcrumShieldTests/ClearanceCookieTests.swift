@@ -101,19 +101,22 @@ private let zeroMAC = String(repeating: "A", count: 43)
         #expect(cookies.verify(Substring(viaPrefix), client: prefix, userAgent: chrome, now: now) == .valid)
     }
 
-    @Test("text that is not a cookie of this format is .malformed", arguments: [
-        "", ".", "...", "garbage", "1.2.3", "1.1767229200.\(zeroFingerprint)",
-        "2.1767229200.\(zeroFingerprint).\(zeroMAC)",
-        "1.01767229200.\(zeroFingerprint).\(zeroMAC)",
-        "1.+1767229200.\(zeroFingerprint).\(zeroMAC)",
-        "1.99999999999999999999.\(zeroFingerprint).\(zeroMAC)",
-        "1.1767229200..\(zeroMAC)",
-        "1.1767229200.\(zeroFingerprint).\(zeroMAC.dropLast())",
-        "1.1767229200.\(zeroFingerprint).\(zeroMAC)A",
-        "1.1767229200.\(zeroFingerprint).\(zeroMAC.dropLast())=",
-        "1.1767229200.\(zeroFingerprint).\(zeroMAC.dropLast())+",
-        "1.1767229200.AAAA.\(zeroFingerprint).\(zeroMAC)",
-    ])
+    @Test(
+        "text that is not a cookie of this format is .malformed",
+        arguments: [
+            "", ".", "...", "garbage", "1.2.3", "1.1767229200.\(zeroFingerprint)",
+            "2.1767229200.\(zeroFingerprint).\(zeroMAC)",
+            "1.01767229200.\(zeroFingerprint).\(zeroMAC)",
+            "1.+1767229200.\(zeroFingerprint).\(zeroMAC)",
+            "1.99999999999999999999.\(zeroFingerprint).\(zeroMAC)",
+            "1.1767229200..\(zeroMAC)",
+            "1.1767229200.\(zeroFingerprint).\(zeroMAC.dropLast())",
+            "1.1767229200.\(zeroFingerprint).\(zeroMAC)A",
+            "1.1767229200.\(zeroFingerprint).\(zeroMAC.dropLast())=",
+            "1.1767229200.\(zeroFingerprint).\(zeroMAC.dropLast())+",
+            "1.1767229200.AAAA.\(zeroFingerprint).\(zeroMAC)",
+        ]
+    )
     func malformed(text: String) {
         #expect(cookies.verify(text, clientAddress: "203.0.113.9", userAgent: chrome, now: now) == .malformed)
     }
@@ -139,9 +142,13 @@ private let zeroMAC = String(repeating: "A", count: 43)
 
     @Test("Set-Cookie carries Max-Age, Path, HttpOnly, SameSite=Lax, and Secure when asked")
     func setCookie() {
-        #expect(ClearanceCookie.setCookieHeader(value: "v", ttl: 3600, secure: false)
-            == "fulcrum_clearance=v; Max-Age=3600; Path=/; HttpOnly; SameSite=Lax")
-        #expect(ClearanceCookie.setCookieHeader(value: "v", ttl: 60, secure: true)
-            == "fulcrum_clearance=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure")
+        #expect(
+            ClearanceCookie.setCookieHeader(value: "v", ttl: 3600, secure: false)
+                == "fulcrum_clearance=v; Max-Age=3600; Path=/; HttpOnly; SameSite=Lax"
+        )
+        #expect(
+            ClearanceCookie.setCookieHeader(value: "v", ttl: 60, secure: true)
+                == "fulcrum_clearance=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax; Secure"
+        )
     }
 }

@@ -3,32 +3,38 @@ import Testing
 @testable import FulcrumShield
 
 @Suite struct ClientPrefixTests {
-    @Test("IPv4 addresses keep their /24", arguments: [
-        ("192.0.2.7", "192.0.2.0/24"),
-        ("192.0.2.255", "192.0.2.0/24"),
-        ("0.0.0.0", "0.0.0.0/24"),
-        ("255.255.255.255", "255.255.255.0/24"),
-        ("[10.1.2.3]", "10.1.2.0/24"),
-    ])
+    @Test(
+        "IPv4 addresses keep their /24",
+        arguments: [
+            ("192.0.2.7", "192.0.2.0/24"),
+            ("192.0.2.255", "192.0.2.0/24"),
+            ("0.0.0.0", "0.0.0.0/24"),
+            ("255.255.255.255", "255.255.255.0/24"),
+            ("[10.1.2.3]", "10.1.2.0/24"),
+        ]
+    )
     func ipv4(address: String, prefix: String) {
         let parsed = ClientPrefix(address: address)
         #expect(parsed.description == prefix)
         #expect(!parsed.isOpaque)
     }
 
-    @Test("IPv6 addresses keep their /64, in any text form", arguments: [
-        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
-        ("2001:0db8:0001:0002:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
-        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
-        ("2001:db8::1", "2001:db8::/64"),
-        ("2001:db8:0:0:1::", "2001:db8::/64"),
-        ("::1", "::/64"),
-        ("::", "::/64"),
-        ("fe80::1%eth0", "fe80::/64"),
-        ("[2001:db8:a:b::7]", "2001:db8:a:b::/64"),
-        ("1:2:3:4:5:6:1.2.3.4", "1:2:3:4::/64"),
-        ("::1.2.3.4", "::/64"),
-    ])
+    @Test(
+        "IPv6 addresses keep their /64, in any text form",
+        arguments: [
+            ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+            ("2001:0db8:0001:0002:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+            ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+            ("2001:db8::1", "2001:db8::/64"),
+            ("2001:db8:0:0:1::", "2001:db8::/64"),
+            ("::1", "::/64"),
+            ("::", "::/64"),
+            ("fe80::1%eth0", "fe80::/64"),
+            ("[2001:db8:a:b::7]", "2001:db8:a:b::/64"),
+            ("1:2:3:4:5:6:1.2.3.4", "1:2:3:4::/64"),
+            ("::1.2.3.4", "::/64"),
+        ]
+    )
     func ipv6(address: String, prefix: String) {
         let parsed = ClientPrefix(address: address)
         #expect(parsed.description == prefix)
@@ -51,11 +57,14 @@ import Testing
         #expect(ClientPrefix(address: "0.0.0.1") != ClientPrefix(address: "::1"))
     }
 
-    @Test("text that is not an address literal is kept whole", arguments: [
-        "", "unknown", "/var/run/fulcrum.sock", "192.0.2", "192.0.2.1.5", "192.0.2.256", "192.0.2.01",
-        "192.0.2.1:8080", "1.2.3.-4", "1:2:3:4:5:6:7:8:9", "1::2::3", ":1", "1:", "12345::", "::g",
-        "1:2:3:4:5:6:7::8:9", "::1.2.3", "1.2.3.4::", "2001:db8::1/64",
-    ])
+    @Test(
+        "text that is not an address literal is kept whole",
+        arguments: [
+            "", "unknown", "/var/run/fulcrum.sock", "192.0.2", "192.0.2.1.5", "192.0.2.256", "192.0.2.01",
+            "192.0.2.1:8080", "1.2.3.-4", "1:2:3:4:5:6:7:8:9", "1::2::3", ":1", "1:", "12345::", "::g",
+            "1:2:3:4:5:6:7::8:9", "::1.2.3", "1.2.3.4::", "2001:db8::1/64",
+        ]
+    )
     func opaque(text: String) {
         let parsed = ClientPrefix(address: text)
         #expect(parsed.isOpaque)

@@ -54,7 +54,9 @@ private let client = ClientPrefix(address: "192.0.2.10")
         let solution = ProofOfWork.solve(challenge: issued.value, difficulty: difficulty)
         #expect(zeroBits(issued.value, solution) >= difficulty)
         #expect(work.verify(challenge: issued.value, solution: solution, clientAddress: "192.0.2.10", userAgent: userAgent, now: now))
-        #expect(work.check(challenge: Substring(issued.value), solution: Substring(solution), client: client, userAgent: userAgent, now: now) == .valid)
+        #expect(
+            work.check(challenge: Substring(issued.value), solution: Substring(solution), client: client, userAgent: userAgent, now: now) == .valid
+        )
         if difficulty == 0 { #expect(solution == "0") }
     }
 
@@ -66,15 +68,24 @@ private let client = ClientPrefix(address: "192.0.2.10")
         let wrong = (0..<1_000_000).lazy.map(String.init).first { zeroBits(issued.value, $0) == 11 }!
         #expect(wrong != solution)
         #expect(!work.verify(challenge: issued.value, solution: wrong, clientAddress: "192.0.2.10", userAgent: userAgent, now: now))
-        #expect(work.check(challenge: Substring(issued.value), solution: Substring(wrong), client: client, userAgent: userAgent, now: now) == .insufficientWork)
+        #expect(
+            work.check(challenge: Substring(issued.value), solution: Substring(wrong), client: client, userAgent: userAgent, now: now)
+                == .insufficientWork
+        )
     }
 
     @Test("a challenge is refused from its expiry on")
     func expired() {
         let issued = challenge(difficulty: 4)
         let solution = ProofOfWork.solve(challenge: issued.value, difficulty: 4)
-        #expect(work.check(challenge: Substring(issued.value), solution: Substring(solution), client: client, userAgent: userAgent, now: now + 299) == .valid)
-        #expect(work.check(challenge: Substring(issued.value), solution: Substring(solution), client: client, userAgent: userAgent, now: now + 300) == .expired)
+        #expect(
+            work.check(challenge: Substring(issued.value), solution: Substring(solution), client: client, userAgent: userAgent, now: now + 299)
+                == .valid
+        )
+        #expect(
+            work.check(challenge: Substring(issued.value), solution: Substring(solution), client: client, userAgent: userAgent, now: now + 300)
+                == .expired
+        )
         #expect(!work.verify(challenge: issued.value, solution: solution, clientAddress: "192.0.2.10", userAgent: userAgent, now: now + 300))
         let quick = ProofOfWork(key: key, validity: 10)
         var random = SplitMix64(seed: 3)
@@ -87,8 +98,19 @@ private let client = ClientPrefix(address: "192.0.2.10")
         let solution = ProofOfWork.solve(challenge: issued.value, difficulty: 4)
         #expect(work.verify(challenge: issued.value, solution: solution, clientAddress: "192.0.2.200", userAgent: userAgent, now: now))
         #expect(!work.verify(challenge: issued.value, solution: solution, clientAddress: "192.0.3.10", userAgent: userAgent, now: now))
-        #expect(work.check(challenge: Substring(issued.value), solution: Substring(solution), client: ClientPrefix(address: "192.0.3.10"), userAgent: userAgent, now: now) == .otherClient)
-        #expect(work.check(challenge: Substring(issued.value), solution: Substring(solution), client: client, userAgent: "curl/8.5.0", now: now) == .otherClient)
+        #expect(
+            work.check(
+                challenge: Substring(issued.value),
+                solution: Substring(solution),
+                client: ClientPrefix(address: "192.0.3.10"),
+                userAgent: userAgent,
+                now: now
+            ) == .otherClient
+        )
+        #expect(
+            work.check(challenge: Substring(issued.value), solution: Substring(solution), client: client, userAgent: "curl/8.5.0", now: now)
+                == .otherClient
+        )
     }
 
     @Test("lowering the difficulty in the challenge breaks its signature")
@@ -103,9 +125,17 @@ private let client = ClientPrefix(address: "192.0.2.10")
         // Likewise a later expiry, another nonce, or a challenge signed with another key.
         fields = issued.value.split(separator: ".").map(String.init)
         fields[1] = "1767299999"
-        #expect(work.check(challenge: Substring(fields.joined(separator: ".")), solution: "1", client: client, userAgent: userAgent, now: now) == .forged)
+        #expect(
+            work.check(challenge: Substring(fields.joined(separator: ".")), solution: "1", client: client, userAgent: userAgent, now: now) == .forged
+        )
         var random = SplitMix64(seed: 1)
-        let foreign = ProofOfWork(key: SymmetricKey(size: .bits256)).issue(client: client, userAgent: userAgent, now: now, difficulty: 16, using: &random)
+        let foreign = ProofOfWork(key: SymmetricKey(size: .bits256)).issue(
+            client: client,
+            userAgent: userAgent,
+            now: now,
+            difficulty: 16,
+            using: &random
+        )
         #expect(work.check(challenge: Substring(foreign.value), solution: "1", client: client, userAgent: userAgent, now: now) == .forged)
     }
 
@@ -124,10 +154,13 @@ private let client = ClientPrefix(address: "192.0.2.10")
         #expect(ClearanceCookie(key: key).verify(Substring(issued.value), client: client, userAgent: userAgent, now: now) == .malformed)
     }
 
-    @Test("malformed solutions and challenges are .malformed", arguments: [
-        ("", "ok"), ("1.2.3.4.5.6", "1"), ("VALID", ""), ("VALID", String(repeating: "1", count: 33)),
-        ("VALID", "12 3"), ("VALID", "1:2"), ("VALID", "1%32"), ("VALID", "é"),
-    ])
+    @Test(
+        "malformed solutions and challenges are .malformed",
+        arguments: [
+            ("", "ok"), ("1.2.3.4.5.6", "1"), ("VALID", ""), ("VALID", String(repeating: "1", count: 33)),
+            ("VALID", "12 3"), ("VALID", "1:2"), ("VALID", "1%32"), ("VALID", "é"),
+        ]
+    )
     func malformed(challengeText: String, solution: String) {
         let text = challengeText == "VALID" ? challenge(difficulty: 0).value : challengeText
         #expect(work.check(challenge: Substring(text), solution: Substring(solution), client: client, userAgent: userAgent, now: now) == .malformed)

@@ -118,7 +118,11 @@ struct RawConnection {
     /// Completed with everything received once the connection closes.
     private let received: EventLoopPromise<ByteBuffer>
 
-    static func connect(to worker: WorkerServer, group: any EventLoopGroup, autoRead: Bool = true) async throws
+    static func connect(
+        to worker: WorkerServer,
+        group: any EventLoopGroup,
+        autoRead: Bool = true
+    ) async throws
         -> RawConnection
     {
         let received = group.next().makePromise(of: ByteBuffer.self)

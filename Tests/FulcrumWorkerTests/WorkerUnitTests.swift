@@ -120,8 +120,10 @@ struct RequestTargetTests {
         #expect(WorkerServer.patternByte(index: 1, seed: -1) == 30)
         // The streaming code relies on the period being 256 and on chunks starting at a period boundary.
         #expect(WorkerHTTPHandler.streamChunkSize % 256 == 0)
-        #expect((0..<1024).allSatisfy {
-            WorkerServer.patternByte(index: $0, seed: 5) == WorkerServer.patternByte(index: $0 + 256, seed: 5)
-        })
+        #expect(
+            (0..<1024).allSatisfy {
+                WorkerServer.patternByte(index: $0, seed: 5) == WorkerServer.patternByte(index: $0 + 256, seed: 5)
+            }
+        )
     }
 }

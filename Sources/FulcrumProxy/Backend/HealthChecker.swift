@@ -1,6 +1,6 @@
+import CoreMetrics
 import FulcrumBalancing
 import FulcrumConfig
-import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -176,7 +176,8 @@ private final class ServerProbe {
         guard !stopped else { return }
         let interval = TimeAmount(check.interval).nanoseconds
         // The first probe of each server at a random point of the first interval; later ones ±10 %.
-        let delay = firstProbe
+        let delay =
+            firstProbe
             ? Int64.random(in: 0...interval)
             : interval + Int64.random(in: -(interval / 10)...(interval / 10))
         next = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay)) { [self] in
@@ -260,7 +261,8 @@ private final class ServerProbe {
             logger.debug("health check \(success ? "passed" : "failed")", metadata: metadata)
         }
         if success, let outlierDetector,
-           outlierDetector.returnIfOver(serverIndex: serverIndex, now: NIODeadline.now().uptimeNanoseconds) {
+            outlierDetector.returnIfOver(serverIndex: serverIndex, now: NIODeadline.now().uptimeNanoseconds)
+        {
             logger.notice("server back in rotation: ejection over and health check passed", metadata: metadata)
         }
     }

@@ -1,6 +1,6 @@
+import CoreMetrics
 import FulcrumBalancing
 import FulcrumConfig
-import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore

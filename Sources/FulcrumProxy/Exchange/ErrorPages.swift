@@ -45,7 +45,9 @@ struct ErrorPages: Sendable {
         if wantsJSON {
             contentType = "application/json"
             body = allocator.buffer(capacity: 128)
-            body.writeString(#"{"status":\#(status.code),"error":"\#(Self.jsonEscaped(status.reasonPhrase))","detail":"\#(Self.jsonEscaped(detail))"}"#)
+            body.writeString(
+                #"{"status":\#(status.code),"error":"\#(Self.jsonEscaped(status.reasonPhrase))","detail":"\#(Self.jsonEscaped(detail))"}"#
+            )
             body.writeString("\n")
         } else if let custom = customHTML[Int(status.code)] {
             contentType = "text/html; charset=utf-8"
@@ -54,13 +56,15 @@ struct ErrorPages: Sendable {
             contentType = "text/html; charset=utf-8"
             body = allocator.buffer(capacity: 512)
             let title = "\(status.code) \(Self.htmlEscaped(status.reasonPhrase))"
-            body.writeString("""
+            body.writeString(
+                """
                 <!DOCTYPE html>
                 <html><head><meta charset="utf-8"><title>\(title)</title>
                 <style>body{font-family:system-ui,sans-serif;margin:4em auto;max-width:36em;color:#222}h1{font-size:1.6em}p{color:#555}</style>
                 </head><body><h1>\(title)</h1><p>\(Self.htmlEscaped(detail))</p><hr><p><small>fulcrum</small></p></body></html>
 
-                """)
+                """
+            )
         }
         var headers = HTTPHeaders()
         headers.reserveCapacity(4)

@@ -63,19 +63,21 @@ struct ExchangeRecord {
             nanoseconds: duration
         )
         guard let accessLog = loop.accessLog else { return }
-        accessLog.append(AccessLogEntry(
-            client: client.addressText,
-            frontend: frontend,
-            backend: backend?.runtime.name,
-            server: server,
-            request: summary.request,
-            protocolVersion: clientVersion,
-            status: status,
-            bytesIn: summary.requestBodyBytes,
-            bytesOut: responseBytes,
-            durationNanoseconds: duration,
-            upstreamNanoseconds: upstreamNanoseconds,
-            shield: shield
-        ))
+        accessLog.append(
+            AccessLogEntry(
+                client: client.addressText,
+                frontend: frontend,
+                backend: backend?.runtime.name,
+                server: server,
+                request: summary.request,
+                protocolVersion: clientVersion,
+                status: status,
+                bytesIn: summary.requestBodyBytes,
+                bytesOut: responseBytes,
+                durationNanoseconds: duration,
+                upstreamNanoseconds: upstreamNanoseconds,
+                shield: shield
+            )
+        )
     }
 }

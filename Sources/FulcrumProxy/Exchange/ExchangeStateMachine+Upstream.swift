@@ -122,10 +122,12 @@ extension ExchangeStateMachine {
             // The server answered but TLS with it failed (an untrusted certificate, say).
             return respond(LocalResponse(.badGateway, "TLS with the server failed (last tried \(failure.serverName))."))
         }
-        return respond(LocalResponse(
-            .serviceUnavailable,
-            "No server could be reached (last tried \(failure.serverName): \(failure.reason))."
-        ))
+        return respond(
+            LocalResponse(
+                .serviceUnavailable,
+                "No server could be reached (last tried \(failure.serverName): \(failure.reason))."
+            )
+        )
     }
 
     // MARK: Server events
@@ -225,10 +227,15 @@ extension ExchangeStateMachine {
             if replayable, upstream.mayTryAnother {
                 // The server may have done work for this request: the retry is budgeted.
                 guard withdrawRetry() else {
-                    return (outcome, respond(LocalResponse(
-                        .badGateway,
-                        "The server closed the connection without a response (not retried: the retry budget is spent)."
-                    )))
+                    return (
+                        outcome,
+                        respond(
+                            LocalResponse(
+                                .badGateway,
+                                "The server closed the connection without a response (not retried: the retry budget is spent)."
+                            )
+                        )
+                    )
                 }
                 upstream.retriesLeft -= 1
                 state = .connecting(request, upstream)

@@ -179,9 +179,10 @@ enum ForwardingHeaders {
         for token in connectionValue.utf8.split(separator: UInt8(ascii: ",")) {
             let name = Substring(token).trimmingSpaces()
             if name.isEmpty { continue }
-            let isOption = name.utf8.withContiguousStorageIfAvailable { bytes in
-                bytes.equalsLowercase("close") || bytes.equalsLowercase("keep-alive")
-            } ?? false
+            let isOption =
+                name.utf8.withContiguousStorageIfAvailable { bytes in
+                    bytes.equalsLowercase("close") || bytes.equalsLowercase("keep-alive")
+                } ?? false
             if isOption { continue }
             nominated = (nominated ?? []) + [String(name)]
         }

@@ -243,7 +243,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         summary: ExchangeStateMachine.Summary,
         context: ChannelHandlerContext
     ) {
-        let (head, body) = response.rendered(pages: frontend?.errorPages ?? ErrorPages.builtIn, request: request, allocator: context.channel.allocator)
+        let (head, body) = response.rendered(
+            pages: frontend?.errorPages ?? ErrorPages.builtIn,
+            request: request,
+            allocator: context.channel.allocator
+        )
         record.status = response.status.code
         record.responseBytes = body.readableBytes
         writer.writeLocalResponse(head, body: body, request: request, keepAlive: !closeClient, context: context)

@@ -46,11 +46,15 @@ enum RequestAdmission {
             return .decided(.respond(LocalResponse(HTTPResponseStatus(statusCode: status), "This request is not allowed.")))
         case .redirect(let template, let status)?:
             let location = redirectLocation(template, head: head)
-            return .decided(.respond(LocalResponse(
-                HTTPResponseStatus(statusCode: status),
-                "Moved to \(location)",
-                headers: [("location", location)]
-            )))
+            return .decided(
+                .respond(
+                    LocalResponse(
+                        HTTPResponseStatus(statusCode: status),
+                        "Moved to \(location)",
+                        headers: [("location", location)]
+                    )
+                )
+            )
         case .tarpit(let delay)?:
             return .decided(.tarpit(delay, status: .forbidden))
         case nil:
@@ -82,7 +86,8 @@ enum RequestAdmission {
         let path = queryStart.map { String(uri[..<$0]) } ?? uri
         let query = queryStart.map { String(uri[$0...]) } ?? ""
         let host = redirectHost(head) ?? ""
-        return template
+        return
+            template
             .replacingOccurrences(of: "{uri}", with: uri)
             .replacingOccurrences(of: "{path}", with: path)
             .replacingOccurrences(of: "{query}", with: query)

@@ -46,13 +46,15 @@ struct ClientPipeline: Sendable {
             }
             try channel.pipeline.syncOperations.addHandler(negotiation)
         } else if acceptsPriorKnowledge {
-            try channel.pipeline.syncOperations.addHandler(HTTP2PrefaceDetector { isHTTP2 in
-                if isHTTP2 {
-                    try configureHTTP2(channel: channel, loop: loop, replacing: connectionGuard)
-                } else {
-                    try configureHTTP1(channel: channel, loop: loop, connectionGuard: connectionGuard)
+            try channel.pipeline.syncOperations.addHandler(
+                HTTP2PrefaceDetector { isHTTP2 in
+                    if isHTTP2 {
+                        try configureHTTP2(channel: channel, loop: loop, replacing: connectionGuard)
+                    } else {
+                        try configureHTTP1(channel: channel, loop: loop, connectionGuard: connectionGuard)
+                    }
                 }
-            })
+            )
         } else {
             try configureHTTP1(channel: channel, loop: loop, connectionGuard: connectionGuard)
         }

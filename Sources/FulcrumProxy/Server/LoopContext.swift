@@ -1,5 +1,5 @@
-import FulcrumConfig
 import FulcrumBalancing
+import FulcrumConfig
 import FulcrumShield
 import Logging
 import NIOCore
@@ -138,14 +138,16 @@ final class LoopContext {
     /// Closes this loop's adaptive window for `backend` (nil if it is not adaptive here).
     func closeAdaptiveWindow(backend name: String) -> [ServerWindowCounts]? {
         guard let backend = backends.first(where: { $0.runtime.name == name }),
-              let adaptive = backend.algorithm as? AdaptiveAlgorithm else { return nil }
+            let adaptive = backend.algorithm as? AdaptiveAlgorithm
+        else { return nil }
         return adaptive.closeWindow()
     }
 
     /// Makes an adaptive backend pick with `algorithm` from now on.
     func useAlgorithm(_ algorithm: AlgorithmName, backend name: String) {
         guard let backend = backends.first(where: { $0.runtime.name == name }),
-              let adaptive = backend.algorithm as? AdaptiveAlgorithm else { return }
+            let adaptive = backend.algorithm as? AdaptiveAlgorithm
+        else { return }
         adaptive.use(algorithm)
     }
 
@@ -224,8 +226,9 @@ final class LoopBackend {
         self.pools = pools
         self.metrics = metrics
         if let previous, previous.runtime.algorithm == runtime.algorithm,
-           previous.runtime.servers.elementsEqual(runtime.servers, by: ===),
-           previous.runtime.retryBudget == runtime.retryBudget {
+            previous.runtime.servers.elementsEqual(runtime.servers, by: ===),
+            previous.runtime.retryBudget == runtime.retryBudget
+        {
             self.algorithm = previous.algorithm
             self.retryBudget = previous.retryBudget
         } else {

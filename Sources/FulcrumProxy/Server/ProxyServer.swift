@@ -1,6 +1,6 @@
+import CoreMetrics
 import FulcrumBalancing
 import FulcrumConfig
-import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -125,18 +125,20 @@ package final class ProxyServer: ProxyControl, Service {
         let crawlerVerifier = CrawlerVerifier()
         var loops: [NIOLoopBound<LoopContext>] = []
         for eventLoop in group.makeIterator() {
-            loops.append(try await eventLoop.submit {
-                NIOLoopBound(
-                    LoopContext(
-                        eventLoop: eventLoop,
-                        snapshot: snapshot,
-                        accessLog: accessLog,
-                        crawlerVerifier: crawlerVerifier,
-                        logger: logger
-                    ),
-                    eventLoop: eventLoop
-                )
-            }.get())
+            loops.append(
+                try await eventLoop.submit {
+                    NIOLoopBound(
+                        LoopContext(
+                            eventLoop: eventLoop,
+                            snapshot: snapshot,
+                            accessLog: accessLog,
+                            crawlerVerifier: crawlerVerifier,
+                            logger: logger
+                        ),
+                        eventLoop: eventLoop
+                    )
+                }.get()
+            )
         }
         let contexts = LoopContextTable(loops)
         let listeners = try await bindListeners(
@@ -297,7 +299,8 @@ package final class ProxyServer: ProxyControl, Service {
                 let binding = ProxyListener.Binding(frontend: frontend, certificates: certificateStores[frontend.name])
                 for address in frontend.listen {
                     if let listener = existing.first(where: { $0.configuredAddress == address }),
-                       !kept.contains(where: { $0 === listener }) {
+                        !kept.contains(where: { $0 === listener })
+                    {
                         kept.append(listener)
                         rebound.append((listener, binding))
                         continue
@@ -439,7 +442,8 @@ package final class ProxyServer: ProxyControl, Service {
     @discardableResult
     package func setServerState(_ state: AdminState, backend: String, server: String) -> Bool {
         guard let runtime = snapshot.backends.first(where: { $0.name == backend }),
-              let index = runtime.serverIndex(named: server) else { return false }
+            let index = runtime.serverIndex(named: server)
+        else { return false }
         let target = runtime.servers[index]
         guard target.adminState != state else { return true }
         target.setAdminState(state)

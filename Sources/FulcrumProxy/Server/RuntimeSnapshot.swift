@@ -99,8 +99,9 @@ final class RuntimeBackend: Sendable {
                 )
             }
             if let previous,
-               let index = previous.servers.firstIndex(where: { $0.name == server.name }),
-               previous.addressDescriptions[index] == server.address.description {
+                let index = previous.servers.firstIndex(where: { $0.name == server.name }),
+                previous.addressDescriptions[index] == server.address.description
+            {
                 let kept = previous.servers[index]
                 kept.setWeight(server.weight)
                 servers.append(kept)

@@ -70,15 +70,21 @@ struct ShieldScreener {
     ) -> Screen {
         for (limit, limiter) in zip(shield.limits, limiters.limits) where router.holds(limit.condition, head, client: client) {
             guard let key = limit.key(for: head, client: client),
-                  case .limited(let retryAfter) = limiter.check(key: key, now: clock.uptimeNanoseconds) else { continue }
+                case .limited(let retryAfter) = limiter.check(key: key, now: clock.uptimeNanoseconds)
+            else { continue }
             let note = Note(decision: "limited", reason: limit.config.name)
             switch limit.config.action {
             case .reject:
-                return Screen(.respond(LocalResponse(
-                    .tooManyRequests,
-                    "Too many requests; try again in \(retryAfter) s.",
-                    headers: [("retry-after", "\(retryAfter)")]
-                )), note: note)
+                return Screen(
+                    .respond(
+                        LocalResponse(
+                            .tooManyRequests,
+                            "Too many requests; try again in \(retryAfter) s.",
+                            headers: [("retry-after", "\(retryAfter)")]
+                        )
+                    ),
+                    note: note
+                )
             case .deny:
                 return Screen(.respond(LocalResponse(.forbidden, "This request is not allowed.")), note: note)
             case .tarpit:
@@ -96,7 +102,8 @@ struct ShieldScreener {
             let prefix = ClientPrefix(address: client.addressText)
             for header in head.headers[canonicalForm: "cookie"] {
                 if let value = ClearanceCookie.value(inCookieHeader: header),
-                   antibot.cookie.verify(value, client: prefix, userAgent: userAgent, now: clock.unixSeconds) == .valid {
+                    antibot.cookie.verify(value, client: prefix, userAgent: userAgent, now: clock.unixSeconds) == .valid
+                {
                     return Screen(.pass)
                 }
             }
@@ -187,10 +194,16 @@ struct ShieldScreener {
                 returnTo: ChallengePage.safeReturnPath(head.uri)
             )
             return Screen(
-                .respond(LocalResponse(.forbidden, html: page, headers: [
-                    ("content-security-policy", ChallengePage.contentSecurityPolicy),
-                    ("cache-control", "no-store"),
-                ])),
+                .respond(
+                    LocalResponse(
+                        .forbidden,
+                        html: page,
+                        headers: [
+                            ("content-security-policy", ChallengePage.contentSecurityPolicy),
+                            ("cache-control", "no-store"),
+                        ]
+                    )
+                ),
                 note: Note(decision: "challenged", reason: reason)
             )
         }
@@ -230,14 +243,20 @@ struct ShieldScreener {
         let cookie = antibot.cookie.issue(client: prefix, userAgent: userAgent, now: clock.unixSeconds, ttl: antibot.cookieTTLSeconds)
         let location = ChallengePage.safeReturnPath(fields["return_to"] ?? "/")
         return Screen(
-            .respond(LocalResponse(.seeOther, "Checked: \(location)", headers: [
-                ("location", location),
-                (
-                    "set-cookie",
-                    ClearanceCookie.setCookieHeader(value: cookie, ttl: antibot.cookieTTLSeconds, secure: client.isSecure)
-                ),
-                ("cache-control", "no-store"),
-            ])),
+            .respond(
+                LocalResponse(
+                    .seeOther,
+                    "Checked: \(location)",
+                    headers: [
+                        ("location", location),
+                        (
+                            "set-cookie",
+                            ClearanceCookie.setCookieHeader(value: cookie, ttl: antibot.cookieTTLSeconds, secure: client.isSecure)
+                        ),
+                        ("cache-control", "no-store"),
+                    ]
+                )
+            ),
             note: Note(decision: "passed", reason: "proof_of_work")
         )
     }

@@ -48,9 +48,12 @@ enum CertificateLoader {
         do {
             files = try FileManager.default.contentsOfDirectory(atPath: directory).filter(isCandidate).sorted()
         } catch {
-            return (CertificateTable(certificates: [], defaultName: tls.defaultCertificate), [
-                Problem(file: directory, reason: "cannot read the directory (\(error.localizedDescription))"),
-            ])
+            return (
+                CertificateTable(certificates: [], defaultName: tls.defaultCertificate),
+                [
+                    Problem(file: directory, reason: "cannot read the directory (\(error.localizedDescription))")
+                ]
+            )
         }
         var loaded: [Loaded] = []
         var problems: [Problem] = []
@@ -106,7 +109,8 @@ enum CertificateLoader {
         let keyText = sources.key == sources.certificate ? certificateText : try read(sources.key)
 
         let certificateDocuments = try documents(in: certificateText, file: sources.certificate)
-        let keyDocuments = sources.key == sources.certificate
+        let keyDocuments =
+            sources.key == sources.certificate
             ? certificateDocuments
             : try documents(in: keyText, file: sources.key)
         let chain = certificateDocuments.filter { $0.discriminator == "CERTIFICATE" }

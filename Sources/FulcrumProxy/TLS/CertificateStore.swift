@@ -101,19 +101,21 @@ final class CertificateStore: Sendable {
     /// The first handler of a TLS connection: reads the client's SNI from its hello, then puts
     /// a TLS handler with the matching certificate in its own place.
     func makeSNIHandler(channel: any Channel) -> ByteToMessageHandler<SNIHandler> {
-        ByteToMessageHandler(SNIHandler { [self] result in
-            let serverName: String?
-            if case .hostname(let name) = result { serverName = name } else { serverName = nil }
-            guard let certificate = certificate(for: serverName) else {
-                return channel.eventLoop.makeFailedFuture(TLSSetupError.noCertificate)
+        ByteToMessageHandler(
+            SNIHandler { [self] result in
+                let serverName: String?
+                if case .hostname(let name) = result { serverName = name } else { serverName = nil }
+                guard let certificate = certificate(for: serverName) else {
+                    return channel.eventLoop.makeFailedFuture(TLSSetupError.noCertificate)
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    // After the SNI handler, which passes the hello it read on as it leaves.
+                    let pipeline = channel.pipeline.syncOperations
+                    let sniHandler = try pipeline.handler(type: ByteToMessageHandler<SNIHandler>.self)
+                    try pipeline.addHandler(NIOSSLServerHandler(context: certificate.context), position: .after(sniHandler))
+                }
             }
-            return channel.eventLoop.makeCompletedFuture {
-                // After the SNI handler, which passes the hello it read on as it leaves.
-                let pipeline = channel.pipeline.syncOperations
-                let sniHandler = try pipeline.handler(type: ByteToMessageHandler<SNIHandler>.self)
-                try pipeline.addHandler(NIOSSLServerHandler(context: certificate.context), position: .after(sniHandler))
-            }
-        })
+        )
     }
 }
 

@@ -1,6 +1,7 @@
-@testable import FulcrumProxy
 import NIOCore
 import NIOHTTP1
+
+@testable import FulcrumProxy
 
 /// Short, comparable descriptions of the machine's actions, so that a test reads as the
 /// sequence of what the handler is told to do.

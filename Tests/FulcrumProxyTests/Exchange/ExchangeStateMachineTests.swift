@@ -1,7 +1,8 @@
-@testable import FulcrumProxy
 import NIOCore
 import NIOHTTP1
 import Testing
+
+@testable import FulcrumProxy
 
 /// The exchange's state machine with no channel at all: each test feeds it events and checks
 /// the actions it returns, the way async-http-client tests `HTTP1ConnectionStateMachine`.

@@ -1,7 +1,8 @@
-@testable import FulcrumProxy
 import NIOCore
 import NIOHTTP1
 import Testing
+
+@testable import FulcrumProxy
 
 /// Retries, holds (tarpit, crawler checks) and upgrades, with no channel.
 @Suite("Exchange state machine: retries, holds and tunnels")
@@ -51,14 +52,20 @@ struct ExchangeStateMachineUpstreamTests {
     @Test("a pooled connection the server had closed: the same server once more, then a budgeted retry")
     func staleConnections() {
         var (machine, _) = ExchangeStateMachineTests.connected()
-        var stale = machine.serverFailed(.connectionClosed, requestsSent: 4) { Issue.record("not budgeted"); return true }
+        var stale = machine.serverFailed(.connectionClosed, requestsSent: 4) {
+            Issue.record("not budgeted")
+            return true
+        }
         #expect(stale.outcome == nil)  // says nothing about the server
         #expect(stale.action.summary == "reconnect 0")
         #expect(machine.stateName == "connecting")
         let attempt = machine.connecting(to: 0)
         #expect(machine.connected(attempt: attempt).summary == "sendRequest / body [] open")
         var withdrawn = 0
-        stale = machine.serverFailed(.connectionClosed, requestsSent: 2) { withdrawn += 1; return true }
+        stale = machine.serverFailed(.connectionClosed, requestsSent: 2) {
+            withdrawn += 1
+            return true
+        }
         #expect(stale.action.summary == "pickServer excluding 1")
         #expect(withdrawn == 1)
     }
@@ -151,7 +158,10 @@ struct ExchangeStateMachineUpstreamTests {
         var blocked = Machine(channel: .connection)
         _ = blocked.channelRead(.head(F.get()))
         guard case .lookUpCrawler(_, let check) = blocked.admitted(.verifyCrawler(address: [10, 0, 0, 1]), framing: .init(), maxBodyBytes: nil)
-        else { Issue.record("no lookup"); return }
+        else {
+            Issue.record("no lookup")
+            return
+        }
         _ = blocked.crawlerChecked(attempt: check)
         #expect(blocked.rescreened(.respond(LocalResponse(.forbidden, "bot"))).summary == "respond 403")
         #expect(blocked.rescreened(F.forward).summary == "wait")  // only once

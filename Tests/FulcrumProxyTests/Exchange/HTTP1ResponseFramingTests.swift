@@ -1,6 +1,7 @@
-@testable import FulcrumProxy
 import NIOHTTP1
 import Testing
+
+@testable import FulcrumProxy
 
 /// How the HTTP/1 writer frames a server's response for its client.
 @Suite("HTTP/1 response framing")

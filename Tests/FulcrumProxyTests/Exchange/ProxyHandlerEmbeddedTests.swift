@@ -1,10 +1,11 @@
-@testable import FulcrumProxy
 import FulcrumConfig
 import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import Testing
+
+@testable import FulcrumProxy
 
 /// The client-side handlers driven through `EmbeddedChannel`, as swift-nio tests its own
 /// HTTP handlers: bytes in, bytes out, no socket. Only answers made here are covered (a
@@ -88,9 +89,12 @@ struct ProxyHandlerEmbeddedTests {
     @Test("pipelined requests are answered in order, in one write each round")
     func pipelined() throws {
         let (channel, _) = try Self.http1Channel()
-        try channel.writeInbound(ByteBuffer(string:
-            "GET /admin HTTP/1.1\r\nHost: a\r\n\r\nGET /old?x=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n"
-        ))
+        try channel.writeInbound(
+            ByteBuffer(
+                string:
+                    "GET /admin HTTP/1.1\r\nHost: a\r\n\r\nGET /old?x=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n"
+            )
+        )
         let responses = try Self.written(channel)
         let first = try #require(responses.range(of: "HTTP/1.1 403"))
         let second = try #require(responses.range(of: "HTTP/1.1 302"))

@@ -1,7 +1,8 @@
-@testable import FulcrumProxy
 import NIOCore
 import NIOEmbedded
 import Testing
+
+@testable import FulcrumProxy
 
 /// The two ends of a WebSocket tunnel on embedded channels that share one loop.
 @Suite("Tunnel ends on embedded channels")

@@ -13,10 +13,12 @@ struct ProxyLifecycleTests {
     func serviceGroup() async throws {
         try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { simpleConfig($0) }) { harness in
             #expect(harness.proxy.lifecycleState == .running)
-            let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-                services: [harness.proxy],
-                logger: Logger(label: "lifecycle-test")
-            ))
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: [harness.proxy],
+                    logger: Logger(label: "lifecycle-test")
+                )
+            )
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 #expect(try await harness.send("/work").status == .ok)
