@@ -20,59 +20,58 @@ extension ExchangeStateMachine {
 
     /// What the screen and the routing made of the request `admit` handed out.
     mutating func admitted(_ decision: RequestDecision, framing: RequestFraming, maxBodyBytes: Int?) -> Action {
-        guard case .admitting(var request) = state else { return .wait }
+        guard case .admitting = state, let head = request?.head else { return .wait }
         var framing = framing
         // Only a GET over HTTP/1.1 can open a WebSocket (RFC 6455 §4.1); WebSocket over
         // HTTP/2 (RFC 8441) is not offered.
-        framing.isWebSocket = framing.isWebSocket && request.head.method == .GET && !clientIsHTTP10 && channel == .connection
+        framing.isWebSocket = framing.isWebSocket && head.method == .GET && !clientIsHTTP10 && channel == .connection
         if framing.isUpgrade {
             // The decoder stops parsing after an upgrade request, so this connection cannot
             // carry another one. A WebSocket upgrade is forwarded as one (and may become a
             // tunnel); any other is forwarded without its Upgrade header.
             keepAlive = false
         }
-        request.framing = framing
-        request.maxBodyBytes = maxBodyBytes
-        state = .admitting(request)
-        return carryOut(decision, request)
+        request?.framing = framing
+        request?.maxBodyBytes = maxBodyBytes
+        return carryOut(decision)
     }
 
     /// What screening made of a request again, once the crawler check that held it is done.
     mutating func rescreened(_ decision: RequestDecision) -> Action {
-        guard case .admitting(let request) = state else { return .wait }
-        return carryOut(decision, request)
+        guard case .admitting = state else { return .wait }
+        return carryOut(decision)
     }
 
-    private mutating func carryOut(_ decision: RequestDecision, _ request: Request) -> Action {
+    private mutating func carryOut(_ decision: RequestDecision) -> Action {
         switch decision {
         case .forward(let retries, let serverCount):
-            state = .connecting(request, Upstream(serverCount: serverCount, retriesLeft: retries))
+            state = .connecting(Upstream(serverCount: serverCount, retriesLeft: retries))
             return .pickServer(excluding: ServerIndexSet())
         case .respond(let response):
             return respond(response)
         case .tarpit(let delay, let status):
             keepAlive = false
             attempts &+= 1
-            state = .holding(request, .tarpit(status, attempt: attempts))
+            state = .holding(.tarpit(status, attempt: attempts))
             return .scheduleTarpit(delay, attempt: attempts)
         case .verifyCrawler(let address):
             attempts &+= 1
-            state = .holding(request, .crawlerCheck(attempt: attempts))
+            state = .holding(.crawlerCheck(attempt: attempts))
             return .lookUpCrawler(address: address, attempt: attempts)
         }
     }
 
     /// A tarpit's time is up.
     mutating func tarpitElapsed(attempt: Int) -> Action {
-        guard case .holding(_, .tarpit(let status, attempt)) = state else { return .wait }
+        guard case .holding(.tarpit(let status, attempt)) = state else { return .wait }
         return respond(LocalResponse(status, "Too many requests, or not allowed."))
     }
 
     /// The crawler check is done (or timed out): screen the request again.
     mutating func crawlerChecked(attempt: Int) -> Action {
-        guard case .holding(let request, .crawlerCheck(attempt)) = state else { return .wait }
-        state = .admitting(request)
-        return .rescreen(request.head)
+        guard case .holding(.crawlerCheck(attempt)) = state, let head = request?.head else { return .wait }
+        state = .admitting
+        return .rescreen(head)
     }
 
     // MARK: Choosing a server and connecting
@@ -80,18 +79,18 @@ extension ExchangeStateMachine {
     /// The handler picked server `serverIndex` (or `reconnect` named it) and is connecting:
     /// returns the attempt to quote in `connected` or `connectFailed`.
     mutating func connecting(to serverIndex: Int) -> Int {
-        guard case .connecting(let request, var upstream) = state else { return -1 }
+        guard case .connecting(var upstream) = state else { return -1 }
         attempts &+= 1
         upstream.tried.insert(serverIndex)
         upstream.serverIndex = serverIndex
         upstream.attempt = attempts
-        state = .connecting(request, upstream)
+        state = .connecting(upstream)
         return attempts
     }
 
     /// Whether `attempt` is the connection attempt the exchange waits for.
     func isConnecting(attempt: Int) -> Bool {
-        if case .connecting(_, let upstream) = state { return upstream.attempt == attempt }
+        if case .connecting(let upstream) = state { return upstream.attempt == attempt }
         return false
     }
 
@@ -101,21 +100,21 @@ extension ExchangeStateMachine {
     }
 
     mutating func connected(attempt: Int) -> Action {
-        guard case .connecting(let request, let upstream) = state, upstream.attempt == attempt else {
+        guard case .connecting(let upstream) = state, upstream.attempt == attempt, let request else {
             // The client went away or was answered meanwhile; keep the connection.
             return .releaseConnection
         }
-        state = .forwarding(request, upstream, Response())
+        state = .forwarding(upstream, Response())
         return .sendRequest(request.head, body: request.parts, end: request.ended ? RequestEnd(trailers: request.trailers) : nil)
     }
 
     /// Connecting failed. Not charged to the retry budget: the failed attempt cost no server
     /// any work.
     mutating func connectFailed(attempt: Int, _ failure: ConnectFailure) -> Action {
-        guard case .connecting(let request, var upstream) = state, upstream.attempt == attempt else { return .wait }
+        guard case .connecting(var upstream) = state, upstream.attempt == attempt else { return .wait }
         if upstream.mayTryAnother {
             upstream.retriesLeft -= 1
-            state = .connecting(request, upstream)
+            state = .connecting(upstream)
             return .pickServer(excluding: upstream.tried)
         }
         if failure.isTLS {
@@ -133,28 +132,27 @@ extension ExchangeStateMachine {
     // MARK: Server events
 
     mutating func responseHead(_ head: HTTPResponseHead) -> Action {
-        guard case .forwarding(var request, let upstream, var response) = state else { return .wait }
+        guard case .forwarding(let upstream, var response) = state, let requestHead = request?.head else { return .wait }
         let code = head.status.code
         if code < 200, code != 101 {
             // Interim responses (100 Continue, 103 Early Hints) pass through, except to
             // HTTP/1.0 clients, which do not know them.
             if clientIsHTTP10 { return .wait }
             response.started = true
-            state = .forwarding(request, upstream, response)
+            state = .forwarding(upstream, response)
             return .forwardInterim(head)
         }
-        if code == 101, !request.framing.isWebSocket || response.started {
+        if code == 101, !isWebSocketUpgrade || response.started {
             // No upgrade was forwarded, so a 101 is a protocol error.
             return .closeServerConnection
         }
         // A final response (or the 101 of a WebSocket handshake, whose empty message ends
         // with the tunnel's start): the exchange is answered and can no longer be retried.
-        state = .modifying
         response.started = true
         response.upgrade = code == 101
-        request.forgetBody()
-        state = .forwarding(request, upstream, response)
-        return .forwardResponseHead(head, request: request.head, keepAlive: keepAlive, upgrade: response.upgrade)
+        request?.forgetBody()
+        state = .forwarding(upstream, response)
+        return .forwardResponseHead(head, request: requestHead, keepAlive: keepAlive, upgrade: response.upgrade)
     }
 
     /// The client's framing of the response needs the connection to close after it (an
@@ -169,9 +167,10 @@ extension ExchangeStateMachine {
     }
 
     mutating func responseEnd(_ trailers: HTTPHeaders?) -> Action {
-        guard case .forwarding(let request, _, let response) = state else { return .wait }
+        guard case .forwarding(_, let response) = state, let request else { return .wait }
         if response.upgrade {
             state = .upgrading
+            self.request = nil
             return .startTunnel(summary: request.summary)
         }
         var reuseConnection = true
@@ -202,7 +201,7 @@ extension ExchangeStateMachine {
         requestsSent: Int,
         withdrawRetry: () -> Bool
     ) -> (outcome: ServerMetrics.Outcome?, action: Action) {
-        guard case .forwarding(let request, var upstream, let response) = state else { return (nil, .wait) }
+        guard case .forwarding(var upstream, let response) = state, let request else { return (nil, .wait) }
         // A pooled connection the server had closed in the meantime says nothing about the server.
         var outcome: ServerMetrics.Outcome?
         if !response.started, failure == .responseTimeout || requestsSent == 1 {
@@ -221,7 +220,7 @@ extension ExchangeStateMachine {
                 // A pooled connection the server had already closed: the same server on a
                 // fresh connection (HAProxy and nginx do the same for idempotent requests).
                 upstream.reconnectedStale = true
-                state = .connecting(request, upstream)
+                state = .connecting(upstream)
                 return (outcome, .reconnect(serverIndex: upstream.serverIndex))
             }
             if replayable, upstream.mayTryAnother {
@@ -238,7 +237,7 @@ extension ExchangeStateMachine {
                     )
                 }
                 upstream.retriesLeft -= 1
-                state = .connecting(request, upstream)
+                state = .connecting(upstream)
                 return (outcome, .pickServer(excluding: upstream.tried))
             }
             return (outcome, respond(LocalResponse(.badGateway, "The server closed the connection without a response.")))
@@ -249,18 +248,16 @@ extension ExchangeStateMachine {
 
     /// Answers the current request from here (or, when a response had started, closes).
     mutating func respond(_ localResponse: LocalResponse) -> Action {
-        let request: Request?
         switch state {
-        case .closed, .upgrading, .modifying:
+        case .closed, .upgrading:
             return .wait
-        case .forwarding(_, _, let response) where response.started:
+        case .forwarding(_, let response) where response.started:
             return closeClient()
-        case .idle:
-            request = nil
-        case .admitting(let current), .holding(let current, _), .connecting(let current, _), .forwarding(let current, _, _):
-            request = current
+        case .idle, .admitting, .holding, .connecting, .forwarding:
+            break
         }
-        if let request, request.framing.hasBody, !request.ended {
+        let current = request
+        if let current, current.framing.hasBody, !current.ended {
             // The unread rest of the request body cannot be told apart from a next request.
             keepAlive = false
         }
@@ -268,15 +265,16 @@ extension ExchangeStateMachine {
         enterBoundary()
         return .respond(
             localResponse,
-            request: request?.head,
+            request: current?.head,
             closeClient: !keepAlive,
-            summary: request?.summary ?? Summary(request: nil, requestBodyBytes: 0)
+            summary: current?.summary ?? Summary(request: nil, requestBodyBytes: 0)
         )
     }
 
     /// An exchange ended: the channel waits for the next request, or closes.
     private mutating func enterBoundary() {
         attempts &+= 1
+        request = nil
         if keepAlive {
             state = .idle
         } else {
@@ -288,6 +286,7 @@ extension ExchangeStateMachine {
     mutating func closeClient() -> Action {
         attempts &+= 1
         state = .closed
+        request = nil
         pipelined.removeAll()
         return .closeClient
     }

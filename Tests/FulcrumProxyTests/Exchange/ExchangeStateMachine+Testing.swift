@@ -46,13 +46,12 @@ extension ExchangeStateMachine {
         switch state {
         case .idle: "idle"
         case .admitting: "admitting"
-        case .holding(_, .tarpit): "holding tarpit"
-        case .holding(_, .crawlerCheck): "holding crawlerCheck"
+        case .holding(.tarpit): "holding tarpit"
+        case .holding(.crawlerCheck): "holding crawlerCheck"
         case .connecting: "connecting"
         case .forwarding: "forwarding"
         case .upgrading: "upgrading"
         case .closed: "closed"
-        case .modifying: "modifying"
         }
     }
 }
