@@ -24,8 +24,9 @@ import signal
 import statistics
 import sys
 
-CANONICAL_ORDER = ["haproxy", "nginx", "fulcrum"]
-LABELS = {"haproxy": "HAProxy", "nginx": "nginx", "fulcrum": "Fulcrum"}
+# fulcrum-base: a second Fulcrum binary (`bench/run.sh --baseline PATH`), the "before" of a change.
+CANONICAL_ORDER = ["haproxy", "nginx", "fulcrum-base", "fulcrum"]
+LABELS = {"haproxy": "HAProxy", "nginx": "nginx", "fulcrum-base": "Fulcrum (baseline)", "fulcrum": "Fulcrum"}
 
 
 # --------------------------------------------------------------------------

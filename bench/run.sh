@@ -16,11 +16,12 @@ REPORT=(python3 "$BENCH_DIR/report.py")
 
 BACKEND1_PORT=18081
 BACKEND2_PORT=18082
-declare -A PROXY_PORT=([haproxy]=18090 [nginx]=18091 [fulcrum]=18092)
-ALL_PROXIES=(haproxy nginx fulcrum)
+declare -A PROXY_PORT=([haproxy]=18090 [nginx]=18091 [fulcrum]=18092 [fulcrum-base]=18093)
+ALL_PROXIES=(haproxy nginx fulcrum-base fulcrum)
 
 # Defaults; every option can also be given as an environment variable.
 FULCRUM_BIN=${FULCRUM:-}
+BASELINE_BIN=${BASELINE:-}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
@@ -59,6 +60,8 @@ Options (environment variable in brackets):
   --fulcrum PATH     Fulcrum binary [FULCRUM]. Default: build the production binary
                      (swift build -c release --product fulcrum --scratch-path .build-bench
                      -Xswiftc -enforce-exclusivity=unchecked) and use .build-bench/release/fulcrum.
+  --baseline PATH    a second Fulcrum binary, measured as "fulcrum-base" on port ${PROXY_PORT[fulcrum-base]}
+                     in the same rounds: the before of a change, next to its after [BASELINE]
   --rounds N         interleaved rounds [ROUNDS] (default 3)
   --duration S       measured wrk run per proxy and round, e.g. 10s, 1m [DURATION] (default 10s)
   --warmup S         unmeasured warm-up run before each measurement, 0 to skip [WARMUP] (default 2s)
@@ -107,7 +110,7 @@ while (($#)); do
         usage
         exit 0
         ;;
-    --fulcrum | --rounds | --duration | --warmup | --connections | --threads | --only)
+    --fulcrum | --baseline | --rounds | --duration | --warmup | --connections | --threads | --only)
         if ((!has_val)); then
             (($# >= 2)) || die "$opt needs a value (see --help)"
             val=$2
@@ -115,6 +118,7 @@ while (($#)); do
         fi
         case $opt in
         --fulcrum) FULCRUM_BIN=$val ;;
+        --baseline) BASELINE_BIN=$val ;;
         --rounds) ROUNDS=$val ;;
         --duration) DURATION=$val ;;
         --warmup) WARMUP=$val ;;
@@ -159,6 +163,7 @@ is_uint "$NGINX_KEEPALIVE" && ((NGINX_KEEPALIVE >= 1)) || die "NGINX_KEEPALIVE m
 
 SELECTED=()
 IFS=, read -r -a only_list <<<"$ONLY"
+[[ -n $BASELINE_BIN ]] && only_list+=(fulcrum-base)
 for p in "${only_list[@]}"; do
     [[ -n ${PROXY_PORT[$p]+x} ]] || die "--only: unknown proxy '$p' (choose from haproxy,nginx,fulcrum)"
 done
@@ -203,6 +208,12 @@ if selected fulcrum; then
         [[ -x $FULCRUM_BIN ]] || die "the build succeeded but $FULCRUM_BIN is missing"
     fi
     FULCRUM_BIN=$(realpath "$FULCRUM_BIN")
+fi
+
+if selected fulcrum-base; then
+    [[ -n $BASELINE_BIN ]] || die "fulcrum-base is measured only with --baseline PATH"
+    [[ -f $BASELINE_BIN && -x $BASELINE_BIN ]] || die "baseline binary '$BASELINE_BIN' is not an executable file"
+    BASELINE_BIN=$(realpath "$BASELINE_BIN")
 fi
 
 need_tools=(nginx wrk)
@@ -408,6 +419,10 @@ for proxy in "${SELECTED[@]}"; do
         render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "PORT=$port" "TLS=$FULCRUM_TLS"
         start fulcrum "$PROXY_CPU" "$FULCRUM_BIN" run -c "$RUN_DIR/fulcrum.yaml"
         ;;
+    fulcrum-base)
+        render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum-base.yaml" "${common[@]}" "PORT=$port" "TLS=$FULCRUM_TLS"
+        start fulcrum-base "$PROXY_CPU" "$BASELINE_BIN" run -c "$RUN_DIR/fulcrum-base.yaml"
+        ;;
     esac
     PROXY_PID[$proxy]=$LAST_PID
     wait_ready "$LAST_PID" "$port" $PROBE_TLS
@@ -442,6 +457,7 @@ fi
 cmdline="bench/run.sh --only $SELECTED_CSV --rounds $ROUNDS --duration $DURATION --warmup $WARMUP"
 cmdline+=" --connections $CONNECTIONS --threads $THREADS"
 selected fulcrum && cmdline+=" --fulcrum $(printf '%q' "$FULCRUM_BIN")"
+selected fulcrum-base && cmdline+=" --baseline $(printf '%q' "$BASELINE_BIN")"
 ((PIN)) && cmdline+=" --pin"
 ((TLS)) && cmdline+=" --tls"
 ((NEW_CONNECTIONS)) && cmdline+=" --new-connections"
