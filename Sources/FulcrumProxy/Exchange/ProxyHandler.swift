@@ -10,6 +10,9 @@ import NIOHTTP1
 /// them events and carries out what they return (`run`): it picks servers with the backend's
 /// algorithm, takes connections from this loop's pools, writes requests to servers, and writes
 /// responses to the client through its writer (HTTP/1.x bytes or HTTP/2 stream parts).
+///
+/// Its stored state is internal rather than private because its extensions in
+/// `ProxyHandler+Admission.swift` and `ProxyHandler+Upstream.swift` share it.
 final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, BackendResponseSink,
     DeferredFlushTarget, HeaderTimeoutResponder
 {
