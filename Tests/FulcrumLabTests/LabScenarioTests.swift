@@ -72,8 +72,11 @@ struct LabScenarioTests {
             load: AlgorithmLab.Load(rate: 100, duration: .seconds(3))
         )
         let seconds = try #require(result.timeline?.seconds)
-        // It joins at 1 s (a third of the run).
-        #expect(seconds[0].perServer["w3"] == 0, "\(seconds.map(\.perServer))")
+        // It joins at 1 s (a third of the run). Requests are bucketed by when they were due:
+        // on a loaded machine the driver may send the last few of second 0 after the join,
+        // and they may reach w3 (3 of 100 seen in CI), so "not served" allows a few.
+        let early = seconds[0].perServer["w3", default: 0]
+        #expect(early * 10 <= seconds[0].requests, "\(seconds.map(\.perServer))")
         #expect(seconds[2].perServer["w3", default: 0] > 0, "\(seconds.map(\.perServer))")
         #expect(result.errors == 0)
     }
