@@ -31,12 +31,6 @@ struct LocalResponse {
         self.headers = headers
         self.closesConnection = false
     }
-
-    /// The detail an error page explains (empty for a page of Fulcrum's own).
-    var detail: String {
-        if case .errorPage(let detail) = body { return detail }
-        return ""
-    }
 }
 
 extension LocalResponse {

@@ -35,7 +35,7 @@ extension ExchangeStateMachine.Action {
 
     /// The detail of a `respond` action's error page.
     var detail: String? {
-        if case .respond(let response, _, _, _) = self { return response.detail }
+        if case .respond(let response, _, _, _) = self, case .errorPage(let detail) = response.body { return detail }
         return nil
     }
 }
