@@ -57,22 +57,32 @@ final class ProxyHarness: Sendable {
             workers.append(try await WorkerServer.start(name: "w\(index + 1)", behaviour: behaviour, group: sideGroup))
         }
         var config = try ConfigLoader.load(yaml: yaml(workers.map(\.port)))
-        // A free port (not 0, which the file format has no use for): reload tests write the
-        // running configuration out and read it back.
-        config.frontends[0].listen = [ListenAddress(host: "127.0.0.1", port: try deadPort())]
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: proxyThreads)
         var logger =
             logs.map { capture in Logger(label: "fulcrum.test") { _ in capture.handler() } }
             ?? Logger(label: "fulcrum.test")
         logger.logLevel = .warning
-        let proxy = try await ProxyServer.start(
-            config: config,
-            group: proxyGroup,
-            logger: logger,
-            certificatePollInterval: certificatePollInterval,
-            accessLogWriter: accessLog,
-            metricsFactory: metricsFactory
-        )
+        // A free port (not 0, which the file format has no use for): reload tests write the
+        // running configuration out and read it back. Suites run in parallel, so another test
+        // may take the port between `deadPort()` and the bind: then another port, twice more.
+        var attempt = 0
+        let proxy: ProxyServer
+        while true {
+            config.frontends[0].listen = [ListenAddress(host: "127.0.0.1", port: try deadPort())]
+            do {
+                proxy = try await ProxyServer.start(
+                    config: config,
+                    group: proxyGroup,
+                    logger: logger,
+                    certificatePollInterval: certificatePollInterval,
+                    accessLogWriter: accessLog,
+                    metricsFactory: metricsFactory
+                )
+                break
+            } catch StartupError.cannotListen where attempt < 2 {
+                attempt += 1
+            }
+        }
 
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(
