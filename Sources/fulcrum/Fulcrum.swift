@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// The `fulcrum` command: an adaptive HTTP load balancer, its worker server and its demo.
-@main
+/// (`main.swift` runs it.)
 struct Fulcrum: AsyncParsableCommand {
     static let version = "0.1.0"
 

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# bench/callgrind.sh - instructions per request under callgrind: the noise-free check.
+#
+# Runs each proxy under `valgrind --tool=callgrind` behind the same two nginx backends as
+# bench/run.sh, sends a warm-up and then a fixed number of keep-alive requests with h2load
+# (HTTP/1.1), and reports the instructions (Ir) the proxy executed per request, counted from
+# the end of the warm-up. Unlike CPU time, the count hardly moves between runs on a busy
+# machine, so it can show a change of 1 %. See bench/README.md.
+set -euo pipefail
+export LC_ALL=C
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+BACKEND1_PORT=18081
+BACKEND2_PORT=18082
+PROXY_PORT=18094
+
+FULCRUM_BIN=${FULCRUM:-}
+BASELINE_BIN=${BASELINE:-}
+REQUESTS=${REQUESTS:-20000}
+WARMUP_REQUESTS=${WARMUP_REQUESTS:-2000}
+CONNECTIONS=${CONNECTIONS:-10}
+WITH_HAPROXY=${WITH_HAPROXY:-0}
+OUT_BASE=${OUT_BASE:-$BENCH_DIR/out}
+
+usage() {
+    cat <<EOF
+Usage: bench/callgrind.sh --fulcrum PATH [--baseline PATH] [options]
+
+Counts the instructions each proxy executes per keep-alive HTTP/1.1 request, under
+callgrind, one proxy at a time on 127.0.0.1:$PROXY_PORT, with two nginx backends
+(127.0.0.1:$BACKEND1_PORT and :$BACKEND2_PORT) and h2load as the client.
+
+Options (environment variable in brackets):
+  --fulcrum PATH     the Fulcrum binary to measure [FULCRUM] (required)
+  --baseline PATH    a second Fulcrum binary, the before of a change [BASELINE]
+  --haproxy          HAProxy (nbthread 1) too, as a reference [WITH_HAPROXY=1]
+  --requests N       measured requests [REQUESTS] (default $REQUESTS)
+  --warmup N         requests before counting starts [WARMUP_REQUESTS] (default $WARMUP_REQUESTS)
+  --connections C    h2load connections [CONNECTIONS] (default $CONNECTIONS)
+
+Needs valgrind, nghttp2-client (h2load), nginx and curl; installs the missing ones with
+apt-get. Raw callgrind files go to bench/out/callgrind-<UTC timestamp>/ (read them with
+callgrind_annotate).
+EOF
+}
+
+log() { printf '[callgrind %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() {
+    printf 'callgrind: error: %s\n' "$*" >&2
+    exit 1
+}
+
+while (($#)); do
+    case $1 in
+    -h | --help) usage && exit 0 ;;
+    --fulcrum) FULCRUM_BIN=${2:?--fulcrum needs a path} && shift ;;
+    --baseline) BASELINE_BIN=${2:?--baseline needs a path} && shift ;;
+    --requests) REQUESTS=${2:?--requests needs a number} && shift ;;
+    --warmup) WARMUP_REQUESTS=${2:?--warmup needs a number} && shift ;;
+    --connections) CONNECTIONS=${2:?--connections needs a number} && shift ;;
+    --haproxy) WITH_HAPROXY=1 ;;
+    *) die "unknown argument: $1 (see --help)" ;;
+    esac
+    shift
+done
+[[ -n $FULCRUM_BIN ]] || die "--fulcrum PATH is required (see --help)"
+for n in "$REQUESTS" "$WARMUP_REQUESTS" "$CONNECTIONS"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || die "--requests, --warmup and --connections take positive integers, got '$n'"
+done
+for bin in "$FULCRUM_BIN" ${BASELINE_BIN:+"$BASELINE_BIN"}; do
+    [[ -f $bin && -x $bin ]] || die "'$bin' is not an executable file"
+done
+
+packages=()
+command -v valgrind >/dev/null || packages+=(valgrind)
+command -v h2load >/dev/null || packages+=(nghttp2-client)
+command -v nginx >/dev/null || packages+=(nginx)
+command -v curl >/dev/null || packages+=(curl)
+((WITH_HAPROXY)) && ! command -v haproxy >/dev/null && packages+=(haproxy)
+if ((${#packages[@]})); then
+    command -v apt-get >/dev/null || die "missing ${packages[*]}, and apt-get is not available"
+    log "installing ${packages[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${packages[@]}" >/dev/null
+fi
+
+OUT_DIR=$OUT_BASE/callgrind-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT_DIR"
+RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/fulcrum-callgrind.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+
+render() { # TEMPLATE OUTPUT KEY=VALUE...
+    local text kv
+    text=$(<"$1")
+    for kv in "${@:3}"; do text=${text//"@${kv%%=*}@"/"${kv#*=}"}; done
+    printf '%s\n' "$text" >"$2"
+}
+
+wait_ready() { # PID PORT
+    local deadline=$((SECONDS + 120)) # a proxy starts slowly under valgrind
+    until curl -sf -o /dev/null "http://127.0.0.1:$2/"; do
+        kill -0 "$1" 2>/dev/null || die "the process on port $2 exited during startup (see $OUT_DIR)"
+        ((SECONDS < deadline)) || die "nothing answered 200 on 127.0.0.1:$2 within 120 s"
+        sleep 0.5
+    done
+}
+
+user_directive=
+((EUID == 0)) && user_directive="user $(id -un) $(id -gn);"
+for i in 1 2; do
+    port_var=BACKEND${i}_PORT
+    mkdir -p "$RUN_DIR/backend$i-tmp"
+    render "$BENCH_DIR/nginx-backend.conf.tmpl" "$RUN_DIR/backend$i.conf" \
+        "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}"
+    setsid nginx -p "$RUN_DIR/" -e "$RUN_DIR/backend$i.error.log" -c "$RUN_DIR/backend$i.conf" \
+        >"$OUT_DIR/backend$i.log" 2>&1 </dev/null &
+    PIDS+=($!)
+    wait_ready $! "${!port_var}"
+done
+common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "PORT=$PROXY_PORT" "TLS=")
+render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}"
+render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}"
+
+# NAME COMMAND...: counts NAME's instructions per request; prints "NAME IR_PER_REQUEST".
+measure() {
+    local name=$1 pid out
+    shift
+    log "$name: starting under callgrind"
+    setsid valgrind --tool=callgrind --callgrind-out-file="$OUT_DIR/$name.%p.out" "$@" \
+        >"$OUT_DIR/$name.log" 2>&1 </dev/null &
+    pid=$!
+    PIDS+=("$pid")
+    wait_ready "$pid" "$PROXY_PORT"
+    h2load --h1 -n "$WARMUP_REQUESTS" -c "$CONNECTIONS" "http://127.0.0.1:$PROXY_PORT/" >"$OUT_DIR/$name.warmup.txt"
+    callgrind_control --zero "$pid" >/dev/null 2>&1
+    log "$name: $REQUESTS requests"
+    h2load --h1 -n "$REQUESTS" -c "$CONNECTIONS" "http://127.0.0.1:$PROXY_PORT/" >"$OUT_DIR/$name.h2load.txt"
+    grep -q " $REQUESTS succeeded" "$OUT_DIR/$name.h2load.txt" ||
+        die "$name: not every request succeeded (see $OUT_DIR/$name.h2load.txt)"
+    callgrind_control --dump "$pid" >/dev/null 2>&1
+    kill -TERM -- "-$pid"
+    wait "$pid" 2>/dev/null || true
+    # The dump after --zero is the file with suffix .1 (part 1); its summary line is the total.
+    out=$(ls "$OUT_DIR/$name".*.out.1)
+    awk -v name="$name" -v n="$REQUESTS" '/^summary:/ { printf "%s %.0f\n", name, $2 / n }' "$out"
+}
+
+# valgrind 3.19 (Debian 12) cannot read the DWARF 5 debug information Swift emits: measure
+# copies without it (the symbol table stays, so callgrind_annotate still names functions).
+# Fulcrum's synchronous top-level main (Sources/fulcrum/main.swift) keeps it runnable too.
+runnable_copy() { # BIN NAME
+    cp "$1" "$RUN_DIR/$2" && strip --strip-debug "$RUN_DIR/$2" && printf '%s' "$RUN_DIR/$2"
+}
+
+results=()
+results+=("$(measure fulcrum "$(runnable_copy "$FULCRUM_BIN" fulcrum)" run -c "$RUN_DIR/fulcrum.yaml")")
+[[ -n $BASELINE_BIN ]] &&
+    results+=("$(measure fulcrum-base "$(runnable_copy "$BASELINE_BIN" fulcrum-base)" run -c "$RUN_DIR/fulcrum.yaml")")
+((WITH_HAPROXY)) && results+=("$(measure haproxy haproxy -db -f "$RUN_DIR/haproxy.cfg")")
+
+git_rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
+{
+    printf 'Instructions per keep-alive request (callgrind Ir; %s requests after %s, h2load --h1 -c %s; git %s)\n' \
+        "$REQUESTS" "$WARMUP_REQUESTS" "$CONNECTIONS" "$git_rev"
+    reference=${results[0]#* }
+    for result in "${results[@]}"; do
+        printf '  %-13s %8s Ir/request  %.3f× fulcrum\n' "${result%% *}" "${result#* }" \
+            "$(awk -v a="${result#* }" -v b="$reference" 'BEGIN { print a / b }')"
+    done
+    printf 'raw output: %s\n' "$OUT_DIR"
+} | tee "$OUT_DIR/summary.txt"
