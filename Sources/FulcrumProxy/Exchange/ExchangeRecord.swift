@@ -52,17 +52,23 @@ struct ExchangeRecord {
         loop: LoopContext
     ) {
         let duration = Int64(NIODeadline.now().uptimeNanoseconds &- start.uptimeNanoseconds)
-        let server = backend.flatMap { backend in
-            serverIndex.flatMap { backend.runtime.servers.indices.contains($0) ? backend.runtime.servers[$0].name : nil }
+        let counters: TrafficCounters.Cell
+        if let backend, let serverIndex, backend.runtime.servers.indices.contains(serverIndex) {
+            counters = backend.trafficCell(serverIndex: serverIndex, frontend: frontend, in: loop.traffic)
+        } else {
+            counters = loop.traffic.cell(for: TrafficCounters.Key(frontend: frontend, backend: backend?.runtime.name ?? "", server: ""))
         }
         loop.traffic.record(
-            TrafficCounters.Key(frontend: frontend, backend: backend?.runtime.name ?? "", server: server ?? ""),
+            into: counters,
             status: status,
             bytesIn: summary.requestBodyBytes,
             bytesOut: responseBytes,
             nanoseconds: duration
         )
         guard let accessLog = loop.accessLog else { return }
+        let server = backend.flatMap { backend in
+            serverIndex.flatMap { backend.runtime.servers.indices.contains($0) ? backend.runtime.servers[$0].name : nil }
+        }
         accessLog.append(
             AccessLogEntry(
                 client: client.addressText,

@@ -61,7 +61,9 @@ extension ExchangeStateMachine {
         case closeServerConnection
         /// Answer the request from here, after giving back any server connection. Closes the
         /// client channel afterwards when `closeClient` is set.
-        case respond(LocalResponse, request: HTTPRequestHead?, closeClient: Bool, summary: Summary)
+        /// (Indirect: it is the largest case and a rare one. Stored inline, it made every
+        /// action as large as itself, and each one costlier to move.)
+        indirect case respond(LocalResponse, request: HTTPRequestHead?, closeClient: Bool, summary: Summary)
         /// Close the client channel now (what was written still goes out first).
         case closeClient
     }
@@ -156,7 +158,9 @@ extension ExchangeStateMachine {
             parts.removeAll()
         }
 
-        var summary: Summary { Summary(request: head, requestBodyBytes: bodyBytes) }
+        /// What is kept of the request once its exchange ended. Consuming, so that the head
+        /// moves into the summary instead of being copied and then released with the request.
+        consuming func summarized() -> Summary { Summary(request: head, requestBodyBytes: bodyBytes) }
     }
 
     /// The server side of an exchange: which servers were tried and what retries remain.

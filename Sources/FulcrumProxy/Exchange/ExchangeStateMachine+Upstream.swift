@@ -20,11 +20,11 @@ extension ExchangeStateMachine {
 
     /// What the screen and the routing made of the request `admit` handed out.
     mutating func admitted(_ decision: RequestDecision, framing: RequestFraming, maxBodyBytes: Int?) -> Action {
-        guard case .admitting = state, let head = request?.head else { return .wait }
+        guard case .admitting = state, let method = request?.head.method else { return .wait }
         var framing = framing
         // Only a GET over HTTP/1.1 can open a WebSocket (RFC 6455 §4.1); WebSocket over
         // HTTP/2 (RFC 8441) is not offered.
-        framing.isWebSocket = framing.isWebSocket && head.method == .GET && !clientIsHTTP10 && channel == .connection
+        framing.isWebSocket = framing.isWebSocket && method == .GET && !clientIsHTTP10 && channel == .connection
         if framing.isUpgrade {
             // The decoder stops parsing after an upgrade request, so this connection cannot
             // carry another one. A WebSocket upgrade is forwarded as one (and may become a
@@ -100,12 +100,14 @@ extension ExchangeStateMachine {
     }
 
     mutating func connected(attempt: Int) -> Action {
-        guard case .connecting(let upstream) = state, upstream.attempt == attempt, let request else {
+        // The request's fields are read one by one: `let request` would copy all of it.
+        guard case .connecting(let upstream) = state, upstream.attempt == attempt, let head = request?.head else {
             // The client went away or was answered meanwhile; keep the connection.
             return .releaseConnection
         }
         state = .forwarding(upstream, Response())
-        return .sendRequest(request.head, body: request.parts, end: request.ended ? RequestEnd(trailers: request.trailers) : nil)
+        let end = request?.ended == true ? RequestEnd(trailers: request?.trailers) : nil
+        return .sendRequest(head, body: request?.parts ?? [], end: end)
     }
 
     /// Connecting failed. Not charged to the retry budget: the failed attempt cost no server
@@ -167,11 +169,12 @@ extension ExchangeStateMachine {
     }
 
     mutating func responseEnd(_ trailers: HTTPHeaders?) -> Action {
-        guard case .forwarding(_, let response) = state, let request else { return .wait }
+        guard case .forwarding(_, let response) = state else { return .wait }
+        // Taken, not copied: the exchange ends here either way.
+        guard let request = self.request.take() else { return .wait }
         if response.upgrade {
             state = .upgrading
-            self.request = nil
-            return .startTunnel(summary: request.summary)
+            return .startTunnel(summary: request.summarized())
         }
         var reuseConnection = true
         if !request.ended {
@@ -181,7 +184,7 @@ extension ExchangeStateMachine {
             keepAlive = false
         }
         enterBoundary()
-        return .finishResponse(trailers, reuseConnection: reuseConnection, closeClient: !keepAlive, summary: request.summary)
+        return .finishResponse(trailers, reuseConnection: reuseConnection, closeClient: !keepAlive, summary: request.summarized())
     }
 
     /// The tunnel is about to start: true unless the client went away meanwhile.
@@ -256,7 +259,7 @@ extension ExchangeStateMachine {
         case .idle, .admitting, .holding, .connecting, .forwarding:
             break
         }
-        let current = request
+        let current = request.take()
         if let current, current.framing.hasBody, !current.ended {
             // The unread rest of the request body cannot be told apart from a next request.
             keepAlive = false
@@ -267,7 +270,7 @@ extension ExchangeStateMachine {
             localResponse,
             request: current?.head,
             closeClient: !keepAlive,
-            summary: current?.summary ?? Summary(request: nil, requestBodyBytes: 0)
+            summary: current?.summarized() ?? Summary(request: nil, requestBodyBytes: 0)
         )
     }
 

@@ -245,13 +245,19 @@ struct ExchangeStateMachine {
     /// Whether to read more from the client now. Not while connecting (so the body buffered
     /// meanwhile stays small), not while the server connection cannot take more bytes, and not
     /// while pipelined requests wait (so a pipelining client cannot queue without limit).
-    /// (`serverWritable` is asked only while forwarding: it reads the server channel's state.)
-    func mayRead(serverWritable: @autoclosure () -> Bool) -> Bool {
-        guard pipelined.isEmpty else { return false }
+    enum ReadPolicy {
+        case read
+        case wait
+        /// Forwarding: read while the server connection can take more bytes.
+        case readWhileServerWritable
+    }
+
+    var readPolicy: ReadPolicy {
+        guard pipelined.isEmpty else { return .wait }
         switch state {
-        case .connecting, .holding, .admitting, .upgrading: return false
-        case .forwarding: return serverWritable()
-        case .idle, .closed: return true
+        case .connecting, .holding, .admitting, .upgrading: return .wait
+        case .forwarding: return .readWhileServerWritable
+        case .idle, .closed: return .read
         }
     }
 

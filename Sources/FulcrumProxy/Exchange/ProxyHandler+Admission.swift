@@ -20,7 +20,7 @@ extension ProxyHandler {
             }
             selectFrontend()
         }
-        let scan = ForwardingHeaders.scanRequest(head.headers)
+        var scan = ForwardingHeaders.scanRequest(head.headers)
         let framing = ExchangeStateMachine.RequestFraming(scan.framing)
         requestChunked = framing.isChunked
         var route: (index: Int, edits: [HeaderEdit])?
@@ -34,9 +34,9 @@ extension ProxyHandler {
         }
         let action = machine.admitted(decision, framing: framing, maxBodyBytes: frontend?.maxBodyBytes)
         if case .pickServer = action, let route {
-            prepareForward(head, scan: scan, backendIndex: route.index, headerEdits: route.edits)
+            prepareForward(head, scan: &scan, backendIndex: route.index, headerEdits: route.edits)
         }
-        run(action)
+        runInlined(action)
     }
 
     /// Screens again once the crawler check that held the request is done.
@@ -49,7 +49,8 @@ extension ProxyHandler {
         let decision = screen.verdict.decision ?? self.route(head, into: &route)
         let action = machine.rescreened(decision)
         if case .pickServer = action, let route {
-            prepareForward(head, scan: ForwardingHeaders.scanRequest(head.headers), backendIndex: route.index, headerEdits: route.edits)
+            var scan = ForwardingHeaders.scanRequest(head.headers)
+            prepareForward(head, scan: &scan, backendIndex: route.index, headerEdits: route.edits)
         }
         run(action)
     }
@@ -90,8 +91,8 @@ extension ProxyHandler {
     }
 
     /// Serializes the head the server receives and makes `backendIndex` the exchange's backend.
-    func prepareForward(_ head: HTTPRequestHead, scan: ForwardingHeaders.Scan, backendIndex: Int, headerEdits: [HeaderEdit]) {
-        var scan = scan
+    /// (`scan` is inout only to be updated in place: a copy of it measured.)
+    func prepareForward(_ head: HTTPRequestHead, scan: inout ForwardingHeaders.Scan, backendIndex: Int, headerEdits: [HeaderEdit]) {
         scan.framing.isWebSocket = machine.isWebSocketUpgrade
         let backend = loop.backends[backendIndex]
         self.backend = backend

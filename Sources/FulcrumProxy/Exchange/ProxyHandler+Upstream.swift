@@ -61,7 +61,7 @@ extension ProxyHandler {
             return
         }
         self.connection = connection
-        run(action)
+        runInlined(action)
     }
 
     /// Sends the request so far on the exchange's new connection.
@@ -107,16 +107,16 @@ extension ProxyHandler {
     // MARK: Server → client (BackendResponseSink)
 
     func backendResponseHead(_ head: HTTPResponseHead, from connection: any UpstreamConnection) {
-        run(machine.responseHead(head))
+        runInlined(machine.responseHead(head))
     }
 
     func backendResponseBody(_ body: ByteBuffer) {
         guard body.readableBytes > 0 else { return }
-        run(machine.responseBody(body))
+        runInlined(machine.responseBody(body))
     }
 
     func backendResponseEnd(_ trailers: HTTPHeaders?, from connection: any UpstreamConnection) {
-        run(machine.responseEnd(trailers))
+        runInlined(machine.responseEnd(trailers))
     }
 
     func backendReadComplete() {

@@ -95,11 +95,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     // MARK: Channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        run(machine.channelRead(unwrapInboundIn(data)))
+        runInlined(machine.channelRead(unwrapInboundIn(data)))
     }
 
     func read(context: ChannelHandlerContext) {
-        if machine.mayRead(serverWritable: connection?.isWritable ?? true) {
+        if clientMayRead {
             context.read()
         } else {
             readPending = true
@@ -107,9 +107,21 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     }
 
     func resumeClientReads() {
-        if readPending, machine.mayRead(serverWritable: connection?.isWritable ?? true), let context {
+        if readPending, clientMayRead, let context {
             readPending = false
             context.read()
+        }
+    }
+
+    /// The machine's read policy, with the server connection's writability. (The machine does
+    /// not take the writability as an autoclosure: a closure that captures the handler makes
+    /// Swift copy the whole machine for the call, which measured at 1 % of the instructions
+    /// per request.)
+    private var clientMayRead: Bool {
+        switch machine.readPolicy {
+        case .read: true
+        case .wait: false
+        case .readWhileServerWritable: connection?.isWritable ?? true
         }
     }
 
@@ -157,9 +169,22 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     // MARK: Carrying out actions
 
-    func run(_ action: ExchangeStateMachine.Action) {
+    /// Carries out an action of the machine's.
+    @inline(never)
+    func run(_ action: consuming ExchangeStateMachine.Action) {
+        runInlined(action)
+    }
+
+    /// `run`, inlined into the events every request passes through (a client read, admission,
+    /// attaching a connection, the response's parts): there the compiler sees which actions
+    /// the machine can return, and neither builds nor unpacks them. That measured at 0.7 % of
+    /// the instructions per request; inlined everywhere, it grew the code by 300 KB. The action
+    /// is `consuming` and the switch consumes it, so its payloads (heads, buffers) move into
+    /// the bindings instead of being copied and released again.
+    @inline(__always)
+    func runInlined(_ action: consuming ExchangeStateMachine.Action) {
         guard let context else { return }
-        switch action {
+        switch consume action {
         case .wait, .releaseConnection:
             break
         case .admit(let head):

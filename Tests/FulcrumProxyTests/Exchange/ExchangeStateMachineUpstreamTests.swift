@@ -128,7 +128,7 @@ struct ExchangeStateMachineUpstreamTests {
         let hold = machine.admitted(.tarpit(.milliseconds(300), status: .tooManyRequests), framing: .init(), maxBodyBytes: nil)
         #expect(hold.summary == "scheduleTarpit 300ms")
         #expect(machine.stateName == "holding tarpit")
-        #expect(!machine.mayRead(serverWritable: true))
+        #expect(machine.readPolicy == .wait)
         #expect(machine.channelRead(.end(nil)).summary == "wait")
         guard case .scheduleTarpit(_, let attempt) = hold else { return }
         #expect(machine.tarpitElapsed(attempt: attempt + 1).summary == "wait")
@@ -177,7 +177,7 @@ struct ExchangeStateMachineUpstreamTests {
         #expect(machine.responseHead(head).summary == "forwardResponseHead 101 close upgrade")
         #expect(machine.responseEnd(nil).summary == "startTunnel")
         #expect(machine.stateName == "upgrading")
-        #expect(!machine.mayRead(serverWritable: true))
+        #expect(machine.readPolicy == .wait)
         let ready = machine.tunnelReady()
         #expect(ready)
         #expect(machine.stateName == "closed")
