@@ -2,6 +2,7 @@ import Foundation
 import FulcrumAdmin
 import FulcrumConfig
 import FulcrumProxy
+import FulcrumWorker
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -97,6 +98,45 @@ struct MetricsTests {
             #expect(requests == 16)
             #expect(later.first { $0.name == "fulcrum_config_reloads_total" && $0.labels["result"] == "success" }?.value == 1)
             #expect(later.first { $0.name == "fulcrum_config_reloads_total" && $0.labels["result"] == "failure" }?.value == 1)
+        }
+    }
+
+    @Test("two frontends sharing a backend's servers are counted apart")
+    func countsPerFrontendAndServer() async throws {
+        // Each server's counters are cached for the frontend that used it last: requests in
+        // pairs, round robin over two servers, make both frontends use both servers in turn.
+        let secondPort = try deadPort()
+        try await withProxy(
+            workers: [WorkerBehaviour(delayMilliseconds: 0), WorkerBehaviour(delayMilliseconds: 0)],
+            yaml: { ports in
+                """
+                global:
+                  workers: 1
+                  log: { level: warning, access: off }
+                frontends:
+                  - { name: first, listen: ["127.0.0.1:8080"], default_backend: app }
+                  - { name: second, listen: ["127.0.0.1:\(secondPort)"], default_backend: app }
+                backends:
+                  - name: app
+                    algorithm: round_robin
+                    servers:
+                      - { name: w1, address: "127.0.0.1:\(ports[0])" }
+                      - { name: w2, address: "127.0.0.1:\(ports[1])" }
+                """
+            }
+        ) { harness in
+            for index in 0..<12 {
+                let port = index / 2 % 2 == 0 ? harness.port : secondPort
+                let response = try await harness.client.send(.GET, url: "http://127.0.0.1:\(port)/work")
+                #expect(response.status == .ok)
+            }
+            let series = try await harness.proxy.traffic().series
+            for frontend in ["first", "second"] {
+                for server in ["w1", "w2"] {
+                    let counted = series.first { $0.frontend == frontend && $0.backend == "app" && $0.server == server }
+                    #expect(counted?.requests == 3, "\(frontend) → \(server)")
+                }
+            }
         }
     }
 }

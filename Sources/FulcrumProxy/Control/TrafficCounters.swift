@@ -30,14 +30,17 @@ final class TrafficCounters {
         shield[key, default: 0] += 1
     }
 
-    func record(_ key: Key, status: UInt, bytesIn: Int, bytesOut: Int, nanoseconds: Int64) {
-        let cell: Cell
-        if let existing = cells[key] {
-            cell = existing
-        } else {
-            cell = Cell()
-            cells[key] = cell
-        }
+    /// The counters of one frontend, backend and server, created on first use.
+    func cell(for key: Key) -> Cell {
+        if let existing = cells[key] { return existing }
+        let cell = Cell()
+        cells[key] = cell
+        return cell
+    }
+
+    /// Counts an exchange (its counters are looked up with `cell(for:)`, or
+    /// `LoopBackend.trafficCell` for a server's).
+    func record(into cell: Cell, status: UInt, bytesIn: Int, bytesOut: Int, nanoseconds: Int64) {
         let statusClass = Int(status / 100)
         cell.responses[(1...5).contains(statusClass) ? statusClass : 0] += 1
         cell.bytesIn += bytesIn

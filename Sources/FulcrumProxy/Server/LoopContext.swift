@@ -216,6 +216,10 @@ final class LoopBackend {
     let pools: [BackendConnectionPool]
     let metrics: [ServerMetrics]
     var retryBudget: RetryBudget
+    /// Per server, this loop's traffic counters for the frontend that last sent it a request:
+    /// found by index instead of hashing three names per request (1 % of the instructions
+    /// per request).
+    private var trafficCells: [(frontend: String, cell: TrafficCounters.Cell)?]
 
     /// - Parameter previous: this loop's backend of the same name before a reload. When it had
     ///   the same servers (identical objects, same order) and algorithm, its algorithm instance
@@ -225,6 +229,7 @@ final class LoopBackend {
         self.runtime = runtime
         self.pools = pools
         self.metrics = metrics
+        self.trafficCells = Array(repeating: nil, count: runtime.servers.count)
         if let previous, previous.runtime.algorithm == runtime.algorithm,
             previous.runtime.servers.elementsEqual(runtime.servers, by: ===),
             previous.runtime.retryBudget == runtime.retryBudget
@@ -238,6 +243,19 @@ final class LoopBackend {
                 now.use(before.current.name)
             }
         }
+    }
+}
+
+extension LoopBackend {
+    /// The traffic counters of `frontend`'s requests to server `serverIndex`.
+    func trafficCell(serverIndex: Int, frontend: String, in counters: TrafficCounters) -> TrafficCounters.Cell {
+        if let cached = trafficCells[serverIndex], cached.frontend == frontend {
+            return cached.cell
+        }
+        let key = TrafficCounters.Key(frontend: frontend, backend: runtime.name, server: runtime.servers[serverIndex].name)
+        let cell = counters.cell(for: key)
+        trafficCells[serverIndex] = (frontend, cell)
+        return cell
     }
 }
 
