@@ -36,6 +36,13 @@ extension ExchangeStateMachine {
         return carryOut(decision)
     }
 
+    /// Admission rewrote the request's target (`RequestRules`): what follows — a screen
+    /// again, the server's response framing, the access log — sees the head as forwarded.
+    mutating func targetRewritten(_ head: HTTPRequestHead) {
+        guard case .admitting = state else { return }
+        request?.head = head
+    }
+
     /// What screening made of a request again, once the crawler check that held it is done.
     mutating func rescreened(_ decision: RequestDecision) -> Action {
         guard case .admitting = state else { return .wait }

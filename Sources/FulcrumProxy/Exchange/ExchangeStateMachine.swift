@@ -199,14 +199,16 @@ struct ExchangeStateMachine {
         case .invalidContentLength, .unexpectedContentLength:
             status = .badRequest
             detail = "The request's Content-Length and Transfer-Encoding are invalid or conflict."
+        case .invalidChunkSize:
+            status = .badRequest
+            detail = "A chunk size of the request body is invalid."
         default:
             status = .badRequest
             detail = "The request could not be parsed (\(error))."
         }
-        if case .forwarding = state {
-            // Mid-exchange (a broken body): nothing sensible can follow on this connection.
-            return closeClient()
-        }
+        // Between requests or in the middle of one (a broken body, an invalid chunk size), the
+        // client gets the status before the close, unless a response to it has started: then
+        // `respond` closes without one. Either way the connection cannot go on.
         return respond(LocalResponse(status, detail))
     }
 

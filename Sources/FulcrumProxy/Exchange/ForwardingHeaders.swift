@@ -21,6 +21,10 @@ enum ForwardingHeaders {
         /// Whether that upgrade is to WebSocket: then the request is forwarded with its
         /// `Upgrade: websocket` and `Connection: upgrade`, and a 101 becomes a tunnel.
         var isWebSocket = false
+        /// A `Transfer-Encoding` line with no coding in it. The decoder ignores it and frames
+        /// the body by any Content-Length, while the proxy would chunk the body again: a
+        /// request like that is refused (`RequestRules`).
+        var hasEmptyTransferEncoding = false
     }
 
     /// The result of scanning a head's headers.
@@ -30,7 +34,15 @@ enum ForwardingHeaders {
         /// ones); `nil` in the usual case of none.
         var nominated: [String]?
         fileprivate var forwardedFor: String?
-        fileprivate var host: String?
+        /// The last `Host` value, and how many `Host` lines there were (`RequestRules`).
+        fileprivate(set) var host: String?
+        fileprivate(set) var hostLines = 0
+
+        /// An absolute-form target's authority, which replaced the head's `Host`.
+        mutating func replaceHost(with authority: String) {
+            host = authority
+            hostLines = 1
+        }
     }
 
     /// Scans a client's request head.
@@ -47,10 +59,15 @@ enum ForwardingHeaders {
                 scan.forwardedFor = scan.forwardedFor.map { "\($0), \(value)" } ?? value
             case .host:
                 scan.host = value
+                scan.hostLines += 1
             case .contentLength:
-                scan.framing.contentLength = Int(value)
+                // The decoder keeps trailing whitespace ("3 "), which it accepted.
+                scan.framing.contentLength = Int(value.trimmingWhitespace)
             case .transferEncoding:
                 scan.framing.isChunked = true
+                if value.utf8.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: ",") }) {
+                    scan.framing.hasEmptyTransferEncoding = true
+                }
             case .hopByHop, .forwardedProto, .forwardedHost, .other:
                 break
             }
@@ -67,9 +84,12 @@ enum ForwardingHeaders {
             switch classify(name) {
             case .hopByHop, .upgrade, .connection, .forwardedFor, .forwardedProto, .forwardedHost:
                 continue
-            case .host, .contentLength, .transferEncoding:
+            case .host, .transferEncoding:
                 // Never removable by nomination: that would let a body be read as a request.
                 buffer.writeHeaderLine(name: name, value: value)
+            case .contentLength:
+                // As the decoder read it, without the trailing whitespace it tolerates.
+                buffer.writeHeaderLine(name: name, value: value.trimmingWhitespace)
             case .other:
                 if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }
                 buffer.writeHeaderLine(name: name, value: value)
@@ -239,5 +259,18 @@ extension UnsafeBufferPointer<UInt8> {
             return false
         }
         return true
+    }
+}
+
+extension String {
+    /// The value without trailing spaces and tabs, which HTTP's field syntax excludes from it
+    /// (RFC 9110 §5.5) but NIO's decoder passes on. Usually the value itself, uncopied.
+    fileprivate var trimmingWhitespace: String {
+        guard let last = utf8.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") else { return self }
+        var trimmed = Substring(self)
+        while let last = trimmed.utf8.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") {
+            trimmed = trimmed.dropLast()
+        }
+        return String(trimmed)
     }
 }

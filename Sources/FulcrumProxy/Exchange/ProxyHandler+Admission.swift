@@ -20,12 +20,17 @@ extension ProxyHandler {
             }
             selectFrontend()
         }
+        var head = head
         var scan = ForwardingHeaders.scanRequest(head.headers)
+        let rules = RequestRules.check(&head, scan: &scan)
+        if case .rewritten = rules { machine.targetRewritten(head) }
         let framing = ExchangeStateMachine.RequestFraming(scan.framing)
         requestChunked = framing.isChunked
         var route: (index: Int, edits: [HeaderEdit])?
         let decision: RequestDecision
-        if let refusal = RequestAdmission.preflight(head, framing: framing, frontend: frontend) {
+        if case .refused(let refusal) = rules {
+            decision = .respond(refusal)
+        } else if let refusal = RequestAdmission.preflight(head, framing: framing, frontend: frontend) {
             decision = .respond(refusal)
         } else if let screened = screen(head) {
             decision = screened

@@ -135,7 +135,7 @@ struct ExchangeStateMachineTests {
         #expect(machine.servePipelined()?.summary == "respond 431 closeClient")
     }
 
-    @Test("parse errors: 400 or 431 between requests, a close in the middle of one")
+    @Test("parse errors: 400 or 431 between requests and in the middle of one; a close once a response started")
     func parseErrors() {
         var idle = Machine(channel: .connection)
         let badRequest = idle.errorCaught(.invalidContentLength)
@@ -143,9 +143,15 @@ struct ExchangeStateMachineTests {
         #expect(badRequest.detail?.contains("Content-Length") == true)
         var overflow = Machine(channel: .connection)
         #expect(overflow.errorCaught(.headerOverflow).summary == "respond 431 closeClient")
-        var (midBody, _) = Self.connected(F.post(length: 10), framing: .init(contentLength: 10))
-        #expect(midBody.errorCaught(.invalidChunkSize).summary == "closeClient")
+        var (midBody, _) = Self.connected(F.post(length: 10), framing: .init(isChunked: true))
+        let invalidChunk = midBody.errorCaught(.invalidChunkSize)
+        #expect(invalidChunk.summary == "respond 400 closeClient")
+        #expect(invalidChunk.detail?.contains("chunk size") == true)
         #expect(midBody.stateName == "closed")
+        var (answered, _) = Self.connected(F.post(length: 10), framing: .init(isChunked: true))
+        #expect(answered.responseHead(F.response(.ok)).summary == "forwardResponseHead 200")
+        #expect(answered.errorCaught(.invalidChunkSize).summary == "closeClient")
+        #expect(answered.stateName == "closed")
         var failed = Machine(channel: .connection)
         #expect(failed.channelFailed().summary == "closeClient")
     }
