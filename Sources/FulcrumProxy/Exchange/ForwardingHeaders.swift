@@ -88,7 +88,8 @@ enum ForwardingHeaders {
                 // Never removable by nomination: that would let a body be read as a request.
                 buffer.writeHeaderLine(name: name, value: value)
             case .contentLength:
-                // As the decoder read it, without the trailing whitespace it tolerates.
+                // Not removable by nomination either; without the trailing whitespace that the
+                // decoder tolerates.
                 buffer.writeHeaderLine(name: name, value: value.trimmingWhitespace)
             case .other:
                 if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }

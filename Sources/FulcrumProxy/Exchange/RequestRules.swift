@@ -14,7 +14,6 @@ import NIOHTTP1
 ///   https, and it may not carry userinfo (RFC 9110 §4.2.4).
 /// - The asterisk form (`*`) is for `OPTIONS` only; any other target must start with `/`.
 ///   (The authority form is CONNECT's, which the admission refuses with 405.)
-///
 /// - A `Transfer-Encoding` line must name a coding (RFC 9112 §6.3): an empty one, which the
 ///   decoder ignores, would have the body framed by Content-Length here and chunked at the
 ///   server. HTTP/1.0 has no transfer codings (§6.1): such a request's framing is faulty.
