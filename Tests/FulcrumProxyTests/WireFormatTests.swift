@@ -36,6 +36,32 @@ struct WireFormatTests {
         try await server.close()
     }
 
+    @Test("request trailers lose the fields that belong in the header section (RFC 9110 §6.5.1)")
+    func requestTrailersFiltered() async throws {
+        let server = try await ScriptedServer(
+            requestEnd: "Server-Timing: db;dur=5\r\n\r\n",
+            response: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        )
+        try await withProxy(workers: [], yaml: { _ in simpleConfig([server.port]) }) { harness in
+            let (raw, _) = try await RawClient.exchange(
+                port: harness.port,
+                chunks: [
+                    "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                        + "3\r\nabc\r\n0\r\nHost: evil.example\r\nAuthorization: Basic eA==\r\nCookie: s=1\r\n"
+                        + "Content-Type: text/plain\r\nIf-Match: *\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: x\r\n"
+                        + "X-Checksum: 9\r\nServer-Timing: db;dur=5\r\n\r\n"
+                ]
+            )
+            #expect(raw.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(raw)")
+            let request = try #require(server.requests.first)
+            let body = try #require(request.range(of: "\r\n\r\n")).upperBound
+            let (payload, trailers) = try Self.dechunk(String(request[body...]))
+            #expect(payload == "abc")
+            #expect(trailers == ["X-Checksum: 9", "Server-Timing: db;dur=5"])
+        }
+        try await server.close()
+    }
+
     @Test("a chunked response keeps its codings and trailers and is re-chunked for the client")
     func chunkedResponseWithTrailers() async throws {
         let server = try await ScriptedServer(

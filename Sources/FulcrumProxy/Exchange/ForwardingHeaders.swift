@@ -213,6 +213,28 @@ enum ForwardingHeaders {
         lhs.utf8.count == rhs.utf8.count && zip(lhs.utf8, rhs.utf8).allSatisfy { $0 | 0x20 == $1 | 0x20 }
     }
 
+    /// A client's request trailers as the server receives them: without the fields RFC 9110
+    /// §6.5.1 keeps out of trailers because they must be known before the content (framing,
+    /// routing, authentication, request modifiers, the content's format), nor hop-by-hop and
+    /// `X-Forwarded-*` ones. A server that merges trailers into the header section (which
+    /// RFC 9110 forbids for these) can then be told neither another Host nor credentials.
+    /// Nil when none is left.
+    static func forwardedTrailers(_ trailers: HTTPHeaders?) -> HTTPHeaders? {
+        guard let trailers else { return nil }
+        var kept: [(String, String)] = []
+        for (name, value) in trailers where classify(name) == .other && !isHeaderSectionOnly(name) {
+            kept.append((name, value))
+        }
+        return kept.isEmpty ? nil : HTTPHeaders(kept)
+    }
+
+    /// Request fields that only make sense before the content (beyond `classify`'s kinds).
+    private static func isHeaderSectionOnly(_ name: String) -> Bool {
+        let name = name.lowercased()
+        return name.hasPrefix("if-") || name.hasPrefix("content-")
+            || ["authorization", "cookie", "cache-control", "expect", "forwarded", "max-forwards", "pragma", "range"].contains(name)
+    }
+
     fileprivate enum Kind {
         case hopByHop, upgrade, connection, forwardedFor, forwardedProto, forwardedHost, host
         case contentLength, transferEncoding, other

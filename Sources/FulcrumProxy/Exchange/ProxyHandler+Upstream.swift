@@ -73,7 +73,7 @@ extension ProxyHandler {
             connection.writeBody(part, chunked: requestChunked)
         }
         if let end {
-            connection.writeEnd(end.trailers, chunked: requestChunked)
+            connection.writeEnd(ForwardingHeaders.forwardedTrailers(end.trailers), chunked: requestChunked)
         }
         serverWritten()
         resumeClientReads()

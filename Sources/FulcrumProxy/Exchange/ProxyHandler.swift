@@ -211,7 +211,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             connection?.requestProgressed()
             serverWritten()
         case .forwardEnd(let trailers):
-            connection?.writeEnd(trailers, chunked: requestChunked)
+            connection?.writeEnd(ForwardingHeaders.forwardedTrailers(trailers), chunked: requestChunked)
             serverWritten()
         case .forwardInterim(let head):
             writer.writeInterim(head, context: context)
