@@ -70,6 +70,24 @@ package final class MetricsExporter: Sendable {
                     to: total
                 )
             }
+            for (event, total) in traffic.listenerEvents {
+                switch event.kind {
+                case .acceptError:
+                    count(
+                        "fulcrum_accept_errors_total",
+                        "Failed accept calls on a frontend's listeners, by errno (EMFILE, ENFILE: out of descriptors).",
+                        [("frontend", event.frontend), ("reason", event.reason)],
+                        to: total
+                    )
+                case .limitReached:
+                    count(
+                        "fulcrum_connection_limit_reached_total",
+                        "Times a frontend's listener stopped accepting because a max_connections cap was full, by cap (global or frontend).",
+                        [("frontend", event.frontend), ("limit", event.reason)],
+                        to: total
+                    )
+                }
+            }
             for (result, total) in [("success", reloads.succeeded), ("failure", reloads.failed)] {
                 count("fulcrum_config_reloads_total", "Configuration reloads, by result.", [("result", result)], to: total)
             }

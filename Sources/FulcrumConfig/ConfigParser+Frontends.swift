@@ -3,7 +3,7 @@ internal import Foundation
 extension ConfigParser {
     static let frontendKeys = [
         "name", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files", "tls",
-        "redirect_to_https", "h2c", "rate_limits", "antibot",
+        "redirect_to_https", "h2c", "rate_limits", "antibot", "max_connections",
     ]
     static let frontendTLSKeys = ["certificates", "default_certificate", "min_version", "alpn"]
     /// ALPN protocols Fulcrum can serve on a frontend.
@@ -82,6 +82,10 @@ extension ConfigParser {
             if let streams = limits["max_concurrent_streams"]?.integer(in: 1...10_000) {
                 frontend.limits.maxConcurrentStreams = streams
             }
+        }
+
+        if let connections = mapping["max_connections"]?.integer(atLeast: 1) {
+            frontend.maxConnections = connections
         }
 
         // ACLs before rules: rules refer to ACLs by name.

@@ -14,7 +14,7 @@ struct ConfigParser {
     let baseDirectory: String?
 
     static let documentKeys = ["global", "frontends", "backends"]
-    static let globalKeys = ["workers", "log", "grace_period", "admin"]
+    static let globalKeys = ["workers", "log", "grace_period", "max_connections", "admin"]
     static let adminKeys = ["listen", "token_env", "config_writeback"]
     static let logKeys = ["level", "access"]
 
@@ -50,6 +50,9 @@ struct ConfigParser {
         if let admin = mapping["admin"] {
             global.admin = parseAdmin(admin)
         }
+        if let cap = mapping["max_connections"].flatMap(parseConnectionCap) {
+            global.maxConnections = cap
+        }
     }
 
     /// `admin: { listen: 127.0.0.1:9090, token_env: FULCRUM_ADMIN_TOKEN }`. Anyone who can
@@ -79,6 +82,18 @@ struct ConfigParser {
             return .fixed(count)
         }
         reader.report("must be \"auto\" or a positive number of threads, found \(quoted(text))")
+        return nil
+    }
+
+    private func parseConnectionCap(_ reader: YAMLNodeReader) -> ConnectionCap? {
+        guard let text = reader.string(expected: "\"auto\" or a number of connections") else { return nil }
+        if text.lowercased() == "auto" {
+            return .auto
+        }
+        if let count = Int(text), count > 0 {
+            return .fixed(count)
+        }
+        reader.report("must be \"auto\" or a positive number of connections, found \(quoted(text))")
         return nil
     }
 

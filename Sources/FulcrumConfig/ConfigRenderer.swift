@@ -62,6 +62,11 @@ package enum ConfigRenderer {
             case .auto: .string("auto")
             case .fixed(let count): .int(count)
             }
+        let maxConnections: ConfigDocument =
+            switch global.maxConnections {
+            case .auto: .string("auto")
+            case .fixed(let count): .int(count)
+            }
         return .mapping([
             "workers": workers,
             "log": .mapping([
@@ -69,6 +74,7 @@ package enum ConfigRenderer {
                 "access": .string(global.log.access.rawValue),
             ]),
             "grace_period": duration(global.gracePeriod),
+            "max_connections": maxConnections,
             "admin": global.admin.map { admin in
                 .mapping([
                     "listen": .string(admin.listen.description),
@@ -101,6 +107,7 @@ package enum ConfigRenderer {
             "tls": frontend.tls.map(frontendTLS),
             "redirect_to_https": frontend.redirectToHTTPSPort.map(ConfigDocument.int),
             "h2c": .bool(frontend.h2c),
+            "max_connections": frontend.maxConnections.map(ConfigDocument.int),
             "rate_limits": frontend.rateLimits.isEmpty
                 ? nil : .map(frontend.rateLimits.map { (key: $0.name, value: rateLimit($0)) }),
             "antibot": frontend.antibot.map(antibot),

@@ -19,6 +19,9 @@ package struct FrontendConfig: Sendable, Equatable {
     /// A plain listener also accepts HTTP/2 with prior knowledge (`h2c`, default false).
     /// (TLS listeners offer HTTP/2 by ALPN, `tls.alpn`.)
     package var h2c = false
+    /// Client connections open at once on this frontend (`max_connections`, HAProxy's
+    /// frontend `maxconn`); nil: only the global cap applies.
+    package var maxConnections: Int?
     /// Per-client request limits (`rate_limits`), checked in order before the rules.
     package var rateLimits: [RateLimitConfig] = []
     /// The anti-bot shield (`antibot`), checked after the rate limits, before the rules.

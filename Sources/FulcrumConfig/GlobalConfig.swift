@@ -8,6 +8,9 @@ package struct GlobalConfig: Sendable, Equatable {
     package var gracePeriod: Duration
     /// The admin REST API (`admin`); nil: none.
     package var admin: AdminConfig?
+    /// Client connections open at once over every frontend (`max_connections`, HAProxy's
+    /// global `maxconn`). Above it, new connections wait in the kernel's backlog.
+    package var maxConnections: ConnectionCap = .auto
 
     package init(workers: WorkerCount = .auto, log: LogConfig = LogConfig(), gracePeriod: Duration = .seconds(10)) {
         self.workers = workers
@@ -36,6 +39,21 @@ package struct AdminConfig: Sendable, Equatable {
     package var isLoopback: Bool {
         let host = listen.host.lowercased()
         return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
+
+/// `global.max_connections`: a number, or `auto`, derived at start from the descriptor limit
+/// as HAProxy derives its `maxconn` (see `ConnectionCap.automatic(descriptorLimit:)`).
+package enum ConnectionCap: Sendable, Equatable {
+    case auto
+    case fixed(Int)
+
+    /// The cap `auto` stands for under a descriptor limit: half of what is left after a
+    /// reserve for listeners, the admin API, logs and health checks, because a proxied
+    /// connection holds two descriptors (the client's and a server's).
+    package static func automatic(descriptorLimit: Int) -> Int {
+        let reserve = min(max(descriptorLimit / 4, 8), 100)
+        return max(1, (descriptorLimit - reserve) / 2)
     }
 }
 

@@ -61,6 +61,9 @@ func runProxy(config: Config, logger: Logger, configPath: String? = nil, watches
         logger.error("\(error)")
         throw ExitCode(1)
     }
+    if let raised = DescriptorLimit.raiseToHardLimit() {
+        logger.info("descriptor limit raised", metadata: ["from": "\(raised.from)", "to": "\(raised.to)"])
+    }
     let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
     let metrics = MetricsExporter()
     let server: ProxyServer

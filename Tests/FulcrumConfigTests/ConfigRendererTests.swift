@@ -139,6 +139,7 @@ struct ConfigRendererTests {
                   workers: auto
                   log: { level: info, access: "off" }
                   grace_period: 10s
+                  max_connections: auto
                 frontends:
                   - name: public
                     listen: ["127.0.0.1:8080"]
@@ -174,7 +175,8 @@ struct ConfigRendererTests {
                       "level": "info",
                       "access": "off"
                     },
-                    "grace_period": "10s"
+                    "grace_period": "10s",
+                    "max_connections": "auto"
                   },
                   "frontends": [
                     {
@@ -407,6 +409,7 @@ private let maximalYAML = #"""
       log: { level: DEBUG, access: json }
       grace_period: 0s
       admin: { listen: "[::1]:9090", token_env: FULCRUM_ADMIN_TOKEN, config_writeback: true }
+      max_connections: 20000
 
     frontends:
       - name: secure
@@ -463,6 +466,7 @@ private let maximalYAML = #"""
           - { use_backend: api }
         redirect_to_https: 8443
         h2c: true
+        max_connections: 500
 
     backends:
       - name: web

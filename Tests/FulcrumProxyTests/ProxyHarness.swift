@@ -238,7 +238,7 @@ enum RawClient {
     }
 }
 
-private final class CollectingHandler: ChannelInboundHandler, Sendable {
+final class CollectingHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
 
     final class Box: @unchecked Sendable {

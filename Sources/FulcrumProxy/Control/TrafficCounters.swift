@@ -120,6 +120,8 @@ package struct TrafficSnapshot: Sendable, Equatable {
     package var activeConnections: [String: Int]
     /// The shield's decisions by frontend, decision and reason.
     package var shieldDecisions: [ShieldDecision: Int]
+    /// Accept errors and pauses at a connection cap, by frontend (the listeners', not a loop's).
+    package var listenerEvents: [ListenerEvent: Int] = [:]
 
     package init(series: [TrafficSeries] = [], activeConnections: [String: Int] = [:], shieldDecisions: [ShieldDecision: Int] = [:]) {
         self.series = series

@@ -16,6 +16,8 @@ final class ProxyListener: Sendable {
         let pipeline: ClientPipeline
         /// The frontend's certificate store when it terminates TLS.
         let certificates: CertificateStore?
+        /// The `max_connections` caps its connections count against.
+        let limits: ConnectionLimits
 
         var frontend: String { pipeline.frontendName }
     }
@@ -49,7 +51,7 @@ final class ProxyListener: Sendable {
 }
 
 extension ProxyListener.Binding {
-    init(frontend: FrontendConfig, certificates: CertificateStore?) {
+    init(frontend: FrontendConfig, certificates: CertificateStore?, limits: ConnectionLimits) {
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = frontend.limits.maxHeaderBytes
         decoderLimits.maxHeaderFieldSize = frontend.limits.maxHeaderBytes
@@ -64,7 +66,8 @@ extension ProxyListener.Binding {
                 negotiatesHTTP2: frontend.tls?.alpn.contains("h2") ?? false,
                 acceptsPriorKnowledge: frontend.h2c
             ),
-            certificates: certificates
+            certificates: certificates,
+            limits: limits
         )
     }
 }

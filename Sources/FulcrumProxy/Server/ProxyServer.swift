@@ -55,6 +55,8 @@ package final class ProxyServer: ProxyControl, Service {
     private let adaptive: AdaptiveController
     private let healthChecker: HealthChecker
     private let crawlerVerifier: CrawlerVerifier
+    private let listenerEvents: ListenerEventCounts
+    private let connectionLimits: ConnectionLimitTable
     /// Reloads run one at a time.
     private let reloads = SerialAsyncGate()
     private let state = NIOLockedValueBox(LifecycleState.running)
@@ -69,10 +71,14 @@ package final class ProxyServer: ProxyControl, Service {
         adaptive: AdaptiveController,
         healthChecker: HealthChecker,
         crawlerVerifier: CrawlerVerifier,
+        listenerEvents: ListenerEventCounts,
+        connectionLimits: ConnectionLimitTable,
         certificatePollInterval: Duration,
         logger: Logger
     ) {
         self.crawlerVerifier = crawlerVerifier
+        self.listenerEvents = listenerEvents
+        self.connectionLimits = connectionLimits
         self.group = group
         self.running = NIOLockedValueBox(running)
         self.loops = loops
@@ -141,10 +147,15 @@ package final class ProxyServer: ProxyControl, Service {
             )
         }
         let contexts = LoopContextTable(loops)
+        let listenerEvents = ListenerEventCounts()
+        let connectionLimits = ConnectionLimitTable(descriptorLimit: DescriptorLimit.current)
+        logger.info("connection cap", metadata: ["max_connections": "\(connectionLimits.globalCap(for: config))"])
         let listeners = try await bindListeners(
             for: config,
             keeping: [],
             certificateStores: certificateStores,
+            limits: connectionLimits.update(to: config),
+            events: listenerEvents,
             group: group,
             contexts: contexts,
             logger: logger
@@ -164,6 +175,8 @@ package final class ProxyServer: ProxyControl, Service {
             adaptive: adaptive,
             healthChecker: healthChecker,
             crawlerVerifier: crawlerVerifier,
+            listenerEvents: listenerEvents,
+            connectionLimits: connectionLimits,
             certificatePollInterval: certificatePollInterval,
             logger: logger
         )
@@ -213,6 +226,8 @@ package final class ProxyServer: ProxyControl, Service {
             for: config,
             keeping: current.listeners,
             certificateStores: certificateStores,
+            limits: connectionLimits.update(to: config),
+            events: listenerEvents,
             group: group,
             contexts: contexts,
             logger: logger
@@ -287,6 +302,8 @@ package final class ProxyServer: ProxyControl, Service {
         for config: Config,
         keeping existing: [ProxyListener],
         certificateStores: [String: CertificateStore],
+        limits: [String: ConnectionLimits],
+        events: ListenerEventCounts,
         group: any EventLoopGroup,
         contexts: LoopContextTable,
         logger: Logger
@@ -296,7 +313,11 @@ package final class ProxyServer: ProxyControl, Service {
         var rebound: [(ProxyListener, ProxyListener.Binding)] = []
         do {
             for frontend in config.frontends {
-                let binding = ProxyListener.Binding(frontend: frontend, certificates: certificateStores[frontend.name])
+                let binding = ProxyListener.Binding(
+                    frontend: frontend,
+                    certificates: certificateStores[frontend.name],
+                    limits: limits[frontend.name]!
+                )
                 for address in frontend.listen {
                     if let listener = existing.first(where: { $0.configuredAddress == address }),
                         !kept.contains(where: { $0 === listener })
@@ -307,7 +328,14 @@ package final class ProxyServer: ProxyControl, Service {
                     }
                     let listener: ProxyListener
                     do {
-                        listener = try await bind(address: address, binding: binding, group: group, contexts: contexts)
+                        listener = try await bind(
+                            address: address,
+                            binding: binding,
+                            events: events,
+                            group: group,
+                            contexts: contexts,
+                            logger: logger
+                        )
                     } catch {
                         throw StartupError.cannotListen(
                             frontend: frontend.name,
@@ -329,8 +357,10 @@ package final class ProxyServer: ProxyControl, Service {
     private static func bind(
         address: ListenAddress,
         binding: ProxyListener.Binding,
+        events: ListenerEventCounts,
         group: any EventLoopGroup,
-        contexts: LoopContextTable
+        contexts: LoopContextTable,
+        logger: Logger
     ) async throws -> ProxyListener {
         let quiescing = ServerQuiescingHelper(group: group)
         let current = NIOLockedValueBox(binding)
@@ -341,7 +371,11 @@ package final class ProxyServer: ProxyControl, Service {
             .serverChannelOption(.autoRead, value: false)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                    try channel.pipeline.syncOperations.addHandlers(
+                        AcceptErrorBackoff(binding: current, events: events, logger: logger),
+                        AcceptGate(binding: current, events: events),
+                        quiescing.makeServerChannelHandler(channel: channel)
+                    )
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -377,6 +411,7 @@ package final class ProxyServer: ProxyControl, Service {
         for loop in loops {
             total.add(try await loop.eventLoop.submit { loop.value.traffic.snapshot() }.get())
         }
+        total.listenerEvents = listenerEvents.snapshot
         return total
     }
 
