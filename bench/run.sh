@@ -37,6 +37,7 @@ OUT_BASE=${OUT_BASE:-$BENCH_DIR/out}
 NGINX_KEEPALIVE=${NGINX_KEEPALIVE:-64}
 TLS=${TLS:-0}
 NEW_CONNECTIONS=${NEW_CONNECTIONS:-0}
+RATE_LIMIT=${RATE_LIMIT:-0}
 
 usage() {
     cat <<EOF
@@ -75,6 +76,9 @@ Options (environment variable in brackets):
                      backends on CPU \$BACKEND_CPU (default: same as LOAD_CPU) [PIN=1]
   --tls              the proxies terminate HTTPS (one ECDSA P-256 certificate made for the run) [TLS=1]
   --new-connections  with --tls: a new connection, so a full handshake, per request [NEW_CONNECTIONS=1]
+  --rate-limit       every proxy counts each request against a per-client-address rate limit set
+                     too high to refuse any (its cost, not its refusals): a Fulcrum rate_limits
+                     entry, an HAProxy stick table with http_req_rate, an nginx limit_req zone [RATE_LIMIT=1]
   -h, --help         this help
 
 Other environment variables: OUT_BASE (default bench/out), PROXY_CPU, LOAD_CPU, BACKEND_CPU,
@@ -127,13 +131,14 @@ while (($#)); do
         --only) ONLY=$val ;;
         esac
         ;;
-    --no-install | --pin | --tls | --new-connections)
+    --no-install | --pin | --tls | --new-connections | --rate-limit)
         ((!has_val)) || die "$opt takes no value"
         case $opt in
         --no-install) NO_INSTALL=1 ;;
         --pin) PIN=1 ;;
         --tls) TLS=1 ;;
         --new-connections) NEW_CONNECTIONS=1 ;;
+        --rate-limit) RATE_LIMIT=1 ;;
         esac
         ;;
     *) die "unknown argument: $opt (see --help)" ;;
@@ -401,26 +406,40 @@ if ((TLS)); then
     PROBE_TLS=--tls
 fi
 
+# --rate-limit: the same limit in each proxy's terms, one million requests a second per client
+# address, which the benchmark's one client never reaches.
+HAPROXY_RATE_LIMIT= NGINX_RATE_LIMIT= NGINX_RATE_LIMIT_ZONE= FULCRUM_RATE_LIMIT=
+if ((RATE_LIMIT)); then
+    HAPROXY_RATE_LIMIT=$'    stick-table type ip size 100k expire 10s store http_req_rate(1s)\n    http-request track-sc0 src\n    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000 }'
+    NGINX_RATE_LIMIT_ZONE='limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;'
+    NGINX_RATE_LIMIT='limit_req zone=perip burst=1000000 nodelay;'
+    FULCRUM_RATE_LIMIT='    rate_limits: { per_ip: { key: src, rate: 1000000/1s } }'
+fi
+
 common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT")
 for proxy in "${SELECTED[@]}"; do
     port=${PROXY_PORT[$proxy]}
     case $proxy in
     haproxy)
-        render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "PORT=$port" "TLS=$HAPROXY_TLS"
+        render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "PORT=$port" "TLS=$HAPROXY_TLS" \
+            "RATE_LIMIT=$HAPROXY_RATE_LIMIT"
         start haproxy "$PROXY_CPU" haproxy -db -f "$RUN_DIR/haproxy.cfg"
         ;;
     nginx)
         render "$BENCH_DIR/nginx-proxy.conf.tmpl" "$RUN_DIR/nginx-proxy.conf" "${common[@]}" \
             "USER_DIRECTIVE=$user_directive" "PORT=$port" "NGINX_KEEPALIVE=$NGINX_KEEPALIVE" \
-            "TLS=$NGINX_TLS" "TLS_LINES=$NGINX_TLS_LINES"
+            "TLS=$NGINX_TLS" "TLS_LINES=$NGINX_TLS_LINES" \
+            "RATE_LIMIT_ZONE=$NGINX_RATE_LIMIT_ZONE" "RATE_LIMIT=$NGINX_RATE_LIMIT"
         start_nginx nginx-proxy "$PROXY_CPU" "$RUN_DIR/nginx-proxy.conf"
         ;;
     fulcrum)
-        render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "PORT=$port" "TLS=$FULCRUM_TLS"
+        render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "PORT=$port" "TLS=$FULCRUM_TLS" \
+            "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
         start fulcrum "$PROXY_CPU" "$FULCRUM_BIN" run -c "$RUN_DIR/fulcrum.yaml"
         ;;
     fulcrum-base)
-        render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum-base.yaml" "${common[@]}" "PORT=$port" "TLS=$FULCRUM_TLS"
+        render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum-base.yaml" "${common[@]}" "PORT=$port" "TLS=$FULCRUM_TLS" \
+            "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
         start fulcrum-base "$PROXY_CPU" "$BASELINE_BIN" run -c "$RUN_DIR/fulcrum-base.yaml"
         ;;
     esac

@@ -40,10 +40,8 @@
 ///
 /// ## Threading
 ///
-/// Not thread-safe: one limiter per event loop, used only on that loop (no locks on the hot
-/// path). A client whose connections land on several loops is counted per loop, so it may get
-/// up to `loops × (rate + burst)` per period; keep a client's requests on one loop, or divide
-/// the rate by the number of loops, where that matters.
+/// Not thread-safe. The proxy uses it through `SharedRateLimiter`, which shards keys over
+/// several of these, each behind a mutex, so that every event loop counts in one table.
 package final class RateLimiter {
     /// Whether a request may pass.
     package enum Decision: Hashable, Sendable {

@@ -62,6 +62,28 @@ struct ShieldTests {
         }
     }
 
+    @Test("a rate limit is exact over every event loop: 20/1h lets 20 of 60 concurrent requests through, not 20 per loop")
+    func rateLimitAcrossLoops() async throws {
+        let yaml = { (ports: [Int]) in
+            simpleConfig(ports, frontendExtra: "    rate_limits:\n      per_ip: { key: src, rate: 20/1h }")
+                .replacingOccurrences(of: "  workers: 1", with: "  workers: 2")
+        }
+        // Two loops, and a client with 8 connections: the kernel's accepts alternate between
+        // the loops, so a client's requests arrive on both.
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 5)], proxyThreads: 2, clientConnections: 8, yaml: yaml) { harness in
+            let statuses = try await withThrowingTaskGroup(of: UInt.self) { group in
+                for _ in 0..<60 {
+                    group.addTask { try await harness.send("/work").status.code }
+                }
+                return try await group.reduce(into: [UInt]()) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 200 }.count == 20, "\(statuses.filter { $0 == 200 }.count) passed")
+            #expect(statuses.filter { $0 == 429 }.count == 40)
+            let connections = try await harness.proxy.traffic().activeConnections["test"] ?? 0
+            #expect(connections > 1, "the client's requests used one connection only")
+        }
+    }
+
     @Test("a rate limit with action tarpit holds the request, then answers 429; its access-log line says why")
     func rateLimitTarpit() async throws {
         let lines = NIOLockedValueBox("")

@@ -77,7 +77,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     func selectFrontend() {
         frontend = snapshot.frontends.first { $0.name == frontendName }
         screener = frontend.flatMap { frontend in
-            frontend.shield.map { ShieldScreener(shield: $0, router: frontend.router, limiters: loop.rateLimiters(for: frontend)) }
+            frontend.shield.map { ShieldScreener(shield: $0, router: frontend.router) }
         }
     }
 

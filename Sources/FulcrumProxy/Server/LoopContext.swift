@@ -1,6 +1,5 @@
 import FulcrumBalancing
 import FulcrumConfig
-import FulcrumShield
 import Logging
 import NIOCore
 
@@ -82,52 +81,6 @@ final class LoopContext {
         self.metricsByServer = metrics
         self.backends = backends
         self.snapshot = snapshot
-    }
-
-    /// Rate limiters by frontend name, one per limit; a limit kept unchanged by a reload keeps
-    /// its limiter (and what it counted).
-    private var limiters: [String: [(config: RateLimitConfig, limiter: RateLimiter)]] = [:]
-    /// The anti-bot shield's `rate` limiter by frontend name, kept the same way.
-    private var antibotLimiters: [String: (config: RateLimitConfig, limiter: RateLimiter)] = [:]
-
-    /// This loop's limiters for `frontend`'s rate limits, in their order, and for its anti-bot
-    /// shield's `rate`.
-    func rateLimiters(for frontend: RuntimeFrontend) -> FrontendLimiters {
-        guard let shield = frontend.shield else { return FrontendLimiters() }
-        var result = FrontendLimiters()
-        if !shield.limits.isEmpty {
-            let existing = limiters[frontend.name] ?? []
-            if existing.count == shield.limits.count, zip(existing, shield.limits).allSatisfy({ $0.config == $1.config }) {
-                result.limits = existing.map(\.limiter)
-            } else {
-                let current = shield.limits.map { limit in
-                    existing.first { $0.config == limit.config } ?? (limit.config, Self.limiter(for: limit.config))
-                }
-                limiters[frontend.name] = current
-                result.limits = current.map(\.limiter)
-            }
-        }
-        if let config = shield.antibot?.rateLimit {
-            if let existing = antibotLimiters[frontend.name], existing.config == config {
-                result.antibot = existing.limiter
-            } else {
-                let limiter = Self.limiter(for: config)
-                antibotLimiters[frontend.name] = (config, limiter)
-                result.antibot = limiter
-            }
-        }
-        return result
-    }
-
-    /// `rate: 100/10s` means what HAProxy and most people read in it: 100 requests in any 10 s,
-    /// the window sliding (one more every 100 ms); `burst` adds to that.
-    private static func limiter(for config: RateLimitConfig) -> RateLimiter {
-        RateLimiter(
-            rate: config.requests,
-            period: UInt64(TimeAmount(config.period).nanoseconds),
-            burst: config.requests - 1 + config.burst,
-            maxEntries: config.maxEntries
-        )
     }
 
     /// Closes every idle backend connection (shutdown).
@@ -257,12 +210,4 @@ extension LoopBackend {
         trafficCells[serverIndex] = (frontend, cell)
         return cell
     }
-}
-
-/// A frontend's limiters on one event loop.
-struct FrontendLimiters {
-    /// One per `rate_limits` entry, in order.
-    var limits: [RateLimiter] = []
-    /// Counts requests for the anti-bot shield's `over-rate` signal.
-    var antibot: RateLimiter?
 }

@@ -30,7 +30,10 @@ package final class RuntimeSnapshot: Sendable {
             backends.append(try RuntimeBackend(config: backendConfig, previous: earlier))
         }
         self.backends = backends
-        self.frontends = try config.frontends.map { try RuntimeFrontend(config: $0, backendIndex: backendIndex) }
+        self.frontends = try config.frontends.map { frontend in
+            let earlier = previous?.frontends.first { $0.name == frontend.name }
+            return try RuntimeFrontend(config: frontend, backendIndex: backendIndex, previous: earlier)
+        }
         self.renamedFrontends = previous.map { Self.renames(from: $0, to: config) } ?? [:]
     }
 
@@ -149,14 +152,16 @@ final class RuntimeFrontend: Sendable {
     /// Rate limits and the anti-bot shield; nil when there are neither.
     let shield: FrontendShield?
 
-    init(config: FrontendConfig, backendIndex: [String: Int]) throws {
+    /// - Parameter previous: the frontend of the same name before a reload: its unchanged
+    ///   rate limits keep their counts.
+    init(config: FrontendConfig, backendIndex: [String: Int], previous: RuntimeFrontend? = nil) throws {
         self.name = config.name
         let router = try Router(config: config, backendIndex: backendIndex)
         self.router = router
         self.maxBodyBytes = config.limits.maxBodyBytes
         self.errorPages = try ErrorPages(customFiles: config.errorFiles)
         self.redirectToHTTPSPort = config.redirectToHTTPSPort
-        self.shield = try FrontendShield.compile(config, router: router)
+        self.shield = try FrontendShield.compile(config, router: router, previous: previous?.shield)
     }
 }
 

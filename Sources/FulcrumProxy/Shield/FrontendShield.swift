@@ -3,10 +3,12 @@ internal import Foundation
 import FulcrumConfig
 import FulcrumShield
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOHTTP1
 
 /// A frontend's rate limits and anti-bot shield, compiled once per snapshot and shared by the
-/// event loops (the limiters themselves, which count, are per loop: `LoopContext`).
+/// event loops, limiters included: each counts for every loop, so a limit is exact. A limit
+/// that a reload keeps unchanged keeps its limiter, and what it counted.
 final class FrontendShield: Sendable {
     /// Where the challenge page sends its answer (a GET, so the answer needs no body).
     static let verifyPath = "/.fulcrum/verify"
@@ -14,6 +16,7 @@ final class FrontendShield: Sendable {
     struct Limit: Sendable {
         let config: RateLimitConfig
         let condition: Router.Condition
+        let limiter: SharedRateLimiter
 
         /// The client's key for this limit; nil: the request has none (not limited).
         func key(for head: HTTPRequestHead, client: ClientInfo) -> String? {
@@ -45,6 +48,7 @@ final class FrontendShield: Sendable {
         let cookieTTLSeconds: UInt64
         /// `rate`, as a limit on the client's address (for the `over-rate` signal).
         let rateLimit: RateLimitConfig
+        let rateLimiter: SharedRateLimiter
         /// The listed crawlers with their compiled User-Agent patterns.
         let crawlers: [(bot: VerifiedBot, userAgent: NSRegularExpression)]
         /// Every crawler's pattern in one, so a request that claims none costs one scan.
@@ -76,13 +80,26 @@ final class FrontendShield: Sendable {
     let antibot: Antibot?
 
     /// Nil when the frontend has neither rate limits nor an active anti-bot shield.
-    static func compile(_ config: FrontendConfig, router: Router) throws -> FrontendShield? {
-        let limits = try config.rateLimits.map {
-            Limit(config: $0, condition: try router.condition(if: $0.ifACLs, unless: $0.unlessACLs))
+    ///
+    /// - Parameter previous: the frontend's shield before a reload; its limiters are kept for
+    ///   the limits that are configured the same.
+    static func compile(_ config: FrontendConfig, router: Router, previous: FrontendShield? = nil) throws -> FrontendShield? {
+        let limits = try config.rateLimits.map { limit in
+            Limit(
+                config: limit,
+                condition: try router.condition(if: limit.ifACLs, unless: limit.unlessACLs),
+                limiter: previous?.limits.first { $0.config == limit }?.limiter ?? Self.limiter(for: limit)
+            )
         }
         var antibot: Antibot?
         if let settings = config.antibot, settings.mode != .off {
             let key = try Self.key(settings, frontend: config.name)
+            let rateLimit = RateLimitConfig(
+                name: "antibot",
+                key: .source,
+                requests: settings.rate.requests,
+                period: settings.rate.period
+            )
             antibot = Antibot(
                 config: settings,
                 condition: try router.condition(if: settings.ifACLs, unless: settings.unlessACLs),
@@ -93,12 +110,9 @@ final class FrontendShield: Sendable {
                 cookie: ClearanceCookie(key: key),
                 proofOfWork: ProofOfWork(key: key),
                 cookieTTLSeconds: UInt64(settings.cookieTTL.components.seconds),
-                rateLimit: RateLimitConfig(
-                    name: "antibot",
-                    key: .source,
-                    requests: settings.rate.requests,
-                    period: settings.rate.period
-                ),
+                rateLimit: rateLimit,
+                rateLimiter: previous?.antibot.flatMap { $0.rateLimit == rateLimit ? $0.rateLimiter : nil }
+                    ?? Self.limiter(for: rateLimit),
                 crawlers: try settings.verifiedBots.map { ($0, try NSRegularExpression(pattern: $0.userAgent)) },
                 anyCrawler: settings.verifiedBots.isEmpty
                     ? nil
@@ -107,6 +121,17 @@ final class FrontendShield: Sendable {
         }
         guard !limits.isEmpty || antibot != nil else { return nil }
         return FrontendShield(limits: limits, antibot: antibot)
+    }
+
+    /// `rate: 100/10s` means what HAProxy and most people read in it: 100 requests in any 10 s,
+    /// the window sliding (one more every 100 ms); `burst` adds to that.
+    private static func limiter(for config: RateLimitConfig) -> SharedRateLimiter {
+        SharedRateLimiter(
+            rate: config.requests,
+            period: UInt64(TimeAmount(config.period).nanoseconds),
+            burst: config.requests - 1 + config.burst,
+            maxEntries: config.maxEntries
+        )
     }
 
     private init(limits: [Limit], antibot: Antibot?) {

@@ -9,7 +9,7 @@ import NIOHTTP1
 /// `screen` is a function of the request head, the client, the time and what is known of
 /// crawler addresses. It returns a verdict (pass, respond, tarpit, or look the crawler up
 /// first) and what to note in the access log and the shield's counters; the handler carries
-/// the verdict out. The limiters it consults are this loop's (their counts are its state).
+/// the verdict out. The limiters it consults are shared by every loop (`SharedRateLimiter`).
 struct ShieldScreener {
     /// What the shield decided.
     enum Verdict {
@@ -57,7 +57,6 @@ struct ShieldScreener {
 
     let shield: FrontendShield
     let router: Router
-    let limiters: FrontendLimiters
 
     /// Rate limits, then the anti-bot shield.
     /// - Parameter crawlerStatus: what is known of an address's crawler check.
@@ -68,9 +67,9 @@ struct ShieldScreener {
         crawlerStatus: ([UInt8]) -> CrawlerVerifier.Cached,
         random: inout Random
     ) -> Screen {
-        for (limit, limiter) in zip(shield.limits, limiters.limits) where router.holds(limit.condition, head, client: client) {
+        for limit in shield.limits where router.holds(limit.condition, head, client: client) {
             guard let key = limit.key(for: head, client: client),
-                case .limited(let retryAfter) = limiter.check(key: key, now: clock.uptimeNanoseconds)
+                case .limited(let retryAfter) = limit.limiter.check(key: key, now: clock.uptimeNanoseconds)
             else { continue }
             let note = Note(decision: "limited", reason: limit.config.name)
             switch limit.config.action {
@@ -151,7 +150,7 @@ struct ShieldScreener {
             return Screen(.pass, note: Note(decision: "allowed", reason: bot.name))
         }
         var overRate = false
-        if let limiter = limiters.antibot, case .limited = limiter.check(key: client.addressText, now: clock.uptimeNanoseconds) {
+        if case .limited = antibot.rateLimiter.check(key: client.addressText, now: clock.uptimeNanoseconds) {
             overRate = true
         }
         let userAgent = head.headers.first(name: "user-agent")

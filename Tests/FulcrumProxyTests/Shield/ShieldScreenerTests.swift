@@ -37,16 +37,9 @@ struct ShieldScreenerTests {
                   - { name: w1, address: "127.0.0.1:9" }
             """
         let snapshot = try RuntimeSnapshot(config: try ConfigLoader.load(yaml: yaml))
-        let loop = LoopContext(
-            eventLoop: EmbeddedEventLoop(),
-            snapshot: snapshot,
-            accessLog: nil,
-            crawlerVerifier: CrawlerVerifier(),
-            logger: Logger(label: "screener-test")
-        )
         let frontend = try #require(snapshot.frontends.first)
         let shield = try #require(frontend.shield)
-        return ShieldScreener(shield: shield, router: frontend.router, limiters: loop.rateLimiters(for: frontend))
+        return ShieldScreener(shield: shield, router: frontend.router)
     }
 
     static func screen(
