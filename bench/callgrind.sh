@@ -22,6 +22,7 @@ REQUESTS=${REQUESTS:-20000}
 WARMUP_REQUESTS=${WARMUP_REQUESTS:-2000}
 CONNECTIONS=${CONNECTIONS:-10}
 WITH_HAPROXY=${WITH_HAPROXY:-0}
+RATE_LIMIT=${RATE_LIMIT:-0}
 OUT_BASE=${OUT_BASE:-$BENCH_DIR/out}
 
 usage() {
@@ -36,6 +37,8 @@ Options (environment variable in brackets):
   --fulcrum PATH     the Fulcrum binary to measure [FULCRUM] (required)
   --baseline PATH    a second Fulcrum binary, the before of a change [BASELINE]
   --haproxy          HAProxy (nbthread 1) too, as a reference [WITH_HAPROXY=1]
+  --rate-limit       the proxies count every request against a per-address rate limit that
+                     is never reached, as bench/run.sh --rate-limit does [RATE_LIMIT=1]
   --requests N       measured requests [REQUESTS] (default $REQUESTS)
   --warmup N         requests before counting starts [WARMUP_REQUESTS] (default $WARMUP_REQUESTS)
   --connections C    h2load connections [CONNECTIONS] (default $CONNECTIONS)
@@ -61,6 +64,7 @@ while (($#)); do
     --warmup) WARMUP_REQUESTS=${2:?--warmup needs a number} && shift ;;
     --connections) CONNECTIONS=${2:?--connections needs a number} && shift ;;
     --haproxy) WITH_HAPROXY=1 ;;
+    --rate-limit) RATE_LIMIT=1 ;;
     *) die "unknown argument: $1 (see --help)" ;;
     esac
     shift
@@ -126,9 +130,15 @@ for i in 1 2; do
     PIDS+=($!)
     wait_ready $! "${!port_var}"
 done
+# --rate-limit: the limits of bench/run.sh --rate-limit (one million requests a second).
+FULCRUM_RATE_LIMIT= HAPROXY_RATE_LIMIT=
+if ((RATE_LIMIT)); then
+    FULCRUM_RATE_LIMIT='    rate_limits: { per_ip: { key: src, rate: 1000000/1s } }'
+    HAPROXY_RATE_LIMIT=$'    stick-table type ip size 100k expire 10s store http_req_rate(1s)\n    http-request track-sc0 src\n    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000 }'
+fi
 common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "PORT=$PROXY_PORT" "TLS=")
-render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}"
-render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}"
+render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
+render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "RATE_LIMIT=$HAPROXY_RATE_LIMIT"
 
 # NAME COMMAND...: counts NAME's instructions per request; prints "NAME IR_PER_REQUEST".
 measure() {
