@@ -103,6 +103,10 @@ extension ConfigParser {
     private func parseMaxAge(_ reader: YAMLNodeReader) -> Int? {
         guard let text = reader.string() else { return nil }
         if let seconds = Int(text), seconds >= 0 { return seconds }
+        // Days, here only: an HSTS age is counted in them, a timeout never is.
+        if text.hasSuffix("d"), let days = Int(text.dropLast()), days >= 0, days <= Int.max / 86400 {
+            return days * 86400
+        }
         guard let duration = parseDuration(text), duration.components.attoseconds == 0 else {
             reader.report("\(quoted(text)) is not a valid max_age (expected seconds, 63072000, or a duration: 8760h, 730d)")
             return nil

@@ -2,7 +2,7 @@
 /// e.g. `250ms`, `2s`, `1.5s`, `1m`, `1h`, `100us`, or several such parts in a row,
 /// largest first or not (`1m30s`).
 ///
-/// Units: `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`, `d`. A number without a unit, a sign,
+/// Units: `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`. A number without a unit, a sign,
 /// spaces or an unknown unit make the whole text invalid. Fractions are exact down to
 /// the nanosecond (`1.5s` is 1 500 000 000 ns, `0.1s` exactly 100 ms); finer digits
 /// are dropped.
@@ -43,7 +43,6 @@ private let nanosecondsPerUnit: [Substring: Int] = [
     "s": 1_000_000_000,
     "m": 60 * 1_000_000_000,
     "h": 3_600 * 1_000_000_000,
-    "d": 86_400 * 1_000_000_000,
 ]
 
 /// `integer.fraction × unit` in whole nanoseconds, computed with integers so that `0.1s`
