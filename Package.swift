@@ -32,10 +32,14 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
-        // YAML → validated, immutable `Config`. No networking.
+        // YAML → validated, immutable `Config`. No networking. (NIOSSL for its BoringSSL, the
+        // only judge of what a `tls.ciphers` string means: `TLSCipherList`.)
         .target(
             name: "FulcrumConfig",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
         ),
         // Load-balancing algorithms and server state. Pure Swift, no I/O.
         .target(

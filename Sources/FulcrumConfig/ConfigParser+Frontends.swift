@@ -5,9 +5,6 @@ extension ConfigParser {
         "name", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files", "tls",
         "redirect_to_https", "h2c", "rate_limits", "antibot", "max_connections",
     ]
-    static let frontendTLSKeys = ["certificates", "default_certificate", "min_version", "alpn"]
-    /// ALPN protocols Fulcrum can serve on a frontend.
-    static let supportedALPN = ["h2", "http/1.1"]
     static let frontendTimeoutKeys = ["client_idle", "header_read"]
     static let frontendLimitKeys = ["max_header_size", "max_body_size", "max_concurrent_streams"]
 
@@ -165,44 +162,6 @@ extension ConfigParser {
             addresses.append(ListenAddress(host: address.host, port: address.port))
         }
         return addresses
-    }
-
-    /// `tls: { certificates: ./certs, default_certificate: example.com, min_version: "1.2", alpn: [h2, http/1.1] }`.
-    /// The directory must exist now; the certificates in it are read when the proxy starts
-    /// (and whenever they change), so a bad file is reported then without stopping the rest.
-    private func parseFrontendTLS(_ reader: YAMLNodeReader) -> FrontendTLSConfig? {
-        guard let mapping = reader.mapping(allowedKeys: Self.frontendTLSKeys) else { return nil }
-        guard let directoryReader = mapping.required("certificates"), let written = directoryReader.nonEmptyString() else {
-            return nil
-        }
-        let directory = resolve(written)
-        var isDirectory: ObjCBool = false
-        let shown = directory == written ? quoted(written) : "\(quoted(written)) (\(directory))"
-        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            directoryReader.report("\(shown) does not exist")
-        } else if !isDirectory.boolValue {
-            directoryReader.report("\(shown) is not a directory")
-        }
-        var tls = FrontendTLSConfig(certificatesDirectory: directory)
-        if let name = mapping["default_certificate"]?.nonEmptyString() {
-            tls.defaultCertificate = name.lowercased()
-        }
-        if let version = mapping["min_version"]?.choice(TLSVersionName.self, named: "TLS version") {
-            tls.minimumVersion = version
-        }
-        if let alpnReader = mapping["alpn"], let items = alpnReader.scalarOrSequence(expected: "a protocol or a list of protocols") {
-            var protocols: [String] = []
-            for item in items {
-                guard let name = item.nonEmptyString() else { continue }
-                if Self.supportedALPN.contains(name) {
-                    protocols.append(name)
-                } else {
-                    item.report("\(quoted(name)) is not a supported protocol (expected one of: \(Self.supportedALPN.joined(separator: ", ")))")
-                }
-            }
-            if !protocols.isEmpty { tls.alpn = protocols }
-        }
-        return tls
     }
 
     /// `error_files: { 503: ./503.html }`. Each file must be readable now: finding out at

@@ -183,6 +183,16 @@ package enum ConfigRenderer {
             "default_certificate": tls.defaultCertificate.map(ConfigDocument.string),
             "min_version": .string(tls.minimumVersion.rawValue),
             "alpn": .strings(tls.alpn),
+            "profile": .string(tls.profile.rawValue),
+            "ciphers": tls.ciphers.map(ConfigDocument.string),
+            "hsts": tls.hsts.map { hsts in
+                .mapping([
+                    // Seconds, as the header says it.
+                    "max_age": .int(hsts.maxAgeSeconds),
+                    "include_subdomains": .bool(hsts.includeSubdomains),
+                    "preload": .bool(hsts.preload),
+                ])
+            },
         ])
     }
 

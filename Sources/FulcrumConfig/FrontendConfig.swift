@@ -57,13 +57,29 @@ package struct FrontendTLSConfig: Sendable, Equatable {
     /// The host name whose certificate is served when SNI is missing or matches nothing; nil:
     /// the first certificate by file name.
     package var defaultCertificate: String?
+    /// The lowest version accepted (`min_version`); `profile: modern` implies 1.3.
     package var minimumVersion: TLSVersionName = .v1_2
     /// Protocols offered by ALPN, in preference order (HTTP/2 first, as browsers expect).
     package var alpn: [String] = ["h2", "http/1.1"]
+    /// Versions and TLS 1.2 suites, after Mozilla's profiles (`profile`, default intermediate).
+    package var profile: TLSProfile = .intermediate
+    /// TLS 1.2 suites as an OpenSSL cipher string (`ciphers`), replacing the profile's list, as
+    /// HAProxy's `ciphers` replaces `ssl-default-bind-ciphers`; nil: the profile's.
+    package var ciphers: String?
+    /// `Strict-Transport-Security` on every response of the frontend (`hsts`); nil: none.
+    package var hsts: HSTSConfig?
 
     package init(certificatesDirectory: String) {
         self.certificatesDirectory = certificatesDirectory
     }
+
+    /// The lowest version served: the profile's, or `min_version` if that is higher.
+    package var effectiveMinimumVersion: TLSVersionName {
+        profile == .modern || minimumVersion == .v1_3 ? .v1_3 : .v1_2
+    }
+
+    /// The TLS 1.2 cipher string handed to BoringSSL.
+    package var effectiveCiphers: String { ciphers ?? TLSProfile.intermediateCiphers }
 }
 
 /// The lowest TLS version a frontend accepts (`min_version`).

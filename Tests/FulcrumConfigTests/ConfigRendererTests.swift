@@ -40,6 +40,7 @@ struct ConfigRendererTests {
                 ("frontends[].timeouts", ConfigParser.frontendTimeoutKeys, frontends.compactMap { $0["timeouts"] }),
                 ("frontends[].limits", ConfigParser.frontendLimitKeys, frontends.compactMap { $0["limits"] }),
                 ("frontends[].tls", ConfigParser.frontendTLSKeys, frontends.compactMap { $0["tls"] }),
+                ("frontends[].tls.hsts", ConfigParser.hstsKeys, frontends.compactMap { $0["tls"]?["hsts"] }),
                 ("frontends[].acls.*", ConfigParser.criterionKeys, acls),
                 ("frontends[].acls.*.header", ConfigParser.headerKeys, acls.compactMap { $0["header"] }),
                 ("frontends[].rules[]", ConfigParser.ruleKeys, frontends.flatMap { $0["rules"]!.items }),
@@ -441,7 +442,8 @@ private let maximalYAML = #"""
           - { deny: 429 }
         default_backend: web
         error_files: { 503: pages/503.html, 403: ./403.html, 404: 403.html }
-        tls: { certificates: ./certs, default_certificate: Example.COM, min_version: "1.3", alpn: [http/1.1, h2] }
+        tls: { certificates: ./certs, default_certificate: Example.COM, min_version: "1.2", alpn: [http/1.1, h2], profile: intermediate,
+               ciphers: "ECDHE+AESGCM:!aNULL", hsts: { max_age: 730d, include_subdomains: true, preload: true } }
         h2c: false
         rate_limits:
           per_ip: { key: src, rate: 100/10s, burst: 50 }

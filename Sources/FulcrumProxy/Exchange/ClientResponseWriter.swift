@@ -15,6 +15,10 @@ protocol ClientResponseWriter: AnyObject {
     /// How exchanges share the channel this writer writes to.
     var clientChannel: ExchangeStateMachine.ClientChannel { get }
 
+    /// What `tls.hsts` adds to every final response (HTTP/1: the whole header line; HTTP/2:
+    /// the value); nil on plain listeners and without `hsts`.
+    var strictTransportSecurity: String? { get }
+
     /// Something was handed to the channel since its last flush.
     var hasUnflushedWrites: Bool { get }
 

@@ -76,11 +76,17 @@ struct ErrorPages: Sendable {
 
     /// The whole response as bytes, with `Connection: close`, for writing below the HTTP
     /// encoder (used when no request head was decoded, e.g. a header-read timeout).
-    func serializedResponse(status: HTTPResponseStatus, detail: String, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// `strictTransportSecurity` is the frontend's whole HSTS header line, if any.
+    func serializedResponse(
+        status: HTTPResponseStatus,
+        detail: String,
+        strictTransportSecurity: String? = nil,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
         var (head, body) = response(status: status, detail: detail, request: nil, allocator: allocator)
         head.headers.add(name: "connection", value: "close")
         var buffer = allocator.buffer(capacity: 256 + body.readableBytes)
-        ForwardingHeaders.writeLocalResponseHead(head, into: &buffer)
+        ForwardingHeaders.writeLocalResponseHead(head, strictTransportSecurity: strictTransportSecurity, into: &buffer)
         buffer.writeBuffer(&body)
         return buffer
     }

@@ -68,7 +68,7 @@ enum ForwardingHeaders {
                 if value.utf8.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: ",") }) {
                     scan.framing.hasEmptyTransferEncoding = true
                 }
-            case .hopByHop, .forwardedProto, .forwardedHost, .other:
+            case .hopByHop, .forwardedProto, .forwardedHost, .strictTransportSecurity, .other:
                 break
             }
         }
@@ -91,7 +91,7 @@ enum ForwardingHeaders {
                 // Not removable by nomination either; without the trailing whitespace that the
                 // decoder tolerates.
                 buffer.writeHeaderLine(name: name, value: value.trimmingWhitespace)
-            case .other:
+            case .strictTransportSecurity, .other:
                 if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }
                 buffer.writeHeaderLine(name: name, value: value)
             }
@@ -126,7 +126,7 @@ enum ForwardingHeaders {
                 scan.framing.contentLength = Int(value)
             case .transferEncoding:
                 scan.framing.isChunked = true
-            case .hopByHop, .upgrade, .forwardedFor, .forwardedProto, .forwardedHost, .host, .other:
+            case .hopByHop, .upgrade, .forwardedFor, .forwardedProto, .forwardedHost, .host, .strictTransportSecurity, .other:
                 break
             }
         }
@@ -144,6 +144,9 @@ enum ForwardingHeaders {
         var connection: StaticString?
         /// A `101` that starts a WebSocket tunnel: send `connection: upgrade` and `upgrade: websocket`.
         var webSocketUpgrade = false
+        /// The frontend's whole `strict-transport-security: ...\r\n` line (`tls.hsts`), which
+        /// replaces any the server sent, as HAProxy's `http-response set-header` does.
+        var strictTransportSecurity: String?
     }
 
     /// Writes the response head the client receives: the status line (HTTP/1.1), the server's
@@ -163,7 +166,9 @@ enum ForwardingHeaders {
                 if !framing.dropTransferEncoding { buffer.writeHeaderLine(name: name, value: value) }
             case .host, .contentLength:
                 buffer.writeHeaderLine(name: name, value: value)
-            case .forwardedFor, .forwardedProto, .forwardedHost, .other:
+            case .strictTransportSecurity where framing.strictTransportSecurity != nil:
+                continue
+            case .strictTransportSecurity, .forwardedFor, .forwardedProto, .forwardedHost, .other:
                 if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }
                 buffer.writeHeaderLine(name: name, value: value)
             }
@@ -177,14 +182,22 @@ enum ForwardingHeaders {
         if framing.webSocketUpgrade {
             buffer.writeStaticString("connection: upgrade\r\nupgrade: websocket\r\n")
         }
+        if let line = framing.strictTransportSecurity { buffer.writeString(line) }
         buffer.writeStaticString("\r\n")
     }
 
-    /// Writes a head the proxy made itself (error pages, interim responses), unchanged.
-    static func writeLocalResponseHead(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) {
+    /// Writes a head the proxy made itself (error pages, interim responses), unchanged but for
+    /// the frontend's `strict-transport-security` line, if it has one.
+    static func writeLocalResponseHead(_ head: HTTPResponseHead, strictTransportSecurity: String? = nil, into buffer: inout ByteBuffer) {
         buffer.writeStatusLine(head.status)
         for (name, value) in head.headers { buffer.writeHeaderLine(name: name, value: value) }
+        if let line = strictTransportSecurity { buffer.writeString(line) }
         buffer.writeStaticString("\r\n")
+    }
+
+    /// The header line `tls.hsts` adds, built once per frontend.
+    static func strictTransportSecurityLine(_ value: String) -> String {
+        "strict-transport-security: \(value)\r\n"
     }
 
     /// Collects the header names a Connection header nominates as hop-by-hop, skipping the
@@ -222,7 +235,7 @@ enum ForwardingHeaders {
     static func forwardedTrailers(_ trailers: HTTPHeaders?) -> HTTPHeaders? {
         guard let trailers else { return nil }
         var kept: [(String, String)] = []
-        for (name, value) in trailers where classify(name) == .other && !isHeaderSectionOnly(name) {
+        for (name, value) in trailers where classify(name).isEndToEnd && !isHeaderSectionOnly(name) {
             kept.append((name, value))
         }
         return kept.isEmpty ? nil : HTTPHeaders(kept)
@@ -237,7 +250,10 @@ enum ForwardingHeaders {
 
     fileprivate enum Kind {
         case hopByHop, upgrade, connection, forwardedFor, forwardedProto, forwardedHost, host
-        case contentLength, transferEncoding, other
+        case contentLength, transferEncoding, strictTransportSecurity, other
+
+        /// A field that none of the hop's rules concern.
+        var isEndToEnd: Bool { self == .other || self == .strictTransportSecurity }
     }
 
     /// Classifies a header name, case-insensitively, switching on its length first so most
@@ -257,6 +273,7 @@ enum ForwardingHeaders {
             case 16 where bytes.equalsLowercase("x-forwarded-host"): return .forwardedHost
             case 17 where bytes.equalsLowercase("x-forwarded-proto"): return .forwardedProto
             case 17 where bytes.equalsLowercase("transfer-encoding"): return .transferEncoding
+            case 25 where bytes.equalsLowercase("strict-transport-security"): return .strictTransportSecurity
             case 6... where bytes.hasLowercasePrefix("proxy-"): return .hopByHop
             default: return .other
             }

@@ -17,9 +17,12 @@ final class HTTP1ResponseWriter: ClientResponseWriter {
     /// The client's response body is chunked: body parts get chunk framing.
     private var chunked = false
     private(set) var hasUnflushedWrites = false
+    /// The frontend's `strict-transport-security` line, on every final response (TLS only).
+    let strictTransportSecurity: String?
 
-    init(allocator: ByteBufferAllocator) {
+    init(allocator: ByteBufferAllocator, strictTransportSecurity: String? = nil) {
         output = allocator.buffer(capacity: 1024)
+        self.strictTransportSecurity = strictTransportSecurity
     }
 
     /// How the client receives a final response: the server's framing, adapted to what the
@@ -89,10 +92,12 @@ final class HTTP1ResponseWriter: ClientResponseWriter {
             // The WebSocket handshake succeeded: its (empty) message ends, and a tunnel follows.
             var framing = ForwardingHeaders.ResponseFraming()
             framing.webSocketUpgrade = true
+            framing.strictTransportSecurity = strictTransportSecurity
             ForwardingHeaders.writeResponseHead(head, scan: scan, framing: framing, into: &output)
             return keepAlive
         }
-        let framing = Self.framing(for: head, scan: scan, request: request, keepAlive: keepAlive)
+        var framing = Self.framing(for: head, scan: scan, request: request, keepAlive: keepAlive)
+        framing.head.strictTransportSecurity = strictTransportSecurity
         chunked = framing.chunked
         ForwardingHeaders.writeResponseHead(head, scan: scan, framing: framing.head, into: &output)
         return framing.keepAlive
@@ -133,7 +138,7 @@ final class HTTP1ResponseWriter: ClientResponseWriter {
             head.headers.add(name: "connection", value: "close")
         }
         prepareOutput()
-        ForwardingHeaders.writeLocalResponseHead(head, into: &output)
+        ForwardingHeaders.writeLocalResponseHead(head, strictTransportSecurity: strictTransportSecurity, into: &output)
         if request?.method != .HEAD {
             output.writeImmutableBuffer(body)
         }

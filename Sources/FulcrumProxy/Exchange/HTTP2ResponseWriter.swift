@@ -11,6 +11,12 @@ final class HTTP2ResponseWriter: ClientResponseWriter {
     var clientChannel: ExchangeStateMachine.ClientChannel { .stream }
 
     private(set) var hasUnflushedWrites = false
+    /// The frontend's `tls.hsts` value, set on every final response (replacing the server's).
+    let strictTransportSecurity: String?
+
+    init(strictTransportSecurity: String? = nil) {
+        self.strictTransportSecurity = strictTransportSecurity
+    }
 
     func writeInterim(_ head: HTTPResponseHead, context: ChannelHandlerContext) {
         write(.head(head), context: context)
@@ -24,7 +30,7 @@ final class HTTP2ResponseWriter: ClientResponseWriter {
         upgrade: Bool,
         context: ChannelHandlerContext
     ) -> Bool {
-        write(.head(head), context: context)
+        write(.head(withStrictTransportSecurity(head)), context: context)
         return true
     }
 
@@ -41,7 +47,7 @@ final class HTTP2ResponseWriter: ClientResponseWriter {
         keepAlive: Bool,
         context: ChannelHandlerContext
     ) {
-        write(.head(head), context: context)
+        write(.head(withStrictTransportSecurity(head)), context: context)
         if request?.method != .HEAD {
             write(.body(.byteBuffer(body)), context: context)
         }
@@ -63,6 +69,13 @@ final class HTTP2ResponseWriter: ClientResponseWriter {
             hasUnflushedWrites = false
             context.flush()
         }
+    }
+
+    private func withStrictTransportSecurity(_ head: HTTPResponseHead) -> HTTPResponseHead {
+        guard let strictTransportSecurity else { return head }
+        var head = head
+        head.headers.replaceOrAdd(name: "strict-transport-security", value: strictTransportSecurity)
+        return head
     }
 
     private func write(_ part: HTTPServerResponsePart, context: ChannelHandlerContext) {

@@ -163,6 +163,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         return (frontend?.errorPages ?? ErrorPages.builtIn).serializedResponse(
             status: .requestTimeout,
             detail: "The request headers did not arrive in time.",
+            strictTransportSecurity: writer.strictTransportSecurity,
             allocator: allocator
         )
     }

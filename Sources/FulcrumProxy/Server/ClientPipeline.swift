@@ -23,6 +23,12 @@ struct ClientPipeline: Sendable {
     let negotiatesHTTP2: Bool
     /// Accept HTTP/2 with prior knowledge on a plain listener (`h2c: true`).
     let acceptsPriorKnowledge: Bool
+    /// `tls.hsts`'s header value, and its whole HTTP/1 line, built once per configuration;
+    /// nil on plain listeners.
+    var strictTransportSecurity: String? = nil {
+        didSet { strictTransportSecurityLine = strictTransportSecurity.map(ForwardingHeaders.strictTransportSecurityLine) }
+    }
+    private(set) var strictTransportSecurityLine: String?
 
     /// Configures a new client connection; the TLS handler, if any, is already in place.
     func configure(channel: any Channel, loop: LoopContext) throws {
@@ -65,7 +71,10 @@ struct ClientPipeline: Sendable {
             loop: loop,
             frontendName: frontendName,
             isSecure: isSecure,
-            writer: HTTP1ResponseWriter(allocator: channel.allocator),
+            writer: HTTP1ResponseWriter(
+                allocator: channel.allocator,
+                strictTransportSecurity: strictTransportSecurityLine
+            ),
             connectionGuard: connectionGuard
         )
         connectionGuard.proxy = proxy
@@ -94,6 +103,7 @@ struct ClientPipeline: Sendable {
         connection.targetWindowSize = 1 << 20
         let frontendName = frontendName
         let isSecure = isSecure
+        let strictTransportSecurity = strictTransportSecurity
         // Streams are child channels on the connection's event loop.
         let streamLoop = NIOLoopBound(loop, eventLoop: channel.eventLoop)
         // Learns of streams through the stream delegate (the inline multiplexer does not pass
@@ -116,7 +126,7 @@ struct ClientPipeline: Sendable {
                         loop: streamLoop.value,
                         frontendName: frontendName,
                         isSecure: isSecure,
-                        writer: HTTP2ResponseWriter(),
+                        writer: HTTP2ResponseWriter(strictTransportSecurity: strictTransportSecurity),
                         connectionGuard: nil
                     ),
                 ])

@@ -55,19 +55,18 @@ extension ProxyListener.Binding {
         var decoderLimits = NIOHTTPDecoderLimitConfiguration()
         decoderLimits.maxHeaderListSize = frontend.limits.maxHeaderBytes
         decoderLimits.maxHeaderFieldSize = frontend.limits.maxHeaderBytes
-        self.init(
-            pipeline: ClientPipeline(
-                frontendName: frontend.name,
-                isSecure: certificates != nil,
-                clientIdle: TimeAmount(frontend.timeouts.clientIdle),
-                headerRead: TimeAmount(frontend.timeouts.headerRead),
-                decoderLimits: decoderLimits,
-                maxConcurrentStreams: frontend.limits.maxConcurrentStreams,
-                negotiatesHTTP2: frontend.tls?.alpn.contains("h2") ?? false,
-                acceptsPriorKnowledge: frontend.h2c
-            ),
-            certificates: certificates,
-            limits: limits
+        var pipeline = ClientPipeline(
+            frontendName: frontend.name,
+            isSecure: certificates != nil,
+            clientIdle: TimeAmount(frontend.timeouts.clientIdle),
+            headerRead: TimeAmount(frontend.timeouts.headerRead),
+            decoderLimits: decoderLimits,
+            maxConcurrentStreams: frontend.limits.maxConcurrentStreams,
+            negotiatesHTTP2: frontend.tls?.alpn.contains("h2") ?? false,
+            acceptsPriorKnowledge: frontend.h2c
         )
+        // Over TLS only: browsers ignore it over plain HTTP (RFC 6797 §8.1).
+        pipeline.strictTransportSecurity = certificates == nil ? nil : frontend.tls?.hsts?.headerValue
+        self.init(pipeline: pipeline, certificates: certificates, limits: limits)
     }
 }

@@ -10,11 +10,18 @@ import X509
 /// `NAME.key` beside it is the same split in two files. A file that cannot serve — unreadable,
 /// no certificate, no key, a key that does not match the certificate, expired — is skipped and
 /// reported with its name and the reason; the others serve.
+///
+/// A `CERT.ocsp` beside a certificate file (`NAME.pem.ocsp`, `NAME.crt.ocsp`: HAProxy's
+/// convention) holds a DER OCSP response to staple. None: no stapling. One that cannot be
+/// read, is invalid, is about another certificate or has expired is reported, and the
+/// certificate serves without it (HAProxy warns the same way).
 enum CertificateLoader {
-    /// One file (or pair) that was skipped, and why.
+    /// One file (or pair) that was skipped, or an OCSP response that was not stapled, and why.
     struct Problem: Sendable, Equatable, CustomStringConvertible {
         var file: String
         var reason: String
+        /// False for an OCSP problem: the certificate serves, without (or with a revoked) staple.
+        var skipsCertificate = true
         var description: String { "\(file): \(reason)" }
     }
 
@@ -24,12 +31,19 @@ enum CertificateLoader {
         /// Lowercased DNS names from the SAN extension (or the CN without one), wildcards as `*.example.com`.
         var names: [String]
         var context: NIOSSLContext
+        /// The leaf certificate (what an OCSP response must be about).
+        var leaf: Certificate
+        /// Until when the stapled OCSP response is valid; nil: nothing stapled.
+        var ocspNextUpdate: Date?
     }
 
-    /// What changed-detection compares: every candidate file's name, size and modification time.
+    static let ocspSuffix = ".ocsp"
+
+    /// What changed-detection compares: every candidate file's name, size and modification
+    /// time, OCSP responses included (a renewed response is reloaded with its certificate).
     static func signature(of directory: String) -> [String] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return files.filter(isCandidate).sorted().map { file in
+        return files.filter { isCandidate($0) || $0.hasSuffix(ocspSuffix) }.sorted().map { file in
             let attributes = try? FileManager.default.attributesOfItem(atPath: directory + "/" + file)
             let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
             let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1
@@ -76,7 +90,11 @@ enum CertificateLoader {
                 continue
             }
             do {
-                loaded.append(try load(directory: directory, sources: sources, tls: tls, now: now))
+                var certificate = try load(directory: directory, sources: sources, tls: tls, now: now)
+                if let problem = stapleOCSP(on: &certificate, directory: directory, now: now) {
+                    problems.append(problem)
+                }
+                loaded.append(certificate)
             } catch let problem as LoadFailure {
                 problems.append(Problem(file: file, reason: problem.reason))
             } catch {
@@ -143,7 +161,10 @@ enum CertificateLoader {
             certificateChain: try chain.map { .certificate(try NIOSSLCertificate(bytes: $0.derBytes, format: .der)) },
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: keyDocument.derBytes, format: .der))
         )
-        configuration.minimumTLSVersion = tls.minimumVersion == .v1_3 ? .tlsv13 : .tlsv12
+        configuration.minimumTLSVersion = tls.effectiveMinimumVersion == .v1_3 ? .tlsv13 : .tlsv12
+        // Checked when the configuration loaded (`TLSCipherList`): NIOSSL stops the process
+        // on a string that selects nothing.
+        configuration.cipherSuites = tls.effectiveCiphers
         configuration.applicationProtocols = tls.alpn
         let context: NIOSSLContext
         do {
@@ -151,7 +172,31 @@ enum CertificateLoader {
         } catch {
             throw LoadFailure(reason: "TLS rejected the certificate or key (\(error))")
         }
-        return Loaded(file: sources.certificate, names: names, context: context)
+        return Loaded(file: sources.certificate, names: names, context: context, leaf: leaf)
+    }
+
+    /// Staples `CERT.ocsp` on the certificate's context, if there is one; what went wrong otherwise.
+    private static func stapleOCSP(on certificate: inout Loaded, directory: String, now: Date) -> Problem? {
+        let file = certificate.file + ocspSuffix
+        let path = directory + "/" + file
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        func problem(_ reason: String) -> Problem {
+            Problem(file: file, reason: reason, skipsCertificate: false)
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return problem("cannot be read; \(certificate.file) serves without OCSP stapling")
+        }
+        let staple: OCSPStaple
+        do {
+            staple = try OCSPStaple(der: Array(data), for: certificate.leaf, now: now)
+        } catch {
+            return problem("\(error.reason); \(certificate.file) serves without OCSP stapling")
+        }
+        guard certificate.context.stapleOCSPResponse(staple.der) else {
+            return problem("this build's TLS library offers no way to staple it (swift-nio-ssl changed)")
+        }
+        certificate.ocspNextUpdate = staple.nextUpdate
+        return staple.isRevoked ? problem("the response says \(certificate.file) is REVOKED (stapled as it is)") : nil
     }
 
     /// The host names a certificate serves: its DNS SANs, or its CN when it has no SAN (RFC 6125).
@@ -196,7 +241,10 @@ package struct CertificateReport: Sendable {
             let (table, problems) = CertificateLoader.load(tls)
             return CertificateReport(
                 frontend: frontend.name,
-                loaded: table.certificates.map { "\($0.file) (\($0.names.joined(separator: ", ")))" },
+                loaded: table.certificates.map { certificate in
+                    let stapling = certificate.ocspNextUpdate.map { ", OCSP stapled until \($0)" } ?? ""
+                    return "\(certificate.file) (\(certificate.names.joined(separator: ", "))\(stapling))"
+                },
                 problems: problems.map(\.description)
             )
         }

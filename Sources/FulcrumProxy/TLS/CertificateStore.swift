@@ -87,7 +87,8 @@ final class CertificateStore: Sendable {
     private func report(_ table: CertificateTable, _ problems: [CertificateLoader.Problem], reloaded: Bool) {
         let metadata: Logger.Metadata = ["frontend": "\(frontend)", "directory": "\(tls.certificatesDirectory)"]
         for problem in problems {
-            logger.warning("certificate skipped: \(problem)", metadata: metadata)
+            let what = problem.skipsCertificate ? "certificate skipped" : "OCSP response"
+            logger.warning("\(what): \(problem)", metadata: metadata)
         }
         let names = table.certificates.map { "\($0.file) (\($0.names.joined(separator: ", ")))" }.joined(separator: "; ")
         let verb = reloaded ? "certificates reloaded" : "certificates loaded"
