@@ -94,6 +94,12 @@ struct DecisionView: Encodable {
 struct ServerChange: Decodable {
     let state: String?
     let weight: Int?
+
+    init(from decoder: any Decoder) throws {
+        let body = try StrictJSONObject(decoder, keys: ["state", "weight"])
+        state = try body.value("state", expected: "a string")
+        weight = try body.value("weight", expected: "an integer")
+    }
 }
 
 /// `PUT /api/backends/{b}/algorithm`: `{"algorithm": "least_connections", "pin": true}`;
@@ -101,6 +107,55 @@ struct ServerChange: Decodable {
 struct AlgorithmChange: Decodable {
     let algorithm: String?
     let pin: Bool?
+
+    init(from decoder: any Decoder) throws {
+        let body = try StrictJSONObject(decoder, keys: ["algorithm", "pin"])
+        algorithm = try body.value("algorithm", expected: "a string")
+        pin = try body.value("pin", expected: "true or false")
+    }
+}
+
+/// A JSON body read as strictly as the configuration file: an unknown key (a typo such as
+/// `wieght`) or a `null` is refused with a 400 naming it, never ignored — ignoring it would
+/// apply part of what the caller meant.
+struct StrictJSONObject {
+    private struct Key: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    private let container: KeyedDecodingContainer<Key>
+
+    init(_ decoder: any Decoder, keys: [String]) throws {
+        do {
+            container = try decoder.container(keyedBy: Key.self)
+        } catch {
+            throw AdminProblem(.badRequest, "The body must be a JSON object with any of: \(keys.joined(separator: ", ")).")
+        }
+        if let unknown = container.allKeys.first(where: { !keys.contains($0.stringValue) }) {
+            throw AdminProblem(
+                .badRequest,
+                "Unknown key \"\(unknown.stringValue)\"; expected any of: \(keys.joined(separator: ", ")).",
+                field: unknown.stringValue
+            )
+        }
+    }
+
+    /// The value under `key`, nil when the key is absent; `expected` says what it should be.
+    func value<Value: Decodable>(_ key: String, expected: String) throws -> Value? {
+        let codingKey = Key(stringValue: key)
+        guard container.contains(codingKey) else { return nil }
+        guard try !container.decodeNil(forKey: codingKey) else {
+            throw AdminProblem(.badRequest, "\"\(key)\" is null; leave the key out instead.", field: key)
+        }
+        do {
+            return try container.decode(Value.self, forKey: codingKey)
+        } catch {
+            throw AdminProblem(.badRequest, "\"\(key)\" must be \(expected).", field: key)
+        }
+    }
 }
 
 /// What a configuration change through the API did (`PUT /api/config`, adding or removing a

@@ -47,7 +47,10 @@ struct AdminProblem: Error, HTTPResponseError {
         let body = Body(title: status.reasonPhrase, status: status.code, detail: detail, field: field, errors: errors)
         var headers = self.headers
         headers[.contentType] = "application/problem+json"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: try AdminJSON.encode(body)))
+        let response = Response(status: status, headers: headers, body: .init(byteBuffer: try AdminJSON.encode(body)))
+        // A HEAD answer has the headers of the GET's and no content (RFC 9110 §9.3.2), errors
+        // included: content there would be read as the start of the next response.
+        return request.method == .head ? response.createHeadResponse() : response
     }
 }
 

@@ -35,10 +35,14 @@ package struct AdminServer: Service {
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
-        let router = Router()
+        // HEAD wherever GET is, as HTTP asks of every general-purpose server (RFC 9110 §9.1).
+        let router = Router(options: .autoGenerateHeadEndpoints)
         router.add(middleware: ProblemResponses())
         router.add(middleware: AdminAuthentication(token: token, tokenRequiredForReads: !config.isLoopback))
-        AdminRoutes(proxy: proxy, reloader: reloader, metrics: metrics).register(on: router)
+        let routes = AdminRoutes(proxy: proxy, reloader: reloader, metrics: metrics).register(on: router)
+        // Added after the routes, so only requests that match none reach it (Hummingbird builds
+        // its not-found responder from every middleware, a route from those added before it).
+        router.add(middleware: MethodNotAllowed(table: AllowedMethods(routes: routes)))
         application = Application(
             router: router,
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fulcrum-admin"),
@@ -223,8 +227,13 @@ struct AdminRoutes: Sendable {
                 return state
             }
             if let weight = change.weight {
-                guard (0...256).contains(weight) else {
-                    throw AdminProblem(.unprocessableContent, "A weight is 0…256 (0: a backup server); got \(weight).", field: "weight")
+                let weights = ServerConfig.weights
+                guard weights.contains(weight) else {
+                    throw AdminProblem(
+                        .unprocessableContent,
+                        "A weight is \(weights.lowerBound)…\(weights.upperBound) (0: a backup server); got \(weight).",
+                        field: "weight"
+                    )
                 }
                 // A weight is configuration: it changes by a reload (and is written back).
                 try await Self.applying {
@@ -238,11 +247,11 @@ struct AdminRoutes: Sendable {
             }
             if let state {
                 guard proxy.setServerState(state, backend: backend, server: server) else {
-                    throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+                    throw Self.unknownServer(server, of: backend)
                 }
             }
             guard let view = try await backendViews().first(where: { $0.name == backend })?.servers.first(where: { $0.name == server }) else {
-                throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+                throw Self.unknownServer(server, of: backend)
             }
             return try AdminJSON.response(view)
         }
@@ -291,7 +300,7 @@ struct AdminRoutes: Sendable {
     private func requireServer(_ server: String, of backend: String) throws {
         try requireBackend(backend)
         guard proxy.config.backends.first(where: { $0.name == backend })?.servers.contains(where: { $0.name == server }) == true else {
-            throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+            throw Self.unknownServer(server, of: backend)
         }
     }
 
@@ -300,7 +309,7 @@ struct AdminRoutes: Sendable {
         guard let index = config.backends.firstIndex(where: { $0.name == backend }),
             let position = config.backends[index].servers.firstIndex(where: { $0.name == server })
         else {
-            throw AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(server)\".", field: "server")
+            throw Self.unknownServer(server, of: backend)
         }
         return (index, position)
     }
@@ -331,7 +340,19 @@ struct AdminRoutes: Sendable {
     /// The largest configuration a request may carry.
     private static let maxConfigBytes = 4 << 20
 
+    /// A name in a path that is not one (`..`, 5,000 characters) is not echoed whole: the
+    /// answer says which rule of the configuration it breaks.
     private static func unknownBackend(_ name: String) -> AdminProblem {
-        AdminProblem(.notFound, "There is no backend \"\(name)\".", field: "backend")
+        if let error = ConfigName.error(in: name, kind: "backend") {
+            return AdminProblem(.notFound, "There is no such backend: \(error).", field: "backend")
+        }
+        return AdminProblem(.notFound, "There is no backend \"\(name)\".", field: "backend")
+    }
+
+    private static func unknownServer(_ name: String, of backend: String) -> AdminProblem {
+        if let error = ConfigName.error(in: name, kind: "server") {
+            return AdminProblem(.notFound, "Backend \"\(backend)\" has no such server: \(error).", field: "server")
+        }
+        return AdminProblem(.notFound, "Backend \"\(backend)\" has no server \"\(name)\".", field: "server")
     }
 }

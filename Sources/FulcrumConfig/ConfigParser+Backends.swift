@@ -164,7 +164,7 @@ extension ConfigParser {
             server.address = ServerAddress(host: address.host, port: address.port)
         }
         // 0 is allowed and means "drained": the server stays configured but gets no new requests.
-        if let weight = mapping["weight"]?.integer(in: 0...256) {
+        if let weight = mapping["weight"]?.integer(in: ServerConfig.weights) {
             server.weight = weight
         }
         if let tls = mapping["tls"]?.mapping(allowedKeys: Self.serverTLSKeys) {

@@ -21,12 +21,8 @@ extension ConfigParser {
         var acls: [ACL] = []
         for entry in mapping.entries {
             names.record(entry.key, at: entry.value)
-            if !isValidName(entry.key) {
-                diagnostics.report(
-                    "\(quoted(entry.key)) is not a valid ACL name (use letters, digits, \".\", \"_\" and \"-\")",
-                    path: entry.value.path,
-                    line: entry.keyLine
-                )
+            if let error = ConfigName.error(in: entry.key, kind: names.kind) {
+                diagnostics.report(error, path: entry.value.path, line: entry.keyLine)
             }
             if let criteria = parseCriteria(entry.value) {
                 acls.append(ACL(name: entry.key, criteria: criteria))

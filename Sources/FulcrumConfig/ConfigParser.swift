@@ -106,17 +106,11 @@ struct ConfigParser {
         // Record it even when malformed: a later reference to it should not also fail as
         // "undefined", which would only repeat the same mistake.
         names.record(name, at: reader)
-        guard isValidName(name) else {
-            reader.report("\(quoted(name)) is not a valid name (use letters, digits, \".\", \"_\" and \"-\")")
+        if let error = ConfigName.error(in: name, kind: names.kind) {
+            reader.report(error)
             return nil
         }
         return name
-    }
-
-    /// Names appear in logs, metrics and error messages, so they are kept to characters
-    /// that need no quoting anywhere.
-    func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
     }
 
     /// Reports `reader` if it names something that `known` does not define. With no

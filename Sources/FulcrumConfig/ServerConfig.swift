@@ -5,6 +5,8 @@ package struct ServerConfig: Sendable, Equatable {
     /// Relative share of requests, 0…256 (default 1). Used by every weight-aware algorithm.
     /// 0 makes the server a backup: it is chosen only when no server with a positive weight can be.
     package var weight: Int
+    /// The weights a server may have, in a file and through the admin API alike.
+    package static let weights = 0...256
     /// TLS to the server (`tls`); nil: plain HTTP.
     package var tls: ServerTLSConfig?
 
