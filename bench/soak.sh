@@ -8,6 +8,7 @@
 # neither grew. See bench/README.md ("The soak") or `bench/soak.sh --help`.
 set -euo pipefail
 export LC_ALL=C
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ beside the scripts
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
