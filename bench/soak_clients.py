@@ -38,7 +38,7 @@ class Recorder:
                     "start": start,
                     "end": end if end is not None else time.time(),
                     "cause": cause,
-                    "detail": str(detail)[:300],
+                    "detail": str(detail).strip()[:300],
                     "backend": backend,
                 }
             )
@@ -377,8 +377,8 @@ def large_bodies_h2(stop, rec, target, expected, upload_file, ca_file, pace=0.5)
 def slow_readers(stop, rec, target, expected, pause_at=None, pause=6.0, pace=0.5):
     """Reads an 8 MiB download at about 1 MB/s (64 KiB every 60 ms), or, with `pause_at`, reads
     that many bytes, stops reading for `pause` seconds and then reads the rest. The body must
-    be whole. (The pause stays below the backend's response timeout: Fulcrum counts that
-    timeout while it waits for the client too, see bench/README.md.)"""
+    be whole. The pause is longer than the backend's response timeout (4 s) and shorter than
+    client_idle (10 s): the proxy, not the server, is the one waiting."""
     kind = "paused-reader" if pause_at else "slow-reader"
     turn = [0]
 

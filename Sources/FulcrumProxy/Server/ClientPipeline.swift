@@ -66,7 +66,8 @@ struct ClientPipeline: Sendable {
             frontendName: frontendName,
             isSecure: isSecure,
             writer: HTTP1ResponseWriter(allocator: channel.allocator),
-            connectionGuard: connectionGuard
+            connectionGuard: connectionGuard,
+            clientIdle: clientIdle
         )
         connectionGuard.proxy = proxy
         try channel.pipeline.syncOperations.addHandlers([
@@ -117,7 +118,8 @@ struct ClientPipeline: Sendable {
                         frontendName: frontendName,
                         isSecure: isSecure,
                         writer: HTTP2ResponseWriter(),
-                        connectionGuard: nil
+                        connectionGuard: nil,
+                        clientIdle: clientIdle
                     ),
                 ])
             }
