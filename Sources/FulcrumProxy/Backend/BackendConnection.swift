@@ -28,6 +28,8 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
     private let decoder: HTTPResponseDecoder
     private var readsPaused = false
     private var readPending = false
+    /// Reads are paused for the client: the timer is the client's timeout, not the server's.
+    private var waitingForClient = false
     private var timer = DeadlineTimer()
     private var responseTimeout: TimeAmount = .seconds(30)
     var isFlushQueued = false
@@ -104,13 +106,22 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
         armResponseTimeout()
     }
 
-    /// Stops reading from the server until `resumeReads()` (the client is not writable).
-    func pauseReads() {
+    /// Stops reading from the server until `resumeReads()` (the client is not writable). The
+    /// response timeout stops with it: a client slow to read is not a slow server.
+    func pauseReads(clientTimeout: TimeAmount) {
         readsPaused = true
+        guard sink != nil, !waitingForClient else { return }
+        waitingForClient = true
+        timer.arm(in: clientTimeout)
     }
 
     func resumeReads() {
         readsPaused = false
+        if waitingForClient {
+            // The server is waited for again, from now.
+            waitingForClient = false
+            armResponseTimeout()
+        }
         if readPending, let context {
             readPending = false
             context.read()
@@ -144,6 +155,7 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
         isReusable = false
         timer.invalidate()
         readsPaused = false
+        waitingForClient = false
         readPending = false
         guard let context else { throw ChannelError.ioOnClosedChannel }
         let pipeline = context.pipeline.syncOperations
@@ -157,6 +169,7 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
     func becomeIdle(timeout: TimeAmount) {
         sink = nil
         readsPaused = false
+        waitingForClient = false
         if readPending, let context {
             readPending = false
             context.read()
@@ -182,6 +195,7 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
             sink.backendResponseBody(body)
         case .end(let trailers):
             timer.cancel()
+            waitingForClient = false
             sink.backendResponseEnd(trailers, from: self)
         }
     }
@@ -222,6 +236,8 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
     // MARK: Timer
 
     private func armResponseTimeout() {
+        // While the response waits for the client, the client's timeout runs instead.
+        guard !waitingForClient else { return }
         timer.arm(in: responseTimeout)
     }
 
@@ -230,7 +246,7 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
         isReusable = false
         if let sink {
             self.sink = nil
-            sink.backendFailed(.responseTimeout, connection: self)
+            sink.backendFailed(waitingForClient ? .clientNotReading : .responseTimeout, connection: self)
         }
         close()
     }

@@ -7,11 +7,15 @@ enum BackendFailure: Error, CustomStringConvertible {
     case connectionClosed
     /// No response byte arrived within the backend's response timeout.
     case responseTimeout
+    /// The client took no response byte for its idle timeout while the response waited for
+    /// it: the client's fault, not the server's.
+    case clientNotReading
 
     var description: String {
         switch self {
         case .connectionClosed: "connection to server lost"
         case .responseTimeout: "server did not respond in time"
+        case .clientNotReading: "client took no response byte in time"
         }
     }
 }
@@ -57,7 +61,11 @@ protocol UpstreamConnection: DeferredFlushTarget {
     func writeEnd(_ trailers: HTTPHeaders?, chunked: Bool)
     /// Request bytes are still flowing: the response timeout counts from the last of them.
     func requestProgressed()
-    func pauseReads()
+    /// Stops reading from the server until `resumeReads()` because the client cannot take more.
+    /// The server is not waited for meanwhile, so the response timeout stops; the client may
+    /// take no byte for at most `clientTimeout` (nginx's `send_timeout`, HAProxy's `timeout
+    /// client`), then the exchange fails with `clientNotReading`.
+    func pauseReads(clientTimeout: TimeAmount)
     func resumeReads()
     /// Gives the connection back to its pool (which closes it unless it is reusable).
     func release()

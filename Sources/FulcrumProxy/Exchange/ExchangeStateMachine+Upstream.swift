@@ -212,9 +212,10 @@ extension ExchangeStateMachine {
         withdrawRetry: () -> Bool
     ) -> (outcome: ServerMetrics.Outcome?, action: Action) {
         guard case .forwarding(var upstream, let response) = state, let request else { return (nil, .wait) }
-        // A pooled connection the server had closed in the meantime says nothing about the server.
+        // A pooled connection the server had closed in the meantime says nothing about the
+        // server, nor does a client that stopped reading.
         var outcome: ServerMetrics.Outcome?
-        if !response.started, failure == .responseTimeout || requestsSent == 1 {
+        if !response.started, failure == .responseTimeout || (failure == .connectionClosed && requestsSent == 1) {
             outcome = failure == .responseTimeout ? .timeout : .noResponse
         }
         if response.started {
@@ -222,6 +223,9 @@ extension ExchangeStateMachine {
             return (outcome, closeClient())
         }
         switch failure {
+        case .clientNotReading:
+            // Only a response the client is not taking waits for it; nothing left to answer.
+            return (outcome, closeClient())
         case .responseTimeout:
             return (outcome, respond(LocalResponse(.gatewayTimeout, "The server did not answer in time.")))
         case .connectionClosed:

@@ -124,7 +124,7 @@ extension ProxyHandler {
         writer.readComplete(context: context)
         flushSoon()
         if !context.channel.isWritable {
-            connection?.pauseReads()
+            connection?.pauseReads(clientTimeout: clientIdle)
         }
     }
 

@@ -24,6 +24,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     var frontendName: String
     /// HTTP/1.x only: the connection's timeouts.
     let connectionGuard: ClientConnectionGuard?
+    /// The frontend's `client_idle`: also how long the client may take no response byte.
+    let clientIdle: TimeAmount
     /// The connection came over TLS (`X-Forwarded-Proto: https`).
     let isSecure: Bool
     var context: ChannelHandlerContext?
@@ -62,9 +64,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         frontendName: String,
         isSecure: Bool,
         writer: any ClientResponseWriter,
-        connectionGuard: ClientConnectionGuard?
+        connectionGuard: ClientConnectionGuard?,
+        clientIdle: TimeAmount
     ) {
         self.loop = loop
+        self.clientIdle = clientIdle
         self.isSecure = isSecure
         self.frontendName = frontendName
         self.connectionGuard = connectionGuard

@@ -75,7 +75,8 @@ struct ClientPipeline: Sendable {
                 allocator: channel.allocator,
                 strictTransportSecurity: strictTransportSecurityLine
             ),
-            connectionGuard: connectionGuard
+            connectionGuard: connectionGuard,
+            clientIdle: clientIdle
         )
         connectionGuard.proxy = proxy
         try channel.pipeline.syncOperations.addHandlers([
@@ -127,7 +128,8 @@ struct ClientPipeline: Sendable {
                         frontendName: frontendName,
                         isSecure: isSecure,
                         writer: HTTP2ResponseWriter(strictTransportSecurity: strictTransportSecurity),
-                        connectionGuard: nil
+                        connectionGuard: nil,
+                        clientIdle: clientIdle
                     ),
                 ])
             }

@@ -121,6 +121,25 @@ struct ExchangeStateMachineUpstreamTests {
         #expect(timedOut.action.summary == "respond 504")
     }
 
+    @Test("a client that stopped reading its response: closed, and the server is not charged")
+    func clientNotReading() {
+        var (streaming, _) = ExchangeStateMachineTests.connected()
+        _ = streaming.responseHead(F.response(.ok))
+        let stalled = streaming.serverFailed(.clientNotReading, requestsSent: 1) {
+            Issue.record("nothing to retry")
+            return true
+        }
+        #expect(stalled.outcome == nil)
+        #expect(stalled.action.summary == "closeClient")
+
+        // Even before a response head (a pipelined client whose earlier response filled its
+        // socket), nothing is answered and nothing is retried.
+        var (waiting, _) = ExchangeStateMachineTests.connected()
+        let early = waiting.serverFailed(.clientNotReading, requestsSent: 1) { true }
+        #expect(early.outcome == nil)
+        #expect(early.action.summary == "closeClient")
+    }
+
     @Test("a tarpit holds the request, reads nothing, then answers and closes")
     func tarpit() {
         var machine = Machine(channel: .connection)

@@ -53,7 +53,8 @@ struct ProxyHandlerEmbeddedTests {
             frontendName: "web",
             isSecure: false,
             writer: HTTP1ResponseWriter(allocator: channel.allocator),
-            connectionGuard: connectionGuard
+            connectionGuard: connectionGuard,
+            clientIdle: .seconds(5)
         )
         connectionGuard.proxy = proxy
         try channel.pipeline.syncOperations.addHandlers([
@@ -133,7 +134,14 @@ struct ProxyHandlerEmbeddedTests {
             logger: Logger(label: "embedded-test")
         )
         try channel.pipeline.syncOperations.addHandler(
-            ProxyHandler(loop: loop, frontendName: "web", isSecure: true, writer: HTTP2ResponseWriter(), connectionGuard: nil)
+            ProxyHandler(
+                loop: loop,
+                frontendName: "web",
+                isSecure: true,
+                writer: HTTP2ResponseWriter(),
+                connectionGuard: nil,
+                clientIdle: .seconds(60)
+            )
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8443)).wait()
         let head = HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: .GET, uri: "/admin", headers: ["host": "a"])
