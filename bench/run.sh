@@ -160,6 +160,7 @@ is_uint "$THREADS" && ((THREADS >= 1)) || die "--threads must be a positive inte
 [[ $PIN =~ ^[01]$ ]] || die "PIN must be 0 or 1"
 [[ $TLS =~ ^[01]$ ]] || die "TLS must be 0 or 1"
 [[ $NEW_CONNECTIONS =~ ^[01]$ ]] || die "NEW_CONNECTIONS must be 0 or 1"
+[[ $RATE_LIMIT =~ ^[01]$ ]] || die "RATE_LIMIT must be 0 or 1"
 ((!NEW_CONNECTIONS || TLS)) || die "--new-connections measures TLS handshakes: use it with --tls"
 MODE=http
 ((TLS)) && MODE=https
@@ -480,6 +481,7 @@ selected fulcrum-base && cmdline+=" --baseline $(printf '%q' "$BASELINE_BIN")"
 ((PIN)) && cmdline+=" --pin"
 ((TLS)) && cmdline+=" --tls"
 ((NEW_CONNECTIONS)) && cmdline+=" --new-connections"
+((RATE_LIMIT)) && cmdline+=" --rate-limit"
 ((NGINX_KEEPALIVE == 64)) || cmdline="NGINX_KEEPALIVE=$NGINX_KEEPALIVE $cmdline"
 "${REPORT[@]}" meta --out "$OUT_DIR/meta.json" --rounds "$ROUNDS" --duration "$DURATION" \
     --warmup "$WARMUP" --connections "$CONNECTIONS" --threads "$THREADS" \
