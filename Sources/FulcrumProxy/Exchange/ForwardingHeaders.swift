@@ -75,6 +75,29 @@ enum ForwardingHeaders {
         return scan
     }
 
+    /// Writes the request head the server receives, with the header changes of the rules that
+    /// matched (`set_header`, `delete_header`) made first.
+    static func writeRequestHead(
+        _ head: HTTPRequestHead,
+        headerEdits: [HeaderEdit],
+        scan: Scan,
+        client: ClientInfo,
+        into buffer: inout ByteBuffer
+    ) {
+        guard !headerEdits.isEmpty else {
+            writeRequestHead(head, scan: scan, client: client, into: &buffer)
+            return
+        }
+        var edited = head
+        for edit in headerEdits {
+            switch edit {
+            case .set(let name, let value): edited.headers.replaceOrAdd(name: name, value: value)
+            case .delete(let name): edited.headers.remove(name: name)
+            }
+        }
+        writeRequestHead(edited, scan: scan, client: client, into: &buffer)
+    }
+
     /// Writes the request head the server receives: the request line (always HTTP/1.1, so
     /// server connections can be pooled), the client's end-to-end headers, and the
     /// `X-Forwarded-*` headers, which replace any the client sent (X-Forwarded-For is extended).

@@ -50,21 +50,27 @@ final class ProxyListener: Sendable {
 
 extension ProxyListener.Binding {
     init(frontend: FrontendConfig, certificates: CertificateStore?) {
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = frontend.limits.maxHeaderBytes
-        decoderLimits.maxHeaderFieldSize = frontend.limits.maxHeaderBytes
         self.init(
             pipeline: ClientPipeline(
                 frontendName: frontend.name,
                 isSecure: certificates != nil,
                 clientIdle: TimeAmount(frontend.timeouts.clientIdle),
                 headerRead: TimeAmount(frontend.timeouts.headerRead),
-                decoderLimits: decoderLimits,
+                decoderLimits: NIOHTTPDecoderLimitConfiguration(frontend: frontend),
                 maxConcurrentStreams: frontend.limits.maxConcurrentStreams,
                 negotiatesHTTP2: frontend.tls?.alpn.contains("h2") ?? false,
                 acceptsPriorKnowledge: frontend.h2c
             ),
             certificates: certificates
         )
+    }
+}
+
+extension NIOHTTPDecoderLimitConfiguration {
+    /// The request decoder's limits for a frontend: `max_header_size` bounds the head.
+    init(frontend: FrontendConfig) {
+        self.init()
+        maxHeaderListSize = frontend.limits.maxHeaderBytes
+        maxHeaderFieldSize = frontend.limits.maxHeaderBytes
     }
 }
