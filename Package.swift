@@ -139,6 +139,20 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // libFuzzer targets (docs/fuzzing.md): `Fuzz/run.sh` builds them with `--sanitize fuzzer`,
+        // which links libFuzzer's `main`. Built without it (a plain `swift build`), each is a
+        // program that does nothing: they need no guard, and cost two small files to build.
+        .executableTarget(name: "FuzzConfigLoader", dependencies: ["FulcrumConfig"]),
+        .executableTarget(
+            name: "FuzzRequestHead",
+            dependencies: [
+                "FulcrumConfig",
+                "FulcrumProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // What the worker's and the proxy's tests share: collected responses, sending.
         .target(
             name: "FulcrumTestSupport",

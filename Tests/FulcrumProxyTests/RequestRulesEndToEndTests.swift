@@ -124,6 +124,30 @@ struct RequestRulesEndToEndTests {
         }
     }
 
+    /// Found by the fuzz target FuzzRequestHead (Fuzz/Corpus/RequestHead/regression-te-not-chunked.http):
+    /// the decoder refuses such a request only after handing its head on, by when the proxy had
+    /// routed it and taken or opened a server connection for it.
+    @Test(
+        "a Transfer-Encoding that does not end in chunked gets 400 before any server connection",
+        arguments: [
+            "POST /echo HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+            "POST /echo HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: gzip, identity\r\n\r\nabc",
+        ]
+    )
+    func transferEncodingNotEndingInChunked(request: String) async throws {
+        let server = try await ScriptedServer(response: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        try await withProxy(workers: [], yaml: { _ in simpleConfig([server.port]) }) { harness in
+            let (raw, closed) = try await Self.send(request, to: harness)
+            #expect(raw.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(raw)")
+            #expect(raw.contains("does not end in chunked"), "\(raw)")
+            #expect(closed)
+            // A connection opened for the request would be accepted well within this.
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(server.connectionsAccepted == 0)
+        }
+        try await server.close()
+    }
+
     @Test("a Content-Length with trailing blanks still counts against max_body_size")
     func contentLengthWithTrailingBlanks() async throws {
         let yaml = { (ports: [Int]) in

@@ -15,6 +15,8 @@ final class ScriptedServer: Sendable {
 
     /// The raw requests received so far, one string per request.
     var requests: [String] { received.all }
+    /// How many connections it has accepted.
+    var connectionsAccepted: Int { received.connections }
 
     init(requestEnd: String = "\r\n\r\n", response: String, closeAfterResponse: Bool = false) async throws {
         let received = self.received
@@ -44,8 +46,11 @@ final class ScriptedServer: Sendable {
     final class ReceivedRequests: @unchecked Sendable {
         private let lock = NSLock()
         private var requests: [String] = []
+        private var accepted = 0
         var all: [String] { lock.withLock { requests } }
+        var connections: Int { lock.withLock { accepted } }
         func append(_ request: String) { lock.withLock { requests.append(request) } }
+        func connectionAccepted() { lock.withLock { accepted += 1 } }
     }
 
     private final class ScriptHandler: ChannelInboundHandler {
@@ -63,6 +68,11 @@ final class ScriptedServer: Sendable {
             self.response = response
             self.closeAfterResponse = closeAfterResponse
             self.received = received
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            received.connectionAccepted()
+            context.fireChannelActive()
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -25,6 +25,10 @@ enum ForwardingHeaders {
         /// the body by any Content-Length, while the proxy would chunk the body again: a
         /// request like that is refused (`RequestRules`).
         var hasEmptyTransferEncoding = false
+        /// Whether the last coding of the last `Transfer-Encoding` line is `chunked`. A request
+        /// whose is not has a body of unknown length (RFC 9112 §6.3): the decoder says so only
+        /// after it has handed the head on, so `RequestRules` refuses it first.
+        var endsInChunked = false
     }
 
     /// The result of scanning a head's headers.
@@ -68,11 +72,35 @@ enum ForwardingHeaders {
                 if value.utf8.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: ",") }) {
                     scan.framing.hasEmptyTransferEncoding = true
                 }
+                scan.framing.endsInChunked = endsInChunked(value)
             case .hopByHop, .forwardedProto, .forwardedHost, .strictTransportSecurity, .other:
                 break
             }
         }
         return scan
+    }
+
+    /// Writes the request head the server receives, with the header changes of the rules that
+    /// matched (`set_header`, `delete_header`) made first.
+    static func writeRequestHead(
+        _ head: HTTPRequestHead,
+        headerEdits: [HeaderEdit],
+        scan: Scan,
+        client: ClientInfo,
+        into buffer: inout ByteBuffer
+    ) {
+        guard !headerEdits.isEmpty else {
+            writeRequestHead(head, scan: scan, client: client, into: &buffer)
+            return
+        }
+        var edited = head
+        for edit in headerEdits {
+            switch edit {
+            case .set(let name, let value): edited.headers.replaceOrAdd(name: name, value: value)
+            case .delete(let name): edited.headers.remove(name: name)
+            }
+        }
+        writeRequestHead(edited, scan: scan, client: client, into: &buffer)
     }
 
     /// Writes the request head the server receives: the request line (always HTTP/1.1, so
@@ -219,6 +247,22 @@ enum ForwardingHeaders {
                 } ?? false
             if isOption { continue }
             nominated = (nominated ?? []) + [String(name)]
+        }
+    }
+
+    /// Whether a `Transfer-Encoding` value's last list element is `chunked`, blanks around it
+    /// aside. Stricter than the decoder where they could differ: `gzip chunked`,
+    /// `chunked;x=1` and `chunked,` are not.
+    private static func endsInChunked(_ value: String) -> Bool {
+        var value = value
+        return value.withUTF8 { bytes in
+            func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+            var end = bytes.count
+            while end > 0, isBlank(bytes[end - 1]) { end -= 1 }
+            var start = end
+            while start > 0, bytes[start - 1] != UInt8(ascii: ",") { start -= 1 }
+            while start < end, isBlank(bytes[start]) { start += 1 }
+            return UnsafeBufferPointer(rebasing: bytes[start..<end]).equalsLowercase("chunked")
         }
     }
 

@@ -22,15 +22,13 @@ extension ProxyHandler {
         }
         var head = head
         var scan = ForwardingHeaders.scanRequest(head.headers)
-        let rules = RequestRules.check(&head, scan: &scan)
-        if case .rewritten = rules { machine.targetRewritten(head) }
-        let framing = ExchangeStateMachine.RequestFraming(scan.framing)
+        let check = RequestAdmission.checkHead(&head, scan: &scan, frontend: frontend)
+        if check.rewritten { machine.targetRewritten(head) }
+        let framing = check.framing
         requestChunked = framing.isChunked
         var route: (index: Int, edits: [HeaderEdit])?
         let decision: RequestDecision
-        if case .refused(let refusal) = rules {
-            decision = .respond(refusal)
-        } else if let refusal = RequestAdmission.preflight(head, framing: framing, frontend: frontend) {
+        if let refusal = check.refusal {
             decision = .respond(refusal)
         } else if let screened = screen(head) {
             decision = screened
@@ -102,18 +100,7 @@ extension ProxyHandler {
         let backend = loop.backends[backendIndex]
         self.backend = backend
         forwardedHead.clear()
-        if headerEdits.isEmpty {
-            ForwardingHeaders.writeRequestHead(head, scan: scan, client: client, into: &forwardedHead)
-        } else {
-            var edited = head
-            for edit in headerEdits {
-                switch edit {
-                case .set(let name, let value): edited.headers.replaceOrAdd(name: name, value: value)
-                case .delete(let name): edited.headers.remove(name: name)
-                }
-            }
-            ForwardingHeaders.writeRequestHead(edited, scan: scan, client: client, into: &forwardedHead)
-        }
+        ForwardingHeaders.writeRequestHead(head, headerEdits: headerEdits, scan: scan, client: client, into: &forwardedHead)
         backend.retryBudget.recordRequest()
     }
 

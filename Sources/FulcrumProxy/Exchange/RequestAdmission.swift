@@ -13,6 +13,34 @@ enum RequestAdmission {
         case decided(RequestDecision)
     }
 
+    /// What the checks on a head before the shield made of it.
+    struct HeadCheck {
+        var framing: ExchangeStateMachine.RequestFraming
+        /// The target was in absolute form: the head now has it in origin form, and its
+        /// authority as `Host`.
+        var rewritten: Bool
+        /// The answer, when the request goes no further.
+        var refusal: LocalResponse?
+    }
+
+    /// RFC 9112's rules (`RequestRules`: they may rewrite the head and its scan), then the
+    /// preflight.
+    static func checkHead(
+        _ head: inout HTTPRequestHead,
+        scan: inout ForwardingHeaders.Scan,
+        frontend: RuntimeFrontend?
+    ) -> HeadCheck {
+        let rules = RequestRules.check(&head, scan: &scan)
+        let framing = ExchangeStateMachine.RequestFraming(scan.framing)
+        switch rules {
+        case .refused(let refusal):
+            return HeadCheck(framing: framing, rewritten: false, refusal: refusal)
+        case .unchanged, .rewritten:
+            let rewritten = if case .rewritten = rules { true } else { false }
+            return HeadCheck(framing: framing, rewritten: rewritten, refusal: preflight(head, framing: framing, frontend: frontend))
+        }
+    }
+
     /// The checks before the shield: the frontend still exists, the method is one Fulcrum
     /// serves, the site is served over HTTP at all, and the announced body fits. Nil: on to
     /// the shield.

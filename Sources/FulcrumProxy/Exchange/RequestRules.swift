@@ -17,6 +17,8 @@ import NIOHTTP1
 /// - A `Transfer-Encoding` line must name a coding (RFC 9112 §6.3): an empty one, which the
 ///   decoder ignores, would have the body framed by Content-Length here and chunked at the
 ///   server. HTTP/1.0 has no transfer codings (§6.1): such a request's framing is faulty.
+///   And its last coding must be `chunked` (§6.3): the decoder refuses one whose is not only
+///   after handing the head on, when the proxy has already taken a server connection for it.
 /// - A target carries no fragment (`#`): origin form is a path and a query (§3.2.1).
 ///
 /// HTTP/2 requests reach this as HTTP/1-style heads, with `:authority` as `Host`.
@@ -39,6 +41,9 @@ enum RequestRules {
         let isHTTP10 = version.major == 1 && version.minor == 0
         if scan.framing.hasEmptyTransferEncoding {
             return .refused(badRequest("The request has a Transfer-Encoding header without a coding."))
+        }
+        if scan.framing.isChunked, !scan.framing.endsInChunked {
+            return .refused(badRequest("The request's Transfer-Encoding does not end in chunked, so its body has no known length."))
         }
         if scan.framing.isChunked, isHTTP10 {
             return .refused(badRequest("An HTTP/1.0 request cannot have a Transfer-Encoding."))

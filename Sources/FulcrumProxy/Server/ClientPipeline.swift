@@ -81,9 +81,15 @@ struct ClientPipeline: Sendable {
         connectionGuard.proxy = proxy
         try channel.pipeline.syncOperations.addHandlers([
             // No response encoder: the proxy handler writes responses as bytes.
-            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits)),
+            ByteToMessageHandler(Self.requestDecoder(limits: decoderLimits)),
             proxy,
         ])
+    }
+
+    /// The HTTP/1.x request decoder of a client connection. (Bytes after an upgrade request go
+    /// on as they are: they belong to the tunnel.)
+    static func requestDecoder(limits: NIOHTTPDecoderLimitConfiguration) -> HTTPRequestDecoder {
+        HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)
     }
 
     /// HTTP/2 replaces the connection guard: its per-request timeouts are HTTP/1.1's (a stream

@@ -52,15 +52,12 @@ final class ProxyListener: Sendable {
 
 extension ProxyListener.Binding {
     init(frontend: FrontendConfig, certificates: CertificateStore?, limits: ConnectionLimits) {
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = frontend.limits.maxHeaderBytes
-        decoderLimits.maxHeaderFieldSize = frontend.limits.maxHeaderBytes
         var pipeline = ClientPipeline(
             frontendName: frontend.name,
             isSecure: certificates != nil,
             clientIdle: TimeAmount(frontend.timeouts.clientIdle),
             headerRead: TimeAmount(frontend.timeouts.headerRead),
-            decoderLimits: decoderLimits,
+            decoderLimits: NIOHTTPDecoderLimitConfiguration(frontend: frontend),
             maxConcurrentStreams: frontend.limits.maxConcurrentStreams,
             negotiatesHTTP2: frontend.tls?.alpn.contains("h2") ?? false,
             acceptsPriorKnowledge: frontend.h2c
@@ -68,5 +65,14 @@ extension ProxyListener.Binding {
         // Over TLS only: browsers ignore it over plain HTTP (RFC 6797 §8.1).
         pipeline.strictTransportSecurity = certificates == nil ? nil : frontend.tls?.hsts?.headerValue
         self.init(pipeline: pipeline, certificates: certificates, limits: limits)
+    }
+}
+
+extension NIOHTTPDecoderLimitConfiguration {
+    /// The request decoder's limits for a frontend: `max_header_size` bounds the head.
+    init(frontend: FrontendConfig) {
+        self.init()
+        maxHeaderListSize = frontend.limits.maxHeaderBytes
+        maxHeaderFieldSize = frontend.limits.maxHeaderBytes
     }
 }

@@ -116,4 +116,18 @@ struct RequestRulesUnitTests {
             #expect(RequestRules.isRegisteredNameByte(byte) == allowed.contains(byte), "byte \(byte)")
         }
     }
+
+    @Test(
+        "the last Transfer-Encoding coding must be chunked, read strictly (RFC 9112 §6.3)",
+        arguments: [
+            (["chunked"], true), (["gzip, chunked"], true), (["Chunked \t"], true), (["gzip,chunked"], true),
+            (["gzip", "chunked"], true), (["gzip"], false), (["chunked, gzip"], false), (["chunked", "gzip"], false),
+            (["gzip chunked"], false), (["chunked;x=1"], false), (["chunked,"], false), (["xchunked"], false),
+        ]
+    )
+    func transferEncodingEndsInChunked(codings: [String], accepted: Bool) {
+        let headers = [("Host", "a.example")] + codings.map { ("Transfer-Encoding", $0) }
+        let outcome = Self.check("/", method: .POST, headers: headers).outcome
+        #expect(outcome == (accepted ? "unchanged" : "400 close"), "\(codings)")
+    }
 }
