@@ -1,8 +1,10 @@
 import FulcrumConfig
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOHTTP1
+import NIOPosix
 
 /// One bound listening socket of a frontend.
 ///
@@ -74,5 +76,53 @@ extension NIOHTTPDecoderLimitConfiguration {
         self.init()
         maxHeaderListSize = frontend.limits.maxHeaderBytes
         maxHeaderFieldSize = frontend.limits.maxHeaderBytes
+    }
+}
+
+extension ProxyListener {
+    /// Binds `address` with the frontend's `binding`, not accepting yet (`startAccepting`).
+    static func bind(
+        address: ListenAddress,
+        binding: ProxyListener.Binding,
+        events: ListenerEventCounts,
+        group: any EventLoopGroup,
+        contexts: LoopContextTable,
+        logger: Logger
+    ) async throws -> ProxyListener {
+        let quiescing = ServerQuiescingHelper(group: group)
+        let current = NIOLockedValueBox(binding)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Accepting starts once the loops serve a snapshot that knows this frontend.
+            .serverChannelOption(.autoRead, value: false)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        AcceptErrorBackoff(binding: current, events: events, logger: logger),
+                        AcceptGate(binding: current, events: events),
+                        quiescing.makeServerChannelHandler(channel: channel)
+                    )
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // A client that half-closes after its request still gets the response.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            // Child channels read as usual (the server channel's autoRead is not inherited).
+            .childChannelOption(.autoRead, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // Read once per connection: a reload may have replaced it.
+                    let binding = current.withLockedValue { $0 }
+                    if let certificates = binding.certificates {
+                        // Replaced by the TLS handler once the client's hello names a host.
+                        try channel.pipeline.syncOperations.addHandler(certificates.makeSNIHandler(channel: channel))
+                    }
+                    try binding.pipeline.configure(channel: channel, loop: contexts.context(for: channel.eventLoop))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+        return ProxyListener(configuredAddress: address, channel: channel, quiescing: quiescing, binding: current)
     }
 }
