@@ -47,9 +47,9 @@ struct AdaptiveTests {
                 },
                 "\(switched.explanation)"
             )
-            // The window the slowdown fell into, or the next one (400 ms each), with slack for
-            // the late timers of a machine busy with the other suites.
-            #expect(switched.time - slowedAt < .milliseconds(1200))
+            // The window the slowdown fell into, or the next one (400 ms each), with slack of
+            // three more windows for the late timers of a CI machine busy with other suites.
+            #expect(switched.time - slowedAt < .milliseconds(2000))
             #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .peakEWMA)
             // Later windows, where peak_ewma keeps traffic off w2, keep it: w2 has not recovered.
             #expect(decisions.last?.to == .peakEWMA)
