@@ -88,6 +88,7 @@ public func fuzzRequestHead(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             check(path.process(head), for: head)
         }
     }
+    checkRequestLineScanner(input, decoder: paths[0].makeRequestDecoder())
     return 0
 }
 
@@ -167,6 +168,32 @@ private func checkForwarded(_ bytes: ByteBuffer, host: String?, contentLength: I
         guard lengths.count <= 1, lengths.first ?? contentLength == contentLength else {
             failure("Content-Length for Fulcrum: \(String(describing: contentLength)), for the server: \(lengths)", bytes)
         }
+    }
+}
+
+/// The raw-byte scan of request lines (`RequestLineScanner`) must frame requests as the decoder
+/// does, or it would check a body byte as a request line (a false 400) or miss a request line:
+/// where both read the input to its end, they count the same heads. Its verdict must not depend
+/// on how the bytes are split into reads.
+private func checkRequestLineScanner(_ input: ByteBuffer, decoder: HTTPRequestDecoder) {
+    var whole = RequestLineScanner()
+    let verdict = input.withUnsafeReadableBytes { whole.scan($0) }
+    var split = RequestLineScanner()
+    let cut = input.readableBytes == 0 ? 0 : Int(input.getInteger(at: input.readerIndex, as: UInt8.self)!) % input.readableBytes
+    var splitVerdict = input.getSlice(at: input.readerIndex, length: cut)!.withUnsafeReadableBytes { split.scan($0) }
+    if splitVerdict == .valid {
+        let rest = input.getSlice(at: input.readerIndex + cut, length: input.readableBytes - cut)!
+        splitVerdict = rest.withUnsafeReadableBytes { split.scan($0) }
+        if case .doubleSpace(let offset) = splitVerdict { splitVerdict = .doubleSpace(at: cut + offset) }
+    }
+    guard verdict == splitVerdict else {
+        failure("the request line scan says \(verdict) in one read, \(splitVerdict) split at \(cut)", input)
+    }
+    guard verdict == .valid, !whole.isStopped else { return }
+    let decoded = decodedParts(input, decoder: decoder)
+    let heads = decoded.heads.filter { if case .head = $0 { true } else { false } }.count
+    guard decoded.failed || heads == whole.headsScanned else {
+        failure("the decoder read \(heads) request heads, the request line scan \(whole.headsScanned)", input)
     }
 }
 

@@ -196,6 +196,6 @@ extension ExchangeStateMachine {
     /// Something the client sent while an earlier request was still being answered.
     enum PipelinedEvent {
         case part(HTTPServerRequestPart)
-        case error(HTTPParserError)
+        case error(MalformedRequest)
     }
 }

@@ -168,7 +168,7 @@ struct ExchangeStateMachine {
     }
 
     /// The request decoder failed.
-    mutating func errorCaught(_ error: HTTPParserError) -> Action {
+    mutating func errorCaught(_ error: MalformedRequest) -> Action {
         if !pipelined.isEmpty || requestEnded && isWaitingForResponse {
             // The error is in a pipelined request: answer it in turn.
             pipelined.append(.error(error))
@@ -188,21 +188,24 @@ struct ExchangeStateMachine {
         }
     }
 
-    private mutating func parserFailed(_ error: HTTPParserError) -> Action {
+    private mutating func parserFailed(_ error: MalformedRequest) -> Action {
         keepAlive = false
         let status: HTTPResponseStatus
         let detail: String
         switch error {
-        case .headerOverflow:
+        case .requestLineSpacing:
+            status = .badRequest
+            detail = "The request line must separate its parts with single spaces."
+        case .unparsable(.headerOverflow):
             status = .requestHeaderFieldsTooLarge
             detail = "The request headers are larger than this server accepts."
-        case .invalidContentLength, .unexpectedContentLength:
+        case .unparsable(.invalidContentLength), .unparsable(.unexpectedContentLength):
             status = .badRequest
             detail = "The request's Content-Length and Transfer-Encoding are invalid or conflict."
-        case .invalidChunkSize:
+        case .unparsable(.invalidChunkSize):
             status = .badRequest
             detail = "A chunk size of the request body is invalid."
-        default:
+        case .unparsable(let error):
             status = .badRequest
             detail = "The request could not be parsed (\(error))."
         }

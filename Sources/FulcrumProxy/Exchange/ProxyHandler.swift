@@ -154,7 +154,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let parserError = error as? HTTPParserError {
-            run(machine.errorCaught(parserError))
+            run(machine.errorCaught(.unparsable(parserError)))
+        } else if let malformed = error as? MalformedRequest {
+            run(machine.errorCaught(malformed))
         } else {
             run(machine.channelFailed())
         }

@@ -10,6 +10,10 @@ import NIOCore
 ///
 /// The proxy handler tells the guard when a request head was decoded and when its response
 /// finished; the guard only needs raw bytes to notice that a new request has begun.
+///
+/// It also runs ``RequestLineScanner`` over the raw bytes, since the decoder skips a run of
+/// spaces in a request line. A request line with one gets a 400, answered in turn after the
+/// requests before it; nothing after it reaches the decoder.
 final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -24,6 +28,9 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private var state = State.idle
+    private var requestLines = RequestLineScanner()
+    /// A request line was refused: the rest of the input is dropped.
+    private var refusedInput = false
     private var timer = DeadlineTimer()
     private var context: ChannelHandlerContext?
     private let clientIdleTimeout: TimeAmount
@@ -73,11 +80,25 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if state == .idle, !Self.isOnlyLineBreaks(unwrapInboundIn(data)) {
+        guard !refusedInput else { return }
+        let buffer = unwrapInboundIn(data)
+        if state == .idle, !Self.isOnlyLineBreaks(buffer) {
             state = .readingHead
             arm(headerReadTimeout)
         }
-        context.fireChannelRead(data)
+        switch buffer.withUnsafeReadableBytes({ requestLines.scan($0) }) {
+        case .valid:
+            context.fireChannelRead(data)
+        case .doubleSpace(let offset):
+            refusedInput = true
+            // The requests before it go on, and so does this line's start (at least its
+            // method and a space): that tells a waiting h2c preface detector this is HTTP/1.1,
+            // so the request handler is in place for the error.
+            if offset > 0 {
+                context.fireChannelRead(wrapInboundOut(buffer.getSlice(at: buffer.readerIndex, length: offset)!))
+            }
+            context.fireErrorCaught(MalformedRequest.requestLineSpacing)
+        }
     }
 
     /// Empty lines between requests are allowed (RFC 9112 §2.2) and do not start a request.
