@@ -136,7 +136,7 @@ if ((RATE_LIMIT)); then
     FULCRUM_RATE_LIMIT='    rate_limits: { per_ip: { key: src, rate: 1000000/1s } }'
     HAPROXY_RATE_LIMIT=$'    stick-table type ip size 100k expire 10s store http_req_rate(1s)\n    http-request track-sc0 src\n    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000 }'
 fi
-common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "PORT=$PROXY_PORT" "TLS=")
+common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "PORT=$PROXY_PORT" "TLS=" "MAXCONN=4096")
 render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
 render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "RATE_LIMIT=$HAPROXY_RATE_LIMIT"
 

@@ -11,6 +11,7 @@ Subcommands:
   table ...         print the table of one round
   meta ...          write the run's metadata (date, machine, versions, parameters) as JSON
   summary ...       print the summary (median over rounds) and its Markdown form
+  idle-summary ...  the Markdown form of a --idle run (bench/idle.py's probes)
 
 run.sh drives all of this; see bench/README.md for what the columns mean.
 """
@@ -359,6 +360,47 @@ def cmd_summary(args):
     print("----- >8 ------------------------------------------")
 
 
+def cmd_idle_summary(args):
+    """The Markdown block of an --idle run: resident memory per idle connection, per proxy."""
+    recs = _load(args.results)
+    with open(args.meta) as f:
+        meta = json.load(f)
+    by_proxy = {}
+    for r in recs:
+        by_proxy.setdefault(r["proxy"], []).append(r["probe"])
+    med = {p: statistics.median(x["per_connection_kib"] for x in probes) for p, probes in by_proxy.items()}
+    reference = med.get("haproxy")
+    n = max(x["connections"] for probes in by_proxy.values() for x in probes)
+    md = [
+        f"### {meta['date_utc']} — idle connections, {meta['machine']['nproc']} × {meta['machine']['cpu_model']}",
+        "",
+        "- Versions: " + ", ".join(f"{k} `{v}`" for k, v in meta["versions"].items() if v),
+        f"- {n:,} idle keep-alive client connections, each after one request"
+        f"{' over TLS' if 'https' in meta['params']['mode'] else ''}; RSS of the proxy's process tree"
+        f" (bench/idle.py); {meta['params']['rounds']} round(s)",
+        f"- Load average before the run: {meta['machine']['loadavg']}",
+        f"- Command: `{meta['command']}`",
+        "",
+        "| proxy | KiB per idle connection (median) | vs HAProxy | RSS before · idle · closed (MiB), per round |",
+        "|:---|---:|---:|:---|",
+    ]
+    for proxy in CANONICAL_ORDER:
+        if proxy not in by_proxy:
+            continue
+        ratio = f"{med[proxy] / reference:.2f}×" if reference else "—"
+        rounds = " \\| ".join(
+            f"{x['rss_before_kib'] / 1024:.1f} · {x['rss_idle_kib'] / 1024:.1f} · {x['rss_closed_kib'] / 1024:.1f}"
+            for x in by_proxy[proxy]
+        )
+        md.append(f"| {LABELS[proxy]} | {med[proxy]:.2f} | {ratio} | {rounds} |")
+    markdown = "\n".join(md) + "\n"
+    with open(args.markdown_out, "w") as f:
+        f.write(markdown)
+    print("----- 8< ----- Markdown for bench/RESULTS.md -----")
+    print(markdown, end="")
+    print("----- >8 ------------------------------------------")
+
+
 # --------------------------------------------------------------------------
 # metadata
 
@@ -481,6 +523,12 @@ def main():
     p.add_argument("--markdown-out", required=True)
     p.add_argument("--json-out", required=True)
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("idle-summary")
+    p.add_argument("--results", required=True)
+    p.add_argument("--meta", required=True)
+    p.add_argument("--markdown-out", required=True)
+    p.set_defaults(func=cmd_idle_summary)
 
     args = ap.parse_args()
     sys.exit(args.func(args) or 0)

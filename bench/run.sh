@@ -38,6 +38,7 @@ NGINX_KEEPALIVE=${NGINX_KEEPALIVE:-64}
 TLS=${TLS:-0}
 NEW_CONNECTIONS=${NEW_CONNECTIONS:-0}
 RATE_LIMIT=${RATE_LIMIT:-0}
+IDLE=${IDLE:-0}
 
 usage() {
     cat <<EOF
@@ -79,6 +80,9 @@ Options (environment variable in brackets):
   --rate-limit       every proxy counts each request against a per-client-address rate limit set
                      too high to refuse any (its cost, not its refusals): a Fulcrum rate_limits
                      entry, an HAProxy stick table with http_req_rate, an nginx limit_req zone [RATE_LIMIT=1]
+  --idle N           instead of wrk: hold N idle keep-alive client connections, each after one
+                     request, and report each proxy's resident memory per connection
+                     (bench/idle.py; with --tls, over HTTPS) [IDLE]
   -h, --help         this help
 
 Other environment variables: OUT_BASE (default bench/out), PROXY_CPU, LOAD_CPU, BACKEND_CPU,
@@ -114,7 +118,7 @@ while (($#)); do
         usage
         exit 0
         ;;
-    --fulcrum | --baseline | --rounds | --duration | --warmup | --connections | --threads | --only)
+    --fulcrum | --baseline | --rounds | --duration | --warmup | --connections | --threads | --only | --idle)
         if ((!has_val)); then
             (($# >= 2)) || die "$opt needs a value (see --help)"
             val=$2
@@ -129,6 +133,7 @@ while (($#)); do
         --connections) CONNECTIONS=$val ;;
         --threads) THREADS=$val ;;
         --only) ONLY=$val ;;
+        --idle) IDLE=$val ;;
         esac
         ;;
     --no-install | --pin | --tls | --new-connections | --rate-limit)
@@ -166,6 +171,13 @@ MODE=http
 ((TLS)) && MODE=https
 ((NEW_CONNECTIONS)) && MODE=https-new-connections
 is_uint "$NGINX_KEEPALIVE" && ((NGINX_KEEPALIVE >= 1)) || die "NGINX_KEEPALIVE must be a positive integer"
+is_uint "$IDLE" || die "--idle must be a number of connections, got '$IDLE'"
+((IDLE)) && MODE+=-idle
+# Room for the idle probe's connections in every proxy (Fulcrum's `auto` cap follows the
+# descriptor limit, raised here for all of them).
+MAXCONN=$((IDLE + 1000 > 4096 ? IDLE + 1000 : 4096))
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+((2 * MAXCONN + 100 <= $(ulimit -n))) || die "--idle $IDLE needs $((2 * MAXCONN + 100)) descriptors; ulimit -n allows $(ulimit -n)"
 
 SELECTED=()
 IFS=, read -r -a only_list <<<"$ONLY"
@@ -417,7 +429,7 @@ if ((RATE_LIMIT)); then
     FULCRUM_RATE_LIMIT='    rate_limits: { per_ip: { key: src, rate: 1000000/1s } }'
 fi
 
-common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT")
+common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "MAXCONN=$MAXCONN" "NOFILE=$(ulimit -n)")
 for proxy in "${SELECTED[@]}"; do
     port=${PROXY_PORT[$proxy]}
     case $proxy in
@@ -482,6 +494,7 @@ selected fulcrum-base && cmdline+=" --baseline $(printf '%q' "$BASELINE_BIN")"
 ((TLS)) && cmdline+=" --tls"
 ((NEW_CONNECTIONS)) && cmdline+=" --new-connections"
 ((RATE_LIMIT)) && cmdline+=" --rate-limit"
+((IDLE)) && cmdline+=" --idle $IDLE"
 ((NGINX_KEEPALIVE == 64)) || cmdline="NGINX_KEEPALIVE=$NGINX_KEEPALIVE $cmdline"
 "${REPORT[@]}" meta --out "$OUT_DIR/meta.json" --rounds "$ROUNDS" --duration "$DURATION" \
     --warmup "$WARMUP" --connections "$CONNECTIONS" --threads "$THREADS" \
@@ -500,6 +513,26 @@ wrk_cmd=(wrk -t "$THREADS" -c "$CONNECTIONS")
 ((PIN)) && wrk_cmd=(taskset -c "$LOAD_CPU" "${wrk_cmd[@]}")
 
 log "output directory: $OUT_DIR"
+if ((IDLE)); then
+    IDLE_RESULTS=$OUT_DIR/idle.jsonl
+    : >"$IDLE_RESULTS"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for proxy in "${SELECTED[@]}"; do
+            pid=${PROXY_PID[$proxy]}
+            is_alive "$pid" || fail_process "$pid" "is no longer running"
+            log "round $round/$ROUNDS $proxy: $IDLE idle connections"
+            probe=(python3 "$BENCH_DIR/idle.py" --port "${PROXY_PORT[$proxy]}" --pid "$pid" --connections "$IDLE")
+            ((TLS)) && probe+=(--tls)
+            ((PIN)) && probe=(taskset -c "$LOAD_CPU" "${probe[@]}")
+            line=$("${probe[@]}") || fail_process "$pid" "failed the idle probe"
+            printf '{"round": %d, "proxy": "%s", "probe": %s}\n' "$round" "$proxy" "$line" >>"$IDLE_RESULTS"
+            log "  $line"
+        done
+    done
+    "${REPORT[@]}" idle-summary --results "$IDLE_RESULTS" --meta "$OUT_DIR/meta.json" --markdown-out "$OUT_DIR/summary.md"
+    log "raw results: $OUT_DIR"
+    exit 0
+fi
 read -r load1 _ </proc/loadavg
 if awk -v l="$load1" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
     log "WARNING: load average is $load1 on $(nproc) CPU(s) before we start: other work is running, figures will be noisy"

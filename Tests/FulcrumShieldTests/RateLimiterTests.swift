@@ -179,7 +179,10 @@ private let minute: UInt64 = 60 * second
         // The newest keys are remembered (limited), the oldest forgotten (allowed afresh).
         #expect(limiter.check(key: keys[999_999], now: 1_000_000) == .limited(retryAfterSeconds: 1))
         #expect(limiter.check(key: keys[0], now: 1_000_000) == .allowed)
-        #expect(elapsed < .seconds(5))
+        // About 2 s in a debug build on a quiet machine. The bound is there to catch work per
+        // check that grows with the entries (a linear eviction would take minutes), not noise:
+        // 5 s failed on a machine loaded by parallel builds.
+        #expect(elapsed < .seconds(30))
     }
 
     @Test("removeAll forgets every key")

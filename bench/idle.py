@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""The idle-connection probe of bench/run.sh --idle N (Python 3 standard library only).
+
+Opens N keep-alive client connections to a proxy on 127.0.0.1, one after the other, sends one
+request on each and reads its whole response (so each connection has been through a request,
+as a browser's would have), then leaves them open and idle. It reads the resident set size of
+the proxy's process tree (VmRSS of the PID and its descendants: nginx's worker is a child of its
+master) before, once all are open and idle for --settle seconds, and after closing them, and
+prints one JSON line:
+
+  {"connections": N, "rss_before_kib": ..., "rss_idle_kib": ..., "rss_closed_kib": ...,
+   "per_connection_kib": (idle - before) / N, "open_seconds": ...}
+
+Usage: idle.py --port PORT --pid PID --connections N [--tls] [--settle SECONDS] [--path PATH]
+"""
+
+import argparse
+import json
+import os
+import resource
+import socket
+import ssl
+import sys
+import time
+
+
+def rss_kib(root):
+    """VmRSS of root and all its descendants, in KiB."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        ppid = int(data[data.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def read_response(sock):
+    """Reads one HTTP/1.1 response with a Content-Length body (the benchmark backends' kind)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the response head")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0]
+    if b" 200 " not in status + b" ":
+        raise ConnectionError(f"not a 200: {status!r}")
+    length = None
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if length is None:
+        raise ConnectionError("no Content-Length in the response")
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed in the middle of the body")
+        body += chunk
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--pid", type=int, required=True)
+    parser.add_argument("--connections", type=int, required=True)
+    parser.add_argument("--tls", action="store_true")
+    parser.add_argument("--settle", type=float, default=2.0)
+    parser.add_argument("--path", default="/", help="what each connection asks for (a 200 with Content-Length)")
+    args = parser.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = args.connections + 64
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            sys.exit(f"idle.py: {args.connections} connections need {needed} descriptors; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+    context = None
+    if args.tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.set_alpn_protocols(["http/1.1"])
+    request = f"GET {args.path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+
+    before = rss_kib(args.pid)
+    started = time.monotonic()
+    held = []
+    for _ in range(args.connections):
+        sock = socket.create_connection(("127.0.0.1", args.port), timeout=10)
+        if context is not None:
+            sock = context.wrap_socket(sock, server_hostname="localhost")
+        sock.sendall(request)
+        read_response(sock)
+        held.append(sock)
+    opened = time.monotonic() - started
+    time.sleep(args.settle)
+    idle = rss_kib(args.pid)
+    # Every connection must still be open: a proxy that closed some would look cheaper.
+    for sock in held:
+        sock.setblocking(False)
+        try:
+            if sock.recv(1) == b"":
+                sys.exit("idle.py: the proxy closed an idle connection during the probe")
+        except (BlockingIOError, ssl.SSLWantReadError):
+            pass
+    for sock in held:
+        sock.close()
+    time.sleep(args.settle)
+    closed = rss_kib(args.pid)
+    print(
+        json.dumps(
+            {
+                "connections": args.connections,
+                "rss_before_kib": before,
+                "rss_idle_kib": idle,
+                "rss_closed_kib": closed,
+                "per_connection_kib": round((idle - before) / args.connections, 2),
+                "open_seconds": round(opened, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
