@@ -12,6 +12,10 @@ prints one JSON line:
    "per_connection_kib": (idle - before) / N, "open_seconds": ...}
 
 Usage: idle.py --port PORT --pid PID --connections N [--tls] [--settle SECONDS] [--path PATH]
+               [--upload BYTES]
+
+--upload BYTES makes each connection's one request a POST of that many bytes (to a --path
+that takes a body): what an idle connection keeps after a large read.
 """
 
 import argparse
@@ -85,6 +89,7 @@ def main():
     parser.add_argument("--tls", action="store_true")
     parser.add_argument("--settle", type=float, default=2.0)
     parser.add_argument("--path", default="/", help="what each connection asks for (a 200 with Content-Length)")
+    parser.add_argument("--upload", type=int, default=0, help="POST this many bytes instead of a GET")
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -100,7 +105,11 @@ def main():
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         context.set_alpn_protocols(["http/1.1"])
-    request = f"GET {args.path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+    if args.upload:
+        request = f"POST {args.path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {args.upload}\r\n\r\n".encode()
+        request += b"x" * args.upload
+    else:
+        request = f"GET {args.path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
 
     before = rss_kib(args.pid)
     started = time.monotonic()

@@ -177,7 +177,8 @@ is_uint "$IDLE" || die "--idle must be a number of connections, got '$IDLE'"
 # descriptor limit, raised here for all of them).
 MAXCONN=$((IDLE + 1000 > 4096 ? IDLE + 1000 : 4096))
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-((2 * MAXCONN + 100 <= $(ulimit -n))) || die "--idle $IDLE needs $((2 * MAXCONN + 100)) descriptors; ulimit -n allows $(ulimit -n)"
+((!IDLE || 2 * MAXCONN + 100 <= $(ulimit -n))) ||
+    die "--idle $IDLE needs $((2 * MAXCONN + 100)) descriptors; ulimit -n allows $(ulimit -n)"
 
 SELECTED=()
 IFS=, read -r -a only_list <<<"$ONLY"

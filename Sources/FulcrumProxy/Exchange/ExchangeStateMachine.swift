@@ -167,7 +167,7 @@ struct ExchangeStateMachine {
         }
     }
 
-    /// The request decoder failed.
+    /// The request decoder failed, or the raw-byte check before it refused a request line.
     mutating func errorCaught(_ error: MalformedRequest) -> Action {
         if !pipelined.isEmpty || requestEnded && isWaitingForResponse {
             // The error is in a pipelined request: answer it in turn.
