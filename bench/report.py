@@ -502,7 +502,7 @@ def main():
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("meta")
-    p.add_argument("--mode", default="http", help="http | https | https-new-connections")
+    p.add_argument("--mode", default="http", help="http | https, then -new-connections and/or -idle")
     p.add_argument("--out", required=True)
     p.add_argument("--rounds", type=int, required=True)
     p.add_argument("--duration", required=True)

@@ -76,7 +76,8 @@ Options (environment variable in brackets):
   --pin              pin with taskset: proxies on CPU \$PROXY_CPU (0), wrk on CPU \$LOAD_CPU (1),
                      backends on CPU \$BACKEND_CPU (default: same as LOAD_CPU) [PIN=1]
   --tls              the proxies terminate HTTPS (one ECDSA P-256 certificate made for the run) [TLS=1]
-  --new-connections  with --tls: a new connection, so a full handshake, per request [NEW_CONNECTIONS=1]
+  --new-connections  wrk sends Connection: close, so every request opens a new connection (with
+                     --tls, a full handshake per request) [NEW_CONNECTIONS=1]
   --rate-limit       every proxy counts each request against a per-client-address rate limit set
                      too high to refuse any (its cost, not its refusals): a Fulcrum rate_limits
                      entry, an HAProxy stick table with http_req_rate, an nginx limit_req zone [RATE_LIMIT=1]
@@ -166,10 +167,9 @@ is_uint "$THREADS" && ((THREADS >= 1)) || die "--threads must be a positive inte
 [[ $TLS =~ ^[01]$ ]] || die "TLS must be 0 or 1"
 [[ $NEW_CONNECTIONS =~ ^[01]$ ]] || die "NEW_CONNECTIONS must be 0 or 1"
 [[ $RATE_LIMIT =~ ^[01]$ ]] || die "RATE_LIMIT must be 0 or 1"
-((!NEW_CONNECTIONS || TLS)) || die "--new-connections measures TLS handshakes: use it with --tls"
 MODE=http
 ((TLS)) && MODE=https
-((NEW_CONNECTIONS)) && MODE=https-new-connections
+((NEW_CONNECTIONS)) && MODE+=-new-connections
 is_uint "$NGINX_KEEPALIVE" && ((NGINX_KEEPALIVE >= 1)) || die "NGINX_KEEPALIVE must be a positive integer"
 is_uint "$IDLE" || die "--idle must be a number of connections, got '$IDLE'"
 ((IDLE)) && MODE+=-idle
@@ -509,7 +509,7 @@ CLK_TCK=$(getconf CLK_TCK)
 RESULTS=$OUT_DIR/results.jsonl
 : >"$RESULTS"
 wrk_cmd=(wrk -t "$THREADS" -c "$CONNECTIONS")
-# A new connection (so a full TLS handshake) per request: the client asks to close each one.
+# A new connection (with --tls, a full handshake) per request: the client asks to close each one.
 ((NEW_CONNECTIONS)) && wrk_cmd+=(-H "Connection: close")
 ((PIN)) && wrk_cmd=(taskset -c "$LOAD_CPU" "${wrk_cmd[@]}")
 
