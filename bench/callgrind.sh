@@ -23,6 +23,7 @@ WARMUP_REQUESTS=${WARMUP_REQUESTS:-2000}
 CONNECTIONS=${CONNECTIONS:-10}
 WITH_HAPROXY=${WITH_HAPROXY:-0}
 RATE_LIMIT=${RATE_LIMIT:-0}
+H2C=${H2C:-0}
 OUT_BASE=${OUT_BASE:-$BENCH_DIR/out}
 
 usage() {
@@ -39,6 +40,9 @@ Options (environment variable in brackets):
   --haproxy          HAProxy (nbthread 1) too, as a reference [WITH_HAPROXY=1]
   --rate-limit       the proxies count every request against a per-address rate limit that
                      is never reached, as bench/run.sh --rate-limit does [RATE_LIMIT=1]
+  --h2c              HTTP/2 with prior knowledge instead of HTTP/1.1: h2load -m 10 (ten streams per
+                     connection), Fulcrum with h2c: true, HAProxy taking the preface on its
+                     plain bind [H2C=1]
   --requests N       measured requests [REQUESTS] (default $REQUESTS)
   --warmup N         requests before counting starts [WARMUP_REQUESTS] (default $WARMUP_REQUESTS)
   --connections C    h2load connections [CONNECTIONS] (default $CONNECTIONS)
@@ -65,6 +69,7 @@ while (($#)); do
     --connections) CONNECTIONS=${2:?--connections needs a number} && shift ;;
     --haproxy) WITH_HAPROXY=1 ;;
     --rate-limit) RATE_LIMIT=1 ;;
+    --h2c) H2C=1 ;;
     *) die "unknown argument: $1 (see --help)" ;;
     esac
     shift
@@ -136,9 +141,16 @@ if ((RATE_LIMIT)); then
     FULCRUM_RATE_LIMIT='    rate_limits: { per_ip: { key: src, rate: 1000000/1s } }'
     HAPROXY_RATE_LIMIT=$'    stick-table type ip size 100k expire 10s store http_req_rate(1s)\n    http-request track-sc0 src\n    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000 }'
 fi
-common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "PORT=$PROXY_PORT" "TLS=" "MAXCONN=4096")
-render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
-render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "RATE_LIMIT=$HAPROXY_RATE_LIMIT"
+# The template's TLS line carries h2c for Fulcrum (a plain listener either way).
+FULCRUM_H2C=
+H2LOAD_PROTOCOL=(--h1)
+if ((H2C)); then
+    FULCRUM_H2C="    h2c: true"
+    H2LOAD_PROTOCOL=(-m 10)
+fi
+common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "PORT=$PROXY_PORT" "MAXCONN=4096")
+render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "TLS=$FULCRUM_H2C" "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
+render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "TLS=" "RATE_LIMIT=$HAPROXY_RATE_LIMIT"
 
 # NAME COMMAND...: counts NAME's instructions per request; prints "NAME IR_PER_REQUEST".
 measure() {
@@ -150,10 +162,10 @@ measure() {
     pid=$!
     PIDS+=("$pid")
     wait_ready "$pid" "$PROXY_PORT"
-    h2load --h1 -n "$WARMUP_REQUESTS" -c "$CONNECTIONS" "http://127.0.0.1:$PROXY_PORT/" >"$OUT_DIR/$name.warmup.txt"
+    h2load "${H2LOAD_PROTOCOL[@]}" -n "$WARMUP_REQUESTS" -c "$CONNECTIONS" "http://127.0.0.1:$PROXY_PORT/" >"$OUT_DIR/$name.warmup.txt"
     callgrind_control --zero "$pid" >/dev/null 2>&1
     log "$name: $REQUESTS requests"
-    h2load --h1 -n "$REQUESTS" -c "$CONNECTIONS" "http://127.0.0.1:$PROXY_PORT/" >"$OUT_DIR/$name.h2load.txt"
+    h2load "${H2LOAD_PROTOCOL[@]}" -n "$REQUESTS" -c "$CONNECTIONS" "http://127.0.0.1:$PROXY_PORT/" >"$OUT_DIR/$name.h2load.txt"
     grep -q " $REQUESTS succeeded" "$OUT_DIR/$name.h2load.txt" ||
         die "$name: not every request succeeded (see $OUT_DIR/$name.h2load.txt)"
     callgrind_control --dump "$pid" >/dev/null 2>&1
@@ -179,8 +191,8 @@ results+=("$(measure fulcrum "$(runnable_copy "$FULCRUM_BIN" fulcrum)" run -c "$
 
 git_rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
 {
-    printf 'Instructions per keep-alive request (callgrind Ir; %s requests after %s, h2load --h1 -c %s; git %s)\n' \
-        "$REQUESTS" "$WARMUP_REQUESTS" "$CONNECTIONS" "$git_rev"
+    printf 'Instructions per keep-alive request (callgrind Ir; %s requests after %s, h2load %s -c %s; git %s)\n' \
+        "$REQUESTS" "$WARMUP_REQUESTS" "${H2LOAD_PROTOCOL[*]}" "$CONNECTIONS" "$git_rev"
     reference=${results[0]#* }
     for result in "${results[@]}"; do
         printf '  %-13s %8s Ir/request  %.3f× fulcrum\n' "${result%% *}" "${result#* }" \
