@@ -1,4 +1,5 @@
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import Testing
 
@@ -80,5 +81,26 @@ struct DeferredFlushesTests {
         }
         #expect(afterFirstRound == [1, 0])
         #expect(afterSecondRound == [2, 1])
+    }
+
+    @Test("an HTTP/2 connection's flushes wait for the loop's batch, and a close flushes first")
+    func deferredFlushHandler() throws {
+        let channel = EmbeddedChannel()
+        let flushes = DeferredFlushes(eventLoop: channel.embeddedEventLoop)
+        try channel.pipeline.syncOperations.addHandler(DeferredFlushHandler(flushes: flushes))
+        // Two streams' responses in one batch: nothing leaves until the batch is over.
+        channel.write(ByteBuffer(string: "stream 1"), promise: nil)
+        channel.flush()
+        channel.write(ByteBuffer(string: "stream 3"), promise: nil)
+        channel.flush()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        channel.embeddedEventLoop.run()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "stream 1"))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "stream 3"))
+        // A GOAWAY written and flushed just before a close still goes out.
+        channel.write(ByteBuffer(string: "goaway"), promise: nil)
+        channel.flush()
+        try channel.close().wait()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "goaway"))
     }
 }

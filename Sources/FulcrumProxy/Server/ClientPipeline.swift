@@ -120,6 +120,8 @@ struct ClientPipeline: Sendable {
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: clientIdle, maxAge: nil, maxGraceTime: nil, keepalive: nil)
         )
+        // Before the HTTP/2 handler, so its flushes (every stream's) wait for the loop's batch.
+        try pipeline.addHandler(DeferredFlushHandler(flushes: loop.flushes))
         _ = try pipeline.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connection,
