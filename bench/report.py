@@ -7,11 +7,15 @@ Subcommands:
                     then the total, as "TOTAL T1 T2 ..."
   tree PID          print the PIDs of the process tree rooted at PID (root first)
   probe PORT        exit 0 if GET http://127.0.0.1:PORT/ answers 200
-  record ...        parse one wrk output, append a JSON line to the results file
+  record ...        parse one wrk (or h2load) output, append a JSON line to the results file
   table ...         print the table of one round
   meta ...          write the run's metadata (date, machine, versions, parameters) as JSON
   summary ...       print the summary (median over rounds) and its Markdown form
   idle-summary ...  the Markdown form of a --idle run (bench/idle.py's probes)
+  reset-peak PID... reset each process's peak resident set (VmHWM), as /proc/PID/clear_refs allows
+  peak PID...       print the sum of the processes' VmHWM, in KiB
+  download-summary ... the Markdown form of a --download run
+  overview DIR...   the --all run's table: each run's headline.json as ratios to HAProxy
 
 run.sh drives all of this; see bench/README.md for what the columns mean.
 """
@@ -148,11 +152,45 @@ def parse_wrk(text):
     return res
 
 
+def parse_h2load(text, log_path):
+    """h2load's summary for the counts and errors; its per-request log (--log-file: start µs,
+    status, µs to the end of the response) for the percentiles, which h2load does not print."""
+    res = {}
+    m = re.search(r"^finished in ([0-9.]+)(us|ms|s|m|h), ([0-9.]+) req/s", text, re.M)
+    if not m:
+        raise ValueError("no 'finished in' line in h2load output")
+    res["wrk_duration_s"] = float(m.group(1)) * _UNITS[m.group(2)] / 1e6
+    res["rps"] = float(m.group(3))
+    m = re.search(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", text, re.M)
+    if not m:
+        raise ValueError("no 'requests:' line in h2load output")
+    done, succeeded, failed, errored, timeout = (int(m.group(i)) for i in (3, 4, 5, 6, 7))
+    res["requests"] = done
+    errors = {k: v for k, v in (("failed", failed), ("errored", errored), ("timeout", timeout)) if v}
+    m = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text, re.M)
+    if m and int(m.group(3)) + int(m.group(4)):
+        errors["non_2xx_3xx"] = int(m.group(3)) + int(m.group(4))
+    res["errors"] = errors
+    latencies = []
+    with open(log_path) as f:
+        for line in f:
+            fields = line.split("\t")
+            if len(fields) >= 3 and fields[1] != "-1":
+                latencies.append(int(fields[2]))
+    if not latencies:
+        raise ValueError(f"h2load's request log {log_path} holds no completed request")
+    latencies.sort()
+    for pct in (50, 75, 90, 99):
+        res[f"p{pct}_us"] = float(latencies[min(len(latencies) - 1, len(latencies) * pct // 100)])
+    return res
+
+
 def cmd_record(args):
     with open(args.wrk) as f:
         text = f.read()
     try:
-        rec = parse_wrk(text)
+        rec = parse_h2load(text, args.h2load_log) if args.h2load_log else parse_wrk(text)
     except ValueError as e:
         print(f"error: {args.proxy} round {args.round}: {e}; wrk said:\n{text}", file=sys.stderr)
         return 1
@@ -192,6 +230,90 @@ def cmd_record(args):
 
 # --------------------------------------------------------------------------
 # tables
+
+
+def scenario_label(mode):
+    """The scenario a run's mode names, as the --all overview and the headings say it."""
+    secure = mode.startswith("https")
+    if "-h2" in mode:
+        return "HTTP/2 over TLS (h2)" if secure else "HTTP/2, prior knowledge (h2c)"
+    if "-new-connections" in mode:
+        return "a new connection per request" + (" (TLS handshake each)" if secure else "")
+    if "-idle" in mode:
+        return "idle keep-alive connections" + (" over TLS" if secure else "")
+    if "-download" in mode:
+        return "one large download" + (" over TLS" if secure else "")
+    return "HTTPS keep-alive" if secure else "HTTP/1.1 keep-alive"
+
+
+def _write_headline(markdown_out, meta, metric, values, lower_is_better=True):
+    """headline.json beside the summary: the run's one figure per proxy, for the --all overview."""
+    path = os.path.join(os.path.dirname(markdown_out), "headline.json")
+    with open(path, "w") as f:
+        json.dump({"scenario": scenario_label(meta["params"].get("mode", "http")), "metric": metric,
+                   "values": values, "lower_is_better": lower_is_better}, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def cmd_overview(args):
+    """The --all run's first table: each scenario's headline figure, as ratios to HAProxy."""
+    rows = []
+    for run in args.runs:
+        with open(os.path.join(run, "headline.json")) as f:
+            rows.append(json.load(f))
+    proxies = [p for p in CANONICAL_ORDER if any(p in r["values"] for r in rows)]
+    md = [
+        "### Overview: every scenario, as ratios to HAProxy (value in brackets)",
+        "",
+        "| scenario | figure | " + " | ".join(LABELS[p] for p in proxies) + " |",
+        "|:---|:---|" + "---:|" * len(proxies),
+    ]
+    for r in rows:
+        ref = r["values"].get("haproxy")
+        cells = []
+        for p in proxies:
+            v = r["values"].get(p)
+            if v is None:
+                cells.append("—")
+            elif ref:
+                cells.append(f"{v / ref:.2f}× ({v:,.2f})")
+            else:
+                cells.append(f"{v:,.2f}")
+        rows_md = f"| {r['scenario']} | {r['metric']} | " + " | ".join(cells) + " |"
+        md.append(rows_md)
+    markdown = "\n".join(md) + "\n"
+    with open(args.markdown_out, "w") as f:
+        f.write(markdown)
+    print(markdown, end="")
+
+
+def _load_run(args):
+    """A run's records (grouped by proxy, in the order they came) and its metadata."""
+    recs = _load(args.results)
+    with open(args.meta) as f:
+        meta = json.load(f)
+    by_proxy = {}
+    for r in recs:
+        by_proxy.setdefault(r["proxy"], []).append(r)
+    return recs, by_proxy, meta
+
+
+def _block_heading(meta, what):
+    """The first lines of a probe's Markdown block (--idle, --download): title and versions."""
+    secure = " over TLS" if "https" in meta["params"]["mode"] else ""
+    return [
+        f"### {meta['date_utc']} — {what}{secure}, {meta['machine']['nproc']} × {meta['machine']['cpu_model']}",
+        "",
+        "- Versions: " + ", ".join(f"{k} `{v}`" for k, v in meta["versions"].items() if v),
+    ]
+
+
+def _emit_markdown(markdown, path):
+    with open(path, "w") as f:
+        f.write(markdown)
+    print("----- 8< ----- Markdown for bench/RESULTS.md -----")
+    print(markdown, end="")
+    print("----- >8 ------------------------------------------")
 
 
 def _load(path):
@@ -281,12 +403,7 @@ def _median_metrics(recs):
 
 
 def cmd_summary(args):
-    recs = _load(args.results)
-    with open(args.meta) as f:
-        meta = json.load(f)
-    by_proxy = {}
-    for r in recs:
-        by_proxy.setdefault(r["proxy"], []).append(r)
+    recs, by_proxy, meta = _load_run(args)
     med = {p: _median_metrics(rs) for p, rs in by_proxy.items()}
     header, rows = _rows(med, with_cpu_pct=False)
     n_rounds = max((m["rounds"] for m in med.values()), default=0)
@@ -298,7 +415,10 @@ def cmd_summary(args):
 
     p = meta["params"]
     md = []
-    md.append(f"### {meta['date_utc']} — {meta['machine']['cpu_model']}, {meta['machine']['nproc']} CPUs")
+    md.append(
+        f"### {meta['date_utc']} — {scenario_label(meta['params'].get('mode', 'http'))}, "
+        f"{meta['machine']['cpu_model']}, {meta['machine']['nproc']} CPUs"
+    )
     md.append("")
     md.append(
         f"- Machine: {meta['machine']['nproc']} × {meta['machine']['cpu_model']}, "
@@ -309,8 +429,13 @@ def cmd_summary(args):
         + ", ".join(f"{k} `{v}`" for k, v in meta["versions"].items() if v)
     )
     md.append(
-        f"- Parameters: {p['rounds']} round(s), wrk `-t {p['threads']} -c {p['connections']} "
-        f"-d {p['duration']} --latency`, warm-up {p['warmup']}, "
+        f"- Parameters: {p['rounds']} round(s), "
+        + (
+            f"h2load `-t {p['threads']} -c {p['connections']} -m {p['streams']} -D {p['duration']}`"
+            if p.get("streams")
+            else f"wrk `-t {p['threads']} -c {p['connections']} -d {p['duration']} --latency`"
+        )
+        + f", warm-up {p['warmup']}, "
         f"pinning {'on (proxy CPU ' + str(p['proxy_cpu']) + ', wrk+backends CPU ' + str(p['load_cpu']) + ')' if p['pin'] else 'off'}, "
         f"proxies measured: {', '.join(LABELS[x] for x in p['only'])}"
         + (f", mode: {p['mode']}" if p.get("mode", "http") != "http" else "")
@@ -350,6 +475,8 @@ def cmd_summary(args):
 
     with open(args.markdown_out, "w") as f:
         f.write(markdown)
+    _write_headline(args.markdown_out, meta, "CPU µs per request",
+                    {p: m["cpu_us_per_req"] for p, m in med.items() if m["cpu_us_per_req"] is not None})
     with open(args.json_out, "w") as f:
         json.dump({"meta": meta, "median": med}, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -362,19 +489,12 @@ def cmd_summary(args):
 
 def cmd_idle_summary(args):
     """The Markdown block of an --idle run: resident memory per idle connection, per proxy."""
-    recs = _load(args.results)
-    with open(args.meta) as f:
-        meta = json.load(f)
-    by_proxy = {}
-    for r in recs:
-        by_proxy.setdefault(r["proxy"], []).append(r["probe"])
+    _, by_proxy, meta = _load_run(args)
+    by_proxy = {proxy: [r["probe"] for r in rs] for proxy, rs in by_proxy.items()}
     med = {p: statistics.median(x["per_connection_kib"] for x in probes) for p, probes in by_proxy.items()}
     reference = med.get("haproxy")
     n = max(x["connections"] for probes in by_proxy.values() for x in probes)
-    md = [
-        f"### {meta['date_utc']} — idle connections, {meta['machine']['nproc']} × {meta['machine']['cpu_model']}",
-        "",
-        "- Versions: " + ", ".join(f"{k} `{v}`" for k, v in meta["versions"].items() if v),
+    md = _block_heading(meta, "idle keep-alive connections") + [
         f"- {n:,} idle keep-alive client connections, each after one request"
         f"{' over TLS' if 'https' in meta['params']['mode'] else ''}; RSS of the proxy's process tree"
         f" (bench/idle.py); {meta['params']['rounds']} round(s)",
@@ -393,12 +513,58 @@ def cmd_idle_summary(args):
             for x in by_proxy[proxy]
         )
         md.append(f"| {LABELS[proxy]} | {med[proxy]:.2f} | {ratio} | {rounds} |")
-    markdown = "\n".join(md) + "\n"
-    with open(args.markdown_out, "w") as f:
-        f.write(markdown)
-    print("----- 8< ----- Markdown for bench/RESULTS.md -----")
-    print(markdown, end="")
-    print("----- >8 ------------------------------------------")
+    _emit_markdown("\n".join(md) + "\n", args.markdown_out)
+    _write_headline(args.markdown_out, meta, "KiB of RSS per idle connection", med)
+
+
+def cmd_reset_peak(args):
+    for pid in args.pids:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")  # 5: reset the peak resident set size (Linux 4.0+)
+
+
+def cmd_peak(args):
+    total = 0
+    for pid in args.pids:
+        with open(f"/proc/{pid}/status") as f:
+            total += next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    print(total)
+
+
+def cmd_download_summary(args):
+    """The Markdown block of a --download run: CPU time, throughput and peak memory per proxy."""
+    recs, by_proxy, meta = _load_run(args)
+    med = {
+        proxy: {
+            "cpu_ms": statistics.median(1e3 * r["cpu_ticks"] / r["clk_tck"] for r in rs),
+            "mib_per_s": statistics.median(r["bytes"] / 2**20 / (r["wall_us"] / 1e6) for r in rs),
+            "peak_mib": statistics.median(r["peak_rss_kib"] / 1024 for r in rs),
+        }
+        for proxy, rs in by_proxy.items()
+    }
+    reference = med.get("haproxy")
+    size = max(r["bytes"] for r in recs)
+    md = _block_heading(meta, f"one {size / 2**30:.2f} GiB download") + [
+        f"- curl through each proxy{' over TLS' if 'https' in meta['params']['mode'] else ''} from the nginx"
+        f" backends' sendfile; proxy CPU from /proc; peak RSS is the process tree's VmHWM, reset before each"
+        f" download; {meta['params']['rounds']} round(s)",
+        f"- Load average before the run: {meta['machine']['loadavg']}",
+        f"- Command: `{meta['command']}`",
+        "",
+        "| proxy | CPU ms (median) | vs HAProxy | MiB/s | peak RSS MiB | CPU ms per round |",
+        "|:---|---:|---:|---:|---:|:---|",
+    ]
+    for proxy in CANONICAL_ORDER:
+        if proxy not in med:
+            continue
+        m = med[proxy]
+        ratio = f"{m['cpu_ms'] / reference['cpu_ms']:.2f}×" if reference and reference["cpu_ms"] else "—"
+        rounds = " \\| ".join(f"{1e3 * r['cpu_ticks'] / r['clk_tck']:.0f}" for r in by_proxy[proxy])
+        md.append(
+            f"| {LABELS[proxy]} | {m['cpu_ms']:.0f} | {ratio} | {m['mib_per_s']:,.0f} | {m['peak_mib']:.1f} | {rounds} |"
+        )
+    _emit_markdown("\n".join(md) + "\n", args.markdown_out)
+    _write_headline(args.markdown_out, meta, "CPU ms for the download", {p: m["cpu_ms"] for p, m in med.items()})
 
 
 # --------------------------------------------------------------------------
@@ -448,6 +614,7 @@ def cmd_meta(args):
             "warmup": args.warmup,
             "connections": args.connections,
             "threads": args.threads,
+            "streams": args.streams,
             "only": args.only.split(","),
             "pin": args.pin,
             "proxy_cpu": args.proxy_cpu,
@@ -488,7 +655,8 @@ def main():
     p.add_argument("--round", type=int, required=True)
     p.add_argument("--proxy", required=True, choices=CANONICAL_ORDER)
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--wrk", required=True, help="file holding wrk's output")
+    p.add_argument("--wrk", required=True, help="file holding wrk's (or with --h2load-log, h2load's) output")
+    p.add_argument("--h2load-log", help="h2load's --log-file: the output is h2load's")
     p.add_argument("--cpu-before", type=int, required=True, help="clock ticks")
     p.add_argument("--cpu-after", type=int, required=True, help="clock ticks")
     p.add_argument("--clk-tck", type=int, required=True)
@@ -509,6 +677,7 @@ def main():
     p.add_argument("--warmup", required=True)
     p.add_argument("--connections", type=int, required=True)
     p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--streams", type=int, default=0, help="h2load -m (0: the load is wrk)")
     p.add_argument("--only", required=True)
     p.add_argument("--pin", type=int, choices=(0, 1), default=0)
     p.add_argument("--proxy-cpu", default="0")
@@ -523,6 +692,25 @@ def main():
     p.add_argument("--markdown-out", required=True)
     p.add_argument("--json-out", required=True)
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("reset-peak")
+    p.add_argument("pids", type=int, nargs="+")
+    p.set_defaults(func=cmd_reset_peak)
+
+    p = sub.add_parser("peak")
+    p.add_argument("pids", type=int, nargs="+")
+    p.set_defaults(func=cmd_peak)
+
+    p = sub.add_parser("overview")
+    p.add_argument("--markdown-out", required=True)
+    p.add_argument("runs", nargs="+", help="run directories, each with a headline.json")
+    p.set_defaults(func=cmd_overview)
+
+    p = sub.add_parser("download-summary")
+    p.add_argument("--results", required=True)
+    p.add_argument("--meta", required=True)
+    p.add_argument("--markdown-out", required=True)
+    p.set_defaults(func=cmd_download_summary)
 
     p = sub.add_parser("idle-summary")
     p.add_argument("--results", required=True)

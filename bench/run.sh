@@ -2,8 +2,9 @@
 # bench/run.sh - Fulcrum vs HAProxy vs nginx as HTTP/1.1 load balancers on loopback.
 #
 # Starts two identical nginx backends, HAProxy (1 thread), nginx (1 worker) and
-# Fulcrum (1 worker) as proxies, then runs wrk against each proxy in interleaved
-# rounds and reports req/s, p50/p99 latency and the proxy's CPU time per request.
+# Fulcrum (1 worker) as proxies, then runs wrk (or h2load, curl, the idle probe)
+# against each proxy in interleaved rounds and reports req/s, p50/p99 latency and
+# the proxy's CPU time per request. --all runs every scenario in one command.
 # See bench/README.md or `bench/run.sh --help`.
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true # bash 5.2: '&' in ${x//a/b} is literal
@@ -25,6 +26,7 @@ BASELINE_BIN=${BASELINE:-}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
+CONNECTIONS_GIVEN=${CONNECTIONS:+1} # --h2 has its own default
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-1}
 ONLY=${ONLY:-haproxy,nginx,fulcrum}
@@ -39,6 +41,12 @@ TLS=${TLS:-0}
 NEW_CONNECTIONS=${NEW_CONNECTIONS:-0}
 RATE_LIMIT=${RATE_LIMIT:-0}
 IDLE=${IDLE:-0}
+H2=${H2:-0}
+STREAMS=${STREAMS:-10}
+DOWNLOAD=${DOWNLOAD:-}
+ALL=${ALL:-0}
+ALL_IDLE=${ALL_IDLE:-5000}
+ALL_DOWNLOAD=${ALL_DOWNLOAD:-1g}
 
 usage() {
     cat <<EOF
@@ -84,6 +92,18 @@ Options (environment variable in brackets):
   --idle N           instead of wrk: hold N idle keep-alive client connections, each after one
                      request, and report each proxy's resident memory per connection
                      (bench/idle.py; with --tls, over HTTPS) [IDLE]
+  --h2               HTTP/2 instead of HTTP/1.1: h2load -c C -m M (C defaults to 20 here) with
+                     prior knowledge (h2c), or with --tls over h2 by ALPN; p50/p99 come from
+                     h2load's per-request log [H2=1]
+  --streams M        h2load's concurrent streams per connection (default 10) [STREAMS]
+  --download SIZE    instead of wrk: one download of SIZE (e.g. 1g, 100m) per proxy and round with
+                     curl, reporting the proxy's CPU time, throughput and peak resident memory
+                     (VmHWM after a reset) [DOWNLOAD]
+  --all              every scenario, one after the other, each a run of this script with the same
+                     binaries and rounds: keep-alive, --tls, --new-connections (with and without
+                     --tls), --h2, --h2 --tls,
+                     --download \$ALL_DOWNLOAD (1g), --idle \$ALL_IDLE (5000) and --idle --tls; the
+                     summaries are joined in bench/out/<UTC timestamp>-all/summary.md [ALL=1]
   -h, --help         this help
 
 Other environment variables: OUT_BASE (default bench/out), PROXY_CPU, LOAD_CPU, BACKEND_CPU,
@@ -119,7 +139,7 @@ while (($#)); do
         usage
         exit 0
         ;;
-    --fulcrum | --baseline | --rounds | --duration | --warmup | --connections | --threads | --only | --idle)
+    --fulcrum | --baseline | --rounds | --duration | --warmup | --connections | --threads | --only | --idle | --streams | --download)
         if ((!has_val)); then
             (($# >= 2)) || die "$opt needs a value (see --help)"
             val=$2
@@ -131,15 +151,19 @@ while (($#)); do
         --rounds) ROUNDS=$val ;;
         --duration) DURATION=$val ;;
         --warmup) WARMUP=$val ;;
-        --connections) CONNECTIONS=$val ;;
+        --connections) CONNECTIONS=$val CONNECTIONS_GIVEN=1 ;;
         --threads) THREADS=$val ;;
         --only) ONLY=$val ;;
         --idle) IDLE=$val ;;
+        --streams) STREAMS=$val ;;
+        --download) DOWNLOAD=$val ;;
         esac
         ;;
-    --no-install | --pin | --tls | --new-connections | --rate-limit)
+    --no-install | --pin | --tls | --new-connections | --rate-limit | --h2 | --all)
         ((!has_val)) || die "$opt takes no value"
         case $opt in
+        --h2) H2=1 ;;
+        --all) ALL=1 ;;
         --no-install) NO_INSTALL=1 ;;
         --pin) PIN=1 ;;
         --tls) TLS=1 ;;
@@ -167,12 +191,34 @@ is_uint "$THREADS" && ((THREADS >= 1)) || die "--threads must be a positive inte
 [[ $TLS =~ ^[01]$ ]] || die "TLS must be 0 or 1"
 [[ $NEW_CONNECTIONS =~ ^[01]$ ]] || die "NEW_CONNECTIONS must be 0 or 1"
 [[ $RATE_LIMIT =~ ^[01]$ ]] || die "RATE_LIMIT must be 0 or 1"
+[[ $H2 =~ ^[01]$ ]] || die "H2 must be 0 or 1"
+[[ $ALL =~ ^[01]$ ]] || die "ALL must be 0 or 1"
+is_uint "$STREAMS" && ((STREAMS >= 1)) || die "--streams must be a positive integer, got '$STREAMS'"
+is_uint "$IDLE" || die "--idle must be a number of connections, got '$IDLE'"
+DOWNLOAD_BYTES=0
+if [[ -n $DOWNLOAD ]]; then
+    [[ ${DOWNLOAD,,} =~ ^([0-9]+)([kmg]?)$ ]] || die "--download must look like 1g, 100m or 4096, got '$DOWNLOAD'"
+    DOWNLOAD_BYTES=${BASH_REMATCH[1]}
+    case ${BASH_REMATCH[2]} in
+    k) DOWNLOAD_BYTES=$((DOWNLOAD_BYTES << 10)) ;;
+    m) DOWNLOAD_BYTES=$((DOWNLOAD_BYTES << 20)) ;;
+    g) DOWNLOAD_BYTES=$((DOWNLOAD_BYTES << 30)) ;;
+    esac
+    ((DOWNLOAD_BYTES > 0)) || die "--download must be more than 0 bytes"
+fi
+scenarios=$((H2 + NEW_CONNECTIONS + (IDLE > 0) + (DOWNLOAD_BYTES > 0)))
+((scenarios <= 1)) || die "--h2, --new-connections, --idle and --download are separate scenarios: give one (or --all)"
+((!ALL || (scenarios == 0 && !TLS && !RATE_LIMIT))) ||
+    die "--all runs every scenario itself: give it no --tls, --h2, --new-connections, --idle, --download or --rate-limit"
+# h2load's usual load for this benchmark is -c20 -m10 (the issue's and HAProxy's own figures)
+((H2 && !CONNECTIONS_GIVEN)) && CONNECTIONS=20
 MODE=http
 ((TLS)) && MODE=https
+((H2)) && MODE+=-h2
 ((NEW_CONNECTIONS)) && MODE+=-new-connections
 is_uint "$NGINX_KEEPALIVE" && ((NGINX_KEEPALIVE >= 1)) || die "NGINX_KEEPALIVE must be a positive integer"
-is_uint "$IDLE" || die "--idle must be a number of connections, got '$IDLE'"
 ((IDLE)) && MODE+=-idle
+((DOWNLOAD_BYTES)) && MODE+=-download
 # Room for the idle probe's connections in every proxy (Fulcrum's `auto` cap follows the
 # descriptor limit, raised here for all of them).
 MAXCONN=$((IDLE + 1000 > 4096 ? IDLE + 1000 : 4096))
@@ -235,8 +281,44 @@ if selected fulcrum-base; then
     BASELINE_BIN=$(realpath "$BASELINE_BIN")
 fi
 
+# --all: each scenario is a run of this script with the same binaries (built once, above) and
+# settings; their Markdown summaries are joined into one file.
+if ((ALL)); then
+    ALL_DIR=$OUT_BASE/$(date -u +%Y%m%dT%H%M%SZ)-all
+    mkdir -p "$ALL_DIR"
+    common_args=(--only "$ONLY" --rounds "$ROUNDS" --duration "$DURATION" --warmup "$WARMUP" --threads "$THREADS")
+    ((CONNECTIONS_GIVEN)) && common_args+=(--connections "$CONNECTIONS")
+    selected fulcrum && common_args+=(--fulcrum "$FULCRUM_BIN")
+    [[ -n $BASELINE_BIN ]] && common_args+=(--baseline "$BASELINE_BIN")
+    ((NO_INSTALL)) && common_args+=(--no-install)
+    ((PIN)) && common_args+=(--pin)
+    scenario_args=(
+        "" "--tls" "--new-connections" "--new-connections --tls" "--h2" "--h2 --tls"
+        "--download $ALL_DOWNLOAD" "--idle $ALL_IDLE" "--idle $ALL_IDLE --tls"
+    )
+    runs=()
+    : >"$ALL_DIR/scenarios.md"
+    for extra in "${scenario_args[@]}"; do
+        read -r -a extra_args <<<"$extra"
+        log "--all: bench/run.sh ${extra:-(keep-alive)}"
+        "${BASH_SOURCE[0]}" "${common_args[@]}" "${extra_args[@]}" ||
+            die "the scenario '${extra:-keep-alive}' failed; summaries so far: $ALL_DIR/scenarios.md"
+        runs+=("$(realpath "$OUT_BASE/latest")")
+        { cat "${runs[-1]}/summary.md" && echo; } >>"$ALL_DIR/scenarios.md"
+    done
+    "${REPORT[@]}" overview --markdown-out "$ALL_DIR/overview.md" "${runs[@]}" >/dev/null
+    { cat "$ALL_DIR/overview.md" && echo && cat "$ALL_DIR/scenarios.md"; } >"$ALL_DIR/summary.md"
+    echo "----- 8< ----- Markdown for bench/RESULTS.md -----"
+    cat "$ALL_DIR/summary.md"
+    echo "----- >8 ------------------------------------------"
+    log "all scenarios: $ALL_DIR/summary.md"
+    exit 0
+fi
+
 need_tools=(nginx wrk)
 ((TLS)) && need_tools+=(openssl)
+((H2)) && need_tools+=(h2load)
+((DOWNLOAD_BYTES)) && need_tools+=(curl)
 selected haproxy && need_tools+=(haproxy)
 missing_tools() {
     local t
@@ -244,16 +326,16 @@ missing_tools() {
 }
 missing=$(missing_tools)
 if [[ -n $missing ]]; then
-    ((!NO_INSTALL)) || die "missing: $missing(--no-install given). Install them: apt-get install -y haproxy nginx wrk"
+    ((!NO_INSTALL)) || die "missing: $missing(--no-install given). Install them: apt-get install -y haproxy nginx wrk nghttp2-client curl"
     command -v apt-get >/dev/null || die "missing: $missing and apt-get is not available; install haproxy, nginx and wrk yourself"
     sudo_cmd=()
     if ((EUID != 0)); then
         command -v sudo >/dev/null || die "missing: $missing; need root or sudo to apt-get install them"
         sudo_cmd=(sudo)
     fi
-    log "installing haproxy nginx wrk (missing: $missing)"
+    log "installing haproxy nginx wrk nghttp2-client curl (missing: $missing)"
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy nginx wrk
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy nginx wrk nghttp2-client curl
     missing=$(missing_tools)
     [[ -z $missing ]] || die "still missing after apt-get install: $missing"
 fi
@@ -364,9 +446,19 @@ fail_process() { # PID WHAT
     die "$name (pid $1) $2"
 }
 
-wait_ready() { # PID PORT [--tls]
+# One request answered 200: over HTTP/1.1, or with h2 over HTTP/2 (a proxy under --h2: nginx's
+# h2c port speaks nothing else).
+probe() { # PORT http|https|h2
+    case $2 in
+    h2) timeout 3 h2load -n 1 -c 1 "$PROXY_SCHEME://127.0.0.1:$1/" 2>/dev/null | grep -q 'requests: 1 total.* 1 succeeded' ;;
+    https) "${REPORT[@]}" probe "$1" --timeout 1 --tls ;;
+    *) "${REPORT[@]}" probe "$1" --timeout 1 ;;
+    esac
+}
+
+wait_ready() { # PID PORT http|https|h2
     local deadline=$((SECONDS + 20))
-    while ! "${REPORT[@]}" probe "$2" --timeout 1 ${3:-}; do
+    while ! probe "$2" "$3"; do
         is_alive "$1" || fail_process "$1" "exited during startup"
         ((SECONDS < deadline)) || fail_process "$1" "did not answer 200 on 127.0.0.1:$2 within 20s"
         sleep 0.2
@@ -391,20 +483,37 @@ start_nginx() { # NAME CPU CONF
     fi
 }
 
+# --download: the backends serve /download, a sparse file of that size (sendfile, no disk reads).
+download_location=
+if ((DOWNLOAD_BYTES)); then
+    truncate -s "$DOWNLOAD_BYTES" "$RUN_DIR/download.bin"
+    download_location="location = /download { alias $RUN_DIR/download.bin; default_type application/octet-stream; }"
+fi
+
 declare -A PROXY_PID=()
 BACKEND_PIDS=()
 for i in 1 2; do
     port_var=BACKEND${i}_PORT
     render "$BENCH_DIR/nginx-backend.conf.tmpl" "$RUN_DIR/backend$i.conf" \
-        "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}"
+        "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}" \
+        "DOWNLOAD_LOCATION=$download_location"
     start_nginx "backend$i" "$BACKEND_CPU" "$RUN_DIR/backend$i.conf"
     BACKEND_PIDS+=("$LAST_PID")
 done
-wait_ready "${BACKEND_PIDS[0]}" "$BACKEND1_PORT"
-wait_ready "${BACKEND_PIDS[1]}" "$BACKEND2_PORT"
+wait_ready "${BACKEND_PIDS[0]}" "$BACKEND1_PORT" http
+wait_ready "${BACKEND_PIDS[1]}" "$BACKEND2_PORT" http
 
 # With --tls, every proxy terminates TLS with the same ECDSA P-256 certificate (made here).
-HAPROXY_TLS= NGINX_TLS= NGINX_TLS_LINES= FULCRUM_TLS= PROBE_TLS=
+HAPROXY_TLS= NGINX_TLS= NGINX_TLS_LINES= FULCRUM_TLS=
+PROXY_SCHEME=http PROXY_PROBE=http
+((TLS)) && PROXY_SCHEME=https PROXY_PROBE=https
+((H2)) && PROXY_PROBE=h2
+# With --h2 and no TLS, HTTP/2 by prior knowledge: HAProxy detects the preface on its plain bind,
+# nginx's port speaks only h2c, Fulcrum needs h2c: true.
+if ((H2 && !TLS)); then
+    NGINX_TLS=" http2"
+    FULCRUM_TLS="    h2c: true"
+fi
 if ((TLS)); then
     mkdir -p "$RUN_DIR/certs"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
@@ -415,9 +524,13 @@ if ((TLS)); then
     rm "$RUN_DIR/certs/cert.pem" "$RUN_DIR/certs/key.pem"
     HAPROXY_TLS=" ssl crt $RUN_DIR/certs/bench.pem"
     NGINX_TLS=" ssl"
+    # HTTP/2 by ALPN: Fulcrum offers h2 by default, HAProxy and nginx when told.
+    if ((H2)); then
+        HAPROXY_TLS+=" alpn h2,http/1.1"
+        NGINX_TLS+=" http2"
+    fi
     NGINX_TLS_LINES="ssl_certificate $RUN_DIR/certs/bench.pem; ssl_certificate_key $RUN_DIR/certs/bench.pem;"
     FULCRUM_TLS="    tls: { certificates: $RUN_DIR/certs }"
-    PROBE_TLS=--tls
 fi
 
 # --rate-limit: the same limit in each proxy's terms, one million requests a second per client
@@ -431,8 +544,8 @@ if ((RATE_LIMIT)); then
 fi
 
 common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "MAXCONN=$MAXCONN" "NOFILE=$(ulimit -n)")
-for proxy in "${SELECTED[@]}"; do
-    port=${PROXY_PORT[$proxy]}
+start_proxy() { # PROXY: renders its configuration, starts it, waits until it answers
+    local proxy=$1 port=${PROXY_PORT[$1]}
     case $proxy in
     haproxy)
         render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "PORT=$port" "TLS=$HAPROXY_TLS" \
@@ -458,8 +571,22 @@ for proxy in "${SELECTED[@]}"; do
         ;;
     esac
     PROXY_PID[$proxy]=$LAST_PID
-    wait_ready "$LAST_PID" "$port" $PROBE_TLS
-done
+    wait_ready "$LAST_PID" "$port" "$PROXY_PROBE"
+}
+
+# Stops one proxy (--idle restarts them between rounds: memory freed by one round's
+# connections would be reused by the next, which would then measure nothing).
+stop_proxy() { # PROXY
+    local pid=${PROXY_PID[$1]} deadline=$((SECONDS + 10))
+    kill -TERM -- "-$pid" 2>/dev/null
+    while is_alive "$pid"; do
+        ((SECONDS < deadline)) || kill -KILL -- "-$pid" 2>/dev/null
+        sleep 0.1
+    done
+    wait "$pid" 2>/dev/null || true
+}
+
+for proxy in "${SELECTED[@]}"; do start_proxy "$proxy"; done
 
 # ---------------------------------------------------------------------------
 # metadata
@@ -471,6 +598,16 @@ v_wrk=$(first_line wrk -v)
 v_wrk=${v_wrk#wrk }
 v_wrk=${v_wrk%% *}
 versions=("nginx=$v_nginx" "wrk=$v_wrk")
+if ((H2)); then
+    v_h2load=$(first_line h2load --version)
+    versions=("nginx=$v_nginx" "h2load=${v_h2load##*/}")
+elif ((DOWNLOAD_BYTES)); then
+    v_curl=$(first_line curl --version)
+    v_curl=${v_curl#curl }
+    versions=("nginx=$v_nginx" "curl=${v_curl%% *}")
+elif ((IDLE)); then
+    versions=("nginx=$v_nginx")
+fi
 if selected haproxy; then
     v_haproxy=$(first_line haproxy -v)
     v_haproxy=${v_haproxy#HAProxy version }
@@ -496,9 +633,11 @@ selected fulcrum-base && cmdline+=" --baseline $(printf '%q' "$BASELINE_BIN")"
 ((NEW_CONNECTIONS)) && cmdline+=" --new-connections"
 ((RATE_LIMIT)) && cmdline+=" --rate-limit"
 ((IDLE)) && cmdline+=" --idle $IDLE"
+((H2)) && cmdline+=" --h2 --streams $STREAMS"
+((DOWNLOAD_BYTES)) && cmdline+=" --download $DOWNLOAD"
 ((NGINX_KEEPALIVE == 64)) || cmdline="NGINX_KEEPALIVE=$NGINX_KEEPALIVE $cmdline"
 "${REPORT[@]}" meta --out "$OUT_DIR/meta.json" --rounds "$ROUNDS" --duration "$DURATION" \
-    --warmup "$WARMUP" --connections "$CONNECTIONS" --threads "$THREADS" \
+    --warmup "$WARMUP" --connections "$CONNECTIONS" --threads "$THREADS" --streams "$((H2 ? STREAMS : 0))" \
     --only "$SELECTED_CSV" --pin "$PIN" --proxy-cpu "$PROXY_CPU" --load-cpu "$LOAD_CPU" --mode "$MODE" \
     "${versions[@]/#/--version=}" --command "$cmdline"
 
@@ -511,7 +650,11 @@ RESULTS=$OUT_DIR/results.jsonl
 wrk_cmd=(wrk -t "$THREADS" -c "$CONNECTIONS")
 # A new connection (with --tls, a full handshake) per request: the client asks to close each one.
 ((NEW_CONNECTIONS)) && wrk_cmd+=(-H "Connection: close")
+# --h2: h2load instead, and its per-request log for the latency percentiles.
+((H2)) && wrk_cmd=(h2load -t "$THREADS" -c "$CONNECTIONS" -m "$STREAMS")
 ((PIN)) && wrk_cmd=(taskset -c "$LOAD_CPU" "${wrk_cmd[@]}")
+wrk_name=${wrk_cmd[0]}
+((PIN)) && wrk_name=${wrk_cmd[3]}
 
 log "output directory: $OUT_DIR"
 if ((IDLE)); then
@@ -519,6 +662,10 @@ if ((IDLE)); then
     : >"$IDLE_RESULTS"
     for ((round = 1; round <= ROUNDS; round++)); do
         for proxy in "${SELECTED[@]}"; do
+            if ((round > 1)); then
+                stop_proxy "$proxy"
+                start_proxy "$proxy"
+            fi
             pid=${PROXY_PID[$proxy]}
             is_alive "$pid" || fail_process "$pid" "is no longer running"
             log "round $round/$ROUNDS $proxy: $IDLE idle connections"
@@ -534,40 +681,74 @@ if ((IDLE)); then
     log "raw results: $OUT_DIR"
     exit 0
 fi
+if ((DOWNLOAD_BYTES)); then
+    DOWNLOAD_RESULTS=$OUT_DIR/download.jsonl
+    : >"$DOWNLOAD_RESULTS"
+    curl_cmd=(curl --silent --show-error --insecure --output /dev/null --write-out '%{http_code} %{size_download}\n')
+    ((PIN)) && curl_cmd=(taskset -c "$LOAD_CPU" "${curl_cmd[@]}")
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for proxy in "${SELECTED[@]}"; do
+            pid=${PROXY_PID[$proxy]}
+            is_alive "$pid" || fail_process "$pid" "is no longer running"
+            log "round $round/$ROUNDS $proxy: downloading $DOWNLOAD"
+            tree=($("${REPORT[@]}" tree "$pid"))
+            "${REPORT[@]}" reset-peak "${tree[@]}"
+            read -r _ cpu0 < <("${REPORT[@]}" cpu "$pid")
+            t0=$EPOCHREALTIME
+            read -r status bytes < <("${curl_cmd[@]}" "$PROXY_SCHEME://127.0.0.1:${PROXY_PORT[$proxy]}/download") ||
+                fail_process "$pid" "failed the download"
+            t1=$EPOCHREALTIME
+            read -r _ cpu1 < <("${REPORT[@]}" cpu "$pid")
+            peak=$("${REPORT[@]}" peak "${tree[@]}")
+            [[ $status == 200 && $bytes == "$DOWNLOAD_BYTES" ]] ||
+                fail_process "$pid" "answered $status with $bytes of $DOWNLOAD_BYTES bytes"
+            printf '{"round": %d, "proxy": "%s", "bytes": %d, "wall_us": %d, "cpu_ticks": %d, "clk_tck": %d, "peak_rss_kib": %d}\n' \
+                "$round" "$proxy" "$bytes" $((${t1/./} - ${t0/./})) $((cpu1 - cpu0)) "$CLK_TCK" "$peak" >>"$DOWNLOAD_RESULTS"
+        done
+    done
+    "${REPORT[@]}" download-summary --results "$DOWNLOAD_RESULTS" --meta "$OUT_DIR/meta.json" --markdown-out "$OUT_DIR/summary.md"
+    log "raw results: $OUT_DIR"
+    exit 0
+fi
 read -r load1 _ </proc/loadavg
 if awk -v l="$load1" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
     log "WARNING: load average is $load1 on $(nproc) CPU(s) before we start: other work is running, figures will be noisy"
 fi
-log "$ROUNDS round(s) of: ${SELECTED[*]}; wrk -t $THREADS -c $CONNECTIONS -d $DURATION (warm-up $WARMUP)$( ((PIN)) && echo ", pinned")"
+log "$ROUNDS round(s) of: ${SELECTED[*]}; $wrk_name -t $THREADS -c $CONNECTIONS$( ((H2)) && echo " -m $STREAMS") for $DURATION (warm-up $WARMUP)$( ((PIN)) && echo ", pinned")"
 for ((round = 1; round <= ROUNDS; round++)); do
     for proxy in "${SELECTED[@]}"; do
         pid=${PROXY_PID[$proxy]}
-        scheme=http
-        ((TLS)) && scheme=https
-        url=$scheme://127.0.0.1:${PROXY_PORT[$proxy]}/
+        url=$PROXY_SCHEME://127.0.0.1:${PROXY_PORT[$proxy]}/
         base=$OUT_DIR/round$round-$proxy
         is_alive "$pid" || fail_process "$pid" "is no longer running"
 
         if [[ $WARMUP != 0 ]]; then
             log "round $round/$ROUNDS $proxy: warm-up $WARMUP"
-            "${wrk_cmd[@]}" -d "$WARMUP" "$url" >"$base.warmup.txt" 2>&1 ||
-                die "wrk warm-up against $proxy failed: $(cat "$base.warmup.txt")"
+            if ((H2)); then
+                "${wrk_cmd[@]}" -D "$WARMUP" "$url" >"$base.warmup.txt" 2>&1
+            else
+                "${wrk_cmd[@]}" -d "$WARMUP" "$url" >"$base.warmup.txt" 2>&1
+            fi || die "$wrk_name warm-up against $proxy failed: $(cat "$base.warmup.txt")"
         fi
 
         log "round $round/$ROUNDS $proxy: measuring $DURATION"
         read -r _ cpu0 b1_0 b2_0 < <("${REPORT[@]}" cpu "$pid" "${BACKEND_PIDS[@]}")
         t0=$EPOCHREALTIME
-        "${wrk_cmd[@]}" -d "$DURATION" --latency "$url" >"$base.txt" 2>&1 ||
-            die "wrk against $proxy failed: $(cat "$base.txt")"
+        if ((H2)); then
+            "${wrk_cmd[@]}" -D "$DURATION" --log-file "$base.requests.tsv" "$url" >"$base.txt" 2>&1
+        else
+            "${wrk_cmd[@]}" -d "$DURATION" --latency "$url" >"$base.txt" 2>&1
+        fi || die "$wrk_name against $proxy failed: $(cat "$base.txt")"
         t1=$EPOCHREALTIME
         read -r _ cpu1 b1_1 b2_1 < <("${REPORT[@]}" cpu "$pid" "${BACKEND_PIDS[@]}")
         is_alive "$pid" || fail_process "$pid" "died during the measurement"
 
         "${REPORT[@]}" record --results "$RESULTS" --round "$round" --proxy "$proxy" \
-            --port "${PROXY_PORT[$proxy]}" --wrk "$base.txt" \
+            --port "${PROXY_PORT[$proxy]}" --wrk "$base.txt" $( ((H2)) && echo --h2load-log "$base.requests.tsv") \
             --cpu-before "$cpu0" --cpu-after "$cpu1" --clk-tck "$CLK_TCK" \
             --wall-us $((${t1/./} - ${t0/./})) \
             --backend-cpu-ticks $((b1_1 - b1_0)) $((b2_1 - b2_0))
+        rm -f "$base.requests.tsv" # h2load's per-request log: millions of lines, percentiles taken
     done
     echo
     "${REPORT[@]}" table --results "$RESULTS" --round "$round"
