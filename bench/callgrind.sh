@@ -18,12 +18,15 @@ PROXY_PORT=18094
 
 FULCRUM_BIN=${FULCRUM:-}
 BASELINE_BIN=${BASELINE:-}
+REQUESTS_GIVEN=${REQUESTS:-}
+WARMUP_GIVEN=${WARMUP_REQUESTS:-}
 REQUESTS=${REQUESTS:-20000}
 WARMUP_REQUESTS=${WARMUP_REQUESTS:-2000}
 CONNECTIONS=${CONNECTIONS:-10}
 WITH_HAPROXY=${WITH_HAPROXY:-0}
 RATE_LIMIT=${RATE_LIMIT:-0}
 H2C=${H2C:-0}
+NEW_CONNECTIONS=${NEW_CONNECTIONS:-0}
 OUT_BASE=${OUT_BASE:-$BENCH_DIR/out}
 
 usage() {
@@ -43,6 +46,9 @@ Options (environment variable in brackets):
   --h2c              HTTP/2 with prior knowledge instead of HTTP/1.1: h2load -m 10 (ten streams per
                      connection), Fulcrum with h2c: true, HAProxy taking the preface on its
                      plain bind [H2C=1]
+  --new-connections  a new connection per request: one client sends the requests one after
+                     the other, each with Connection: close (bench/report.py close-requests;
+                     default 2,000 requests after 200) [NEW_CONNECTIONS=1]
   --requests N       measured requests [REQUESTS] (default $REQUESTS)
   --warmup N         requests before counting starts [WARMUP_REQUESTS] (default $WARMUP_REQUESTS)
   --connections C    h2load connections [CONNECTIONS] (default $CONNECTIONS)
@@ -64,17 +70,23 @@ while (($#)); do
     -h | --help) usage && exit 0 ;;
     --fulcrum) FULCRUM_BIN=${2:?--fulcrum needs a path} && shift ;;
     --baseline) BASELINE_BIN=${2:?--baseline needs a path} && shift ;;
-    --requests) REQUESTS=${2:?--requests needs a number} && shift ;;
-    --warmup) WARMUP_REQUESTS=${2:?--warmup needs a number} && shift ;;
+    --requests) REQUESTS=${2:?--requests needs a number} && REQUESTS_GIVEN=$2 && shift ;;
+    --warmup) WARMUP_REQUESTS=${2:?--warmup needs a number} && WARMUP_GIVEN=$2 && shift ;;
     --connections) CONNECTIONS=${2:?--connections needs a number} && shift ;;
     --haproxy) WITH_HAPROXY=1 ;;
     --rate-limit) RATE_LIMIT=1 ;;
     --h2c) H2C=1 ;;
+    --new-connections) NEW_CONNECTIONS=1 ;;
     *) die "unknown argument: $1 (see --help)" ;;
     esac
     shift
 done
 [[ -n $FULCRUM_BIN ]] || die "--fulcrum PATH is required (see --help)"
+((!(H2C && NEW_CONNECTIONS))) || die "--h2c and --new-connections are separate measurements"
+if ((NEW_CONNECTIONS)); then # each request is a connection: under valgrind, milliseconds each
+    REQUESTS=${REQUESTS_GIVEN:-2000}
+    WARMUP_REQUESTS=${WARMUP_GIVEN:-200}
+fi
 for n in "$REQUESTS" "$WARMUP_REQUESTS" "$CONNECTIONS"; do
     [[ $n =~ ^[1-9][0-9]*$ ]] || die "--requests, --warmup and --connections take positive integers, got '$n'"
 done
@@ -129,7 +141,7 @@ for i in 1 2; do
     port_var=BACKEND${i}_PORT
     mkdir -p "$RUN_DIR/backend$i-tmp"
     render "$BENCH_DIR/nginx-backend.conf.tmpl" "$RUN_DIR/backend$i.conf" \
-        "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}"
+        "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}" "DOWNLOAD_LOCATION="
     setsid nginx -p "$RUN_DIR/" -e "$RUN_DIR/backend$i.error.log" -c "$RUN_DIR/backend$i.conf" \
         >"$OUT_DIR/backend$i.log" 2>&1 </dev/null &
     PIDS+=($!)
@@ -152,6 +164,15 @@ common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEN
 render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "TLS=$FULCRUM_H2C" "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
 render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "TLS=" "RATE_LIMIT=$HAPROXY_RATE_LIMIT"
 
+# N requests to the proxy under test, into FILE: h2load, or one request per connection.
+load() { # N FILE
+    if ((NEW_CONNECTIONS)); then
+        python3 "$BENCH_DIR/report.py" close-requests "$PROXY_PORT" "$1" >"$2"
+    else
+        h2load "${H2LOAD_PROTOCOL[@]}" -n "$1" -c "$CONNECTIONS" "http://127.0.0.1:$PROXY_PORT/" >"$2"
+    fi
+}
+
 # NAME COMMAND...: counts NAME's instructions per request; prints "NAME IR_PER_REQUEST".
 measure() {
     local name=$1 pid out
@@ -162,10 +183,10 @@ measure() {
     pid=$!
     PIDS+=("$pid")
     wait_ready "$pid" "$PROXY_PORT"
-    h2load "${H2LOAD_PROTOCOL[@]}" -n "$WARMUP_REQUESTS" -c "$CONNECTIONS" "http://127.0.0.1:$PROXY_PORT/" >"$OUT_DIR/$name.warmup.txt"
+    load "$WARMUP_REQUESTS" "$OUT_DIR/$name.warmup.txt"
     callgrind_control --zero "$pid" >/dev/null 2>&1
     log "$name: $REQUESTS requests"
-    h2load "${H2LOAD_PROTOCOL[@]}" -n "$REQUESTS" -c "$CONNECTIONS" "http://127.0.0.1:$PROXY_PORT/" >"$OUT_DIR/$name.h2load.txt"
+    load "$REQUESTS" "$OUT_DIR/$name.h2load.txt"
     grep -q " $REQUESTS succeeded" "$OUT_DIR/$name.h2load.txt" ||
         die "$name: not every request succeeded (see $OUT_DIR/$name.h2load.txt)"
     callgrind_control --dump "$pid" >/dev/null 2>&1
@@ -191,8 +212,13 @@ results+=("$(measure fulcrum "$(runnable_copy "$FULCRUM_BIN" fulcrum)" run -c "$
 
 git_rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")
 {
-    printf 'Instructions per keep-alive request (callgrind Ir; %s requests after %s, h2load %s -c %s; git %s)\n' \
-        "$REQUESTS" "$WARMUP_REQUESTS" "${H2LOAD_PROTOCOL[*]}" "$CONNECTIONS" "$git_rev"
+    if ((NEW_CONNECTIONS)); then
+        printf 'Instructions per request, a new connection each (callgrind Ir; %s requests after %s; git %s)\n' \
+            "$REQUESTS" "$WARMUP_REQUESTS" "$git_rev"
+    else
+        printf 'Instructions per keep-alive request (callgrind Ir; %s requests after %s, h2load %s -c %s; git %s)\n' \
+            "$REQUESTS" "$WARMUP_REQUESTS" "${H2LOAD_PROTOCOL[*]}" "$CONNECTIONS" "$git_rev"
+    fi
     reference=${results[0]#* }
     for result in "${results[@]}"; do
         printf '  %-13s %8s Ir/request  %.3f× fulcrum\n' "${result%% *}" "${result#* }" \

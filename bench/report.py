@@ -12,6 +12,7 @@ Subcommands:
   meta ...          write the run's metadata (date, machine, versions, parameters) as JSON
   summary ...       print the summary (median over rounds) and its Markdown form
   idle-summary ...  the Markdown form of a --idle run (bench/idle.py's probes)
+  close-requests PORT N  N requests, each on a new connection (bench/callgrind.sh --new-connections)
   reset-peak PID... reset each process's peak resident set (VmHWM), as /proc/PID/clear_refs allows
   peak PID...       print the sum of the processes' VmHWM, in KiB
   download-summary ... the Markdown form of a --download run
@@ -517,6 +518,24 @@ def cmd_idle_summary(args):
     _write_headline(args.markdown_out, meta, "KiB of RSS per idle connection", med)
 
 
+def cmd_close_requests(args):
+    """N requests to 127.0.0.1:PORT one after the other, each on its own connection with
+    Connection: close (bench/callgrind.sh --new-connections). Prints h2load's success line."""
+    import socket
+
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    succeeded = 0
+    for _ in range(args.count):
+        with socket.create_connection(("127.0.0.1", args.port), timeout=30) as sock:
+            sock.sendall(request)
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        succeeded += response.startswith(b"HTTP/1.1 200 ")
+    print(f"requests: {args.count} total, {succeeded} succeeded, {args.count - succeeded} failed")
+    return 0 if succeeded == args.count else 1
+
+
 def cmd_reset_peak(args):
     for pid in args.pids:
         with open(f"/proc/{pid}/clear_refs", "w") as f:
@@ -692,6 +711,11 @@ def main():
     p.add_argument("--markdown-out", required=True)
     p.add_argument("--json-out", required=True)
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("close-requests")
+    p.add_argument("port", type=int)
+    p.add_argument("count", type=int)
+    p.set_defaults(func=cmd_close_requests)
 
     p = sub.add_parser("reset-peak")
     p.add_argument("pids", type=int, nargs="+")

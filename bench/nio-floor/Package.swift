@@ -9,13 +9,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2")
     ],
     targets: [
+        .target(name: "CEpoll"),
         .executableTarget(
             name: "nio-floor",
             dependencies: [
+                "CEpoll",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
-        )
+        ),
     ]
 )

@@ -1,17 +1,18 @@
-// nio-floor PORT raw|http
+// nio-floor PORT raw|http|parked
 //
 // A SwiftNIO server on 127.0.0.1:PORT, one event loop, that answers every request with
 // "200 hello". `raw` has one handler and no HTTP codec: it answers each read (bench/idle.py
 // sends one small request per read), so what an idle connection costs is NIO's channel,
 // pipeline and receive buffer alone. `http` adds NIO's HTTP/1 server pipeline (decoder,
 // encoder, pipelining handler) in front of a trivial responder: NIO's HTTP server floor.
+// `parked` answers as `raw` does, but keeps idle connections out of NIO (ParkingLot.swift).
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3, let port = Int(arguments[1]), ["raw", "http"].contains(arguments[2]) else {
-    print("usage: nio-floor PORT raw|http")
+guard arguments.count == 3, let port = Int(arguments[1]), ["raw", "http", "parked"].contains(arguments[2]) else {
+    print("usage: nio-floor PORT raw|http|parked")
     exit(2)
 }
 let useHTTPCodec = arguments[2] == "http"
@@ -43,6 +44,13 @@ final class HTTPResponder: ChannelInboundHandler, Sendable {
 }
 
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+#if os(Linux)
+if arguments[2] == "parked" {
+    let lot = ParkingLot(port: port, group: group)
+    print("nio-floor parked listening on 127.0.0.1:\(port)")
+    lot.run()
+}
+#endif
 let channel = try ServerBootstrap(group: group)
     .serverChannelOption(.backlog, value: 4096)
     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
