@@ -101,9 +101,9 @@ Options (environment variable in brackets):
                      (VmHWM after a reset) [DOWNLOAD]
   --all              every scenario, one after the other, each a run of this script with the same
                      binaries and rounds: keep-alive, --tls, --new-connections (with and without
-                     --tls), --h2, --h2 --tls,
-                     --download \$ALL_DOWNLOAD (1g), --idle \$ALL_IDLE (5000) and --idle --tls; the
-                     summaries are joined in bench/out/<UTC timestamp>-all/summary.md [ALL=1]
+                     --tls), --h2, --h2 --tls, --download \$ALL_DOWNLOAD (1g), --idle \$ALL_IDLE
+                     (5000) and --idle --tls; an overview of all of them, then their summaries,
+                     in bench/out/<UTC timestamp>-all/summary.md [ALL=1]
   -h, --help         this help
 
 Other environment variables: OUT_BASE (default bench/out), PROXY_CPU, LOAD_CPU, BACKEND_CPU,
