@@ -193,7 +193,8 @@ def cmd_record(args):
     try:
         rec = parse_h2load(text, args.h2load_log) if args.h2load_log else parse_wrk(text)
     except ValueError as e:
-        print(f"error: {args.proxy} round {args.round}: {e}; wrk said:\n{text}", file=sys.stderr)
+        tool = "h2load" if args.h2load_log else "wrk"
+        print(f"error: {args.proxy} round {args.round}: {e}; {tool} said:\n{text}", file=sys.stderr)
         return 1
     cpu_s = (args.cpu_after - args.cpu_before) / args.clk_tck
     rec = {
@@ -247,12 +248,13 @@ def scenario_label(mode):
     return "HTTPS keep-alive" if secure else "HTTP/1.1 keep-alive"
 
 
-def _write_headline(markdown_out, meta, metric, values, lower_is_better=True):
-    """headline.json beside the summary: the run's one figure per proxy, for the --all overview."""
+def _write_headline(markdown_out, meta, metric, values):
+    """headline.json beside the summary: the run's one figure per proxy (lower is better), for
+    the --all overview."""
     path = os.path.join(os.path.dirname(markdown_out), "headline.json")
     with open(path, "w") as f:
         json.dump({"scenario": scenario_label(meta["params"].get("mode", "http")), "metric": metric,
-                   "values": values, "lower_is_better": lower_is_better}, f, indent=2, sort_keys=True)
+                   "values": values}, f, indent=2, sort_keys=True)
         f.write("\n")
 
 
@@ -280,8 +282,7 @@ def cmd_overview(args):
                 cells.append(f"{v / ref:.2f}× ({v:,.2f})")
             else:
                 cells.append(f"{v:,.2f}")
-        rows_md = f"| {r['scenario']} | {r['metric']} | " + " | ".join(cells) + " |"
-        md.append(rows_md)
+        md.append(f"| {r['scenario']} | {r['metric']} | " + " | ".join(cells) + " |")
     markdown = "\n".join(md) + "\n"
     with open(args.markdown_out, "w") as f:
         f.write(markdown)
@@ -520,7 +521,8 @@ def cmd_idle_summary(args):
 
 def cmd_close_requests(args):
     """N requests to 127.0.0.1:PORT one after the other, each on its own connection with
-    Connection: close (bench/callgrind.sh --new-connections). Prints h2load's success line."""
+    Connection: close (bench/callgrind.sh --new-connections). Prints a line shaped like
+    h2load's "requests:" line, which callgrind.sh checks."""
     import socket
 
     request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
