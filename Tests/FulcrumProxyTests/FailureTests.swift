@@ -192,6 +192,41 @@ struct FailureTests {
         }
     }
 
+    @Test("a new connection may wait past header_read for its first byte, up to client_idle")
+    func newConnectionWaitsForClientIdle() async throws {
+        try await withProxy(
+            workers: [Self.fast],
+            yaml: {
+                simpleConfig($0, frontendExtra: "    timeouts: { client_idle: 3s, header_read: 250ms }")
+            }
+        ) { harness in
+            // The first byte comes after header_read: the connection is still open, and the
+            // request is served (header_read starts with the first byte).
+            let (raw, closed) = try await RawClient.exchange(
+                port: harness.port,
+                chunks: ["GET /work HTTP/1.1\r\nHost: a\r\n\r\n"],
+                pause: .milliseconds(700),
+                timeout: .milliseconds(600)
+            )
+            #expect(raw.hasPrefix("HTTP/1.1 200"))
+            #expect(!closed)
+        }
+        try await withProxy(
+            workers: [Self.fast],
+            yaml: {
+                simpleConfig($0, frontendExtra: "    timeouts: { client_idle: 900ms, header_read: 200ms }")
+            }
+        ) { harness in
+            // A connection that never sends a byte is closed at client_idle, not header_read.
+            let start = ContinuousClock.now
+            let (raw, closed) = try await RawClient.exchange(port: harness.port, chunks: [], timeout: .seconds(5))
+            let elapsed = ContinuousClock.now - start
+            #expect(raw.isEmpty)
+            #expect(closed)
+            #expect(elapsed >= .milliseconds(800), "closed after \(elapsed)")
+        }
+    }
+
     @Test("an idle keep-alive connection is closed after client_idle")
     func idleClientClosed() async throws {
         try await withProxy(

@@ -32,13 +32,29 @@ struct DeadlineTimer {
     mutating func arm(in timeout: TimeAmount) {
         let newDeadline = NIODeadline.now() + timeout
         deadline = newDeadline
-        // The usual case — a task is already scheduled no later than the new deadline — touches
-        // nothing else (not even the loop and callback references, which would cost retains).
-        if scheduled == nil || newDeadline < scheduledFor {
+        schedule(checkingAt: newDeadline)
+    }
+
+    /// Arms the deadline to `now + timeout`, with the task scheduled no later than
+    /// `now + check`: a deadline that the owner may soon move earlier, but not earlier than
+    /// that, then needs no second task. (The task finds the deadline later, and re-schedules
+    /// itself once.)
+    mutating func arm(in timeout: TimeAmount, checkingWithin check: TimeAmount) {
+        let now = NIODeadline.now()
+        deadline = now + timeout
+        schedule(checkingAt: now + min(timeout, check))
+    }
+
+    /// Makes sure a task runs no later than `checkAt`.
+    @inline(__always)
+    private mutating func schedule(checkingAt checkAt: NIODeadline) {
+        // The usual case — a task is already scheduled no later than that — touches nothing
+        // else (not even the loop and callback references, which would cost retains).
+        if scheduled == nil || checkAt < scheduledFor {
             guard let eventLoop, let onExpiry else { return }
             scheduled?.cancel()
-            scheduledFor = newDeadline
-            scheduled = eventLoop.assumeIsolated().scheduleTask(deadline: newDeadline, onExpiry)
+            scheduledFor = checkAt
+            scheduled = eventLoop.assumeIsolated().scheduleTask(deadline: checkAt, onExpiry)
         }
     }
 
