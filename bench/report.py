@@ -405,7 +405,7 @@ def _median_metrics(recs):
 
 
 def cmd_summary(args):
-    recs, by_proxy, meta = _load_run(args)
+    _, by_proxy, meta = _load_run(args)
     med = {p: _median_metrics(rs) for p, rs in by_proxy.items()}
     header, rows = _rows(med, with_cpu_pct=False)
     n_rounds = max((m["rounds"] for m in med.values()), default=0)

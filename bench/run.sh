@@ -652,9 +652,8 @@ wrk_cmd=(wrk -t "$THREADS" -c "$CONNECTIONS")
 ((NEW_CONNECTIONS)) && wrk_cmd+=(-H "Connection: close")
 # --h2: h2load instead, and its per-request log for the latency percentiles.
 ((H2)) && wrk_cmd=(h2load -t "$THREADS" -c "$CONNECTIONS" -m "$STREAMS")
-((PIN)) && wrk_cmd=(taskset -c "$LOAD_CPU" "${wrk_cmd[@]}")
 wrk_name=${wrk_cmd[0]}
-((PIN)) && wrk_name=${wrk_cmd[3]}
+((PIN)) && wrk_cmd=(taskset -c "$LOAD_CPU" "${wrk_cmd[@]}")
 
 log "output directory: $OUT_DIR"
 if ((IDLE)); then

@@ -29,10 +29,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     /// The connection came over TLS (`X-Forwarded-Proto: https`).
     let isSecure: Bool
     var context: ChannelHandlerContext?
-    /// The client connection's address, read in `handlerAdded` unless it was given (an
-    /// HTTP/2 stream gets its connection's, read once for all its streams).
-    var client: ClientInfo
-    private let clientWasGiven: Bool
+    /// The client connection's address, read once per connection (an HTTP/2 connection's
+    /// streams share it): per request it would be a syscall, and formatting it costs.
+    let client: ClientInfo
 
     /// The snapshot and frontend the current request started with (`nil` frontend: it was
     /// removed by a reload; requests then get 503), and the frontend's shield on this loop.
@@ -69,10 +68,9 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         writer: any ClientResponseWriter,
         connectionGuard: ClientConnectionGuard?,
         clientIdle: TimeAmount,
-        client: ClientInfo? = nil
+        client: ClientInfo
     ) {
-        self.client = client ?? ClientInfo(peer: nil, isSecure: isSecure)
-        self.clientWasGiven = client != nil
+        self.client = client
         self.loop = loop
         self.clientIdle = clientIdle
         self.isSecure = isSecure
@@ -94,10 +92,6 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         forwardedHead = context.channel.allocator.buffer(capacity: 512)
-        // The peer address is read once per connection: per request it would be a syscall.
-        if !clientWasGiven {
-            client = ClientInfo(peer: context.channel.remoteAddress, isSecure: isSecure)
-        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

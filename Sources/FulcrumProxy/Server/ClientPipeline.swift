@@ -76,7 +76,8 @@ struct ClientPipeline: Sendable {
                 strictTransportSecurity: strictTransportSecurityLine
             ),
             connectionGuard: connectionGuard,
-            clientIdle: clientIdle
+            clientIdle: clientIdle,
+            client: ClientInfo(peer: channel.remoteAddress, isSecure: isSecure)
         )
         connectionGuard.proxy = proxy
         try channel.pipeline.syncOperations.addHandlers([

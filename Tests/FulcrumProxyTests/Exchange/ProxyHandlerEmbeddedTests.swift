@@ -54,7 +54,8 @@ struct ProxyHandlerEmbeddedTests {
             isSecure: false,
             writer: HTTP1ResponseWriter(allocator: channel.allocator),
             connectionGuard: connectionGuard,
-            clientIdle: .seconds(5)
+            clientIdle: .seconds(5),
+            client: ClientInfo(peer: channel.remoteAddress, isSecure: false)
         )
         connectionGuard.proxy = proxy
         try channel.pipeline.syncOperations.addHandlers([
@@ -140,7 +141,8 @@ struct ProxyHandlerEmbeddedTests {
                 isSecure: true,
                 writer: HTTP2ResponseWriter(),
                 connectionGuard: nil,
-                clientIdle: .seconds(60)
+                clientIdle: .seconds(60),
+                client: ClientInfo(peer: channel.remoteAddress, isSecure: true)
             )
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8443)).wait()
