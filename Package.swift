@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
     ],
     targets: [
         // YAML → validated, immutable `Config`. No networking. (NIOSSL for its BoringSSL, the
@@ -64,6 +65,9 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Linux's epoll, eventfd and accept4 for the parking lot (Glibc's Swift module leaves
+        // them out).
+        .target(name: "CFulcrumLinux"),
         // The NIO data plane: listeners, routing, backend pools, forwarding, error pages.
         .target(
             name: "FulcrumProxy",
@@ -71,6 +75,8 @@ let package = Package(
                 "FulcrumConfig",
                 "FulcrumBalancing",
                 "FulcrumShield",
+                "CFulcrumLinux",
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

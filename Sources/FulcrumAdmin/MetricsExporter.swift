@@ -94,6 +94,14 @@ package final class MetricsExporter: Sendable {
             for (frontend, connections) in traffic.activeConnections {
                 gauge("fulcrum_active_connections", "Client connections open now.", [("frontend", frontend)], Double(connections))
             }
+            for (frontend, connections) in traffic.parkedConnections {
+                gauge(
+                    "fulcrum_parked_connections",
+                    "Idle client connections parked outside their channel (included in fulcrum_active_connections).",
+                    [("frontend", frontend)],
+                    Double(connections)
+                )
+            }
             for backend in backends {
                 for server in backend.servers {
                     let labels = [("backend", backend.name), ("server", server.name)]

@@ -5,7 +5,7 @@ extension ConfigParser {
         "name", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files", "tls",
         "redirect_to_https", "h2c", "rate_limits", "antibot", "max_connections",
     ]
-    static let frontendTimeoutKeys = ["client_idle", "header_read"]
+    static let frontendTimeoutKeys = ["client_idle", "header_read", "park_after"]
     static let frontendLimitKeys = ["max_header_size", "max_body_size", "max_concurrent_streams"]
 
     /// Where each listen address was first used, to report two listeners on one address
@@ -62,6 +62,9 @@ extension ConfigParser {
             }
             if let headerRead = timeouts["header_read"]?.duration() {
                 frontend.timeouts.headerRead = headerRead
+            }
+            if let parkAfter = timeouts["park_after"]?.duration(allowZero: true) {
+                frontend.timeouts.parkAfter = parkAfter
             }
         }
         if let limits = mapping["limits"]?.mapping(allowedKeys: Self.frontendLimitKeys) {

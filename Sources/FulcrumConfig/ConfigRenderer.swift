@@ -94,6 +94,7 @@ package enum ConfigRenderer {
             "timeouts": .mapping([
                 "client_idle": duration(frontend.timeouts.clientIdle),
                 "header_read": duration(frontend.timeouts.headerRead),
+                "park_after": duration(frontend.timeouts.parkAfter),
             ]),
             "limits": .mapping([
                 "max_header_size": byteSize(frontend.limits.maxHeaderBytes),

@@ -107,10 +107,14 @@ package struct FrontendTimeouts: Sendable, Equatable {
     package var clientIdle: Duration
     /// Once the first byte of a request arrives, its whole head must arrive within this (else 408).
     package var headerRead: Duration
+    /// An HTTP/1.1 connection idle between requests this long is parked: its socket leaves its
+    /// channel, which frees the channel's buffers (zero: never).
+    package var parkAfter: Duration
 
-    package init(clientIdle: Duration = .seconds(60), headerRead: Duration = .seconds(10)) {
+    package init(clientIdle: Duration = .seconds(60), headerRead: Duration = .seconds(10), parkAfter: Duration = .seconds(1)) {
         self.clientIdle = clientIdle
         self.headerRead = headerRead
+        self.parkAfter = parkAfter
     }
 }
 

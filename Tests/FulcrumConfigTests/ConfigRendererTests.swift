@@ -144,7 +144,7 @@ struct ConfigRendererTests {
                 frontends:
                   - name: public
                     listen: ["127.0.0.1:8080"]
-                    timeouts: { client_idle: 1m, header_read: 10s }
+                    timeouts: { client_idle: 1m, header_read: 10s, park_after: 1s }
                     limits: { max_header_size: 64KB, max_concurrent_streams: 100 }
                     acls: {}
                     rules: []
@@ -187,7 +187,8 @@ struct ConfigRendererTests {
                       ],
                       "timeouts": {
                         "client_idle": "1m",
-                        "header_read": "10s"
+                        "header_read": "10s",
+                        "park_after": "1s"
                       },
                       "limits": {
                         "max_header_size": "64KB",
@@ -416,7 +417,7 @@ private let maximalYAML = #"""
     frontends:
       - name: secure
         listen: ["0.0.0.0:8443", "[::]:8443", "localhost:9443"]
-        timeouts: { client_idle: 1m30s, header_read: 1.5s }
+        timeouts: { client_idle: 1m30s, header_read: 1.5s, park_after: 0s }
         limits: { max_header_size: 16k, max_body_size: 10MB, max_concurrent_streams: 250 }
         acls:
           api: { path_prefix: [/api/, /v2/], method: [get, POST] }

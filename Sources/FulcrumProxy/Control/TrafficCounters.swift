@@ -116,8 +116,10 @@ package struct TrafficSeries: Sendable, Equatable {
 /// Traffic counters summed over every event loop.
 package struct TrafficSnapshot: Sendable, Equatable {
     package var series: [TrafficSeries]
-    /// Client connections open now, per frontend.
+    /// Client connections open now, per frontend (parked ones included).
     package var activeConnections: [String: Int]
+    /// Of those, the idle ones parked outside their channel (`ParkingLot`), per frontend.
+    package var parkedConnections: [String: Int] = [:]
     /// The shield's decisions by frontend, decision and reason.
     package var shieldDecisions: [ShieldDecision: Int]
     /// Accept errors and pauses at a connection cap, by frontend (the listeners', not a loop's).

@@ -11,6 +11,10 @@ import NIOCore
 /// The proxy handler tells the guard when a request head was decoded and when its response
 /// finished; the guard only needs raw bytes to notice that a new request has begun.
 ///
+/// - A connection the parking lot may keep (`allowParking`) that stays idle between requests
+///   for `park_after` is parked: once its last response is on the wire, its socket leaves the
+///   channel (`ClientSocket.park`), still bound by the same `client_idle` deadline.
+///
 /// It also runs ``RequestLineScanner`` over the raw bytes, since the decoder skips a run of
 /// spaces in a request line. A request line with one gets a 400, answered in turn after the
 /// requests before it; nothing after it reaches the decoder.
@@ -35,6 +39,10 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     private var context: ChannelHandlerContext?
     private let clientIdleTimeout: TimeAmount
     private let headerReadTimeout: TimeAmount
+    /// Parking, when allowed: the socket, how long to wait idle, and the frontend it counts for.
+    private var parking: (socket: ClientSocket, after: TimeAmount, frontend: String)?
+    /// When the connection, idle since its last response, may be parked.
+    private var parkAt: NIODeadline?
     /// The HTTP/1.1 request handler, once the connection speaks HTTP/1.1; provides the 408
     /// page. A strong reference (a weak one would slow every retain of the
     /// proxy handler); the cycle ends in `handlerRemoved` when the channel closes.
@@ -43,6 +51,10 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     init(clientIdleTimeout: TimeAmount, headerReadTimeout: TimeAmount) {
         self.clientIdleTimeout = clientIdleTimeout
         self.headerReadTimeout = headerReadTimeout
+    }
+
+    func allowParking(_ socket: ClientSocket, after wait: TimeAmount, frontend: String) {
+        parking = (socket, wait, frontend)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -125,7 +137,11 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     /// The response to the current request was sent; the connection is idle again.
     func responseCompleted() {
         state = .idle
-        arm(clientIdleTimeout)
+        if let parking {
+            parkAt = timer.arm(in: clientIdleTimeout, checkingWithin: parking.after)
+        } else {
+            arm(clientIdleTimeout)
+        }
     }
 
     private func arm(_ timeout: TimeAmount) {
@@ -133,7 +149,12 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private func timerFired() {
-        guard let context, timer.fired() else { return }
+        guard let context else { return }
+        if state == .idle, let parkAt, parkAt <= .now() {
+            self.parkAt = nil
+            park(context: context)
+        }
+        guard timer.fired(checkingAgainAt: state == .idle ? parkAt : nil) else { return }
         switch state {
         case .idle:
             context.close(promise: nil)
@@ -147,6 +168,21 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
             }
         case .busy:
             break
+        }
+    }
+}
+
+extension ClientConnectionGuard {
+    /// Parks the connection once everything written so far is on the wire (an empty write
+    /// completes after them), if no byte of a new request arrived meanwhile. Nothing is
+    /// buffered then: a byte read would have started a request.
+    private func park(context: ChannelHandlerContext) {
+        guard let parking, timer.deadline != nil else { return }
+        let channel = context.channel
+        let flushed = context.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0)))
+        flushed.assumeIsolated().whenSuccess { [self] in
+            guard state == .idle, self.context != nil, channel.isActive, let deadline = timer.deadline else { return }
+            parking.socket.park(closing: channel, frontend: parking.frontend, deadline: deadline)
         }
     }
 }

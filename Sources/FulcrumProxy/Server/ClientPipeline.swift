@@ -17,6 +17,9 @@ struct ClientPipeline: Sendable {
     let isSecure: Bool
     let clientIdle: TimeAmount
     let headerRead: TimeAmount
+    /// How long an HTTP/1.1 connection waits idle before it is parked (nil: never; also when
+    /// not shorter than `clientIdle`).
+    let parkAfter: TimeAmount?
     let decoderLimits: NIOHTTPDecoderLimitConfiguration
     let maxConcurrentStreams: Int
     /// Offer HTTP/2 by ALPN (TLS frontends whose `alpn` lists h2).
@@ -31,13 +34,17 @@ struct ClientPipeline: Sendable {
     private(set) var strictTransportSecurityLine: String?
 
     /// Configures a new client connection; the TLS handler, if any, is already in place.
-    func configure(channel: any Channel, loop: LoopContext) throws {
+    /// `parking` is the socket, for a connection that may be parked when idle.
+    func configure(channel: any Channel, loop: LoopContext, parking: ClientSocket? = nil) throws {
         // Counted from here to the close (a future callback, not a handler every read passes).
         let frontendName = frontendName
         loop.traffic.connectionOpened(frontend: frontendName)
         let traffic = NIOLoopBound(loop.traffic, eventLoop: channel.eventLoop)
         channel.closeFuture.whenComplete { _ in traffic.value.connectionClosed(frontend: frontendName) }
         let connectionGuard = ClientConnectionGuard(clientIdleTimeout: clientIdle, headerReadTimeout: headerRead)
+        if let parking, let parkAfter, parkAfter < clientIdle {
+            connectionGuard.allowParking(parking, after: parkAfter, frontend: frontendName)
+        }
         // Also bounds a client that connects and never completes the handshake or the preface.
         try channel.pipeline.syncOperations.addHandler(connectionGuard)
         if negotiatesHTTP2 {

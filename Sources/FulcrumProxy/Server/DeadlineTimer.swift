@@ -14,7 +14,8 @@ import NIOCore
 /// `unowned self` and `invalidate()` the timer when they leave their channel, so the callback
 /// never outlives them.
 struct DeadlineTimer {
-    private var deadline: NIODeadline?
+    /// The deadline armed (nil: none).
+    private(set) var deadline: NIODeadline?
     private var scheduled: Scheduled<Void>?
     private var scheduledFor: NIODeadline = .distantFuture
     private var eventLoop: (any EventLoop)?
@@ -38,11 +39,14 @@ struct DeadlineTimer {
     /// Arms the deadline to `now + timeout`, with the task scheduled no later than
     /// `now + check`: a deadline that the owner may soon move earlier, but not earlier than
     /// that, then needs no second task. (The task finds the deadline later, and re-schedules
-    /// itself once.)
-    mutating func arm(in timeout: TimeAmount, checkingWithin check: TimeAmount) {
+    /// itself once.) Returns the time the task checks by.
+    @discardableResult
+    mutating func arm(in timeout: TimeAmount, checkingWithin check: TimeAmount) -> NIODeadline {
         let now = NIODeadline.now()
         deadline = now + timeout
-        schedule(checkingAt: now + min(timeout, check))
+        let checkAt = now + min(timeout, check)
+        schedule(checkingAt: checkAt)
+        return checkAt
     }
 
     /// Makes sure a task runs no later than `checkAt`.
@@ -74,9 +78,9 @@ struct DeadlineTimer {
     }
 
     /// Call first thing in the expiry callback. Returns true when the deadline really passed;
-    /// otherwise the task is re-scheduled for the moved deadline (or dropped if cancelled) and
-    /// the caller must do nothing.
-    mutating func fired() -> Bool {
+    /// otherwise the task is re-scheduled for the moved deadline, or for `check` if that is
+    /// earlier (or dropped if cancelled), and the caller must do nothing.
+    mutating func fired(checkingAgainAt check: NIODeadline? = nil) -> Bool {
         scheduled = nil
         scheduledFor = .distantFuture
         guard let deadline, let eventLoop, let onExpiry else { return false }
@@ -84,8 +88,9 @@ struct DeadlineTimer {
             self.deadline = nil
             return true
         }
-        scheduledFor = deadline
-        scheduled = eventLoop.assumeIsolated().scheduleTask(deadline: deadline, onExpiry)
+        let next = min(deadline, check ?? deadline)
+        scheduledFor = next
+        scheduled = eventLoop.assumeIsolated().scheduleTask(deadline: next, onExpiry)
         return false
     }
 }

@@ -48,10 +48,8 @@ package final class ProxyServer: ProxyControl, Service {
     private let logger: Logger
     private let certificatePollInterval: Duration
     private let running: NIOLockedValueBox<Running>
-    /// Quiescing helpers of listeners that were closed, held until their connections drained.
-    /// Released by `shutdown()`: a helper must be deallocated while its event loop still runs
-    /// (its deinit completes a promise on that loop).
-    private let retiredHelpers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
+    /// Accepts on the listeners and keeps parked idle connections.
+    private let lot: ParkingLot
     private let adaptive: AdaptiveController
     private let healthChecker: HealthChecker
     private let crawlerVerifier: CrawlerVerifier
@@ -73,9 +71,11 @@ package final class ProxyServer: ProxyControl, Service {
         crawlerVerifier: CrawlerVerifier,
         listenerEvents: ListenerEventCounts,
         connectionLimits: ConnectionLimitTable,
+        lot: ParkingLot,
         certificatePollInterval: Duration,
         logger: Logger
     ) {
+        self.lot = lot
         self.crawlerVerifier = crawlerVerifier
         self.listenerEvents = listenerEvents
         self.connectionLimits = connectionLimits
@@ -150,17 +150,17 @@ package final class ProxyServer: ProxyControl, Service {
         let listenerEvents = ListenerEventCounts()
         let connectionLimits = ConnectionLimitTable(descriptorLimit: DescriptorLimit.current)
         logger.info("connection cap", metadata: ["max_connections": "\(connectionLimits.globalCap(for: config))"])
-        let listeners = try await bindListeners(
+        let listeners = try bindListeners(
             for: config,
             keeping: [],
             certificateStores: certificateStores,
             limits: connectionLimits.update(to: config),
-            events: listenerEvents,
             group: group,
             contexts: contexts,
             logger: logger
         ).added
-        for listener in listeners { try await listener.startAccepting() }
+        let lot = try ParkingLot(events: listenerEvents, logger: logger)
+        for listener in listeners { lot.listen(listener) }
 
         let adaptive = AdaptiveController(snapshot: snapshot, loops: loops, metricsFactory: metricsFactory, logger: logger)
         adaptive.start()
@@ -177,6 +177,7 @@ package final class ProxyServer: ProxyControl, Service {
             crawlerVerifier: crawlerVerifier,
             listenerEvents: listenerEvents,
             connectionLimits: connectionLimits,
+            lot: lot,
             certificatePollInterval: certificatePollInterval,
             logger: logger
         )
@@ -222,12 +223,11 @@ package final class ProxyServer: ProxyControl, Service {
             )
             return (snapshot, stores)
         }
-        let bound = try await Self.bindListeners(
+        let bound = try Self.bindListeners(
             for: config,
             keeping: current.listeners,
             certificateStores: certificateStores,
             limits: connectionLimits.update(to: config),
-            events: listenerEvents,
             group: group,
             contexts: contexts,
             logger: logger
@@ -242,7 +242,7 @@ package final class ProxyServer: ProxyControl, Service {
             try await loop.eventLoop.submit { loop.value.install(snapshot) }.get()
         }
         for (listener, binding) in bound.rebound { listener.binding = binding }
-        for listener in bound.added { try await listener.startAccepting() }
+        for listener in bound.added { lot.listen(listener) }
         for (name, store) in current.certificateStores where certificateStores[name] !== store {
             store.stopWatching()
         }
@@ -261,9 +261,8 @@ package final class ProxyServer: ProxyControl, Service {
 
     /// Stops a listener accepting; its connections close once their request in flight is done.
     private func retire(_ listener: ProxyListener) {
-        let helper = listener.quiescing
-        retiredHelpers.withLockedValue { $0.append(helper) }
-        helper.initiateShutdown(promise: nil)
+        lot.close(listener)
+        listener.connections.quiesce(promise: nil)
         logger.info(
             "listener closed",
             metadata: ["frontend": "\(listener.binding.frontend)", "address": "\(listener.configuredAddress)"]
@@ -303,11 +302,10 @@ package final class ProxyServer: ProxyControl, Service {
         keeping existing: [ProxyListener],
         certificateStores: [String: CertificateStore],
         limits: [String: ConnectionLimits],
-        events: ListenerEventCounts,
         group: any EventLoopGroup,
         contexts: LoopContextTable,
         logger: Logger
-    ) async throws -> (added: [ProxyListener], kept: [ProxyListener], rebound: [(ProxyListener, ProxyListener.Binding)]) {
+    ) throws -> (added: [ProxyListener], kept: [ProxyListener], rebound: [(ProxyListener, ProxyListener.Binding)]) {
         var added: [ProxyListener] = []
         var kept: [ProxyListener] = []
         var rebound: [(ProxyListener, ProxyListener.Binding)] = []
@@ -328,14 +326,7 @@ package final class ProxyServer: ProxyControl, Service {
                     }
                     let listener: ProxyListener
                     do {
-                        listener = try await ProxyListener.bind(
-                            address: address,
-                            binding: binding,
-                            events: events,
-                            group: group,
-                            contexts: contexts,
-                            logger: logger
-                        )
+                        listener = try ProxyListener(address: address, binding: binding, group: group, contexts: contexts)
                     } catch {
                         throw StartupError.cannotListen(
                             frontend: frontend.name,
@@ -348,7 +339,7 @@ package final class ProxyServer: ProxyControl, Service {
                 }
             }
         } catch {
-            for listener in added { try? await listener.channel.close() }
+            for listener in added { listener.socket.close() }
             throw error
         }
         return (added, kept, rebound)
@@ -367,6 +358,11 @@ package final class ProxyServer: ProxyControl, Service {
             total.add(try await loop.eventLoop.submit { loop.value.traffic.snapshot() }.get())
         }
         total.listenerEvents = listenerEvents.snapshot
+        // Parked connections are open, just not channels (`ParkingLot`).
+        for (frontend, parked) in lot.parkedPerFrontend {
+            total.activeConnections[frontend, default: 0] += parked
+            total.parkedConnections[frontend] = parked
+        }
         return total
     }
 
@@ -513,8 +509,9 @@ package final class ProxyServer: ProxyControl, Service {
         }
         let eventLoop = loops[0].eventLoop
         let drained: [EventLoopFuture<Void>] = listeners.map { listener in
-            let promise = listener.channel.eventLoop.makePromise(of: Void.self)
-            listener.quiescing.initiateShutdown(promise: promise)
+            let promise = eventLoop.makePromise(of: Void.self)
+            lot.close(listener)
+            listener.connections.quiesce(promise: promise)
             return promise.futureResult
         }
         // Whichever comes first, the drain or the end of the grace period, completes `outcome`;
@@ -541,9 +538,8 @@ package final class ProxyServer: ProxyControl, Service {
         for loop in loops {
             try? await loop.eventLoop.submit { loop.value.closeIdleConnections() }.get()
         }
-        // The quiescing helpers go now, while their event loops still run.
         running.withLockedValue { $0.listeners = [] }
-        retiredHelpers.withLockedValue { $0 = [] }
+        lot.stop()
         crawlerVerifier.shutdown()
     }
 }
