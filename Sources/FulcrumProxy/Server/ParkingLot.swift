@@ -277,6 +277,9 @@ final class ParkingLot: @unchecked Sendable {
                 continue
             }
             limits.opened()
+            // Inherited by the duplicate a parked connection keeps.
+            var one: CInt = 1
+            setsockopt(accepted, CInt(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<CInt>.size))
             listener.serve(accepted, limits: limits, lot: self)
         }
     }

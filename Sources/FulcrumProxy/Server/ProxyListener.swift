@@ -66,37 +66,46 @@ final class ProxyListener: Sendable {
         let binding = self.binding
         let client = ClientSocket(descriptor: descriptor, listener: self, limits: limits, lot: lot)
         let (connections, contexts) = (connections, contexts)
-        // (TCP_NODELAY is the bootstrap's default.)
-        let connected = ClientBootstrap(group: group)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    client.isAttached = true
-                    connections.add(channel)
-                    channel.closeFuture.whenComplete { _ in
-                        connections.remove(channel)
-                        client.channelClosed()
+        // On the loop itself, where `withConnectedSocket` sets the channel up at once; called
+        // from another thread, it would submit that with a promise and a future chain.
+        let loop = group.next()
+        loop.execute {
+            ClientBootstrap(group: loop)
+                // (Drops the bootstrap's one default option, TCP_NODELAY, which it would apply
+                // through a chain of futures, 12,600 instructions per connection. Fulcrum sets
+                // TCP_NODELAY when it accepts (`ParkingLot`); multipath TCP concerns sockets the
+                // bootstrap creates, and it creates none here.)
+                .enableMPTCP(true)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        client.isAttached = true
+                        connections.add(channel)
+                        channel.closeFuture.whenComplete { _ in
+                            connections.remove(channel)
+                            client.channelClosed()
+                        }
+                        guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
+                        // A client that half-closes after its request still gets the response.
+                        try options.setOption(.allowRemoteHalfClosure, value: true)
+                        if let certificates = binding.certificates {
+                            // Replaced by the TLS handler once the client's hello names a host.
+                            try channel.pipeline.syncOperations.addHandler(certificates.makeSNIHandler(channel: channel))
+                        }
+                        // Only plain HTTP/1.1 parks: over TLS the session's state lives in the
+                        // TLS handler, and an HTTP/2 connection's in its codec.
+                        let parking = binding.certificates == nil ? client : nil
+                        try binding.pipeline.configure(channel: channel, loop: contexts.context(for: channel.eventLoop), parking: parking)
                     }
-                    guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
-                    // A client that half-closes after its request still gets the response.
-                    try options.setOption(.allowRemoteHalfClosure, value: true)
-                    if let certificates = binding.certificates {
-                        // Replaced by the TLS handler once the client's hello names a host.
-                        try channel.pipeline.syncOperations.addHandler(certificates.makeSNIHandler(channel: channel))
-                    }
-                    // Only plain HTTP/1.1 parks: over TLS the session's state lives in the TLS
-                    // handler, and an HTTP/2 connection's in its codec.
-                    let parking = binding.certificates == nil ? client : nil
-                    try binding.pipeline.configure(channel: channel, loop: contexts.context(for: channel.eventLoop), parking: parking)
                 }
-            }
-            .withConnectedSocket(descriptor)
-        connected.whenFailure { _ in
-            // Failing before the initializer ran, the socket never became a channel, and
-            // nothing closed it; after, the channel's close did.
-            if !client.isAttached {
-                _ = Glibc.close(descriptor)
-                limits.closed()
-            }
+                .withConnectedSocket(descriptor)
+                .whenFailure { _ in
+                    // Failing before the initializer ran, the socket never became a channel,
+                    // and nothing closed it; after, the channel's close did.
+                    if !client.isAttached {
+                        _ = Glibc.close(descriptor)
+                        limits.closed()
+                    }
+                }
         }
     }
 }
