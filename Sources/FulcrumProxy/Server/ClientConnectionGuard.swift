@@ -13,7 +13,7 @@ import NIOCore
 ///
 /// - A connection the parking lot may keep (`allowParking`) that stays idle between requests
 ///   for `park_after` is parked: once its last response is on the wire, its socket leaves the
-///   channel (`ClientSocket.park`), still bound by the same `client_idle` deadline.
+///   channel (`ParkingSpot.park`), still bound by the same `client_idle` deadline.
 ///
 /// It also runs ``RequestLineScanner`` over the raw bytes, since the decoder skips a run of
 /// spaces in a request line. A request line with one gets a 400, answered in turn after the
@@ -39,8 +39,8 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     private var context: ChannelHandlerContext?
     private let clientIdleTimeout: TimeAmount
     private let headerReadTimeout: TimeAmount
-    /// Parking, when allowed: the socket, how long to wait idle, and the frontend it counts for.
-    private var parking: (socket: ClientSocket, after: TimeAmount, frontend: String)?
+    /// Parking, when allowed: where, and how long to wait idle first.
+    private var parking: (spot: ParkingSpot, after: TimeAmount)?
     /// When the connection, idle since its last response, may be parked.
     private var parkAt: NIODeadline?
     /// The HTTP/1.1 request handler, once the connection speaks HTTP/1.1; provides the 408
@@ -53,8 +53,8 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
         self.headerReadTimeout = headerReadTimeout
     }
 
-    func allowParking(_ socket: ClientSocket, after wait: TimeAmount, frontend: String) {
-        parking = (socket, wait, frontend)
+    func allowParking(at spot: ParkingSpot, after wait: TimeAmount) {
+        parking = (spot, wait)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -182,7 +182,7 @@ extension ClientConnectionGuard {
         let flushed = context.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0)))
         flushed.assumeIsolated().whenSuccess { [self] in
             guard state == .idle, self.context != nil, channel.isActive, let deadline = timer.deadline else { return }
-            parking.socket.park(closing: channel, frontend: parking.frontend, deadline: deadline)
+            parking.spot.park(channel, deadline: deadline)
         }
     }
 }

@@ -34,8 +34,8 @@ struct ClientPipeline: Sendable {
     private(set) var strictTransportSecurityLine: String?
 
     /// Configures a new client connection; the TLS handler, if any, is already in place.
-    /// `parking` is the socket, for a connection that may be parked when idle.
-    func configure(channel: any Channel, loop: LoopContext, parking: ClientSocket? = nil) throws {
+    /// `parking` is where the connection parks when idle, if it may.
+    func configure(channel: any Channel, loop: LoopContext, parking: ParkingSpot? = nil) throws {
         // Counted from here to the close (a future callback, not a handler every read passes).
         let frontendName = frontendName
         loop.traffic.connectionOpened(frontend: frontendName)
@@ -43,7 +43,7 @@ struct ClientPipeline: Sendable {
         channel.closeFuture.whenComplete { _ in traffic.value.connectionClosed(frontend: frontendName) }
         let connectionGuard = ClientConnectionGuard(clientIdleTimeout: clientIdle, headerReadTimeout: headerRead)
         if let parking, let parkAfter, parkAfter < clientIdle {
-            connectionGuard.allowParking(parking, after: parkAfter, frontend: frontendName)
+            connectionGuard.allowParking(at: parking, after: parkAfter)
         }
         // Also bounds a client that connects and never completes the handshake or the preface.
         try channel.pipeline.syncOperations.addHandler(connectionGuard)

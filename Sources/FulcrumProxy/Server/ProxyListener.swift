@@ -6,21 +6,12 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// One bound listening socket of a frontend.
 ///
 /// The socket outlives reloads that keep its address: what it serves new connections with
 /// (the frontend's name, timeouts and limits, its certificates) is its `binding`, read once per
 /// accepted connection and replaced by a reload. Connections already open keep the settings
-/// they were accepted with (a parked one takes the current settings when it comes back).
-///
-/// The parking lot accepts on the socket (`ParkingLot`); `serve` makes each connection a
-/// channel on the next event loop, as `ServerBootstrap` would.
+/// they were accepted with.
 final class ProxyListener: Sendable {
     /// How a listener configures the connections it accepts.
     struct Binding: Sendable {
@@ -35,23 +26,27 @@ final class ProxyListener: Sendable {
 
     /// The address as configured (what a reload compares).
     let configuredAddress: ListenAddress
-    let socket: ListeningSocket
-    /// Its open channels, which closing it drains.
-    let connections = ConnectionTracker()
-    private let currentBinding: NIOLockedValueBox<Binding>
-    private let group: any EventLoopGroup
-    private let contexts: LoopContextTable
-
     /// The address actually bound (the port is known here when the configured one was 0).
-    var boundAddress: SocketAddress { socket.boundAddress }
+    let boundAddress: SocketAddress
+    let channel: any Channel
+    let quiescing: ServerQuiescingHelper
+    /// Where its idle connections park, and the channels that came back from there.
+    let parking: ParkingSpot
+    private let currentBinding: NIOLockedValueBox<Binding>
 
-    /// Binds `address` with the frontend's `binding`; it accepts once given to the parking lot.
-    init(address: ListenAddress, binding: Binding, group: any EventLoopGroup, contexts: LoopContextTable) throws {
-        configuredAddress = address
-        socket = try ListeningSocket(host: address.host, port: address.port)
-        currentBinding = NIOLockedValueBox(binding)
-        self.group = group
-        self.contexts = contexts
+    init(
+        configuredAddress: ListenAddress,
+        channel: any Channel,
+        quiescing: ServerQuiescingHelper,
+        parking: ParkingSpot,
+        binding: NIOLockedValueBox<Binding>
+    ) {
+        self.configuredAddress = configuredAddress
+        self.boundAddress = channel.localAddress!
+        self.channel = channel
+        self.quiescing = quiescing
+        self.parking = parking
+        self.currentBinding = binding
     }
 
     var binding: Binding {
@@ -59,54 +54,10 @@ final class ProxyListener: Sendable {
         set { currentBinding.withLockedValue { $0 = newValue } }
     }
 
-    /// Makes a connection the parking lot accepted (or that comes back from it) a channel on
-    /// the next event loop, with the pipeline of the current binding. The socket already counts
-    /// against `limits`, until it really closes.
-    func serve(_ descriptor: CInt, limits: ConnectionLimits, lot: ParkingLot) {
-        let binding = self.binding
-        let client = ClientSocket(descriptor: descriptor, listener: self, limits: limits, lot: lot)
-        let (connections, contexts) = (connections, contexts)
-        // On the loop itself, where `withConnectedSocket` sets the channel up at once; called
-        // from another thread, it would submit that with a promise and a future chain.
-        let loop = group.next()
-        loop.execute {
-            ClientBootstrap(group: loop)
-                // (Drops the bootstrap's one default option, TCP_NODELAY, which it would apply
-                // through a chain of futures, 12,600 instructions per connection. Fulcrum sets
-                // TCP_NODELAY when it accepts (`ParkingLot`); multipath TCP concerns sockets the
-                // bootstrap creates, and it creates none here.)
-                .enableMPTCP(true)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        client.isAttached = true
-                        connections.add(channel)
-                        channel.closeFuture.whenComplete { _ in
-                            connections.remove(channel)
-                            client.channelClosed()
-                        }
-                        guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
-                        // A client that half-closes after its request still gets the response.
-                        try options.setOption(.allowRemoteHalfClosure, value: true)
-                        if let certificates = binding.certificates {
-                            // Replaced by the TLS handler once the client's hello names a host.
-                            try channel.pipeline.syncOperations.addHandler(certificates.makeSNIHandler(channel: channel))
-                        }
-                        // Only plain HTTP/1.1 parks: over TLS the session's state lives in the
-                        // TLS handler, and an HTTP/2 connection's in its codec.
-                        let parking = binding.certificates == nil ? client : nil
-                        try binding.pipeline.configure(channel: channel, loop: contexts.context(for: channel.eventLoop), parking: parking)
-                    }
-                }
-                .withConnectedSocket(descriptor)
-                .whenFailure { _ in
-                    // Failing before the initializer ran, the socket never became a channel,
-                    // and nothing closed it; after, the channel's close did.
-                    if !client.isAttached {
-                        _ = Glibc.close(descriptor)
-                        limits.closed()
-                    }
-                }
-        }
+    /// Starts accepting: a listener is bound with `autoRead` off, so that a reload can bind it
+    /// before the loops serve the snapshot that knows its frontend.
+    func startAccepting() async throws {
+        try await channel.setOption(.autoRead, value: true).get()
     }
 }
 
@@ -135,5 +86,65 @@ extension NIOHTTPDecoderLimitConfiguration {
         self.init()
         maxHeaderListSize = frontend.limits.maxHeaderBytes
         maxHeaderFieldSize = frontend.limits.maxHeaderBytes
+    }
+}
+
+extension ProxyListener {
+    /// Binds `address` with the frontend's `binding`, not accepting yet (`startAccepting`).
+    static func bind(
+        address: ListenAddress,
+        binding: ProxyListener.Binding,
+        events: ListenerEventCounts,
+        lot: ParkingLot,
+        group: any EventLoopGroup,
+        contexts: LoopContextTable,
+        logger: Logger
+    ) async throws -> ProxyListener {
+        let quiescing = ServerQuiescingHelper(group: group)
+        let current = NIOLockedValueBox(binding)
+        let parking = ParkingSpot(lot: lot, binding: current, group: group, contexts: contexts)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Accepting starts once the loops serve a snapshot that knows this frontend.
+            .serverChannelOption(.autoRead, value: false)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        AcceptErrorBackoff(binding: current, events: events, logger: logger),
+                        AcceptGate(binding: current, events: events),
+                        quiescing.makeServerChannelHandler(channel: channel)
+                    )
+                }
+            }
+            // No `childChannelOption`s: the bootstrap applies those through a chain of futures,
+            // about 27,000 instructions per connection for three options; set synchronously
+            // here, a new connection costs 23,849 fewer (bench/callgrind.sh --new-connections).
+            // Child channels read as usual: the server channel's autoRead is not inherited.
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
+                    try options.setOption(.socketOption(.tcp_nodelay), value: 1)
+                    // A client that half-closes after its request still gets the response.
+                    try options.setOption(.allowRemoteHalfClosure, value: true)
+                    // Read once per connection: a reload may have replaced it.
+                    let binding = current.withLockedValue { $0 }
+                    if let certificates = binding.certificates {
+                        // Replaced by the TLS handler once the client's hello names a host.
+                        try channel.pipeline.syncOperations.addHandler(certificates.makeSNIHandler(channel: channel))
+                    }
+                    // Only plain HTTP/1.1 parks: over TLS the session's state lives in the TLS
+                    // handler (and an HTTP/2 connection's in its codec, which the pipeline
+                    // knows).
+                    try binding.pipeline.configure(
+                        channel: channel,
+                        loop: contexts.context(for: channel.eventLoop),
+                        parking: binding.certificates == nil ? parking : nil
+                    )
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+        return ProxyListener(configuredAddress: address, channel: channel, quiescing: quiescing, parking: parking, binding: current)
     }
 }

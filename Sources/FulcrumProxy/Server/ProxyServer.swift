@@ -48,7 +48,11 @@ package final class ProxyServer: ProxyControl, Service {
     private let logger: Logger
     private let certificatePollInterval: Duration
     private let running: NIOLockedValueBox<Running>
-    /// Accepts on the listeners and keeps parked idle connections.
+    /// Quiescing helpers of listeners that were closed, held until their connections drained.
+    /// Released by `shutdown()`: a helper must be deallocated while its event loop still runs
+    /// (its deinit completes a promise on that loop).
+    private let retiredHelpers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
+    /// Keeps the idle connections parked outside their channels.
     private let lot: ParkingLot
     private let adaptive: AdaptiveController
     private let healthChecker: HealthChecker
@@ -150,17 +154,19 @@ package final class ProxyServer: ProxyControl, Service {
         let listenerEvents = ListenerEventCounts()
         let connectionLimits = ConnectionLimitTable(descriptorLimit: DescriptorLimit.current)
         logger.info("connection cap", metadata: ["max_connections": "\(connectionLimits.globalCap(for: config))"])
-        let listeners = try bindListeners(
+        let lot = try ParkingLot()
+        let listeners = try await bindListeners(
             for: config,
             keeping: [],
             certificateStores: certificateStores,
             limits: connectionLimits.update(to: config),
+            events: listenerEvents,
+            lot: lot,
             group: group,
             contexts: contexts,
             logger: logger
         ).added
-        let lot = try ParkingLot(events: listenerEvents, logger: logger)
-        for listener in listeners { lot.listen(listener) }
+        for listener in listeners { try await listener.startAccepting() }
 
         let adaptive = AdaptiveController(snapshot: snapshot, loops: loops, metricsFactory: metricsFactory, logger: logger)
         adaptive.start()
@@ -223,11 +229,13 @@ package final class ProxyServer: ProxyControl, Service {
             )
             return (snapshot, stores)
         }
-        let bound = try Self.bindListeners(
+        let bound = try await Self.bindListeners(
             for: config,
             keeping: current.listeners,
             certificateStores: certificateStores,
             limits: connectionLimits.update(to: config),
+            events: listenerEvents,
+            lot: lot,
             group: group,
             contexts: contexts,
             logger: logger
@@ -242,7 +250,7 @@ package final class ProxyServer: ProxyControl, Service {
             try await loop.eventLoop.submit { loop.value.install(snapshot) }.get()
         }
         for (listener, binding) in bound.rebound { listener.binding = binding }
-        for listener in bound.added { lot.listen(listener) }
+        for listener in bound.added { try await listener.startAccepting() }
         for (name, store) in current.certificateStores where certificateStores[name] !== store {
             store.stopWatching()
         }
@@ -261,8 +269,11 @@ package final class ProxyServer: ProxyControl, Service {
 
     /// Stops a listener accepting; its connections close once their request in flight is done.
     private func retire(_ listener: ProxyListener) {
-        lot.close(listener)
-        listener.connections.quiesce(promise: nil)
+        let helper = listener.quiescing
+        retiredHelpers.withLockedValue { $0.append(helper) }
+        helper.initiateShutdown(promise: nil)
+        lot.close(listener.parking)
+        listener.parking.connections.quiesce(promise: nil)
         logger.info(
             "listener closed",
             metadata: ["frontend": "\(listener.binding.frontend)", "address": "\(listener.configuredAddress)"]
@@ -302,10 +313,12 @@ package final class ProxyServer: ProxyControl, Service {
         keeping existing: [ProxyListener],
         certificateStores: [String: CertificateStore],
         limits: [String: ConnectionLimits],
+        events: ListenerEventCounts,
+        lot: ParkingLot,
         group: any EventLoopGroup,
         contexts: LoopContextTable,
         logger: Logger
-    ) throws -> (added: [ProxyListener], kept: [ProxyListener], rebound: [(ProxyListener, ProxyListener.Binding)]) {
+    ) async throws -> (added: [ProxyListener], kept: [ProxyListener], rebound: [(ProxyListener, ProxyListener.Binding)]) {
         var added: [ProxyListener] = []
         var kept: [ProxyListener] = []
         var rebound: [(ProxyListener, ProxyListener.Binding)] = []
@@ -326,7 +339,15 @@ package final class ProxyServer: ProxyControl, Service {
                     }
                     let listener: ProxyListener
                     do {
-                        listener = try ProxyListener(address: address, binding: binding, group: group, contexts: contexts)
+                        listener = try await ProxyListener.bind(
+                            address: address,
+                            binding: binding,
+                            events: events,
+                            lot: lot,
+                            group: group,
+                            contexts: contexts,
+                            logger: logger
+                        )
                     } catch {
                         throw StartupError.cannotListen(
                             frontend: frontend.name,
@@ -339,7 +360,7 @@ package final class ProxyServer: ProxyControl, Service {
                 }
             }
         } catch {
-            for listener in added { listener.socket.close() }
+            for listener in added { try? await listener.channel.close() }
             throw error
         }
         return (added, kept, rebound)
@@ -508,11 +529,15 @@ package final class ProxyServer: ProxyControl, Service {
             return running.listeners
         }
         let eventLoop = loops[0].eventLoop
-        let drained: [EventLoopFuture<Void>] = listeners.map { listener in
-            let promise = eventLoop.makePromise(of: Void.self)
-            lot.close(listener)
-            listener.connections.quiesce(promise: promise)
-            return promise.futureResult
+        let drained: [EventLoopFuture<Void>] = listeners.flatMap { listener in
+            let promise = listener.channel.eventLoop.makePromise(of: Void.self)
+            listener.quiescing.initiateShutdown(promise: promise)
+            // Parked connections are idle: they close now. Those that came back from the lot
+            // are not the server channel's, and drain apart.
+            lot.close(listener.parking)
+            let resumed = listener.channel.eventLoop.makePromise(of: Void.self)
+            listener.parking.connections.quiesce(promise: resumed)
+            return [promise.futureResult, resumed.futureResult]
         }
         // Whichever comes first, the drain or the end of the grace period, completes `outcome`;
         // both run on `eventLoop`, so the flag needs no lock.
@@ -538,7 +563,9 @@ package final class ProxyServer: ProxyControl, Service {
         for loop in loops {
             try? await loop.eventLoop.submit { loop.value.closeIdleConnections() }.get()
         }
+        // The quiescing helpers go now, while their event loops still run.
         running.withLockedValue { $0.listeners = [] }
+        retiredHelpers.withLockedValue { $0 = [] }
         lot.stop()
         crawlerVerifier.shutdown()
     }
