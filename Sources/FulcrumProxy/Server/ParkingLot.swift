@@ -104,6 +104,9 @@ final class ParkingLot: @unchecked Sendable {
     /// Keeps `descriptor` (the lot owns it now) until its client sends again or `deadline`.
     func park(_ descriptor: CInt, spot: ParkingSpot, limits: ConnectionLimits, frontend: String, deadline: NIODeadline) {
         let (added, wake) = shared.withLockedValue { shared -> (Bool, Bool) in
+            // A spot closed before this call's lock saw the lot's sweep of it, or will be
+            // swept after: either way its connections must not stay.
+            guard !spot.isClosed else { return (false, false) }
             shared.nextSerial += 1
             let serial = shared.nextSerial
             // In the set before the lock is released, so the thread cannot expire it first.

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +22,10 @@ final class ParkingSpot: Sendable {
     private let binding: NIOLockedValueBox<ProxyListener.Binding>
     private let group: any EventLoopGroup
     private let contexts: LoopContextTable
+    /// Its listener closed: nothing parks any more, and what was parked is closed.
+    private let closed = Atomic(false)
+
+    var isClosed: Bool { closed.load(ordering: .relaxed) }
 
     init(lot: ParkingLot, binding: NIOLockedValueBox<ProxyListener.Binding>, group: any EventLoopGroup, contexts: LoopContextTable) {
         self.lot = lot
@@ -35,7 +40,8 @@ final class ParkingSpot: Sendable {
     /// cannot be had (`SocketDescriptor`).
     @discardableResult
     func park(_ channel: any Channel, deadline: NIODeadline) -> Bool {
-        guard let descriptor = SocketDescriptor.of(channel) else { return false }
+        // A draining connection closes instead, once its handler sees it idle.
+        guard !isClosed, let descriptor = SocketDescriptor.of(channel) else { return false }
         // The channel closes its descriptor; the duplicate keeps the socket open.
         let kept = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
         guard kept >= 0 else { return false }
@@ -46,6 +52,14 @@ final class ParkingSpot: Sendable {
         channel.close(promise: nil)
         lot.park(kept, spot: self, limits: current.limits, frontend: current.frontend, deadline: deadline)
         return true
+    }
+
+    /// Its listener is closing (a reload removed it, or a shutdown): closes the connections it
+    /// parked, and parks no more; the channels that came back from the lot drain.
+    func close(drained promise: EventLoopPromise<Void>?) {
+        closed.store(true, ordering: .relaxed)
+        lot.close(self)
+        connections.quiesce(promise: promise)
     }
 
     /// Makes a parked connection, whose client sent something, a channel on the next event

@@ -272,8 +272,7 @@ package final class ProxyServer: ProxyControl, Service {
         let helper = listener.quiescing
         retiredHelpers.withLockedValue { $0.append(helper) }
         helper.initiateShutdown(promise: nil)
-        lot.close(listener.parking)
-        listener.parking.connections.quiesce(promise: nil)
+        listener.parking.close(drained: nil)
         logger.info(
             "listener closed",
             metadata: ["frontend": "\(listener.binding.frontend)", "address": "\(listener.configuredAddress)"]
@@ -534,9 +533,8 @@ package final class ProxyServer: ProxyControl, Service {
             listener.quiescing.initiateShutdown(promise: promise)
             // Parked connections are idle: they close now. Those that came back from the lot
             // are not the server channel's, and drain apart.
-            lot.close(listener.parking)
             let resumed = listener.channel.eventLoop.makePromise(of: Void.self)
-            listener.parking.connections.quiesce(promise: resumed)
+            listener.parking.close(drained: resumed)
             return [promise.futureResult, resumed.futureResult]
         }
         // Whichever comes first, the drain or the end of the grace period, completes `outcome`;

@@ -1,5 +1,6 @@
 import FulcrumConfig
 import FulcrumProxy
+import FulcrumWorker
 import Testing
 
 /// Parking (`park_after`): an idle HTTP/1.1 connection leaves its channel for the parking lot,
@@ -88,6 +89,28 @@ struct ParkingTests {
             try await harness.proxy.reload(to: config)
             try await waitUntil(timeout: .seconds(5)) { connection.closedByServer }
             #expect(try await harness.proxy.traffic().parkedConnections["test", default: 0] == 0)
+        }
+    }
+
+    @Test("a shutdown closes parked connections at once, and waits for one that came back with a request")
+    func shutdownClosesParked() async throws {
+        let slow = WorkerBehaviour(delayMilliseconds: 600)
+        try await withProxy(workers: [slow], yaml: { Self.config($0, timeouts: "client_idle: 30s, park_after: 100ms") }) { harness in
+            let parked = try await HeldConnection.open(port: harness.port)
+            let resumed = try await HeldConnection.open(port: harness.port)
+            for connection in [parked, resumed] { try await connection.sendRequest() }
+            try await waitUntil(timeout: .seconds(5)) { try await harness.proxy.traffic().parkedConnections["test"] == 2 }
+            // Back from the lot, with a request in flight when the shutdown begins.
+            try await resumed.sendRequest()
+            try await waitUntil(timeout: .seconds(5)) { try await harness.proxy.traffic().parkedConnections["test"] == 1 }
+
+            let start = ContinuousClock.now
+            await harness.proxy.shutdown(gracePeriod: .seconds(10))
+            let elapsed = ContinuousClock.now - start
+            #expect(elapsed < .seconds(5), "the drain waited \(elapsed)")
+            try await waitUntil(timeout: .seconds(2)) { parked.closedByServer && resumed.closedByServer }
+            // The request in flight was answered before its connection closed.
+            #expect(resumed.text.components(separatedBy: "HTTP/1.1 200").count - 1 == 2, "\(resumed.text)")
         }
     }
 }
