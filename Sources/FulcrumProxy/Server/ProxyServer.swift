@@ -155,17 +155,23 @@ package final class ProxyServer: ProxyControl, Service {
         let connectionLimits = ConnectionLimitTable(descriptorLimit: DescriptorLimit.current)
         logger.info("connection cap", metadata: ["max_connections": "\(connectionLimits.globalCap(for: config))"])
         let lot = try ParkingLot()
-        let listeners = try await bindListeners(
-            for: config,
-            keeping: [],
-            certificateStores: certificateStores,
-            limits: connectionLimits.update(to: config),
-            events: listenerEvents,
-            lot: lot,
-            group: group,
-            contexts: contexts,
-            logger: logger
-        ).added
+        let listeners: [ProxyListener]
+        do {
+            listeners = try await bindListeners(
+                for: config,
+                keeping: [],
+                certificateStores: certificateStores,
+                limits: connectionLimits.update(to: config),
+                events: listenerEvents,
+                lot: lot,
+                group: group,
+                contexts: contexts,
+                logger: logger
+            ).added
+        } catch {
+            lot.stop()
+            throw error
+        }
         for listener in listeners { try await listener.startAccepting() }
 
         let adaptive = AdaptiveController(snapshot: snapshot, loops: loops, metricsFactory: metricsFactory, logger: logger)
