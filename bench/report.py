@@ -237,6 +237,8 @@ def cmd_record(args):
 def scenario_label(mode):
     """The scenario a run's mode names, as the --all overview and the headings say it."""
     secure = mode.startswith("https")
+    if "-idle" in mode and "-h2" in mode:
+        return "idle HTTP/2 connections" + (" over TLS" if secure else ", prior knowledge (h2c)")
     if "-h2" in mode:
         return "HTTP/2 over TLS (h2)" if secure else "HTTP/2, prior knowledge (h2c)"
     if "-new-connections" in mode:
@@ -496,9 +498,11 @@ def cmd_idle_summary(args):
     med = {p: statistics.median(x["per_connection_kib"] for x in probes) for p, probes in by_proxy.items()}
     reference = med.get("haproxy")
     n = max(x["connections"] for probes in by_proxy.values() for x in probes)
-    md = _block_heading(meta, "idle keep-alive connections") + [
-        f"- {n:,} idle keep-alive client connections, each after one request"
-        f"{' over TLS' if 'https' in meta['params']['mode'] else ''}; RSS of the proxy's process tree"
+    mode = meta["params"]["mode"]
+    kind = "HTTP/2" if "-h2" in mode else "keep-alive"
+    md = _block_heading(meta, f"idle {kind} connections") + [
+        f"- {n:,} idle {kind} client connections, each after one request"
+        f"{' over TLS' if mode.startswith('https') else ''}; RSS of the proxy's process tree"
         f" (bench/idle.py); {meta['params']['rounds']} round(s)",
         f"- Load average before the run: {meta['machine']['loadavg']}",
         f"- Command: `{meta['command']}`",

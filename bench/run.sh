@@ -91,7 +91,7 @@ Options (environment variable in brackets):
                      entry, an HAProxy stick table with http_req_rate, an nginx limit_req zone [RATE_LIMIT=1]
   --idle N           instead of wrk: hold N idle keep-alive client connections, each after one
                      request, and report each proxy's resident memory per connection
-                     (bench/idle.py; with --tls, over HTTPS) [IDLE]
+                     (bench/idle.py; with --tls, over HTTPS; with --h2, over HTTP/2) [IDLE]
   --h2               HTTP/2 instead of HTTP/1.1: h2load -c C -m M (C defaults to 20 here) with
                      prior knowledge (h2c), or with --tls over h2 by ALPN; p50/p99 come from
                      h2load's per-request log [H2=1]
@@ -102,7 +102,7 @@ Options (environment variable in brackets):
   --all              every scenario, one after the other, each a run of this script with the same
                      binaries and rounds: keep-alive, --tls, --new-connections (with and without
                      --tls), --h2, --h2 --tls, --download \$ALL_DOWNLOAD (1g), --idle \$ALL_IDLE
-                     (5000) and --idle --tls; an overview of all of them, then their summaries,
+                     (5000), --idle --tls and --idle --h2; an overview of all of them, then their summaries,
                      in bench/out/<UTC timestamp>-all/summary.md [ALL=1]
   -h, --help         this help
 
@@ -206,7 +206,8 @@ if [[ -n $DOWNLOAD ]]; then
     esac
     ((DOWNLOAD_BYTES > 0)) || die "--download must be more than 0 bytes"
 fi
-scenarios=$((H2 + NEW_CONNECTIONS + (IDLE > 0) + (DOWNLOAD_BYTES > 0)))
+# (--idle with --h2 holds idle HTTP/2 connections: one scenario.)
+scenarios=$(((H2 && !IDLE) + NEW_CONNECTIONS + (IDLE > 0) + (DOWNLOAD_BYTES > 0)))
 ((scenarios <= 1)) || die "--h2, --new-connections, --idle and --download are separate scenarios: give one (or --all)"
 ((!ALL || (scenarios == 0 && !TLS && !RATE_LIMIT))) ||
     die "--all runs every scenario itself: give it no --tls, --h2, --new-connections, --idle, --download or --rate-limit"
@@ -294,7 +295,7 @@ if ((ALL)); then
     ((PIN)) && common_args+=(--pin)
     scenario_args=(
         "" "--tls" "--new-connections" "--new-connections --tls" "--h2" "--h2 --tls"
-        "--download $ALL_DOWNLOAD" "--idle $ALL_IDLE" "--idle $ALL_IDLE --tls"
+        "--download $ALL_DOWNLOAD" "--idle $ALL_IDLE" "--idle $ALL_IDLE --tls" "--idle $ALL_IDLE --h2"
     )
     runs=()
     : >"$ALL_DIR/scenarios.md"
@@ -670,6 +671,7 @@ if ((IDLE)); then
             log "round $round/$ROUNDS $proxy: $IDLE idle connections"
             probe=(python3 "$BENCH_DIR/idle.py" --port "${PROXY_PORT[$proxy]}" --pid "$pid" --connections "$IDLE")
             ((TLS)) && probe+=(--tls)
+            ((H2)) && probe+=(--h2)
             ((PIN)) && probe=(taskset -c "$LOAD_CPU" "${probe[@]}")
             line=$("${probe[@]}") || fail_process "$pid" "failed the idle probe"
             printf '{"round": %d, "proxy": "%s", "probe": %s}\n' "$round" "$proxy" "$line" >>"$IDLE_RESULTS"
