@@ -65,8 +65,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        // Linux's epoll, eventfd and accept4 for the parking lot (Glibc's Swift module leaves
-        // them out).
+        // Linux's epoll, eventfd and malloc_trim for the parking lot (Glibc's Swift module
+        // leaves them out).
         .target(name: "CFulcrumLinux"),
         // The NIO data plane: listeners, routing, backend pools, forwarding, error pages.
         .target(

@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "CFulcrumLinux.h"
 
 #ifdef __linux__
@@ -6,7 +5,6 @@
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 int cfulcrum_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
@@ -14,11 +12,6 @@ int cfulcrum_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 int cfulcrum_epoll_add(int epfd, int fd, uint64_t data, int oneShot) {
     struct epoll_event event = {.events = EPOLLIN | EPOLLRDHUP | (oneShot ? EPOLLONESHOT : 0), .data.u64 = data};
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
-}
-
-int cfulcrum_epoll_rearm(int epfd, int fd, uint64_t data) {
-    struct epoll_event event = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.u64 = data};
-    return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &event);
 }
 
 int cfulcrum_epoll_remove(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
@@ -49,8 +42,6 @@ void cfulcrum_eventfd_drain(int fd) {
     ssize_t readBytes = read(fd, &value, sizeof value);
     (void)readBytes;
 }
-
-int cfulcrum_accept(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 
 void cfulcrum_release_free_memory(void) { malloc_trim(0); }
 #endif

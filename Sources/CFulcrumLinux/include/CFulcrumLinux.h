@@ -1,6 +1,5 @@
-// Linux system calls the parking lot needs (ParkingLot.swift) that Glibc's Swift module does
-// not import. Wrapped in plain functions: `struct epoll_event` is packed on x86_64, and
-// accept4 needs _GNU_SOURCE.
+// Linux calls the parking lot needs (ParkingLot.swift) that Glibc's Swift module does not
+// import. Wrapped in plain functions: `struct epoll_event` is packed on x86_64.
 #ifndef C_FULCRUM_LINUX_H
 #define C_FULCRUM_LINUX_H
 
@@ -12,9 +11,6 @@ int cfulcrum_epoll_create(void);
 /// Adds `fd` to the set, reporting input (and hang-ups) with `data`. `oneShot` disarms it
 /// after one event (EPOLLONESHOT).
 int cfulcrum_epoll_add(int epfd, int fd, uint64_t data, int oneShot);
-
-/// Re-arms a one-shot `fd` for input (EPOLL_CTL_MOD).
-int cfulcrum_epoll_rearm(int epfd, int fd, uint64_t data);
 
 /// Removes `fd` from the set.
 int cfulcrum_epoll_remove(int epfd, int fd);
@@ -33,9 +29,6 @@ void cfulcrum_eventfd_signal(int fd);
 
 /// Resets an eventfd to zero.
 void cfulcrum_eventfd_drain(int fd);
-
-/// accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC).
-int cfulcrum_accept(int fd);
 
 /// malloc_trim(0): gives the pages of free memory in every malloc arena back to the system.
 void cfulcrum_release_free_memory(void);
