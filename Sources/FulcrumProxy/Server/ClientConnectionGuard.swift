@@ -39,8 +39,10 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     private var context: ChannelHandlerContext?
     private let clientIdleTimeout: TimeAmount
     private let headerReadTimeout: TimeAmount
-    /// Parking, when allowed: where, and how long to wait idle first.
-    private var parking: (spot: ParkingSpot, after: TimeAmount)?
+    /// Where the connection parks, when it may, and how long it waits idle first. (Apart: the
+    /// per-response check reads only the wait, and takes no reference to the spot.)
+    private var parkingSpot: ParkingSpot?
+    private var parkAfter: TimeAmount?
     /// When the connection, idle since its last response, may be parked.
     private var parkAt: NIODeadline?
     /// The HTTP/1.1 request handler, once the connection speaks HTTP/1.1; provides the 408
@@ -54,7 +56,8 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func allowParking(at spot: ParkingSpot, after wait: TimeAmount) {
-        parking = (spot, wait)
+        parkingSpot = spot
+        parkAfter = wait
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -137,8 +140,8 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     /// The response to the current request was sent; the connection is idle again.
     func responseCompleted() {
         state = .idle
-        if let parking {
-            parkAt = timer.arm(in: clientIdleTimeout, checkingWithin: parking.after)
+        if let parkAfter {
+            parkAt = timer.arm(in: clientIdleTimeout, checkingWithin: parkAfter)
         } else {
             arm(clientIdleTimeout)
         }
@@ -177,12 +180,12 @@ extension ClientConnectionGuard {
     /// completes after them), if no byte of a new request arrived meanwhile. Nothing is
     /// buffered then: a byte read would have started a request.
     private func park(context: ChannelHandlerContext) {
-        guard let parking, timer.deadline != nil else { return }
+        guard let spot = parkingSpot, timer.deadline != nil else { return }
         let channel = context.channel
         let flushed = context.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0)))
         flushed.assumeIsolated().whenSuccess { [self] in
             guard state == .idle, self.context != nil, channel.isActive, let deadline = timer.deadline else { return }
-            parking.spot.park(channel, deadline: deadline)
+            spot.park(channel, deadline: deadline)
         }
     }
 }
