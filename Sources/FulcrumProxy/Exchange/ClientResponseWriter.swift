@@ -4,9 +4,10 @@ import NIOHTTP1
 /// Writes an exchange's response to the client, in the client's protocol.
 ///
 /// `ProxyHandler` holds one: `HTTP1ResponseWriter` frames responses as HTTP/1.1 bytes on a
-/// connection; `HTTP2ResponseWriter` hands response parts to an HTTP/2 stream's codec.
-/// Protocol differences live here and in `ExchangeStateMachine.ClientChannel`, never in flags
-/// the handler tests.
+/// connection; `HTTP2StreamWriter` writes an HTTP/2 stream's frames on its connection. The
+/// writer is also how the handler reads from and closes its side of the client: a connection
+/// reads and closes; a stream grants flow-control window and resets. Protocol differences live
+/// here and in `ExchangeStateMachine.ClientChannel`, never in flags the handler tests.
 ///
 /// Writers are classes: the handler calls them through the existential, and each mutates its
 /// own buffer in place. (A generic handler over a writer value ran unspecialized: measured
@@ -55,4 +56,15 @@ protocol ClientResponseWriter: AnyObject {
 
     /// Flushes the channel if something was written since the last flush.
     func flush(context: ChannelHandlerContext)
+
+    /// The exchange is ready for more of the request (a connection: read; a stream: give the
+    /// client back the window its body used).
+    func read(context: ChannelHandlerContext)
+
+    /// The client can take more of the response now (its connection, and for a stream, the
+    /// stream's own window); when not, the server's reads pause.
+    func isClientWritable(context: ChannelHandlerContext) -> Bool
+
+    /// Ends the client's side at once: a connection closes, a stream is reset.
+    func close(context: ChannelHandlerContext)
 }

@@ -170,6 +170,18 @@ final class HTTP1ResponseWriter: ClientResponseWriter {
         }
     }
 
+    func read(context: ChannelHandlerContext) {
+        context.read()
+    }
+
+    func isClientWritable(context: ChannelHandlerContext) -> Bool {
+        context.channel.isWritable
+    }
+
+    func close(context: ChannelHandlerContext) {
+        context.close(promise: nil)
+    }
+
     /// Makes `output` ready for more bytes, reusing its storage when the channel is done with
     /// what was last sent from it.
     private func prepareOutput() {

@@ -123,7 +123,7 @@ extension ProxyHandler {
         guard let context else { return }
         writer.readComplete(context: context)
         flushSoon()
-        if !context.channel.isWritable {
+        if !writer.isClientWritable(context: context) {
             connection?.pauseReads(clientTimeout: clientIdle)
         }
     }

@@ -2,8 +2,8 @@ import FulcrumBalancing
 import NIOCore
 import NIOHTTP1
 
-/// The client side of the proxy: the last handler of a frontend connection (HTTP/1.1) or of
-/// one HTTP/2 stream.
+/// The client side of the proxy: the last handler of a frontend connection (HTTP/1.1), or one
+/// HTTP/2 stream's exchange, which `HTTP2StreamsHandler` drives on its connection's context.
 ///
 /// It decides nothing itself. `ExchangeStateMachine` decides what each event means;
 /// `RequestAdmission` and `ShieldScreener` decide what becomes of a request; the handler feeds
@@ -90,6 +90,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        attach(to: context)
+    }
+
+    /// Binds the handler to the context it writes through: its own, or for an HTTP/2 stream,
+    /// the connection's `HTTP2StreamsHandler`'s.
+    func attach(to context: ChannelHandlerContext) {
         self.context = context
         forwardedHead = context.channel.allocator.buffer(capacity: 512)
     }
@@ -106,7 +112,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     func read(context: ChannelHandlerContext) {
         if clientMayRead {
-            context.read()
+            writer.read(context: context)
         } else {
             readPending = true
         }
@@ -115,7 +121,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     func resumeClientReads() {
         if readPending, clientMayRead, let context {
             readPending = false
-            context.read()
+            writer.read(context: context)
         }
     }
 
@@ -133,17 +139,27 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            connection?.resumeReads()
+            clientBecameWritable()
         }
         context.fireChannelWritabilityChanged()
     }
 
+    /// The client can take more of the response: the server's reads resume.
+    func clientBecameWritable() {
+        connection?.resumeReads()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        clientClosed()
+        context.fireChannelInactive()
+    }
+
+    /// The client's connection (or stream) is gone: whatever the exchange holds is given back.
+    func clientClosed() {
         tarpitTimer?.cancel()
         tarpitTimer = nil
         machine.channelInactive()
         abandonExchange()
-        context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -259,7 +275,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         case .closeClient:
             abandonExchange()
             writer.flush(context: context)
-            context.close(promise: nil)
+            writer.close(context: context)
         }
     }
 

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import NIOHTTP2
 import Testing
 
 @testable import FulcrumProxy
@@ -123,7 +124,7 @@ struct ProxyHandlerEmbeddedTests {
         #expect(!channel.isActive)
     }
 
-    @Test("on an HTTP/2 stream, the answer leaves as response parts and ends the stream")
+    @Test("on an HTTP/2 stream, the answer leaves as the stream's frames and ends the stream")
     func http2Stream() throws {
         let channel = EmbeddedChannel()
         let snapshot = try RuntimeSnapshot(config: try ConfigLoader.load(yaml: Self.yaml))
@@ -134,12 +135,13 @@ struct ProxyHandlerEmbeddedTests {
             crawlerVerifier: CrawlerVerifier(),
             logger: Logger(label: "embedded-test")
         )
+        let stream = HTTP2StreamID(3)
         try channel.pipeline.syncOperations.addHandler(
             ProxyHandler(
                 loop: loop,
                 frontendName: "web",
                 isSecure: true,
-                writer: HTTP2ResponseWriter(),
+                writer: HTTP2StreamWriter(streamID: stream, strictTransportSecurity: "max-age=60"),
                 connectionGuard: nil,
                 clientIdle: .seconds(60),
                 client: ClientInfo(peer: channel.remoteAddress, isSecure: true)
@@ -150,20 +152,27 @@ struct ProxyHandlerEmbeddedTests {
         try channel.writeInbound(HTTPServerRequestPart.head(head))
         try channel.writeInbound(HTTPServerRequestPart.end(nil))
         channel.embeddedEventLoop.run()
-        guard case .head(let response)? = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
-            Issue.record("no response head")
+        let headers = try channel.readOutbound(as: HTTP2Frame.self)
+        #expect(headers?.streamID == stream)
+        guard case .headers(let block)? = headers?.payload else {
+            Issue.record("no HEADERS frame")
             return
         }
-        #expect(response.status == .forbidden)
-        guard case .body? = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
+        #expect(block.headers.first(name: ":status") == "403")
+        #expect(block.headers.first(name: "strict-transport-security") == "max-age=60")
+        #expect(!block.endStream)
+        guard case .data(let body)? = try channel.readOutbound(as: HTTP2Frame.self)?.payload else {
             Issue.record("no body")
             return
         }
-        guard case .end? = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
+        #expect(body.data.readableBytes > 0 && !body.endStream)
+        guard case .data(let end)? = try channel.readOutbound(as: HTTP2Frame.self)?.payload else {
             Issue.record("no end")
             return
         }
-        #expect(channel.isActive)  // ended normally: the stream closes by itself, not reset
+        #expect(end.endStream && end.data.readableBytes == 0)
+        #expect(try channel.readOutbound(as: HTTP2Frame.self) == nil)  // ended normally, not reset
+        #expect(channel.isActive)
         _ = try channel.finish()
     }
 }

@@ -1,0 +1,201 @@
+import NIOHPACK
+import NIOHTTP1
+
+/// Converts between an HTTP/2 stream's header blocks and the HTTP/1 heads the exchange works
+/// with, as NIOHTTP2's `HTTP2FramePayloadToHTTP1ServerCodec` does, without a channel per
+/// stream to run it in, and checks the client's blocks on the way (`HTTP2FieldRules`).
+enum HTTP2Heads {
+    /// A malformed request block (RFC 9113 § 8.1.1): the stream is reset.
+    struct MalformedRequest: Error, Equatable {
+        var reason: String
+    }
+
+    /// The request head of a stream's first header block. `endStream`: the block ends the
+    /// request, so a method with a body gets `content-length: 0`; without it, and without a
+    /// `content-length`, the body is marked chunked, as the server receives it.
+    static func requestHead(from block: HPACKHeaders, endStream: Bool) throws(MalformedRequest) -> HTTPRequestHead {
+        var method: String?
+        var scheme: String?
+        var path: String?
+        var authority: String?
+        var hasHost = false
+        var hasContentLength = false
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(block.count)
+        for (name, value, _) in block {
+            guard name.utf8.first == UInt8(ascii: ":") else {
+                try checkRegularField(name, value)
+                if name == "host" { hasHost = true }
+                if name == "content-length" { hasContentLength = true }
+                fields.append((name, value))
+                continue
+            }
+            // Pseudo-header fields come first, each once, and only those of a request.
+            guard fields.isEmpty else { throw MalformedRequest(reason: "\(name) after a regular field") }
+            guard HTTP2FieldRules.isValidPseudoValue(value) else { throw MalformedRequest(reason: "\(name) value") }
+            switch name {
+            case ":method": try setOnce(&method, value, name)
+            case ":scheme": try setOnce(&scheme, value, name)
+            case ":path": try setOnce(&path, value, name)
+            case ":authority": try setOnce(&authority, value, name)
+            default: throw MalformedRequest(reason: "unknown pseudo-header field \(name)")
+            }
+        }
+        guard let method else { throw MalformedRequest(reason: "no :method") }
+        let uri: String
+        if method == "CONNECT" {
+            // CONNECT names its target in :authority alone (RFC 9113 § 8.5); the exchange
+            // refuses it, as it does over HTTP/1.1.
+            guard scheme == nil, path == nil, let authority else { throw MalformedRequest(reason: "CONNECT fields") }
+            uri = authority
+        } else {
+            guard scheme != nil, let path, !path.isEmpty else { throw MalformedRequest(reason: "no :scheme or :path") }
+            uri = path
+        }
+        var head = HTTPRequestHead(
+            version: HTTPVersion(major: 2, minor: 0),
+            method: HTTPMethod(rawValue: method),
+            uri: uri,
+            headers: HTTPHeaders()
+        )
+        head.headers.reserveCapacity(fields.count + 2)
+        if !hasHost, let authority {
+            head.headers.add(name: "host", value: authority)
+        }
+        switch head.method {
+        case .GET, .HEAD, .DELETE, .CONNECT, .TRACE:
+            break
+        default:
+            if !hasContentLength {
+                head.headers.add(name: endStream ? "content-length" : "transfer-encoding", value: endStream ? "0" : "chunked")
+            }
+        }
+        for (name, value) in fields {
+            head.headers.add(name: name, value: value)
+        }
+        return head
+    }
+
+    /// The fields of a trailers block, for the HTTP/1.1 server (no pseudo-header field).
+    static func trailers(from block: HPACKHeaders) throws(MalformedRequest) -> HTTPHeaders {
+        var trailers = HTTPHeaders()
+        trailers.reserveCapacity(block.count)
+        for (name, value, _) in block {
+            try checkRegularField(name, value)
+            trailers.add(name: name, value: value)
+        }
+        return trailers
+    }
+
+    private static func checkRegularField(_ name: String, _ value: String) throws(MalformedRequest) {
+        guard HTTP2FieldRules.isValidName(name) else { throw MalformedRequest(reason: "field name \(name)") }
+        guard HTTP2FieldRules.isValidValue(value) else { throw MalformedRequest(reason: "\(name) value") }
+        guard !HTTP2FieldRules.isForbidden(name: name, value: value) else { throw MalformedRequest(reason: "\(name) field") }
+    }
+
+    private static func setOnce(_ slot: inout String?, _ value: String, _ name: String) throws(MalformedRequest) {
+        guard slot == nil else { throw MalformedRequest(reason: "\(name) twice") }
+        slot = value
+    }
+
+    /// A response head's HTTP/2 block: `:status`, then its fields in lower case without the
+    /// connection-specific ones (and those its `Connection` names). `strictTransportSecurity`
+    /// replaces the server's own.
+    static func responseBlock(_ head: HTTPResponseHead, strictTransportSecurity: String?) -> HPACKHeaders {
+        var block = HPACKHeaders()
+        block.reserveCapacity(head.headers.count + 1)
+        block.add(name: ":status", value: String(head.status.code))
+        appendFields(head.headers, to: &block, replacingStrictTransportSecurity: strictTransportSecurity != nil)
+        if let strictTransportSecurity {
+            block.add(name: "strict-transport-security", value: strictTransportSecurity)
+        }
+        return block
+    }
+
+    /// A trailers block for the client.
+    static func trailersBlock(_ trailers: HTTPHeaders) -> HPACKHeaders {
+        var block = HPACKHeaders()
+        block.reserveCapacity(trailers.count)
+        appendFields(trailers, to: &block, replacingStrictTransportSecurity: false)
+        return block
+    }
+
+    /// The server's fields, lower case, without those HTTP/2 forbids. The server's head was
+    /// parsed by llhttp, so names are tokens and values hold no CR or LF.
+    private static func appendFields(_ fields: HTTPHeaders, to block: inout HPACKHeaders, replacingStrictTransportSecurity: Bool) {
+        var connectionOptions: [String] = []
+        for (name, value) in fields {
+            let name = lowercased(name)
+            switch name.utf8.count {
+            case 10 where name == "connection":
+                // Its options name more fields that end at this hop (RFC 9110 § 7.6.1).
+                connectionOptions += namedFields(inConnectionOptions: value)
+                continue
+            case 7 where name == "upgrade", 10 where name == "keep-alive", 16 where name == "proxy-connection",
+                17 where name == "transfer-encoding":
+                continue
+            case 25 where replacingStrictTransportSecurity && name == "strict-transport-security":
+                continue
+            default:
+                block.add(name: name, value: value)
+            }
+        }
+        if !connectionOptions.isEmpty {
+            var kept = HPACKHeaders()
+            kept.reserveCapacity(block.count)
+            for (name, value, indexing) in block where !connectionOptions.contains(name) {
+                kept.add(name: name, value: value, indexing: indexing)
+            }
+            block = kept
+        }
+    }
+
+    /// The fields a `Connection` value names, in lower case, beyond those always dropped
+    /// (`keep-alive`) and `close`, which names none: most servers send only those.
+    private static func namedFields(inConnectionOptions value: String) -> [String] {
+        var names: [String] = []
+        for option in value.utf8.split(separator: UInt8(ascii: ",")) {
+            let trimmed = option.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            let end = trimmed.lastIndex { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+            guard let end else { continue }
+            let name = lowercased(String(decoding: trimmed[...end], as: UTF8.self))
+            if name != "keep-alive" && name != "close" { names.append(name) }
+        }
+        return names
+    }
+
+    /// The names servers send most, in lower case: a name that matches one regardless of case
+    /// becomes that constant, with nothing allocated or copied.
+    private static let commonNames: [String] = [
+        "date", "etag", "vary", "server", "expires", "location", "set-cookie", "connection", "keep-alive",
+        "content-type", "accept-ranges", "cache-control", "last-modified", "content-length",
+        "content-encoding", "transfer-encoding", "access-control-allow-origin", "x-content-type-options",
+    ]
+
+    /// The name in lower case: as it is when it is already, a constant when it is a common one,
+    /// and otherwise rebuilt byte by byte (names are ASCII tokens).
+    static func lowercased(_ name: String) -> String {
+        guard name.utf8.contains(where: { $0 &- UInt8(ascii: "A") < 26 }) else { return name }
+        let count = name.utf8.count
+        for common in commonNames where common.utf8.count == count && equalsIgnoringASCIICase(name, lowercase: common) {
+            return common
+        }
+        return String(unsafeUninitializedCapacity: count) { buffer in
+            var index = 0
+            for byte in name.utf8 {
+                buffer[index] = byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
+                index += 1
+            }
+            return index
+        }
+    }
+
+    private static func equalsIgnoringASCIICase(_ name: String, lowercase: String) -> Bool {
+        var other = lowercase.utf8.makeIterator()
+        for byte in name.utf8 {
+            let lowered = byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
+            guard lowered == other.next() else { return false }
+        }
+        return true
+    }
+}
