@@ -153,6 +153,9 @@ enum HTTP2Heads {
     /// The fields a `Connection` value names, in lower case, beyond those always dropped
     /// (`keep-alive`) and `close`, which names none: most servers send only those.
     private static func namedFields(inConnectionOptions value: String) -> [String] {
+        if equalsIgnoringASCIICase(value, lowercase: "keep-alive") || equalsIgnoringASCIICase(value, lowercase: "close") {
+            return []
+        }
         var names: [String] = []
         for option in value.utf8.split(separator: UInt8(ascii: ",")) {
             let trimmed = option.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
@@ -164,23 +167,15 @@ enum HTTP2Heads {
         return names
     }
 
-    /// The names servers send most, in lower case: a name that matches one regardless of case
-    /// becomes that constant, with nothing allocated or copied.
-    private static let commonNames: [String] = [
-        "date", "etag", "vary", "server", "expires", "location", "set-cookie", "connection", "keep-alive",
-        "content-type", "accept-ranges", "cache-control", "last-modified", "content-length",
-        "content-encoding", "transfer-encoding", "access-control-allow-origin", "x-content-type-options",
-    ]
-
-    /// The name in lower case: as it is when it is already, a constant when it is a common one,
-    /// and otherwise rebuilt byte by byte (names are ASCII tokens).
+    /// The name in lower case: as it is when it is already, a constant when it is one of the
+    /// names servers send most (nothing allocated or copied), and otherwise rebuilt byte by
+    /// byte (names are ASCII tokens).
     static func lowercased(_ name: String) -> String {
         guard name.utf8.contains(where: { $0 &- UInt8(ascii: "A") < 26 }) else { return name }
-        let count = name.utf8.count
-        for common in commonNames where common.utf8.count == count && equalsIgnoringASCIICase(name, lowercase: common) {
+        if let common = commonName(name), equalsIgnoringASCIICase(name, lowercase: common) {
             return common
         }
-        return String(unsafeUninitializedCapacity: count) { buffer in
+        return String(unsafeUninitializedCapacity: name.utf8.count) { buffer in
             var index = 0
             for byte in name.utf8 {
                 buffer[index] = byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
@@ -190,12 +185,45 @@ enum HTTP2Heads {
         }
     }
 
-    private static func equalsIgnoringASCIICase(_ name: String, lowercase: String) -> Bool {
-        var other = lowercase.utf8.makeIterator()
-        for byte in name.utf8 {
-            let lowered = byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
-            guard lowered == other.next() else { return false }
+    /// The common name `name` may be, by its length and first letter (a match still has to be
+    /// checked).
+    private static func commonName(_ name: String) -> String? {
+        guard let first = name.utf8.first.map({ $0 | 0x20 }) else { return nil }
+        switch (name.utf8.count, first) {
+        case (4, UInt8(ascii: "d")): return "date"
+        case (4, UInt8(ascii: "e")): return "etag"
+        case (4, UInt8(ascii: "v")): return "vary"
+        case (6, UInt8(ascii: "s")): return "server"
+        case (7, UInt8(ascii: "e")): return "expires"
+        case (7, UInt8(ascii: "u")): return "upgrade"
+        case (8, UInt8(ascii: "l")): return "location"
+        case (10, UInt8(ascii: "c")): return "connection"
+        case (10, UInt8(ascii: "k")): return "keep-alive"
+        case (10, UInt8(ascii: "s")): return "set-cookie"
+        case (12, UInt8(ascii: "c")): return "content-type"
+        case (13, UInt8(ascii: "a")): return "accept-ranges"
+        case (13, UInt8(ascii: "c")): return "cache-control"
+        case (13, UInt8(ascii: "l")): return "last-modified"
+        case (14, UInt8(ascii: "c")): return "content-length"
+        case (16, UInt8(ascii: "c")): return "content-encoding"
+        case (17, UInt8(ascii: "t")): return "transfer-encoding"
+        case (25, UInt8(ascii: "s")): return "strict-transport-security"
+        default: return nil
         }
-        return true
+    }
+
+    private static func equalsIgnoringASCIICase(_ name: String, lowercase: String) -> Bool {
+        // Over the strings' bytes in place: iterating their UTF-8 views costs several times more.
+        let equal = name.utf8.withContiguousStorageIfAvailable { name in
+            lowercase.utf8.withContiguousStorageIfAvailable { lowercase in
+                guard name.count == lowercase.count else { return false }
+                for index in 0..<name.count {
+                    let byte = name[index]
+                    if (byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte) != lowercase[index] { return false }
+                }
+                return true
+            }
+        }
+        return (equal ?? nil) ?? false
     }
 }

@@ -1,4 +1,4 @@
-// nio-floor PORT raw|http|parked
+// nio-floor PORT raw|http|parked|h2|h2-streams
 //
 // A SwiftNIO server on 127.0.0.1:PORT, one event loop, that answers every request with
 // "200 hello". `raw` has one handler and no HTTP codec: it answers each read (bench/idle.py
@@ -6,16 +6,23 @@
 // pipeline and receive buffer alone. `http` adds NIO's HTTP/1 server pipeline (decoder,
 // encoder, pipelining handler) in front of a trivial responder: NIO's HTTP server floor.
 // `parked` answers as `raw` does, but keeps idle connections out of NIO (ParkingLot.swift).
+// `h2` is HTTP/2 with prior knowledge on NIOHTTP2Handler without a stream multiplexer, each
+// request's HEADERS answered with HEADERS and DATA on the connection (Fulcrum's shape);
+// `h2-streams` is NIO's documented HTTP/2 server, a child channel per stream with
+// HTTP2FramePayloadToHTTP1ServerCodec and the `http` responder (Fulcrum's shape before).
 import NIOCore
+import NIOHPACK
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3, let port = Int(arguments[1]), ["raw", "http", "parked"].contains(arguments[2]) else {
-    print("usage: nio-floor PORT raw|http|parked")
+let modes = ["raw", "http", "parked", "h2", "h2-streams"]
+guard arguments.count == 3, let port = Int(arguments[1]), modes.contains(arguments[2]) else {
+    print("usage: nio-floor PORT raw|http|parked|h2|h2-streams")
     exit(2)
 }
-let useHTTPCodec = arguments[2] == "http"
+let mode = arguments[2]
 
 /// Answers whatever arrives with one fixed response.
 final class RawResponder: ChannelInboundHandler, Sendable {
@@ -43,9 +50,34 @@ final class HTTPResponder: ChannelInboundHandler, Sendable {
     }
 }
 
+/// Answers each HTTP/2 request (its HEADERS, or its last DATA frame) with "hello", in frames.
+final class HTTP2FrameResponder: ChannelInboundHandler, Sendable {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        let ended: Bool
+        switch frame.payload {
+        case .headers(let headers): ended = headers.endStream
+        case .data(let data): ended = data.endStream
+        default: ended = false
+        }
+        guard ended else { return }
+        let head = HPACKHeaders([(":status", "200"), ("content-length", "6")])
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: frame.streamID, payload: .headers(.init(headers: head)))), promise: nil)
+        let body = HTTP2Frame.FramePayload.Data(data: .byteBuffer(ByteBuffer(string: "hello\n")), endStream: true)
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: frame.streamID, payload: .data(body))), promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+    }
+}
+
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 #if os(Linux)
-if arguments[2] == "parked" {
+if mode == "parked" {
     let lot = ParkingLot(port: port, group: group)
     print("nio-floor parked listening on 127.0.0.1:\(port)")
     lot.run()
@@ -56,15 +88,28 @@ let channel = try ServerBootstrap(group: group)
     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
     .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
-            if useHTTPCodec {
-                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                try channel.pipeline.syncOperations.addHandler(HTTPResponder())
-            } else {
-                try channel.pipeline.syncOperations.addHandler(RawResponder())
+            let pipeline = channel.pipeline.syncOperations
+            switch mode {
+            case "http":
+                try pipeline.configureHTTPServerPipeline()
+                try pipeline.addHandler(HTTPResponder())
+            case "h2":
+                try pipeline.addHandler(NIOHTTP2Handler(mode: .server))
+                try pipeline.addHandler(HTTP2FrameResponder())
+            case "h2-streams":
+                _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()) { stream in
+                    stream.eventLoop.makeCompletedFuture {
+                        try stream.pipeline.syncOperations.addHandlers([
+                            HTTP2FramePayloadToHTTP1ServerCodec(), HTTPResponder(),
+                        ])
+                    }
+                }
+            default:
+                try pipeline.addHandler(RawResponder())
             }
         }
     }
     .bind(host: "127.0.0.1", port: port)
     .wait()
-print("nio-floor \(arguments[2]) listening on 127.0.0.1:\(port)")
+print("nio-floor \(mode) listening on 127.0.0.1:\(port)")
 try channel.closeFuture.wait()
