@@ -107,7 +107,14 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     // MARK: Channel events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        runInlined(machine.channelRead(unwrapInboundIn(data)))
+        received(unwrapInboundIn(data))
+    }
+
+    /// A part of the client's request: from the decoder before this handler, or for an HTTP/2
+    /// stream, from `HTTP2StreamsHandler` directly (wrapping a head in `NIOAny` would box it,
+    /// and unwrapping it is a dynamic cast).
+    func received(_ part: HTTPServerRequestPart) {
+        runInlined(machine.channelRead(part))
     }
 
     func read(context: ChannelHandlerContext) {

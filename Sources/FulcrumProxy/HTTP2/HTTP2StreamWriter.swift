@@ -9,6 +9,12 @@ import NIOHTTP2
 ///
 /// The context it is given is the connection's `HTTP2StreamsHandler`'s: its frames go down
 /// the connection's pipeline, to the HTTP/2 handler that encodes them.
+///
+/// It holds the response's latest HEADERS or DATA frame back until the next one, the end of the
+/// server's read, or the end of the response, so that the frame that ends the stream is
+/// usually the last one the response has anyway: a typical response is a HEADERS and a DATA
+/// frame with END_STREAM, not an empty DATA frame besides (which cost NIOHTTP2 about 5 % of a
+/// request's instructions).
 final class HTTP2StreamWriter: ClientResponseWriter {
     var clientChannel: ExchangeStateMachine.ClientChannel { .stream }
 
@@ -34,6 +40,8 @@ final class HTTP2StreamWriter: ClientResponseWriter {
     private(set) var windowToReturn = 0
     /// Response body bytes handed to the HTTP/2 handler and not yet encoded for the socket.
     private(set) var bufferedBytes = 0
+    /// The response's latest frame, not yet written.
+    private var held: HTTP2Frame.FramePayload?
 
     init(streamID: HTTP2StreamID, strictTransportSecurity: String?) {
         self.streamID = streamID
@@ -58,6 +66,7 @@ final class HTTP2StreamWriter: ClientResponseWriter {
     // MARK: ClientResponseWriter
 
     func writeInterim(_ head: HTTPResponseHead, context: ChannelHandlerContext) {
+        writeHeld(context: context)
         write(.headers(.init(headers: HTTP2Heads.responseBlock(head, strictTransportSecurity: nil))), context: context)
         flush(context: context)
     }
@@ -70,16 +79,19 @@ final class HTTP2StreamWriter: ClientResponseWriter {
         context: ChannelHandlerContext
     ) -> Bool {
         let block = HTTP2Heads.responseBlock(head, strictTransportSecurity: strictTransportSecurity)
-        write(.headers(.init(headers: block)), context: context)
+        hold(.headers(.init(headers: block)), context: context)
         return true
     }
 
     func writeResponseBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
         bufferedBytes += body.readableBytes
-        write(.data(.init(data: .byteBuffer(body))), context: context)
+        hold(.data(.init(data: .byteBuffer(body))), context: context)
     }
 
-    func readComplete(context: ChannelHandlerContext) {}
+    /// The end of a read from the server: what it brought goes on.
+    func readComplete(context: ChannelHandlerContext) {
+        writeHeld(context: context)
+    }
 
     func writeLocalResponse(
         _ head: HTTPResponseHead,
@@ -89,18 +101,22 @@ final class HTTP2StreamWriter: ClientResponseWriter {
         context: ChannelHandlerContext
     ) {
         let block = HTTP2Heads.responseBlock(head, strictTransportSecurity: strictTransportSecurity)
-        write(.headers(.init(headers: block)), context: context)
+        hold(.headers(.init(headers: block)), context: context)
         if request?.method != .HEAD {
             writeResponseBody(body, context: context)
         }
     }
 
-    /// Ends the stream: with the server's trailers (HTTP/2 carries them), or an empty DATA
-    /// frame. Closing the stream early resets it (RST_STREAM), which tells the client to stop
-    /// sending a request body that was not read to its end.
+    /// Ends the stream: with the server's trailers (HTTP/2 carries them), or on the frame held
+    /// back, or else an empty DATA frame. Closing the stream early resets it (RST_STREAM),
+    /// which tells the client to stop sending a request body that was not read to its end.
     func finish(_ trailers: HTTPHeaders?, closeClient: Bool, context: ChannelHandlerContext) {
         if let trailers {
+            writeHeld(context: context)
             write(.headers(.init(headers: HTTP2Heads.trailersBlock(trailers), endStream: true)), context: context)
+        } else if let last = held {
+            held = nil
+            write(Self.endingStream(last), context: context)
         } else {
             write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), context: context)
         }
@@ -111,6 +127,7 @@ final class HTTP2StreamWriter: ClientResponseWriter {
     }
 
     func flush(context: ChannelHandlerContext) {
+        writeHeld(context: context)
         if hasUnflushedWrites {
             hasUnflushedWrites = false
             context.flush()
@@ -132,8 +149,37 @@ final class HTTP2StreamWriter: ClientResponseWriter {
 
     func close(context: ChannelHandlerContext) {
         guard !isClosed else { return }
+        held = nil
         isClosed = true
         context.writeAndFlush(NIOAny(HTTP2Frame(streamID: streamID, payload: .rstStream(.cancel))), promise: nil)
+    }
+
+    /// Writes the frame held back, and holds `payload` instead.
+    private func hold(_ payload: HTTP2Frame.FramePayload, context: ChannelHandlerContext) {
+        writeHeld(context: context)
+        guard !isClosed else { return }
+        held = payload
+        hasUnflushedWrites = true
+    }
+
+    private func writeHeld(context: ChannelHandlerContext) {
+        if let payload = held {
+            held = nil
+            write(payload, context: context)
+        }
+    }
+
+    private static func endingStream(_ payload: HTTP2Frame.FramePayload) -> HTTP2Frame.FramePayload {
+        switch payload {
+        case .headers(var headers):
+            headers.endStream = true
+            return .headers(headers)
+        case .data(var data):
+            data.endStream = true
+            return .data(data)
+        default:
+            return payload
+        }
     }
 
     private func write(_ payload: HTTP2Frame.FramePayload, context: ChannelHandlerContext) {

@@ -11,6 +11,9 @@ import NIOHTTP2
 /// sends two GOAWAYs a round trip apart to catch streams in flight; HAProxy, like this, sends
 /// one.
 extension HTTP2StreamsHandler {
+    /// A stream's first HEADERS arrived. (NIOHTTP2 reports the stream created before it, but
+    /// reading its event costs a cast, and a stream whose first block NIOHTTP2 refused is
+    /// reported closed without having been reported created.)
     func streamCreated(_ streamID: HTTP2StreamID) {
         openStreams.append(streamID)
         if streamID > lastStreamID { lastStreamID = streamID }
@@ -18,7 +21,7 @@ extension HTTP2StreamsHandler {
     }
 
     /// A stream NIOHTTP2 reported closed: the last one out starts the idle time, or, on
-    /// shutdown, closes the connection.
+    /// shutdown, closes the connection. Streams this handler never saw open are ignored.
     func streamEnded(_ streamID: HTTP2StreamID, context: ChannelHandlerContext) {
         guard let index = openStreams.firstIndex(of: streamID) else { return }
         openStreams.remove(at: index)

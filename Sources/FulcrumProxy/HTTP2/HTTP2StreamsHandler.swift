@@ -106,6 +106,7 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate {
     }
 
     private func open(_ streamID: HTTP2StreamID, headers: HTTP2Frame.FramePayload.Headers, context: ChannelHandlerContext) {
+        streamCreated(streamID)
         let head: HTTPRequestHead
         do {
             head = try HTTP2Heads.requestHead(from: headers.headers, endStream: headers.endStream)
@@ -119,9 +120,9 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate {
         streams.append(stream)
         exchange.attach(to: context)
         if headers.endStream { writer.requestEnded = true }
-        exchange.channelRead(context: context, data: NIOAny(HTTPServerRequestPart.head(head)))
+        exchange.received(.head(head))
         if headers.endStream {
-            exchange.channelRead(context: context, data: NIOAny(HTTPServerRequestPart.end(nil)))
+            exchange.received(.end(nil))
         }
     }
 
@@ -130,7 +131,7 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate {
         stream.writer.requestEnded = true
         do {
             let trailers = try HTTP2Heads.trailers(from: headers.headers)
-            stream.exchange.channelRead(context: context, data: NIOAny(HTTPServerRequestPart.end(trailers)))
+            stream.exchange.received(.end(trailers))
         } catch {
             // Malformed trailers make the request malformed: the stream is reset, and its
             // StreamClosedEvent ends the exchange.
@@ -144,10 +145,10 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate {
         stream.writer.received(flowControlled: body.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0))
         if data.endStream { stream.writer.requestEnded = true }
         if body.readableBytes > 0 {
-            stream.exchange.channelRead(context: context, data: NIOAny(HTTPServerRequestPart.body(body)))
+            stream.exchange.received(.body(body))
         }
         if data.endStream {
-            stream.exchange.channelRead(context: context, data: NIOAny(HTTPServerRequestPart.end(nil)))
+            stream.exchange.received(.end(nil))
         } else {
             // As a channel's read after its reads complete: the exchange gives the window back
             // now, or once its server can take more.
@@ -160,14 +161,14 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // By the event's type first, then one cast that cannot fail: a failed `as?` costs as
         // much as a cast, and these come several times per stream. By how often they come: a
-        // window change for every DATA frame and closed stream, then one creation and one
-        // closure per stream.
+        // window change for every DATA frame and closed stream, then one creation (which needs
+        // no cast) and one closure per stream.
         let type = ObjectIdentifier(Swift.type(of: event))
         if type == ObjectIdentifier(NIOHTTP2WindowUpdatedEvent.self) {
             let event = event as! NIOHTTP2WindowUpdatedEvent
             if event.streamID == .rootStream { connectionWindowChanged(event, context: context) }
         } else if type == ObjectIdentifier(NIOHTTP2StreamCreatedEvent.self) {
-            streamCreated((event as! NIOHTTP2StreamCreatedEvent).streamID)
+            // Nothing to read: a stream counts as open from its first HEADERS (`open`).
         } else if type == ObjectIdentifier(StreamClosedEvent.self) {
             streamClosed((event as! StreamClosedEvent).streamID, context: context)
         } else if event is ChannelShouldQuiesceEvent {

@@ -15,6 +15,8 @@ final class HTTP2FrameClient: Sendable {
         var body = 0
         var ended = false
         var reset: HTTP2ErrorCode?
+        /// Each HEADERS and DATA frame: "HEADERS" or "DATA 12", with " END" when it ended the stream.
+        var frames: [String] = []
     }
 
     private final class Collector: ChannelInboundHandler, Sendable {
@@ -32,9 +34,11 @@ final class HTTP2FrameClient: Sendable {
                 case .headers(let headers):
                     log.status = log.status ?? headers.headers.first(name: ":status")
                     log.ended = log.ended || headers.endStream
+                    log.frames.append("HEADERS" + (headers.endStream ? " END" : ""))
                 case .data(let data):
                     log.body += data.data.readableBytes
                     log.ended = log.ended || data.endStream
+                    log.frames.append("DATA \(data.data.readableBytes)" + (data.endStream ? " END" : ""))
                 case .rstStream(let code):
                     log.reset = code
                 default:
@@ -77,9 +81,9 @@ final class HTTP2FrameClient: Sendable {
     }
 
     /// Opens stream `id` with a request for `path` (or the block given), ending it.
-    func send(_ id: Int, _ path: String, block: [(String, String)]? = nil) {
+    func send(_ id: Int, _ path: String, method: String = "GET", block: [(String, String)]? = nil) {
         let fields =
-            block ?? [(":method", "GET"), (":scheme", "http"), (":authority", "localhost"), (":path", path)]
+            block ?? [(":method", method), (":scheme", "http"), (":authority", "localhost"), (":path", path)]
         write(HTTP2Frame(streamID: HTTP2StreamID(id), payload: .headers(.init(headers: HPACKHeaders(fields), endStream: true))))
     }
 

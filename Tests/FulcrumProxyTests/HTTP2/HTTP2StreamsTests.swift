@@ -92,4 +92,25 @@ struct HTTP2StreamsTests {
             #expect(client.goAways == 1)
         }
     }
+
+    @Test("a response ends its stream on its own last frame: HEADERS without a body, the last DATA with one")
+    func endStreamOnLastFrame() async throws {
+        try await withProxy(workers: [Self.worker], yaml: { Self.yaml($0) }) { harness in
+            let client = try await HTTP2FrameClient.connect(port: harness.port)
+            client.send(1, "/health", method: "HEAD")
+            client.send(3, "/echo?status=204")
+            client.send(5, "/bytes?n=60000")
+            client.send(7, "/nowhere")  // answered by the worker with a 404 and a short body
+            try await waitUntil(timeout: .seconds(10)) { [1, 3, 5, 7].allSatisfy { client.log($0).ended } }
+            #expect(client.log(1).frames == ["HEADERS END"])
+            #expect(client.log(3).frames == ["HEADERS END"])
+            for id in [5, 7] {
+                let frames = client.log(id).frames
+                #expect(frames.first == "HEADERS" && frames.last?.hasSuffix(" END") == true, "stream \(id): \(frames)")
+                #expect(!frames.contains("DATA 0 END"), "stream \(id) ended on an empty frame: \(frames)")
+            }
+            #expect(client.log(5).body == 60000)
+            try await client.close()
+        }
+    }
 }
