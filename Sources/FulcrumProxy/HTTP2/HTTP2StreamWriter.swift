@@ -42,6 +42,9 @@ final class HTTP2StreamWriter: ClientResponseWriter {
     private(set) var bufferedBytes = 0
     /// The response's latest frame, not yet written.
     private var held: HTTP2Frame.FramePayload?
+    /// The connection's handler, which flushes once for all the streams that wrote in a tick
+    /// (nil when the stream is gone, or on its own in a test: then flushes go straight on).
+    var connection: HTTP2StreamsHandler?
 
     init(streamID: HTTP2StreamID, strictTransportSecurity: String?) {
         self.streamID = streamID
@@ -120,16 +123,20 @@ final class HTTP2StreamWriter: ClientResponseWriter {
         } else {
             write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), context: context)
         }
-        flush(context: context)
         if closeClient {
             close(context: context)
+        } else {
+            flush(context: context)
         }
     }
 
     func flush(context: ChannelHandlerContext) {
         writeHeld(context: context)
-        if hasUnflushedWrites {
-            hasUnflushedWrites = false
+        guard hasUnflushedWrites else { return }
+        hasUnflushedWrites = false
+        if let connection {
+            connection.flushSoon()
+        } else {
             context.flush()
         }
     }
@@ -147,9 +154,16 @@ final class HTTP2StreamWriter: ClientResponseWriter {
         bufferedBytes < Self.outboundHighWatermark && context.channel.isWritable
     }
 
+    /// Resets the stream, once what was written to it is on its way: NIOHTTP2 drops a stream's
+    /// unflushed frames when it is reset, so they are flushed now, not with the connection's
+    /// next flush.
     func close(context: ChannelHandlerContext) {
         guard !isClosed else { return }
-        held = nil
+        writeHeld(context: context)
+        if hasUnflushedWrites {
+            hasUnflushedWrites = false
+            context.flush()
+        }
         isClosed = true
         context.writeAndFlush(NIOAny(HTTP2Frame(streamID: streamID, payload: .rstStream(.cancel))), promise: nil)
     }

@@ -27,7 +27,7 @@ import NIOHTTP2
 ///   stream ends.
 ///
 /// It is the last handler of the connection's pipeline, right after `NIOHTTP2Handler`.
-final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate {
+final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate, DeferredFlushTarget {
     typealias InboundIn = HTTP2Frame
     typealias OutboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
@@ -46,6 +46,9 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate {
     /// The frontend's `tls.hsts` value, on every stream's final responses.
     let strictTransportSecurity: String?
     private let makeExchange: ExchangeFactory
+    /// The loop's flushes: the streams' writes are flushed once per tick, together.
+    private let flushes: DeferredFlushes
+    var isFlushQueued = false
     private(set) var context: ChannelHandlerContext?
     /// The open streams, in the order they opened; a connection has few (at most
     /// `max_concurrent_streams`), and a linear search of them costs less than hashing.
@@ -64,8 +67,10 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate {
         connectionWindow: Int,
         idleTimeout: TimeAmount,
         strictTransportSecurity: String?,
+        flushes: DeferredFlushes,
         makeExchange: @escaping ExchangeFactory
     ) {
+        self.flushes = flushes
         self.connectionWindow = connectionWindow
         self.idleTimeout = idleTimeout
         self.strictTransportSecurity = strictTransportSecurity
@@ -115,6 +120,7 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate {
             return
         }
         let writer = HTTP2StreamWriter(streamID: streamID, strictTransportSecurity: strictTransportSecurity)
+        writer.connection = self
         let exchange = makeExchange(writer)
         let stream = Stream(writer: writer, exchange: exchange)
         streams.append(stream)
@@ -194,6 +200,7 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate {
         if let index = index(of: streamID) {
             let stream = streams.remove(at: index)
             stream.writer.isClosed = true
+            stream.writer.connection = nil
             stream.exchange.clientClosed()
         }
         streamEnded(streamID, context: context)
@@ -223,11 +230,23 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate {
         streams.removeAll()
         for stream in open {
             stream.writer.isClosed = true
+            stream.writer.connection = nil
             stream.exchange.clientClosed()
         }
     }
 
     // MARK: Frames to the client (NIOHTTP2FrameDelegate)
+
+    /// A stream wrote: the connection is flushed once the loop has handled its current I/O
+    /// events, once for every stream that wrote meanwhile (each flush makes NIOHTTP2Handler
+    /// walk its flow-control buffers).
+    func flushSoon() {
+        flushes.flushSoon(self)
+    }
+
+    func flushDeferred() {
+        context?.flush()
+    }
 
     /// `NIOHTTP2Handler` encoded a frame for the socket. A DATA frame's bytes no longer wait
     /// for the client's window.

@@ -129,7 +129,8 @@ struct ClientPipeline: Sendable {
         let streams = HTTP2StreamsHandler(
             connectionWindow: 1 << 20,
             idleTimeout: clientIdle,
-            strictTransportSecurity: strictTransportSecurity
+            strictTransportSecurity: strictTransportSecurity,
+            flushes: loop.flushes
         ) { writer in
             ProxyHandler(
                 loop: loop,
