@@ -20,18 +20,19 @@ enum HTTP2Heads {
         var authority: String?
         var hasHost = false
         var hasContentLength = false
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(block.count)
+        var regularFields = 0
+        // Two passes over the block: this one checks it and finds what comes first in the head
+        // (a Host made from :authority), the second copies the fields, with no array between.
         for (name, value, _) in block {
             guard name.utf8.first == UInt8(ascii: ":") else {
                 try checkRegularField(name, value)
                 if name == "host" { hasHost = true }
                 if name == "content-length" { hasContentLength = true }
-                fields.append((name, value))
+                regularFields += 1
                 continue
             }
             // Pseudo-header fields come first, each once, and only those of a request.
-            guard fields.isEmpty else { throw MalformedRequest(reason: "\(name) after a regular field") }
+            guard regularFields == 0 else { throw MalformedRequest(reason: "\(name) after a regular field") }
             guard HTTP2FieldRules.isValidPseudoValue(value) else { throw MalformedRequest(reason: "\(name) value") }
             switch name {
             case ":method": try setOnce(&method, value, name)
@@ -58,7 +59,7 @@ enum HTTP2Heads {
             uri: uri,
             headers: HTTPHeaders()
         )
-        head.headers.reserveCapacity(fields.count + 2)
+        head.headers.reserveCapacity(regularFields + 2)
         if !hasHost, let authority {
             head.headers.add(name: "host", value: authority)
         }
@@ -70,7 +71,7 @@ enum HTTP2Heads {
                 head.headers.add(name: endStream ? "content-length" : "transfer-encoding", value: endStream ? "0" : "chunked")
             }
         }
-        for (name, value) in fields {
+        for (name, value, _) in block.dropFirst(block.count - regularFields) {
             head.headers.add(name: name, value: value)
         }
         return head
