@@ -13,8 +13,8 @@ import NIOHTTP2
 /// It holds the response's latest HEADERS or DATA frame back until the next one, the end of the
 /// server's read, or the end of the response, so that the frame that ends the stream is
 /// usually the last one the response has anyway: a typical response is a HEADERS and a DATA
-/// frame with END_STREAM, not an empty DATA frame besides (which cost NIOHTTP2 about 5 % of a
-/// request's instructions).
+/// frame with END_STREAM, not an empty DATA frame besides (which cost NIOHTTP2 a frame's state
+/// machine, encoding and window event: 13 % of a request's instructions).
 final class HTTP2StreamWriter: ClientResponseWriter {
     var clientChannel: ExchangeStateMachine.ClientChannel { .stream }
 

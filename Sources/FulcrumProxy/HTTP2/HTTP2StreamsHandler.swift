@@ -53,7 +53,9 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate, De
     /// The open streams, in the order they opened; a connection has few (at most
     /// `max_concurrent_streams`), and a linear search of them costs less than hashing.
     private var streams: [Stream] = []
-    /// The streams NIOHTTP2 reported created and not yet closed.
+    /// The streams whose first HEADERS arrived and that NIOHTTP2 has not reported closed (with
+    /// those reset for a malformed block, which have no exchange), for the idle time and the
+    /// shutdown.
     var openStreams: [HTTP2StreamID] = []
     /// The highest stream the client opened (for GOAWAY).
     var lastStreamID = HTTP2StreamID.rootStream
@@ -195,7 +197,7 @@ final class HTTP2StreamsHandler: ChannelDuplexHandler, NIOHTTP2FrameDelegate, De
     }
 
     /// A stream ended, normally or by a reset: its exchange ends with it. (NIOHTTP2 also
-    /// reports streams whose first block it refused, which it never reported created.)
+    /// reports streams whose first block it refused itself, which this handler never saw.)
     private func streamClosed(_ streamID: HTTP2StreamID, context: ChannelHandlerContext) {
         if let index = index(of: streamID) {
             let stream = streams.remove(at: index)
