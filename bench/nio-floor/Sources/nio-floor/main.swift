@@ -1,4 +1,5 @@
 // nio-floor PORT raw|http|parked|h2|h2-streams
+// nio-floor PORT relay BACKEND_PORT
 //
 // A SwiftNIO server on 127.0.0.1:PORT, one event loop, that answers every request with
 // "200 hello". `raw` has one handler and no HTTP codec: it answers each read (bench/idle.py
@@ -10,6 +11,8 @@
 // request's HEADERS answered with HEADERS and DATA on the connection (Fulcrum's shape);
 // `h2-streams` is NIO's documented HTTP/2 server, a child channel per stream with
 // HTTP2FramePayloadToHTTP1ServerCodec and the `http` responder (Fulcrum's shape before).
+// `relay` copies bytes between each client connection and a backend connection of its own
+// (Relay.swift): the floor under a proxy on NIO.
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
@@ -17,12 +20,15 @@ import NIOHTTP2
 import NIOPosix
 
 let arguments = CommandLine.arguments
-let modes = ["raw", "http", "parked", "h2", "h2-streams"]
-guard arguments.count == 3, let port = Int(arguments[1]), modes.contains(arguments[2]) else {
-    print("usage: nio-floor PORT raw|http|parked|h2|h2-streams")
+let modes = ["raw", "http", "parked", "h2", "h2-streams", "relay"]
+guard (3...4).contains(arguments.count), let port = Int(arguments[1]), modes.contains(arguments[2]),
+    (arguments[2] == "relay") == (arguments.count == 4)
+else {
+    print("usage: nio-floor PORT raw|http|parked|h2|h2-streams\n       nio-floor PORT relay BACKEND_PORT")
     exit(2)
 }
 let mode = arguments[2]
+let backendPort = arguments.count == 4 ? Int(arguments[3]) ?? 0 : 0
 
 /// Answers whatever arrives with one fixed response.
 final class RawResponder: ChannelInboundHandler, Sendable {
@@ -35,18 +41,27 @@ final class RawResponder: ChannelInboundHandler, Sendable {
     }
 }
 
-/// Answers each decoded request with "hello".
-final class HTTPResponder: ChannelInboundHandler, Sendable {
+/// Answers each decoded request with "hello", and closes after it if the request asked to.
+final class HTTPResponder: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
+    private var keepAlive = true
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .end = unwrapInboundIn(data) else { return }
-        var head = HTTPResponseHead(version: .http1_1, status: .ok)
-        head.headers.add(name: "content-length", value: "6")
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "hello\n")))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        switch unwrapInboundIn(data) {
+        case .head(let request):
+            keepAlive = request.isKeepAlive
+        case .body:
+            break
+        case .end:
+            var head = HTTPResponseHead(version: .http1_1, status: .ok)
+            head.headers.add(name: "content-length", value: "6")
+            if !keepAlive { head.headers.add(name: "connection", value: "close") }
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "hello\n")))), promise: nil)
+            let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            if !keepAlive { written.whenComplete { _ in context.close(promise: nil) } }
+        }
     }
 }
 
@@ -86,8 +101,10 @@ if mode == "parked" {
 let channel = try ServerBootstrap(group: group)
     .serverChannelOption(.backlog, value: 4096)
     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+    .childChannelOption(.autoRead, value: mode != "relay")
     .childChannelInitializer { channel in
-        channel.eventLoop.makeCompletedFuture {
+        if mode == "relay" { return startRelay(client: channel, backendPort: backendPort) }
+        return channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             switch mode {
             case "http":
