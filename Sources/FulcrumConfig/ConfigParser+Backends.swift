@@ -9,7 +9,7 @@ extension ConfigParser {
         "evaluate_every", "min_switch_interval", "min_requests", "error_rate", "latency_spread", "in_flight_imbalance",
     ]
     static let backendTimeoutKeys = ["connect", "response", "idle", "tunnel"]
-    static let serverKeys = ["name", "address", "weight", "tls"]
+    static let serverKeys = ["name", "address", "weight", "tls", "send_proxy"]
     static let serverTLSKeys = ["verify", "ca", "sni", "client_certificate"]
 
     struct ParsedBackends {
@@ -180,6 +180,9 @@ extension ConfigParser {
                 checkReadableFile(settings.clientCertificateFile!, written: written, at: client)
             }
             server.tls = settings
+        }
+        if let sendProxy = mapping["send_proxy"] {
+            server.sendProxy = sendProxy.choice(ProxyProtocolVersion.self, named: "PROXY protocol version")
         }
         return server
     }

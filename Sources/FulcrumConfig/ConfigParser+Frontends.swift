@@ -3,7 +3,7 @@ internal import Foundation
 extension ConfigParser {
     static let frontendKeys = [
         "name", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files", "tls",
-        "redirect_to_https", "h2c", "rate_limits", "antibot", "max_connections",
+        "redirect_to_https", "h2c", "rate_limits", "antibot", "max_connections", "accept_proxy",
     ]
     static let frontendTimeoutKeys = ["client_idle", "header_read", "park_after"]
     static let frontendLimitKeys = ["max_header_size", "max_body_size", "max_concurrent_streams"]
@@ -138,6 +138,11 @@ extension ConfigParser {
             } else {
                 frontend.redirectToHTTPSPort = port
             }
+        }
+        if let acceptProxy = mapping["accept_proxy"]?.mapping(allowedKeys: ["from"]),
+            let from = acceptProxy.required("from")
+        {
+            frontend.acceptProxyFrom = parseCIDRBlocks(from)
         }
         if let h2c = mapping["h2c"], let enabled = h2c.bool() {
             if enabled, frontend.tls != nil {

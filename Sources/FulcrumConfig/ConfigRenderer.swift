@@ -112,6 +112,7 @@ package enum ConfigRenderer {
             "rate_limits": frontend.rateLimits.isEmpty
                 ? nil : .map(frontend.rateLimits.map { (key: $0.name, value: rateLimit($0)) }),
             "antibot": frontend.antibot.map(antibot),
+            "accept_proxy": frontend.acceptProxyFrom.map { .mapping(["from": .strings($0.map(cidrBlock))]) },
         ])
     }
 
@@ -319,6 +320,7 @@ package enum ConfigRenderer {
                     "client_certificate": tls.clientCertificateFile.map(ConfigDocument.string),
                 ])
             },
+            "send_proxy": server.sendProxy.map { .string($0.rawValue) },
         ])
     }
 

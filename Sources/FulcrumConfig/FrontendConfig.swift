@@ -26,6 +26,10 @@ package struct FrontendConfig: Sendable, Equatable {
     package var rateLimits: [RateLimitConfig] = []
     /// The anti-bot shield (`antibot`), checked after the rate limits, before the rules.
     package var antibot: AntibotConfig?
+    /// Connections from these sources start with a PROXY protocol header (v1 or v2), whose
+    /// client address replaces theirs (`accept_proxy: { from: [CIDR…] }`, HAProxy's
+    /// `accept-proxy` limited to trusted sources); nil: no connection may send one.
+    package var acceptProxyFrom: [CIDRBlock]?
 
     package init(
         name: String,

@@ -9,12 +9,20 @@ package struct ServerConfig: Sendable, Equatable {
     package static let weights = 0...256
     /// TLS to the server (`tls`); nil: plain HTTP.
     package var tls: ServerTLSConfig?
+    /// Connections to the server start with a PROXY protocol header naming the client
+    /// (`send_proxy: v1 | v2`, HAProxy's `send-proxy` and `send-proxy-v2`); nil: none.
+    package var sendProxy: ProxyProtocolVersion?
 
     package init(name: String, address: ServerAddress, weight: Int = 1) {
         self.name = name
         self.address = address
         self.weight = weight
     }
+}
+
+/// A version of HAProxy's PROXY protocol: v1 is a line of text, v2 binary.
+package enum ProxyProtocolVersion: String, Sendable, Equatable, CaseIterable {
+    case v1, v2
 }
 
 /// TLS to one server (`servers[].tls`).

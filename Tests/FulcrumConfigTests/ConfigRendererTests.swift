@@ -471,6 +471,7 @@ private let maximalYAML = #"""
         redirect_to_https: 8443
         h2c: true
         max_connections: 500
+        accept_proxy: { from: [10.0.0.0/8, "::1"] }
 
     backends:
       - name: web
@@ -483,7 +484,8 @@ private let maximalYAML = #"""
           - name: web3
             address: "api.internal:443"
             tls: { verify: false, ca: ca.pem, sni: api.internal, client_certificate: ./client.pem }
-          - { name: web4, address: "10.0.0.5:8443", tls: {} }
+            send_proxy: v2
+          - { name: web4, address: "10.0.0.5:8443", tls: {}, send_proxy: V1 }
         adaptive:
           evaluate_every: 2s
           min_switch_interval: 0s

@@ -12,10 +12,15 @@ struct ExternalTool {
         var timedOut: Bool
     }
 
-    /// The tool named `name` on the `PATH` (or one of `alternatives`), nil when none is installed.
+    /// The tool named `name` on the `PATH` (or one of `alternatives`: other names, or absolute
+    /// paths such as `/usr/sbin/nginx` for a `PATH` without sbin), nil when none is installed.
     static func find(_ name: String, alternatives: [String] = []) -> ExternalTool? {
         let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
         for candidate in [name] + alternatives {
+            if candidate.hasPrefix("/") {
+                if FileManager.default.isExecutableFile(atPath: candidate) { return ExternalTool(path: candidate) }
+                continue
+            }
             for directory in directories where FileManager.default.isExecutableFile(atPath: "\(directory)/\(candidate)") {
                 return ExternalTool(path: "\(directory)/\(candidate)")
             }

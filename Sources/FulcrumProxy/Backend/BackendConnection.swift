@@ -20,6 +20,9 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
     var pool: BackendConnectionPool?
     /// False once the server said `Connection: close`, or the exchange ended abnormally.
     var isReusable = true
+    /// The PROXY protocol header the connection began with: only an exchange of the same
+    /// client connection may reuse it (nil: any may).
+    var proxyHeader: ByteBuffer?
     /// Requests sent over this connection so far (the first one is never a stale-connection retry).
     private(set) var requestsSent = 0
 

@@ -1,4 +1,5 @@
 import FulcrumBalancing
+import FulcrumConfig
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -10,6 +11,10 @@ import NIOSSL
 /// so the pool needs no locks: it is only ever touched from `eventLoop`. Idle connections are
 /// reused most-recently-used first (warm connections stay warm; the rest age out through
 /// their idle timeout).
+///
+/// To a server that takes a PROXY protocol header (`send_proxy`), a connection names one
+/// client connection, so only that client's exchanges reuse it, as HAProxy keeps such
+/// connections private to their session and Envoy keys its pools by the downstream addresses.
 final class BackendConnectionPool {
     let eventLoop: any EventLoop
     let server: BalancedServer
@@ -17,6 +22,8 @@ final class BackendConnectionPool {
     private var tls: BackendTLS?
     private var connectTimeout: TimeAmount
     private var idleTimeout: TimeAmount
+    /// The PROXY protocol version connections begin with (`send_proxy`); nil: none.
+    private(set) var sendProxy: ProxyProtocolVersion?
     private var idle: [BackendConnection] = []
     /// Connections open now (idle and busy).
     private(set) var openConnections = 0
@@ -25,34 +32,50 @@ final class BackendConnectionPool {
     /// Idle connections kept per server and loop; more are closed when released.
     let maximumIdle = 512
 
-    init(eventLoop: any EventLoop, server: BalancedServer, address: SocketAddress, tls: BackendTLS?, backend: RuntimeBackend) {
+    /// `index`: the server's place in `backend`.
+    init(eventLoop: any EventLoop, server: BalancedServer, address: SocketAddress, tls: BackendTLS?, index: Int, backend: RuntimeBackend) {
         self.eventLoop = eventLoop
         self.server = server
         self.address = address
         self.tls = tls
         self.connectTimeout = backend.connectTimeout
         self.idleTimeout = backend.idleTimeout
+        self.sendProxy = backend.sendProxy[index]
     }
 
     /// Adopts the settings of a newer snapshot (the server itself is unchanged).
-    func update(address: SocketAddress, tls: BackendTLS?, backend: RuntimeBackend) {
+    func update(address: SocketAddress, tls: BackendTLS?, index: Int, backend: RuntimeBackend) {
         self.address = address
         self.tls = tls
         self.connectTimeout = backend.connectTimeout
         self.idleTimeout = backend.idleTimeout
+        if sendProxy != backend.sendProxy[index] {
+            // Pooled connections began with the old header, or none.
+            sendProxy = backend.sendProxy[index]
+            closeIdleConnections()
+        }
     }
 
-    /// A pooled connection that is still open, if there is one.
-    func takeIdle() -> BackendConnection? {
-        while let connection = idle.popLast() {
+    /// A pooled connection that is still open, if there is one; to a `send_proxy` server,
+    /// one that began with `proxyHeader`.
+    func takeIdle(proxyHeader: ByteBuffer? = nil) -> BackendConnection? {
+        guard let proxyHeader else {
+            while let connection = idle.popLast() {
+                if connection.isActive { return connection }
+            }
+            return nil
+        }
+        while let index = idle.lastIndex(where: { $0.proxyHeader == proxyHeader }) {
+            let connection = idle.remove(at: index)
             if connection.isActive { return connection }
         }
         return nil
     }
 
-    /// Opens a new connection (with TLS, completes its handshake). The future completes on
-    /// `eventLoop`; a TLS failure is a `BackendTLSError`.
-    func connect() -> EventLoopFuture<BackendConnection> {
+    /// Opens a new connection (with TLS, completes its handshake), which begins with
+    /// `proxyHeader` if there is one. The future completes on `eventLoop`; a TLS failure is a
+    /// `BackendTLSError`.
+    func connect(proxyHeader: ByteBuffer? = nil) -> EventLoopFuture<BackendConnection> {
         let pool = self
         let tls = self.tls
         let handshake = tls.map { _ in eventLoop.makePromise(of: Void.self) }
@@ -61,6 +84,10 @@ final class BackendConnectionPool {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let proxyHeader {
+                        // First: the header precedes the TLS handshake.
+                        try channel.pipeline.syncOperations.addHandler(ProxyProtocolSender(header: proxyHeader))
+                    }
                     if let tls, let handshake {
                         try channel.pipeline.syncOperations.addHandlers([
                             try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName),
@@ -89,6 +116,7 @@ final class BackendConnectionPool {
             .flatMapThrowing { channel in
                 let connection = try channel.pipeline.syncOperations.handler(type: BackendConnection.self)
                 connection.pool = pool
+                connection.proxyHeader = proxyHeader
                 pool.openConnections += 1
                 pool.connectionsOpened += 1
                 return connection
@@ -101,7 +129,10 @@ final class BackendConnectionPool {
 
     /// Takes a connection back after an exchange; keeps it if it can serve another request.
     func release(_ connection: BackendConnection) {
-        if !isRetired, connection.isReusable, connection.isActive, idle.count < maximumIdle {
+        // (A connection opened before a reload changed `send_proxy` began otherwise: not kept.)
+        if !isRetired, connection.isReusable, connection.isActive, idle.count < maximumIdle,
+            (connection.proxyHeader == nil) == (sendProxy == nil)
+        {
             connection.becomeIdle(timeout: idleTimeout)
             idle.append(connection)
         } else {

@@ -73,6 +73,10 @@ final class HealthChecker: Sendable {
                     outlierDetector: runtime.outlierDetector,
                     address: runtime.addresses[index],
                     tls: runtime.tls[index],
+                    // The probe is Fulcrum's own connection: v2 LOCAL, v1 UNKNOWN (HAProxy's
+                    // `check-send-proxy` names the check's own addresses instead; a server
+                    // then logs them as a client's).
+                    proxyHeader: runtime.sendProxy[index].map { ProxyProtocolHeader().encoded($0) },
                     hostHeader: runtime.addressDescriptions[index],
                     check: key.check,
                     eventLoop: eventLoop,
@@ -125,6 +129,8 @@ private final class ServerProbe {
     private let address: SocketAddress
     /// Probes of an HTTPS server go over TLS, verified like its traffic.
     private let tls: BackendTLS?
+    /// What the server's connections begin with (`send_proxy`), if anything.
+    private let proxyHeader: ByteBuffer?
     private let hostHeader: String
     private let check: HealthCheckConfig
     private let eventLoop: any EventLoop
@@ -142,6 +148,7 @@ private final class ServerProbe {
         outlierDetector: OutlierDetector?,
         address: SocketAddress,
         tls: BackendTLS?,
+        proxyHeader: ByteBuffer?,
         hostHeader: String,
         check: HealthCheckConfig,
         eventLoop: any EventLoop,
@@ -154,6 +161,7 @@ private final class ServerProbe {
         self.outlierDetector = outlierDetector
         self.address = address
         self.tls = tls
+        self.proxyHeader = proxyHeader
         self.hostHeader = hostHeader
         self.check = check
         self.eventLoop = eventLoop
@@ -206,11 +214,14 @@ private final class ServerProbe {
         let deadline = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             result.fail(ProbeFailure.timeout)
         }
-        let tls = self.tls
+        let (tls, proxyHeader) = (self.tls, self.proxyHeader)
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let proxyHeader {
+                        try channel.pipeline.syncOperations.addHandler(ProxyProtocolSender(header: proxyHeader))
+                    }
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(
                             try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName)

@@ -12,9 +12,17 @@ struct ClientInfo: Sendable {
     let addressBytes: [UInt8]?
     /// Whether the connection arrived over TLS (sets `X-Forwarded-Proto`).
     let isSecure: Bool
+    /// The client's address and port: the connection's peer, or the one its PROXY protocol
+    /// header named (what a PROXY header to a server names in turn).
+    let peer: SocketAddress?
+    /// The address the client connected to, when a PROXY protocol header named it; nil: the
+    /// connection's own local address.
+    let proxiedDestination: SocketAddress?
 
-    init(peer: SocketAddress?, isSecure: Bool) {
+    init(peer: SocketAddress?, isSecure: Bool, proxiedDestination: SocketAddress? = nil) {
         self.isSecure = isSecure
+        self.peer = peer
+        self.proxiedDestination = proxiedDestination
         switch peer {
         case .v4(let address)?:
             var raw = address.address.sin_addr
@@ -48,6 +56,17 @@ struct ClientInfo: Sendable {
                 append(UInt8(ascii: "0") + byte % 10)
             }
             return count
+        }
+    }
+}
+
+extension SocketAddress {
+    /// The IP address's bytes in network order (4 or 16), or nil for a Unix socket.
+    var addressBytes: [UInt8]? {
+        switch self {
+        case .v4(let address): withUnsafeBytes(of: address.address.sin_addr) { Array($0) }
+        case .v6(let address): withUnsafeBytes(of: address.address.sin6_addr) { Array($0) }
+        case .unixDomainSocket: nil
         }
     }
 }

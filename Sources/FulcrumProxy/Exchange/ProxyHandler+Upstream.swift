@@ -1,4 +1,5 @@
 import FulcrumBalancing
+import FulcrumConfig
 import NIOCore
 import NIOHTTP1
 
@@ -23,11 +24,12 @@ extension ProxyHandler {
         startCounting(backend.runtime.servers[index])
         record.upstreamStart = .now()
         let pool = backend.pools[index]
-        if reuseIdle, let idle = pool.takeIdle() {
+        let proxyHeader = pool.sendProxy.map(proxyProtocolHeader)
+        if reuseIdle, let idle = pool.takeIdle(proxyHeader: proxyHeader) {
             attach(idle, attempt: attempt)
             return
         }
-        pool.connect().assumeIsolated().whenComplete { [self] result in
+        pool.connect(proxyHeader: proxyHeader).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success(let connection):
                 attach(connection, attempt: attempt)
@@ -51,6 +53,13 @@ extension ProxyHandler {
                 run(machine.connectFailed(attempt: attempt, failure))
             }
         }
+    }
+
+    /// The PROXY protocol header that names this exchange's client to a `send_proxy` server:
+    /// the client's address, and the one it connected to.
+    private func proxyProtocolHeader(_ version: ProxyProtocolVersion) -> ByteBuffer {
+        let destination = client.proxiedDestination ?? context?.channel.localAddress
+        return ProxyProtocolHeader(source: client.peer, destination: destination).encoded(version)
     }
 
     func attach(_ connection: any UpstreamConnection, attempt: Int) {

@@ -43,6 +43,7 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     /// per-response check reads only the wait, and takes no reference to the spot.)
     private var parkingSpot: ParkingSpot?
     private var parkAfter: TimeAmount?
+    private var proxied: ProxyProtocolHeader?
     /// When the connection, idle since its last response, may be parked.
     private var parkAt: NIODeadline?
     /// The HTTP/1.1 request handler, once the connection speaks HTTP/1.1; provides the 408
@@ -55,9 +56,11 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
         self.headerReadTimeout = headerReadTimeout
     }
 
-    func allowParking(at spot: ParkingSpot, after wait: TimeAmount) {
+    /// `proxied`: the PROXY protocol header the connection began with, which parking keeps.
+    func allowParking(at spot: ParkingSpot, after wait: TimeAmount, proxied: ProxyProtocolHeader?) {
         parkingSpot = spot
         parkAfter = wait
+        self.proxied = proxied
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -185,7 +188,7 @@ extension ClientConnectionGuard {
         let flushed = context.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0)))
         flushed.assumeIsolated().whenSuccess { [self] in
             guard state == .idle, self.context != nil, channel.isActive, let deadline = timer.deadline else { return }
-            spot.park(channel, deadline: deadline)
+            spot.park(channel, deadline: deadline, proxied: proxied)
         }
     }
 }

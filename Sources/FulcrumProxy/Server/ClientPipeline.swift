@@ -1,3 +1,4 @@
+import FulcrumConfig
 import NIOCore
 import NIOHTTP1
 import NIOHTTP2
@@ -26,6 +27,8 @@ struct ClientPipeline: Sendable {
     let negotiatesHTTP2: Bool
     /// Accept HTTP/2 with prior knowledge on a plain listener (`h2c: true`).
     let acceptsPriorKnowledge: Bool
+    /// Sources whose connections begin with a PROXY protocol header (`accept_proxy.from`).
+    var acceptsProxyProtocolFrom: [CIDRBlock]? = nil
     /// `tls.hsts`'s header value, and its whole HTTP/1 line, built once per configuration;
     /// nil on plain listeners.
     var strictTransportSecurity: String? = nil {
@@ -33,9 +36,26 @@ struct ClientPipeline: Sendable {
     }
     private(set) var strictTransportSecurityLine: String?
 
+    /// Whether a connection from `peer` must begin with a PROXY protocol header.
+    func expectsProxyProtocol(from peer: SocketAddress?) -> Bool {
+        guard let sources = acceptsProxyProtocolFrom, let bytes = peer?.addressBytes else { return false }
+        return sources.contains { $0.contains(bytes) }
+    }
+
     /// Configures a new client connection; the TLS handler, if any, is already in place.
-    /// `parking` is where the connection parks when idle, if it may.
-    func configure(channel: any Channel, loop: LoopContext, parking: ParkingSpot? = nil) throws {
+    /// `parking` is where the connection parks when idle, if it may; `proxied` is the PROXY
+    /// protocol header it began with, whose addresses are the client's.
+    func configure(
+        channel: any Channel,
+        loop: LoopContext,
+        parking: ParkingSpot? = nil,
+        proxied: ProxyProtocolHeader? = nil
+    ) throws {
+        let client = ClientInfo(
+            peer: proxied?.source ?? channel.remoteAddress,
+            isSecure: isSecure,
+            proxiedDestination: proxied?.source == nil ? nil : proxied?.destination
+        )
         // Counted from here to the close (a future callback, not a handler every read passes).
         let frontendName = frontendName
         loop.traffic.connectionOpened(frontend: frontendName)
@@ -43,7 +63,7 @@ struct ClientPipeline: Sendable {
         channel.closeFuture.whenComplete { _ in traffic.value.connectionClosed(frontend: frontendName) }
         let connectionGuard = ClientConnectionGuard(clientIdleTimeout: clientIdle, headerReadTimeout: headerRead)
         if let parking, let parkAfter, parkAfter < clientIdle {
-            connectionGuard.allowParking(at: parking, after: parkAfter)
+            connectionGuard.allowParking(at: parking, after: parkAfter, proxied: proxied)
         }
         // Also bounds a client that connects and never completes the handshake or the preface.
         try channel.pipeline.syncOperations.addHandler(connectionGuard)
@@ -51,9 +71,9 @@ struct ClientPipeline: Sendable {
             let negotiation = ApplicationProtocolNegotiationHandler { result, channel in
                 channel.eventLoop.makeCompletedFuture {
                     if case .negotiated("h2") = result {
-                        try configureHTTP2(channel: channel, loop: loop, replacing: connectionGuard)
+                        try configureHTTP2(channel: channel, loop: loop, client: client, replacing: connectionGuard)
                     } else {
-                        try configureHTTP1(channel: channel, loop: loop, connectionGuard: connectionGuard)
+                        try configureHTTP1(channel: channel, loop: loop, client: client, connectionGuard: connectionGuard)
                     }
                 }
             }
@@ -62,18 +82,23 @@ struct ClientPipeline: Sendable {
             try channel.pipeline.syncOperations.addHandler(
                 HTTP2PrefaceDetector { isHTTP2 in
                     if isHTTP2 {
-                        try configureHTTP2(channel: channel, loop: loop, replacing: connectionGuard)
+                        try configureHTTP2(channel: channel, loop: loop, client: client, replacing: connectionGuard)
                     } else {
-                        try configureHTTP1(channel: channel, loop: loop, connectionGuard: connectionGuard)
+                        try configureHTTP1(channel: channel, loop: loop, client: client, connectionGuard: connectionGuard)
                     }
                 }
             )
         } else {
-            try configureHTTP1(channel: channel, loop: loop, connectionGuard: connectionGuard)
+            try configureHTTP1(channel: channel, loop: loop, client: client, connectionGuard: connectionGuard)
         }
     }
 
-    private func configureHTTP1(channel: any Channel, loop: LoopContext, connectionGuard: ClientConnectionGuard) throws {
+    private func configureHTTP1(
+        channel: any Channel,
+        loop: LoopContext,
+        client: ClientInfo,
+        connectionGuard: ClientConnectionGuard
+    ) throws {
         let proxy = ProxyHandler(
             loop: loop,
             frontendName: frontendName,
@@ -84,7 +109,7 @@ struct ClientPipeline: Sendable {
             ),
             connectionGuard: connectionGuard,
             clientIdle: clientIdle,
-            client: ClientInfo(peer: channel.remoteAddress, isSecure: isSecure)
+            client: client
         )
         connectionGuard.proxy = proxy
         try channel.pipeline.syncOperations.addHandlers([
@@ -106,7 +131,12 @@ struct ClientPipeline: Sendable {
     ///
     /// `NIOHTTP2Handler` runs without a stream multiplexer: `HTTP2StreamsHandler` runs every
     /// stream's exchange on the connection, with no child channel per stream.
-    private func configureHTTP2(channel: any Channel, loop: LoopContext, replacing connectionGuard: ClientConnectionGuard) throws {
+    private func configureHTTP2(
+        channel: any Channel,
+        loop: LoopContext,
+        client: ClientInfo,
+        replacing connectionGuard: ClientConnectionGuard
+    ) throws {
         let pipeline = channel.pipeline.syncOperations
         pipeline.removeHandler(connectionGuard, promise: nil)
         // Half-closure is for HTTP/1.1 (a client that ends its side still gets its response);
@@ -124,8 +154,8 @@ struct ClientPipeline: Sendable {
         let frontendName = frontendName
         let isSecure = isSecure
         let clientIdle = clientIdle
-        // Read and formatted once for all the connection's streams (3,400 instructions each).
-        let client = ClientInfo(peer: channel.remoteAddress, isSecure: isSecure)
+        // `client` was read and formatted once for all the connection's streams (3,400
+        // instructions each).
         let streams = HTTP2StreamsHandler(
             connectionWindow: 1 << 20,
             idleTimeout: clientIdle,

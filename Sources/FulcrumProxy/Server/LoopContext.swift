@@ -57,7 +57,7 @@ final class LoopContext {
                 backendMetrics.append(serverMetrics)
                 let pool: BackendConnectionPool
                 if let existing = poolsByServer[key] {
-                    existing.update(address: backend.addresses[index], tls: backend.tls[index], backend: backend)
+                    existing.update(address: backend.addresses[index], tls: backend.tls[index], index: index, backend: backend)
                     pool = existing
                 } else {
                     pool = BackendConnectionPool(
@@ -65,6 +65,7 @@ final class LoopContext {
                         server: server,
                         address: backend.addresses[index],
                         tls: backend.tls[index],
+                        index: index,
                         backend: backend
                     )
                 }

@@ -33,6 +33,9 @@ final class ParkingLot: @unchecked Sendable {
         let limits: ConnectionLimits
         let frontend: String
         let deadline: NIODeadline
+        /// The PROXY protocol header the connection began with (who its client is), by
+        /// reference: an entry stays about 100 bytes when, as usually, there is none.
+        let proxied: ProxyProtocolHeader.Reference?
         /// Tells this parking apart from an earlier one of the same descriptor number, whose
         /// deadline may still be in `expiries`.
         let serial: UInt64
@@ -102,7 +105,14 @@ final class ParkingLot: @unchecked Sendable {
     var parkedPerFrontend: [String: Int] { shared.withLockedValue { $0.parkedPerFrontend.filter { $0.value > 0 } } }
 
     /// Keeps `descriptor` (the lot owns it now) until its client sends again or `deadline`.
-    func park(_ descriptor: CInt, spot: ParkingSpot, limits: ConnectionLimits, frontend: String, deadline: NIODeadline) {
+    func park(
+        _ descriptor: CInt,
+        spot: ParkingSpot,
+        limits: ConnectionLimits,
+        frontend: String,
+        deadline: NIODeadline,
+        proxied: ProxyProtocolHeader?
+    ) {
         let (added, wake) = shared.withLockedValue { shared -> (Bool, Bool) in
             // A spot closed before this call's lock saw the lot's sweep of it, or will be
             // swept after: either way its connections must not stay.
@@ -111,7 +121,14 @@ final class ParkingLot: @unchecked Sendable {
             let serial = shared.nextSerial
             // In the set before the lock is released, so the thread cannot expire it first.
             guard cfulcrum_epoll_add(epoll, descriptor, UInt64(UInt32(bitPattern: descriptor)), 1) == 0 else { return (false, false) }
-            shared.parked[descriptor] = Parked(spot: spot, limits: limits, frontend: frontend, deadline: deadline, serial: serial)
+            shared.parked[descriptor] = Parked(
+                spot: spot,
+                limits: limits,
+                frontend: frontend,
+                deadline: deadline,
+                proxied: proxied.map(ProxyProtocolHeader.Reference.init),
+                serial: serial
+            )
             shared.expiries.insert(Expiry(deadline: deadline, descriptor: descriptor, serial: serial))
             // Connections that came back leave their deadline behind; drop those in one pass
             // once they outnumber the parked ones.
@@ -214,7 +231,7 @@ final class ParkingLot: @unchecked Sendable {
             var byte: UInt8 = 0
             let peeked = recv(descriptor, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
             if peeked > 0 {
-                parked.spot.resume(descriptor, limits: parked.limits)
+                parked.spot.resume(descriptor, limits: parked.limits, proxied: parked.proxied?.header)
                 return
             }
         }

@@ -37,9 +37,10 @@ final class ParkingSpot: Sendable {
     /// Moves `channel`'s connection to the lot until its client sends again or `deadline`, and
     /// closes the channel. Call on the channel's loop, with nothing buffered in its pipeline
     /// and nothing left to write. Returns false, and does nothing, when the channel's socket
-    /// cannot be had (`SocketDescriptor`).
+    /// cannot be had (`SocketDescriptor`). `proxied` is the PROXY protocol header the
+    /// connection began with, kept for its next channel.
     @discardableResult
-    func park(_ channel: any Channel, deadline: NIODeadline) -> Bool {
+    func park(_ channel: any Channel, deadline: NIODeadline, proxied: ProxyProtocolHeader? = nil) -> Bool {
         // A draining connection closes instead, once its handler sees it idle.
         guard !isClosed, let descriptor = SocketDescriptor.of(channel) else { return false }
         // The channel closes its descriptor; the duplicate keeps the socket open.
@@ -50,7 +51,7 @@ final class ParkingSpot: Sendable {
         // the channel.
         current.limits.opened()
         channel.close(promise: nil)
-        lot.park(kept, spot: self, limits: current.limits, frontend: current.frontend, deadline: deadline)
+        lot.park(kept, spot: self, limits: current.limits, frontend: current.frontend, deadline: deadline, proxied: proxied)
         return true
     }
 
@@ -64,7 +65,7 @@ final class ParkingSpot: Sendable {
 
     /// Makes a parked connection, whose client sent something, a channel on the next event
     /// loop. It counts against `limits` (the lot's count passes to the channel).
-    func resume(_ descriptor: CInt, limits: ConnectionLimits) {
+    func resume(_ descriptor: CInt, limits: ConnectionLimits, proxied: ProxyProtocolHeader?) {
         let current = binding.withLockedValue { $0 }
         let (connections, contexts) = (connections, contexts)
         let attached = NIOLockedValueBox(false)
@@ -86,7 +87,12 @@ final class ParkingSpot: Sendable {
                             limits.closed()
                         }
                         try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
-                        try current.pipeline.configure(channel: channel, loop: contexts.context(for: loop), parking: self)
+                        try current.pipeline.configure(
+                            channel: channel,
+                            loop: contexts.context(for: loop),
+                            parking: self,
+                            proxied: proxied
+                        )
                     }
                 }
                 .withConnectedSocket(descriptor)

@@ -74,9 +74,29 @@ extension ProxyListener.Binding {
             negotiatesHTTP2: frontend.tls?.alpn.contains("h2") ?? false,
             acceptsPriorKnowledge: frontend.h2c
         )
+        pipeline.acceptsProxyProtocolFrom = frontend.acceptProxyFrom
         // Over TLS only: browsers ignore it over plain HTTP (RFC 6797 §8.1).
         pipeline.strictTransportSecurity = certificates == nil ? nil : frontend.tls?.hsts?.headerValue
         self.init(pipeline: pipeline, certificates: certificates, limits: limits)
+    }
+}
+
+extension ProxyListener.Binding {
+    /// Builds a new connection's pipeline: TLS if the frontend terminates it, then HTTP.
+    /// `proxied`: the PROXY protocol header the connection began with.
+    func configure(channel: any Channel, loop: LoopContext, parking: ParkingSpot, proxied: ProxyProtocolHeader?) throws {
+        if let certificates {
+            // Replaced by the TLS handler once the client's hello names a host.
+            try channel.pipeline.syncOperations.addHandler(certificates.makeSNIHandler(channel: channel))
+        }
+        // Only plain HTTP/1.1 parks: over TLS the session's state lives in the TLS handler
+        // (and an HTTP/2 connection's in its codec, which the pipeline knows).
+        try pipeline.configure(
+            channel: channel,
+            loop: loop,
+            parking: certificates == nil ? parking : nil,
+            proxied: proxied
+        )
     }
 }
 
@@ -129,17 +149,19 @@ extension ProxyListener {
                     try options.setOption(.allowRemoteHalfClosure, value: true)
                     // Read once per connection: a reload may have replaced it.
                     let binding = current.withLockedValue { $0 }
-                    if let certificates = binding.certificates {
-                        // Replaced by the TLS handler once the client's hello names a host.
-                        try channel.pipeline.syncOperations.addHandler(certificates.makeSNIHandler(channel: channel))
+                    let loop = contexts.context(for: channel.eventLoop)
+                    guard binding.pipeline.expectsProxyProtocol(from: channel.remoteAddress) else {
+                        return try binding.configure(channel: channel, loop: loop, parking: parking, proxied: nil)
                     }
-                    // Only plain HTTP/1.1 parks: over TLS the session's state lives in the TLS
-                    // handler (and an HTTP/2 connection's in its codec, which the pipeline
-                    // knows).
-                    try binding.pipeline.configure(
-                        channel: channel,
-                        loop: contexts.context(for: channel.eventLoop),
-                        parking: binding.certificates == nil ? parking : nil
+                    // TLS and HTTP wait for the header, which comes first and names the client.
+                    try channel.pipeline.syncOperations.addHandler(
+                        ProxyProtocolReceiver(
+                            timeout: binding.pipeline.headerRead,
+                            frontend: binding.frontend,
+                            logger: logger
+                        ) { header, channel in
+                            try binding.configure(channel: channel, loop: loop, parking: parking, proxied: header)
+                        }
                     )
                 }
             }

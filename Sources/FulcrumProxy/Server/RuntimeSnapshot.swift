@@ -73,6 +73,8 @@ final class RuntimeBackend: Sendable {
     let addressDescriptions: [String]
     /// TLS to each server (nil: plain HTTP), same indices as `servers`.
     let tls: [BackendTLS?]
+    /// The PROXY protocol header each server's connections begin with (nil: none).
+    let sendProxy: [ProxyProtocolVersion?]
     /// Passive outlier detection, when configured.
     let outlierDetector: OutlierDetector?
     /// Whether active health checks run (ejected servers then return on a passing check).
@@ -119,6 +121,7 @@ final class RuntimeBackend: Sendable {
         self.tls = try config.servers.map { server in
             try server.tls.map { try BackendTLS($0, host: server.address.host, backend: config.name, server: server.name) }
         }
+        self.sendProxy = config.servers.map(\.sendProxy)
         self.hasHealthCheck = config.healthCheck != nil
         self.retryBudget = config.retryBudget
         self.outlierDetector = config.outlier.map { outlier in

@@ -13,10 +13,16 @@ final class HeldConnection: Sendable {
     }
 
     /// Connects: the kernel completes the handshake even while the proxy is not accepting, so
-    /// this returns once the connection is in the listener's backlog.
-    static func open(port: Int) async throws -> HeldConnection {
+    /// this returns once the connection is in the listener's backlog. `source`: the local
+    /// address to connect from (another loopback address, say), if not the system's choice.
+    static func open(port: Int, from source: String? = nil) async throws -> HeldConnection {
         let received = CollectingHandler.Box()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let source {
+            bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0))
+        }
+        let channel =
+            try await bootstrap
             .connectTimeout(.seconds(5))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -32,6 +38,16 @@ final class HeldConnection: Sendable {
     func sendRequest(_ path: String = "/work", closing: Bool = false) async throws {
         let connection = closing ? "Connection: close\r\n" : ""
         try await channel.writeAndFlush(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: test\r\n\(connection)\r\n")).get()
+    }
+
+    /// Sends `text` as it is.
+    func send(raw text: String) async throws {
+        try await send(bytes: ByteBuffer(string: text))
+    }
+
+    /// Sends `bytes` as they are.
+    func send(bytes: ByteBuffer) async throws {
+        try await channel.writeAndFlush(bytes).get()
     }
 
     /// What the proxy sent so far.
