@@ -1,6 +1,9 @@
 /// A pool of servers and how to balance across them (`backends[]`).
 package struct BackendConfig: Sendable, Equatable {
     package var name: String
+    /// Whether its servers take HTTP requests or TCP connections (`mode: tcp`, for `mode: tcp`
+    /// frontends; health checks then only connect).
+    package var mode: ProxyMode = .http
     package var algorithm: AlgorithmName
     /// How many other servers to try when a connection cannot be made (default 2).
     package var retries: Int

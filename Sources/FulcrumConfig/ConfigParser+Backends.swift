@@ -1,6 +1,7 @@
 extension ConfigParser {
     static let backendKeys = [
-        "name", "algorithm", "retries", "timeouts", "servers", "adaptive", "health_check", "outlier", "retry_budget",
+        "name", "mode", "algorithm", "retries", "timeouts", "servers", "adaptive", "health_check", "outlier",
+        "retry_budget",
     ]
     static let outlierKeys = ["consecutive_failures", "base_ejection", "max_ejection", "max_ejected_percent"]
     static let retryBudgetKeys = ["ratio", "min_per_second"]
@@ -39,6 +40,9 @@ extension ConfigParser {
         guard let mapping = reader.mapping(allowedKeys: Self.backendKeys) else { return nil }
         let name = parseName(mapping.required("name"), into: &names)
         var backend = BackendConfig(name: name ?? "", servers: [])
+        if let mode = mapping["mode"]?.choice(ProxyMode.self, named: "mode") {
+            backend.mode = mode
+        }
 
         if let algorithm = mapping["algorithm"]?.choice(AlgorithmName.self, named: "algorithm") {
             backend.algorithm = algorithm
@@ -87,8 +91,14 @@ extension ConfigParser {
             for item in items {
                 if let server = parseServer(item, names: &serverNames) {
                     backend.servers.append(server)
+                    if backend.mode == .tcp, server.tls != nil {
+                        item.mapping(allowedKeys: nil)?["tls"]?.report("TLS to servers is for mode: http (in mode: tcp, TLS passes through)")
+                    }
                 }
             }
+        }
+        if backend.mode == .tcp {
+            checkTCPBackend(backend, mapping: mapping)
         }
         return backend
     }

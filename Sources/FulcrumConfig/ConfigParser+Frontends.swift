@@ -2,9 +2,11 @@ internal import Foundation
 
 extension ConfigParser {
     static let frontendKeys = [
-        "name", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files", "tls",
+        "name", "mode", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files", "tls",
         "redirect_to_https", "h2c", "rate_limits", "antibot", "max_connections", "accept_proxy",
     ]
+    /// What a `mode: tcp` frontend cannot have: it reads no request.
+    static let httpOnlyFrontendKeys = ["limits", "error_files", "tls", "redirect_to_https", "h2c", "rate_limits", "antibot"]
     static let frontendTimeoutKeys = ["client_idle", "header_read", "park_after"]
     static let frontendLimitKeys = ["max_header_size", "max_body_size", "max_concurrent_streams"]
 
@@ -27,7 +29,7 @@ extension ConfigParser {
         }
     }
 
-    func parseFrontends(_ reader: YAMLNodeReader?, backendNames: NameRegistry?) -> [FrontendConfig] {
+    func parseFrontends(_ reader: YAMLNodeReader?, backends: ParsedBackends) -> [FrontendConfig] {
         guard let reader, let items = reader.sequence() else { return [] }
         if items.isEmpty {
             reader.report("at least one frontend is required")
@@ -36,7 +38,7 @@ extension ConfigParser {
         var listeners = ListenerRegistry()
         var frontends: [FrontendConfig] = []
         for item in items {
-            if let frontend = parseFrontend(item, backendNames: backendNames, names: &names, listeners: &listeners) {
+            if let frontend = parseFrontend(item, backends: backends, names: &names, listeners: &listeners) {
                 frontends.append(frontend)
             }
         }
@@ -45,13 +47,17 @@ extension ConfigParser {
 
     private func parseFrontend(
         _ reader: YAMLNodeReader,
-        backendNames: NameRegistry?,
+        backends: ParsedBackends,
         names: inout NameRegistry,
         listeners: inout ListenerRegistry
     ) -> FrontendConfig? {
         guard let mapping = reader.mapping(allowedKeys: Self.frontendKeys) else { return nil }
+        let backendNames = backends.names
         let name = parseName(mapping.required("name"), into: &names)
         var frontend = FrontendConfig(name: name ?? "", listen: [], defaultBackend: nil)
+        if let mode = mapping["mode"]?.choice(ProxyMode.self, named: "mode") {
+            frontend.mode = mode
+        }
 
         if let listen = mapping.required("listen") {
             frontend.listen = parseListen(listen, frontend: name ?? "", listeners: &listeners)
@@ -96,9 +102,11 @@ extension ConfigParser {
         // Whether the frontend has rules in the file, even invalid ones; an unreadable
         // `rules` was reported already and should not also cause a complaint below.
         var hasRules = false
+        var ruleReaders: [YAMLNodeReader] = []
         if let rules = mapping["rules"] {
             if let items = rules.sequence() {
                 frontend.rules = items.compactMap { parseRule($0, aclNames: aclNames, backendNames: backendNames) }
+                ruleReaders = items
                 hasRules = !items.isEmpty
             } else {
                 hasRules = true
@@ -115,6 +123,7 @@ extension ConfigParser {
         if let reader = mapping["default_backend"] {
             if let backend = reader.nonEmptyString() {
                 checkReference(backend, at: reader, in: backendNames)
+                checkMode(of: backend, at: reader, frontend: frontend.mode, backends: backends)
                 frontend.defaultBackend = backend
             }
         } else if !hasRules {
@@ -151,6 +160,7 @@ extension ConfigParser {
                 frontend.h2c = enabled
             }
         }
+        checkModes(of: frontend, mapping: mapping, ruleReaders: ruleReaders, backends: backends)
         return frontend
     }
 

@@ -26,7 +26,7 @@ struct ConfigParser {
         }
         // Backends first: frontends and their rules refer to backends by name.
         let backends = parseBackends(document.required("backends"))
-        let frontends = parseFrontends(document.required("frontends"), backendNames: backends.names)
+        let frontends = parseFrontends(document.required("frontends"), backends: backends)
         return Config(global: global, frontends: frontends, backends: backends.configs)
     }
 

@@ -88,26 +88,32 @@ package enum ConfigRenderer {
     // MARK: Frontends
 
     private static func frontend(_ frontend: FrontendConfig) -> ConfigDocument {
-        .mapping([
+        // A TCP frontend has no HTTP settings to write, not even their defaults: the parser
+        // refuses them there.
+        let http = frontend.mode == .http
+        return .mapping([
             "name": .string(frontend.name),
+            // Written only for TCP: HTTP is the default, and most files never name a mode.
+            "mode": frontend.mode == .tcp ? .string(frontend.mode.rawValue) : nil,
             "listen": .strings(frontend.listen.map(\.description)),
             "timeouts": .mapping([
                 "client_idle": duration(frontend.timeouts.clientIdle),
                 "header_read": duration(frontend.timeouts.headerRead),
                 "park_after": duration(frontend.timeouts.parkAfter),
             ]),
-            "limits": .mapping([
-                "max_header_size": byteSize(frontend.limits.maxHeaderBytes),
-                "max_body_size": frontend.limits.maxBodyBytes.map(byteSize),
-                "max_concurrent_streams": .int(frontend.limits.maxConcurrentStreams),
-            ]),
+            "limits": http
+                ? .mapping([
+                    "max_header_size": byteSize(frontend.limits.maxHeaderBytes),
+                    "max_body_size": frontend.limits.maxBodyBytes.map(byteSize),
+                    "max_concurrent_streams": .int(frontend.limits.maxConcurrentStreams),
+                ]) : nil,
             "acls": .map(frontend.acls.map { (key: $0.name, value: criteria($0.criteria)) }),
             "rules": .list(frontend.rules.map(rule)),
             "default_backend": frontend.defaultBackend.map(ConfigDocument.string),
-            "error_files": errorFiles(frontend.errorFiles),
+            "error_files": http ? errorFiles(frontend.errorFiles) : nil,
             "tls": frontend.tls.map(frontendTLS),
             "redirect_to_https": frontend.redirectToHTTPSPort.map(ConfigDocument.int),
-            "h2c": .bool(frontend.h2c),
+            "h2c": http ? .bool(frontend.h2c) : nil,
             "max_connections": frontend.maxConnections.map(ConfigDocument.int),
             "rate_limits": frontend.rateLimits.isEmpty
                 ? nil : .map(frontend.rateLimits.map { (key: $0.name, value: rateLimit($0)) }),
@@ -251,6 +257,7 @@ package enum ConfigRenderer {
     private static func backend(_ backend: BackendConfig) -> ConfigDocument {
         .mapping([
             "name": .string(backend.name),
+            "mode": backend.mode == .tcp ? .string(backend.mode.rawValue) : nil,
             "algorithm": .string(backend.algorithm.rawValue),
             "retries": .int(backend.retries),
             "timeouts": .mapping([
@@ -262,7 +269,7 @@ package enum ConfigRenderer {
             "servers": .list(backend.servers.map(server)),
             // The parser rejects `adaptive` on any other algorithm.
             "adaptive": backend.algorithm == .adaptive ? adaptive(backend.adaptive) : nil,
-            "health_check": backend.healthCheck.map(healthCheck),
+            "health_check": backend.healthCheck.map { healthCheck($0, mode: backend.mode) },
             "outlier": backend.outlier.map(outlier),
             "retry_budget": .mapping([
                 "ratio": .double(backend.retryBudget.ratio),
@@ -283,18 +290,20 @@ package enum ConfigRenderer {
         ])
     }
 
-    private static func healthCheck(_ check: HealthCheckConfig) -> ConfigDocument {
+    /// (A TCP backend's check only connects: no path, no status to expect.)
+    private static func healthCheck(_ check: HealthCheckConfig, mode: ProxyMode) -> ConfigDocument {
         let expect =
             check.expect.lowerBound == check.expect.upperBound
             ? "\(check.expect.lowerBound)"
             : "\(check.expect.lowerBound)-\(check.expect.upperBound)"
+        let http = mode == .http
         return .mapping([
-            "path": .string(check.path),
+            "path": http ? .string(check.path) : nil,
             "interval": duration(check.interval),
             "timeout": duration(check.timeout),
             "rise": .int(check.rise),
             "fall": .int(check.fall),
-            "expect": .string(expect),
+            "expect": http ? .string(expect) : nil,
         ])
     }
 

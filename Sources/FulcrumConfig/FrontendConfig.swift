@@ -1,6 +1,14 @@
+/// What a frontend or backend carries (`mode`): HTTP requests, or a TCP byte stream.
+package enum ProxyMode: String, Sendable, Equatable, CaseIterable {
+    case http, tcp
+}
+
 /// A listener and its routing (`frontends[]`).
 package struct FrontendConfig: Sendable, Equatable {
     package var name: String
+    /// HTTP (requests, routed one by one) or TCP (each connection relayed as bytes to one
+    /// server of a `mode: tcp` backend; HAProxy's `mode tcp`).
+    package var mode: ProxyMode = .http
     package var listen: [ListenAddress]
     package var timeouts: FrontendTimeouts
     package var limits: FrontendLimits

@@ -472,6 +472,14 @@ private let maximalYAML = #"""
         h2c: true
         max_connections: 500
         accept_proxy: { from: [10.0.0.0/8, "::1"] }
+      - name: cache
+        mode: tcp
+        listen: 127.0.0.1:6380
+        acls:
+          office: { src: 10.0.0.0/8 }
+        rules:
+          - { use_backend: redis, if: office }
+        default_backend: redis
 
     backends:
       - name: web
@@ -502,6 +510,13 @@ private let maximalYAML = #"""
           - { name: api1, address: "localhost:9101" }
         health_check: {}
         outlier: { consecutive_failures: 2, base_ejection: 1s, max_ejection: 2m, max_ejected_percent: 100 }
+      - name: redis
+        mode: TCP
+        algorithm: least_connections
+        timeouts: { connect: 1s, tunnel: 10m }
+        servers:
+          - { name: redis1, address: "127.0.0.1:6379", send_proxy: v2 }
+        health_check: { interval: 1s }
     """#
 
 /// docs/config.md's `global`, TLS, limits, HTTP/2 and `error_files` fragments, in one file.

@@ -28,8 +28,14 @@ struct ExternalTool {
         return nil
     }
 
-    /// Runs the tool with `arguments` and no input, in `directory` (nil: the current one).
-    func run(_ arguments: [String], in directory: URL? = nil, timeout: Duration = .seconds(20)) async throws -> Run {
+    /// Runs the tool with `arguments` and `input` (nil: none) on its standard input, in
+    /// `directory` (nil: the current one).
+    func run(
+        _ arguments: [String],
+        in directory: URL? = nil,
+        input: String? = nil,
+        timeout: Duration = .seconds(20)
+    ) async throws -> Run {
         let outputFile = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-tool-\(UUID().uuidString)")
         _ = FileManager.default.createFile(atPath: outputFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: outputFile) }
@@ -43,7 +49,14 @@ struct ExternalTool {
         // A file, not a pipe: a chatty tool would block on a full pipe nobody reads yet.
         process.standardOutput = output
         process.standardError = output
-        process.standardInput = FileHandle.nullDevice
+        if let input {
+            let inputFile = outputFile.appendingPathExtension("in")
+            try input.write(to: inputFile, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(at: inputFile) }
+            process.standardInput = try FileHandle(forReadingFrom: inputFile)
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
         try process.run()
         let deadline = ContinuousClock.now + timeout
         while process.isRunning, ContinuousClock.now < deadline {

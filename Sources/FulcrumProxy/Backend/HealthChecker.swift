@@ -77,6 +77,7 @@ final class HealthChecker: Sendable {
                     // `check-send-proxy` names the check's own addresses instead; a server
                     // then logs them as a client's).
                     proxyHeader: runtime.sendProxy[index].map { ProxyProtocolHeader().encoded($0) },
+                    connectOnly: runtime.mode == .tcp,
                     hostHeader: runtime.addressDescriptions[index],
                     check: key.check,
                     eventLoop: eventLoop,
@@ -131,6 +132,8 @@ private final class ServerProbe {
     private let tls: BackendTLS?
     /// What the server's connections begin with (`send_proxy`), if anything.
     private let proxyHeader: ByteBuffer?
+    /// A `mode: tcp` server: a probe passes once its connection is made.
+    private let connectOnly: Bool
     private let hostHeader: String
     private let check: HealthCheckConfig
     private let eventLoop: any EventLoop
@@ -149,6 +152,7 @@ private final class ServerProbe {
         address: SocketAddress,
         tls: BackendTLS?,
         proxyHeader: ByteBuffer?,
+        connectOnly: Bool,
         hostHeader: String,
         check: HealthCheckConfig,
         eventLoop: any EventLoop,
@@ -162,6 +166,7 @@ private final class ServerProbe {
         self.address = address
         self.tls = tls
         self.proxyHeader = proxyHeader
+        self.connectOnly = connectOnly
         self.hostHeader = hostHeader
         self.check = check
         self.eventLoop = eventLoop
@@ -214,11 +219,12 @@ private final class ServerProbe {
         let deadline = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             result.fail(ProbeFailure.timeout)
         }
-        let (tls, proxyHeader) = (self.tls, self.proxyHeader)
+        let (tls, proxyHeader, connectOnly) = (self.tls, self.proxyHeader, self.connectOnly)
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard !connectOnly else { return }
                     if let proxyHeader {
                         try channel.pipeline.syncOperations.addHandler(ProxyProtocolSender(header: proxyHeader))
                     }
@@ -237,6 +243,7 @@ private final class ServerProbe {
                 case .success(let channel):
                     // Whatever the outcome, this connection has served its purpose.
                     result.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                    if connectOnly { result.succeed(.ok) }
                 case .failure(let error):
                     result.fail(error)
                 }
@@ -245,6 +252,8 @@ private final class ServerProbe {
             deadline.cancel()
             guard !stopped else { return }
             switch outcome {
+            case .success where connectOnly:
+                record(success: true, reason: "connected")
             case .success(let status) where check.expect.contains(Int(status.code)):
                 record(success: true, reason: "status \(status.code)")
             case .success(let status):

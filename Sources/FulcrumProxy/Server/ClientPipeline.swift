@@ -29,6 +29,9 @@ struct ClientPipeline: Sendable {
     let acceptsPriorKnowledge: Bool
     /// Sources whose connections begin with a PROXY protocol header (`accept_proxy.from`).
     var acceptsProxyProtocolFrom: [CIDRBlock]? = nil
+    /// `mode: tcp`: the connection is relayed as bytes to a server (`TCPSession`), not read
+    /// as HTTP.
+    var mode: ProxyMode = .http
     /// `tls.hsts`'s header value, and its whole HTTP/1 line, built once per configuration;
     /// nil on plain listeners.
     var strictTransportSecurity: String? = nil {
@@ -61,6 +64,10 @@ struct ClientPipeline: Sendable {
         loop.traffic.connectionOpened(frontend: frontendName)
         let traffic = NIOLoopBound(loop.traffic, eventLoop: channel.eventLoop)
         channel.closeFuture.whenComplete { _ in traffic.value.connectionClosed(frontend: frontendName) }
+        if mode == .tcp {
+            try channel.pipeline.syncOperations.addHandler(TCPSession(loop: loop, frontendName: frontendName, client: client))
+            return
+        }
         let connectionGuard = ClientConnectionGuard(clientIdleTimeout: clientIdle, headerReadTimeout: headerRead)
         if let parking, let parkAfter, parkAfter < clientIdle {
             connectionGuard.allowParking(at: parking, after: parkAfter, proxied: proxied)

@@ -75,6 +75,7 @@ extension ProxyListener.Binding {
             acceptsPriorKnowledge: frontend.h2c
         )
         pipeline.acceptsProxyProtocolFrom = frontend.acceptProxyFrom
+        pipeline.mode = frontend.mode
         // Over TLS only: browsers ignore it over plain HTTP (RFC 6797 §8.1).
         pipeline.strictTransportSecurity = certificates == nil ? nil : frontend.tls?.hsts?.headerValue
         self.init(pipeline: pipeline, certificates: certificates, limits: limits)

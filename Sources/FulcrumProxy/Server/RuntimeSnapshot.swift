@@ -61,6 +61,7 @@ package final class RuntimeSnapshot: Sendable {
 /// A backend as the data plane sees it: servers with resolved addresses and shared counters.
 final class RuntimeBackend: Sendable {
     let name: String
+    let mode: ProxyMode
     let algorithm: AlgorithmName
     let retries: Int
     let connectTimeout: TimeAmount
@@ -83,6 +84,7 @@ final class RuntimeBackend: Sendable {
 
     init(config: BackendConfig, previous: RuntimeBackend?) throws {
         self.name = config.name
+        self.mode = config.mode
         self.algorithm = config.algorithm
         self.retries = config.retries
         self.connectTimeout = TimeAmount(config.timeouts.connect)

@@ -66,6 +66,11 @@ final class HeldConnection: Sendable {
         return text.hasPrefix("HTTP/1.1 ")
     }
 
+    /// Closes the sending side only (a TCP half-close): the peer reads the end of input.
+    func closeOutput() async throws {
+        try await channel.close(mode: .output).get()
+    }
+
     func close() async {
         try? await channel.close().get()
     }

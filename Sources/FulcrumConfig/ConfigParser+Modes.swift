@@ -1,0 +1,62 @@
+extension ConfigParser {
+    /// A frontend routes only to backends of its own mode, and a `mode: tcp` frontend has
+    /// nothing that needs a request: no HTTP settings, ACLs on the client's address only, and
+    /// rules that only choose a backend.
+    func checkModes(of frontend: FrontendConfig, mapping: YAMLMappingReader, ruleReaders: [YAMLNodeReader], backends: ParsedBackends) {
+        // Rules that failed to parse are missing from `frontend.rules`: match them by position
+        // only when none did (the failures were reported already).
+        if frontend.rules.count == ruleReaders.count {
+            for (rule, reader) in zip(frontend.rules, ruleReaders) {
+                switch rule.action {
+                case .useBackend(let backend):
+                    checkMode(of: backend, at: reader, frontend: frontend.mode, backends: backends)
+                default:
+                    if frontend.mode == .tcp {
+                        reader.report("a mode: tcp frontend's rules can only use_backend (it reads no request to answer)")
+                    }
+                }
+            }
+        }
+        guard frontend.mode == .tcp else { return }
+        for key in Self.httpOnlyFrontendKeys {
+            mapping[key]?.report("applies only to mode: http (a mode: tcp frontend reads no request)")
+        }
+        let aclReaders = mapping["acls"]?.mapping(allowedKeys: nil)
+        for acl in frontend.acls {
+            let onlySource = acl.criteria.allSatisfy { criterion in
+                if case .source = criterion { return true }
+                return false
+            }
+            if !onlySource {
+                aclReaders?[acl.name]?.report("a mode: tcp frontend's ACLs can only test src (it reads no request)")
+            }
+        }
+    }
+
+    /// `backend`, routed to from a frontend of `mode`, carries the same.
+    func checkMode(of backend: String, at reader: YAMLNodeReader, frontend mode: ProxyMode, backends: ParsedBackends) {
+        guard let config = backends.configs.first(where: { $0.name == backend }), config.mode != mode else { return }
+        reader.report(
+            "backend \(quoted(backend)) is mode: \(config.mode.rawValue); a mode: \(mode.rawValue) frontend routes only to mode: \(mode.rawValue) backends"
+        )
+    }
+}
+
+extension ConfigParser {
+    /// Algorithms that learn from response times have none to learn from in a TCP stream.
+    static let tcpAlgorithms: [AlgorithmName] = [.roundRobin, .weightedRoundRobin, .leastConnections, .random, .powerOfTwo]
+
+    /// A `mode: tcp` backend: a health check only connects, and the algorithm needs no response.
+    func checkTCPBackend(_ backend: BackendConfig, mapping: YAMLMappingReader) {
+        if !Self.tcpAlgorithms.contains(backend.algorithm) {
+            let valid = Self.tcpAlgorithms.map(\.rawValue).joined(separator: ", ")
+            mapping["algorithm"]?.report(
+                "\(backend.algorithm.rawValue) needs response times, which mode: tcp does not have; expected one of: \(valid)"
+            )
+        }
+        let check = mapping["health_check"]?.mapping(allowedKeys: nil)
+        for key in ["path", "expect"] {
+            check?[key]?.report("applies only to mode: http (in mode: tcp a health check is a TCP connect)")
+        }
+    }
+}

@@ -1,0 +1,178 @@
+import FulcrumBalancing
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A client connection to a `mode: tcp` frontend, until it is joined to a server (HAProxy's
+/// `mode tcp`): routes it by the frontend's rules (whose ACLs test only `src`), picks a server
+/// of the backend with its algorithm, connects, trying other servers while the backend's
+/// `retries` last, and then hands both connections to a pair of `TunnelHandler`s, which relay
+/// bytes both ways with backpressure, half-close and the backend's `tunnel` idle timeout.
+///
+/// Until then it reads nothing from the client (what already arrived, the rest of a PROXY
+/// protocol header's read, is kept and sent first). A connection no server takes is closed,
+/// with a warning that says why.
+final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+
+    private let loop: LoopContext
+    private let frontendName: String
+    private let client: ClientInfo
+    private var context: ChannelHandlerContext?
+    private var backend: LoopBackend?
+    private var tried = ServerIndexSet()
+    private var retriesLeft = 0
+    /// Bytes the client sent before its server connection was made.
+    private var early: [ByteBuffer] = []
+    private var isStarted = false
+
+    /// The rules of a TCP frontend test only the client's address; the router still takes a
+    /// request head, which this stands in for.
+    private static let noRequest = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+
+    init(loop: LoopContext, frontendName: String, client: ClientInfo) {
+        self.loop = loop
+        self.frontendName = frontendName
+        self.client = client
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { start() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        early.append(unwrapInboundIn(data))
+    }
+
+    /// Nothing is read until the server connection is made (the tunnel reads then).
+    func read(context: ChannelHandlerContext) {}
+
+    // MARK: Choosing a server and connecting
+
+    private func start() {
+        guard !isStarted else { return }
+        isStarted = true
+        let snapshot = loop.snapshot
+        let name = snapshot.renamedFrontends[frontendName] ?? frontendName
+        guard let frontend = snapshot.frontends.first(where: { $0.name == name }) else {
+            return refuse("its frontend was removed")
+        }
+        guard case .backend(let index)? = frontend.router.route(Self.noRequest, client: client).decision else {
+            return refuse("no rule chose a backend")
+        }
+        let backend = loop.backends[index]
+        self.backend = backend
+        retriesLeft = backend.runtime.retries
+        connectNext()
+    }
+
+    private func connectNext() {
+        guard let backend, let context else { return }
+        guard let index = backend.algorithm.pick(from: backend.runtime.servers, excluding: tried) else {
+            return refuse("no server of backend \(backend.runtime.name) is available")
+        }
+        tried.insert(index)
+        let server = backend.runtime.servers[index]
+        server.requestStarted()
+        let proxyHeader = backend.pools[index].sendProxy.map { version in
+            ProxyProtocolHeader(source: client.peer, destination: client.proxiedDestination ?? context.channel.localAddress)
+                .encoded(version)
+        }
+        let started = NIODeadline.now()
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(backend.runtime.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Half-closes pass through: the tunnel closes the other side's output.
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let proxyHeader {
+                        try channel.pipeline.syncOperations.addHandler(ProxyProtocolSender(header: proxyHeader))
+                    }
+                }
+            }
+            .connect(to: backend.runtime.addresses[index])
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let channel):
+                    backend.runtime.outlierDetector?.recordSuccess(serverIndex: index)
+                    join(channel, server: server)
+                case .failure(let error):
+                    server.requestFinished()
+                    recordConnectFailure(backend: backend, index: index, since: started)
+                    // Per attempt, so not a warning: a down server would flood the log. The
+                    // client's connection, if no server takes it, is.
+                    loop.logger.info(
+                        "TCP connect to server failed: \(describeNetworkError(error))",
+                        metadata: ["backend": "\(backend.runtime.name)", "server": "\(server.name)"]
+                    )
+                    guard self.context != nil else { return }
+                    if retriesLeft > 0 {
+                        retriesLeft -= 1
+                        connectNext()
+                    } else {
+                        refuse("no server of backend \(backend.runtime.name) could be connected to")
+                    }
+                }
+            }
+    }
+
+    private func recordConnectFailure(backend: LoopBackend, index: Int, since started: NIODeadline) {
+        let now = NIODeadline.now().uptimeNanoseconds
+        let elapsed = Int64(now &- started.uptimeNanoseconds)
+        backend.metrics[index].record(.connectFailure, responseNanoseconds: elapsed, now: now)
+        if let verdict = backend.runtime.outlierDetector?.recordFailure(serverIndex: index, now: now) {
+            loop.outlierVerdict(verdict, backend: backend.runtime, serverIndex: index)
+        }
+    }
+
+    /// Joins the client to `serverChannel`: a tunnel end on each, this handler out, the early
+    /// bytes first. (Called from the connect's future, before the server channel is active
+    /// and reads: nothing the server sends first can arrive before its tunnel end.)
+    private func join(_ serverChannel: any Channel, server: BalancedServer) {
+        guard let context, let backend, context.channel.isActive else {
+            // The client left while connecting.
+            serverChannel.close(promise: nil)
+            server.requestFinished()
+            return
+        }
+        let (clientEnd, serverEnd) = TunnelHandler.pair(idleTimeout: backend.runtime.tunnelTimeout) {
+            server.requestFinished()
+        }
+        do {
+            try serverChannel.pipeline.syncOperations.addHandler(serverEnd)
+            try context.pipeline.syncOperations.addHandler(clientEnd, position: .after(self))
+        } catch {
+            serverChannel.close(promise: nil)
+            server.requestFinished()
+            return refuse("could not join it to its server: \(error)")
+        }
+        for bytes in early {
+            serverChannel.write(bytes, promise: nil)
+        }
+        if !early.isEmpty { serverChannel.flush() }
+        early = []
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        clientEnd.start()
+    }
+
+    private func refuse(_ reason: String) {
+        loop.logger.warning(
+            "closed a TCP connection: \(reason)",
+            metadata: ["frontend": "\(frontendName)", "client": "\(client.addressText)"]
+        )
+        context?.close(promise: nil)
+    }
+}

@@ -1,0 +1,93 @@
+import FulcrumConfig
+import Testing
+
+/// `mode: tcp` on frontends and backends: what it loads as, and what a TCP frontend or
+/// backend cannot have, reported where it is written.
+@Suite("TCP mode settings")
+struct TCPModeConfigTests {
+    static func yaml(frontend: String = "", backend: String = "", backendMode: String = "tcp", server: String = "") -> String {
+        """
+        frontends:
+          - name: cache
+            mode: tcp
+            listen: 127.0.0.1:6380
+            default_backend: redis
+        \(frontend)
+        backends:
+          - name: redis
+            mode: \(backendMode)
+            servers:
+              - { name: r1, address: "127.0.0.1:6379"\(server) }
+        \(backend)
+        """
+    }
+
+    @Test("frontends and backends are HTTP unless they say tcp")
+    func loads() throws {
+        let config = try ConfigLoader.load(yaml: Self.yaml())
+        #expect(config.frontends[0].mode == .tcp)
+        #expect(config.backends[0].mode == .tcp)
+        let http = try ConfigLoader.load(
+            yaml: """
+                frontends: [{ name: web, listen: 127.0.0.1:8080, default_backend: app }]
+                backends: [{ name: app, servers: [{ name: a1, address: "127.0.0.1:9001" }] }]
+                """
+        )
+        #expect(http.frontends[0].mode == .http)
+        #expect(http.backends[0].mode == .http)
+    }
+
+    @Test(
+        "what a TCP frontend or backend cannot have is reported where it is written",
+        arguments: [
+            (
+                yaml(backendMode: "http"),
+                #"frontends[0].default_backend (line 5): backend "redis" is mode: http; a mode: tcp frontend routes only to mode: tcp backends"#
+            ),
+            (
+                yaml(frontend: "    h2c: true"),
+                "frontends[0].h2c (line 6): applies only to mode: http (a mode: tcp frontend reads no request)"
+            ),
+            (
+                yaml(frontend: "    limits: { max_body_size: 1MB }"),
+                "frontends[0].limits (line 6): applies only to mode: http (a mode: tcp frontend reads no request)"
+            ),
+            (
+                yaml(frontend: "    acls: { api: { path_prefix: /api } }\n    rules: [{ use_backend: redis, if: api }]"),
+                "frontends[0].acls.api (line 6): a mode: tcp frontend's ACLs can only test src (it reads no request)"
+            ),
+            (
+                yaml(frontend: "    acls: { office: { src: 10.0.0.0/8 } }\n    rules: [{ deny: 403, unless: office }]"),
+                "frontends[0].rules[0] (line 7): a mode: tcp frontend's rules can only use_backend (it reads no request to answer)"
+            ),
+            (
+                yaml(backend: "    algorithm: peak_ewma"),
+                "backends[0].algorithm (line 12): peak_ewma needs response times, which mode: tcp does not have; expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two"
+            ),
+            (
+                yaml(backend: "    health_check: { path: /health }"),
+                "backends[0].health_check.path (line 12): applies only to mode: http (in mode: tcp a health check is a TCP connect)"
+            ),
+            (
+                yaml(server: ", tls: {}"),
+                "backends[0].servers[0].tls (line 11): TLS to servers is for mode: http (in mode: tcp, TLS passes through)"
+            ),
+        ]
+    )
+    func errors(yaml: String, expected: String) {
+        #expect(loadErrors(yaml) == [expected])
+    }
+
+    @Test("an HTTP frontend cannot route to a TCP backend")
+    func httpFrontendToTCPBackend() {
+        let yaml = """
+            frontends: [{ name: web, listen: 127.0.0.1:8080, default_backend: redis }]
+            backends: [{ name: redis, mode: tcp, servers: [{ name: r1, address: "127.0.0.1:6379" }] }]
+            """
+        #expect(
+            loadErrors(yaml) == [
+                #"frontends[0].default_backend (line 1): backend "redis" is mode: tcp; a mode: http frontend routes only to mode: http backends"#
+            ]
+        )
+    }
+}

@@ -1,0 +1,170 @@
+import FulcrumProxy
+import Testing
+
+/// `mode: tcp` through a real proxy: each connection is relayed as bytes to one server of the
+/// backend, chosen by its algorithm, with the server speaking first, echoes, half-close both
+/// ways, connect retries on other servers, and `src` rules.
+@Suite("TCP mode")
+struct TCPModeTests {
+    static func config(servers: [Int], extra: String = "", backendExtra: String = "") -> String {
+        let list = servers.enumerated().map { index, port in
+            "      - { name: t\(index + 1), address: \"127.0.0.1:\(port)\" }"
+        }.joined(separator: "\n")
+        return """
+            global:
+              workers: 1
+              log: { level: warning, access: off }
+            frontends:
+              - name: tcp
+                mode: tcp
+                listen: ["127.0.0.1:8080"]
+            \(extra)
+                default_backend: echo
+            backends:
+              - name: echo
+                mode: tcp
+                retries: 2
+                timeouts: { connect: 1s }
+            \(backendExtra)
+                servers:
+            \(list)
+            """
+    }
+
+    /// Runs a proxy in front of `servers` (ports), with no HTTP workers.
+    static func withTCPProxy(
+        servers: [Int],
+        extra: String = "",
+        backendExtra: String = "",
+        logs: LogCapture? = nil,
+        _ body: (ProxyHarness) async throws -> Void
+    ) async throws {
+        try await withProxy(
+            workers: [],
+            logs: logs,
+            yaml: { _ in config(servers: servers, extra: extra, backendExtra: backendExtra) },
+            body
+        )
+    }
+
+    /// Opens a connection through the proxy, sends `text`, half-closes, and returns all it got
+    /// back once the server closed.
+    static func exchange(port: Int, _ text: String, from source: String? = nil) async throws -> String {
+        let connection = try await HeldConnection.open(port: port, from: source)
+        try await connection.send(raw: text)
+        try await waitUntil(timeout: .seconds(5)) { connection.text.contains(text) }
+        try await connection.closeOutput()
+        try await waitUntil(timeout: .seconds(5)) { connection.closedByServer }
+        let received = connection.text
+        await connection.close()
+        return received
+    }
+
+    @Test("the server speaks first, bytes echo, and a half-close goes through both ways")
+    func relay() async throws {
+        let server = try await TCPTestServer.start(name: "t1")
+        defer { Task { await server.stop() } }
+        try await Self.withTCPProxy(servers: [server.port]) { harness in
+            let payload = String(repeating: "0123456789abcdef", count: 8192)  // 128 KiB
+            let received = try await Self.exchange(port: harness.port, payload)
+            #expect(received == "t1\n" + payload + "bye from t1\n")
+        }
+    }
+
+    @Test("connections are balanced over the servers by the backend's algorithm")
+    func balancing() async throws {
+        let first = try await TCPTestServer.start(name: "t1")
+        let second = try await TCPTestServer.start(name: "t2")
+        defer {
+            Task {
+                await first.stop()
+                await second.stop()
+            }
+        }
+        try await Self.withTCPProxy(servers: [first.port, second.port]) { harness in
+            var greeted: [String] = []
+            for index in 0..<4 {
+                let received = try await Self.exchange(port: harness.port, "ping \(index)\n")
+                greeted.append(String(received.prefix(2)))
+            }
+            #expect(greeted == ["t1", "t2", "t1", "t2"])
+        }
+    }
+
+    @Test("a server that refuses is skipped for another while retries last; with none left, the client is closed")
+    func connectRetries() async throws {
+        let live = try await TCPTestServer.start(name: "live")
+        defer { Task { await live.stop() } }
+        // Round robin offers the dead server first every other time: each of those is retried.
+        try await Self.withTCPProxy(servers: [try deadPort(), live.port]) { harness in
+            for index in 0..<3 {
+                let received = try await Self.exchange(port: harness.port, "ping \(index)\n")
+                #expect(received.hasPrefix("live\n"), "connection \(index): \(received)")
+            }
+        }
+
+        let noneLogs = LogCapture()
+        try await Self.withTCPProxy(servers: [try deadPort(), try deadPort()], logs: noneLogs) { harness in
+            let connection = try await HeldConnection.open(port: harness.port)
+            try await waitUntil(timeout: .seconds(5)) { connection.closedByServer }
+            #expect(connection.text.isEmpty)
+        }
+        #expect(noneLogs.messages.contains { $0.contains("closed a TCP connection: no server of backend echo") })
+    }
+
+    @Test("a stopped server leaves rotation by its health check, a TCP connect")
+    func healthCheck() async throws {
+        let first = try await TCPTestServer.start(name: "t1")
+        let second = try await TCPTestServer.start(name: "t2")
+        defer { Task { await first.stop() } }
+        // No retries: only the health check can keep connections off the stopped server.
+        let check = "    health_check: { interval: 100ms, timeout: 300ms, rise: 1, fall: 2 }"
+        let yaml = Self.config(servers: [first.port, second.port], backendExtra: check)
+            .replacingOccurrences(of: "retries: 2", with: "retries: 0")
+        try await withProxy(workers: [], yaml: { _ in yaml }) { harness in
+            // Both pass their first probes: both take connections.
+            try await Task.sleep(for: .milliseconds(400))
+            var greeted = Set<String>()
+            for index in 0..<4 {
+                greeted.insert(String(try await Self.exchange(port: harness.port, "\(index)\n").prefix(2)))
+            }
+            #expect(greeted == ["t1", "t2"])
+            await second.stop()
+            try await Task.sleep(for: .milliseconds(600))
+            for index in 0..<4 {
+                let received = try await Self.exchange(port: harness.port, "\(index)\n")
+                #expect(received.hasPrefix("t1\n"), "connection \(index) after t2 stopped: \(received)")
+            }
+        }
+    }
+
+    @Test("rules choose the backend by the client's address")
+    func sourceRules() async throws {
+        let general = try await TCPTestServer.start(name: "general")
+        let office = try await TCPTestServer.start(name: "office")
+        defer {
+            Task {
+                await general.stop()
+                await office.stop()
+            }
+        }
+        let rules = """
+                acls:
+                  office: { src: 127.0.0.2 }
+                rules:
+                  - { use_backend: office, if: office }
+            """
+        let officeBackend = """
+              - name: office
+                mode: tcp
+                servers: [{ name: o1, address: "127.0.0.1:\(office.port)" }]
+            """
+        let yaml = Self.config(servers: [general.port], extra: rules) + "\n" + officeBackend
+        try await withProxy(workers: [], yaml: { _ in yaml }) { harness in
+            let fromFirstLoopback = try await Self.exchange(port: harness.port, "a\n")
+            let fromSecondLoopback = try await Self.exchange(port: harness.port, "b\n", from: "127.0.0.2")
+            #expect(fromFirstLoopback.hasPrefix("general\n"))
+            #expect(fromSecondLoopback.hasPrefix("office\n"))
+        }
+    }
+}
