@@ -17,18 +17,27 @@ extension ConfigParser {
                 }
             }
         }
-        guard frontend.mode == .tcp else { return }
+        let aclReaders = mapping["acls"]?.mapping(allowedKeys: nil)
+        guard frontend.mode == .tcp else {
+            for acl in frontend.acls where acl.criteria.contains(where: { if case .serverName = $0 { true } else { false } }) {
+                aclReaders?[acl.name]?.mapping(allowedKeys: nil)?["sni"]?.report(
+                    "applies only to mode: tcp (a frontend that terminates TLS picks its certificate by SNI itself; route on host)"
+                )
+            }
+            return
+        }
         for key in Self.httpOnlyFrontendKeys {
             mapping[key]?.report("applies only to mode: http (a mode: tcp frontend reads no request)")
         }
-        let aclReaders = mapping["acls"]?.mapping(allowedKeys: nil)
         for acl in frontend.acls {
-            let onlySource = acl.criteria.allSatisfy { criterion in
-                if case .source = criterion { return true }
-                return false
+            let connectionOnly = acl.criteria.allSatisfy { criterion in
+                switch criterion {
+                case .source, .serverName: true
+                default: false
+                }
             }
-            if !onlySource {
-                aclReaders?[acl.name]?.report("a mode: tcp frontend's ACLs can only test src (it reads no request)")
+            if !connectionOnly {
+                aclReaders?[acl.name]?.report("a mode: tcp frontend's ACLs can only test src and sni (it reads no request)")
             }
         }
     }

@@ -1,5 +1,5 @@
 extension ConfigParser {
-    static let criterionKeys = ["path_prefix", "path", "path_regex", "host", "method", "header", "src"]
+    static let criterionKeys = ["path_prefix", "path", "path_regex", "host", "method", "header", "src", "sni"]
     static let headerKeys = ["name", "equals", "prefix", "contains", "exists"]
     static let headerMatchKeys = ["equals", "prefix", "contains", "exists"]
     static let ruleKeys = ["use_backend", "deny", "redirect", "tarpit", "set_header", "del_header", "if", "unless"]
@@ -62,6 +62,9 @@ extension ConfigParser {
                     parseHeaderCriterion(value)
                 case "src":
                     parseSources(value)
+                case "sni":
+                    parseValues(value, expected: "a host name or a list of host names", normalize: normalizeHost)
+                        .map(ACLCriterion.serverName)
                 default:
                     nil  // unreachable: the mapping only has allowed keys
                 }

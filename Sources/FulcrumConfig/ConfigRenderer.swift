@@ -217,6 +217,7 @@ package enum ConfigRenderer {
                 case .method(let methods): (key: "method", value: .strings(methods))
                 case .header(let name, let match): (key: "header", value: header(name: name, match: match))
                 case .source(let blocks): (key: "src", value: .strings(blocks.map(cidrBlock)))
+                case .serverName(let names): (key: "sni", value: .strings(names))
                 }
             }
         )

@@ -39,6 +39,13 @@ package struct FrontendConfig: Sendable, Equatable {
     /// `accept-proxy` limited to trusted sources); nil: no connection may send one.
     package var acceptProxyFrom: [CIDRBlock]?
 
+    /// Whether its rules need the server name of the client's TLS ClientHello (`sni` ACLs).
+    package var routesByServerName: Bool {
+        acls.contains { acl in
+            acl.criteria.contains { if case .serverName = $0 { true } else { false } }
+        }
+    }
+
     package init(
         name: String,
         listen: [ListenAddress],

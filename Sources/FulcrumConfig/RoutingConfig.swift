@@ -30,6 +30,10 @@ package enum ACLCriterion: Sendable, Equatable {
     case header(name: String, match: HeaderMatch)
     /// `src: ["10.0.0.0/8", "::1/128"]`: the client address is in one of the blocks.
     case source([CIDRBlock])
+    /// `sni: db.example.com` or a list (`mode: tcp` only): the server name the client's TLS
+    /// ClientHello asks for, read without terminating TLS, is one of them (lower-cased; a
+    /// leading `*.` matches any subdomain, as in `host`).
+    case serverName([String])
 }
 
 /// How a header criterion compares the header's value (first value when repeated).

@@ -477,8 +477,10 @@ private let maximalYAML = #"""
         listen: 127.0.0.1:6380
         acls:
           office: { src: 10.0.0.0/8 }
+          cache_names: { sni: [cache.example.com, "*.Cache.Example.com"] }
         rules:
           - { use_backend: redis, if: office }
+          - { use_backend: redis, if: cache_names }
         default_backend: redis
 
     backends:

@@ -54,7 +54,7 @@ struct TCPModeConfigTests {
             ),
             (
                 yaml(frontend: "    acls: { api: { path_prefix: /api } }\n    rules: [{ use_backend: redis, if: api }]"),
-                "frontends[0].acls.api (line 6): a mode: tcp frontend's ACLs can only test src (it reads no request)"
+                "frontends[0].acls.api (line 6): a mode: tcp frontend's ACLs can only test src and sni (it reads no request)"
             ),
             (
                 yaml(frontend: "    acls: { office: { src: 10.0.0.0/8 } }\n    rules: [{ deny: 403, unless: office }]"),
@@ -76,6 +76,31 @@ struct TCPModeConfigTests {
     )
     func errors(yaml: String, expected: String) {
         #expect(loadErrors(yaml) == [expected])
+    }
+
+    @Test("sni ACLs are for TCP frontends, which then read the ClientHello")
+    func serverNameACLs() throws {
+        let tcp = try ConfigLoader.load(
+            yaml: Self.yaml(
+                frontend: "    acls: { db: { sni: [DB.example.com, \"*.db.example.com\"] } }\n    rules: [{ use_backend: redis, if: db }]"
+            )
+        )
+        #expect(tcp.frontends[0].acls[0].criteria == [.serverName(["db.example.com", "*.db.example.com"])])
+        #expect(tcp.frontends[0].routesByServerName)
+        #expect(!(try ConfigLoader.load(yaml: Self.yaml())).frontends[0].routesByServerName)
+        let http = """
+            frontends:
+              - name: web
+                listen: 127.0.0.1:8080
+                acls: { db: { sni: db.example.com } }
+                rules: [{ use_backend: app, if: db }]
+            backends: [{ name: app, servers: [{ name: a1, address: "127.0.0.1:9001" }] }]
+            """
+        #expect(
+            loadErrors(http) == [
+                "frontends[0].acls.db.sni (line 4): applies only to mode: tcp (a frontend that terminates TLS picks its certificate by SNI itself; route on host)"
+            ]
+        )
     }
 
     @Test("an HTTP frontend cannot route to a TCP backend")

@@ -18,6 +18,9 @@ struct ClientInfo: Sendable {
     /// The address the client connected to, when a PROXY protocol header named it; nil: the
     /// connection's own local address.
     let proxiedDestination: SocketAddress?
+    /// The server name of the client's TLS ClientHello, on a `mode: tcp` frontend that routes
+    /// by it (`sni` ACLs); nil otherwise, or when the hello named none.
+    var serverName: String?
 
     init(peer: SocketAddress?, isSecure: Bool, proxiedDestination: SocketAddress? = nil) {
         self.isSecure = isSecure

@@ -13,6 +13,8 @@ struct CompiledACL: Sendable {
         case method([HTTPMethod])
         case header(name: String, match: HeaderMatch)
         case source([CIDRBlock])
+        /// As `host`, against the TLS ClientHello's server name (`mode: tcp`).
+        case serverName(exact: [String], suffixes: [String])
     }
 
     private let tests: [Test]
@@ -24,16 +26,22 @@ struct CompiledACL: Sendable {
             case .path(let paths): return .path(paths)
             case .pathRegex(let pattern): return .pathRegex(try SendableRegex(pattern))
             case .host(let hosts):
-                let lowered = hosts.map { $0.lowercased() }
-                return .host(
-                    exact: lowered.filter { !$0.hasPrefix("*.") },
-                    suffixes: lowered.filter { $0.hasPrefix("*.") }.map { String($0.dropFirst()) }
-                )
+                let (exact, suffixes) = Self.namePatterns(hosts)
+                return .host(exact: exact, suffixes: suffixes)
+            case .serverName(let names):
+                let (exact, suffixes) = Self.namePatterns(names)
+                return .serverName(exact: exact, suffixes: suffixes)
             case .method(let methods): return .method(methods.map { HTTPMethod(rawValue: $0) })
             case .header(let name, let match): return .header(name: name, match: match)
             case .source(let blocks): return .source(blocks)
             }
         }
+    }
+
+    /// Exact names, lower-cased, and the suffixes (`.example.com`) of `*.example.com`.
+    private static func namePatterns(_ names: [String]) -> (exact: [String], suffixes: [String]) {
+        let lowered = names.map { $0.lowercased() }
+        return (lowered.filter { !$0.hasPrefix("*.") }, lowered.filter { $0.hasPrefix("*.") }.map { String($0.dropFirst()) })
     }
 
     func matches(_ head: HTTPRequestHead, client: ClientInfo) -> Bool {
@@ -69,6 +77,9 @@ struct CompiledACL: Sendable {
         case .source(let blocks):
             guard let bytes = client.addressBytes else { return false }
             return blocks.contains { $0.contains(bytes) }
+        case .serverName(let exact, let suffixes):
+            guard let name = client.serverName?.lowercased() else { return false }
+            return exact.contains(name) || suffixes.contains { name.hasSuffix($0) }
         }
     }
 

@@ -32,6 +32,8 @@ struct ClientPipeline: Sendable {
     /// `mode: tcp`: the connection is relayed as bytes to a server (`TCPSession`), not read
     /// as HTTP.
     var mode: ProxyMode = .http
+    /// `mode: tcp` with `sni` rules: the ClientHello's server name is read before routing.
+    var routesByServerName = false
     /// `tls.hsts`'s header value, and its whole HTTP/1 line, built once per configuration;
     /// nil on plain listeners.
     var strictTransportSecurity: String? = nil {
@@ -65,7 +67,25 @@ struct ClientPipeline: Sendable {
         let traffic = NIOLoopBound(loop.traffic, eventLoop: channel.eventLoop)
         channel.closeFuture.whenComplete { _ in traffic.value.connectionClosed(frontend: frontendName) }
         if mode == .tcp {
-            try channel.pipeline.syncOperations.addHandler(TCPSession(loop: loop, frontendName: frontendName, client: client))
+            let session = TCPSession(
+                loop: loop,
+                frontendName: frontendName,
+                client: client,
+                serverNameTimeout: routesByServerName ? headerRead : nil
+            )
+            if routesByServerName {
+                // Reads the ClientHello's server name without terminating TLS, and passes the
+                // hello on as it leaves.
+                try channel.pipeline.syncOperations.addHandler(
+                    ByteToMessageHandler(
+                        SNIHandler { result in
+                            session.serverNameRead(result)
+                            return channel.eventLoop.makeSucceededVoidFuture()
+                        }
+                    )
+                )
+            }
+            try channel.pipeline.syncOperations.addHandler(session)
             return
         }
         let connectionGuard = ClientConnectionGuard(clientIdleTimeout: clientIdle, headerReadTimeout: headerRead)

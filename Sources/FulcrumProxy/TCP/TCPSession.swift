@@ -2,6 +2,7 @@ import FulcrumBalancing
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOTLS
 
 /// A client connection to a `mode: tcp` frontend, until it is joined to a server (HAProxy's
 /// `mode tcp`): routes it by the frontend's rules (whose ACLs test only `src`), picks a server
@@ -10,7 +11,10 @@ import NIOPosix
 /// bytes both ways with backpressure, half-close and the backend's `tunnel` idle timeout.
 ///
 /// Until then it reads nothing from the client (what already arrived, the rest of a PROXY
-/// protocol header's read, is kept and sent first). A connection no server takes is closed,
+/// protocol header's read, is kept and sent first). On a frontend with `sni` rules it first
+/// waits, within `header_read`, for NIOTLS's `SNIHandler` (before it in the pipeline) to read
+/// the server name of the client's TLS ClientHello; the hello itself is then the first thing
+/// the server gets, so TLS passes through untouched. A connection no server takes is closed,
 /// with a warning that says why.
 final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -18,8 +22,11 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let loop: LoopContext
     private let frontendName: String
-    private let client: ClientInfo
+    private var client: ClientInfo
     private var context: ChannelHandlerContext?
+    /// How long the ClientHello may take, while the session waits for its server name.
+    private var serverNameTimeout: TimeAmount?
+    private var serverNameDeadline: Scheduled<Void>?
     private var backend: LoopBackend?
     private var tried = ServerIndexSet()
     private var retriesLeft = 0
@@ -31,23 +38,33 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
     /// request head, which this stands in for.
     private static let noRequest = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
 
-    init(loop: LoopContext, frontendName: String, client: ClientInfo) {
+    /// `serverNameTimeout`: wait this long for `serverNameRead` before routing (nil: route
+    /// at once).
+    init(loop: LoopContext, frontendName: String, client: ClientInfo, serverNameTimeout: TimeAmount? = nil) {
         self.loop = loop
         self.frontendName = frontendName
         self.client = client
+        self.serverNameTimeout = serverNameTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { start() }
+        if let serverNameTimeout {
+            serverNameDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: serverNameTimeout) { [self] in
+                refuse("no TLS ClientHello within \(serverNameTimeout)")
+            }
+        } else if context.channel.isActive {
+            start()
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        serverNameDeadline?.cancel()
         self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        start()
+        if serverNameTimeout == nil { start() }
         context.fireChannelActive()
     }
 
@@ -55,8 +72,22 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
         early.append(unwrapInboundIn(data))
     }
 
-    /// Nothing is read until the server connection is made (the tunnel reads then).
-    func read(context: ChannelHandlerContext) {}
+    /// Nothing is read until the server connection is made (the tunnel reads then), but for
+    /// the ClientHello that `sni` rules wait for.
+    func read(context: ChannelHandlerContext) {
+        if serverNameTimeout != nil { context.read() }
+    }
+
+    /// The ClientHello's server name, or `.fallback` when it named none or was not TLS:
+    /// routing goes on with it.
+    func serverNameRead(_ result: SNIResult) {
+        guard serverNameTimeout != nil else { return }
+        serverNameTimeout = nil
+        serverNameDeadline?.cancel()
+        serverNameDeadline = nil
+        if case .hostname(let name) = result { client.serverName = name }
+        start()
+    }
 
     // MARK: Choosing a server and connecting
 

@@ -86,4 +86,75 @@ struct TCPModePeerTests {
             #expect(run.output.contains("s_server"), "\(run.output)")
         }
     }
+
+    @Test(
+        "TLS passthrough routed by SNI: each name reaches the server whose certificate it is",
+        .enabled(if: ExternalTool.find("openssl") != nil, "openssl is not installed")
+    )
+    func serverNameRouting() async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let authority = try TestCertificateAuthority()
+        let caFile = directory.appendingPathComponent("ca.pem").path
+        try authority.certificate.serializeAsPEM().pemString.write(toFile: caFile, atomically: true, encoding: .utf8)
+        // One openssl s_server per certificate: only the right one completes a verified
+        // handshake for the name the client asks for.
+        var servers: [(port: Int, process: PeerProcess)] = []
+        defer { for server in servers { server.process.stop() } }
+        for (file, names) in [("api", ["api.test"]), ("example", ["*.example.test"]), ("fallback", ["fallback.test"])] {
+            let issued = try authority.issue(commonName: names[0], names: names)
+            let certificate = directory.appendingPathComponent("\(file).crt").path
+            let key = directory.appendingPathComponent("\(file).key").path
+            try issued.certificate.serializeAsPEM().pemString.write(toFile: certificate, atomically: true, encoding: .utf8)
+            try issued.key.pemRepresentation.write(toFile: key, atomically: true, encoding: .utf8)
+            let port = try deadPort()
+            let process = try await PeerProcess.start(
+                "openssl",
+                config: "",
+                arguments: { _ in ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", certificate, "-key", key, "-www", "-quiet"] },
+                ports: [port]
+            )
+            servers.append((port, process))
+        }
+        let yaml = """
+            global:
+              workers: 1
+              log: { level: warning, access: off }
+            frontends:
+              - name: tls
+                mode: tcp
+                listen: ["127.0.0.1:8080"]
+                acls:
+                  api: { sni: api.test }
+                  example: { sni: "*.example.test" }
+                rules:
+                  - { use_backend: api, if: api }
+                  - { use_backend: example, if: example }
+                default_backend: fallback
+            backends:
+              - { name: api, mode: tcp, servers: [{ name: a, address: "127.0.0.1:\(servers[0].port)" }] }
+              - { name: example, mode: tcp, servers: [{ name: e, address: "127.0.0.1:\(servers[1].port)" }] }
+              - { name: fallback, mode: tcp, servers: [{ name: f, address: "127.0.0.1:\(servers[2].port)" }] }
+            """
+        try await withProxy(workers: [], yaml: { _ in yaml }) { harness in
+            let openssl = try #require(ExternalTool.find("openssl"))
+            for (requested, verified) in [
+                ("api.test", "api.test"), ("WWW.Example.Test", "www.example.test"), ("other.test", "fallback.test"),
+            ] {
+                let run = try await openssl.run(
+                    [
+                        "s_client", "-connect", "127.0.0.1:\(harness.port)", "-servername", requested,
+                        "-verify_hostname", verified, "-CAfile", caFile, "-verify_return_error", "-ign_eof", "-quiet",
+                    ],
+                    input: "GET / HTTP/1.0\r\n\r\n"
+                )
+                #expect(run.status == 0 && run.output.contains("HTTP/1.0 200 ok"), "SNI \(requested): \(run.output)")
+            }
+            // Not TLS at all: no server name, so the default backend (whose TLS server then
+            // refuses the bytes).
+            let plain = try await HeldConnection.open(port: harness.port)
+            try await plain.send(raw: "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            try await waitUntil(timeout: .seconds(5)) { plain.closedByServer }
+        }
+    }
 }

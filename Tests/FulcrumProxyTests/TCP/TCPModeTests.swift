@@ -167,4 +167,27 @@ struct TCPModeTests {
             #expect(fromSecondLoopback.hasPrefix("office\n"))
         }
     }
+
+    @Test("with sni rules, a client that sends no ClientHello within header_read is closed")
+    func clientHelloTimeout() async throws {
+        let server = try await TCPTestServer.start(name: "t1")
+        defer { Task { await server.stop() } }
+        let logs = LogCapture()
+        let rules = """
+                timeouts: { header_read: 1s }
+                acls:
+                  db: { sni: db.test }
+                rules:
+                  - { use_backend: echo, if: db }
+            """
+        try await Self.withTCPProxy(servers: [server.port], extra: rules, logs: logs) { harness in
+            let started = ContinuousClock.now
+            let connection = try await HeldConnection.open(port: harness.port)
+            try await waitUntil(timeout: .seconds(8)) { connection.closedByServer }
+            #expect(ContinuousClock.now - started < .seconds(8))
+            // Nothing reached the server: not even its greeting came back.
+            #expect(connection.text.isEmpty)
+        }
+        #expect(logs.messages.contains { $0.contains("no TLS ClientHello within") })
+    }
 }
