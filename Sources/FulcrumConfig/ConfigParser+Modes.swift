@@ -1,7 +1,7 @@
 extension ConfigParser {
     /// A frontend routes only to backends of its own mode, and a `mode: tcp` frontend has
-    /// nothing that needs a request: no HTTP settings, ACLs on the client's address only, and
-    /// rules that only choose a backend.
+    /// nothing that needs a request: no HTTP settings, ACLs on the client's address and its
+    /// TLS server name only, and rules that only choose a backend. (`sni` is for TCP only.)
     func checkModes(of frontend: FrontendConfig, mapping: YAMLMappingReader, ruleReaders: [YAMLNodeReader], backends: ParsedBackends) {
         // Rules that failed to parse are missing from `frontend.rules`: match them by position
         // only when none did (the failures were reported already).
