@@ -19,7 +19,7 @@ extension ConfigParser {
         }
         let aclReaders = mapping["acls"]?.mapping(allowedKeys: nil)
         guard frontend.mode == .tcp else {
-            for acl in frontend.acls where acl.criteria.contains(where: { if case .serverName = $0 { true } else { false } }) {
+            for acl in frontend.acls where acl.testsServerName {
                 aclReaders?[acl.name]?.mapping(allowedKeys: nil)?["sni"]?.report(
                     "applies only to mode: tcp (a frontend that terminates TLS picks its certificate by SNI itself; route on host)"
                 )

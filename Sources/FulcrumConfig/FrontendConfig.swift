@@ -40,11 +40,7 @@ package struct FrontendConfig: Sendable, Equatable {
     package var acceptProxyFrom: [CIDRBlock]?
 
     /// Whether its rules need the server name of the client's TLS ClientHello (`sni` ACLs).
-    package var routesByServerName: Bool {
-        acls.contains { acl in
-            acl.criteria.contains { if case .serverName = $0 { true } else { false } }
-        }
-    }
+    package var routesByServerName: Bool { acls.contains(where: \.testsServerName) }
 
     package init(
         name: String,

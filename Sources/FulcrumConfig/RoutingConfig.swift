@@ -10,6 +10,11 @@ package struct ACL: Sendable, Equatable {
         self.name = name
         self.criteria = criteria
     }
+
+    /// Whether it tests the server name of a TLS ClientHello (`sni`).
+    package var testsServerName: Bool {
+        criteria.contains { if case .serverName = $0 { true } else { false } }
+    }
 }
 
 /// One test an ACL applies to a request.

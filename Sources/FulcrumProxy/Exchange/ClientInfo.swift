@@ -1,3 +1,4 @@
+import FulcrumConfig
 import NIOCore
 
 /// What the proxy knows about a client connection, captured once when it is accepted.
@@ -12,36 +13,39 @@ struct ClientInfo: Sendable {
     let addressBytes: [UInt8]?
     /// Whether the connection arrived over TLS (sets `X-Forwarded-Proto`).
     let isSecure: Bool
-    /// The client's address and port: the connection's peer, or the one its PROXY protocol
-    /// header named (what a PROXY header to a server names in turn).
-    let peer: SocketAddress?
-    /// The address the client connected to, when a PROXY protocol header named it; nil: the
-    /// connection's own local address.
-    let proxiedDestination: SocketAddress?
+    /// The PROXY protocol header that named this client, when one did (by reference: most
+    /// connections have none, and this struct is copied into every exchange).
+    let proxied: ProxyProtocolHeader.Reference?
     /// The server name of the client's TLS ClientHello, on a `mode: tcp` frontend that routes
     /// by it (`sni` ACLs); nil otherwise, or when the hello named none.
     var serverName: String?
 
-    init(peer: SocketAddress?, isSecure: Bool, proxiedDestination: SocketAddress? = nil) {
+    /// `peer`: the connection's peer, unless `proxied` names the client (a v2 `LOCAL` or v1
+    /// `UNKNOWN` header names none: the peer stands).
+    init(peer: SocketAddress?, isSecure: Bool, proxied: ProxyProtocolHeader? = nil) {
         self.isSecure = isSecure
-        self.peer = peer
-        self.proxiedDestination = proxiedDestination
-        switch peer {
-        case .v4(let address)?:
-            var raw = address.address.sin_addr
-            let bytes = withUnsafeBytes(of: &raw) { Array($0) }
-            self.addressBytes = bytes
+        let named = proxied?.source != nil ? proxied : nil
+        self.proxied = named.map(ProxyProtocolHeader.Reference.init)
+        let client = named?.source ?? peer
+        self.addressBytes = client?.addressBytes
+        switch client {
+        case .v4?:
             // Not `ipAddress`: glibc's inet_ntop formats IPv4 with sprintf, a third of what
             // building this costs per connection.
-            self.addressText = Self.dottedQuad(bytes)
-        case .v6(let address)?:
-            var raw = address.address.sin6_addr
-            self.addressBytes = withUnsafeBytes(of: &raw) { Array($0) }
-            self.addressText = peer?.ipAddress ?? "unknown"
+            self.addressText = Self.dottedQuad(addressBytes!)
+        case .v6?:
+            self.addressText = client?.ipAddress ?? "unknown"
         default:
-            self.addressBytes = nil
             self.addressText = "unknown"
         }
+    }
+
+    /// The PROXY protocol header that names this client to a `send_proxy` server: the
+    /// addresses a header named, or else those of `connection`, the client's connection.
+    func proxyProtocolHeader(_ version: ProxyProtocolVersion, connection: any Channel) -> ByteBuffer {
+        let header =
+            proxied?.header ?? ProxyProtocolHeader(source: connection.remoteAddress, destination: connection.localAddress)
+        return header.encoded(version)
     }
 
     /// `a.b.c.d` for four address bytes, written in place (at most 15 bytes: no allocation).

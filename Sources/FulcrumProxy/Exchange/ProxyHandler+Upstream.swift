@@ -1,5 +1,4 @@
 import FulcrumBalancing
-import FulcrumConfig
 import NIOCore
 import NIOHTTP1
 
@@ -24,7 +23,7 @@ extension ProxyHandler {
         startCounting(backend.runtime.servers[index])
         record.upstreamStart = .now()
         let pool = backend.pools[index]
-        let proxyHeader = pool.sendProxy.map(proxyProtocolHeader)
+        let proxyHeader = context.flatMap { context in pool.sendProxy.map { client.proxyProtocolHeader($0, connection: context.channel) } }
         if reuseIdle, let idle = pool.takeIdle(proxyHeader: proxyHeader) {
             attach(idle, attempt: attempt)
             return
@@ -53,13 +52,6 @@ extension ProxyHandler {
                 run(machine.connectFailed(attempt: attempt, failure))
             }
         }
-    }
-
-    /// The PROXY protocol header that names this exchange's client to a `send_proxy` server:
-    /// the client's address, and the one it connected to.
-    private func proxyProtocolHeader(_ version: ProxyProtocolVersion) -> ByteBuffer {
-        let destination = client.proxiedDestination ?? context?.channel.localAddress
-        return ProxyProtocolHeader(source: client.peer, destination: destination).encoded(version)
     }
 
     func attach(_ connection: any UpstreamConnection, attempt: Int) {

@@ -56,11 +56,7 @@ struct ClientPipeline: Sendable {
         parking: ParkingSpot? = nil,
         proxied: ProxyProtocolHeader? = nil
     ) throws {
-        let client = ClientInfo(
-            peer: proxied?.source ?? channel.remoteAddress,
-            isSecure: isSecure,
-            proxiedDestination: proxied?.source == nil ? nil : proxied?.destination
-        )
+        let client = ClientInfo(peer: channel.remoteAddress, isSecure: isSecure, proxied: proxied)
         // Counted from here to the close (a future callback, not a handler every read passes).
         let frontendName = frontendName
         loop.traffic.connectionOpened(frontend: frontendName)

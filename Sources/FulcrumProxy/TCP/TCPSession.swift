@@ -116,10 +116,7 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
         tried.insert(index)
         let server = backend.runtime.servers[index]
         server.requestStarted()
-        let proxyHeader = backend.pools[index].sendProxy.map { version in
-            ProxyProtocolHeader(source: client.peer, destination: client.proxiedDestination ?? context.channel.localAddress)
-                .encoded(version)
-        }
+        let proxyHeader = backend.pools[index].sendProxy.map { client.proxyProtocolHeader($0, connection: context.channel) }
         let started = NIODeadline.now()
         ClientBootstrap(group: context.eventLoop)
             .connectTimeout(backend.runtime.connectTimeout)
