@@ -81,4 +81,26 @@ struct ShutdownTests {
             _ = try await slow
         }
     }
+
+    @Test("a request whose head is arriving when the shutdown begins is answered, then the connection closes")
+    func answersAHeadInProgress() async throws {
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { simpleConfig($0) }) { harness in
+            let connection = try await HeldConnection.open(port: harness.port)
+            try await connection.send(raw: "GET /work HTTP/1.1\r\nHo")
+            // For the proxy to read the first bytes (it has no sign to wait for): before them,
+            // the connection is idle, and a shutdown closes it at once.
+            try await Task.sleep(for: .seconds(1))
+            let clock = ContinuousClock()
+            let start = clock.now
+            async let drained: Void = harness.proxy.shutdown(gracePeriod: .seconds(10))
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(!connection.closedByServer)
+            try await connection.send(raw: "st: a\r\n\r\n")
+            try await waitUntil(timeout: .seconds(5)) { connection.closedByServer }
+            #expect(connection.text.hasPrefix("HTTP/1.1 200"), "\(connection.text)")
+            #expect(connection.text.lowercased().contains("connection: close"))
+            await drained
+            #expect(clock.now - start < .seconds(5))
+        }
+    }
 }

@@ -61,17 +61,16 @@ private struct PausedReader {
 
     static func request(port: Int, path: String) async throws -> PausedReader {
         let counter = ByteCounter()
+        let head = "GET \(path) HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.autoRead, value: false)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(CountingHandler(counter: counter))
+                    try channel.pipeline.syncOperations.addHandler(CountingHandler(counter: counter, request: head))
                 }
             }
             .connect(host: "127.0.0.1", port: port)
             .get()
-        let head = "GET \(path) HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-        try await channel.writeAndFlush(ByteBuffer(string: head)).get()
         return PausedReader(channel: channel, counter: counter)
     }
 
@@ -103,7 +102,18 @@ private final class CountingHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
 
     let counter: ByteCounter
-    init(counter: ByteCounter) { self.counter = counter }
+    let request: String
+    init(counter: ByteCounter, request: String) {
+        self.counter = counter
+        self.request = request
+    }
+
+    /// Sends the request as soon as the connection is up, on the event loop: on a loaded machine
+    /// a hop back to the test's task could come after the proxy's `client_idle` has run out.
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(NIOAny(ByteBuffer(string: request)), promise: nil)
+        context.fireChannelActive()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         counter.add(unwrapInboundIn(data).readableBytes)

@@ -32,6 +32,13 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private var state = State.idle
+    /// The connection came back from the parking lot because its client sent something: its
+    /// first request has begun before its first read.
+    private var beginsMidRequest = false
+    /// A graceful shutdown came while a request head was arriving: it reaches the request
+    /// handler once the head is decoded, so that request is answered before the connection
+    /// closes.
+    private var quiesceAfterHead = false
     private var requestLines = RequestLineScanner()
     /// A request line was refused: the rest of the input is dropped.
     private var refusedInput = false
@@ -63,6 +70,12 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
         self.proxied = proxied
     }
 
+    /// The client has sent bytes not read yet (a connection back from the parking lot, woken
+    /// by them): `header_read` runs from the start, and a shutdown waits for that request.
+    func clientHasSentMore() {
+        beginsMidRequest = true
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         timer.configure(eventLoop: context.eventLoop) { [unowned self] in self.timerFired() }
@@ -79,7 +92,12 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     /// start, and the first byte moves the deadline without scheduling a second task (one
     /// scheduled task less per connection; bench/callgrind.sh --new-connections).
     private func armForFirstRequest() {
-        timer.arm(in: clientIdleTimeout, checkingWithin: headerReadTimeout)
+        if beginsMidRequest {
+            state = .readingHead
+            arm(headerReadTimeout)
+        } else {
+            timer.arm(in: clientIdleTimeout, checkingWithin: headerReadTimeout)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -94,6 +112,12 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A client whose request is on its way is answered first (the handlers would see an
+        // idle connection, and close it); `header_read` still bounds the wait.
+        if state == .readingHead, event is ChannelShouldQuiesceEvent {
+            quiesceAfterHead = true
+            return
+        }
         // Until the protocol is known (TLS handshake and ALPN, or the h2c preface), no request
         // handler is there to end the connection: a client that gives up before, or a
         // shutdown, ends it here. (Otherwise it would linger until `client_idle`, and hold up
@@ -114,7 +138,14 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
         }
         switch buffer.withUnsafeReadableBytes({ requestLines.scan($0) }) {
         case .valid:
+            let channel = context.channel
             context.fireChannelRead(data)
+            // The head is decoded, or the connection turned out to be HTTP/2 and this guard
+            // left the pipeline: the shutdown goes on, from the pipeline's start.
+            if quiesceAfterHead, state != .readingHead || self.context == nil {
+                quiesceAfterHead = false
+                channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            }
         case .doubleSpace(let offset):
             refusedInput = true
             // The requests before it go on, and so does this line's start (at least its

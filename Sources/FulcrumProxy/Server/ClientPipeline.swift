@@ -49,12 +49,14 @@ struct ClientPipeline: Sendable {
 
     /// Configures a new client connection; the TLS handler, if any, is already in place.
     /// `parking` is where the connection parks when idle, if it may; `proxied` is the PROXY
-    /// protocol header it began with, whose addresses are the client's.
+    /// protocol header it began with, whose addresses are the client's; `unparked`: it comes
+    /// back from the parking lot because its client sent more.
     func configure(
         channel: any Channel,
         loop: LoopContext,
         parking: ParkingSpot? = nil,
-        proxied: ProxyProtocolHeader? = nil
+        proxied: ProxyProtocolHeader? = nil,
+        unparked: Bool = false
     ) throws {
         let client = ClientInfo(peer: channel.remoteAddress, isSecure: isSecure, proxied: proxied)
         // Counted from here to the close (a future callback, not a handler every read passes).
@@ -88,6 +90,7 @@ struct ClientPipeline: Sendable {
         if let parking, let parkAfter, parkAfter < clientIdle {
             connectionGuard.allowParking(at: parking, after: parkAfter, proxied: proxied)
         }
+        if unparked { connectionGuard.clientHasSentMore() }
         // Also bounds a client that connects and never completes the handshake or the preface.
         try channel.pipeline.syncOperations.addHandler(connectionGuard)
         if negotiatesHTTP2 {

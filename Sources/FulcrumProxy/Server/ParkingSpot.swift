@@ -91,7 +91,8 @@ final class ParkingSpot: Sendable {
                             channel: channel,
                             loop: contexts.context(for: loop),
                             parking: self,
-                            proxied: proxied
+                            proxied: proxied,
+                            unparked: true
                         )
                     }
                 }
