@@ -4,6 +4,8 @@ import FulcrumProxy
 /// A backend as `GET /api/backends` shows it.
 struct BackendView: Encodable {
     let name: String
+    /// `http`, or `tcp` (whose servers' requests are connections).
+    let mode: String
     /// As configured (`adaptive` included).
     let algorithm: String
     /// The algorithm picking now: for `adaptive`, the decision engine's (or the operator's) choice.
@@ -14,6 +16,7 @@ struct BackendView: Encodable {
 
     init(_ stats: BackendStats, pinned: Bool?) {
         name = stats.name
+        mode = stats.mode
         algorithm = stats.configuredAlgorithm
         activeAlgorithm = stats.algorithm
         self.pinned = pinned

@@ -59,8 +59,26 @@ package final class MetricsExporter: Sendable {
                         to: requests
                     )
                 }
-                count("fulcrum_received_bytes_total", "Request body bytes received from clients.", labels, to: series.bytesIn)
-                count("fulcrum_sent_bytes_total", "Response body bytes sent to clients.", labels, to: series.bytesOut)
+                if series.tcpConnections > 0 {
+                    count(
+                        "fulcrum_tcp_connections_total",
+                        "mode: tcp client connections that reached a server and ended, by frontend, backend and server.",
+                        labels,
+                        to: series.tcpConnections
+                    )
+                }
+                count(
+                    "fulcrum_received_bytes_total",
+                    "Request body bytes received from clients (in mode: tcp, every byte).",
+                    labels,
+                    to: series.bytesIn
+                )
+                count(
+                    "fulcrum_sent_bytes_total",
+                    "Response body bytes sent to clients (in mode: tcp, every byte).",
+                    labels,
+                    to: series.bytesOut
+                )
             }
             for (decision, total) in traffic.shieldDecisions {
                 count(
@@ -134,7 +152,9 @@ package final class MetricsExporter: Sendable {
     static func durationHistogram(_ series: [TrafficSeries]) -> String {
         let name = "fulcrum_request_duration_seconds"
         var text = "# HELP \(name) Time from a request's head to the end of its response.\n# TYPE \(name) histogram\n"
-        for series in series.sorted(by: { ($0.frontend, $0.backend, $0.server) < ($1.frontend, $1.backend, $1.server) }) {
+        // (A `mode: tcp` series has connections, not requests: it has no durations.)
+        let requestSeries = series.filter { $0.requests > 0 }
+        for series in requestSeries.sorted(by: { ($0.frontend, $0.backend, $0.server) < ($1.frontend, $1.backend, $1.server) }) {
             let labels = "frontend=\"\(escape(series.frontend))\",backend=\"\(escape(series.backend))\",server=\"\(escape(series.server))\""
             var cumulative = 0
             for (index, bound) in TrafficSeries.durationBounds.enumerated() {

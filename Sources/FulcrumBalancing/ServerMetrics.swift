@@ -14,6 +14,9 @@ package final class ServerMetrics {
     package enum Outcome: Sendable, Equatable {
         /// A response head arrived with this status.
         case response(status: UInt)
+        /// A `mode: tcp` connection was made: a request that succeeded, whose response time
+        /// is the connect's.
+        case connected
         /// No connection could be made.
         case connectFailure
         /// The server did not answer within the response timeout.
@@ -65,7 +68,8 @@ package final class ServerMetrics {
         totals.requests += 1
         let isError: Bool
         switch outcome {
-        case .response(let status):
+        case .response, .connected:
+            let status = if case .response(let status) = outcome { status } else { UInt(0) }
             isError = status >= 500
             if isError { totals.responses5xx += 1 }
             let microseconds = UInt64(max(responseNanoseconds / 1000, 1))

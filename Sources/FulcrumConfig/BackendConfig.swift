@@ -63,6 +63,13 @@ package struct HealthCheckConfig: Sendable, Equatable {
     package var fall = 3
     /// The statuses that count as healthy (default 200–399).
     package var expect: ClosedRange<Int> = 200...399
+    /// `mode: tcp`: what a probe writes once connected (HAProxy's `tcp-check send`), if
+    /// anything.
+    package var send: String?
+    /// `mode: tcp`: what the server's bytes must contain for the probe to pass (HAProxy's
+    /// `tcp-check expect string`); without it, a probe passes once connected and `send` is
+    /// written.
+    package var receive: String?
 
     package init() {}
 }

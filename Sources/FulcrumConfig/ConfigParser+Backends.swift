@@ -5,7 +5,9 @@ extension ConfigParser {
     ]
     static let outlierKeys = ["consecutive_failures", "base_ejection", "max_ejection", "max_ejected_percent"]
     static let retryBudgetKeys = ["ratio", "min_per_second"]
-    static let healthCheckKeys = ["path", "interval", "timeout", "rise", "fall", "expect"]
+    static let healthCheckKeys = ["path", "interval", "timeout", "rise", "fall", "expect", "send", "receive"]
+    /// The most `send` and `receive` may hold: a probe, not a transfer.
+    static let healthCheckPayloadLimit = 4096
     static let adaptiveKeys = [
         "evaluate_every", "min_switch_interval", "min_requests", "error_rate", "latency_spread", "in_flight_imbalance",
     ]
@@ -99,6 +101,11 @@ extension ConfigParser {
         }
         if backend.mode == .tcp {
             checkTCPBackend(backend, mapping: mapping)
+        } else {
+            let check = mapping["health_check"]?.mapping(allowedKeys: nil)
+            for key in ["send", "receive"] {
+                check?[key]?.report("applies only to mode: tcp (an HTTP health check sends a GET for path)")
+            }
         }
         return backend
     }
@@ -117,6 +124,14 @@ extension ConfigParser {
         if let timeout = mapping["timeout"]?.duration() { check.timeout = timeout }
         if let rise = mapping["rise"]?.integer(in: 1...100) { check.rise = rise }
         if let fall = mapping["fall"]?.integer(in: 1...100) { check.fall = fall }
+        for (key, path) in [("send", \HealthCheckConfig.send), ("receive", \HealthCheckConfig.receive)] {
+            guard let reader = mapping[key], let text = reader.nonEmptyString() else { continue }
+            if text.utf8.count <= Self.healthCheckPayloadLimit {
+                check[keyPath: path] = text
+            } else {
+                reader.report("is \(text.utf8.count) bytes; at most \(Self.healthCheckPayloadLimit) are allowed")
+            }
+        }
         if let expectReader = mapping["expect"], let text = expectReader.string() {
             if let range = Self.statusRange(text) {
                 check.expect = range

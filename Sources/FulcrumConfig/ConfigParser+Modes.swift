@@ -55,7 +55,8 @@ extension ConfigParser {
     /// Algorithms that learn from response times have none to learn from in a TCP stream.
     static let tcpAlgorithms: [AlgorithmName] = [.roundRobin, .weightedRoundRobin, .leastConnections, .random, .powerOfTwo]
 
-    /// A `mode: tcp` backend: a health check only connects, and the algorithm needs no response.
+    /// A `mode: tcp` backend: a health check connects (then may send and expect bytes), and
+    /// the algorithm needs no response.
     func checkTCPBackend(_ backend: BackendConfig, mapping: YAMLMappingReader) {
         if !Self.tcpAlgorithms.contains(backend.algorithm) {
             let valid = Self.tcpAlgorithms.map(\.rawValue).joined(separator: ", ")
@@ -65,7 +66,7 @@ extension ConfigParser {
         }
         let check = mapping["health_check"]?.mapping(allowedKeys: nil)
         for key in ["path", "expect"] {
-            check?[key]?.report("applies only to mode: http (in mode: tcp a health check is a TCP connect)")
+            check?[key]?.report("applies only to mode: http (in mode: tcp a health check connects, and may send and receive bytes)")
         }
     }
 }

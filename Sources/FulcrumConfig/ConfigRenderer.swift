@@ -291,7 +291,8 @@ package enum ConfigRenderer {
         ])
     }
 
-    /// (A TCP backend's check only connects: no path, no status to expect.)
+    /// (A TCP backend's check has no path and no status to expect; an HTTP one sends and
+    /// receives no bytes of its own.)
     private static func healthCheck(_ check: HealthCheckConfig, mode: ProxyMode) -> ConfigDocument {
         let expect =
             check.expect.lowerBound == check.expect.upperBound
@@ -305,6 +306,8 @@ package enum ConfigRenderer {
             "rise": .int(check.rise),
             "fall": .int(check.fall),
             "expect": http ? .string(expect) : nil,
+            "send": http ? nil : check.send.map { .string($0) },
+            "receive": http ? nil : check.receive.map { .string($0) },
         ])
     }
 

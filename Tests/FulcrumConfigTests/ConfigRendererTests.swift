@@ -518,7 +518,7 @@ private let maximalYAML = #"""
         timeouts: { connect: 1s, tunnel: 10m }
         servers:
           - { name: redis1, address: "127.0.0.1:6379", send_proxy: v2 }
-        health_check: { interval: 1s }
+        health_check: { interval: 1s, send: "PING\r\n", receive: "+PONG" }
     """#
 
 /// docs/config.md's `global`, TLS, limits, HTTP/2 and `error_files` fragments, in one file.

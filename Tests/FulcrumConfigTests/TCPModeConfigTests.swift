@@ -22,6 +22,16 @@ struct TCPModeConfigTests {
         """
     }
 
+    @Test("a TCP health check sends and expects bytes; escapes in double quotes are the bytes")
+    func healthCheckPayload() throws {
+        let config = try ConfigLoader.load(yaml: Self.yaml(backend: #"    health_check: { send: "PING\r\n", receive: "+PONG" }"#))
+        #expect(config.backends[0].healthCheck?.send == "PING\r\n")
+        #expect(config.backends[0].healthCheck?.receive == "+PONG")
+        // As the admin API and `fulcrum check --print` render it, and back.
+        let rendered = ConfigRenderer.yaml(config)
+        #expect(try ConfigLoader.load(yaml: rendered) == config, "\(rendered)")
+    }
+
     @Test("frontends and backends are HTTP unless they say tcp")
     func loads() throws {
         let config = try ConfigLoader.load(yaml: Self.yaml())
@@ -66,7 +76,22 @@ struct TCPModeConfigTests {
             ),
             (
                 yaml(backend: "    health_check: { path: /health }"),
-                "backends[0].health_check.path (line 12): applies only to mode: http (in mode: tcp a health check is a TCP connect)"
+                "backends[0].health_check.path (line 12): applies only to mode: http (in mode: tcp a health check connects, and may send and receive bytes)"
+            ),
+            (
+                yaml(backend: "    health_check: { send: \"\" }"),
+                "backends[0].health_check.send (line 12): must not be empty"
+            ),
+            (
+                yaml(backend: "    health_check: { receive: \(String(repeating: "x", count: 4097)) }"),
+                "backends[0].health_check.receive (line 12): is 4097 bytes; at most 4096 are allowed"
+            ),
+            (
+                yaml(backend: "    health_check: { send: PING }", backendMode: "http").replacingOccurrences(
+                    of: "mode: tcp\n    listen",
+                    with: "listen"
+                ),
+                "backends[0].health_check.send (line 11): applies only to mode: tcp (an HTTP health check sends a GET for path)"
             ),
             (
                 yaml(server: ", tls: {}"),

@@ -11,7 +11,8 @@ import NIOSSL
 /// Active health checks for every backend with a `health_check`.
 ///
 /// Each server has its own probe loop on one of the event loops (spread round robin): a
-/// `GET` of the check path on a fresh connection (`Connection: close`), at most one in flight,
+/// `GET` of the check path on a fresh connection (`Connection: close`), or for a `mode: tcp`
+/// backend a connect (and its `send` and `receive`, `TCPProbe`), at most one in flight,
 /// the next one `interval` (±10 %, so servers are not probed in lock step) after the last one
 /// ended. Outcomes go through the server's `HealthTracker`; a transition flips the server's
 /// health, which every algorithm honours, and is logged with its reason. A server that passive
@@ -77,7 +78,7 @@ final class HealthChecker: Sendable {
                     // `check-send-proxy` names the check's own addresses instead; a server
                     // then logs them as a client's).
                     proxyHeader: runtime.sendProxy[index].map { ProxyProtocolHeader().encoded($0) },
-                    connectOnly: runtime.mode == .tcp,
+                    tcp: runtime.mode == .tcp ? TCPProbe(send: key.check.send, receive: key.check.receive) : nil,
                     hostHeader: runtime.addressDescriptions[index],
                     check: key.check,
                     eventLoop: eventLoop,
@@ -132,8 +133,8 @@ private final class ServerProbe {
     private let tls: BackendTLS?
     /// What the server's connections begin with (`send_proxy`), if anything.
     private let proxyHeader: ByteBuffer?
-    /// A `mode: tcp` server: a probe passes once its connection is made.
-    private let connectOnly: Bool
+    /// A `mode: tcp` server's probe, instead of the HTTP request.
+    private let tcp: TCPProbe?
     private let hostHeader: String
     private let check: HealthCheckConfig
     private let eventLoop: any EventLoop
@@ -152,7 +153,7 @@ private final class ServerProbe {
         address: SocketAddress,
         tls: BackendTLS?,
         proxyHeader: ByteBuffer?,
-        connectOnly: Bool,
+        tcp: TCPProbe?,
         hostHeader: String,
         check: HealthCheckConfig,
         eventLoop: any EventLoop,
@@ -166,7 +167,7 @@ private final class ServerProbe {
         self.address = address
         self.tls = tls
         self.proxyHeader = proxyHeader
-        self.connectOnly = connectOnly
+        self.tcp = tcp
         self.hostHeader = hostHeader
         self.check = check
         self.eventLoop = eventLoop
@@ -219,7 +220,8 @@ private final class ServerProbe {
         let deadline = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             result.fail(ProbeFailure.timeout)
         }
-        let (tls, proxyHeader, connectOnly) = (self.tls, self.proxyHeader, self.connectOnly)
+        let (tls, proxyHeader, tcp) = (self.tls, self.proxyHeader, self.tcp)
+        let connectOnly = tcp?.connectsOnly ?? false
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
@@ -227,6 +229,12 @@ private final class ServerProbe {
                     guard !connectOnly else { return }
                     if let proxyHeader {
                         try channel.pipeline.syncOperations.addHandler(ProxyProtocolSender(header: proxyHeader))
+                    }
+                    if let tcp {
+                        let exchanged = channel.eventLoop.makePromise(of: Void.self)
+                        exchanged.futureResult.map { HTTPResponseStatus.ok }.cascade(to: result)
+                        try channel.pipeline.syncOperations.addHandler(TCPProbeHandler(probe: tcp, result: exchanged))
+                        return
                     }
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(
@@ -252,8 +260,9 @@ private final class ServerProbe {
             deadline.cancel()
             guard !stopped else { return }
             switch outcome {
-            case .success where connectOnly:
-                record(success: true, reason: "connected")
+            case .success where tcp != nil:
+                let reason = tcp?.receive != nil ? "the expected reply arrived" : connectOnly ? "connected" : "connected and sent"
+                record(success: true, reason: reason)
             case .success(let status) where check.expect.contains(Int(status.code)):
                 record(success: true, reason: "status \(status.code)")
             case .success(let status):

@@ -19,14 +19,15 @@ private let systemWrite = Musl.write
 private let systemWrite = Darwin.write
 #endif
 
-/// One finished request, as the access log records it.
+/// One finished request, or `mode: tcp` connection, as the access log records it.
 struct AccessLogEntry {
     var client: String
     var frontend: String
     var backend: String?
     var server: String?
     var request: HTTPRequestHead?
-    var protocolVersion: HTTPVersion
+    /// The client's HTTP version; nil for a `mode: tcp` connection (logged as `tcp`).
+    var protocolVersion: HTTPVersion?
     var status: UInt
     var bytesIn: Int
     var bytesOut: Int
@@ -116,11 +117,14 @@ final class AccessLogBuffer {
     }
 
     /// `client - - [time] "METHOD uri HTTP/x" status bytes "referer" "agent" frontend backend/server duration_ms upstream_ms`,
-    /// then `shield=DECISION:REASON` when the shield decided something.
+    /// then `shield=DECISION:REASON` when the shield decided something. (A `mode: tcp`
+    /// connection: `"TCP" 0 bytes_out "-" "-" …`, upstream_ms its connect time.)
     private func appendCombined(_ entry: AccessLogEntry) {
         refreshTime()
         let request = entry.request
-        let requestLine = request.map { "\($0.method.rawValue) \($0.uri) \(entry.protocolVersion)" } ?? "-"
+        let version = entry.protocolVersion.map { "\($0)" }
+        // A `mode: tcp` connection has no request line: "TCP" stands in for it.
+        let requestLine = request.map { "\($0.method.rawValue) \($0.uri) \(version ?? "-")" } ?? (version == nil ? "TCP" : "-")
         let referer = request?.headers.first(name: "referer") ?? "-"
         let agent = request?.headers.first(name: "user-agent") ?? "-"
         let route = entry.backend.map { "\($0)/\(entry.server ?? "-")" } ?? "-"
@@ -141,7 +145,7 @@ final class AccessLogBuffer {
         line += ",\"server\":" + (entry.server.map { "\"\(Self.quoted($0))\"" } ?? "null")
         line += ",\"method\":" + (request.map { "\"\(Self.quoted($0.method.rawValue))\"" } ?? "null")
         line += ",\"uri\":" + (request.map { "\"\(Self.quoted($0.uri))\"" } ?? "null")
-        line += ",\"protocol\":\"\(entry.protocolVersion)\",\"status\":\(entry.status)"
+        line += ",\"protocol\":\"\(entry.protocolVersion.map { "\($0)" } ?? "tcp")\",\"status\":\(entry.status)"
         line += ",\"bytes_in\":\(entry.bytesIn),\"bytes_out\":\(entry.bytesOut)"
         line += ",\"duration_ms\":\(Self.milliseconds(entry.durationNanoseconds))"
         line += ",\"upstream_ms\":" + (entry.upstreamNanoseconds >= 0 ? Self.milliseconds(entry.upstreamNanoseconds) : "null")

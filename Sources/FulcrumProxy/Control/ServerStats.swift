@@ -4,14 +4,17 @@ import FulcrumBalancing
 /// (`ProxyServer.stats()`), for the admin API, the dashboard and tests.
 package struct BackendStats: Sendable {
     package let name: String
+    /// `http` or `tcp`.
+    package let mode: String
     /// The algorithm in the configuration (`adaptive` included).
     package let configuredAlgorithm: String
     /// The algorithm picking now (for `adaptive`, the one the engine chose).
     package let algorithm: String
     package let servers: [ServerStats]
 
-    package init(name: String, configuredAlgorithm: String, algorithm: String, servers: [ServerStats]) {
+    package init(name: String, mode: String = "http", configuredAlgorithm: String, algorithm: String, servers: [ServerStats]) {
         self.name = name
+        self.mode = mode
         self.configuredAlgorithm = configuredAlgorithm
         self.algorithm = algorithm
         self.servers = servers

@@ -1,5 +1,6 @@
 /// One event loop's traffic counters, for the metrics endpoint: requests by frontend, backend,
-/// server and status class, bytes, a duration histogram, and open client connections.
+/// server and status class, `mode: tcp` connections, bytes, a duration histogram, and open
+/// client connections.
 ///
 /// Plain integers touched only on their loop: the hot path takes no lock and does no atomic
 /// operation to count. A scrape collects every loop's `snapshot()` (one task per loop) and
@@ -15,6 +16,8 @@ final class TrafficCounters {
     final class Cell {
         /// By status class: index 1…5 for 1xx…5xx, 0 for anything else (no response sent).
         var responses = [Int](repeating: 0, count: 6)
+        /// `mode: tcp` connections that went to the server and ended.
+        var tcpConnections = 0
         var bytesIn = 0
         var bytesOut = 0
         /// Per `TrafficSeries.durationBounds` bucket (not cumulative), plus one for +Inf.
@@ -53,6 +56,13 @@ final class TrafficCounters {
         cell.durationNanoseconds += nanoseconds
     }
 
+    /// Counts a `mode: tcp` connection that ended, with every byte each way.
+    func recordTCPConnection(into cell: Cell, bytesIn: Int, bytesOut: Int) {
+        cell.tcpConnections += 1
+        cell.bytesIn += bytesIn
+        cell.bytesOut += bytesOut
+    }
+
     func connectionOpened(frontend: String) {
         connections[frontend, default: 0] += 1
     }
@@ -69,6 +79,7 @@ final class TrafficCounters {
                     backend: key.backend,
                     server: key.server,
                     responsesByClass: cell.responses,
+                    tcpConnections: cell.tcpConnections,
                     bytesIn: cell.bytesIn,
                     bytesOut: cell.bytesOut,
                     durationBuckets: cell.durations,
@@ -95,7 +106,9 @@ package struct TrafficSeries: Sendable, Equatable {
     package var server: String
     /// Index 1…5: 1xx…5xx; index 0: requests that ended without a response.
     package var responsesByClass: [Int]
-    /// Body bytes received from clients and sent to them.
+    /// `mode: tcp` connections that went to the server and ended.
+    package var tcpConnections = 0
+    /// Body bytes received from clients and sent to them (in `mode: tcp`, every byte).
     package var bytesIn: Int
     package var bytesOut: Int
     /// Per bucket of `durationBounds` (not cumulative), the last one above the highest bound.
@@ -107,6 +120,7 @@ package struct TrafficSeries: Sendable, Equatable {
     mutating func add(_ other: TrafficSeries) {
         for index in responsesByClass.indices { responsesByClass[index] += other.responsesByClass[index] }
         for index in durationBuckets.indices { durationBuckets[index] += other.durationBuckets[index] }
+        tcpConnections += other.tcpConnections
         bytesIn += other.bytesIn
         bytesOut += other.bytesOut
         durationNanoseconds += other.durationNanoseconds

@@ -354,7 +354,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         self.connection = nil
         let server = countedServer
         countedServer = nil
-        let (clientEnd, serverEnd) = TunnelHandler.pair(idleTimeout: backend.runtime.tunnelTimeout) {
+        let (clientEnd, serverEnd) = TunnelHandler.pair(idleTimeout: backend.runtime.tunnelTimeout) { _ in
             server?.requestFinished()
         }
         do {

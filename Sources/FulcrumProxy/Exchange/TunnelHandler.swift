@@ -10,6 +10,7 @@ import NIOCore
 /// - Half-close: input closed on one side closes the partner's output; a side that closes
 ///   closes its partner.
 /// - Idle timeout: no byte either way for `idleTimeout` closes both (`timeouts.tunnel`).
+/// - Counts: the bytes each end read, handed to `onEnd` (a TCP connection's traffic).
 ///
 /// Both ends live on one event loop (a client connection and its server connections always
 /// do), so they call each other directly.
@@ -22,30 +23,41 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var pendingRead = false
     private let shared: Shared
+    private let isClientEnd: Bool
 
-    /// What both ends share: the idle timer and the one-time end of the tunnel.
+    /// The bytes that went through, by direction.
+    struct Totals {
+        /// Read from the client, written to the server.
+        var fromClient = 0
+        /// Read from the server, written to the client.
+        var fromServer = 0
+    }
+
+    /// What both ends share: the idle timer, the counts and the one-time end of the tunnel.
     private final class Shared {
         let idleTimeout: TimeAmount
         var lastActivity = NIODeadline.now()
         var timer: Scheduled<Void>?
         var ended = false
-        let onEnd: () -> Void
+        var totals = Totals()
+        let onEnd: (Totals) -> Void
 
-        init(idleTimeout: TimeAmount, onEnd: @escaping () -> Void) {
+        init(idleTimeout: TimeAmount, onEnd: @escaping (Totals) -> Void) {
             self.idleTimeout = idleTimeout
             self.onEnd = onEnd
         }
     }
 
-    private init(shared: Shared) {
+    private init(shared: Shared, isClientEnd: Bool) {
         self.shared = shared
+        self.isClientEnd = isClientEnd
     }
 
-    /// Two joined ends; `onEnd` runs once, when the tunnel closes.
-    static func pair(idleTimeout: TimeAmount, onEnd: @escaping () -> Void) -> (client: TunnelHandler, server: TunnelHandler) {
+    /// Two joined ends; `onEnd` runs once, when the tunnel closes, with what went through.
+    static func pair(idleTimeout: TimeAmount, onEnd: @escaping (Totals) -> Void) -> (client: TunnelHandler, server: TunnelHandler) {
         let shared = Shared(idleTimeout: idleTimeout, onEnd: onEnd)
-        let client = TunnelHandler(shared: shared)
-        let server = TunnelHandler(shared: shared)
+        let client = TunnelHandler(shared: shared, isClientEnd: true)
+        let server = TunnelHandler(shared: shared, isClientEnd: false)
         client.partner = server
         server.partner = client
         return (client, server)
@@ -79,7 +91,7 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard !shared.ended else { return }
         shared.ended = true
         shared.timer?.cancel()
-        shared.onEnd()
+        shared.onEnd(shared.totals)
     }
 
     // MARK: Called by the partner
@@ -121,6 +133,12 @@ final class TunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let count = unwrapInboundIn(data).readableBytes
+        if isClientEnd {
+            shared.totals.fromClient += count
+        } else {
+            shared.totals.fromServer += count
+        }
         partner?.partnerWrite(data)
     }
 

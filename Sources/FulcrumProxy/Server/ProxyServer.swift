@@ -435,13 +435,15 @@ package final class ProxyServer: ProxyControl, Service {
                     state: server.state,
                     weight: server.weight,
                     inFlight: server.inFlight,
-                    connectionsOpen: connections,
+                    // A TCP connection holds its server connection for its whole life.
+                    connectionsOpen: backend.mode == .tcp ? server.inFlight : connections,
                     metrics: metrics
                 )
             }
             let algorithm = adaptive.algorithm(of: backend.name) ?? backend.algorithm
             return BackendStats(
                 name: backend.name,
+                mode: backend.mode.rawValue,
                 configuredAlgorithm: backend.algorithm.rawValue,
                 algorithm: algorithm.rawValue,
                 servers: servers

@@ -16,6 +16,9 @@ import NIOTLS
 /// the server name of the client's TLS ClientHello; the hello itself is then the first thing
 /// the server gets, so TLS passes through untouched. A connection no server takes is closed,
 /// with a warning that says why.
+///
+/// A connection counts as a request of its server (its response time is the connect's), and
+/// when it ends, its bytes each way go to the traffic counters and the access log.
 final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -33,6 +36,7 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
     /// Bytes the client sent before its server connection was made.
     private var early: [ByteBuffer] = []
     private var isStarted = false
+    private let opened = NIODeadline.now()
 
     /// The rules of a TCP frontend test only the client's address; the router still takes a
     /// request head, which this stands in for.
@@ -135,8 +139,11 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
             .whenComplete { [self] result in
                 switch result {
                 case .success(let channel):
+                    let now = NIODeadline.now().uptimeNanoseconds
+                    let connectNanoseconds = Int64(now &- started.uptimeNanoseconds)
+                    backend.metrics[index].record(.connected, responseNanoseconds: connectNanoseconds, now: now)
                     backend.runtime.outlierDetector?.recordSuccess(serverIndex: index)
-                    join(channel, server: server)
+                    join(channel, serverIndex: index, connectNanoseconds: connectNanoseconds)
                 case .failure(let error):
                     server.requestFinished()
                     recordConnectFailure(backend: backend, index: index, since: started)
@@ -169,15 +176,28 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
     /// Joins the client to `serverChannel`: a tunnel end on each, this handler out, the early
     /// bytes first. (Called from the connect's future, before the server channel is active
     /// and reads: nothing the server sends first can arrive before its tunnel end.)
-    private func join(_ serverChannel: any Channel, server: BalancedServer) {
-        guard let context, let backend, context.channel.isActive else {
+    private func join(_ serverChannel: any Channel, serverIndex: Int, connectNanoseconds: Int64) {
+        guard let context, let backend else { return }
+        let server = backend.runtime.servers[serverIndex]
+        guard context.channel.isActive else {
             // The client left while connecting.
             serverChannel.close(promise: nil)
             server.requestFinished()
             return
         }
-        let (clientEnd, serverEnd) = TunnelHandler.pair(idleTimeout: backend.runtime.tunnelTimeout) {
+        let (loop, frontendName, client, opened) = (loop, frontendName, client, opened)
+        let (clientEnd, serverEnd) = TunnelHandler.pair(idleTimeout: backend.runtime.tunnelTimeout) { totals in
             server.requestFinished()
+            Self.connectionEnded(
+                totals,
+                loop: loop,
+                frontend: frontendName,
+                backend: backend,
+                serverIndex: serverIndex,
+                client: client,
+                opened: opened,
+                connectNanoseconds: connectNanoseconds
+            )
         }
         do {
             try serverChannel.pipeline.syncOperations.addHandler(serverEnd)
@@ -194,6 +214,36 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
         early = []
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         clientEnd.start()
+    }
+
+    /// Counts a connection that went to a server, now closed, and logs it.
+    private static func connectionEnded(
+        _ totals: TunnelHandler.Totals,
+        loop: LoopContext,
+        frontend: String,
+        backend: LoopBackend,
+        serverIndex: Int,
+        client: ClientInfo,
+        opened: NIODeadline,
+        connectNanoseconds: Int64
+    ) {
+        let cell = backend.trafficCell(serverIndex: serverIndex, frontend: frontend, in: loop.traffic)
+        loop.traffic.recordTCPConnection(into: cell, bytesIn: totals.fromClient, bytesOut: totals.fromServer)
+        loop.accessLog?.append(
+            AccessLogEntry(
+                client: client.addressText,
+                frontend: frontend,
+                backend: backend.runtime.name,
+                server: backend.runtime.servers[serverIndex].name,
+                request: nil,
+                protocolVersion: nil,
+                status: 0,
+                bytesIn: totals.fromClient,
+                bytesOut: totals.fromServer,
+                durationNanoseconds: Int64(NIODeadline.now().uptimeNanoseconds &- opened.uptimeNanoseconds),
+                upstreamNanoseconds: connectNanoseconds
+            )
+        )
     }
 
     private func refuse(_ reason: String) {

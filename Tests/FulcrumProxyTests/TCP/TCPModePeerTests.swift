@@ -44,6 +44,40 @@ struct TCPModePeerTests {
     }
 
     @Test(
+        "a health check that sends PING and expects +PONG takes a redis-server that wants a password out",
+        .enabled(
+            if: ExternalTool.find("redis-server") != nil && ExternalTool.find("redis-cli") != nil,
+            "redis-server or redis-cli is not installed"
+        )
+    )
+    func redisHealthCheck() async throws {
+        let (openPort, lockedPort) = (try deadPort(), try deadPort())
+        let common = "bind 127.0.0.1\nsave \"\"\nappendonly no\nprotected-mode no"
+        let open = try await PeerProcess.start("redis-server", config: "\(common)\nport \(openPort)", arguments: { [$0] }, ports: [openPort])
+        defer { open.stop() }
+        // Accepts connections, and answers PING with -NOAUTH: a connect alone would pass.
+        let locked = try await PeerProcess.start(
+            "redis-server",
+            config: "\(common)\nport \(lockedPort)\nrequirepass secret",
+            arguments: { [$0] },
+            ports: [lockedPort]
+        )
+        defer { locked.stop() }
+        let check = "    health_check: { interval: 100ms, timeout: 500ms, rise: 1, fall: 1, send: \"PING\\r\\n\", receive: \"+PONG\" }"
+        let yaml = TCPModeTests.config(servers: [openPort, lockedPort], backendExtra: check)
+        try await withProxy(workers: [], yaml: { _ in yaml }) { harness in
+            try await waitUntil(timeout: .seconds(5)) {
+                try await harness.proxy.stats().first?.servers.map(\.state) == [.up, .down]
+            }
+            let cli = try #require(ExternalTool.find("redis-cli"))
+            for _ in 0..<4 {
+                let ping = try await cli.run(["-h", "127.0.0.1", "-p", "\(harness.port)", "ping"])
+                #expect(ping.output.trimmingCharacters(in: .whitespacesAndNewlines) == "PONG", "\(ping.output)")
+            }
+        }
+    }
+
+    @Test(
         "openssl s_client reaches an openssl s_server behind Fulcrum: the TLS session is the server's",
         .enabled(if: ExternalTool.find("openssl") != nil, "openssl is not installed")
     )

@@ -1,4 +1,5 @@
 import FulcrumProxy
+import NIOConcurrencyHelpers
 import Testing
 
 /// `mode: tcp` through a real proxy: each connection is relayed as bytes to one server of the
@@ -58,6 +59,14 @@ struct TCPModeTests {
         let received = connection.text
         await connection.close()
         return received
+    }
+
+    /// Four connections through the proxy on `port` all reach the `TCPTestServer` named `server`.
+    static func expectEveryConnection(to server: String, port: Int) async throws {
+        for index in 0..<4 {
+            let received = try await exchange(port: port, "\(index)\n")
+            #expect(received.hasPrefix("\(server)\n"), "connection \(index): \(received)")
+        }
     }
 
     @Test("the server speaks first, bytes echo, and a half-close goes through both ways")
@@ -131,10 +140,7 @@ struct TCPModeTests {
             #expect(greeted == ["t1", "t2"])
             await second.stop()
             try await Task.sleep(for: .milliseconds(600))
-            for index in 0..<4 {
-                let received = try await Self.exchange(port: harness.port, "\(index)\n")
-                #expect(received.hasPrefix("t1\n"), "connection \(index) after t2 stopped: \(received)")
-            }
+            try await Self.expectEveryConnection(to: "t1", port: harness.port)
         }
     }
 
@@ -189,5 +195,57 @@ struct TCPModeTests {
             #expect(connection.text.isEmpty)
         }
         #expect(logs.messages.contains { $0.contains("no TLS ClientHello within") })
+    }
+
+    @Test("a health check's receive names the reply a server must give: one that greets otherwise is taken out")
+    func healthCheckReply() async throws {
+        let expected = try await TCPTestServer.start(name: "ready")
+        let other = try await TCPTestServer.start(name: "starting")
+        defer {
+            Task {
+                await expected.stop()
+                await other.stop()
+            }
+        }
+        let check = "    health_check: { interval: 100ms, timeout: 300ms, rise: 1, fall: 1, receive: \"ready\" }"
+        let yaml = Self.config(servers: [expected.port, other.port], backendExtra: check)
+        try await withProxy(workers: [], yaml: { _ in yaml }) { harness in
+            try await waitUntil(timeout: .seconds(5)) {
+                try await harness.proxy.stats().first?.servers.map(\.state) == [.up, .down]
+            }
+            try await Self.expectEveryConnection(to: "ready", port: harness.port)
+        }
+    }
+
+    @Test("a connection is a request of its server; its bytes each way reach the metrics and the access log")
+    func trafficIsCounted() async throws {
+        let server = try await TCPTestServer.start(name: "t1")
+        defer { Task { await server.stop() } }
+        let lines = NIOLockedValueBox("")
+        let accessLog = AccessLogWriter { batch in lines.withLockedValue { $0 += String(buffer: batch) } }
+        let yaml = Self.config(servers: [server.port]).replacingOccurrences(of: "access: off", with: "access: json")
+        try await withProxy(workers: [], accessLog: accessLog, yaml: { _ in yaml }) { harness in
+            for index in 0..<3 {
+                _ = try await Self.exchange(port: harness.port, "hello \(index)\n")
+            }
+            // Each connection: "hello N\n" (8 bytes) in; "t1\n", the echo and "bye from t1\n" out.
+            try await waitUntil(timeout: .seconds(5)) {
+                try await harness.proxy.traffic().series.first { $0.backend == "echo" }?.tcpConnections == 3
+            }
+            let series = try #require(try await harness.proxy.traffic().series.first { $0.backend == "echo" })
+            #expect(series.server == "t1" && series.frontend == "tcp")
+            #expect(series.bytesIn == 3 * 8)
+            #expect(series.bytesOut == 3 * (3 + 8 + 12))
+            #expect(series.requests == 0)
+            let backend = try #require(try await harness.proxy.stats().first)
+            #expect(backend.mode == "tcp")
+            #expect(backend.servers.first?.metrics.totals.requests == 3)
+            #expect(backend.servers.first?.metrics.totals.errors == 0)
+            try await waitUntil(timeout: .seconds(5)) { lines.withLockedValue { $0.components(separatedBy: "\n").count > 3 } }
+            let first = try #require(lines.withLockedValue { $0 }.split(separator: "\n").first)
+            #expect(first.contains("\"protocol\":\"tcp\""), "\(first)")
+            #expect(first.contains("\"backend\":\"echo\",\"server\":\"t1\""), "\(first)")
+            #expect(first.contains("\"bytes_in\":8,\"bytes_out\":23"), "\(first)")
+        }
     }
 }
