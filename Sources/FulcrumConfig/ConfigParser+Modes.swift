@@ -1,7 +1,8 @@
 extension ConfigParser {
     /// A frontend routes only to backends of its own mode, and a `mode: tcp` frontend has
     /// nothing that needs a request: no HTTP settings, ACLs on the client's address and its
-    /// TLS server name only, and rules that only choose a backend. (`sni` is for TCP only.)
+    /// TLS ClientHello only, and rules that only choose a backend. (`sni` and `alpn` are for
+    /// TCP only.)
     func checkModes(of frontend: FrontendConfig, mapping: YAMLMappingReader, ruleReaders: [YAMLNodeReader], backends: ParsedBackends) {
         // Rules that failed to parse are missing from `frontend.rules`: match them by position
         // only when none did (the failures were reported already).
@@ -19,10 +20,12 @@ extension ConfigParser {
         }
         let aclReaders = mapping["acls"]?.mapping(allowedKeys: nil)
         guard frontend.mode == .tcp else {
-            for acl in frontend.acls where acl.testsServerName {
-                aclReaders?[acl.name]?.mapping(allowedKeys: nil)?["sni"]?.report(
+            for acl in frontend.acls where acl.readsClientHello {
+                let criteria = aclReaders?[acl.name]?.mapping(allowedKeys: nil)
+                criteria?["sni"]?.report(
                     "applies only to mode: tcp (a frontend that terminates TLS picks its certificate by SNI itself; route on host)"
                 )
+                criteria?["alpn"]?.report("applies only to mode: tcp (a frontend that terminates TLS negotiates ALPN itself)")
             }
             return
         }
@@ -32,12 +35,12 @@ extension ConfigParser {
         for acl in frontend.acls {
             let connectionOnly = acl.criteria.allSatisfy { criterion in
                 switch criterion {
-                case .source, .serverName: true
+                case .source, .serverName, .applicationProtocol: true
                 default: false
                 }
             }
             if !connectionOnly {
-                aclReaders?[acl.name]?.report("a mode: tcp frontend's ACLs can only test src and sni (it reads no request)")
+                aclReaders?[acl.name]?.report("a mode: tcp frontend's ACLs can only test src, sni and alpn (it reads no request)")
             }
         }
     }

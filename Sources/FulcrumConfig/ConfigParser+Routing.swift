@@ -1,5 +1,5 @@
 extension ConfigParser {
-    static let criterionKeys = ["path_prefix", "path", "path_regex", "host", "method", "header", "src", "sni"]
+    static let criterionKeys = ["path_prefix", "path", "path_regex", "host", "method", "header", "src", "sni", "alpn"]
     static let headerKeys = ["name", "equals", "prefix", "contains", "exists"]
     static let headerMatchKeys = ["equals", "prefix", "contains", "exists"]
     static let ruleKeys = ["use_backend", "deny", "redirect", "tarpit", "set_header", "del_header", "if", "unless"]
@@ -65,6 +65,9 @@ extension ConfigParser {
                 case "sni":
                     parseValues(value, expected: "a host name or a list of host names", normalize: normalizeHost)
                         .map(ACLCriterion.serverName)
+                case "alpn":
+                    parseValues(value, expected: "a protocol name or a list of them", normalize: checkProtocolName)
+                        .map(ACLCriterion.applicationProtocol)
                 default:
                     nil  // unreachable: the mapping only has allowed keys
                 }
@@ -133,6 +136,15 @@ extension ConfigParser {
             return nil
         }
         return lowercased
+    }
+
+    /// An ALPN protocol ID (`h2`, `http/1.1`, `mqtt`) is 1…255 bytes (RFC 7301 §3.1).
+    private func checkProtocolName(_ name: String, at reader: YAMLNodeReader) -> String? {
+        guard name.utf8.count <= 255 else {
+            reader.report("\(quoted(name)) is longer than an ALPN protocol name can be (255 bytes)")
+            return nil
+        }
+        return name
     }
 
     /// Methods are case-sensitive tokens in HTTP, and always upper-case in practice;

@@ -218,6 +218,7 @@ package enum ConfigRenderer {
                 case .header(let name, let match): (key: "header", value: header(name: name, match: match))
                 case .source(let blocks): (key: "src", value: .strings(blocks.map(cidrBlock)))
                 case .serverName(let names): (key: "sni", value: .strings(names))
+                case .applicationProtocol(let names): (key: "alpn", value: .strings(names))
                 }
             }
         )

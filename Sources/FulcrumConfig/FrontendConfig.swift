@@ -39,8 +39,8 @@ package struct FrontendConfig: Sendable, Equatable {
     /// `accept-proxy` limited to trusted sources); nil: no connection may send one.
     package var acceptProxyFrom: [CIDRBlock]?
 
-    /// Whether its rules need the server name of the client's TLS ClientHello (`sni` ACLs).
-    package var routesByServerName: Bool { acls.contains(where: \.testsServerName) }
+    /// Whether its rules need the client's TLS ClientHello (`sni` and `alpn` ACLs).
+    package var routesByClientHello: Bool { acls.contains(where: \.readsClientHello) }
 
     package init(
         name: String,

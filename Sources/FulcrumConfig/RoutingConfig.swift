@@ -11,9 +11,14 @@ package struct ACL: Sendable, Equatable {
         self.criteria = criteria
     }
 
-    /// Whether it tests the server name of a TLS ClientHello (`sni`).
-    package var testsServerName: Bool {
-        criteria.contains { if case .serverName = $0 { true } else { false } }
+    /// Whether it tests what a TLS ClientHello says (`sni`, `alpn`).
+    package var readsClientHello: Bool {
+        criteria.contains { criterion in
+            switch criterion {
+            case .serverName, .applicationProtocol: true
+            default: false
+            }
+        }
     }
 }
 
@@ -39,6 +44,9 @@ package enum ACLCriterion: Sendable, Equatable {
     /// ClientHello asks for, read without terminating TLS, is one of them (lower-cased; a
     /// leading `*.` matches any subdomain, as in `host`).
     case serverName([String])
+    /// `alpn: h2` or a list (`mode: tcp` only): the client's TLS ClientHello offers one of these
+    /// application protocols (ALPN; compared exactly, as the protocol IDs are bytes).
+    case applicationProtocol([String])
 }
 
 /// How a header criterion compares the header's value (first value when repeated).

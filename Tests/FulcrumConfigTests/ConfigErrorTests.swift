@@ -386,7 +386,7 @@ struct ConfigErrorTests {
                 #"frontends[0].acls.bad_src.src[2] (line 6): "300.1.1.1" "# + cidr,
                 #"frontends[0].acls.bad_src.src[3] (line 6): "2001:db8::/129" "# + cidr,
                 #"frontends[0].acls.bad_src.src[4] (line 6): "fe80:::1" "# + cidr,
-                "frontends[0].acls.empty (line 7): an ACL needs at least one criterion: path_prefix, path, path_regex, host, method, header, src, sni",
+                "frontends[0].acls.empty (line 7): an ACL needs at least one criterion: path_prefix, path, path_regex, host, method, header, src, sni, alpn",
                 #"frontends[0].acls.bad_host.host[0] (line 8): "example.com:8080" has a port; the Host header is compared without its port"#,
                 #"frontends[0].acls.bad_host.host[1] (line 8): "exa mple.com" is not a valid host name"#,
                 #"frontends[0].acls.bad_host.host[2] (line 8): "[::1]:80" has a port; the Host header is compared without its port"#,
@@ -395,7 +395,7 @@ struct ConfigErrorTests {
                 #"frontends[0].acls.bad_path.path_prefix (line 10): "api/" must start with "/""#,
                 "frontends[0].acls.hdr_none.header (line 11): a header criterion needs one of: equals, prefix, contains, exists",
                 "frontends[0].acls.hdr_two.header.prefix (line 12): a header criterion takes only one of: equals, prefix, contains, exists",
-                #"frontends[0].acls.typo.paht (line 13): unknown key "paht"; allowed keys: path_prefix, path, path_regex, host, method, header, src, sni"#,
+                #"frontends[0].acls.typo.paht (line 13): unknown key "paht"; allowed keys: path_prefix, path, path_regex, host, method, header, src, sni, alpn"#,
             ]
         )
     }

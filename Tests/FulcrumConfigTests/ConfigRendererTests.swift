@@ -478,9 +478,11 @@ private let maximalYAML = #"""
         acls:
           office: { src: 10.0.0.0/8 }
           cache_names: { sni: [cache.example.com, "*.Cache.Example.com"] }
+          mqtt: { alpn: [mqtt, x-amzn-mqtt-ca] }
         rules:
           - { use_backend: redis, if: office }
           - { use_backend: redis, if: cache_names }
+          - { use_backend: redis, if: mqtt }
         default_backend: redis
 
     backends:

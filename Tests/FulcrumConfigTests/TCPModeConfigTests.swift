@@ -64,7 +64,7 @@ struct TCPModeConfigTests {
             ),
             (
                 yaml(frontend: "    acls: { api: { path_prefix: /api } }\n    rules: [{ use_backend: redis, if: api }]"),
-                "frontends[0].acls.api (line 6): a mode: tcp frontend's ACLs can only test src and sni (it reads no request)"
+                "frontends[0].acls.api (line 6): a mode: tcp frontend's ACLs can only test src, sni and alpn (it reads no request)"
             ),
             (
                 yaml(frontend: "    acls: { office: { src: 10.0.0.0/8 } }\n    rules: [{ deny: 403, unless: office }]"),
@@ -111,8 +111,8 @@ struct TCPModeConfigTests {
             )
         )
         #expect(tcp.frontends[0].acls[0].criteria == [.serverName(["db.example.com", "*.db.example.com"])])
-        #expect(tcp.frontends[0].routesByServerName)
-        #expect(!(try ConfigLoader.load(yaml: Self.yaml())).frontends[0].routesByServerName)
+        #expect(tcp.frontends[0].routesByClientHello)
+        #expect(!(try ConfigLoader.load(yaml: Self.yaml())).frontends[0].routesByClientHello)
         let http = """
             frontends:
               - name: web
@@ -124,6 +124,34 @@ struct TCPModeConfigTests {
         #expect(
             loadErrors(http) == [
                 "frontends[0].acls.db.sni (line 4): applies only to mode: tcp (a frontend that terminates TLS picks its certificate by SNI itself; route on host)"
+            ]
+        )
+    }
+
+    @Test("alpn ACLs are for TCP frontends too; names are kept as written, at most 255 bytes")
+    func applicationProtocolACLs() throws {
+        let tcp = try ConfigLoader.load(
+            yaml: Self.yaml(frontend: "    acls: { mqtt: { alpn: [mqtt, X-Custom] } }\n    rules: [{ use_backend: redis, if: mqtt }]")
+        )
+        #expect(tcp.frontends[0].acls[0].criteria == [.applicationProtocol(["mqtt", "X-Custom"])])
+        #expect(tcp.frontends[0].routesByClientHello)
+        let long = String(repeating: "p", count: 256)
+        #expect(
+            loadErrors(Self.yaml(frontend: "    acls: { odd: { alpn: \(long) } }\n    rules: [{ use_backend: redis, if: odd }]")) == [
+                "frontends[0].acls.odd.alpn (line 6): \"\(long)\" is longer than an ALPN protocol name can be (255 bytes)"
+            ]
+        )
+        let http = """
+            frontends:
+              - name: web
+                listen: 127.0.0.1:8080
+                acls: { h2: { alpn: h2 } }
+                rules: [{ use_backend: app, if: h2 }]
+            backends: [{ name: app, servers: [{ name: a1, address: "127.0.0.1:9001" }] }]
+            """
+        #expect(
+            loadErrors(http) == [
+                "frontends[0].acls.h2.alpn (line 4): applies only to mode: tcp (a frontend that terminates TLS negotiates ALPN itself)"
             ]
         )
     }

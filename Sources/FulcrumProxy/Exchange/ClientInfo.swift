@@ -17,8 +17,10 @@ struct ClientInfo: Sendable {
     /// connections have none, and this struct is copied into every exchange).
     let proxied: ProxyProtocolHeader.Reference?
     /// The server name of the client's TLS ClientHello, on a `mode: tcp` frontend that routes
-    /// by it (`sni` ACLs); nil otherwise, or when the hello named none.
+    /// by its hello (`sni` and `alpn` ACLs); nil otherwise, or when the hello named none.
     var serverName: String?
+    /// The application protocols that hello offered (ALPN), in the client's order.
+    var offeredProtocols: [String] = []
 
     /// `peer`: the connection's peer, unless `proxied` names the client (a v2 `LOCAL` or v1
     /// `UNKNOWN` header names none: the peer stands).

@@ -15,6 +15,8 @@ struct CompiledACL: Sendable {
         case source([CIDRBlock])
         /// As `host`, against the TLS ClientHello's server name (`mode: tcp`).
         case serverName(exact: [String], suffixes: [String])
+        /// The ClientHello offers one of these protocols (`mode: tcp`).
+        case applicationProtocol([String])
     }
 
     private let tests: [Test]
@@ -34,6 +36,7 @@ struct CompiledACL: Sendable {
             case .method(let methods): return .method(methods.map { HTTPMethod(rawValue: $0) })
             case .header(let name, let match): return .header(name: name, match: match)
             case .source(let blocks): return .source(blocks)
+            case .applicationProtocol(let names): return .applicationProtocol(names)
             }
         }
     }
@@ -80,6 +83,8 @@ struct CompiledACL: Sendable {
         case .serverName(let exact, let suffixes):
             guard let name = client.serverName?.lowercased() else { return false }
             return exact.contains(name) || suffixes.contains { name.hasSuffix($0) }
+        case .applicationProtocol(let names):
+            return client.offeredProtocols.contains { names.contains($0) }
         }
     }
 

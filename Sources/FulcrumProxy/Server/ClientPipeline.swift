@@ -33,7 +33,7 @@ struct ClientPipeline: Sendable {
     /// as HTTP.
     var mode: ProxyMode = .http
     /// `mode: tcp` with `sni` rules: the ClientHello's server name is read before routing.
-    var routesByServerName = false
+    var routesByClientHello = false
     /// `tls.hsts`'s header value, and its whole HTTP/1 line, built once per configuration;
     /// nil on plain listeners.
     var strictTransportSecurity: String? = nil {
@@ -69,20 +69,8 @@ struct ClientPipeline: Sendable {
                 loop: loop,
                 frontendName: frontendName,
                 client: client,
-                serverNameTimeout: routesByServerName ? headerRead : nil
+                clientHelloTimeout: routesByClientHello ? headerRead : nil
             )
-            if routesByServerName {
-                // Reads the ClientHello's server name without terminating TLS, and passes the
-                // hello on as it leaves.
-                try channel.pipeline.syncOperations.addHandler(
-                    ByteToMessageHandler(
-                        SNIHandler { result in
-                            session.serverNameRead(result)
-                            return channel.eventLoop.makeSucceededVoidFuture()
-                        }
-                    )
-                )
-            }
             try channel.pipeline.syncOperations.addHandler(session)
             return
         }

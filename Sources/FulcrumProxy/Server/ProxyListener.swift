@@ -76,7 +76,7 @@ extension ProxyListener.Binding {
         )
         pipeline.acceptsProxyProtocolFrom = frontend.acceptProxyFrom
         pipeline.mode = frontend.mode
-        pipeline.routesByServerName = frontend.mode == .tcp && frontend.routesByServerName
+        pipeline.routesByClientHello = frontend.mode == .tcp && frontend.routesByClientHello
         // Over TLS only: browsers ignore it over plain HTTP (RFC 6797 §8.1).
         pipeline.strictTransportSecurity = certificates == nil ? nil : frontend.tls?.hsts?.headerValue
         self.init(pipeline: pipeline, certificates: certificates, limits: limits)

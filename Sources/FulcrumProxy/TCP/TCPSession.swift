@@ -2,7 +2,6 @@ import FulcrumBalancing
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import NIOTLS
 
 /// A client connection to a `mode: tcp` frontend, until it is joined to a server (HAProxy's
 /// `mode tcp`): routes it by the frontend's rules (whose ACLs test only `src`), picks a server
@@ -11,11 +10,11 @@ import NIOTLS
 /// bytes both ways with backpressure, half-close and the backend's `tunnel` idle timeout.
 ///
 /// Until then it reads nothing from the client (what already arrived, the rest of a PROXY
-/// protocol header's read, is kept and sent first). On a frontend with `sni` rules it first
-/// waits, within `header_read`, for NIOTLS's `SNIHandler` (before it in the pipeline) to read
-/// the server name of the client's TLS ClientHello; the hello itself is then the first thing
-/// the server gets, so TLS passes through untouched. A connection no server takes is closed,
-/// with a warning that says why.
+/// protocol header's read, is kept and sent first). On a frontend with `sni` or `alpn` rules
+/// it first reads, within `header_read`, the client's TLS ClientHello (`ClientHello`) for its
+/// server name and offered protocols; the hello itself is then the first thing the server
+/// gets, so TLS passes through untouched. A connection no server takes is closed, with a
+/// warning that says why.
 ///
 /// A connection counts as a request of its server (its response time is the connect's), and
 /// when it ends, its bytes each way go to the traffic counters and the access log.
@@ -27,9 +26,11 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
     private let frontendName: String
     private var client: ClientInfo
     private var context: ChannelHandlerContext?
-    /// How long the ClientHello may take, while the session waits for its server name.
-    private var serverNameTimeout: TimeAmount?
-    private var serverNameDeadline: Scheduled<Void>?
+    /// How long the ClientHello may take, while the session waits for it.
+    private var clientHelloTimeout: TimeAmount?
+    private var clientHelloDeadline: Scheduled<Void>?
+    /// The bytes of the ClientHello so far, while the session waits for it.
+    private var helloBytes: ByteBuffer?
     private var backend: LoopBackend?
     private var tried = ServerIndexSet()
     private var retriesLeft = 0
@@ -42,20 +43,20 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
     /// request head, which this stands in for.
     private static let noRequest = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
 
-    /// `serverNameTimeout`: wait this long for `serverNameRead` before routing (nil: route
-    /// at once).
-    init(loop: LoopContext, frontendName: String, client: ClientInfo, serverNameTimeout: TimeAmount? = nil) {
+    /// `clientHelloTimeout`: wait this long for the client's TLS ClientHello before routing
+    /// (nil: route at once).
+    init(loop: LoopContext, frontendName: String, client: ClientInfo, clientHelloTimeout: TimeAmount? = nil) {
         self.loop = loop
         self.frontendName = frontendName
         self.client = client
-        self.serverNameTimeout = serverNameTimeout
+        self.clientHelloTimeout = clientHelloTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if let serverNameTimeout {
-            serverNameDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: serverNameTimeout) { [self] in
-                refuse("no TLS ClientHello within \(serverNameTimeout)")
+        if let clientHelloTimeout {
+            clientHelloDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: clientHelloTimeout) { [self] in
+                refuse("no TLS ClientHello within \(clientHelloTimeout)")
             }
         } else if context.channel.isActive {
             start()
@@ -63,33 +64,51 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        serverNameDeadline?.cancel()
+        clientHelloDeadline?.cancel()
         self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if serverNameTimeout == nil { start() }
+        if clientHelloTimeout == nil { start() }
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        early.append(unwrapInboundIn(data))
+        let bytes = unwrapInboundIn(data)
+        early.append(bytes)
+        guard clientHelloTimeout != nil else { return }
+        helloBytes.setOrWriteImmutableBuffer(bytes)
+        switch ClientHello.read(helloBytes!) {
+        case .incomplete:
+            break
+        case .notHello:
+            helloRead(nil)
+        case .hello(let hello):
+            helloRead(hello)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if clientHelloTimeout != nil, event as? ChannelEvent == .inputClosed {
+            return refuse("the client ended its output before its TLS ClientHello was complete")
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     /// Nothing is read until the server connection is made (the tunnel reads then), but for
-    /// the ClientHello that `sni` rules wait for.
+    /// the ClientHello that `sni` and `alpn` rules wait for.
     func read(context: ChannelHandlerContext) {
-        if serverNameTimeout != nil { context.read() }
+        if clientHelloTimeout != nil { context.read() }
     }
 
-    /// The ClientHello's server name, or `.fallback` when it named none or was not TLS:
-    /// routing goes on with it.
-    func serverNameRead(_ result: SNIResult) {
-        guard serverNameTimeout != nil else { return }
-        serverNameTimeout = nil
-        serverNameDeadline?.cancel()
-        serverNameDeadline = nil
-        if case .hostname(let name) = result { client.serverName = name }
+    /// Routing goes on with what the ClientHello said (nothing, when it was not one).
+    private func helloRead(_ hello: ClientHello?) {
+        clientHelloTimeout = nil
+        clientHelloDeadline?.cancel()
+        clientHelloDeadline = nil
+        helloBytes = nil
+        client.serverName = hello?.serverName
+        client.offeredProtocols = hello?.applicationProtocols ?? []
         start()
     }
 

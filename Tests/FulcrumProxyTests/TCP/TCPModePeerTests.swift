@@ -122,7 +122,7 @@ struct TCPModePeerTests {
     }
 
     @Test(
-        "TLS passthrough routed by SNI: each name reaches the server whose certificate it is",
+        "TLS passthrough routed by SNI and ALPN: each name reaches the server whose certificate it is",
         .enabled(if: ExternalTool.find("openssl") != nil, "openssl is not installed")
     )
     func serverNameRouting() async throws {
@@ -161,7 +161,9 @@ struct TCPModePeerTests {
                 acls:
                   api: { sni: api.test }
                   example: { sni: "*.example.test" }
+                  mqtt: { alpn: [mqtt, x-mqtt] }
                 rules:
+                  - { use_backend: example, if: mqtt }
                   - { use_backend: api, if: api }
                   - { use_backend: example, if: example }
                 default_backend: fallback
@@ -172,17 +174,24 @@ struct TCPModePeerTests {
             """
         try await withProxy(workers: [], yaml: { _ in yaml }) { harness in
             let openssl = try #require(ExternalTool.find("openssl"))
-            for (requested, verified) in [
-                ("api.test", "api.test"), ("WWW.Example.Test", "www.example.test"), ("other.test", "fallback.test"),
+            // (The offered protocols come first: a client offering mqtt reaches the example
+            // server whatever name it asks for.)
+            for (requested, protocols, verified) in [
+                ("api.test", nil, "api.test"), ("WWW.Example.Test", nil, "www.example.test"), ("other.test", nil, "fallback.test"),
+                ("other.test", "h2,mqtt", "mqtt.example.test"), ("api.test", "x-mqtt", "mqtt.example.test"),
             ] {
+                let alpn = protocols.map { ["-alpn", $0] } ?? []
                 let run = try await openssl.run(
                     [
                         "s_client", "-connect", "127.0.0.1:\(harness.port)", "-servername", requested,
                         "-verify_hostname", verified, "-CAfile", caFile, "-verify_return_error", "-ign_eof", "-quiet",
-                    ],
+                    ] + alpn,
                     input: "GET / HTTP/1.0\r\n\r\n"
                 )
-                #expect(run.status == 0 && run.output.contains("HTTP/1.0 200 ok"), "SNI \(requested): \(run.output)")
+                #expect(
+                    run.status == 0 && run.output.contains("HTTP/1.0 200 ok"),
+                    "SNI \(requested), ALPN \(protocols ?? "none"): \(run.output)"
+                )
             }
             // Not TLS at all: no server name, so the default backend (whose TLS server then
             // refuses the bytes).

@@ -1,5 +1,6 @@
 import FulcrumProxy
 import NIOConcurrencyHelpers
+import NIOCore
 import Testing
 
 /// `mode: tcp` through a real proxy: each connection is relayed as bytes to one server of the
@@ -195,6 +196,31 @@ struct TCPModeTests {
             #expect(connection.text.isEmpty)
         }
         #expect(logs.messages.contains { $0.contains("no TLS ClientHello within") })
+    }
+
+    @Test("with alpn rules, a client that ends its output in the middle of its ClientHello is closed at once")
+    func clientHelloCutShort() async throws {
+        let server = try await TCPTestServer.start(name: "t1")
+        defer { Task { await server.stop() } }
+        let logs = LogCapture()
+        let rules = """
+                timeouts: { header_read: 10s }
+                acls:
+                  mqtt: { alpn: mqtt }
+                rules:
+                  - { use_backend: echo, if: mqtt }
+            """
+        try await Self.withTCPProxy(servers: [server.port], extra: rules, logs: logs) { harness in
+            let started = ContinuousClock.now
+            let connection = try await HeldConnection.open(port: harness.port)
+            // A handshake record's header, and no more.
+            try await connection.send(bytes: ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x02, 0x00]))
+            try await connection.closeOutput()
+            try await waitUntil(timeout: .seconds(8)) { connection.closedByServer }
+            #expect(ContinuousClock.now - started < .seconds(8))
+            #expect(connection.text.isEmpty)
+        }
+        #expect(logs.messages.contains { $0.contains("before its TLS ClientHello was complete") })
     }
 
     @Test("a health check's receive names the reply a server must give: one that greets otherwise is taken out")
