@@ -187,13 +187,42 @@ def parse_h2load(text, log_path):
     return res
 
 
+def parse_redis_benchmark(text):
+    """redis-benchmark's output for one test (--tcp runs GETs): the request count and time, its
+    throughput summary, and p50/p99 from its latency summary (milliseconds)."""
+    text = text.replace("\r", "\n")  # (it redraws its progress line with carriage returns)
+    res = {}
+    m = re.search(r"(\d+) requests completed in ([0-9.]+) seconds", text)
+    if not m:
+        raise ValueError("no 'requests completed in' line in redis-benchmark output")
+    res["requests"] = int(m.group(1))
+    res["wrk_duration_s"] = float(m.group(2))
+    m = re.search(r"throughput summary: ([0-9.]+) requests per second", text)
+    res["rps"] = float(m.group(1)) if m else res["requests"] / res["wrk_duration_s"]
+    m = re.search(r"latency summary \(msec\):\s*\n\s*avg\s+min\s+p50\s+p95\s+p99\s+max\s*\n\s*([0-9. ]+)", text)
+    if not m:
+        raise ValueError("no latency summary in redis-benchmark output")
+    _avg, _min, p50, _p95, p99, _max = (float(v) for v in m.group(1).split()[:6])
+    res["p50_us"] = p50 * 1e3
+    res["p99_us"] = p99 * 1e3
+    errors = {}
+    m = re.search(r"^Error.*$", text, re.M)
+    if m:
+        errors["redis_benchmark"] = 1
+    res["errors"] = errors
+    return res
+
+
 def cmd_record(args):
     with open(args.wrk) as f:
         text = f.read()
     try:
-        rec = parse_h2load(text, args.h2load_log) if args.h2load_log else parse_wrk(text)
+        if args.redis_benchmark:
+            rec = parse_redis_benchmark(text)
+        else:
+            rec = parse_h2load(text, args.h2load_log) if args.h2load_log else parse_wrk(text)
     except ValueError as e:
-        tool = "h2load" if args.h2load_log else "wrk"
+        tool = "redis-benchmark" if args.redis_benchmark else "h2load" if args.h2load_log else "wrk"
         print(f"error: {args.proxy} round {args.round}: {e}; {tool} said:\n{text}", file=sys.stderr)
         return 1
     cpu_s = (args.cpu_after - args.cpu_before) / args.clk_tck
@@ -237,6 +266,8 @@ def cmd_record(args):
 def scenario_label(mode):
     """The scenario a run's mode names, as the --all overview and the headings say it."""
     secure = mode.startswith("https")
+    if mode == "tcp":
+        return "TCP mode, Redis GETs (redis-benchmark)"
     if "-idle" in mode and "-h2" in mode:
         return "idle HTTP/2 connections" + (" over TLS" if secure else ", prior knowledge (h2c)")
     if "-h2" in mode:
@@ -437,6 +468,10 @@ def cmd_summary(args):
         + (
             f"h2load `-t {p['threads']} -c {p['connections']} -m {p['streams']} -D {p['duration']}`"
             if p.get("streams")
+            else f"redis-benchmark `-c {p['connections']}"
+            + (f" --threads {p['threads']}" if p["threads"] > 1 else "")
+            + " -t get` (see the command)"
+            if p.get("mode") == "tcp"
             else f"wrk `-t {p['threads']} -c {p['connections']} -d {p['duration']} --latency`"
         )
         + f", warm-up {p['warmup']}, "
@@ -682,6 +717,7 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--wrk", required=True, help="file holding wrk's (or with --h2load-log, h2load's) output")
     p.add_argument("--h2load-log", help="h2load's --log-file: the output is h2load's")
+    p.add_argument("--redis-benchmark", action="store_true", help="the output is redis-benchmark's (--tcp)")
     p.add_argument("--cpu-before", type=int, required=True, help="clock ticks")
     p.add_argument("--cpu-after", type=int, required=True, help="clock ticks")
     p.add_argument("--clk-tck", type=int, required=True)

@@ -4,7 +4,8 @@
 # Starts two identical nginx backends, HAProxy (1 thread), nginx (1 worker) and
 # Fulcrum (1 worker) as proxies, then runs wrk (or h2load, curl, the idle probe)
 # against each proxy in interleaved rounds and reports req/s, p50/p99 latency and
-# the proxy's CPU time per request. --all runs every scenario in one command.
+# the proxy's CPU time per request. --tcp does the same for the proxies' TCP modes,
+# with redis-server backends and redis-benchmark. --all runs every scenario.
 # See bench/README.md or `bench/run.sh --help`.
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true # bash 5.2: '&' in ${x//a/b} is literal
@@ -45,6 +46,8 @@ H2=${H2:-0}
 STREAMS=${STREAMS:-10}
 DOWNLOAD=${DOWNLOAD:-}
 ALL=${ALL:-0}
+TCP=${TCP:-0}
+TCP_REQUESTS=${TCP_REQUESTS:-300000}
 ALL_IDLE=${ALL_IDLE:-5000}
 ALL_DOWNLOAD=${ALL_DOWNLOAD:-1g}
 
@@ -96,13 +99,17 @@ Options (environment variable in brackets):
                      prior knowledge (h2c), or with --tls over h2 by ALPN; p50/p99 come from
                      h2load's per-request log [H2=1]
   --streams M        h2load's concurrent streams per connection (default 10) [STREAMS]
+  --tcp              the proxies' TCP modes (HAProxy mode tcp, nginx stream, Fulcrum mode: tcp) in
+                     front of two redis-server backends; redis-benchmark -c C -t get (after a SET
+                     warm-up) instead of wrk, its latency summary for p50/p99 [TCP=1]
+  --requests N       GETs per measured redis-benchmark run with --tcp (default 300000) [TCP_REQUESTS]
   --download SIZE    instead of wrk: one download of SIZE (e.g. 1g, 100m) per proxy and round with
                      curl, reporting the proxy's CPU time, throughput and peak resident memory
                      (VmHWM after a reset) [DOWNLOAD]
   --all              every scenario, one after the other, each a run of this script with the same
                      binaries and rounds: keep-alive, --tls, --new-connections (with and without
                      --tls), --h2, --h2 --tls, --download \$ALL_DOWNLOAD (1g), --idle \$ALL_IDLE
-                     (5000), --idle --tls and --idle --h2; an overview of all of them, then their summaries,
+                     (5000), --idle --tls, --idle --h2 and --tcp; an overview of all of them, then their summaries,
                      in bench/out/<UTC timestamp>-all/summary.md [ALL=1]
   -h, --help         this help
 
@@ -139,7 +146,7 @@ while (($#)); do
         usage
         exit 0
         ;;
-    --fulcrum | --baseline | --rounds | --duration | --warmup | --connections | --threads | --only | --idle | --streams | --download)
+    --fulcrum | --baseline | --rounds | --duration | --warmup | --connections | --threads | --only | --idle | --streams | --download | --requests)
         if ((!has_val)); then
             (($# >= 2)) || die "$opt needs a value (see --help)"
             val=$2
@@ -157,12 +164,14 @@ while (($#)); do
         --idle) IDLE=$val ;;
         --streams) STREAMS=$val ;;
         --download) DOWNLOAD=$val ;;
+        --requests) TCP_REQUESTS=$val ;;
         esac
         ;;
-    --no-install | --pin | --tls | --new-connections | --rate-limit | --h2 | --all)
+    --no-install | --pin | --tls | --new-connections | --rate-limit | --h2 | --all | --tcp)
         ((!has_val)) || die "$opt takes no value"
         case $opt in
         --h2) H2=1 ;;
+        --tcp) TCP=1 ;;
         --all) ALL=1 ;;
         --no-install) NO_INSTALL=1 ;;
         --pin) PIN=1 ;;
@@ -193,6 +202,8 @@ is_uint "$THREADS" && ((THREADS >= 1)) || die "--threads must be a positive inte
 [[ $RATE_LIMIT =~ ^[01]$ ]] || die "RATE_LIMIT must be 0 or 1"
 [[ $H2 =~ ^[01]$ ]] || die "H2 must be 0 or 1"
 [[ $ALL =~ ^[01]$ ]] || die "ALL must be 0 or 1"
+[[ $TCP =~ ^[01]$ ]] || die "TCP must be 0 or 1"
+is_uint "$TCP_REQUESTS" && ((TCP_REQUESTS >= 1000)) || die "--requests must be an integer of at least 1000, got '$TCP_REQUESTS'"
 is_uint "$STREAMS" && ((STREAMS >= 1)) || die "--streams must be a positive integer, got '$STREAMS'"
 is_uint "$IDLE" || die "--idle must be a number of connections, got '$IDLE'"
 DOWNLOAD_BYTES=0
@@ -207,10 +218,11 @@ if [[ -n $DOWNLOAD ]]; then
     ((DOWNLOAD_BYTES > 0)) || die "--download must be more than 0 bytes"
 fi
 # (--idle with --h2 holds idle HTTP/2 connections: one scenario.)
-scenarios=$(((H2 && !IDLE) + NEW_CONNECTIONS + (IDLE > 0) + (DOWNLOAD_BYTES > 0)))
-((scenarios <= 1)) || die "--h2, --new-connections, --idle and --download are separate scenarios: give one (or --all)"
+scenarios=$(((H2 && !IDLE) + NEW_CONNECTIONS + (IDLE > 0) + (DOWNLOAD_BYTES > 0) + TCP))
+((scenarios <= 1)) || die "--h2, --new-connections, --idle, --download and --tcp are separate scenarios: give one (or --all)"
 ((!ALL || (scenarios == 0 && !TLS && !RATE_LIMIT))) ||
-    die "--all runs every scenario itself: give it no --tls, --h2, --new-connections, --idle, --download or --rate-limit"
+    die "--all runs every scenario itself: give it no --tls, --h2, --new-connections, --idle, --download, --tcp or --rate-limit"
+((!TCP || (!TLS && !RATE_LIMIT))) || die "--tcp relays plain TCP: it takes no --tls or --rate-limit"
 # h2load's usual load for this benchmark is -c20 -m10 (the issue's and HAProxy's own figures)
 ((H2 && !CONNECTIONS_GIVEN)) && CONNECTIONS=20
 MODE=http
@@ -220,6 +232,7 @@ MODE=http
 is_uint "$NGINX_KEEPALIVE" && ((NGINX_KEEPALIVE >= 1)) || die "NGINX_KEEPALIVE must be a positive integer"
 ((IDLE)) && MODE+=-idle
 ((DOWNLOAD_BYTES)) && MODE+=-download
+((TCP)) && MODE=tcp
 # Room for the idle probe's connections in every proxy (Fulcrum's `auto` cap follows the
 # descriptor limit, raised here for all of them).
 MAXCONN=$((IDLE + 1000 > 4096 ? IDLE + 1000 : 4096))
@@ -295,7 +308,7 @@ if ((ALL)); then
     ((PIN)) && common_args+=(--pin)
     scenario_args=(
         "" "--tls" "--new-connections" "--new-connections --tls" "--h2" "--h2 --tls"
-        "--download $ALL_DOWNLOAD" "--idle $ALL_IDLE" "--idle $ALL_IDLE --tls" "--idle $ALL_IDLE --h2"
+        "--download $ALL_DOWNLOAD" "--idle $ALL_IDLE" "--idle $ALL_IDLE --tls" "--idle $ALL_IDLE --h2" "--tcp"
     )
     runs=()
     : >"$ALL_DIR/scenarios.md"
@@ -317,6 +330,10 @@ if ((ALL)); then
 fi
 
 need_tools=(nginx wrk)
+if ((TCP)); then
+    need_tools=(redis-server redis-benchmark redis-cli)
+    selected nginx && need_tools+=(nginx)
+fi
 ((TLS)) && need_tools+=(openssl)
 ((H2)) && need_tools+=(h2load)
 ((DOWNLOAD_BYTES)) && need_tools+=(curl)
@@ -327,18 +344,31 @@ missing_tools() {
 }
 missing=$(missing_tools)
 if [[ -n $missing ]]; then
-    ((!NO_INSTALL)) || die "missing: $missing(--no-install given). Install them: apt-get install -y haproxy nginx wrk nghttp2-client curl"
+    ((!NO_INSTALL)) || die "missing: $missing(--no-install given). Install them: apt-get install -y haproxy nginx wrk nghttp2-client curl redis-server redis-tools"
     command -v apt-get >/dev/null || die "missing: $missing and apt-get is not available; install haproxy, nginx and wrk yourself"
     sudo_cmd=()
     if ((EUID != 0)); then
         command -v sudo >/dev/null || die "missing: $missing; need root or sudo to apt-get install them"
         sudo_cmd=(sudo)
     fi
-    log "installing haproxy nginx wrk nghttp2-client curl (missing: $missing)"
+    log "installing haproxy nginx wrk nghttp2-client curl redis-server redis-tools (missing: $missing)"
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy nginx wrk nghttp2-client curl
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y haproxy nginx wrk nghttp2-client curl redis-server redis-tools
     missing=$(missing_tools)
     [[ -z $missing ]] || die "still missing after apt-get install: $missing"
+fi
+
+# --tcp: nginx proxies TCP with its stream module, which Debian builds as a module of its own.
+NGINX_STREAM_MODULE=
+if ((TCP)) && selected nginx && nginx -V 2>&1 | grep -q -- '--with-stream=dynamic'; then
+    module=/usr/lib/nginx/modules/ngx_stream_module.so
+    if [[ ! -f $module ]] && ((!NO_INSTALL)) && command -v apt-get >/dev/null; then
+        log "installing libnginx-mod-stream (nginx's stream module)"
+        ${sudo_cmd[@]+"${sudo_cmd[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y libnginx-mod-stream ||
+            die "libnginx-mod-stream could not be installed; leave nginx out: --only haproxy,fulcrum"
+    fi
+    [[ -f $module ]] || die "nginx's stream module ($module) is missing: apt-get install libnginx-mod-stream, or --only haproxy,fulcrum"
+    NGINX_STREAM_MODULE="load_module $module;"
 fi
 
 if ((PIN)); then
@@ -449,15 +479,16 @@ fail_process() { # PID WHAT
 
 # One request answered 200: over HTTP/1.1, or with h2 over HTTP/2 (a proxy under --h2: nginx's
 # h2c port speaks nothing else).
-probe() { # PORT http|https|h2
+probe() { # PORT http|https|h2|redis
     case $2 in
+    redis) [[ $(timeout 3 redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null) == PONG ]] ;;
     h2) timeout 3 h2load -n 1 -c 1 "$PROXY_SCHEME://127.0.0.1:$1/" 2>/dev/null | grep -q 'requests: 1 total.* 1 succeeded' ;;
     https) "${REPORT[@]}" probe "$1" --timeout 1 --tls ;;
     *) "${REPORT[@]}" probe "$1" --timeout 1 ;;
     esac
 }
 
-wait_ready() { # PID PORT http|https|h2
+wait_ready() { # PID PORT http|https|h2|redis
     local deadline=$((SECONDS + 20))
     while ! probe "$2" "$3"; do
         is_alive "$1" || fail_process "$1" "exited during startup"
@@ -493,22 +524,30 @@ fi
 
 declare -A PROXY_PID=()
 BACKEND_PIDS=()
+BACKEND_PROBE=http
+((TCP)) && BACKEND_PROBE=redis
 for i in 1 2; do
     port_var=BACKEND${i}_PORT
-    render "$BENCH_DIR/nginx-backend.conf.tmpl" "$RUN_DIR/backend$i.conf" \
-        "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}" \
-        "DOWNLOAD_LOCATION=$download_location"
-    start_nginx "backend$i" "$BACKEND_CPU" "$RUN_DIR/backend$i.conf"
+    if ((TCP)); then
+        start "backend$i" "$BACKEND_CPU" redis-server --bind 127.0.0.1 --port "${!port_var}" --save "" \
+            --appendonly no --protected-mode no --dir "$RUN_DIR"
+    else
+        render "$BENCH_DIR/nginx-backend.conf.tmpl" "$RUN_DIR/backend$i.conf" \
+            "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}" \
+            "DOWNLOAD_LOCATION=$download_location"
+        start_nginx "backend$i" "$BACKEND_CPU" "$RUN_DIR/backend$i.conf"
+    fi
     BACKEND_PIDS+=("$LAST_PID")
 done
-wait_ready "${BACKEND_PIDS[0]}" "$BACKEND1_PORT" http
-wait_ready "${BACKEND_PIDS[1]}" "$BACKEND2_PORT" http
+wait_ready "${BACKEND_PIDS[0]}" "$BACKEND1_PORT" "$BACKEND_PROBE"
+wait_ready "${BACKEND_PIDS[1]}" "$BACKEND2_PORT" "$BACKEND_PROBE"
 
 # With --tls, every proxy terminates TLS with the same ECDSA P-256 certificate (made here).
 HAPROXY_TLS= NGINX_TLS= NGINX_TLS_LINES= FULCRUM_TLS=
 PROXY_SCHEME=http PROXY_PROBE=http
 ((TLS)) && PROXY_SCHEME=https PROXY_PROBE=https
 ((H2)) && PROXY_PROBE=h2
+((TCP)) && PROXY_PROBE=redis
 # With --h2 and no TLS, HTTP/2 by prior knowledge: HAProxy detects the preface on its plain bind,
 # nginx's port speaks only h2c, Fulcrum needs h2c: true.
 if ((H2 && !TLS)); then
@@ -545,30 +584,30 @@ if ((RATE_LIMIT)); then
 fi
 
 common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "MAXCONN=$MAXCONN" "NOFILE=$(ulimit -n)")
+# --tcp: each proxy's TCP-mode configuration (bench/*-tcp.*.tmpl) instead.
+TEMPLATE_SUFFIX=
+((TCP)) && TEMPLATE_SUFFIX=-tcp
 start_proxy() { # PROXY: renders its configuration, starts it, waits until it answers
     local proxy=$1 port=${PROXY_PORT[$1]}
     case $proxy in
     haproxy)
-        render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "PORT=$port" "TLS=$HAPROXY_TLS" \
-            "RATE_LIMIT=$HAPROXY_RATE_LIMIT"
+        render "$BENCH_DIR/haproxy$TEMPLATE_SUFFIX.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "PORT=$port" \
+            "TLS=$HAPROXY_TLS" "RATE_LIMIT=$HAPROXY_RATE_LIMIT"
         start haproxy "$PROXY_CPU" haproxy -db -f "$RUN_DIR/haproxy.cfg"
         ;;
     nginx)
-        render "$BENCH_DIR/nginx-proxy.conf.tmpl" "$RUN_DIR/nginx-proxy.conf" "${common[@]}" \
+        render "$BENCH_DIR/nginx-proxy$TEMPLATE_SUFFIX.conf.tmpl" "$RUN_DIR/nginx-proxy.conf" "${common[@]}" \
             "USER_DIRECTIVE=$user_directive" "PORT=$port" "NGINX_KEEPALIVE=$NGINX_KEEPALIVE" \
-            "TLS=$NGINX_TLS" "TLS_LINES=$NGINX_TLS_LINES" \
+            "TLS=$NGINX_TLS" "TLS_LINES=$NGINX_TLS_LINES" "STREAM_MODULE=$NGINX_STREAM_MODULE" \
             "RATE_LIMIT_ZONE=$NGINX_RATE_LIMIT_ZONE" "RATE_LIMIT=$NGINX_RATE_LIMIT"
         start_nginx nginx-proxy "$PROXY_CPU" "$RUN_DIR/nginx-proxy.conf"
         ;;
-    fulcrum)
-        render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "PORT=$port" "TLS=$FULCRUM_TLS" \
-            "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
-        start fulcrum "$PROXY_CPU" "$FULCRUM_BIN" run -c "$RUN_DIR/fulcrum.yaml"
-        ;;
-    fulcrum-base)
-        render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum-base.yaml" "${common[@]}" "PORT=$port" "TLS=$FULCRUM_TLS" \
-            "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
-        start fulcrum-base "$PROXY_CPU" "$BASELINE_BIN" run -c "$RUN_DIR/fulcrum-base.yaml"
+    fulcrum | fulcrum-base)
+        local binary=$FULCRUM_BIN
+        [[ $proxy == fulcrum-base ]] && binary=$BASELINE_BIN
+        render "$BENCH_DIR/fulcrum$TEMPLATE_SUFFIX.yaml.tmpl" "$RUN_DIR/$proxy.yaml" "${common[@]}" "PORT=$port" \
+            "TLS=$FULCRUM_TLS" "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
+        start "$proxy" "$PROXY_CPU" "$binary" run -c "$RUN_DIR/$proxy.yaml"
         ;;
     esac
     PROXY_PID[$proxy]=$LAST_PID
@@ -608,6 +647,9 @@ elif ((DOWNLOAD_BYTES)); then
     versions=("nginx=$v_nginx" "curl=${v_curl%% *}")
 elif ((IDLE)); then
     versions=("nginx=$v_nginx")
+elif ((TCP)); then
+    v_redis=$(first_line redis-benchmark --version)
+    versions=("nginx=$v_nginx" "redis-benchmark=${v_redis#redis-benchmark }")
 fi
 if selected haproxy; then
     v_haproxy=$(first_line haproxy -v)
@@ -636,6 +678,7 @@ selected fulcrum-base && cmdline+=" --baseline $(printf '%q' "$BASELINE_BIN")"
 ((IDLE)) && cmdline+=" --idle $IDLE"
 ((H2)) && cmdline+=" --h2 --streams $STREAMS"
 ((DOWNLOAD_BYTES)) && cmdline+=" --download $DOWNLOAD"
+((TCP)) && cmdline+=" --tcp --requests $TCP_REQUESTS"
 ((NGINX_KEEPALIVE == 64)) || cmdline="NGINX_KEEPALIVE=$NGINX_KEEPALIVE $cmdline"
 "${REPORT[@]}" meta --out "$OUT_DIR/meta.json" --rounds "$ROUNDS" --duration "$DURATION" \
     --warmup "$WARMUP" --connections "$CONNECTIONS" --threads "$THREADS" --streams "$((H2 ? STREAMS : 0))" \
@@ -653,6 +696,10 @@ wrk_cmd=(wrk -t "$THREADS" -c "$CONNECTIONS")
 ((NEW_CONNECTIONS)) && wrk_cmd+=(-H "Connection: close")
 # --h2: h2load instead, and its per-request log for the latency percentiles.
 ((H2)) && wrk_cmd=(h2load -t "$THREADS" -c "$CONNECTIONS" -m "$STREAMS")
+# --tcp: redis-benchmark, measured on GETs; its warm-up is SETs (so the GETs find the key), a
+# fifth as many. (It runs a number of requests, not a duration.)
+((TCP)) && wrk_cmd=(redis-benchmark -h 127.0.0.1 -c "$CONNECTIONS")
+((TCP && THREADS > 1)) && wrk_cmd+=(--threads "$THREADS")
 wrk_name=${wrk_cmd[0]}
 ((PIN)) && wrk_cmd=(taskset -c "$LOAD_CPU" "${wrk_cmd[@]}")
 
@@ -715,7 +762,11 @@ read -r load1 _ </proc/loadavg
 if awk -v l="$load1" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
     log "WARNING: load average is $load1 on $(nproc) CPU(s) before we start: other work is running, figures will be noisy"
 fi
-log "$ROUNDS round(s) of: ${SELECTED[*]}; $wrk_name -t $THREADS -c $CONNECTIONS$( ((H2)) && echo " -m $STREAMS") for $DURATION (warm-up $WARMUP)$( ((PIN)) && echo ", pinned")"
+if ((TCP)); then
+    log "$ROUNDS round(s) of: ${SELECTED[*]}; ${wrk_cmd[*]} -n $TCP_REQUESTS -t get (warm-up: SETs)$( ((PIN)) && echo ", pinned")"
+else
+    log "$ROUNDS round(s) of: ${SELECTED[*]}; $wrk_name -t $THREADS -c $CONNECTIONS$( ((H2)) && echo " -m $STREAMS") for $DURATION (warm-up $WARMUP)$( ((PIN)) && echo ", pinned")"
+fi
 for ((round = 1; round <= ROUNDS; round++)); do
     for proxy in "${SELECTED[@]}"; do
         pid=${PROXY_PID[$proxy]}
@@ -725,17 +776,21 @@ for ((round = 1; round <= ROUNDS; round++)); do
 
         if [[ $WARMUP != 0 ]]; then
             log "round $round/$ROUNDS $proxy: warm-up $WARMUP"
-            if ((H2)); then
+            if ((TCP)); then
+                "${wrk_cmd[@]}" -p "${PROXY_PORT[$proxy]}" -n $((TCP_REQUESTS / 5)) -t set -q >"$base.warmup.txt" 2>&1
+            elif ((H2)); then
                 "${wrk_cmd[@]}" -D "$WARMUP" "$url" >"$base.warmup.txt" 2>&1
             else
                 "${wrk_cmd[@]}" -d "$WARMUP" "$url" >"$base.warmup.txt" 2>&1
             fi || die "$wrk_name warm-up against $proxy failed: $(cat "$base.warmup.txt")"
         fi
 
-        log "round $round/$ROUNDS $proxy: measuring $DURATION"
+        log "round $round/$ROUNDS $proxy: measuring $( ((TCP)) && echo "$TCP_REQUESTS GETs" || echo "$DURATION")"
         read -r _ cpu0 b1_0 b2_0 < <("${REPORT[@]}" cpu "$pid" "${BACKEND_PIDS[@]}")
         t0=$EPOCHREALTIME
-        if ((H2)); then
+        if ((TCP)); then
+            "${wrk_cmd[@]}" -p "${PROXY_PORT[$proxy]}" -n "$TCP_REQUESTS" -t get >"$base.txt" 2>&1
+        elif ((H2)); then
             "${wrk_cmd[@]}" -D "$DURATION" --log-file "$base.requests.tsv" "$url" >"$base.txt" 2>&1
         else
             "${wrk_cmd[@]}" -d "$DURATION" --latency "$url" >"$base.txt" 2>&1
@@ -746,6 +801,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 
         "${REPORT[@]}" record --results "$RESULTS" --round "$round" --proxy "$proxy" \
             --port "${PROXY_PORT[$proxy]}" --wrk "$base.txt" $( ((H2)) && echo --h2load-log "$base.requests.tsv") \
+            $( ((TCP)) && echo --redis-benchmark) \
             --cpu-before "$cpu0" --cpu-after "$cpu1" --clk-tck "$CLK_TCK" \
             --wall-us $((${t1/./} - ${t0/./})) \
             --backend-cpu-ticks $((b1_1 - b1_0)) $((b2_1 - b2_0))
