@@ -17,6 +17,8 @@ package struct BackendConfig: Sendable, Equatable {
     package var outlier: OutlierConfig?
     /// How much retries may add to the servers' load.
     package var retryBudget = RetryBudgetConfig()
+    /// How requests to its `h2` and `h2c` servers share connections; nil: the defaults.
+    package var http2: HTTP2UpstreamLimits?
 
     package init(
         name: String,
@@ -70,6 +72,19 @@ package struct HealthCheckConfig: Sendable, Equatable {
     /// `tcp-check expect string`); without it, a probe passes once connected and `send` is
     /// written.
     package var receive: String?
+
+    package init() {}
+}
+
+/// How requests to a backend's HTTP/2 servers (`protocol: h2` or `h2c`) are multiplexed
+/// (`backends[].http2`): each event loop keeps up to `maxConnections` connections to each
+/// server, and opens another only when every one carries `maxConcurrentStreams` requests (or
+/// the fewer the server allows). Beyond that, requests wait for a stream to end.
+package struct HTTP2UpstreamLimits: Sendable, Equatable {
+    /// Requests at once on one connection (the server's SETTINGS may allow fewer).
+    package var maxConcurrentStreams = 100
+    /// Connections per server and event loop.
+    package var maxConnections = 4
 
     package init() {}
 }

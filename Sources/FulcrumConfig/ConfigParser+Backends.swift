@@ -1,8 +1,9 @@
 extension ConfigParser {
     static let backendKeys = [
         "name", "mode", "algorithm", "retries", "timeouts", "servers", "adaptive", "health_check", "outlier",
-        "retry_budget",
+        "retry_budget", "http2",
     ]
+    static let http2Keys = ["max_concurrent_streams", "max_connections"]
     static let outlierKeys = ["consecutive_failures", "base_ejection", "max_ejection", "max_ejected_percent"]
     static let retryBudgetKeys = ["ratio", "min_per_second"]
     static let healthCheckKeys = ["path", "interval", "timeout", "rise", "fall", "expect", "send", "receive"]
@@ -12,7 +13,7 @@ extension ConfigParser {
         "evaluate_every", "min_switch_interval", "min_requests", "error_rate", "latency_spread", "in_flight_imbalance",
     ]
     static let backendTimeoutKeys = ["connect", "response", "idle", "tunnel"]
-    static let serverKeys = ["name", "address", "weight", "tls", "send_proxy"]
+    static let serverKeys = ["name", "address", "weight", "protocol", "tls", "send_proxy"]
     static let serverTLSKeys = ["verify", "ca", "sni", "client_certificate"]
 
     struct ParsedBackends {
@@ -59,6 +60,12 @@ extension ConfigParser {
         if let healthReader = mapping["health_check"], let healthCheck = parseHealthCheck(healthReader) {
             backend.healthCheck = healthCheck
         }
+        if let http2Reader = mapping["http2"], let limits = http2Reader.mapping(allowedKeys: Self.http2Keys) {
+            var http2 = HTTP2UpstreamLimits()
+            if let streams = limits["max_concurrent_streams"]?.integer(in: 1...10_000) { http2.maxConcurrentStreams = streams }
+            if let connections = limits["max_connections"]?.integer(in: 1...64) { http2.maxConnections = connections }
+            backend.http2 = http2
+        }
         if let outlierReader = mapping["outlier"], let outlier = parseOutlier(outlierReader) {
             backend.outlier = outlier
         }
@@ -95,6 +102,9 @@ extension ConfigParser {
                     backend.servers.append(server)
                     if backend.mode == .tcp, server.tls != nil {
                         item.mapping(allowedKeys: nil)?["tls"]?.report("TLS to servers is for mode: http (in mode: tcp, TLS passes through)")
+                    }
+                    if backend.mode == .tcp, server.upstreamProtocol != .http1 {
+                        item.mapping(allowedKeys: nil)?["protocol"]?.report("is for mode: http (in mode: tcp, bytes pass as they are)")
                     }
                 }
             }
@@ -208,6 +218,14 @@ extension ConfigParser {
         }
         if let sendProxy = mapping["send_proxy"] {
             server.sendProxy = sendProxy.choice(ProxyProtocolVersion.self, named: "PROXY protocol version")
+        }
+        if let reader = mapping["protocol"], let upstreamProtocol = reader.choice(UpstreamProtocol.self, named: "protocol") {
+            server.upstreamProtocol = upstreamProtocol
+            if upstreamProtocol == .h2, server.tls == nil {
+                reader.report("h2 is HTTP/2 over TLS: give the server tls (h2c is HTTP/2 without TLS)")
+            } else if upstreamProtocol == .h2c, server.tls != nil {
+                reader.report("h2c is HTTP/2 without TLS (over TLS, it is h2)")
+            }
         }
         return server
     }

@@ -67,6 +67,7 @@ extension ConfigParser {
                 "\(backend.algorithm.rawValue) needs response times, which mode: tcp does not have; expected one of: \(valid)"
             )
         }
+        mapping["http2"]?.report("applies only to mode: http (HTTP/2 servers are for HTTP requests)")
         let check = mapping["health_check"]?.mapping(allowedKeys: nil)
         for key in ["path", "expect"] {
             check?[key]?.report("applies only to mode: http (in mode: tcp a health check connects, and may send and receive bytes)")

@@ -277,6 +277,12 @@ package enum ConfigRenderer {
                 "ratio": .double(backend.retryBudget.ratio),
                 "min_per_second": .int(backend.retryBudget.minPerSecond),
             ]),
+            "http2": backend.http2.map { limits in
+                .mapping([
+                    "max_concurrent_streams": .int(limits.maxConcurrentStreams),
+                    "max_connections": .int(limits.maxConnections),
+                ])
+            },
         ])
     }
 
@@ -326,6 +332,7 @@ package enum ConfigRenderer {
             "name": .string(server.name),
             "address": .string(server.address.description),
             "weight": .int(server.weight),
+            "protocol": server.upstreamProtocol == .http1 ? nil : .string(server.upstreamProtocol.rawValue),
             "tls": server.tls.map { tls in
                 .mapping([
                     "verify": .bool(tls.verify),

@@ -7,6 +7,9 @@ package struct ServerConfig: Sendable, Equatable {
     package var weight: Int
     /// The weights a server may have, in a file and through the admin API alike.
     package static let weights = 0...256
+    /// What the server speaks (`protocol`): HTTP/1.1 (default), HTTP/2 over TLS (`h2`, which
+    /// needs `tls`), or HTTP/2 without TLS by prior knowledge (`h2c`).
+    package var upstreamProtocol: UpstreamProtocol = .http1
     /// TLS to the server (`tls`); nil: plain HTTP.
     package var tls: ServerTLSConfig?
     /// Connections to the server start with a PROXY protocol header naming the client
@@ -18,6 +21,17 @@ package struct ServerConfig: Sendable, Equatable {
         self.address = address
         self.weight = weight
     }
+}
+
+/// The HTTP version a server speaks (`servers[].protocol`).
+package enum UpstreamProtocol: String, Sendable, Equatable, CaseIterable {
+    case http1
+    /// HTTP/2 over TLS, agreed by ALPN.
+    case h2
+    /// HTTP/2 over plain TCP, by prior knowledge (RFC 9113 §3.3).
+    case h2c
+
+    package var isHTTP2: Bool { self != .http1 }
 }
 
 /// A version of HAProxy's PROXY protocol: v1 is a line of text, v2 binary.

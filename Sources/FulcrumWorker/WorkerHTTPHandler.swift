@@ -52,8 +52,8 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.receiveHead(head, context: context)
         case .body(let part):
             self.receiveBodyPart(part)
-        case .end:
-            self.receiveEnd(context: context)
+        case .end(let trailers):
+            self.receiveEnd(trailers: trailers, context: context)
         }
     }
 
@@ -133,7 +133,7 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.state = .receiving(request, body)
     }
 
-    private func receiveEnd(context: ChannelHandlerContext) {
+    private func receiveEnd(trailers: HTTPHeaders?, context: ChannelHandlerContext) {
         guard case .receiving(let request, let body) = self.state else {
             return
         }
@@ -152,7 +152,7 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.work(let delayOverride), _):
             self.startWork(request, delayOverride: delayOverride, context: context)
 
-        case (.echo(let status), .collect(let buffer, _)):
+        case (.echo(let status, let withTrailers), .collect(let buffer, _)):
             let payload = EchoPayload(
                 worker: self.worker.name,
                 method: request.head.method.rawValue,
@@ -160,9 +160,14 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 version: request.head.version.description,
                 headers: request.head.headers.map { [$0.name, $0.value] },
                 body: String(decoding: buffer.readableBytesView, as: UTF8.self),
-                bodyBytes: buffer.readableBytes
+                bodyBytes: buffer.readableBytes,
+                trailers: (trailers ?? [:]).map { [$0.name, $0.value] }
             )
-            self.respond(request, status: status, json: payload, context: context)
+            if withTrailers {
+                self.respondWithTrailers(request, status: status, json: payload, context: context)
+            } else {
+                self.respond(request, status: status, json: payload, context: context)
+            }
 
         case (.readControl, _):
             self.respond(request, status: .ok, json: self.worker.behaviour, context: context)
@@ -376,6 +381,30 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.writeEnd(keepAlive: request.head.isKeepAlive, context: context)
     }
 
+    /// An `/echo?trailers=1` response: no length (chunked over HTTP/1.1), and trailers at the
+    /// end, `x-echo-trailer: done` and `x-body-bytes` (the body's length).
+    private func respondWithTrailers(
+        _ request: Request,
+        status: HTTPResponseStatus,
+        json value: some Encodable,
+        context: ChannelHandlerContext
+    ) {
+        guard let body = try? context.channel.allocator.jsonBuffer(value) else {
+            self.respond(request, status: .internalServerError, text: "cannot encode JSON\n", context: context)
+            return
+        }
+        var head = self.responseHead(for: request, status: status, contentType: "application/json", contentLength: 0)
+        head.headers.remove(name: "Content-Length")
+        self.writeHead(head, context: context)
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let trailers: HTTPHeaders = ["x-echo-trailer": "done", "x-body-bytes": "\(body.readableBytes)"]
+        self.state = request.head.isKeepAlive ? .idle : .closing
+        let written = context.writeAndFlush(self.wrapOutboundOut(.end(trailers)))
+        if !request.head.isKeepAlive {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
     private func responseHead(
         for request: Request,
         status: HTTPResponseStatus,
@@ -433,7 +462,8 @@ extension WorkerHTTPHandler {
     private enum Endpoint {
         case health
         case work(delayOverride: Int?)
-        case echo(status: HTTPResponseStatus)
+        /// `trailers`: the response ends with trailers (`?trailers=1`).
+        case echo(status: HTTPResponseStatus, trailers: Bool)
         case readControl
         case updateControl
         case sink
@@ -460,7 +490,8 @@ extension WorkerHTTPHandler {
                 case "/echo":
                     // 1xx are not final responses, so they can't be echoed.
                     let status = try target.intQueryValue("status", in: 200...599) ?? 200
-                    self = .echo(status: HTTPResponseStatus(statusCode: status))
+                    let trailers = try target.intQueryValue("trailers", in: 0...1) == 1
+                    self = .echo(status: HTTPResponseStatus(statusCode: status), trailers: trailers)
 
                 case "/control":
                     switch method {

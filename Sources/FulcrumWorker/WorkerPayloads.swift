@@ -18,9 +18,11 @@ struct EchoPayload: Encodable {
     /// The request body decoded as UTF-8 (invalid sequences replaced by U+FFFD).
     var body: String
     var bodyBytes: Int
+    /// The request's trailers, `[name, value]` pairs (empty without any).
+    var trailers: [[String]]
 
     enum CodingKeys: String, CodingKey {
-        case worker, method, path, version, headers, body
+        case worker, method, path, version, headers, body, trailers
         case bodyBytes = "body_bytes"
     }
 }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 
 /// A small HTTP/1.1 server that plays a backend for the load balancer: in tests, in the demo, in the
@@ -11,13 +12,15 @@ import NIOPosix
 /// |---|---|
 /// | `GET /health` | `200 ok`, or `503 unhealthy` while ``WorkerBehaviour/healthy`` is `false` |
 /// | `/work` (any method) | `200` after the behaviour's delay ± jitter, or `500` with probability ``WorkerBehaviour/errorRate``; `?delay_ms=N` replaces delay and jitter for this request. With a ``WorkerBehaviour/capacity``, requests beyond it first wait for a free slot |
-/// | `/echo` (any method) | `200` JSON describing the request (`worker`, `method`, `path`, `version`, `headers`, `body`, `body_bytes`); `?status=N` answers with status `N` instead; bodies over 16 MiB get `413` |
+/// | `/echo` (any method) | `200` JSON describing the request (`worker`, `method`, `path`, `version`, `headers`, `body`, `body_bytes`, `trailers`); `?status=N` answers with status `N` instead; `?trailers=1` ends the response with trailers (`x-echo-trailer: done`, `x-body-bytes`), chunked over HTTP/1.1; bodies over 16 MiB get `413` |
 /// | `GET /control` | the current ``WorkerBehaviour`` as JSON |
 /// | `POST /control` | applies a partial ``WorkerBehaviour`` (`{"delay_ms": 50}`), answers the new behaviour; `400` on bad JSON or values |
 /// | `POST /sink` | consumes the body without buffering it, answers `{"bytes": N, "checksum": "<FNV-1a 64 hex>"}` |
 /// | `GET /bytes?n=N&seed=S` | `N` bytes of ``patternByte(index:seed:)``, streamed with backpressure |
 ///
-/// Anything else is a `404`. Keep-alive, `Connection: close`, pipelining and HTTP/1.0 are supported.
+/// Anything else is a `404`. Keep-alive, `Connection: close`, pipelining and HTTP/1.0 are supported;
+/// started with `http2: true`, it speaks HTTP/2 by prior knowledge (h2c) instead, each stream
+/// served as one request.
 ///
 /// ```swift
 /// let worker = try await WorkerServer.start(name: "w1", group: MultiThreadedEventLoopGroup.singleton)
@@ -47,6 +50,7 @@ package final class WorkerServer: Sendable {
     ///   - host: The address to listen on.
     ///   - port: The port to listen on; `0` lets the OS pick a free one (see ``port``).
     ///   - behaviour: The initial behaviour; change it later with ``update(_:)`` or `POST /control`.
+    ///   - http2: Speak HTTP/2 by prior knowledge (h2c) instead of HTTP/1.1.
     ///   - group: The event loops the listener and its connections run on. Owned by the caller,
     ///     and must outlive the worker.
     package static func start(
@@ -54,6 +58,7 @@ package final class WorkerServer: Sendable {
         host: String = "127.0.0.1",
         port: Int = 0,
         behaviour: WorkerBehaviour = WorkerBehaviour(),
+        http2: Bool = false,
         group: any EventLoopGroup
     ) async throws -> WorkerServer {
         let state = WorkerState(name: name, behaviour: behaviour)
@@ -71,8 +76,23 @@ package final class WorkerServer: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try pipeline.addHandler(WorkerHTTPHandler(worker: state))
+                    guard http2 else {
+                        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                        try pipeline.addHandler(WorkerHTTPHandler(worker: state))
+                        return
+                    }
+                    _ = try pipeline.configureHTTP2Pipeline(
+                        mode: .server,
+                        connectionConfiguration: .init(),
+                        streamConfiguration: .init()
+                    ) { stream in
+                        stream.eventLoop.makeCompletedFuture {
+                            try stream.pipeline.syncOperations.addHandlers([
+                                HTTP2FramePayloadToHTTP1ServerCodec(),
+                                WorkerHTTPHandler(worker: state),
+                            ])
+                        }
+                    }
                 }
             }
             .bind(host: host, port: port)

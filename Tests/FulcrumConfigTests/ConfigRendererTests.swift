@@ -497,7 +497,8 @@ private let maximalYAML = #"""
             address: "api.internal:443"
             tls: { verify: false, ca: ca.pem, sni: api.internal, client_certificate: ./client.pem }
             send_proxy: v2
-          - { name: web4, address: "10.0.0.5:8443", tls: {}, send_proxy: V1 }
+          - { name: web4, address: "10.0.0.5:8443", tls: {}, send_proxy: V1, protocol: H2 }
+          - { name: web5, address: "10.0.0.6:8080", protocol: h2c }
         adaptive:
           evaluate_every: 2s
           min_switch_interval: 0s
@@ -508,6 +509,7 @@ private let maximalYAML = #"""
         health_check: { path: "/ready?full=1", interval: 5s, timeout: 250ms, rise: 3, fall: 4, expect: "204" }
         outlier: { consecutive_failures: 7, base_ejection: 400s }    # max_ejection follows base_ejection
         retry_budget: { ratio: 0.25, min_per_second: 0 }
+        http2: { max_concurrent_streams: 250, max_connections: 2 }
       - name: api
         algorithm: peak_ewma
         servers:

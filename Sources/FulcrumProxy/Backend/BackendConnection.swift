@@ -5,7 +5,8 @@ import NIOHTTP1
 ///
 /// It forwards response parts to its current `sink`, holds reads while the client cannot take
 /// more bytes (backpressure towards the server), and owns the connection's one timer:
-/// the response timeout while an exchange runs, the idle timeout while pooled.
+/// the response timeout while an exchange runs, the idle timeout while pooled (both through
+/// `ServerReadControl`, which HTTP/2 streams share).
 ///
 /// Requests go out as bytes the exchange serialized (`HTTPWireFormat`); the response decoder
 /// is told each request's method directly (`ResponseDecoder`), so writes pass no HTTP handler.
@@ -29,12 +30,7 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
     private var context: ChannelHandlerContext?
     /// The decoder of this connection's responses, which must know each request's method.
     private let decoder: HTTPResponseDecoder
-    private var readsPaused = false
-    private var readPending = false
-    /// Reads are paused for the client: the timer is the client's timeout, not the server's.
-    private var waitingForClient = false
-    private var timer = DeadlineTimer()
-    private var responseTimeout: TimeAmount = .seconds(30)
+    private var control = ServerReadControl()
     var isFlushQueued = false
 
     init(decoder: HTTPResponseDecoder) {
@@ -46,11 +42,11 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        timer.configure(eventLoop: context.eventLoop) { [unowned self] in self.timerFired() }
+        control.timer.configure(eventLoop: context.eventLoop) { [unowned self] in self.timerFired() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer.invalidate()
+        control.timer.invalidate()
         self.context = nil
     }
 
@@ -61,10 +57,10 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
     func begin(request: HTTPRequestHead, sink: any BackendResponseSink, responseTimeout: TimeAmount) {
         self.sink = sink
         self.requestsSent += 1
-        self.responseTimeout = responseTimeout
+        control.responseTimeout = responseTimeout
         // A response to HEAD has no body whatever its headers say; the decoder needs the method.
         decoder.write(data: .head(request))
-        armResponseTimeout()
+        control.armResponseTimeout()
     }
 
     /// Writes request bytes (a serialized head, or body bytes as they are).
@@ -106,29 +102,17 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
     /// Request bytes are still flowing to the server: the response timeout counts from the
     /// last of them (a long upload is not a slow server).
     func requestProgressed() {
-        armResponseTimeout()
+        control.armResponseTimeout()
     }
 
     /// Stops reading from the server until `resumeReads()` (the client is not writable). The
     /// response timeout stops with it: a client slow to read is not a slow server.
     func pauseReads(clientTimeout: TimeAmount) {
-        readsPaused = true
-        guard sink != nil, !waitingForClient else { return }
-        waitingForClient = true
-        timer.arm(in: clientTimeout)
+        control.pause(clientTimeout: clientTimeout, exchangeRunning: sink != nil)
     }
 
     func resumeReads() {
-        readsPaused = false
-        if waitingForClient {
-            // The server is waited for again, from now.
-            waitingForClient = false
-            armResponseTimeout()
-        }
-        if readPending, let context {
-            readPending = false
-            context.read()
-        }
+        if control.resume() { context?.read() }
     }
 
     /// Closes the connection; a sink still attached hears `backendFailed` from `channelInactive`
@@ -156,10 +140,8 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
     func becomeTunnel(_ tunnel: TunnelHandler) throws {
         sink = nil
         isReusable = false
-        timer.invalidate()
-        readsPaused = false
-        waitingForClient = false
-        readPending = false
+        control.timer.invalidate()
+        _ = control.detach()
         guard let context else { throw ChannelError.ioOnClosedChannel }
         let pipeline = context.pipeline.syncOperations
         try pipeline.addHandler(tunnel, position: .before(self))
@@ -171,13 +153,8 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
     /// Called by the pool when the connection goes back to it.
     func becomeIdle(timeout: TimeAmount) {
         sink = nil
-        readsPaused = false
-        waitingForClient = false
-        if readPending, let context {
-            readPending = false
-            context.read()
-        }
-        timer.arm(in: timeout)
+        if control.detach() { context?.read() }
+        control.timer.arm(in: timeout)
     }
 
     // MARK: Channel events
@@ -191,14 +168,13 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
         }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            armResponseTimeout()
+            control.armResponseTimeout()
             sink.backendResponseHead(head, from: self)
         case .body(let body):
-            armResponseTimeout()
+            control.armResponseTimeout()
             sink.backendResponseBody(body)
         case .end(let trailers):
-            timer.cancel()
-            waitingForClient = false
+            control.responseEnded()
             sink.backendResponseEnd(trailers, from: self)
         }
     }
@@ -214,7 +190,7 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
 
     func channelInactive(context: ChannelHandlerContext) {
         isReusable = false
-        timer.invalidate()
+        control.timer.invalidate()
         pool?.connectionClosed(self)
         if let sink {
             self.sink = nil
@@ -229,27 +205,15 @@ final class BackendConnection: ChannelDuplexHandler, UpstreamConnection {
     }
 
     func read(context: ChannelHandlerContext) {
-        if readsPaused {
-            readPending = true
-        } else {
-            context.read()
-        }
-    }
-
-    // MARK: Timer
-
-    private func armResponseTimeout() {
-        // While the response waits for the client, the client's timeout runs instead.
-        guard !waitingForClient else { return }
-        timer.arm(in: responseTimeout)
+        if control.mayRead() { context.read() }
     }
 
     private func timerFired() {
-        guard timer.fired() else { return }
+        guard control.timer.fired() else { return }
         isReusable = false
         if let sink {
             self.sink = nil
-            sink.backendFailed(waitingForClient ? .clientNotReading : .responseTimeout, connection: self)
+            sink.backendFailed(control.expiryFailure, connection: self)
         }
         close()
     }

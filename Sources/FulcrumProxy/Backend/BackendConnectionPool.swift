@@ -15,6 +15,9 @@ import NIOSSL
 /// To a server that takes a PROXY protocol header (`send_proxy`), a connection names one
 /// client connection, so only that client's exchanges reuse it, as HAProxy keeps such
 /// connections private to their session and Envoy keys its pools by the downstream addresses.
+///
+/// A server that speaks HTTP/2 (`protocol: h2` or `h2c`) has its `http2` connection set
+/// instead: exchanges take streams on shared connections, and nothing goes idle here.
 final class BackendConnectionPool {
     let eventLoop: any EventLoop
     let server: BalancedServer
@@ -25,10 +28,17 @@ final class BackendConnectionPool {
     /// The PROXY protocol version connections begin with (`send_proxy`); nil: none.
     private(set) var sendProxy: ProxyProtocolVersion?
     private var idle: [BackendConnection] = []
+    /// The HTTP/2 connections, for a server that speaks HTTP/2.
+    private(set) var http2: HTTP2ConnectionSet?
+    private var upstreamProtocol: UpstreamProtocol
+    private var openHTTP1Connections = 0
+    private var http1ConnectionsOpened = 0
     /// Connections open now (idle and busy).
-    private(set) var openConnections = 0
+    var openConnections: Int { openHTTP1Connections + (http2?.openConnections ?? 0) }
     /// Connections ever opened by this pool.
-    private(set) var connectionsOpened = 0
+    var connectionsOpened: Int { http1ConnectionsOpened + retiredHTTP2Opened + (http2?.connectionsOpened ?? 0) }
+    /// HTTP/2 connections opened by sets a reload replaced.
+    private var retiredHTTP2Opened = 0
     /// Idle connections kept per server and loop; more are closed when released.
     let maximumIdle = 512
 
@@ -41,6 +51,21 @@ final class BackendConnectionPool {
         self.connectTimeout = backend.connectTimeout
         self.idleTimeout = backend.idleTimeout
         self.sendProxy = backend.sendProxy[index]
+        self.upstreamProtocol = backend.protocols[index]
+        if upstreamProtocol.isHTTP2 {
+            http2 = HTTP2ConnectionSet(eventLoop: eventLoop, settings: Self.http2Settings(address: address, tls: tls, index: index, backend: backend))
+        }
+    }
+
+    private static func http2Settings(address: SocketAddress, tls: BackendTLS?, index: Int, backend: RuntimeBackend) -> HTTP2ConnectionSet.Settings {
+        HTTP2ConnectionSet.Settings(
+            address: address,
+            tls: tls,
+            authority: backend.addressDescriptions[index],
+            connectTimeout: backend.connectTimeout,
+            idleTimeout: backend.idleTimeout,
+            limits: backend.http2Limits
+        )
     }
 
     /// Adopts the settings of a newer snapshot (the server itself is unchanged).
@@ -53,6 +78,21 @@ final class BackendConnectionPool {
             // Pooled connections began with the old header, or none.
             sendProxy = backend.sendProxy[index]
             closeIdleConnections()
+        }
+        let settings = Self.http2Settings(address: address, tls: tls, index: index, backend: backend)
+        if upstreamProtocol != backend.protocols[index] {
+            // The server speaks another protocol now: what is open finishes, nothing is reused.
+            upstreamProtocol = backend.protocols[index]
+            closeIdleConnections()
+            if let http2 {
+                http2.retire()
+                retiredHTTP2Opened += http2.connectionsOpened
+            }
+            http2 = upstreamProtocol.isHTTP2 ? HTTP2ConnectionSet(eventLoop: eventLoop, settings: settings) : nil
+        } else if let http2 {
+            // (New connections use the new settings; open ones go on, as HTTP/1.1's pooled
+            // connections do.)
+            http2.settings = settings
         }
     }
 
@@ -105,20 +145,14 @@ final class BackendConnectionPool {
                 }
             }
             .connect(to: address)
-            .flatMap { channel in
-                guard let handshake else { return channel.eventLoop.makeSucceededFuture(channel) }
-                return handshake.futureResult.map { channel }.flatMapErrorThrowing { error in
-                    channel.close(promise: nil)
-                    throw error
-                }
-            }
+            .completingHandshake(handshake)
             .assumeIsolated()
             .flatMapThrowing { channel in
                 let connection = try channel.pipeline.syncOperations.handler(type: BackendConnection.self)
                 connection.pool = pool
                 connection.proxyHeader = proxyHeader
-                pool.openConnections += 1
-                pool.connectionsOpened += 1
+                pool.openHTTP1Connections += 1
+                pool.http1ConnectionsOpened += 1
                 return connection
             }
             .nonisolated()
@@ -143,7 +177,7 @@ final class BackendConnectionPool {
 
     /// Called by a connection when its channel closed.
     func connectionClosed(_ connection: BackendConnection) {
-        openConnections -= 1
+        openHTTP1Connections -= 1
         if let index = idle.firstIndex(where: { $0 === connection }) {
             idle.remove(at: index)
         }
@@ -154,6 +188,7 @@ final class BackendConnectionPool {
         let connections = idle
         idle.removeAll()
         for connection in connections { connection.close() }
+        http2?.closeIdleConnections()
     }
 
     /// The server left the configuration: closes the idle connections now and the busy ones
@@ -161,5 +196,6 @@ final class BackendConnectionPool {
     func retire() {
         isRetired = true
         closeIdleConnections()
+        http2?.retire()
     }
 }

@@ -5,6 +5,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
 
@@ -12,7 +13,8 @@ import NIOSSL
 ///
 /// Each server has its own probe loop on one of the event loops (spread round robin): a
 /// `GET` of the check path on a fresh connection (`Connection: close`), or for a `mode: tcp`
-/// backend a connect (and its `send` and `receive`, `TCPProbe`), at most one in flight,
+/// backend a connect (and its `send` and `receive`, `TCPProbe`), at most one in flight (to an
+/// `h2` or `h2c` server, the `GET` goes on a stream of an HTTP/2 connection of its own),
 /// the next one `interval` (±10 %, so servers are not probed in lock step) after the last one
 /// ended. Outcomes go through the server's `HealthTracker`; a transition flips the server's
 /// health, which every algorithm honours, and is logged with its reason. A server that passive
@@ -79,6 +81,7 @@ final class HealthChecker: Sendable {
                     // then logs them as a client's).
                     proxyHeader: runtime.sendProxy[index].map { ProxyProtocolHeader().encoded($0) },
                     tcp: runtime.mode == .tcp ? TCPProbe(send: key.check.send, receive: key.check.receive) : nil,
+                    http2: runtime.protocols[index].isHTTP2,
                     hostHeader: runtime.addressDescriptions[index],
                     check: key.check,
                     eventLoop: eventLoop,
@@ -135,6 +138,8 @@ private final class ServerProbe {
     private let proxyHeader: ByteBuffer?
     /// A `mode: tcp` server's probe, instead of the HTTP request.
     private let tcp: TCPProbe?
+    /// The server speaks HTTP/2 (`h2`, `h2c`): the request goes on a stream.
+    private let http2: Bool
     private let hostHeader: String
     private let check: HealthCheckConfig
     private let eventLoop: any EventLoop
@@ -154,6 +159,7 @@ private final class ServerProbe {
         tls: BackendTLS?,
         proxyHeader: ByteBuffer?,
         tcp: TCPProbe?,
+        http2: Bool,
         hostHeader: String,
         check: HealthCheckConfig,
         eventLoop: any EventLoop,
@@ -168,6 +174,7 @@ private final class ServerProbe {
         self.tls = tls
         self.proxyHeader = proxyHeader
         self.tcp = tcp
+        self.http2 = http2
         self.hostHeader = hostHeader
         self.check = check
         self.eventLoop = eventLoop
@@ -213,14 +220,16 @@ private final class ServerProbe {
         }
         let result = eventLoop.makePromise(of: HTTPResponseStatus.self)
         let timeout = TimeAmount(check.timeout)
-        var request = HTTPRequestHead(version: .http1_1, method: .GET, uri: check.path)
-        request.headers.add(name: "Host", value: hostHeader)
-        request.headers.add(name: "User-Agent", value: "fulcrum-health-check")
-        request.headers.add(name: "Connection", value: "close")
+        let request = HTTPRequestHead(
+            version: .http1_1,
+            method: .GET,
+            uri: check.path,
+            headers: ["Host": hostHeader, "User-Agent": "fulcrum-health-check", "Connection": "close"]
+        )
         let deadline = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             result.fail(ProbeFailure.timeout)
         }
-        let (tls, proxyHeader, tcp) = (self.tls, self.proxyHeader, self.tcp)
+        let (tls, proxyHeader, tcp, http2) = (self.tls, self.proxyHeader, self.tcp, self.http2)
         let connectOnly = tcp?.connectsOnly ?? false
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
@@ -240,6 +249,21 @@ private final class ServerProbe {
                         try channel.pipeline.syncOperations.addHandler(
                             try NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName)
                         )
+                        if http2 {
+                            // A server that does not agree to h2 fails the probe, saying so.
+                            let handshake = channel.eventLoop.makePromise(of: Void.self)
+                            handshake.futureResult.whenFailure { result.fail($0) }
+                            try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(handshake: handshake, requiresHTTP2: true))
+                        }
+                    }
+                    if http2 {
+                        // The request goes on a stream once connected (`sendHTTP2Probe`).
+                        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                            mode: .client,
+                            connectionConfiguration: HTTP2ConnectionSet.connectionConfiguration,
+                            streamConfiguration: HTTP2ConnectionSet.streamConfiguration
+                        ) { pushed in pushed.close() }
+                        return
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ProbeHandler(request: request, result: result))
@@ -252,6 +276,13 @@ private final class ServerProbe {
                     // Whatever the outcome, this connection has served its purpose.
                     result.futureResult.whenComplete { _ in channel.close(promise: nil) }
                     if connectOnly { result.succeed(.ok) }
+                    if http2 {
+                        do {
+                            try Self.sendHTTP2Probe(request: request, result: result, on: channel, secure: tls != nil)
+                        } catch {
+                            result.fail(error)
+                        }
+                    }
                 case .failure(let error):
                     result.fail(error)
                 }
@@ -273,6 +304,25 @@ private final class ServerProbe {
                 record(success: false, reason: describeNetworkError(error))
             }
             scheduleNext()
+        }
+    }
+
+    /// Sends the probe's request on a stream of the HTTP/2 connection `channel`.
+    private static func sendHTTP2Probe(
+        request: HTTPRequestHead,
+        result: EventLoopPromise<HTTPResponseStatus>,
+        on channel: any Channel,
+        secure: Bool
+    ) throws {
+        let multiplexer = try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
+        let scheme: HTTP2FramePayloadToHTTP1ClientCodec.HTTPProtocol = secure ? .https : .http
+        multiplexer.createStreamChannel(promise: nil) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandlers([
+                    HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: scheme),
+                    ProbeHandler(request: request, result: result),
+                ])
+            }
         }
     }
 

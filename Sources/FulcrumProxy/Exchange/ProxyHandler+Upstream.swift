@@ -24,33 +24,44 @@ extension ProxyHandler {
         record.upstreamStart = .now()
         let pool = backend.pools[index]
         let proxyHeader = context.flatMap { context in pool.sendProxy.map { client.proxyProtocolHeader($0, connection: context.channel) } }
+        if let http2 = pool.http2 {
+            // An HTTP/2 server: a stream on a shared connection (`HTTP2ConnectionSet`).
+            http2.openStream(proxyHeader: proxyHeader).assumeIsolated().whenComplete { [self] result in
+                connectCompleted(result.map { $0 }, attempt: attempt, index: index)
+            }
+            return
+        }
         if reuseIdle, let idle = pool.takeIdle(proxyHeader: proxyHeader) {
             attach(idle, attempt: attempt)
             return
         }
         pool.connect(proxyHeader: proxyHeader).assumeIsolated().whenComplete { [self] result in
-            switch result {
-            case .success(let connection):
-                attach(connection, attempt: attempt)
-            case .failure(let error):
-                guard machine.isConnecting(attempt: attempt) else { return }
-                stopCounting()
-                recordOutcome(.connectFailure)
-                let server = backend.runtime.servers[index].name
-                let tlsError = error as? BackendTLSError
-                if let tlsError {
-                    loop.logger.warning(
-                        "TLS to server failed: \(tlsError)",
-                        metadata: ["backend": "\(backend.runtime.name)", "server": "\(server)"]
-                    )
-                }
-                let failure = ExchangeStateMachine.ConnectFailure(
-                    isTLS: tlsError != nil,
-                    serverName: server,
-                    reason: describeNetworkError(error)
+            connectCompleted(result.map { $0 }, attempt: attempt, index: index)
+        }
+    }
+
+    private func connectCompleted(_ result: Result<any UpstreamConnection, any Error>, attempt: Int, index: Int) {
+        switch result {
+        case .success(let connection):
+            attach(connection, attempt: attempt)
+        case .failure(let error):
+            guard let backend, machine.isConnecting(attempt: attempt) else { return }
+            stopCounting()
+            recordOutcome(.connectFailure)
+            let server = backend.runtime.servers[index].name
+            let tlsError = error as? BackendTLSError
+            if let tlsError {
+                loop.logger.warning(
+                    "TLS to server failed: \(tlsError)",
+                    metadata: ["backend": "\(backend.runtime.name)", "server": "\(server)"]
                 )
-                run(machine.connectFailed(attempt: attempt, failure))
             }
+            let failure = ExchangeStateMachine.ConnectFailure(
+                isTLS: tlsError != nil,
+                serverName: server,
+                reason: describeNetworkError(error)
+            )
+            run(machine.connectFailed(attempt: attempt, failure))
         }
     }
 

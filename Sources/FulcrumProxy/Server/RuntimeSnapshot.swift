@@ -76,6 +76,10 @@ final class RuntimeBackend: Sendable {
     let tls: [BackendTLS?]
     /// The PROXY protocol header each server's connections begin with (nil: none).
     let sendProxy: [ProxyProtocolVersion?]
+    /// What each server speaks: HTTP/1.1, or HTTP/2 (`h2`, `h2c`).
+    let protocols: [UpstreamProtocol]
+    /// How requests share HTTP/2 connections.
+    let http2Limits: HTTP2UpstreamLimits
     /// Passive outlier detection, when configured.
     let outlierDetector: OutlierDetector?
     /// Whether active health checks run (ejected servers then return on a passing check).
@@ -121,9 +125,19 @@ final class RuntimeBackend: Sendable {
         self.addresses = addresses
         self.addressDescriptions = config.servers.map(\.address.description)
         self.tls = try config.servers.map { server in
-            try server.tls.map { try BackendTLS($0, host: server.address.host, backend: config.name, server: server.name) }
+            try server.tls.map {
+                try BackendTLS(
+                    $0,
+                    host: server.address.host,
+                    http2: server.upstreamProtocol == .h2,
+                    backend: config.name,
+                    server: server.name
+                )
+            }
         }
         self.sendProxy = config.servers.map(\.sendProxy)
+        self.protocols = config.servers.map(\.upstreamProtocol)
+        self.http2Limits = config.http2 ?? HTTP2UpstreamLimits()
         self.hasHealthCheck = config.healthCheck != nil
         self.retryBudget = config.retryBudget
         self.outlierDetector = config.outlier.map { outlier in

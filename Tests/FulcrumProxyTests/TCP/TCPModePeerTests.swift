@@ -63,10 +63,10 @@ struct TCPModePeerTests {
             ports: [lockedPort]
         )
         defer { locked.stop() }
-        let check = "    health_check: { interval: 100ms, timeout: 500ms, rise: 1, fall: 1, send: \"PING\\r\\n\", receive: \"+PONG\" }"
+        let check = "    health_check: { interval: 100ms, timeout: 2s, rise: 1, fall: 2, send: \"PING\\r\\n\", receive: \"+PONG\" }"
         let yaml = TCPModeTests.config(servers: [openPort, lockedPort], backendExtra: check)
         try await withProxy(workers: [], yaml: { _ in yaml }) { harness in
-            try await waitUntil(timeout: .seconds(5)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 try await harness.proxy.stats().first?.servers.map(\.state) == [.up, .down]
             }
             let cli = try #require(ExternalTool.find("redis-cli"))

@@ -233,10 +233,12 @@ struct TCPModeTests {
                 await other.stop()
             }
         }
-        let check = "    health_check: { interval: 100ms, timeout: 300ms, rise: 1, fall: 1, receive: \"ready\" }"
+        // A probe of the other server fails only at its timeout; generous timeouts, and two
+        // failures to go down, keep a loaded machine from taking the right one out too.
+        let check = "    health_check: { interval: 100ms, timeout: 1s, rise: 1, fall: 2, receive: \"ready\" }"
         let yaml = Self.config(servers: [expected.port, other.port], backendExtra: check)
         try await withProxy(workers: [], yaml: { _ in yaml }) { harness in
-            try await waitUntil(timeout: .seconds(5)) {
+            try await waitUntil(timeout: .seconds(15)) {
                 try await harness.proxy.stats().first?.servers.map(\.state) == [.up, .down]
             }
             try await Self.expectEveryConnection(to: "ready", port: harness.port)

@@ -1,0 +1,102 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// A real server program (HAProxy, nginx) run for the length of a test, from a configuration
+/// file written for it, and stopped at the end.
+final class PeerProcess: Sendable {
+    private let process: Process
+    private let configFile: URL
+
+    private init(process: Process, configFile: URL) {
+        self.process = process
+        self.configFile = configFile
+    }
+
+    /// Writes `config`, starts `tool` with `arguments(configPath)`, and returns once every one
+    /// of `ports` accepts connections (or throws after 10 seconds, with what the tool printed).
+    static func start(
+        _ tool: String,
+        config: String,
+        arguments: (String) -> [String],
+        ports: [Int]
+    ) async throws -> PeerProcess {
+        guard let executable = ExternalTool.find(tool, alternatives: ["/usr/sbin/\(tool)"]) else {
+            throw PeerProcessError(message: "\(tool) is not installed")
+        }
+        let configFile = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-\(tool)-\(UUID().uuidString).conf")
+        // HAProxy refuses a file whose last line has no line feed.
+        try (config + "\n").write(to: configFile, atomically: true, encoding: .utf8)
+        let output = configFile.appendingPathExtension("log")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable.path)
+        process.arguments = arguments(configFile.path)
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        process.standardError = process.standardOutput
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let peer = PeerProcess(process: process, configFile: configFile)
+        let deadline = ContinuousClock.now + .seconds(10)
+        for port in ports {
+            while !(await Self.accepts(port: port)) {
+                guard process.isRunning, ContinuousClock.now < deadline else {
+                    peer.stop()
+                    let printed = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+                    let status = process.isRunning ? "still running" : "exited with \(process.terminationStatus)"
+                    throw PeerProcessError(message: "\(tool) did not start listening on \(port) (\(status)): \(printed)")
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        return peer
+    }
+
+    private static func accepts(port: Int) async -> Bool {
+        guard let connection = try? await HeldConnection.open(port: port) else { return false }
+        await connection.close()
+        return true
+    }
+
+    /// Kills the program: nginx started by `Process` ignores SIGTERM here (it inherits a
+    /// signal mask that blocks it), and a test peer needs no graceful stop.
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: configFile)
+        try? FileManager.default.removeItem(at: configFile.appendingPathExtension("log"))
+    }
+}
+
+struct PeerProcessError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+extension PeerProcess {
+    /// nginx, one process, with `http` in its `http` block, everything it writes in
+    /// `directory`, and no access log; returns once every one of `ports` accepts.
+    static func startNginx(in directory: URL, http: String, ports: [Int]) async throws -> PeerProcess {
+        let path = directory.path
+        let config = """
+            daemon off;
+            master_process off;
+            worker_processes 1;
+            pid \(path)/nginx.pid;
+            error_log \(path)/error.log;
+            events { worker_connections 256; }
+            http {
+                access_log off;
+                client_body_temp_path \(path);
+                proxy_temp_path \(path);
+                fastcgi_temp_path \(path);
+                uwsgi_temp_path \(path);
+                scgi_temp_path \(path);
+            \(http)
+            }
+            """
+        return try await start("nginx", config: config, arguments: { ["-p", path, "-c", $0] }, ports: ports)
+    }
+}
