@@ -141,7 +141,7 @@ for i in 1 2; do
     port_var=BACKEND${i}_PORT
     mkdir -p "$RUN_DIR/backend$i-tmp"
     render "$BENCH_DIR/nginx-backend.conf.tmpl" "$RUN_DIR/backend$i.conf" \
-        "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}" "DOWNLOAD_LOCATION="
+        "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}" "DOWNLOAD_LOCATION=" "LISTEN_EXTRA="
     setsid nginx -p "$RUN_DIR/" -e "$RUN_DIR/backend$i.error.log" -c "$RUN_DIR/backend$i.conf" \
         >"$OUT_DIR/backend$i.log" 2>&1 </dev/null &
     PIDS+=($!)
@@ -161,8 +161,8 @@ if ((H2C)); then
     H2LOAD_PROTOCOL=(-m 10)
 fi
 common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "PORT=$PROXY_PORT" "MAXCONN=4096")
-render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "TLS=$FULCRUM_H2C" "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
-render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "TLS=" "RATE_LIMIT=$HAPROXY_RATE_LIMIT"
+render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "TLS=$FULCRUM_H2C" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA="
+render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "TLS=" "RATE_LIMIT=$HAPROXY_RATE_LIMIT" "SERVER_EXTRA="
 
 # N requests to the proxy under test, into FILE: h2load, or one request per connection.
 load() { # N FILE

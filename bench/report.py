@@ -268,6 +268,8 @@ def scenario_label(mode):
     secure = mode.startswith("https")
     if mode == "tcp":
         return "TCP mode, Redis GETs (redis-benchmark)"
+    if mode.endswith("-upstream-h2"):
+        return scenario_label(mode[: -len("-upstream-h2")]) + ", to HTTP/2 servers"
     if "-idle" in mode and "-h2" in mode:
         return "idle HTTP/2 connections" + (" over TLS" if secure else ", prior knowledge (h2c)")
     if "-h2" in mode:

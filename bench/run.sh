@@ -47,6 +47,7 @@ STREAMS=${STREAMS:-10}
 DOWNLOAD=${DOWNLOAD:-}
 ALL=${ALL:-0}
 TCP=${TCP:-0}
+UPSTREAM_H2=${UPSTREAM_H2:-0}
 TCP_REQUESTS=${TCP_REQUESTS:-300000}
 ALL_IDLE=${ALL_IDLE:-5000}
 ALL_DOWNLOAD=${ALL_DOWNLOAD:-1g}
@@ -103,6 +104,9 @@ Options (environment variable in brackets):
                      front of two redis-server backends; redis-benchmark -c C -t get (after a SET
                      warm-up) instead of wrk, its latency summary for p50/p99 [TCP=1]
   --requests N       GETs per measured redis-benchmark run with --tcp (default 300000) [TCP_REQUESTS]
+  --upstream-h2      the backends speak HTTP/2 by prior knowledge (nginx listen … http2) and the proxies
+                     HTTP/2 to them (HAProxy proto h2, Fulcrum protocol: h2c); nginx as a proxy cannot,
+                     so it is left out. With --h2: the h2-to-h2 path [UPSTREAM_H2=1]
   --download SIZE    instead of wrk: one download of SIZE (e.g. 1g, 100m) per proxy and round with
                      curl, reporting the proxy's CPU time, throughput and peak resident memory
                      (VmHWM after a reset) [DOWNLOAD]
@@ -167,9 +171,10 @@ while (($#)); do
         --requests) TCP_REQUESTS=$val ;;
         esac
         ;;
-    --no-install | --pin | --tls | --new-connections | --rate-limit | --h2 | --all | --tcp)
+    --no-install | --pin | --tls | --new-connections | --rate-limit | --h2 | --all | --tcp | --upstream-h2)
         ((!has_val)) || die "$opt takes no value"
         case $opt in
+        --upstream-h2) UPSTREAM_H2=1 ;;
         --h2) H2=1 ;;
         --tcp) TCP=1 ;;
         --all) ALL=1 ;;
@@ -203,6 +208,7 @@ is_uint "$THREADS" && ((THREADS >= 1)) || die "--threads must be a positive inte
 [[ $H2 =~ ^[01]$ ]] || die "H2 must be 0 or 1"
 [[ $ALL =~ ^[01]$ ]] || die "ALL must be 0 or 1"
 [[ $TCP =~ ^[01]$ ]] || die "TCP must be 0 or 1"
+[[ $UPSTREAM_H2 =~ ^[01]$ ]] || die "UPSTREAM_H2 must be 0 or 1"
 is_uint "$TCP_REQUESTS" && ((TCP_REQUESTS >= 1000)) || die "--requests must be an integer of at least 1000, got '$TCP_REQUESTS'"
 is_uint "$STREAMS" && ((STREAMS >= 1)) || die "--streams must be a positive integer, got '$STREAMS'"
 is_uint "$IDLE" || die "--idle must be a number of connections, got '$IDLE'"
@@ -223,6 +229,8 @@ scenarios=$(((H2 && !IDLE) + NEW_CONNECTIONS + (IDLE > 0) + (DOWNLOAD_BYTES > 0)
 ((!ALL || (scenarios == 0 && !TLS && !RATE_LIMIT))) ||
     die "--all runs every scenario itself: give it no --tls, --h2, --new-connections, --idle, --download, --tcp or --rate-limit"
 ((!TCP || (!TLS && !RATE_LIMIT))) || die "--tcp relays plain TCP: it takes no --tls or --rate-limit"
+((!UPSTREAM_H2 || (!TCP && !IDLE && !DOWNLOAD_BYTES && !ALL))) ||
+    die "--upstream-h2 goes with keep-alive, --h2, --tls or --new-connections, not --tcp, --idle, --download or --all"
 # h2load's usual load for this benchmark is -c20 -m10 (the issue's and HAProxy's own figures)
 ((H2 && !CONNECTIONS_GIVEN)) && CONNECTIONS=20
 MODE=http
@@ -233,6 +241,7 @@ is_uint "$NGINX_KEEPALIVE" && ((NGINX_KEEPALIVE >= 1)) || die "NGINX_KEEPALIVE m
 ((IDLE)) && MODE+=-idle
 ((DOWNLOAD_BYTES)) && MODE+=-download
 ((TCP)) && MODE=tcp
+((UPSTREAM_H2)) && MODE+=-upstream-h2
 # Room for the idle probe's connections in every proxy (Fulcrum's `auto` cap follows the
 # descriptor limit, raised here for all of them).
 MAXCONN=$((IDLE + 1000 > 4096 ? IDLE + 1000 : 4096))
@@ -243,6 +252,12 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 SELECTED=()
 IFS=, read -r -a only_list <<<"$ONLY"
 [[ -n $BASELINE_BIN ]] && only_list+=(fulcrum-base)
+if ((UPSTREAM_H2)); then
+    # nginx proxies to servers over HTTP/1.1 only (grpc_pass aside).
+    kept=()
+    for p in "${only_list[@]}"; do [[ $p == nginx ]] || kept+=("$p"); done
+    only_list=("${kept[@]}")
+fi
 for p in "${only_list[@]}"; do
     [[ -n ${PROXY_PORT[$p]+x} ]] || die "--only: unknown proxy '$p' (choose from haproxy,nginx,fulcrum)"
 done
@@ -335,7 +350,7 @@ if ((TCP)); then
     selected nginx && need_tools+=(nginx)
 fi
 ((TLS)) && need_tools+=(openssl)
-((H2)) && need_tools+=(h2load)
+((H2 || UPSTREAM_H2)) && need_tools+=(h2load)
 ((DOWNLOAD_BYTES)) && need_tools+=(curl)
 selected haproxy && need_tools+=(haproxy)
 missing_tools() {
@@ -479,16 +494,17 @@ fail_process() { # PID WHAT
 
 # One request answered 200: over HTTP/1.1, or with h2 over HTTP/2 (a proxy under --h2: nginx's
 # h2c port speaks nothing else).
-probe() { # PORT http|https|h2|redis
+probe() { # PORT http|https|h2|h2c|redis
     case $2 in
     redis) [[ $(timeout 3 redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null) == PONG ]] ;;
+    h2c) timeout 3 h2load -n 1 -c 1 "http://127.0.0.1:$1/" 2>/dev/null | grep -q 'requests: 1 total.* 1 succeeded' ;;
     h2) timeout 3 h2load -n 1 -c 1 "$PROXY_SCHEME://127.0.0.1:$1/" 2>/dev/null | grep -q 'requests: 1 total.* 1 succeeded' ;;
     https) "${REPORT[@]}" probe "$1" --timeout 1 --tls ;;
     *) "${REPORT[@]}" probe "$1" --timeout 1 ;;
     esac
 }
 
-wait_ready() { # PID PORT http|https|h2|redis
+wait_ready() { # PID PORT http|https|h2|h2c|redis
     local deadline=$((SECONDS + 20))
     while ! probe "$2" "$3"; do
         is_alive "$1" || fail_process "$1" "exited during startup"
@@ -526,6 +542,12 @@ declare -A PROXY_PID=()
 BACKEND_PIDS=()
 BACKEND_PROBE=http
 ((TCP)) && BACKEND_PROBE=redis
+# --upstream-h2: the backends speak HTTP/2 by prior knowledge, and the proxies to them.
+BACKEND_LISTEN_EXTRA= SERVER_EXTRA_HAPROXY= SERVER_EXTRA_FULCRUM=
+if ((UPSTREAM_H2)); then
+    BACKEND_PROBE=h2c BACKEND_LISTEN_EXTRA=" http2"
+    SERVER_EXTRA_HAPROXY=" proto h2" SERVER_EXTRA_FULCRUM=", protocol: h2c"
+fi
 for i in 1 2; do
     port_var=BACKEND${i}_PORT
     if ((TCP)); then
@@ -534,7 +556,7 @@ for i in 1 2; do
     else
         render "$BENCH_DIR/nginx-backend.conf.tmpl" "$RUN_DIR/backend$i.conf" \
             "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}" \
-            "DOWNLOAD_LOCATION=$download_location"
+            "DOWNLOAD_LOCATION=$download_location" "LISTEN_EXTRA=$BACKEND_LISTEN_EXTRA"
         start_nginx "backend$i" "$BACKEND_CPU" "$RUN_DIR/backend$i.conf"
     fi
     BACKEND_PIDS+=("$LAST_PID")
@@ -592,7 +614,7 @@ start_proxy() { # PROXY: renders its configuration, starts it, waits until it an
     case $proxy in
     haproxy)
         render "$BENCH_DIR/haproxy$TEMPLATE_SUFFIX.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "PORT=$port" \
-            "TLS=$HAPROXY_TLS" "RATE_LIMIT=$HAPROXY_RATE_LIMIT"
+            "TLS=$HAPROXY_TLS" "RATE_LIMIT=$HAPROXY_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_HAPROXY"
         start haproxy "$PROXY_CPU" haproxy -db -f "$RUN_DIR/haproxy.cfg"
         ;;
     nginx)
@@ -606,7 +628,7 @@ start_proxy() { # PROXY: renders its configuration, starts it, waits until it an
         local binary=$FULCRUM_BIN
         [[ $proxy == fulcrum-base ]] && binary=$BASELINE_BIN
         render "$BENCH_DIR/fulcrum$TEMPLATE_SUFFIX.yaml.tmpl" "$RUN_DIR/$proxy.yaml" "${common[@]}" "PORT=$port" \
-            "TLS=$FULCRUM_TLS" "RATE_LIMIT=$FULCRUM_RATE_LIMIT"
+            "TLS=$FULCRUM_TLS" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM"
         start "$proxy" "$PROXY_CPU" "$binary" run -c "$RUN_DIR/$proxy.yaml"
         ;;
     esac
@@ -679,6 +701,7 @@ selected fulcrum-base && cmdline+=" --baseline $(printf '%q' "$BASELINE_BIN")"
 ((H2)) && cmdline+=" --h2 --streams $STREAMS"
 ((DOWNLOAD_BYTES)) && cmdline+=" --download $DOWNLOAD"
 ((TCP)) && cmdline+=" --tcp --requests $TCP_REQUESTS"
+((UPSTREAM_H2)) && cmdline+=" --upstream-h2"
 ((NGINX_KEEPALIVE == 64)) || cmdline="NGINX_KEEPALIVE=$NGINX_KEEPALIVE $cmdline"
 "${REPORT[@]}" meta --out "$OUT_DIR/meta.json" --rounds "$ROUNDS" --duration "$DURATION" \
     --warmup "$WARMUP" --connections "$CONNECTIONS" --threads "$THREADS" --streams "$((H2 ? STREAMS : 0))" \

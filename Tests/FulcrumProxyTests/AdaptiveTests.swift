@@ -53,7 +53,12 @@ struct AdaptiveTests {
             #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .peakEWMA)
             // Later windows, where peak_ewma keeps traffic off w2, keep it: w2 has not recovered.
             #expect(decisions.last?.to == .peakEWMA)
-            #expect([.latencySpread, .recovering].contains(decisions.last?.rule), "\(decisions.last?.explanation ?? "")")
+            // (Or too few requests in the last window, which keeps the algorithm too: the
+            // test's client slows down when CI runs every suite at once.)
+            #expect(
+                [.latencySpread, .recovering, .insufficientData].contains(decisions.last?.rule),
+                "\(decisions.last?.explanation ?? "")"
+            )
 
             // An operator pins round robin: the engine leaves it alone.
             #expect(harness.proxy.selectAlgorithm(.roundRobin, forBackend: "app", pin: true))

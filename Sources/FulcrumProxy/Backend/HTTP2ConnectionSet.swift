@@ -83,7 +83,8 @@ final class HTTP2ConnectionSet {
         var stillWaiting: [Waiter] = []
         for waiter in waiters {
             if let connection = leastBusy(proxyHeader: waiter.proxyHeader, withRoom: true) {
-                start(on: connection).cascade(to: waiter.promise)
+                let promise = waiter.promise
+                start(on: connection).assumeIsolated().whenComplete { promise.assumeIsolated().completeWith($0) }
                 continue
             }
             let count = unserved[waiter.proxyHeader, default: 0] + 1

@@ -38,6 +38,10 @@ enum ForwardingHeaders {
         /// ones); `nil` in the usual case of none.
         var nominated: [String]?
         fileprivate var forwardedFor: String?
+        /// The client's `TE: trailers` (gRPC's clients send it; servers may require it).
+        fileprivate var acceptsTrailers = false
+        /// A gRPC call's `grpc-timeout` (its deadline, as the client wrote it).
+        var grpcTimeout: String?
         /// The last `Host` value, and how many `Host` lines there were (`RequestRules`).
         fileprivate(set) var host: String?
         fileprivate(set) var hostLines = 0
@@ -73,6 +77,10 @@ enum ForwardingHeaders {
                     scan.framing.hasEmptyTransferEncoding = true
                 }
                 scan.framing.endsInChunked = endsInChunked(value)
+            case .te:
+                if value.trimmingWhitespace.lowercased() == "trailers" { scan.acceptsTrailers = true }
+            case .grpcTimeout:
+                scan.grpcTimeout = value
             case .hopByHop, .forwardedProto, .forwardedHost, .strictTransportSecurity, .other:
                 break
             }
@@ -110,7 +118,7 @@ enum ForwardingHeaders {
         buffer.writeRequestLine(method: head.method, uri: head.uri)
         for (name, value) in head.headers {
             switch classify(name) {
-            case .hopByHop, .upgrade, .connection, .forwardedFor, .forwardedProto, .forwardedHost:
+            case .hopByHop, .upgrade, .connection, .forwardedFor, .forwardedProto, .forwardedHost, .te:
                 continue
             case .host, .transferEncoding:
                 // Never removable by nomination: that would let a body be read as a request.
@@ -119,10 +127,15 @@ enum ForwardingHeaders {
                 // Not removable by nomination either; without the trailing whitespace that the
                 // decoder tolerates.
                 buffer.writeHeaderLine(name: name, value: value.trimmingWhitespace)
-            case .strictTransportSecurity, .other:
+            case .strictTransportSecurity, .grpcTimeout, .other:
                 if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }
                 buffer.writeHeaderLine(name: name, value: value)
             }
+        }
+        if scan.acceptsTrailers {
+            // The one `TE` HTTP/2 allows, and which gRPC servers may require (Envoy and
+            // HAProxy keep it too); other codings concern this hop only.
+            buffer.writeStaticString("te: trailers\r\n")
         }
         if let forwardedFor = scan.forwardedFor {
             buffer.writeStaticString("x-forwarded-for: ")
@@ -154,7 +167,8 @@ enum ForwardingHeaders {
                 scan.framing.contentLength = Int(value)
             case .transferEncoding:
                 scan.framing.isChunked = true
-            case .hopByHop, .upgrade, .forwardedFor, .forwardedProto, .forwardedHost, .host, .strictTransportSecurity, .other:
+            case .hopByHop, .te, .upgrade, .forwardedFor, .forwardedProto, .forwardedHost, .host, .strictTransportSecurity,
+                .grpcTimeout, .other:
                 break
             }
         }
@@ -188,7 +202,7 @@ enum ForwardingHeaders {
         buffer.writeStatusLine(head.status)
         for (name, value) in head.headers {
             switch classify(name) {
-            case .hopByHop, .upgrade, .connection:
+            case .hopByHop, .te, .upgrade, .connection:
                 continue
             case .transferEncoding:
                 if !framing.dropTransferEncoding { buffer.writeHeaderLine(name: name, value: value) }
@@ -196,7 +210,7 @@ enum ForwardingHeaders {
                 buffer.writeHeaderLine(name: name, value: value)
             case .strictTransportSecurity where framing.strictTransportSecurity != nil:
                 continue
-            case .strictTransportSecurity, .forwardedFor, .forwardedProto, .forwardedHost, .other:
+            case .strictTransportSecurity, .forwardedFor, .forwardedProto, .forwardedHost, .grpcTimeout, .other:
                 if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }
                 buffer.writeHeaderLine(name: name, value: value)
             }
@@ -294,10 +308,10 @@ enum ForwardingHeaders {
 
     fileprivate enum Kind {
         case hopByHop, upgrade, connection, forwardedFor, forwardedProto, forwardedHost, host
-        case contentLength, transferEncoding, strictTransportSecurity, other
+        case contentLength, transferEncoding, strictTransportSecurity, te, grpcTimeout, other
 
         /// A field that none of the hop's rules concern.
-        var isEndToEnd: Bool { self == .other || self == .strictTransportSecurity }
+        var isEndToEnd: Bool { self == .other || self == .strictTransportSecurity || self == .grpcTimeout }
     }
 
     /// Classifies a header name, case-insensitively, switching on its length first so most
@@ -306,12 +320,13 @@ enum ForwardingHeaders {
         var name = name
         return name.withUTF8 { bytes -> Kind in
             switch bytes.count {
-            case 2 where bytes.equalsLowercase("te"): return .hopByHop
+            case 2 where bytes.equalsLowercase("te"): return .te
             case 4 where bytes.equalsLowercase("host"): return .host
             case 7 where bytes.equalsLowercase("trailer"): return .hopByHop
             case 7 where bytes.equalsLowercase("upgrade"): return .upgrade
             case 10 where bytes.equalsLowercase("connection"): return .connection
             case 10 where bytes.equalsLowercase("keep-alive"): return .hopByHop
+            case 12 where bytes.equalsLowercase("grpc-timeout"): return .grpcTimeout
             case 14 where bytes.equalsLowercase("content-length"): return .contentLength
             case 15 where bytes.equalsLowercase("x-forwarded-for"): return .forwardedFor
             case 16 where bytes.equalsLowercase("x-forwarded-host"): return .forwardedHost

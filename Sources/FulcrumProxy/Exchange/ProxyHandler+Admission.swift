@@ -101,6 +101,7 @@ extension ProxyHandler {
         self.backend = backend
         forwardedHead.clear()
         ForwardingHeaders.writeRequestHead(head, headerEdits: headerEdits, scan: scan, client: client, into: &forwardedHead)
+        callTimeout = scan.grpcTimeout.flatMap(GRPCDeadline.parse)
         backend.retryBudget.recordRequest()
     }
 

@@ -79,7 +79,8 @@ extension ProxyHandler {
     /// Sends the request so far on the exchange's new connection.
     func sendRequest(_ head: HTTPRequestHead, body: [ByteBuffer], end: ExchangeStateMachine.RequestEnd?) {
         guard let connection, let backend else { return }
-        connection.begin(request: head, sink: self, responseTimeout: backend.runtime.responseTimeout)
+        let responseTimeout = callTimeout.map { min($0, backend.runtime.responseTimeout) } ?? backend.runtime.responseTimeout
+        connection.begin(request: head, sink: self, responseTimeout: responseTimeout)
         connection.write(forwardedHead)
         for part in body {
             connection.writeBody(part, chunked: requestChunked)

@@ -55,6 +55,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     /// The current request's head as the server receives it, serialized once (and re-sent
     /// as is on a retry). Kept across requests so its storage is reused.
     var forwardedHead = ByteBuffer()
+    /// A gRPC call's deadline (`grpc-timeout`), which caps the backend's response timeout.
+    var callTimeout: TimeAmount?
     var readPending = false
     var tarpitTimer: Scheduled<Void>?
     /// The forward-confirmed name of the client's address, once its crawler check is done.
@@ -303,11 +305,18 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         summary: ExchangeStateMachine.Summary,
         context: ChannelHandlerContext
     ) {
-        let (head, body) = response.rendered(
-            pages: frontend?.errorPages ?? ErrorPages.builtIn,
-            request: request,
-            allocator: context.channel.allocator
-        )
+        let (head, body): (HTTPResponseHead, ByteBuffer)
+        if let request, GRPCLocalResponse.isGRPC(request) {
+            // A gRPC client reads a gRPC status, not a page (the access log and the metrics
+            // keep the HTTP status it stands for).
+            (head, body) = (GRPCLocalResponse.head(for: response, request: request), ByteBuffer())
+        } else {
+            (head, body) = response.rendered(
+                pages: frontend?.errorPages ?? ErrorPages.builtIn,
+                request: request,
+                allocator: context.channel.allocator
+            )
+        }
         record.status = response.status.code
         record.responseBytes = body.readableBytes
         writer.writeLocalResponse(head, body: body, request: request, keepAlive: !closeClient, context: context)

@@ -105,7 +105,8 @@ final class HTTP2StreamWriter: ClientResponseWriter {
     ) {
         let block = HTTP2Heads.responseBlock(head, strictTransportSecurity: strictTransportSecurity)
         hold(.headers(.init(headers: block)), context: context)
-        if request?.method != .HEAD {
+        // (No body at all, as a gRPC status has: the HEADERS frame ends the stream.)
+        if request?.method != .HEAD, body.readableBytes > 0 {
             writeResponseBody(body, context: context)
         }
     }

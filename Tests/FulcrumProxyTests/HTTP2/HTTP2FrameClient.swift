@@ -17,6 +17,11 @@ final class HTTP2FrameClient: Sendable {
         var reset: HTTP2ErrorCode?
         /// Each HEADERS and DATA frame: "HEADERS" or "DATA 12", with " END" when it ended the stream.
         var frames: [String] = []
+        /// The fields of every HEADERS frame, in order.
+        var fields: [(name: String, value: String)] = []
+
+        /// The last value of the field `name` received.
+        func field(_ name: String) -> String? { fields.last { $0.name == name }?.value }
     }
 
     private final class Collector: ChannelInboundHandler, Sendable {
@@ -35,6 +40,7 @@ final class HTTP2FrameClient: Sendable {
                     log.status = log.status ?? headers.headers.first(name: ":status")
                     log.ended = log.ended || headers.endStream
                     log.frames.append("HEADERS" + (headers.endStream ? " END" : ""))
+                    log.fields += headers.headers.map { ($0.name, $0.value) }
                 case .data(let data):
                     log.body += data.data.readableBytes
                     log.ended = log.ended || data.endStream

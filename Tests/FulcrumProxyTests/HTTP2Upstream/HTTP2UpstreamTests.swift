@@ -14,6 +14,7 @@ struct HTTP2UpstreamTests {
         behaviours: [String: WorkerBehaviour] = [:],
         frontendExtra: String = "",
         backendExtra: String = "",
+        timeouts: String = "{ connect: 1s, response: 5s }",
         clientConnections: Int = 8,
         _ body: (ProxyHarness, [WorkerServer]) async throws -> Void
     ) async throws {
@@ -40,7 +41,7 @@ struct HTTP2UpstreamTests {
                 default_backend: app
             backends:
               - name: app
-                timeouts: { connect: 1s, response: 5s }
+                timeouts: \(timeouts)
             \(backendExtra)
                 servers:
             \(servers.joined(separator: "\n"))
@@ -195,6 +196,90 @@ struct HTTP2UpstreamTests {
                 #expect(try Self.echo(response)["worker"] as? String == "w1")
             }
             _ = workers
+        }
+    }
+
+    /// A gRPC call's request block (no body: what matters here is what Fulcrum answers).
+    static func grpcCall(_ path: String) -> [(String, String)] {
+        [
+            (":method", "POST"), (":scheme", "http"), (":authority", "localhost"), (":path", path),
+            ("content-type", "application/grpc"), ("te", "trailers"),
+        ]
+    }
+
+    @Test("Fulcrum's own answers to gRPC calls are gRPC statuses: 14 UNAVAILABLE with no server, 4 DEADLINE_EXCEEDED on a timeout")
+    func grpcErrors() async throws {
+        let timeouts = "{ connect: 1s, response: 300ms }"
+        try await Self.withH2CWorkers(["w1"], frontendExtra: "    h2c: true", backendExtra: "    retries: 0", timeouts: timeouts) { harness, _ in
+            let client = try await HTTP2FrameClient.connect(port: harness.port)
+            client.send(1, "", block: Self.grpcCall("/work?delay_ms=2000"))
+            try await waitUntil(timeout: .seconds(10)) { client.log(1).ended }
+            // Trailers-Only: one HEADERS frame that ends the stream.
+            #expect(client.log(1).frames == ["HEADERS END"])
+            #expect(client.log(1).status == "200")
+            #expect(client.log(1).field("content-type") == "application/grpc")
+            #expect(client.log(1).field("grpc-status") == "4")
+            #expect(client.log(1).field("grpc-message") == "The server did not answer in time.")
+
+            var config = harness.proxy.config
+            config.backends[0].servers[0].address.port = try deadPort()
+            try await harness.proxy.reload(to: config)
+            client.send(3, "", block: Self.grpcCall("/pkg.Service/Method"))
+            try await waitUntil(timeout: .seconds(10)) { client.log(3).ended }
+            #expect(client.log(3).frames == ["HEADERS END"])
+            #expect(client.log(3).field("grpc-status") == "14")
+            // Not a gRPC call: the error page, as ever.
+            client.send(5, "/plain")
+            try await waitUntil(timeout: .seconds(10)) { client.log(5).ended }
+            #expect(client.log(5).status == "503")
+            #expect(client.log(5).field("grpc-status") == nil)
+            try await client.close()
+        }
+    }
+
+    @Test("a gRPC call's grpc-timeout caps the response timeout: DEADLINE_EXCEEDED after it; TE: trailers reaches the server")
+    func grpcDeadline() async throws {
+        try await Self.withH2CWorkers(["w1"], frontendExtra: "    h2c: true") { harness, _ in
+            let client = try await HTTP2FrameClient.connect(port: harness.port)
+            let clock = ContinuousClock()
+            let start = clock.now
+            client.send(1, "", block: Self.grpcCall("/work?delay_ms=3000") + [("grpc-timeout", "200m")])
+            try await waitUntil(timeout: .seconds(10)) { client.log(1).ended }
+            let elapsed = clock.now - start
+            #expect(client.log(1).field("grpc-status") == "4")
+            // The backend's response timeout is 5 s; the call's deadline ended it.
+            #expect(elapsed >= .milliseconds(190) && elapsed < .seconds(2), "\(elapsed)")
+
+            client.send(3, "", block: Self.grpcCall("/echo") + [("grpc-timeout", "5S")])
+            try await waitUntil(timeout: .seconds(10)) { client.log(3).ended }
+            #expect(client.log(3).status == "200")
+            try await client.close()
+        }
+        try await Self.withH2CWorkers(["w1"]) { harness, _ in
+            let response = try await harness.send("/echo", headers: [("TE", "trailers"), ("Connection", "TE")])
+            let headers = (try Self.echo(response)["headers"] as? [[String]] ?? []).map { ($0[0].lowercased(), $0[1]) }
+            #expect(headers.contains { $0 == ("te", "trailers") }, "\(headers)")
+            let gzip = try await harness.send("/echo", headers: [("TE", "gzip"), ("Connection", "TE")])
+            let without = (try Self.echo(gzip)["headers"] as? [[String]] ?? []).map { $0[0].lowercased() }
+            #expect(!without.contains("te"), "\(without)")
+        }
+    }
+
+    @Test("a client that cancels a call resets its stream to the server, which stops working on it")
+    func cancellation() async throws {
+        try await Self.withH2CWorkers(["w1"], frontendExtra: "    h2c: true") { harness, workers in
+            let client = try await HTTP2FrameClient.connect(port: harness.port)
+            client.send(1, "", block: Self.grpcCall("/work?delay_ms=5000"))
+            try await waitUntil(timeout: .seconds(10)) { workers[0].workInProgress.working == 1 }
+            client.reset(1)
+            // Long before the server's 5 s: its stream was reset, and its handler stopped.
+            try await waitUntil(timeout: .seconds(2)) { workers[0].workInProgress.working == 0 }
+            // The connection to the server goes on: the next call is answered.
+            client.send(3, "/health")
+            try await waitUntil(timeout: .seconds(10)) { client.log(3).ended }
+            #expect(client.log(3).status == "200")
+            #expect(workers[0].connectionsAccepted == 1)
+            try await client.close()
         }
     }
 }
