@@ -65,6 +65,9 @@ package struct HealthCheckConfig: Sendable, Equatable {
     package var fall = 3
     /// The statuses that count as healthy (default 200–399).
     package var expect: ClosedRange<Int> = 200...399
+    /// The probe is gRPC's `grpc.health.v1.Health/Check` instead of a `GET` (servers with
+    /// `protocol: h2` or `h2c`); `path` and `expect` do not apply.
+    package var grpc = false
     /// `mode: tcp`: what a probe writes once connected (HAProxy's `tcp-check send`), if
     /// anything.
     package var send: String?

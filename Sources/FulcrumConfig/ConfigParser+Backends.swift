@@ -6,7 +6,7 @@ extension ConfigParser {
     static let http2Keys = ["max_concurrent_streams", "max_connections"]
     static let outlierKeys = ["consecutive_failures", "base_ejection", "max_ejection", "max_ejected_percent"]
     static let retryBudgetKeys = ["ratio", "min_per_second"]
-    static let healthCheckKeys = ["path", "interval", "timeout", "rise", "fall", "expect", "send", "receive"]
+    static let healthCheckKeys = ["path", "interval", "timeout", "rise", "fall", "expect", "grpc", "send", "receive"]
     /// The most `send` and `receive` may hold: a probe, not a transfer.
     static let healthCheckPayloadLimit = 4096
     static let adaptiveKeys = [
@@ -116,6 +116,12 @@ extension ConfigParser {
             for key in ["send", "receive"] {
                 check?[key]?.report("applies only to mode: tcp (an HTTP health check sends a GET for path)")
             }
+            let http1 = backend.servers.filter { $0.upstreamProtocol == .http1 }.map(\.name)
+            if backend.healthCheck?.grpc == true, !http1.isEmpty {
+                check?["grpc"]?.report(
+                    "gRPC health checks need servers that speak HTTP/2 (protocol: h2 or h2c); \(http1.joined(separator: ", ")) speak HTTP/1.1"
+                )
+            }
         }
         return backend
     }
@@ -140,6 +146,14 @@ extension ConfigParser {
                 check[keyPath: path] = text
             } else {
                 reader.report("is \(text.utf8.count) bytes; at most \(Self.healthCheckPayloadLimit) are allowed")
+            }
+        }
+        if let grpc = mapping["grpc"]?.bool() {
+            check.grpc = grpc
+            if grpc {
+                for key in ["path", "expect"] {
+                    mapping[key]?.report("does not apply with grpc: true (the probe calls grpc.health.v1.Health/Check)")
+                }
             }
         }
         if let expectReader = mapping["expect"], let text = expectReader.string() {

@@ -69,7 +69,7 @@ extension ConfigParser {
         }
         mapping["http2"]?.report("applies only to mode: http (HTTP/2 servers are for HTTP requests)")
         let check = mapping["health_check"]?.mapping(allowedKeys: nil)
-        for key in ["path", "expect"] {
+        for key in ["path", "expect", "grpc"] {
             check?[key]?.report("applies only to mode: http (in mode: tcp a health check connects, and may send and receive bytes)")
         }
     }

@@ -306,13 +306,15 @@ package enum ConfigRenderer {
             ? "\(check.expect.lowerBound)"
             : "\(check.expect.lowerBound)-\(check.expect.upperBound)"
         let http = mode == .http
+        let get = http && !check.grpc
         return .mapping([
-            "path": http ? .string(check.path) : nil,
+            "path": get ? .string(check.path) : nil,
             "interval": duration(check.interval),
             "timeout": duration(check.timeout),
             "rise": .int(check.rise),
             "fall": .int(check.fall),
-            "expect": http ? .string(expect) : nil,
+            "expect": get ? .string(expect) : nil,
+            "grpc": check.grpc ? .bool(true) : nil,
             "send": http ? nil : check.send.map { .string($0) },
             "receive": http ? nil : check.receive.map { .string($0) },
         ])

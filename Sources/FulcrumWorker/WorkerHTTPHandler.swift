@@ -142,6 +142,9 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (_, .overflowed):
             self.respond(request, status: .payloadTooLarge, text: "request body too large\n", context: context)
 
+        case (.grpcHealth, _):
+            self.respondToGRPCHealthCheck(request, context: context)
+
         case (.health, _):
             if self.worker.behaviour.healthy {
                 self.respond(request, status: .ok, text: "ok", context: context)
@@ -381,6 +384,22 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.writeEnd(keepAlive: request.head.isKeepAlive, context: context)
     }
 
+    /// A `grpc.health.v1.Health/Check` answer: one `HealthCheckResponse` whose `status` is
+    /// SERVING (1) while the behaviour is healthy, NOT_SERVING (2) otherwise, then the
+    /// `grpc-status: 0` trailer. (The request's message, which names a service, is not read:
+    /// the worker is one service.)
+    private func respondToGRPCHealthCheck(_ request: Request, context: ChannelHandlerContext) {
+        let status: UInt8 = self.worker.behaviour.healthy ? 1 : 2
+        var head = self.responseHead(for: request, status: .ok, contentType: "application/grpc", contentLength: 0)
+        head.headers.remove(name: "Content-Length")
+        self.writeHead(head, context: context)
+        // A length-prefixed message: uncompressed, 2 bytes: field 1 (varint) = status.
+        let message = ByteBuffer(bytes: [0, 0, 0, 0, 2, 0x08, status])
+        context.write(self.wrapOutboundOut(.body(.byteBuffer(message))), promise: nil)
+        self.state = .idle
+        context.writeAndFlush(self.wrapOutboundOut(.end(["grpc-status": "0"])), promise: nil)
+    }
+
     /// An `/echo?trailers=1` response: no length (chunked over HTTP/1.1), and trailers at the
     /// end, `x-echo-trailer: done` and `x-body-bytes` (the body's length).
     private func respondWithTrailers(
@@ -461,6 +480,8 @@ extension WorkerHTTPHandler {
     /// What a request asks for, decided from its head alone.
     private enum Endpoint {
         case health
+        /// gRPC's health check (`grpc.health.v1.Health/Check`): SERVING while healthy.
+        case grpcHealth
         case work(delayOverride: Int?)
         /// `trailers`: the response ends with trailers (`?trailers=1`).
         case echo(status: HTTPResponseStatus, trailers: Bool)
@@ -482,6 +503,9 @@ extension WorkerHTTPHandler {
                 switch target.path {
                 case "/health":
                     self = (method == .GET || method == .HEAD) ? .health : methodNotAllowed("GET, HEAD")
+
+                case "/grpc.health.v1.Health/Check":
+                    self = method == .POST ? .grpcHealth : methodNotAllowed("POST")
 
                 case "/work":
                     // Any method: load generators may well POST. A body is read and discarded.
@@ -543,7 +567,7 @@ extension WorkerHTTPHandler {
                 self = .collect(ByteBuffer(), limit: WorkerHTTPHandler.maxControlBodySize)
             case .sink:
                 self = .hash(FNV1a64(), byteCount: 0)
-            case .health, .work, .readControl, .bytes, .reject:
+            case .health, .grpcHealth, .work, .readControl, .bytes, .reject:
                 self = .discard
             }
         }

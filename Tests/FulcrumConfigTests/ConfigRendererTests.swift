@@ -516,6 +516,9 @@ private let maximalYAML = #"""
           - { name: api1, address: "localhost:9101" }
         health_check: {}
         outlier: { consecutive_failures: 2, base_ejection: 1s, max_ejection: 2m, max_ejected_percent: 100 }
+      - name: grpc
+        servers: [{ name: g1, address: "127.0.0.1:50051", protocol: h2c }]
+        health_check: { grpc: true, interval: 1s }
       - name: redis
         mode: TCP
         algorithm: least_connections

@@ -31,6 +31,9 @@ struct HTTP2UpstreamConfigTests {
         #expect(h2c.backends[0].servers[0].upstreamProtocol == .h2c)
         #expect(h2c.backends[0].http2?.maxConcurrentStreams == 32)
         #expect(h2c.backends[0].http2?.maxConnections == 1)
+        let grpc = try ConfigLoader.load(yaml: Self.yaml(server: ", protocol: h2c", backend: "    health_check: { grpc: true }"))
+        #expect(grpc.backends[0].healthCheck?.grpc == true)
+        #expect(try ConfigLoader.load(yaml: ConfigRenderer.yaml(grpc)) == grpc)
         let defaults = try ConfigLoader.load(yaml: Self.yaml(backend: "    http2: {}"))
         #expect(defaults.backends[0].http2 == HTTP2UpstreamLimits())
         #expect(HTTP2UpstreamLimits().maxConcurrentStreams == 100 && HTTP2UpstreamLimits().maxConnections == 4)
@@ -58,6 +61,14 @@ struct HTTP2UpstreamConfigTests {
             (
                 yaml(backend: "    http2: { max_connections: 2 }", mode: "tcp"),
                 "backends[0].http2 (line 8): applies only to mode: http (HTTP/2 servers are for HTTP requests)"
+            ),
+            (
+                yaml(server: ", protocol: h2c", backend: "    health_check: { grpc: true, path: /health }"),
+                "backends[0].health_check.path (line 8): does not apply with grpc: true (the probe calls grpc.health.v1.Health/Check)"
+            ),
+            (
+                yaml(backend: "    health_check: { grpc: true }"),
+                "backends[0].health_check.grpc (line 8): gRPC health checks need servers that speak HTTP/2 (protocol: h2 or h2c); web1 speak HTTP/1.1"
             ),
             (
                 yaml(backend: "    http2: { max_concurrent_streams: 0 }"),

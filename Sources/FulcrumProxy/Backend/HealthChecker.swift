@@ -82,6 +82,7 @@ final class HealthChecker: Sendable {
                     proxyHeader: runtime.sendProxy[index].map { ProxyProtocolHeader().encoded($0) },
                     tcp: runtime.mode == .tcp ? TCPProbe(send: key.check.send, receive: key.check.receive) : nil,
                     http2: runtime.protocols[index].isHTTP2,
+                    grpc: key.check.grpc,
                     hostHeader: runtime.addressDescriptions[index],
                     check: key.check,
                     eventLoop: eventLoop,
@@ -140,6 +141,8 @@ private final class ServerProbe {
     private let tcp: TCPProbe?
     /// The server speaks HTTP/2 (`h2`, `h2c`): the request goes on a stream.
     private let http2: Bool
+    /// The probe is `grpc.health.v1.Health/Check` (`GRPCHealthProbe`).
+    private let grpc: Bool
     private let hostHeader: String
     private let check: HealthCheckConfig
     private let eventLoop: any EventLoop
@@ -160,6 +163,7 @@ private final class ServerProbe {
         proxyHeader: ByteBuffer?,
         tcp: TCPProbe?,
         http2: Bool,
+        grpc: Bool,
         hostHeader: String,
         check: HealthCheckConfig,
         eventLoop: any EventLoop,
@@ -175,6 +179,7 @@ private final class ServerProbe {
         self.proxyHeader = proxyHeader
         self.tcp = tcp
         self.http2 = http2
+        self.grpc = grpc
         self.hostHeader = hostHeader
         self.check = check
         self.eventLoop = eventLoop
@@ -229,7 +234,7 @@ private final class ServerProbe {
         let deadline = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             result.fail(ProbeFailure.timeout)
         }
-        let (tls, proxyHeader, tcp, http2) = (self.tls, self.proxyHeader, self.tcp, self.http2)
+        let (tls, proxyHeader, tcp, http2, grpc, hostHeader) = (self.tls, self.proxyHeader, self.tcp, self.http2, self.grpc, self.hostHeader)
         let connectOnly = tcp?.connectsOnly ?? false
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
@@ -278,7 +283,11 @@ private final class ServerProbe {
                     if connectOnly { result.succeed(.ok) }
                     if http2 {
                         do {
-                            try Self.sendHTTP2Probe(request: request, result: result, on: channel, secure: tls != nil)
+                            try Self.sendHTTP2Probe(on: channel, secure: tls != nil) {
+                                grpc
+                                    ? GRPCHealthProbe(authority: hostHeader, result: result) as any ChannelHandler
+                                    : ProbeHandler(request: request, result: result)
+                            }
                         } catch {
                             result.fail(error)
                         }
@@ -291,6 +300,8 @@ private final class ServerProbe {
             deadline.cancel()
             guard !stopped else { return }
             switch outcome {
+            case .success where grpc:
+                record(success: true, reason: "SERVING")
             case .success where tcp != nil:
                 let reason = tcp?.receive != nil ? "the expected reply arrived" : connectOnly ? "connected" : "connected and sent"
                 record(success: true, reason: reason)
@@ -307,12 +318,12 @@ private final class ServerProbe {
         }
     }
 
-    /// Sends the probe's request on a stream of the HTTP/2 connection `channel`.
+    /// Opens a stream of the HTTP/2 connection `channel` for the probe `makeProbe` makes, which
+    /// sends the request.
     private static func sendHTTP2Probe(
-        request: HTTPRequestHead,
-        result: EventLoopPromise<HTTPResponseStatus>,
         on channel: any Channel,
-        secure: Bool
+        secure: Bool,
+        makeProbe: @escaping @Sendable () -> any ChannelHandler
     ) throws {
         let multiplexer = try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
         let scheme: HTTP2FramePayloadToHTTP1ClientCodec.HTTPProtocol = secure ? .https : .http
@@ -320,7 +331,7 @@ private final class ServerProbe {
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandlers([
                     HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: scheme),
-                    ProbeHandler(request: request, result: result),
+                    makeProbe(),
                 ])
             }
         }

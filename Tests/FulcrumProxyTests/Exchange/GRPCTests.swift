@@ -66,4 +66,18 @@ struct GRPCTests {
     func malformedDeadlines(text: String) {
         #expect(GRPCDeadline.parse(text) == nil)
     }
+
+    @Test("a HealthCheckResponse's status is read from its length-prefixed message")
+    func healthResponses() {
+        #expect(GRPCHealthProbe.servingStatus(in: ByteBuffer(bytes: [0, 0, 0, 0, 2, 0x08, 1])) == 1)
+        #expect(GRPCHealthProbe.servingStatus(in: ByteBuffer(bytes: [0, 0, 0, 0, 2, 0x08, 2])) == 2)
+        // proto3 leaves out a field at its default: an empty message is UNKNOWN (0).
+        #expect(GRPCHealthProbe.servingStatus(in: ByteBuffer(bytes: [0, 0, 0, 0, 0])) == 0)
+        // An unknown length-delimited field before the status is skipped.
+        #expect(GRPCHealthProbe.servingStatus(in: ByteBuffer(bytes: [0, 0, 0, 0, 6, 0x12, 2, 0x61, 0x62, 0x08, 1])) == 1)
+        // Compressed, cut short, or no message at all.
+        #expect(GRPCHealthProbe.servingStatus(in: ByteBuffer(bytes: [1, 0, 0, 0, 2, 0x08, 1])) == nil)
+        #expect(GRPCHealthProbe.servingStatus(in: ByteBuffer(bytes: [0, 0, 0, 0, 3, 0x08, 1])) == nil)
+        #expect(GRPCHealthProbe.servingStatus(in: ByteBuffer()) == nil)
+    }
 }

@@ -282,4 +282,16 @@ struct HTTP2UpstreamTests {
             try await client.close()
         }
     }
+
+    @Test("health_check grpc: true calls grpc.health.v1.Health/Check: SERVING stays up, NOT_SERVING goes down")
+    func grpcHealthChecks() async throws {
+        let check = "    health_check: { grpc: true, interval: 100ms, timeout: 2s, rise: 1, fall: 2 }"
+        try await Self.withH2CWorkers(["w1", "w2"], behaviours: ["w2": WorkerBehaviour(healthy: false)], backendExtra: check) { harness, workers in
+            try await waitUntil(timeout: .seconds(15)) { try await harness.proxy.stats().first?.servers.map(\.state) == [.up, .down] }
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await harness.proxy.stats().first?.servers.map(\.state) == [.up, .down])
+            // Its probes were answered: several rounds of them.
+            #expect(workers[0].requestsServed >= 3)
+        }
+    }
 }
