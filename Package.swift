@@ -31,6 +31,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        // gRPC's own client and server, for the tests that run gRPC calls through Fulcrum.
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // YAML → validated, immutable `Config`. No networking. (NIOSSL for its BoringSSL, the
@@ -171,6 +176,22 @@ let package = Package(
             path: "Tests/FulcrumTestSupport"
         ),
         .testTarget(name: "FulcrumConfigTests", dependencies: ["FulcrumConfig"]),
+        // grpc-swift 2's client and server through a real proxy; the protobuf code is
+        // generated once and committed (Tests/FulcrumGRPCTests/echo.proto says how).
+        .testTarget(
+            name: "FulcrumGRPCTests",
+            dependencies: [
+                "FulcrumProxy",
+                "FulcrumConfig",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["echo.proto"]
+        ),
         .testTarget(name: "FulcrumBalancingTests", dependencies: ["FulcrumBalancing"]),
         .testTarget(
             name: "FulcrumShieldTests",

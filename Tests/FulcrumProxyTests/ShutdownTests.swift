@@ -77,7 +77,8 @@ struct ShutdownTests {
             let start = clock.now
             await harness.proxy.shutdown(gracePeriod: .milliseconds(500))
             let waited = clock.now - start
-            #expect(waited >= .milliseconds(450) && waited < .seconds(2), "\(waited)")
+            // Far short of the request's 5 s (the rest is closing up, slow on a busy machine).
+            #expect(waited >= .milliseconds(450) && waited < .seconds(4), "\(waited)")
             _ = try await slow
         }
     }
