@@ -79,6 +79,8 @@ final class HTTP2ConnectionSet {
     /// Gives waiting exchanges streams where there is room, and makes connections for those
     /// the connections being made will not take.
     private func dispatch() {
+        // (Called whenever a stream ends: usually nobody waits, and nothing is built.)
+        guard !waiters.isEmpty else { return }
         var unserved: [ByteBuffer?: Int] = [:]
         var stillWaiting: [Waiter] = []
         for waiter in waiters {

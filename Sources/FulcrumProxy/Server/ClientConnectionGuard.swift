@@ -138,13 +138,13 @@ final class ClientConnectionGuard: ChannelInboundHandler, RemovableChannelHandle
         }
         switch buffer.withUnsafeReadableBytes({ requestLines.scan($0) }) {
         case .valid:
-            let channel = context.channel
             context.fireChannelRead(data)
             // The head is decoded, or the connection turned out to be HTTP/2 and this guard
-            // left the pipeline: the shutdown goes on, from the pipeline's start.
+            // left the pipeline: the shutdown goes on, from the pipeline's start. (The channel
+            // outlives this call, so its pipeline is there even if this context left it.)
             if quiesceAfterHead, state != .readingHead || self.context == nil {
                 quiesceAfterHead = false
-                channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                context.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
             }
         case .doubleSpace(let offset):
             refusedInput = true
