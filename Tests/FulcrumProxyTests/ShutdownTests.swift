@@ -23,7 +23,7 @@ struct ShutdownTests {
             try await Self.waitForRequestInFlight(harness)
             let clock = ContinuousClock()
             let start = clock.now
-            async let drained: Void = harness.proxy.shutdown(gracePeriod: .seconds(5))
+            async let drained: Void = harness.proxy.shutdown(gracePeriod: .seconds(10))
             // The listener closes first: new connections are refused.
             var refused = false
             for _ in 0..<100 where !refused {
@@ -36,7 +36,9 @@ struct ShutdownTests {
             #expect(raw.lowercased().contains("connection: close"), "\(raw)")
             #expect(closed)
             await drained
-            #expect(clock.now - start < .seconds(4))
+            // When the request is done, not at the grace period's end (with room for a busy
+            // machine).
+            #expect(clock.now - start < .seconds(8))
         }
     }
 
