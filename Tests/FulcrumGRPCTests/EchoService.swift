@@ -8,11 +8,14 @@ struct EchoService: Echo_Echo.SimpleServiceProtocol {
     final class Counters: Sendable {
         /// Calls that saw their RPC cancelled (gRPC tells the handler; its task goes on).
         let cancelled = Atomic(0)
+        /// Calls begun, of every kind.
+        let calls = Atomic(0)
     }
 
     let counters = Counters()
 
     func get(request: Echo_EchoRequest, context: ServerContext) async throws -> Echo_EchoResponse {
+        counters.calls.add(1, ordering: .relaxed)
         if request.text == "fail" {
             throw RPCError(code: .notFound, message: "nothing called fail")
         }
@@ -26,6 +29,7 @@ struct EchoService: Echo_Echo.SimpleServiceProtocol {
     }
 
     func expand(request: Echo_EchoRequest, response: RPCWriter<Echo_EchoResponse>, context: ServerContext) async throws {
+        counters.calls.add(1, ordering: .relaxed)
         let slow = request.text.hasPrefix("slow ")
         for word in request.text.split(separator: " ") {
             try checkCancellation(context)
@@ -35,6 +39,7 @@ struct EchoService: Echo_Echo.SimpleServiceProtocol {
     }
 
     func collect(request: RPCAsyncSequence<Echo_EchoRequest, any Error>, context: ServerContext) async throws -> Echo_EchoResponse {
+        counters.calls.add(1, ordering: .relaxed)
         let messages = try await request.reduce(into: []) { $0.append($1.text) }
         return .with { $0.text = messages.joined(separator: " ") }
     }
@@ -44,6 +49,7 @@ struct EchoService: Echo_Echo.SimpleServiceProtocol {
         response: RPCWriter<Echo_EchoResponse>,
         context: ServerContext
     ) async throws {
+        counters.calls.add(1, ordering: .relaxed)
         for try await message in request {
             try await response.write(.with { $0.text = message.text })
         }

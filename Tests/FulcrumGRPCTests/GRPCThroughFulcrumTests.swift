@@ -1,5 +1,6 @@
 import FulcrumConfig
 import FulcrumProxy
+import FulcrumTestSupport
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
@@ -15,9 +16,13 @@ struct GRPCThroughFulcrumTests {
     /// A grpc-swift echo server, Fulcrum in front of it (`protocol: h2c`, an `h2c: true`
     /// frontend), and a grpc-swift client of Fulcrum's port. `body` gets the client, the
     /// service, and a way to stop the server at once (its task cancelled: its calls end).
+    /// `servers`: the backend's server list, given the echo server's port (by default that
+    /// server alone).
     static func withEchoThroughFulcrum(
         serverPort: Int? = nil,
         responseTimeout: String = "10s",
+        retries: Int = 0,
+        servers: ((_ echoPort: Int) -> [String])? = nil,
         _ body: (Echo_Echo.Client<HTTP2ClientTransport.Posix>, EchoService, _ stopServer: @escaping @Sendable () -> Void) async throws -> Void
     ) async throws {
         let service = EchoService()
@@ -29,6 +34,9 @@ struct GRPCThroughFulcrumTests {
         defer { serving.cancel() }
         do {
             let listening = try #require(try await server.listeningAddress?.ipv4)
+            let echoPort = serverPort ?? listening.port
+            let serverList =
+                servers?(echoPort) ?? [#"{ name: e1, address: "127.0.0.1:\#(echoPort)", protocol: h2c }"#]
             let yaml = """
                 global:
                   workers: 1
@@ -40,9 +48,9 @@ struct GRPCThroughFulcrumTests {
                     default_backend: echo
                 backends:
                   - name: echo
-                    retries: 0
+                    retries: \(retries)
                     timeouts: { connect: 1s, response: \(responseTimeout) }
-                    servers: [{ name: e1, address: "127.0.0.1:\(serverPort ?? listening.port)", protocol: h2c }]
+                    servers: [\(serverList.joined(separator: ", "))]
                 """
             var config = try ConfigLoader.load(yaml: yaml)
             config.frontends[0].listen = [ListenAddress(host: "127.0.0.1", port: 0)]
@@ -164,6 +172,67 @@ struct GRPCThroughFulcrumTests {
             #expect(received.load(ordering: .relaxed) < 16)
             #expect(clock.now - start < .seconds(5))
         }
+    }
+
+    @Test("a call whose server dropped it before any response goes to another server, messages and all")
+    func retryBeforeResponse() async throws {
+        let faulty = try await FaultyHTTP2Server.start(.dropConnection)
+        defer { Task { try await faulty.shutdown() } }
+        // The faulty server first, the echo server a backup (weight 0): every call meets the
+        // fault, then the retry.
+        try await Self.withEchoThroughFulcrum(retries: 1) { echoPort in
+            [
+                #"{ name: faulty, address: "127.0.0.1:\#(faulty.port)", protocol: h2c }"#,
+                #"{ name: e1, address: "127.0.0.1:\#(echoPort)", protocol: h2c, weight: 0 }"#,
+            ]
+        } _: { echo, service, _ in
+            let hello = try await echo.get(.with { $0.text = "hello" })
+            #expect(hello.text == "hello")
+            // Client streaming: the messages sent before the fault go again, then the rest.
+            let collected = try await echo.collect { writer in
+                for text in ["x", "y", "z"] { try await writer.write(.with { $0.text = text }) }
+            }
+            #expect(collected.text == "x y z")
+            let echoed = try await echo.update { writer in
+                for index in 0..<5 { try await writer.write(.with { $0.text = "\(index)" }) }
+            } onResponse: { response in
+                try await response.messages.reduce(into: [String]()) { $0.append($1.text) }
+            }
+            #expect(echoed == (0..<5).map { "\($0)" })
+            #expect(faulty.requestsReceived == 3)
+            #expect(service.counters.calls.load(ordering: .relaxed) == 3)
+        }
+    }
+
+    @Test("a call whose response began is not retried when its server goes down")
+    func noRetryOnceAnswering() async throws {
+        let backup = EchoService()
+        let backupServer = GRPCServer(
+            transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
+            services: [backup]
+        )
+        let serving = Task { try await backupServer.serve() }
+        defer { serving.cancel() }
+        let backupPort = try #require(try await backupServer.listeningAddress?.ipv4).port
+        try await Self.withEchoThroughFulcrum(retries: 2) { echoPort in
+            [
+                #"{ name: e1, address: "127.0.0.1:\#(echoPort)", protocol: h2c }"#,
+                #"{ name: e2, address: "127.0.0.1:\#(backupPort)", protocol: h2c, weight: 0 }"#,
+            ]
+        } _: { echo, service, stopServer in
+            let received = Atomic(0)
+            await #expect(throws: RPCError.self) {
+                try await echo.expand(.with { $0.text = "slow a b c d e f g h i j k l m n o p" }) { response in
+                    for try await _ in response.messages {
+                        if received.add(1, ordering: .relaxed).newValue == 2 { stopServer() }
+                    }
+                }
+            }
+            #expect(service.counters.calls.load(ordering: .relaxed) == 1)
+            // The client saw part of an answer: a second server's answer would repeat it.
+            #expect(backup.counters.calls.load(ordering: .relaxed) == 0)
+        }
+        backupServer.beginGracefulShutdown()
     }
 
     @Test("with no server up, Fulcrum answers UNAVAILABLE")

@@ -33,6 +33,8 @@ final class HTTP2UpstreamStream: ChannelDuplexHandler, UpstreamConnection {
     private let authority: String
     private var context: ChannelHandlerContext?
     private var control = ServerReadControl()
+    /// What the exchange is told if the stream closes before its response ended.
+    private var failure = BackendFailure.connectionClosed
 
     init(requestsSent: Int, authority: String) {
         self.requestsSent = requestsSent
@@ -149,13 +151,17 @@ final class HTTP2UpstreamStream: ChannelDuplexHandler, UpstreamConnection {
         control.timer.invalidate()
         if let sink {
             self.sink = nil
-            sink.backendFailed(.connectionClosed, connection: self)
+            sink.backendFailed(failure, connection: self)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A reset stream, a GOAWAY that leaves it out, or a malformed response: the stream is
-        // finished, and `channelInactive` tells the exchange.
+        // finished, and `channelInactive` tells the exchange. A refusal (NIOHTTP2 reports a
+        // GOAWAY's as one too) means the server did no work: any request may go again.
+        if let closed = error as? NIOHTTP2Errors.StreamClosed, closed.errorCode == .refusedStream {
+            failure = .streamRefused
+        }
         close()
     }
 

@@ -5,6 +5,9 @@ import NIOHTTP1
 enum BackendFailure: Error, CustomStringConvertible {
     /// The connection closed (reset, EOF, or closed by us after an error).
     case connectionClosed
+    /// An HTTP/2 server refused the request's stream (`RST_STREAM` with `REFUSED_STREAM`, or a
+    /// `GOAWAY` that leaves it out): by RFC 9113 §8.7 it did no work for it.
+    case streamRefused
     /// No response byte arrived within the backend's response timeout.
     case responseTimeout
     /// The client took no response byte for its idle timeout while the response waited for
@@ -14,6 +17,7 @@ enum BackendFailure: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .connectionClosed: "connection to server lost"
+        case .streamRefused: "server refused the stream"
         case .responseTimeout: "server did not respond in time"
         case .clientNotReading: "client took no response byte in time"
         }

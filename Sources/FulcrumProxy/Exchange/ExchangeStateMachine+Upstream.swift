@@ -228,8 +228,22 @@ extension ExchangeStateMachine {
             return (outcome, closeClient())
         case .responseTimeout:
             return (outcome, respond(LocalResponse(.gatewayTimeout, "The server did not answer in time.")))
+        case .streamRefused:
+            // The server did no work for the request (RFC 9113 §8.7), so any request may go
+            // to another server, unbudgeted, as after a failed connect (Envoy's
+            // `refused-stream`, gRPC's transparent retry) — if its body was kept.
+            if request.isReplayable, upstream.mayTryAnother {
+                upstream.retriesLeft -= 1
+                state = .connecting(upstream)
+                return (outcome, .pickServer(excluding: upstream.tried))
+            }
+            return (outcome, respond(LocalResponse(.badGateway, "The server refused the request's stream.")))
         case .connectionClosed:
-            let replayable = request.head.method.isIdempotent && request.isReplayable
+            // gRPC's rule: a call may go again while nothing of its response arrived, whatever
+            // its method (gRPC calls are POSTs); the server may have done work, so it is
+            // budgeted like any such retry.
+            let mayRepeat = request.head.method.isIdempotent || GRPCLocalResponse.isGRPC(request.head)
+            let replayable = mayRepeat && request.isReplayable
             if replayable, requestsSent > 1, !upstream.reconnectedStale {
                 // A pooled connection the server had already closed: the same server on a
                 // fresh connection (HAProxy and nginx do the same for idempotent requests).

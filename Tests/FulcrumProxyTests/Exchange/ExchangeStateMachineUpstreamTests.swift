@@ -113,6 +113,62 @@ struct ExchangeStateMachineUpstreamTests {
         #expect(answered.serverFailed(.connectionClosed, requestsSent: 1) { true }.action.summary == "closeClient")
     }
 
+    @Test("a gRPC call (a POST) goes again while nothing of its response arrived, within the budget")
+    func grpcRetries() {
+        let call = HTTPRequestHead(
+            version: .http1_1,
+            method: .POST,
+            uri: "/echo.Echo/Get",
+            headers: ["content-type": "application/grpc+proto", "te": "trailers"]
+        )
+        var (machine, _) = ExchangeStateMachineTests.connected(call, framing: .init(isChunked: true))
+        _ = machine.channelRead(.body(F.bytes("message")))
+        var withdrawn = 0
+        let retried = machine.serverFailed(.connectionClosed, requestsSent: 1) {
+            withdrawn += 1
+            return true
+        }
+        #expect(retried.action.summary == "pickServer excluding 1")
+        #expect(withdrawn == 1)
+        // The message sent so far goes again, and the call's stream stays open for the rest.
+        let attempt = machine.connecting(to: 1)
+        #expect(machine.connected(attempt: attempt).summary == #"sendRequest /echo.Echo/Get body ["message"] open"#)
+
+        // Once response headers arrived, the call is the client's to retry, not Fulcrum's.
+        var (answered, _) = ExchangeStateMachineTests.connected(call, framing: .init(isChunked: true))
+        _ = answered.responseHead(F.response(.ok))
+        #expect(answered.serverFailed(.connectionClosed, requestsSent: 1) { true }.action.summary == "closeClient")
+
+        // gRPC-Web is not gRPC: its POSTs are not repeated.
+        var web = call
+        web.headers.replaceOrAdd(name: "content-type", value: "application/grpc-web+proto")
+        var (webCall, _) = ExchangeStateMachineTests.connected(web, framing: .init(isChunked: true))
+        #expect(webCall.serverFailed(.connectionClosed, requestsSent: 1) { true }.action.summary.hasPrefix("respond 502"))
+    }
+
+    @Test("a stream the server refused goes to another server whatever its method, unbudgeted")
+    func refusedStreams() {
+        var (post, _) = ExchangeStateMachineTests.connected(
+            F.post(length: 2),
+            framing: .init(contentLength: 2),
+            decision: .forward(retries: 1, serverCount: 3)
+        )
+        _ = post.channelRead(.body(F.bytes("hi")))
+        _ = post.channelRead(.end(nil))
+        let refused = post.serverFailed(.streamRefused, requestsSent: 1) {
+            Issue.record("not budgeted: the server did no work")
+            return true
+        }
+        #expect(refused.outcome == nil)
+        #expect(refused.action.summary == "pickServer excluding 1")
+        let attempt = post.connecting(to: 2)
+        #expect(post.connected(attempt: attempt).summary.hasSuffix(#"body ["hi"] ended"#))
+        // With no retry left: 502, naming the refusal.
+        let last = post.serverFailed(.streamRefused, requestsSent: 1) { true }
+        #expect(last.action.summary.hasPrefix("respond 502"))
+        #expect(last.action.detail == "The server refused the request's stream.")
+    }
+
     @Test("a response timeout: 504, and the server is charged with it")
     func responseTimeout() {
         var (machine, _) = ExchangeStateMachineTests.connected()

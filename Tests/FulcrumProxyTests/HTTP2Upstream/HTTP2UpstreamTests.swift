@@ -1,4 +1,5 @@
 import Foundation
+import FulcrumTestSupport
 import FulcrumWorker
 import NIOCore
 import NIOPosix
@@ -8,9 +9,12 @@ import Testing
 /// `http2: true`, behind a proxy whose clients speak HTTP/1.1 or HTTP/2.
 @Suite("HTTP/2 to servers (h2c)", .serialized)
 struct HTTP2UpstreamTests {
-    /// A proxy in front of h2c workers, one per name.
+    /// A proxy in front of h2c workers, one per name. `faulty` servers, if any, come first in
+    /// the list, and the workers are then backups (weight 0): every request meets a fault
+    /// first.
     static func withH2CWorkers(
         _ names: [String],
+        faulty: [FaultyHTTP2Server] = [],
         behaviours: [String: WorkerBehaviour] = [:],
         frontendExtra: String = "",
         backendExtra: String = "",
@@ -29,7 +33,10 @@ struct HTTP2UpstreamTests {
                 )
             )
         }
-        let servers = workers.map { "      - { name: \($0.name), address: \"127.0.0.1:\($0.port)\", protocol: h2c }" }
+        let backup = faulty.isEmpty ? "" : ", weight: 0"
+        let servers =
+            faulty.enumerated().map { "      - { name: faulty\($0), address: \"127.0.0.1:\($1.port)\", protocol: h2c }" }
+            + workers.map { "      - { name: \($0.name), address: \"127.0.0.1:\($0.port)\", protocol: h2c\(backup) }" }
         let yaml = """
             global:
               workers: 1
@@ -281,6 +288,37 @@ struct HTTP2UpstreamTests {
             #expect(client.log(3).status == "200")
             #expect(workers[0].connectionsAccepted == 1)
             try await client.close()
+        }
+    }
+
+    @Test("a stream the server refused goes to another server, even a POST's; a POST whose connection dropped does not")
+    func refusedStreams() async throws {
+        let refusing = try await FaultyHTTP2Server.start(.refuseStream)
+        let dropping = try await FaultyHTTP2Server.start(.dropConnection)
+        defer {
+            Task {
+                try await refusing.shutdown()
+                try await dropping.shutdown()
+            }
+        }
+        try await Self.withH2CWorkers(["w1"], faulty: [refusing], backendExtra: "    retries: 1") { harness, workers in
+            for round in 1...3 {
+                let response = try await harness.send(.POST, "/echo", body: .bytes(ByteBuffer(string: "payload")))
+                #expect(response.status == .ok)
+                #expect(try Self.echo(response)["body_bytes"] as? Int == 7)
+                #expect(refusing.requestsReceived == round)
+            }
+            #expect(workers[0].requestsServed == 3)
+        }
+        try await Self.withH2CWorkers(["w1"], faulty: [dropping], backendExtra: "    retries: 1") { harness, workers in
+            let post = try await harness.send(.POST, "/echo", body: .bytes(ByteBuffer(string: "payload")))
+            #expect(post.status == .badGateway)
+            #expect(dropping.requestsReceived == 1)
+            // An idempotent request may go again.
+            let get = try await harness.send("/echo")
+            #expect(get.status == .ok)
+            #expect(dropping.requestsReceived == 2)
+            #expect(workers[0].requestsServed == 1)
         }
     }
 
