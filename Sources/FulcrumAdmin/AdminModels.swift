@@ -28,6 +28,7 @@ struct BackendView: Encodable {
 struct ServerView: Encodable {
     let name: String
     let address: String
+    let `protocol`: String
     let state: String
     let weight: Int
     let inFlight: Int
@@ -51,6 +52,7 @@ struct ServerView: Encodable {
     init(_ stats: ServerStats) {
         name = stats.name
         address = stats.address
+        `protocol` = stats.protocol
         state = stats.state.rawValue
         weight = stats.weight
         inFlight = stats.inFlight

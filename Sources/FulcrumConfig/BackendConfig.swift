@@ -48,6 +48,14 @@ package enum AlgorithmName: String, Sendable, Equatable, CaseIterable {
     case peakEWMA = "peak_ewma"
     /// Not an algorithm of its own: the decision engine picks one of the others at run time.
     case adaptive = "adaptive"
+
+    /// Whether it can balance a `mode: tcp` backend, which has no responses to time.
+    package var worksWithoutResponses: Bool {
+        switch self {
+        case .roundRobin, .weightedRoundRobin, .leastConnections, .random, .powerOfTwo: true
+        case .leastResponseTime, .peakEWMA, .adaptive: false
+        }
+    }
 }
 
 /// Active health checks (`backends[].health_check`): each server is probed on its own

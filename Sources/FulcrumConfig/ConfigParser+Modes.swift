@@ -55,14 +55,12 @@ extension ConfigParser {
 }
 
 extension ConfigParser {
-    /// Algorithms that learn from response times have none to learn from in a TCP stream.
-    static let tcpAlgorithms: [AlgorithmName] = [.roundRobin, .weightedRoundRobin, .leastConnections, .random, .powerOfTwo]
-
     /// A `mode: tcp` backend: a health check connects (then may send and expect bytes), and
-    /// the algorithm needs no response.
+    /// the algorithm needs no response (those that learn from response times have none to
+    /// learn from in a TCP stream).
     func checkTCPBackend(_ backend: BackendConfig, mapping: YAMLMappingReader) {
-        if !Self.tcpAlgorithms.contains(backend.algorithm) {
-            let valid = Self.tcpAlgorithms.map(\.rawValue).joined(separator: ", ")
+        if !backend.algorithm.worksWithoutResponses {
+            let valid = AlgorithmName.allCases.filter(\.worksWithoutResponses).map(\.rawValue).joined(separator: ", ")
             mapping["algorithm"]?.report(
                 "\(backend.algorithm.rawValue) needs response times, which mode: tcp does not have; expected one of: \(valid)"
             )

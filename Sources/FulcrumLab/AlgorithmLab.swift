@@ -41,16 +41,35 @@ package enum AlgorithmLab {
         }
     }
 
+    /// How the proxy reaches the lab's servers (`fulcrum lab --protocol`).
+    package enum Upstream: String, Sendable, CaseIterable {
+        /// HTTP/1.1, pooled connections.
+        case http1
+        /// HTTP/2 by prior knowledge: the workers speak h2c, the servers have `protocol: h2c`.
+        case h2c
+        /// `mode: tcp` frontend and backend: byte streams, balanced per connection. Each
+        /// request comes on a connection of its own (`Connection: close`), so each is balanced,
+        /// as a service of short connections is.
+        case tcp
+
+        /// Whether `algorithm` can run over it (TCP has no responses to time).
+        package func supports(_ algorithm: AlgorithmName) -> Bool {
+            self != .tcp || algorithm.worksWithoutResponses
+        }
+    }
+
     /// How hard and how long each run drives the proxy.
     package struct Load: Sendable {
         package var rate: Int
         package var duration: Duration
         package var mode: Mode
+        package var upstream: Upstream
 
-        package init(rate: Int = 200, duration: Duration = .seconds(20), mode: Mode = .compressed) {
+        package init(rate: Int = 200, duration: Duration = .seconds(20), mode: Mode = .compressed, upstream: Upstream = .http1) {
             self.rate = rate
             self.duration = duration
             self.mode = mode
+            self.upstream = upstream
         }
     }
 
@@ -64,14 +83,21 @@ package enum AlgorithmLab {
         var client: HTTPClient?
         do {
             for (index, behaviour) in scenario.workers.enumerated() {
-                workers.append(try await WorkerServer.start(name: "w\(index + 1)", behaviour: behaviour, group: workerGroup))
+                workers.append(
+                    try await WorkerServer.start(
+                        name: "w\(index + 1)",
+                        behaviour: behaviour,
+                        http2: load.upstream == .h2c,
+                        group: workerGroup
+                    )
+                )
             }
             let ports = workers.map(\.port)
             // A server that joins later is added by a reload.
             let initialPorts = scenario.joinsAt == nil ? ports : Array(ports.dropLast())
             func config(ports: [Int]) throws -> Config {
                 var config = try ConfigLoader.load(
-                    yaml: configuration(scenario: scenario, algorithm: algorithm, ports: ports, mode: load.mode),
+                    yaml: configuration(scenario: scenario, algorithm: algorithm, ports: ports, mode: load.mode, upstream: load.upstream),
                     sourceName: "lab configuration"
                 )
                 // Any free port.
@@ -151,24 +177,33 @@ package enum AlgorithmLab {
         var apply: @Sendable () async -> Void
     }
 
-    static func configuration(scenario: LabScenario, algorithm: AlgorithmName, ports: [Int], mode: Mode = .compressed) -> String {
+    static func configuration(
+        scenario: LabScenario,
+        algorithm: AlgorithmName,
+        ports: [Int],
+        mode: Mode = .compressed,
+        upstream: Upstream = .http1
+    ) -> String {
+        let serverProtocol = upstream == .h2c ? ", protocol: h2c" : ""
         let servers = zip(ports, scenario.weights).enumerated().map { index, server in
-            "      - { name: w\(index + 1), address: \"127.0.0.1:\(server.0)\", weight: \(server.1) }"
+            "      - { name: w\(index + 1), address: \"127.0.0.1:\(server.0)\", weight: \(server.1)\(serverProtocol) }"
         }.joined(separator: "\n")
+        // A TCP backend has no response to time out: the tunnel's idle timeout bounds it.
+        let (tcpMode, timeouts) = upstream == .tcp ? ("\n    mode: tcp", "{ tunnel: 10s }") : ("", "{ response: 10s }")
         let adaptive = algorithm == .adaptive ? mode.adaptiveSettings.map { "\n    adaptive: \($0)" } ?? "" : ""
         return """
             global:
               workers: 1
               log: { level: error, access: off }
             frontends:
-              - name: lab
+              - name: lab\(tcpMode)
                 listen: ["127.0.0.1:8080"]
                 default_backend: lab
             backends:
-              - name: lab
+              - name: lab\(tcpMode)
                 algorithm: \(algorithm.rawValue)\(adaptive)
                 retries: 2
-                timeouts: { response: 10s }
+                timeouts: \(timeouts)
                 servers:
             \(servers)
             """
@@ -206,6 +241,7 @@ package enum AlgorithmLab {
                 group.addTask {
                     var request = HTTPClientRequest(url: url)
                     request.method = .GET
+                    if load.upstream == .tcp { request.headers.add(name: "Connection", value: "close") }
                     let sample: LabTimeline.Sample
                     do {
                         let response = try await client.execute(request, timeout: .seconds(10))

@@ -36,6 +36,12 @@ struct LabCommand: AsyncParsableCommand {
     @Option(help: "Requests per second.")
     var rate = 200
 
+    @Option(
+        name: .customLong("protocol"),
+        help: "How the proxy reaches the servers: http1, h2c (HTTP/2 by prior knowledge) or tcp (mode: tcp, a connection per request)."
+    )
+    var upstream = "http1"
+
     @Option(help: "Comma-separated algorithms to run (default: all).")
     var algorithms: String?
 
@@ -60,14 +66,28 @@ struct LabCommand: AsyncParsableCommand {
         if let duration, parseDuration(duration) == nil { throw ValidationError("\"\(duration)\" is not a duration (e.g. 20s)") }
         guard (1...5000).contains(rate) else { throw ValidationError("--rate must be between 1 and 5000") }
         guard (1...20).contains(`repeat`) else { throw ValidationError("--repeat must be between 1 and 20") }
+        _ = try selectedUpstream()
         _ = try selectedAlgorithms()
     }
 
+    private func selectedUpstream() throws -> AlgorithmLab.Upstream {
+        guard let upstream = AlgorithmLab.Upstream(rawValue: upstream) else {
+            let valid = AlgorithmLab.Upstream.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("unknown protocol \"\(self.upstream)\"; use one of \(valid)")
+        }
+        return upstream
+    }
+
+    /// The algorithms asked for (by default, all that the protocol supports).
     private func selectedAlgorithms() throws -> [AlgorithmName] {
-        guard let algorithms else { return AlgorithmName.allCases }
+        let upstream = try selectedUpstream()
+        guard let algorithms else { return AlgorithmName.allCases.filter(upstream.supports) }
         return try algorithms.split(separator: ",").map { name in
             guard let algorithm = AlgorithmName(rawValue: String(name)) else {
                 throw ValidationError("unknown algorithm \"\(name)\"")
+            }
+            guard upstream.supports(algorithm) else {
+                throw ValidationError("\(name) needs response times, which --protocol tcp does not have")
             }
             return algorithm
         }
@@ -83,7 +103,7 @@ struct LabCommand: AsyncParsableCommand {
         let scenarios = scenario == "all" ? LabScenario.all : LabScenario.all.filter { names.contains($0.name) }
         let mode: AlgorithmLab.Mode = realtime ? .realtime : .compressed
         let length = duration.flatMap(parseDuration) ?? (realtime ? LabScenario.realtimeDuration : .seconds(20))
-        let load = AlgorithmLab.Load(rate: rate, duration: length, mode: mode)
+        let load = AlgorithmLab.Load(rate: rate, duration: length, mode: mode, upstream: try selectedUpstream())
         let algorithms = try selectedAlgorithms()
         if let runOne, let scenario = scenarios.first, let algorithm = algorithms.first {
             let result = try await AlgorithmLab.run(scenario: scenario, algorithm: algorithm, load: load)
@@ -92,8 +112,9 @@ struct LabCommand: AsyncParsableCommand {
         }
         let runs = `repeat` == 1 ? "" : ", \(`repeat`) interleaved runs each (median percentiles)"
         print(
-            "Fulcrum algorithm lab (\(mode.rawValue)): \(rate) req/s for \(length) per algorithm\(runs), open loop"
-                + "\(parallel ? ", algorithms side by side" : ""); adaptive evaluates with \(mode.settingsDescription)\n"
+            "Fulcrum algorithm lab (\(mode.rawValue), servers over \(load.upstream.rawValue)): \(rate) req/s for \(length) per algorithm\(runs), open loop"
+                + "\(parallel ? ", algorithms side by side" : "")"
+                + (algorithms.contains(.adaptive) ? "; adaptive evaluates with \(mode.settingsDescription)" : "") + "\n"
         )
         var all: [LabResult] = []
         var raw: [LabResult] = []
@@ -154,7 +175,7 @@ struct LabCommand: AsyncParsableCommand {
         process.arguments =
             [
                 "lab", "--scenario", scenario.name, "--algorithms", algorithm.rawValue, "--rate", "\(load.rate)",
-                "--duration", "\(milliseconds)ms", "--run-one", output.path,
+                "--duration", "\(milliseconds)ms", "--protocol", load.upstream.rawValue, "--run-one", output.path,
             ] + (load.mode == .realtime ? ["--realtime"] : [])
         let status: Int32 = try await withCheckedThrowingContinuation { continuation in
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }

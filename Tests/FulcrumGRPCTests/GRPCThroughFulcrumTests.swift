@@ -128,8 +128,12 @@ struct GRPCThroughFulcrumTests {
 
     @Test("a response timeout of Fulcrum's own is DEADLINE_EXCEEDED too, from Fulcrum")
     func responseTimeout() async throws {
-        try await Self.withEchoThroughFulcrum(responseTimeout: "300ms") { echo, service, _ in
-            let error = await #expect(throws: RPCError.self) { try await echo.get(.with { $0.text = "sleep 3000" }) }
+        try await Self.withEchoThroughFulcrum(responseTimeout: "1s") { echo, service, _ in
+            // A first call opens the connection to the server, so that on a busy machine the
+            // timed call's stream reaches the server's handler before Fulcrum gives up on it
+            // (a stream reset before that would cancel nothing the test can see).
+            _ = try await echo.get(.with { $0.text = "hello" })
+            let error = await #expect(throws: RPCError.self) { try await echo.get(.with { $0.text = "sleep 5000" }) }
             #expect(error?.code == .deadlineExceeded)
             #expect(error?.message == "The server did not answer in time.")
             // Fulcrum reset the server's stream when it gave up.

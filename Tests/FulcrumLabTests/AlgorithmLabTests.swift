@@ -22,6 +22,33 @@ struct AlgorithmLabTests {
         #expect(result.p99Milliseconds >= result.p50Milliseconds)
     }
 
+    @Test("over h2c and over TCP (a connection per request), runs reach every server as over HTTP/1.1", arguments: [AlgorithmLab.Upstream.h2c, .tcp])
+    func otherProtocols(_ upstream: AlgorithmLab.Upstream) async throws {
+        let scenario = try #require(LabScenario.all.first { $0.name == "homogeneous" })
+        var load = Self.load
+        load.upstream = upstream
+        let result = try await AlgorithmLab.run(scenario: scenario, algorithm: .roundRobin, load: load)
+        #expect(result.requests == 100)
+        #expect(result.errors == 0)
+        #expect(result.perServer.values.allSatisfy { (33...34).contains($0) }, "\(result.perServer)")
+        #expect(result.p50Milliseconds >= 45)
+    }
+
+    @Test("the configuration a run uses, per protocol; TCP takes only algorithms that need no response")
+    func protocolConfigurations() throws {
+        let scenario = try #require(LabScenario.all.first { $0.name == "homogeneous" })
+        for upstream in AlgorithmLab.Upstream.allCases {
+            for algorithm in AlgorithmName.allCases where upstream.supports(algorithm) {
+                let yaml = AlgorithmLab.configuration(scenario: scenario, algorithm: algorithm, ports: [9001, 9002, 9003], upstream: upstream)
+                let config = try ConfigLoader.load(yaml: yaml)
+                #expect(config.backends[0].mode == (upstream == .tcp ? .tcp : .http))
+                #expect(config.backends[0].servers.allSatisfy { $0.upstreamProtocol == (upstream == .h2c ? .h2c : .http1) })
+            }
+        }
+        #expect(AlgorithmName.allCases.filter { AlgorithmLab.Upstream.tcp.supports($0) }.count == 5)
+        #expect(!AlgorithmLab.Upstream.tcp.supports(.adaptive))
+    }
+
     /// (Latency comparisons are the full lab's job: the suites run in parallel on two cores, and
     /// a one-second run's times move with whatever runs beside it; where requests go does not.)
     @Test("with one slow server, peak_ewma sends it a small fraction of round robin's share")

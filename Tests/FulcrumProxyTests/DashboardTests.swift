@@ -3,6 +3,7 @@ import FulcrumConfig
 import FulcrumWorker
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Testing
 
 /// The dashboard at `GET /` on the admin listener: the page as served, and the page as a real
@@ -105,6 +106,70 @@ struct DashboardTests {
             #expect(!dom.contains(#"<li class="muted">The decisions could not be read.</li>"#))
             #expect(!dom.contains(#"id="placeholder""#))
         }
+    }
+
+    @Test(
+        "in headless Chromium a TCP backend is marked, counts connections, and HTTP/2 servers show their protocol",
+        .enabled(if: Chromium.executable != nil, "chromium is not in PATH (apt-get install chromium): the browser test is skipped")
+    )
+    func marksTCPAndHTTP2() async throws {
+        let chromium = try #require(Chromium.executable)
+        let h2c = try await WorkerServer.start(name: "g1", http2: true, group: MultiThreadedEventLoopGroup.singleton)
+        defer { Task { try await h2c.shutdown() } }
+        let tcpPort = try deadPort()
+        let yaml: ([Int]) -> String = { ports in
+            """
+            global:
+              workers: 1
+              log: { level: warning, access: off }
+            frontends:
+              - name: web
+                listen: ["127.0.0.1:8080"]
+                default_backend: app
+              - name: raw
+                mode: tcp
+                listen: ["127.0.0.1:\(tcpPort)"]
+                default_backend: raw
+            backends:
+              - name: app
+                servers:
+                  - { name: w1, address: "127.0.0.1:\(ports[0])" }
+                  - { name: g1, address: "127.0.0.1:\(h2c.port)", protocol: h2c }
+              - name: raw
+                mode: tcp
+                servers:
+                  - { name: t1, address: "127.0.0.1:\(ports[1])" }
+            """
+        }
+        try await withAdminAPI(yaml: yaml) { harness, admin in
+            for _ in 0..<2 { #expect(try await harness.send("/work?delay_ms=0").status == .ok) }
+            let backends = try #require(try await admin.call(.GET, "/api/backends").array)
+            let protocols = backends.map { backend in
+                (backend["servers"] as? [[String: Any]] ?? []).map { $0["protocol"] as? String ?? "?" }
+            }
+            #expect(protocols == [["http1", "h2c"], ["tcp"]])
+
+            let dom = try await Chromium.dumpDOM(executable: chromium, url: "http://127.0.0.1:\(admin.port)/", timeout: .seconds(60))
+            let app = try #require(Self.card("app", in: dom))
+            let raw = try #require(Self.card("raw", in: dom))
+            #expect(app.contains(#"data-ref="mode""#) && app.contains(#"hidden="">TCP</span>"#))
+            #expect(!raw.contains(#"hidden="">TCP</span>"#) && raw.contains(">TCP</span>"))
+            #expect(raw.contains(#"data-ref="rps-head">Conn/s</th>"#))
+            #expect(raw.contains(#"data-ref="requests-head">Connections</th>"#))
+            #expect(app.contains(#"data-ref="rps-head">Req/s</th>"#))
+            let g1 = try #require(Self.row("g1", in: app))
+            #expect(g1.contains(#"<span class="proto" data-ref="protocol" title="HTTP/2 by prior knowledge, plain TCP">h2c</span>"#), "\(g1)")
+            let w1 = try #require(Self.row("w1", in: app))
+            #expect(w1.contains(#"<span class="proto" data-ref="protocol" hidden=""></span>"#), "\(w1)")
+        }
+    }
+
+    /// The `<section>` the dashboard renders for `backend`.
+    private static func card(_ backend: String, in dom: String) -> String? {
+        guard let start = dom.range(of: #"<section class="card" data-backend="\#(backend)""#),
+            let end = dom.range(of: "</section>", range: start.upperBound..<dom.endIndex)
+        else { return nil }
+        return String(dom[start.lowerBound..<end.upperBound])
     }
 
     /// The `<tr>` the dashboard renders for `server`.

@@ -26,6 +26,8 @@ package struct ServerStats: Sendable {
     package let name: String
     /// `host:port` as configured.
     package let address: String
+    /// How requests reach it: `http1`, `h2` or `h2c` (`tcp` in a TCP backend).
+    package let `protocol`: String
     package let state: ServerState
     package let weight: Int
     /// Requests sent to the server that have not finished.
@@ -39,6 +41,7 @@ package struct ServerStats: Sendable {
     package init(
         name: String,
         address: String,
+        protocol: String = "http1",
         state: ServerState,
         weight: Int,
         inFlight: Int,
@@ -47,6 +50,7 @@ package struct ServerStats: Sendable {
     ) {
         self.name = name
         self.address = address
+        self.protocol = `protocol`
         self.state = state
         self.weight = weight
         self.inFlight = inFlight

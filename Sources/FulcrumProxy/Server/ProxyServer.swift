@@ -432,6 +432,7 @@ package final class ProxyServer: ProxyControl, Service {
                 return ServerStats(
                     name: server.name,
                     address: backend.addressDescriptions[index],
+                    protocol: backend.mode == .tcp ? "tcp" : backend.protocols[index].rawValue,
                     state: server.state,
                     weight: server.weight,
                     inFlight: server.inFlight,
