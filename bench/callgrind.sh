@@ -27,6 +27,7 @@ WITH_HAPROXY=${WITH_HAPROXY:-0}
 RATE_LIMIT=${RATE_LIMIT:-0}
 H2C=${H2C:-0}
 NEW_CONNECTIONS=${NEW_CONNECTIONS:-0}
+UPSTREAM_H2=${UPSTREAM_H2:-0}
 OUT_BASE=${OUT_BASE:-$BENCH_DIR/out}
 
 usage() {
@@ -46,6 +47,9 @@ Options (environment variable in brackets):
   --h2c              HTTP/2 with prior knowledge instead of HTTP/1.1: h2load -m 10 (ten streams per
                      connection), Fulcrum with h2c: true, HAProxy taking the preface on its
                      plain bind [H2C=1]
+  --upstream-h2      the backends speak HTTP/2 by prior knowledge (nginx listen … http2), and
+                     the proxies to them (Fulcrum protocol: h2c, HAProxy proto h2); with --h2c,
+                     the h2-to-h2 path [UPSTREAM_H2=1]
   --new-connections  a new connection per request: one client sends the requests one after
                      the other, each with Connection: close (bench/report.py close-requests;
                      default 2,000 requests after 200) [NEW_CONNECTIONS=1]
@@ -76,6 +80,7 @@ while (($#)); do
     --haproxy) WITH_HAPROXY=1 ;;
     --rate-limit) RATE_LIMIT=1 ;;
     --h2c) H2C=1 ;;
+    --upstream-h2) UPSTREAM_H2=1 ;;
     --new-connections) NEW_CONNECTIONS=1 ;;
     *) die "unknown argument: $1 (see --help)" ;;
     esac
@@ -83,6 +88,7 @@ while (($#)); do
 done
 [[ -n $FULCRUM_BIN ]] || die "--fulcrum PATH is required (see --help)"
 ((!(H2C && NEW_CONNECTIONS))) || die "--h2c and --new-connections are separate measurements"
+((!(UPSTREAM_H2 && NEW_CONNECTIONS))) || die "--upstream-h2 goes with keep-alive or --h2c"
 if ((NEW_CONNECTIONS)); then # each request is a connection: under valgrind, milliseconds each
     REQUESTS=${REQUESTS_GIVEN:-2000}
     WARMUP_REQUESTS=${WARMUP_GIVEN:-200}
@@ -126,9 +132,9 @@ render() { # TEMPLATE OUTPUT KEY=VALUE...
     printf '%s\n' "$text" >"$2"
 }
 
-wait_ready() { # PID PORT
+wait_ready() { # PID PORT [CURL_OPTION]
     local deadline=$((SECONDS + 120)) # a proxy starts slowly under valgrind
-    until curl -sf -o /dev/null "http://127.0.0.1:$2/"; do
+    until curl -sf ${3:+"$3"} -o /dev/null "http://127.0.0.1:$2/"; do
         kill -0 "$1" 2>/dev/null || die "the process on port $2 exited during startup (see $OUT_DIR)"
         ((SECONDS < deadline)) || die "nothing answered 200 on 127.0.0.1:$2 within 120 s"
         sleep 0.5
@@ -137,15 +143,21 @@ wait_ready() { # PID PORT
 
 user_directive=
 ((EUID == 0)) && user_directive="user $(id -un) $(id -gn);"
+# --upstream-h2: the backends speak HTTP/2 by prior knowledge, and the proxies to them.
+BACKEND_LISTEN_EXTRA= BACKEND_PROBE= SERVER_EXTRA_HAPROXY= SERVER_EXTRA_FULCRUM=
+if ((UPSTREAM_H2)); then
+    BACKEND_LISTEN_EXTRA=" http2" BACKEND_PROBE=--http2-prior-knowledge
+    SERVER_EXTRA_HAPROXY=" proto h2" SERVER_EXTRA_FULCRUM=", protocol: h2c"
+fi
 for i in 1 2; do
     port_var=BACKEND${i}_PORT
     mkdir -p "$RUN_DIR/backend$i-tmp"
     render "$BENCH_DIR/nginx-backend.conf.tmpl" "$RUN_DIR/backend$i.conf" \
-        "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}" "DOWNLOAD_LOCATION=" "LISTEN_EXTRA="
+        "USER_DIRECTIVE=$user_directive" "RUN_DIR=$RUN_DIR" "NAME=backend$i" "PORT=${!port_var}" "DOWNLOAD_LOCATION=" "LISTEN_EXTRA=$BACKEND_LISTEN_EXTRA"
     setsid nginx -p "$RUN_DIR/" -e "$RUN_DIR/backend$i.error.log" -c "$RUN_DIR/backend$i.conf" \
         >"$OUT_DIR/backend$i.log" 2>&1 </dev/null &
     PIDS+=($!)
-    wait_ready $! "${!port_var}"
+    wait_ready $! "${!port_var}" "$BACKEND_PROBE"
 done
 # --rate-limit: the limits of bench/run.sh --rate-limit (one million requests a second).
 FULCRUM_RATE_LIMIT= HAPROXY_RATE_LIMIT=
@@ -161,8 +173,8 @@ if ((H2C)); then
     H2LOAD_PROTOCOL=(-m 10)
 fi
 common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "PORT=$PROXY_PORT" "MAXCONN=4096")
-render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "TLS=$FULCRUM_H2C" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA="
-render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "TLS=" "RATE_LIMIT=$HAPROXY_RATE_LIMIT" "SERVER_EXTRA="
+render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "TLS=$FULCRUM_H2C" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM"
+render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "TLS=" "RATE_LIMIT=$HAPROXY_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_HAPROXY"
 
 # N requests to the proxy under test, into FILE: h2load, or one request per connection.
 load() { # N FILE
@@ -216,8 +228,9 @@ git_rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo "no com
         printf 'Instructions per request, a new connection each (callgrind Ir; %s requests after %s; git %s)\n' \
             "$REQUESTS" "$WARMUP_REQUESTS" "$git_rev"
     else
-        printf 'Instructions per keep-alive request (callgrind Ir; %s requests after %s, h2load %s -c %s; git %s)\n' \
-            "$REQUESTS" "$WARMUP_REQUESTS" "${H2LOAD_PROTOCOL[*]}" "$CONNECTIONS" "$git_rev"
+        printf 'Instructions per keep-alive request (callgrind Ir; %s requests after %s, h2load %s -c %s%s; git %s)\n' \
+            "$REQUESTS" "$WARMUP_REQUESTS" "${H2LOAD_PROTOCOL[*]}" "$CONNECTIONS" \
+            "$( ((UPSTREAM_H2)) && printf ', servers over h2c')" "$git_rev"
     fi
     reference=${results[0]#* }
     for result in "${results[@]}"; do

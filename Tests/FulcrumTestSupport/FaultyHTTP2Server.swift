@@ -3,9 +3,10 @@ import NIOHTTP2
 import NIOPosix
 import Synchronization
 
-/// An HTTP/2 server by prior knowledge (h2c) that answers no request: on each request's
-/// HEADERS it fails, in one of two ways a real server can. A proxy's retry rules are tested
-/// against it.
+/// An HTTP/2 server by prior knowledge (h2c) that misbehaves on purpose: on each request's
+/// HEADERS it fails in one of two ways a real server can, or answers with frames the test
+/// wrote (a malformed response, say). A proxy's retry rules and its checks of a server's
+/// frames are tested against it.
 package final class FaultyHTTP2Server: Sendable {
     package enum Fault: Sendable {
         /// `RST_STREAM` with `REFUSED_STREAM`: the server did no work (RFC 9113 §8.7), and
@@ -13,6 +14,8 @@ package final class FaultyHTTP2Server: Sendable {
         case refuseStream
         /// The TCP connection closes, as when a server crashes after reading the request.
         case dropConnection
+        /// These frames, in order, on the request's stream.
+        case answer([HTTP2Frame.FramePayload])
     }
 
     package let port: Int
@@ -34,9 +37,12 @@ package final class FaultyHTTP2Server: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { connection in
                 connection.eventLoop.makeCompletedFuture {
+                    // No check of the blocks it sends: some are malformed on purpose.
+                    var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+                    configuration.headerBlockValidation = .disabled
                     _ = try connection.pipeline.syncOperations.configureHTTP2Pipeline(
                         mode: .server,
-                        connectionConfiguration: .init(),
+                        connectionConfiguration: configuration,
                         streamConfiguration: .init()
                     ) { stream in
                         stream.eventLoop.makeCompletedFuture {
@@ -83,6 +89,9 @@ private final class FaultyStreamHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.rstStream(.refusedStream)), promise: nil)
         case .dropConnection:
             context.channel.parent?.close(promise: nil)
+        case .answer(let frames):
+            for frame in frames { context.write(wrapOutboundOut(frame), promise: nil) }
+            context.flush()
         }
     }
 }

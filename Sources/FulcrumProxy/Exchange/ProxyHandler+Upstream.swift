@@ -26,7 +26,11 @@ extension ProxyHandler {
         let proxyHeader = context.flatMap { context in pool.sendProxy.map { client.proxyProtocolHeader($0, connection: context.channel) } }
         if let http2 = pool.http2 {
             // An HTTP/2 server: a stream on a shared connection (`HTTP2ConnectionSet`).
-            http2.openStream(proxyHeader: proxyHeader).assumeIsolated().whenComplete { [self] result in
+            if let stream = http2.takeStream(proxyHeader: proxyHeader) {
+                attach(stream, attempt: attempt)
+                return
+            }
+            http2.waitForStream(proxyHeader: proxyHeader).assumeIsolated().whenComplete { [self] result in
                 connectCompleted(result.map { $0 }, attempt: attempt, index: index)
             }
             return

@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHPACK
 import NIOHTTP1
 import Testing
@@ -104,5 +105,48 @@ struct HTTP2HeadsTests {
         let secure = HTTP2Heads.responseBlock(head, strictTransportSecurity: "max-age=60")
         #expect(secure[canonicalForm: "strict-transport-security"] == ["max-age=60"])
         #expect(HTTP2Heads.trailersBlock(["Grpc-Status": "0"]).map(\.name) == ["grpc-status"])
+    }
+
+    @Test("a head serialized for HTTP/1.1 becomes the server's request block: Host as :authority, names in lower case, no connection fields")
+    func requestBlockFromSerializedHead() throws {
+        let serialized = ByteBuffer(
+            string: "POST /upload?x=1 HTTP/1.1\r\nUser-Agent: test\r\nHost: api.example\r\nTransfer-Encoding: chunked\r\n"
+                + "te: trailers\r\nConnection: upgrade\r\nUpgrade: websocket\r\nx-forwarded-for: 10.0.0.1\r\n\r\n"
+        )
+        let block = try #require(HTTP2Heads.requestBlock(serializedHead: serialized, scheme: "https", authority: "10.0.0.9:8443"))
+        #expect(
+            block.map { "\($0.name): \($0.value)" } == [
+                ":method: POST", ":scheme: https", ":authority: api.example", ":path: /upload?x=1",
+                "user-agent: test", "te: trailers", "x-forwarded-for: 10.0.0.1",
+            ]
+        )
+        // Without a Host, the server's address.
+        let bare = try #require(
+            HTTP2Heads.requestBlock(serializedHead: ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n"), scheme: "http", authority: "10.0.0.9:80")
+        )
+        #expect(bare.first(name: ":authority") == "10.0.0.9:80")
+        // Anything but a whole head is refused.
+        for broken in ["GET / HTTP/1.1\r\nhost: a\r\n", "GET\r\n\r\n", "GET / HTTP/1.1\r\nno colon\r\n\r\n"] {
+            #expect(HTTP2Heads.requestBlock(serializedHead: ByteBuffer(string: broken), scheme: "http", authority: "a") == nil, "\(broken)")
+        }
+    }
+
+    @Test("a server's block becomes a response head: :status, fields as sent, chunked or content-length 0 when it has none")
+    func responseHeadFromBlock() throws {
+        func head(_ fields: [(String, String)], method: HTTPMethod = .GET, endStream: Bool = false) throws -> HTTPResponseHead {
+            try HTTP2Heads.responseHead(from: HPACKHeaders(fields), requestMethod: method, endStream: endStream)
+        }
+        let ok = try head([(":status", "200"), ("content-type", "text/plain")])
+        #expect(ok.status == .ok)
+        #expect(ok.headers.map { "\($0.name): \($0.value)" } == ["content-type: text/plain", "transfer-encoding: chunked"])
+        #expect(try head([(":status", "200")], endStream: true).headers["content-length"] == ["0"])
+        #expect(try head([(":status", "200"), ("content-length", "5")]).headers["transfer-encoding"].isEmpty)
+        // No body to frame: interim, 204, 304, and any answer to HEAD.
+        #expect(try head([(":status", "103")]).headers.isEmpty)
+        #expect(try head([(":status", "204")]).headers.isEmpty)
+        #expect(try head([(":status", "200")], method: .HEAD).headers.isEmpty)
+        for bad in [[("content-type", "x")], [(":status", "20")], [(":status", "200"), (":status", "200")], [("a", "b"), (":status", "200")]] {
+            #expect(throws: HTTP2Heads.MalformedResponse.self) { try head(bad) }
+        }
     }
 }
