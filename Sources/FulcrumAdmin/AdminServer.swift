@@ -259,34 +259,95 @@ struct AdminRoutes: Sendable {
             let backend = try context.parameters.require("backend")
             let change = try await request.decode(as: AlgorithmChange.self, context: context)
             try requireBackend(backend)
-            guard proxy.currentAlgorithm(ofBackend: backend) != nil else {
-                throw AdminProblem(
-                    .unprocessableContent,
-                    "Backend \"\(backend)\" is not adaptive: its algorithm changes with the configuration (a reload).",
-                    field: "backend"
-                )
-            }
+            let persist = try Self.persistFlag(request)
             if let name = change.algorithm {
                 guard let algorithm = AlgorithmName(rawValue: name), algorithm != .adaptive else {
                     let allowed = AlgorithmName.allCases.filter { $0 != .adaptive }.map(\.rawValue).joined(separator: ", ")
                     throw AdminProblem(.unprocessableContent, "Unknown algorithm \"\(name)\"; expected one of: \(allowed).", field: "algorithm")
                 }
-                proxy.selectAlgorithm(algorithm, forBackend: backend, pin: change.pin ?? false)
-            } else if change.pin == false {
-                proxy.unpinAlgorithm(forBackend: backend)
+                if persist {
+                    try await persistAlgorithm(algorithm, of: backend)
+                } else if proxy.currentAlgorithm(ofBackend: backend) != nil, change.pin != true {
+                    // An adaptive backend: switched, and pinned only when asked (the engine may
+                    // switch again otherwise).
+                    proxy.selectAlgorithm(algorithm, forBackend: backend, pin: false)
+                } else {
+                    do throws(AlgorithmChoiceError) {
+                        try await proxy.setAlgorithm(algorithm, forBackend: backend)
+                    } catch {
+                        throw Self.refusedAlgorithm(error, algorithm: algorithm)
+                    }
+                }
+            } else if change.pin == false, !persist {
+                await proxy.resetAlgorithm(forBackend: backend)
             } else {
                 throw AdminProblem(
                     .unprocessableContent,
-                    "Expected \"algorithm\" (with \"pin\" to keep it), or \"pin\": false to let the engine choose again.",
+                    "Expected \"algorithm\" (with \"pin\" to keep an adaptive backend on it), or \"pin\": false to go back to the configured algorithm.",
                     field: "algorithm"
                 )
             }
-            guard let view = try await backendViews().first(where: { $0.name == backend }) else {
-                throw Self.unknownBackend(backend)
-            }
-            return try AdminJSON.response(view)
+            return try AdminJSON.response(try await backendView(backend))
+        }
+        route(.delete, "/api/backends/:backend/algorithm") { _, context in
+            let backend = try context.parameters.require("backend")
+            try requireBackend(backend)
+            await proxy.resetAlgorithm(forBackend: backend)
+            return try AdminJSON.response(try await backendView(backend))
         }
         return routes
+    }
+
+    private func backendView(_ name: String) async throws -> BackendView {
+        guard let view = try await backendViews().first(where: { $0.name == name }) else { throw Self.unknownBackend(name) }
+        return view
+    }
+
+    /// `?persist=true`: the change goes into the configuration file too (`config_writeback`).
+    private static func persistFlag(_ request: Request) throws -> Bool {
+        switch request.uri.queryParameters["persist"] {
+        case nil, "false": return false
+        case "true": return true
+        case let other?: throw AdminProblem(.badRequest, "persist must be true or false, not \"\(other)\".", field: "persist")
+        }
+    }
+
+    /// Makes `algorithm` the backend's configured one, in the running configuration and the
+    /// file: a reload, which also ends any runtime choice.
+    private func persistAlgorithm(_ algorithm: AlgorithmName, of backend: String) async throws {
+        guard reloader.writesBack else {
+            throw AdminProblem(
+                .conflict,
+                "persist=true needs global.admin.config_writeback and a configuration file; switch without it for a runtime change.",
+                field: "persist"
+            )
+        }
+        let outcome = try await Self.applying {
+            try await reloader.change { config in
+                var config = config
+                guard let index = config.backends.firstIndex(where: { $0.name == backend }) else { throw Self.unknownBackend(backend) }
+                config.backends[index].algorithm = algorithm
+                return config
+            }
+        }
+        if let error = outcome.writebackError {
+            throw AdminProblem(.internalServerError, "The algorithm is applied, but the configuration file could not be written: \(error).")
+        }
+    }
+
+    private static func refusedAlgorithm(_ error: AlgorithmChoiceError, algorithm: AlgorithmName) -> AdminProblem {
+        switch error {
+        case .unknownBackend:
+            AdminProblem(.notFound, "No such backend.", field: "backend")
+        case .adaptiveAtRunTime:
+            AdminProblem(.unprocessableContent, "adaptive is chosen in the configuration, with its settings.", field: "algorithm")
+        case .needsResponseTimes:
+            AdminProblem(
+                .unprocessableContent,
+                "\(algorithm.rawValue) needs response times, which a mode: tcp backend does not have.",
+                field: "algorithm"
+            )
+        }
     }
 
     private func backendViews() async throws -> [BackendView] {

@@ -55,6 +55,9 @@ package final class ConfigReloader: Sendable {
 
     package var reloadCounts: Counts { counts.withLockedValue { $0 } }
 
+    /// Whether changes made through the API are written to the configuration file.
+    package var writesBack: Bool { writeback }
+
     /// What relative paths in a configuration sent over the API resolve against: the file's
     /// directory (nil without a file: the working directory).
     package var baseDirectory: String? {

@@ -7,18 +7,21 @@ import NIOCore
 ///
 /// The page polls `api/stats` every second (and each adaptive backend's decisions), keeps
 /// five minutes of history per server in the tab for its sparklines (p99 and req/s), and
-/// changes server states and adaptive algorithms through the API with the token the operator
+/// changes server states and backends' algorithms through the API with the token the operator
 /// pastes once (kept in `localStorage`, sent as `Authorization: Bearer` on every call).
 /// The page itself holds no data, so it needs no token even beyond loopback (a browser cannot
 /// attach one to a navigation); everything it shows comes from calls that do.
 enum DashboardPage {
     /// The page, with the algorithm names filled in from `AlgorithmName`.
-    static let html: String = template.replacingOccurrences(of: "\"__FULCRUM_ALGORITHMS__\"", with: algorithmsJSON)
+    static let html: String =
+        template
+        .replacingOccurrences(of: "\"__FULCRUM_ALGORITHMS__\"", with: json(AlgorithmName.allCases.filter { $0 != .adaptive }))
+        .replacingOccurrences(of: "\"__FULCRUM_TCP_ALGORITHMS__\"", with: json(AlgorithmName.allCases.filter(\.worksWithoutResponses)))
 
-    /// What a manual switch may choose: every algorithm but `adaptive` itself.
-    private static var algorithmsJSON: String {
-        let names = AlgorithmName.allCases.filter { $0 != .adaptive }.map { "\"\($0.rawValue)\"" }
-        return "[\(names.joined(separator: ", "))]"
+    /// What a manual switch may choose, as a JSON array: every algorithm but `adaptive` itself,
+    /// and for a `mode: tcp` backend those that need no response times.
+    private static func json(_ algorithms: [AlgorithmName]) -> String {
+        "[\(algorithms.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))]"
     }
 
     /// Requests only to this origin, nothing loaded from elsewhere, never framed.

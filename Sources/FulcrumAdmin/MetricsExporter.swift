@@ -121,6 +121,12 @@ package final class MetricsExporter: Sendable {
                 )
             }
             for backend in backends {
+                gauge(
+                    "fulcrum_backend_algorithm",
+                    "1 for the algorithm the backend picks with now: as configured, the adaptive engine's choice, or an operator's.",
+                    [("backend", backend.name), ("algorithm", backend.algorithm), ("configured", backend.configuredAlgorithm)],
+                    1
+                )
                 for server in backend.servers {
                     let labels = [("backend", backend.name), ("server", server.name)]
                     gauge(

@@ -51,7 +51,7 @@ struct AdminRoutesTests {
             #expect(list.map { $0["name"] as? String } == ["app", "static"])
             #expect(list.first?["algorithm"] as? String == "adaptive")
             #expect(list.first?["activeAlgorithm"] as? String == "peak_ewma")
-            #expect(list.last?["pinned"] == nil)
+            #expect(list.last?["pinned"] as? Bool == false)
             #expect(list.first?["pinned"] as? Bool == false)
             let servers = try #require(list.first?["servers"] as? [[String: Any]])
             #expect(servers.map { $0["inFlight"] as? Int } == [1, 1])
@@ -107,7 +107,7 @@ struct AdminRoutesTests {
         }
     }
 
-    @Test("PUT algorithm: switches and pins an adaptive backend; 422 for any other")
+    @Test("PUT algorithm: switches and pins an adaptive backend, switches any other; DELETE returns it")
     func algorithm() async throws {
         let proxy = try FakeProxyControl()
         try await withAdmin(proxy) { client in
@@ -127,13 +127,18 @@ struct AdminRoutesTests {
                 body: ByteBuffer(string: #"{"pin": false}"#)
             )
             #expect((Self.json(unpinned) as? [String: Any])?["pinned"] as? Bool == false)
-            let fixed = try await client.execute(
+            let switched = try await client.execute(
                 uri: "/api/backends/static/algorithm",
                 method: .put,
                 headers: Self.authorized,
                 body: ByteBuffer(string: #"{"algorithm": "random"}"#)
             )
-            #expect(fixed.status == .unprocessableContent)
+            #expect(switched.status == .ok)
+            #expect((Self.json(switched) as? [String: Any])?["activeAlgorithm"] as? String == "random")
+            #expect((Self.json(switched) as? [String: Any])?["pinned"] as? Bool == true)
+            let reset = try await client.execute(uri: "/api/backends/static/algorithm", method: .delete, headers: Self.authorized)
+            #expect((Self.json(reset) as? [String: Any])?["activeAlgorithm"] as? String == "round_robin")
+            #expect(proxy.recorded.withLock { $0.choices.isEmpty })
         }
     }
 

@@ -13,6 +13,8 @@ final class FakeProxyControl: ProxyControl {
         var pinned = false
         var reloads: [Config] = []
         var selections: [(AlgorithmName, pin: Bool)] = []
+        /// Runtime algorithms of the backends that are not adaptive.
+        var choices: [String: AlgorithmName] = [:]
     }
 
     let recorded: Mutex<Recorded>
@@ -62,7 +64,8 @@ final class FakeProxyControl: ProxyControl {
                 BackendStats(
                     name: backend.name,
                     configuredAlgorithm: backend.algorithm.rawValue,
-                    algorithm: backend.algorithm == .adaptive ? recorded.algorithm.rawValue : backend.algorithm.rawValue,
+                    algorithm: backend.algorithm == .adaptive
+                        ? recorded.algorithm.rawValue : (recorded.choices[backend.name] ?? backend.algorithm).rawValue,
                     servers: backend.servers.map { server in
                         ServerStats(
                             name: server.name,
@@ -102,7 +105,9 @@ final class FakeProxyControl: ProxyControl {
     }
 
     func isAlgorithmPinned(ofBackend backend: String) -> Bool? {
-        isAdaptive(backend) ? recorded.withLock { $0.pinned } : nil
+        guard backendNames.contains(backend) else { return nil }
+        let adaptive = isAdaptive(backend)
+        return recorded.withLock { adaptive ? $0.pinned : $0.choices[backend] != nil }
     }
 
     func adaptiveDecisions(ofBackend backend: String) -> [AdaptiveDecision]? {
@@ -122,6 +127,23 @@ final class FakeProxyControl: ProxyControl {
     func unpinAlgorithm(forBackend backend: String) -> Bool {
         guard isAdaptive(backend) else { return false }
         recorded.withLock { $0.pinned = false }
+        return true
+    }
+
+    func setAlgorithm(_ algorithm: AlgorithmName, forBackend backend: String) async throws(AlgorithmChoiceError) {
+        guard backendNames.contains(backend) else { throw .unknownBackend }
+        guard algorithm != .adaptive else { throw .adaptiveAtRunTime }
+        if isAdaptive(backend) {
+            _ = selectAlgorithm(algorithm, forBackend: backend, pin: true)
+        } else {
+            recorded.withLock { $0.choices[backend] = algorithm }
+        }
+    }
+
+    func resetAlgorithm(forBackend backend: String) async -> Bool {
+        guard backendNames.contains(backend) else { return false }
+        if isAdaptive(backend) { return unpinAlgorithm(forBackend: backend) }
+        recorded.withLock { $0.choices[backend] = nil }
         return true
     }
 }

@@ -84,7 +84,7 @@ struct AdminAPITests {
                 (.PATCH, "/api/backends/app/servers/nope", #"{"state": "drain"}"#, .notFound, "server"),
                 (.PATCH, "/api/backends/app/servers/w1", #"{"state": "asleep"}"#, .unprocessableEntity, "state"),
                 (.PATCH, "/api/backends/app/servers/w1", #"{"weight": 999}"#, .unprocessableEntity, "weight"),
-                (.PUT, "/api/backends/app/algorithm", #"{"algorithm": "least_connections"}"#, .unprocessableEntity, "backend"),
+                (.PUT, "/api/backends/app/algorithm?persist=true", #"{"algorithm": "least_connections"}"#, .conflict, "persist"),
                 (.GET, "/api/backends/app/decisions", nil, .unprocessableEntity, "backend"),
                 (.GET, "/api/nothing-here", nil, .notFound, nil),
             ]
@@ -124,7 +124,7 @@ struct AdminAPITests {
                     return "\(route.method) /\(path.joined(separator: "/"))"
                 }
             )
-            #expect(registered.count == 15)
+            #expect(registered.count == 16)
             #expect(registered == Self.documentedOperations(onDisk))
         }
     }

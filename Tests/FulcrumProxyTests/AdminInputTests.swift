@@ -92,7 +92,7 @@ struct AdminInputTests {
                 (.GET, "/api/config/validate", "POST"),
                 (.GET, "/api/backends/app/servers", "POST"),
                 (.PUT, "/api/backends/app/servers/w1", "PATCH, DELETE"),
-                (.POST, "/api/backends/app/algorithm", "PUT"),
+                (.POST, "/api/backends/app/algorithm", "PUT, DELETE"),
                 (.DELETE, "/api/backends/app", "GET, HEAD"),
                 // The route exists whatever the backend: still a 405, not a 404.
                 (.OPTIONS, "/api/backends/nope/decisions", "GET, HEAD"),

@@ -109,7 +109,7 @@ struct DashboardTests {
     }
 
     @Test(
-        "in headless Chromium a TCP backend is marked, counts connections, and HTTP/2 servers show their protocol",
+        "in headless Chromium a TCP backend is marked and counts connections, HTTP/2 servers show their protocol, any backend's algorithm switches",
         .enabled(if: Chromium.executable != nil, "chromium is not in PATH (apt-get install chromium): the browser test is skipped")
     )
     func marksTCPAndHTTP2() async throws {
@@ -118,28 +118,13 @@ struct DashboardTests {
         defer { Task { try await h2c.shutdown() } }
         let tcpPort = try deadPort()
         let yaml: ([Int]) -> String = { ports in
-            """
-            global:
-              workers: 1
-              log: { level: warning, access: off }
-            frontends:
-              - name: web
-                listen: ["127.0.0.1:8080"]
-                default_backend: app
-              - name: raw
-                mode: tcp
-                listen: ["127.0.0.1:\(tcpPort)"]
-                default_backend: raw
-            backends:
-              - name: app
-                servers:
-                  - { name: w1, address: "127.0.0.1:\(ports[0])" }
-                  - { name: g1, address: "127.0.0.1:\(h2c.port)", protocol: h2c }
-              - name: raw
-                mode: tcp
-                servers:
-                  - { name: t1, address: "127.0.0.1:\(ports[1])" }
-            """
+            httpAndTCPConfig(
+                appServers: [
+                    #"{ name: w1, address: "127.0.0.1:\#(ports[0])" }"#, #"{ name: g1, address: "127.0.0.1:\#(h2c.port)", protocol: h2c }"#,
+                ],
+                tcpPort: tcpPort,
+                rawPort: ports[1]
+            )
         }
         try await withAdminAPI(yaml: yaml) { harness, admin in
             for _ in 0..<2 { #expect(try await harness.send("/work?delay_ms=0").status == .ok) }
@@ -148,6 +133,9 @@ struct DashboardTests {
                 (backend["servers"] as? [[String: Any]] ?? []).map { $0["protocol"] as? String ?? "?" }
             }
             #expect(protocols == [["http1", "h2c"], ["tcp"]])
+            // Switched at run time: the card says so, and offers the way back.
+            let switched = try await admin.call(.PUT, "/api/backends/raw/algorithm", body: #"{"algorithm": "least_connections"}"#)
+            #expect(switched.status == .ok)
 
             let dom = try await Chromium.dumpDOM(executable: chromium, url: "http://127.0.0.1:\(admin.port)/", timeout: .seconds(60))
             let app = try #require(Self.card("app", in: dom))
@@ -157,6 +145,14 @@ struct DashboardTests {
             #expect(raw.contains(#"data-ref="rps-head">Conn/s</th>"#))
             #expect(raw.contains(#"data-ref="requests-head">Connections</th>"#))
             #expect(app.contains(#"data-ref="rps-head">Req/s</th>"#))
+            // Every backend's algorithm can be switched; a TCP one's only to those that need no
+            // response times.
+            #expect(app.contains(#"<option value="peak_ewma">peak_ewma</option>"#))
+            #expect(raw.contains(#"<option value="least_connections">least_connections</option>"#))
+            #expect(!raw.contains(#"<option value="peak_ewma">"#))
+            #expect(raw.contains(#"data-ref="unpin" title="Back to the configured algorithm">Reset</button>"#))
+            #expect(raw.contains(#"data-ref="active" title="Picking now">least_connections</span>"#))
+            #expect(raw.contains(#"Reset returns it to the configured one">switched</span>"#))
             let g1 = try #require(Self.row("g1", in: app))
             #expect(g1.contains(#"<span class="proto" data-ref="protocol" title="HTTP/2 by prior knowledge, plain TCP">h2c</span>"#), "\(g1)")
             let w1 = try #require(Self.row("w1", in: app))

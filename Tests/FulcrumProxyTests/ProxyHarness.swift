@@ -158,6 +158,31 @@ func withProxy<Result>(
     return try outcome.get()
 }
 
+/// An HTTP frontend and backend `app` over `appServers` (flow mappings), beside a `mode: tcp`
+/// frontend on `tcpPort` and backend `raw` whose one server, `t1`, is on `rawPort`.
+func httpAndTCPConfig(appServers: [String], tcpPort: Int, rawPort: Int) -> String {
+    """
+    global:
+      workers: 1
+      log: { level: warning, access: off }
+    frontends:
+      - name: web
+        listen: ["127.0.0.1:8080"]
+        default_backend: app
+      - name: raw
+        mode: tcp
+        listen: ["127.0.0.1:\(tcpPort)"]
+        default_backend: raw
+    backends:
+      - name: app
+        servers:
+    \(appServers.map { "      - \($0)" }.joined(separator: "\n"))
+      - name: raw
+        mode: tcp
+        servers: [{ name: t1, address: "127.0.0.1:\(rawPort)" }]
+    """
+}
+
 /// A one-frontend, one-backend configuration over `ports`.
 func simpleConfig(
     _ ports: [Int],

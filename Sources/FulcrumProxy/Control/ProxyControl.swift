@@ -28,7 +28,8 @@ package protocol ProxyControl: Sendable {
 
     /// The algorithm an `adaptive` backend picks with now; nil for other backends.
     func currentAlgorithm(ofBackend backend: String) -> AlgorithmName?
-    /// Whether an operator pinned an `adaptive` backend's algorithm; nil for other backends.
+    /// Whether an operator's choice holds the backend's algorithm (a pinned `adaptive` one, or
+    /// any other switched at run time); nil when there is no such backend.
     func isAlgorithmPinned(ofBackend backend: String) -> Bool?
     /// The decision engine's recent decisions for an `adaptive` backend, oldest first; nil
     /// for other backends.
@@ -40,4 +41,10 @@ package protocol ProxyControl: Sendable {
     /// Lets the decision engine choose again for an `adaptive` backend.
     @discardableResult
     func unpinAlgorithm(forBackend backend: String) -> Bool
+    /// Makes any backend pick with `algorithm` until `resetAlgorithm` (an `adaptive` one is
+    /// pinned to it), on every event loop before it returns.
+    func setAlgorithm(_ algorithm: AlgorithmName, forBackend backend: String) async throws(AlgorithmChoiceError)
+    /// Returns a backend to its configured algorithm; false when there is no such backend.
+    @discardableResult
+    func resetAlgorithm(forBackend backend: String) async -> Bool
 }

@@ -43,7 +43,8 @@ final class LoopContext {
     }
 
     /// Switches to `snapshot`. Pools of servers that left are closed once idle.
-    func install(_ snapshot: RuntimeSnapshot) {
+    /// `algorithmChoices`: operators' runtime algorithms, by backend name.
+    func install(_ snapshot: RuntimeSnapshot, algorithmChoices: [String: AlgorithmName] = [:]) {
         var pools: [ObjectIdentifier: BackendConnectionPool] = [:]
         var metrics: [ObjectIdentifier: ServerMetrics] = [:]
         var backends: [LoopBackend] = []
@@ -73,7 +74,15 @@ final class LoopContext {
                 backendPools.append(pool)
             }
             let earlier = self.backends.first { $0.runtime.name == backend.name }
-            backends.append(LoopBackend(runtime: backend, pools: backendPools, metrics: backendMetrics, previous: earlier))
+            backends.append(
+                LoopBackend(
+                    runtime: backend,
+                    pools: backendPools,
+                    metrics: backendMetrics,
+                    previous: earlier,
+                    algorithmChoice: algorithmChoices[backend.name]
+                )
+            )
         }
         for (key, pool) in poolsByServer where pools[key] == nil {
             pool.retire()
@@ -97,12 +106,15 @@ final class LoopContext {
         return adaptive.closeWindow()
     }
 
-    /// Makes an adaptive backend pick with `algorithm` from now on.
+    /// Makes `backend` pick with `algorithm` from its next pick on: an adaptive backend's
+    /// engine chose it, or an operator did.
     func useAlgorithm(_ algorithm: AlgorithmName, backend name: String) {
-        guard let backend = backends.first(where: { $0.runtime.name == name }),
-            let adaptive = backend.algorithm as? AdaptiveAlgorithm
-        else { return }
-        adaptive.use(algorithm)
+        guard let backend = backends.first(where: { $0.runtime.name == name }) else { return }
+        if let adaptive = backend.algorithm as? AdaptiveAlgorithm {
+            adaptive.use(algorithm)
+        } else {
+            backend.use(algorithm)
+        }
     }
 
     /// What one loop saw of one server: its live metrics and the connections its pool holds.
@@ -166,7 +178,8 @@ final class LoopContext {
 /// indices as `runtime.servers`).
 final class LoopBackend {
     let runtime: RuntimeBackend
-    let algorithm: any LoadBalancingAlgorithm
+    /// The configured algorithm's instance, or that of an operator's choice (`use`).
+    private(set) var algorithm: any LoadBalancingAlgorithm
     let pools: [BackendConnectionPool]
     let metrics: [ServerMetrics]
     var retryBudget: RetryBudget
@@ -175,23 +188,32 @@ final class LoopBackend {
     /// per request).
     private var trafficCells: [(frontend: String, cell: TrafficCounters.Cell)?]
 
-    /// - Parameter previous: this loop's backend of the same name before a reload. When it had
-    ///   the same servers (identical objects, same order) and algorithm, its algorithm instance
-    ///   and retry budget carry over (a rotation continues, latency estimates stay warm); an
-    ///   adaptive backend keeps picking with what the engine chose, whatever else changed.
-    init(runtime: RuntimeBackend, pools: [BackendConnectionPool], metrics: [ServerMetrics], previous: LoopBackend? = nil) {
+    /// - Parameters:
+    ///   - previous: this loop's backend of the same name before a reload. When it had the
+    ///     same servers (identical objects, same order) and algorithm, its algorithm instance
+    ///     and retry budget carry over (a rotation continues, latency estimates stay warm); an
+    ///     adaptive backend keeps picking with what the engine chose, whatever else changed.
+    ///   - algorithmChoice: an operator's runtime algorithm, in place of the configured one.
+    init(
+        runtime: RuntimeBackend,
+        pools: [BackendConnectionPool],
+        metrics: [ServerMetrics],
+        previous: LoopBackend? = nil,
+        algorithmChoice: AlgorithmName? = nil
+    ) {
         self.runtime = runtime
         self.pools = pools
         self.metrics = metrics
         self.trafficCells = Array(repeating: nil, count: runtime.servers.count)
-        if let previous, previous.runtime.algorithm == runtime.algorithm,
+        let algorithmName = algorithmChoice ?? runtime.algorithm
+        if let previous, previous.runtime.algorithm == runtime.algorithm, previous.algorithm.name == algorithmName,
             previous.runtime.servers.elementsEqual(runtime.servers, by: ===),
             previous.runtime.retryBudget == runtime.retryBudget
         {
             self.algorithm = previous.algorithm
             self.retryBudget = previous.retryBudget
         } else {
-            self.algorithm = makeAlgorithm(runtime.algorithm)
+            self.algorithm = makeAlgorithm(algorithmName)
             self.retryBudget = RetryBudget(ratio: runtime.retryBudget.ratio, minimumPerSecond: runtime.retryBudget.minPerSecond)
             if let before = previous?.algorithm as? AdaptiveAlgorithm, let now = algorithm as? AdaptiveAlgorithm {
                 now.use(before.current.name)
@@ -201,6 +223,13 @@ final class LoopBackend {
 }
 
 extension LoopBackend {
+    /// Picks with `name` from the next pick on (an operator's choice, or the configured
+    /// algorithm again): a new instance, unless it is the one in use.
+    func use(_ name: AlgorithmName) {
+        guard runtime.algorithm != .adaptive, algorithm.name != name else { return }
+        algorithm = makeAlgorithm(name)
+    }
+
     /// The traffic counters of `frontend`'s requests to server `serverIndex`.
     func trafficCell(serverIndex: Int, frontend: String, in counters: TrafficCounters) -> TrafficCounters.Cell {
         if let cached = trafficCells[serverIndex], cached.frontend == frontend {

@@ -43,9 +43,9 @@ package final class ProxyServer: ProxyControl, Service {
     }
 
     private let group: any EventLoopGroup
-    private let loops: [NIOLoopBound<LoopContext>]
+    let loops: [NIOLoopBound<LoopContext>]
     private let contexts: LoopContextTable
-    private let logger: Logger
+    let logger: Logger
     private let certificatePollInterval: Duration
     private let running: NIOLockedValueBox<Running>
     /// Quiescing helpers of listeners that were closed, held until their connections drained.
@@ -54,7 +54,10 @@ package final class ProxyServer: ProxyControl, Service {
     private let retiredHelpers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
     /// Keeps the idle connections parked outside their channels.
     private let lot: ParkingLot
-    private let adaptive: AdaptiveController
+    let adaptive: AdaptiveController
+    /// Operators' runtime algorithms of backends that are not `adaptive`, by backend name
+    /// (`ProxyServer+Algorithms.swift`).
+    let algorithmChoices = NIOLockedValueBox<[String: AlgorithmName]>([:])
     private let healthChecker: HealthChecker
     private let crawlerVerifier: CrawlerVerifier
     private let listenerEvents: ListenerEventCounts
@@ -94,7 +97,7 @@ package final class ProxyServer: ProxyControl, Service {
     }
 
     /// The snapshot the loops serve (what `stats()` and `setServerState` look servers up in).
-    private var snapshot: RuntimeSnapshot { running.withLockedValue { $0.snapshot } }
+    var snapshot: RuntimeSnapshot { running.withLockedValue { $0.snapshot } }
 
     /// The configuration being served (the last one a reload applied).
     package var config: Config { snapshot.config }
@@ -252,8 +255,9 @@ package final class ProxyServer: ProxyControl, Service {
         for listener in current.listeners where !bound.kept.contains(where: { $0 === listener }) {
             retire(listener)
         }
+        let choices = keepAlgorithmChoices(from: current.snapshot, to: snapshot)
         for loop in loops {
-            try await loop.eventLoop.submit { loop.value.install(snapshot) }.get()
+            try await loop.eventLoop.submit { loop.value.install(snapshot, algorithmChoices: choices) }.get()
         }
         for (listener, binding) in bound.rebound { listener.binding = binding }
         for listener in bound.added { try await listener.startAccepting() }
@@ -441,7 +445,7 @@ package final class ProxyServer: ProxyControl, Service {
                     metrics: metrics
                 )
             }
-            let algorithm = adaptive.algorithm(of: backend.name) ?? backend.algorithm
+            let algorithm = activeAlgorithm(of: backend)
             return BackendStats(
                 name: backend.name,
                 mode: backend.mode.rawValue,
@@ -467,47 +471,6 @@ package final class ProxyServer: ProxyControl, Service {
             metadata: ["backend": "\(backend)", "server": "\(server)", "state": "\(target.state.rawValue)"]
         )
         return true
-    }
-
-    // MARK: Adaptive backends
-
-    /// The algorithm an `adaptive` backend picks with now; nil for other backends.
-    package func currentAlgorithm(ofBackend backend: String) -> AlgorithmName? {
-        adaptive.algorithm(of: backend)
-    }
-
-    /// The configured backends' names, in file order.
-    package var backendNames: [String] { snapshot.backends.map(\.name) }
-
-    /// Whether an operator pinned an `adaptive` backend's algorithm; nil for other backends.
-    package func isAlgorithmPinned(ofBackend backend: String) -> Bool? {
-        adaptive.isPinned(backend)
-    }
-
-    /// The decision engine's recent decisions for an `adaptive` backend, oldest first (at most
-    /// 100); nil for other backends.
-    package func adaptiveDecisions(ofBackend backend: String) -> [AdaptiveDecision]? {
-        adaptive.decisions(of: backend)
-    }
-
-    /// The decision engine's recent switches for an `adaptive` backend, oldest first (at most
-    /// 100); nil for other backends.
-    package func adaptiveSwitches(ofBackend backend: String) -> [AdaptiveDecision]? {
-        adaptive.switches(of: backend)
-    }
-
-    /// Switches an `adaptive` backend's algorithm by hand; `pin` keeps the engine from
-    /// switching it until `unpinAlgorithm`. False when the backend is not adaptive or the
-    /// algorithm is `.adaptive`.
-    @discardableResult
-    package func selectAlgorithm(_ algorithm: AlgorithmName, forBackend backend: String, pin: Bool) -> Bool {
-        adaptive.select(algorithm, backend: backend, pin: pin)
-    }
-
-    /// Lets the decision engine choose again for an `adaptive` backend.
-    @discardableResult
-    package func unpinAlgorithm(forBackend backend: String) -> Bool {
-        adaptive.unpin(backend: backend)
     }
 
     /// Serves until a graceful shutdown (SIGTERM or SIGINT in a `ServiceGroup`) or until the
