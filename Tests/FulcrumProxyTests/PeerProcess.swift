@@ -14,7 +14,7 @@ final class PeerProcess: Sendable {
     }
 
     /// Writes `config`, starts `tool` with `arguments(configPath)`, and returns once every one
-    /// of `ports` accepts connections (or throws after 10 seconds, with what the tool printed).
+    /// of `ports` accepts connections (or throws after 30 seconds, with what the tool printed).
     static func start(
         _ tool: String,
         config: String,
@@ -37,9 +37,13 @@ final class PeerProcess: Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let peer = PeerProcess(process: process, configFile: configFile)
-        let deadline = ContinuousClock.now + .seconds(10)
+        // Generous: on a busy machine (a CI runner, or two suites at once) a program can take
+        // seconds to listen, and one that never does fails the test either way.
+        let deadline = ContinuousClock.now + .seconds(30)
         for port in ports {
             while !(await Self.accepts(port: port)) {
+                // Not a busy loop: on two cores it would take the CPU the program needs.
+                try? await Task.sleep(for: .milliseconds(20))
                 guard process.isRunning, ContinuousClock.now < deadline else {
                     peer.stop()
                     let printed = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
