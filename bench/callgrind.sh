@@ -28,6 +28,7 @@ RATE_LIMIT=${RATE_LIMIT:-0}
 H2C=${H2C:-0}
 NEW_CONNECTIONS=${NEW_CONNECTIONS:-0}
 UPSTREAM_H2=${UPSTREAM_H2:-0}
+ALGORITHM=${ALGORITHM:-round_robin}
 OUT_BASE=${OUT_BASE:-$BENCH_DIR/out}
 
 usage() {
@@ -47,6 +48,7 @@ Options (environment variable in brackets):
   --h2c              HTTP/2 with prior knowledge instead of HTTP/1.1: h2load -m 10 (ten streams per
                      connection), Fulcrum with h2c: true, HAProxy taking the preface on its
                      plain bind [H2C=1]
+  --algorithm NAME   Fulcrum's balancing algorithm (default round_robin) [ALGORITHM]
   --upstream-h2      the backends speak HTTP/2 by prior knowledge (nginx listen … http2), and
                      the proxies to them (Fulcrum protocol: h2c, HAProxy proto h2); with --h2c,
                      the h2-to-h2 path [UPSTREAM_H2=1]
@@ -81,6 +83,7 @@ while (($#)); do
     --rate-limit) RATE_LIMIT=1 ;;
     --h2c) H2C=1 ;;
     --upstream-h2) UPSTREAM_H2=1 ;;
+    --algorithm) ALGORITHM=${2:?--algorithm needs a name} && shift ;;
     --new-connections) NEW_CONNECTIONS=1 ;;
     *) die "unknown argument: $1 (see --help)" ;;
     esac
@@ -173,7 +176,7 @@ if ((H2C)); then
     H2LOAD_PROTOCOL=(-m 10)
 fi
 common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "PORT=$PROXY_PORT" "MAXCONN=4096")
-render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "TLS=$FULCRUM_H2C" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM"
+render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "TLS=$FULCRUM_H2C" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM" "ALGORITHM=$ALGORITHM"
 render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "TLS=" "RATE_LIMIT=$HAPROXY_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_HAPROXY"
 
 # N requests to the proxy under test, into FILE: h2load, or one request per connection.
@@ -230,7 +233,7 @@ git_rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo "no com
     else
         printf 'Instructions per keep-alive request (callgrind Ir; %s requests after %s, h2load %s -c %s%s; git %s)\n' \
             "$REQUESTS" "$WARMUP_REQUESTS" "${H2LOAD_PROTOCOL[*]}" "$CONNECTIONS" \
-            "$( ((UPSTREAM_H2)) && printf ', servers over h2c')" "$git_rev"
+            "$( ((UPSTREAM_H2)) && printf ', servers over h2c')$([[ $ALGORITHM != round_robin ]] && printf ', algorithm %s' "$ALGORITHM")" "$git_rev"
     fi
     reference=${results[0]#* }
     for result in "${results[@]}"; do

@@ -24,6 +24,8 @@ ALL_PROXIES=(haproxy nginx fulcrum-base fulcrum)
 # Defaults; every option can also be given as an environment variable.
 FULCRUM_BIN=${FULCRUM:-}
 BASELINE_BIN=${BASELINE:-}
+ALGORITHM=${ALGORITHM:-round_robin}
+BASELINE_ALGORITHM=${BASELINE_ALGORITHM:-$ALGORITHM}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
@@ -76,6 +78,11 @@ Options (environment variable in brackets):
                      -Xswiftc -enforce-exclusivity=unchecked) and use .build-bench/release/fulcrum.
   --baseline PATH    a second Fulcrum binary, measured as "fulcrum-base" on port ${PROXY_PORT[fulcrum-base]}
                      in the same rounds: the before of a change, next to its after [BASELINE]
+  --algorithm NAME   Fulcrum's balancing algorithm (default round_robin) [ALGORITHM]
+  --baseline-algorithm NAME
+                     fulcrum-base's (default --algorithm's): with --baseline the same binary,
+                     what an algorithm costs against round robin in the same rounds
+                     [BASELINE_ALGORITHM]
   --rounds N         interleaved rounds [ROUNDS] (default 3)
   --duration S       measured wrk run per proxy and round, e.g. 10s, 1m [DURATION] (default 10s)
   --warmup S         unmeasured warm-up run before each measurement, 0 to skip [WARMUP] (default 2s)
@@ -150,7 +157,7 @@ while (($#)); do
         usage
         exit 0
         ;;
-    --fulcrum | --baseline | --rounds | --duration | --warmup | --connections | --threads | --only | --idle | --streams | --download | --requests)
+    --fulcrum | --baseline | --algorithm | --baseline-algorithm | --rounds | --duration | --warmup | --connections | --threads | --only | --idle | --streams | --download | --requests)
         if ((!has_val)); then
             (($# >= 2)) || die "$opt needs a value (see --help)"
             val=$2
@@ -159,6 +166,8 @@ while (($#)); do
         case $opt in
         --fulcrum) FULCRUM_BIN=$val ;;
         --baseline) BASELINE_BIN=$val ;;
+        --algorithm) ALGORITHM=$val BASELINE_ALGORITHM=${BASELINE_ALGORITHM_GIVEN:-$val} ;;
+        --baseline-algorithm) BASELINE_ALGORITHM=$val BASELINE_ALGORITHM_GIVEN=$val ;;
         --rounds) ROUNDS=$val ;;
         --duration) DURATION=$val ;;
         --warmup) WARMUP=$val ;;
@@ -625,10 +634,10 @@ start_proxy() { # PROXY: renders its configuration, starts it, waits until it an
         start_nginx nginx-proxy "$PROXY_CPU" "$RUN_DIR/nginx-proxy.conf"
         ;;
     fulcrum | fulcrum-base)
-        local binary=$FULCRUM_BIN
-        [[ $proxy == fulcrum-base ]] && binary=$BASELINE_BIN
+        local binary=$FULCRUM_BIN algorithm=$ALGORITHM
+        [[ $proxy == fulcrum-base ]] && binary=$BASELINE_BIN algorithm=$BASELINE_ALGORITHM
         render "$BENCH_DIR/fulcrum$TEMPLATE_SUFFIX.yaml.tmpl" "$RUN_DIR/$proxy.yaml" "${common[@]}" "PORT=$port" \
-            "TLS=$FULCRUM_TLS" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM"
+            "TLS=$FULCRUM_TLS" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM" "ALGORITHM=$algorithm"
         start "$proxy" "$PROXY_CPU" "$binary" run -c "$RUN_DIR/$proxy.yaml"
         ;;
     esac
@@ -693,6 +702,8 @@ cmdline="bench/run.sh --only $SELECTED_CSV --rounds $ROUNDS --duration $DURATION
 cmdline+=" --connections $CONNECTIONS --threads $THREADS"
 selected fulcrum && cmdline+=" --fulcrum $(printf '%q' "$FULCRUM_BIN")"
 selected fulcrum-base && cmdline+=" --baseline $(printf '%q' "$BASELINE_BIN")"
+[[ $ALGORITHM != round_robin ]] && cmdline+=" --algorithm $ALGORITHM"
+selected fulcrum-base && [[ $BASELINE_ALGORITHM != "$ALGORITHM" ]] && cmdline+=" --baseline-algorithm $BASELINE_ALGORITHM"
 ((PIN)) && cmdline+=" --pin"
 ((TLS)) && cmdline+=" --tls"
 ((NEW_CONNECTIONS)) && cmdline+=" --new-connections"

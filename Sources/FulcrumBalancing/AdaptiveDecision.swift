@@ -89,7 +89,7 @@ extension AlgorithmName {
     package var isLoadAware: Bool {
         switch self {
         case .leastConnections, .powerOfTwo, .leastResponseTime, .peakEWMA: true
-        case .roundRobin, .weightedRoundRobin, .random, .adaptive: false
+        case .roundRobin, .weightedRoundRobin, .random, .hash, .adaptive: false
         }
     }
 }

@@ -17,6 +17,14 @@ package protocol LoadBalancingAlgorithm: AnyObject {
     /// never one that is not `isAvailable`; `nil` when no server qualifies.
     func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet) -> Int?
 
+    /// Whether picks depend on a key of the request (`hash`): the data plane computes one
+    /// only then.
+    var usesHashKey: Bool { get }
+
+    /// As `pick(from:excluding:)`, for a request whose key hashed to `hashKey` (nil: it has
+    /// none). Algorithms that use no key ignore it.
+    func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet, hashKey: UInt64?) -> Int?
+
     /// Whether the algorithm learns from `observe` (the data plane times responses only then).
     var observesResponses: Bool { get }
 
@@ -27,6 +35,10 @@ package protocol LoadBalancingAlgorithm: AnyObject {
 }
 
 extension LoadBalancingAlgorithm {
+    package var usesHashKey: Bool { false }
+    package func pick(from servers: [BalancedServer], excluding excluded: ServerIndexSet, hashKey: UInt64?) -> Int? {
+        pick(from: servers, excluding: excluded)
+    }
     package var observesResponses: Bool { false }
     package func observe(serverIndex: Int, responseNanoseconds: Int64, failed: Bool, now: UInt64) {}
 }
@@ -42,12 +54,14 @@ extension LoadBalancingAlgorithm {
 /// | `.powerOfTwo`           | `PowerOfTwoChoices`        |
 /// | `.leastResponseTime`    | `LatencyAware`             |
 /// | `.peakEWMA`             | `LatencyAware`             |
+/// | `.hash`                 | `ConsistentHash`           |
 /// | `.adaptive`             | `AdaptiveAlgorithm` (starts with peak EWMA) |
 ///
 /// - Parameter random: the random source for randomised algorithms, which keep their own
 ///   copy; tests pass a seeded one. Ignored by the others.
 package func makeAlgorithm(
     _ name: AlgorithmName,
+    hashBalanceFactor: Double = 1.25,
     random: some RandomNumberGenerator = FastRandom()
 ) -> any LoadBalancingAlgorithm {
     switch name {
@@ -57,6 +71,7 @@ package func makeAlgorithm(
     case .random: RandomChoice(random: random)
     case .powerOfTwo: PowerOfTwoChoices(random: random)
     case .leastResponseTime, .peakEWMA: LatencyAware(name: name)
+    case .hash: ConsistentHash(balanceFactor: hashBalanceFactor)
     case .adaptive: AdaptiveAlgorithm()
     }
 }

@@ -19,6 +19,11 @@ package struct BackendConfig: Sendable, Equatable {
     package var retryBudget = RetryBudgetConfig()
     /// How requests to its `h2` and `h2c` servers share connections; nil: the defaults.
     package var http2: HTTP2UpstreamLimits?
+    /// What `algorithm: hash` hashes (`hash_key`, default the client's address).
+    package var hashKey: HashKey = .source
+    /// How far above the average in-flight load a server may go before `hash` passes its keys
+    /// on (`hash_balance_factor`, default 1.25; 0: no bound).
+    package var hashBalanceFactor = 1.25
 
     package init(
         name: String,
@@ -46,14 +51,59 @@ package enum AlgorithmName: String, Sendable, Equatable, CaseIterable {
     case powerOfTwo = "power_of_two"
     case leastResponseTime = "least_response_time"
     case peakEWMA = "peak_ewma"
+    /// Consistent hashing of a request key (`hash_key`), with bounded loads.
+    case hash = "hash"
     /// Not an algorithm of its own: the decision engine picks one of the others at run time.
     case adaptive = "adaptive"
 
     /// Whether it can balance a `mode: tcp` backend, which has no responses to time.
     package var worksWithoutResponses: Bool {
         switch self {
-        case .roundRobin, .weightedRoundRobin, .leastConnections, .random, .powerOfTwo: true
+        case .roundRobin, .weightedRoundRobin, .leastConnections, .random, .powerOfTwo, .hash: true
         case .leastResponseTime, .peakEWMA, .adaptive: false
+        }
+    }
+}
+
+/// What `algorithm: hash` hashes, per request (`hash_key`).
+package enum HashKey: Sendable, Equatable {
+    /// `src`: the client's address (for a `mode: tcp` backend, the only key there is).
+    case source
+    /// `uri`: the path and query.
+    case uri
+    /// `header:NAME`: the first value of the header (names are case-insensitive).
+    case header(String)
+    /// `cookie:NAME`: the cookie's value.
+    case cookie(String)
+    /// `query:NAME`: the query parameter's value.
+    case query(String)
+
+    /// Reads `src`, `uri`, `header:NAME`, `cookie:NAME` or `query:NAME`.
+    package init?(_ text: String) {
+        switch text {
+        case "src": self = .source
+        case "uri": self = .uri
+        default:
+            guard let colon = text.firstIndex(of: ":") else { return nil }
+            let name = String(text[text.index(after: colon)...])
+            guard !name.isEmpty, !name.contains(where: { $0 == " " || $0 == ":" }) else { return nil }
+            switch text[..<colon] {
+            case "header": self = .header(name.lowercased())
+            case "cookie": self = .cookie(name)
+            case "query": self = .query(name)
+            default: return nil
+            }
+        }
+    }
+
+    /// As written in the file.
+    package var text: String {
+        switch self {
+        case .source: "src"
+        case .uri: "uri"
+        case .header(let name): "header:\(name)"
+        case .cookie(let name): "cookie:\(name)"
+        case .query(let name): "query:\(name)"
         }
     }
 }

@@ -1,7 +1,7 @@
 extension ConfigParser {
     static let backendKeys = [
-        "name", "mode", "algorithm", "retries", "timeouts", "servers", "adaptive", "health_check", "outlier",
-        "retry_budget", "http2",
+        "name", "mode", "algorithm", "hash_key", "hash_balance_factor", "retries", "timeouts", "servers", "adaptive",
+        "health_check", "outlier", "retry_budget", "http2",
     ]
     static let http2Keys = ["max_concurrent_streams", "max_connections"]
     static let outlierKeys = ["consecutive_failures", "base_ejection", "max_ejection", "max_ejected_percent"]
@@ -57,6 +57,7 @@ extension ConfigParser {
                 backend.adaptive = options
             }
         }
+        parseHashSettings(mapping, into: &backend)
         if let healthReader = mapping["health_check"], let healthCheck = parseHealthCheck(healthReader) {
             backend.healthCheck = healthCheck
         }
@@ -252,6 +253,34 @@ extension ConfigParser {
         } catch {
             reader.report(error.message)
             return nil
+        }
+    }
+}
+
+extension ConfigParser {
+    /// `hash_key` and `hash_balance_factor`, which only `algorithm: hash` takes.
+    fileprivate func parseHashSettings(_ mapping: YAMLMappingReader, into backend: inout BackendConfig) {
+        if let keyReader = mapping["hash_key"] {
+            if backend.algorithm != .hash {
+                keyReader.report("applies only to algorithm: hash")
+            } else if let text = keyReader.string() {
+                if let key = HashKey(text) {
+                    backend.hashKey = key
+                } else {
+                    keyReader.report("expected src, uri, header:NAME, cookie:NAME or query:NAME, got \"\(text)\"")
+                }
+            }
+        }
+        if let factorReader = mapping["hash_balance_factor"] {
+            if backend.algorithm != .hash {
+                factorReader.report("applies only to algorithm: hash")
+            } else if let factor = factorReader.number(in: 0...100) {
+                if factor != 0, factor < 1 {
+                    factorReader.report("expected 0 (no bound) or a factor of at least 1 (1.25: 25 % above the average load)")
+                } else {
+                    backend.hashBalanceFactor = factor
+                }
+            }
         }
     }
 }

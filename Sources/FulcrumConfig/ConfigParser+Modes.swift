@@ -65,6 +65,9 @@ extension ConfigParser {
                 "\(backend.algorithm.rawValue) needs response times, which mode: tcp does not have; expected one of: \(valid)"
             )
         }
+        if backend.algorithm == .hash, backend.hashKey != .source {
+            mapping["hash_key"]?.report("a mode: tcp backend hashes only src: a connection has no uri, header, cookie or query")
+        }
         mapping["http2"]?.report("applies only to mode: http (HTTP/2 servers are for HTTP requests)")
         let check = mapping["health_check"]?.mapping(allowedKeys: nil)
         for key in ["path", "expect", "grpc"] {

@@ -261,6 +261,9 @@ package enum ConfigRenderer {
             "name": .string(backend.name),
             "mode": backend.mode == .tcp ? .string(backend.mode.rawValue) : nil,
             "algorithm": .string(backend.algorithm.rawValue),
+            // The parser rejects these on any other algorithm.
+            "hash_key": backend.algorithm == .hash ? .string(backend.hashKey.text) : nil,
+            "hash_balance_factor": backend.algorithm == .hash ? .double(backend.hashBalanceFactor) : nil,
             "retries": .int(backend.retries),
             "timeouts": .mapping([
                 "connect": duration(backend.timeouts.connect),

@@ -78,10 +78,12 @@ struct LabCommand: AsyncParsableCommand {
         return upstream
     }
 
-    /// The algorithms asked for (by default, all that the protocol supports).
+    /// The algorithms asked for (by default, all that the protocol supports but `hash`).
     private func selectedAlgorithms() throws -> [AlgorithmName] {
         let upstream = try selectedUpstream()
-        guard let algorithms else { return AlgorithmName.allCases.filter(upstream.supports) }
+        // `hash` places requests by key for affinity; the lab's one client is one key (its
+        // address), so it runs only when named.
+        guard let algorithms else { return AlgorithmName.allCases.filter { upstream.supports($0) && $0 != .hash } }
         return try algorithms.split(separator: ",").map { name in
             guard let algorithm = AlgorithmName(rawValue: String(name)) else {
                 throw ValidationError("unknown algorithm \"\(name)\"")

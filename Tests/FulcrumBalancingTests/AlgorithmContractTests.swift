@@ -12,6 +12,7 @@ import Testing
         let expectedType: any LoadBalancingAlgorithm.Type =
             switch name {
             case .roundRobin: RoundRobin.self
+            case .hash: ConsistentHash.self
             case .weightedRoundRobin: SmoothWeightedRoundRobin.self
             case .leastConnections: LeastConnections.self
             case .random: RandomChoice<FastRandom>.self

@@ -28,7 +28,7 @@ struct ConfigErrorTests {
             loadErrors(yaml) == [
                 #"frontends[0].acls.api.path_prefix (line 10): "api/" must start with "/""#,
                 #"frontends[0].rules[0].use_backend (line 17): undefined backend "apii"; defined backends: web, api"#,
-                #"backends[0].algorithm (line 23): unknown algorithm "fastest"; expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, least_response_time, peak_ewma, adaptive"#,
+                #"backends[0].algorithm (line 23): unknown algorithm "fastest"; expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, least_response_time, peak_ewma, hash, adaptive"#,
                 #"backends[0].servers[1].address (line 28): "127.0.0.1:99999" is not a valid port"#,
             ]
         )
@@ -495,7 +495,7 @@ struct ConfigErrorTests {
                 #"frontends[0].error_files.302 (line 12): "302" is not an HTTP error status (expected 400…599)"#,
                 #"frontends[0].error_files.302 (line 12): "no-such-fulcrum-page.html" does not exist"#,
                 "frontends[0].error_files.503 (line 12): must not be empty",
-                #"backends[0].algorithm (line 16): unknown algorithm "fastest"; expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, least_response_time, peak_ewma, adaptive"#,
+                #"backends[0].algorithm (line 16): unknown algorithm "fastest"; expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, least_response_time, peak_ewma, hash, adaptive"#,
                 "backends[0].retries (line 17): must be 0 or more, found -1",
                 "backends[0].servers[0].weight (line 19): must be between 0 and 256, found 257",
                 "backends[0].servers[1].weight (line 20): must be between 0 and 256, found -1",
@@ -553,7 +553,7 @@ struct ConfigErrorTests {
             #"frontends[0].listen (line 4): "127.0.0.1:80800" is not a valid port"#,
             #"frontends[0].acls.api.path_regex (line 6): "(" is not a valid regular expression: expected ')'"#,
             #"frontends[0].rules[0].use_backend (line 8): undefined backend "nowhere"; defined backends: web"#,
-            #"backends[0].algorithm (line 11): unknown algorithm "fair"; expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, least_response_time, peak_ewma, adaptive"#,
+            #"backends[0].algorithm (line 11): unknown algorithm "fair"; expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, least_response_time, peak_ewma, hash, adaptive"#,
             #"backends[0].servers[0].address (line 13): "127.0.0.1" has no port (expected host:port, e.g. 127.0.0.1:8080)"#,
             "backends[0].servers[0].weight (line 13): must be between 0 and 256, found 1000",
         ]

@@ -517,6 +517,9 @@ private let maximalYAML = #"""
         health_check: {}
         outlier: { consecutive_failures: 2, base_ejection: 1s, max_ejection: 2m, max_ejected_percent: 100 }
       - name: grpc
+        algorithm: hash
+        hash_key: "header:X-User"
+        hash_balance_factor: 1.5
         servers: [{ name: g1, address: "127.0.0.1:50051", protocol: h2c }]
         health_check: { grpc: true, interval: 1s }
       - name: redis

@@ -72,7 +72,7 @@ struct TCPModeConfigTests {
             ),
             (
                 yaml(backend: "    algorithm: peak_ewma"),
-                "backends[0].algorithm (line 12): peak_ewma needs response times, which mode: tcp does not have; expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two"
+                "backends[0].algorithm (line 12): peak_ewma needs response times, which mode: tcp does not have; expected one of: round_robin, weighted_round_robin, least_connections, random, power_of_two, hash"
             ),
             (
                 yaml(backend: "    health_check: { path: /health }"),

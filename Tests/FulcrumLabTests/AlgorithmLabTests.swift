@@ -45,7 +45,7 @@ struct AlgorithmLabTests {
                 #expect(config.backends[0].servers.allSatisfy { $0.upstreamProtocol == (upstream == .h2c ? .h2c : .http1) })
             }
         }
-        #expect(AlgorithmName.allCases.filter { AlgorithmLab.Upstream.tcp.supports($0) }.count == 5)
+        #expect(AlgorithmName.allCases.filter { AlgorithmLab.Upstream.tcp.supports($0) }.count == 6)
         #expect(!AlgorithmLab.Upstream.tcp.supports(.adaptive))
     }
 

@@ -99,6 +99,7 @@ extension ProxyHandler {
         scan.framing.isWebSocket = machine.isWebSocketUpgrade
         let backend = loop.backends[backendIndex]
         self.backend = backend
+        requestHashKey = backend.algorithm.usesHashKey ? RequestHashKey.of(head, key: backend.runtime.hashKey, client: client) : nil
         forwardedHead.clear()
         ForwardingHeaders.writeRequestHead(head, headerEdits: headerEdits, scan: scan, client: client, into: &forwardedHead)
         callTimeout = scan.grpcTimeout.flatMap(GRPCDeadline.parse)

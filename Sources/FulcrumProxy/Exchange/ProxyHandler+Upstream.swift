@@ -9,7 +9,7 @@ extension ProxyHandler {
 
     func pickServer(excluding tried: ServerIndexSet) {
         guard let backend else { return }
-        guard let index = backend.algorithm.pick(from: backend.runtime.servers, excluding: tried) else {
+        guard let index = backend.algorithm.pick(from: backend.runtime.servers, excluding: tried, hashKey: requestHashKey) else {
             run(machine.noServerAvailable())
             return
         }

@@ -57,6 +57,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     var forwardedHead = ByteBuffer()
     /// A gRPC call's deadline (`grpc-timeout`), which caps the backend's response timeout.
     var callTimeout: TimeAmount?
+    /// The request's key for `algorithm: hash` (nil: another algorithm, or no key).
+    var requestHashKey: UInt64?
     var readPending = false
     var tarpitTimer: Scheduled<Void>?
     /// The forward-confirmed name of the client's address, once its crawler check is done.

@@ -207,13 +207,14 @@ final class LoopBackend {
         self.trafficCells = Array(repeating: nil, count: runtime.servers.count)
         let algorithmName = algorithmChoice ?? runtime.algorithm
         if let previous, previous.runtime.algorithm == runtime.algorithm, previous.algorithm.name == algorithmName,
+            previous.runtime.hashBalanceFactor == runtime.hashBalanceFactor,
             previous.runtime.servers.elementsEqual(runtime.servers, by: ===),
             previous.runtime.retryBudget == runtime.retryBudget
         {
             self.algorithm = previous.algorithm
             self.retryBudget = previous.retryBudget
         } else {
-            self.algorithm = makeAlgorithm(algorithmName)
+            self.algorithm = makeAlgorithm(algorithmName, hashBalanceFactor: runtime.hashBalanceFactor)
             self.retryBudget = RetryBudget(ratio: runtime.retryBudget.ratio, minimumPerSecond: runtime.retryBudget.minPerSecond)
             if let before = previous?.algorithm as? AdaptiveAlgorithm, let now = algorithm as? AdaptiveAlgorithm {
                 now.use(before.current.name)
@@ -227,7 +228,7 @@ extension LoopBackend {
     /// algorithm again): a new instance, unless it is the one in use.
     func use(_ name: AlgorithmName) {
         guard runtime.algorithm != .adaptive, algorithm.name != name else { return }
-        algorithm = makeAlgorithm(name)
+        algorithm = makeAlgorithm(name, hashBalanceFactor: runtime.hashBalanceFactor)
     }
 
     /// The traffic counters of `frontend`'s requests to server `serverIndex`.

@@ -63,6 +63,9 @@ final class RuntimeBackend: Sendable {
     let name: String
     let mode: ProxyMode
     let algorithm: AlgorithmName
+    /// What `algorithm: hash` hashes, and how far above average a server's load may go.
+    let hashKey: HashKey
+    let hashBalanceFactor: Double
     let retries: Int
     let connectTimeout: TimeAmount
     let responseTimeout: TimeAmount
@@ -90,6 +93,8 @@ final class RuntimeBackend: Sendable {
         self.name = config.name
         self.mode = config.mode
         self.algorithm = config.algorithm
+        self.hashKey = config.hashKey
+        self.hashBalanceFactor = config.hashBalanceFactor
         self.retries = config.retries
         self.connectTimeout = TimeAmount(config.timeouts.connect)
         self.responseTimeout = TimeAmount(config.timeouts.response)

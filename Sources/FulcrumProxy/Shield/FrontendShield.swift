@@ -23,19 +23,8 @@ final class FrontendShield: Sendable {
             switch config.key {
             case .source: return client.addressText
             case .header(let name): return head.headers.first(name: name)
-            case .cookie(let name): return Self.cookie(name, in: head.headers)
+            case .cookie(let name): return RequestFields.cookie(name, in: head.headers)
             }
-        }
-
-        private static func cookie(_ name: String, in headers: HTTPHeaders) -> String? {
-            for header in headers[canonicalForm: "cookie"] {
-                for pair in header.split(separator: ";") {
-                    let trimmed = pair.drop { $0 == " " }
-                    guard trimmed.hasPrefix(name), trimmed.dropFirst(name.count).first == "=" else { continue }
-                    return String(trimmed.dropFirst(name.count + 1))
-                }
-            }
-            return nil
         }
     }
 

@@ -133,7 +133,9 @@ final class TCPSession: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func connectNext() {
         guard let backend, let context else { return }
-        guard let index = backend.algorithm.pick(from: backend.runtime.servers, excluding: tried) else {
+        // `hash` takes the client's address: a connection has no other key.
+        let hashKey = backend.algorithm.usesHashKey ? StableHash.of(client.addressText) : nil
+        guard let index = backend.algorithm.pick(from: backend.runtime.servers, excluding: tried, hashKey: hashKey) else {
             return refuse("no server of backend \(backend.runtime.name) is available")
         }
         tried.insert(index)
