@@ -11,7 +11,7 @@ struct FailureTests {
 
     @Test("a dead server is skipped: retries on the next server give 200 every time")
     func retryOnDeadServer() async throws {
-        let dead = try deadPort()
+        let dead = try refusingPort()
         try await withProxy(workers: [Self.fast], yaml: { ports in simpleConfig([dead, ports[0]]) }) { harness in
             for _ in 0..<6 {
                 let response = try await harness.send("/work")
@@ -23,8 +23,8 @@ struct FailureTests {
 
     @Test("all servers down: 503 page, HTML by default and JSON when preferred")
     func allServersDown() async throws {
-        let dead1 = try deadPort()
-        let dead2 = try deadPort()
+        let dead1 = try refusingPort()
+        let dead2 = try refusingPort()
         try await withProxy(workers: [], yaml: { _ in simpleConfig([dead1, dead2]) }) { harness in
             let html = try await harness.send("/work")
             #expect(html.status == .serviceUnavailable)
@@ -40,7 +40,7 @@ struct FailureTests {
 
     @Test("retries are bounded: with retries 0 a dead first choice is a 503")
     func retriesBounded() async throws {
-        let dead = try deadPort()
+        let dead = try refusingPort()
         try await withProxy(workers: [Self.fast], yaml: { ports in simpleConfig([dead, ports[0]], retries: 0) }) { harness in
             var statuses: [UInt] = []
             for _ in 0..<4 { statuses.append(try await harness.send("/work").status.code) }

@@ -43,6 +43,8 @@ struct HealthCheckTests {
         // No retries: until the check takes w2 out, its turns are 503s.
         try await withProxy(workers: [Self.healthy, Self.healthy], yaml: { Self.config($0, retries: 0) }) { harness in
             try await harness.workers[1].shutdown()
+            // Kept refusing: another test's server could otherwise take the port and answer.
+            holdRefusing(harness.workers[1].port)
             try await waitUntil(timeout: .seconds(15)) {
                 Set(try await harness.workersServing(requests: 6)) == ["w1"]
             }

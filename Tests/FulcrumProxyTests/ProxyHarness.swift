@@ -13,6 +13,10 @@ import NIOHTTP1
 import NIOPosix
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Real worker servers on ephemeral ports, a real proxy in front of them, and a real HTTP
 /// client — everything on loopback, started per test and torn down after it.
 final class ProxyHarness: Sendable {
@@ -216,6 +220,55 @@ func simpleConfig(
 }
 
 /// A port on which nothing listens (bound once, then closed).
+/// A port on 127.0.0.1 that refuses connections for as long as the tests run: a socket is
+/// bound to it and never listens, so a connection to it is refused, and no other test's server
+/// can take it. Use it for a server that must not be reached. (`deadPort()` only finds a free
+/// port; the next server bound anywhere may take it, and a test's "dead" server then answers,
+/// as happened in CI.)
+func refusingPort() throws -> Int {
+    guard let port = RefusingPorts.hold(port: 0) else { throw RefusingPortUnavailable() }
+    return port
+}
+
+/// Holds `port`, just freed by a server the test stopped, the same way, so that it keeps
+/// refusing; false when another socket took it first.
+@discardableResult
+func holdRefusing(_ port: Int) -> Bool {
+    RefusingPorts.hold(port: port) != nil
+}
+
+struct RefusingPortUnavailable: Error {}
+
+/// The sockets of `refusingPort()`, open until the process ends.
+private enum RefusingPorts {
+    static let descriptors = NIOLockedValueBox<[Int32]>([])
+
+    /// Binds a TCP socket to 127.0.0.1:`port` (0: any free port) without listening; returns
+    /// the port, or nil.
+    static func hold(port: Int) -> Int? {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return nil }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard bound == 0, named == 0 else {
+            close(descriptor)
+            return nil
+        }
+        descriptors.withLockedValue { $0.append(descriptor) }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// A port that was free a moment ago, for something the test is about to bind (a listener).
 func deadPort() throws -> Int {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { try? group.syncShutdownGracefully() }

@@ -46,7 +46,7 @@ struct RetryAndErrorPageTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let page = directory.appendingPathComponent("503.html")
         try "<html><body>We'll be right back.</body></html>".write(to: page, atomically: true, encoding: .utf8)
-        let dead = try deadPort()
+        let dead = try refusingPort()
         try await withProxy(
             workers: [],
             yaml: { _ in

@@ -189,7 +189,7 @@ struct HTTP2UpstreamTests {
 
     @Test("a server that is not there is skipped for the next while retries last")
     func deadServerSkipped() async throws {
-        let dead = try deadPort()
+        let dead = try refusingPort()
         try await Self.withH2CWorkers(["w1"]) { harness, workers in
             var config = harness.proxy.config
             var down = config.backends[0].servers[0]
@@ -229,7 +229,7 @@ struct HTTP2UpstreamTests {
             #expect(client.log(1).field("grpc-message") == "The server did not answer in time.")
 
             var config = harness.proxy.config
-            config.backends[0].servers[0].address.port = try deadPort()
+            config.backends[0].servers[0].address.port = try refusingPort()
             try await harness.proxy.reload(to: config)
             client.send(3, "", block: Self.grpcCall("/pkg.Service/Method"))
             try await waitUntil(timeout: .seconds(10)) { client.log(3).ended }

@@ -106,7 +106,7 @@ struct TCPModeTests {
         let live = try await TCPTestServer.start(name: "live")
         defer { Task { await live.stop() } }
         // Round robin offers the dead server first every other time: each of those is retried.
-        try await Self.withTCPProxy(servers: [try deadPort(), live.port]) { harness in
+        try await Self.withTCPProxy(servers: [try refusingPort(), live.port]) { harness in
             for index in 0..<3 {
                 let received = try await Self.exchange(port: harness.port, "ping \(index)\n")
                 #expect(received.hasPrefix("live\n"), "connection \(index): \(received)")
@@ -114,7 +114,7 @@ struct TCPModeTests {
         }
 
         let noneLogs = LogCapture()
-        try await Self.withTCPProxy(servers: [try deadPort(), try deadPort()], logs: noneLogs) { harness in
+        try await Self.withTCPProxy(servers: [try refusingPort(), try refusingPort()], logs: noneLogs) { harness in
             let connection = try await HeldConnection.open(port: harness.port)
             try await waitUntil(timeout: .seconds(5)) { connection.closedByServer }
             #expect(connection.text.isEmpty)
