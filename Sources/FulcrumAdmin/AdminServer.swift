@@ -278,7 +278,9 @@ struct AdminRoutes: Sendable {
                         throw Self.refusedAlgorithm(error, algorithm: algorithm)
                     }
                 }
-            } else if change.pin == false, !persist {
+            } else if change.pin == false {
+                // Back to the configured algorithm, which the file already holds: `persist`
+                // has nothing to write.
                 await proxy.resetAlgorithm(forBackend: backend)
             } else {
                 throw AdminProblem(

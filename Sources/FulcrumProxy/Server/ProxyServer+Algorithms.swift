@@ -47,7 +47,7 @@ extension ProxyServer {
         guard algorithm != .adaptive else { throw .adaptiveAtRunTime }
         guard runtime.mode != .tcp || algorithm.worksWithoutResponses else { throw .needsResponseTimes }
         if runtime.algorithm == .adaptive {
-            adaptive.select(algorithm, backend: backend, pin: true)
+            _ = adaptive.select(algorithm, backend: backend, pin: true)
             return
         }
         let previous = activeAlgorithm(of: runtime)
