@@ -29,6 +29,8 @@ H2C=${H2C:-0}
 NEW_CONNECTIONS=${NEW_CONNECTIONS:-0}
 UPSTREAM_H2=${UPSTREAM_H2:-0}
 ALGORITHM=${ALGORITHM:-round_robin}
+STICKY=${STICKY:-0}
+COOKIE=${COOKIE:-}
 OUT_BASE=${OUT_BASE:-$BENCH_DIR/out}
 
 usage() {
@@ -49,6 +51,12 @@ Options (environment variable in brackets):
                      connection), Fulcrum with h2c: true, HAProxy taking the preface on its
                      plain bind [H2C=1]
   --algorithm NAME   Fulcrum's balancing algorithm (default round_robin) [ALGORITHM]
+  --sticky           Fulcrum's backend has sticky: { cookie: SRV }, and every request carries the
+                     cookie naming one server (fetched from the proxy under test; HAProxy gets none): run
+                     once with it, and once with --cookie and that cookie, for what sticky costs
+                     [STICKY=1]
+  --cookie VALUE     every request carries Cookie: VALUE (without --sticky: the same request,
+                     forwarded as it is) [COOKIE]
   --upstream-h2      the backends speak HTTP/2 by prior knowledge (nginx listen … http2), and
                      the proxies to them (Fulcrum protocol: h2c, HAProxy proto h2); with --h2c,
                      the h2-to-h2 path [UPSTREAM_H2=1]
@@ -84,6 +92,8 @@ while (($#)); do
     --h2c) H2C=1 ;;
     --upstream-h2) UPSTREAM_H2=1 ;;
     --algorithm) ALGORITHM=${2:?--algorithm needs a name} && shift ;;
+    --sticky) STICKY=1 ;;
+    --cookie) COOKIE=${2:?--cookie needs a value} && shift ;;
     --new-connections) NEW_CONNECTIONS=1 ;;
     *) die "unknown argument: $1 (see --help)" ;;
     esac
@@ -176,7 +186,10 @@ if ((H2C)); then
     H2LOAD_PROTOCOL=(-m 10)
 fi
 common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "PORT=$PROXY_PORT" "MAXCONN=4096")
-render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "TLS=$FULCRUM_H2C" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM" "ALGORITHM=$ALGORITHM"
+FULCRUM_STICKY=
+((STICKY)) && FULCRUM_STICKY='    sticky: { cookie: SRV }'
+render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "TLS=$FULCRUM_H2C" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" \
+    "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM" "ALGORITHM=$ALGORITHM" "BACKEND_EXTRA=$FULCRUM_STICKY"
 render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "TLS=" "RATE_LIMIT=$HAPROXY_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_HAPROXY"
 
 # N requests to the proxy under test, into FILE: h2load, or one request per connection.
@@ -184,7 +197,8 @@ load() { # N FILE
     if ((NEW_CONNECTIONS)); then
         python3 "$BENCH_DIR/report.py" close-requests "$PROXY_PORT" "$1" >"$2"
     else
-        h2load "${H2LOAD_PROTOCOL[@]}" -n "$1" -c "$CONNECTIONS" "http://127.0.0.1:$PROXY_PORT/" >"$2"
+        h2load "${H2LOAD_PROTOCOL[@]}" ${STICKY_COOKIE:+-H "Cookie: $STICKY_COOKIE"} -n "$1" -c "$CONNECTIONS" \
+            "http://127.0.0.1:$PROXY_PORT/" >"$2"
     fi
 }
 
@@ -198,6 +212,11 @@ measure() {
     pid=$!
     PIDS+=("$pid")
     wait_ready "$pid" "$PROXY_PORT"
+    STICKY_COOKIE=$COOKIE
+    if ((STICKY)) && [[ $name == fulcrum* ]]; then # the cookie a new client gets
+        STICKY_COOKIE=$(curl -s -o /dev/null -D - "http://127.0.0.1:$PROXY_PORT/" | sed -n 's/^[Ss]et-[Cc]ookie: \(SRV=[0-9a-f]*\).*/\1/p')
+        [[ -n $STICKY_COOKIE ]] || die "$name: --sticky, but the proxy set no SRV cookie"
+    fi
     load "$WARMUP_REQUESTS" "$OUT_DIR/$name.warmup.txt"
     callgrind_control --zero "$pid" >/dev/null 2>&1
     log "$name: $REQUESTS requests"
@@ -233,7 +252,7 @@ git_rev=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo "no com
     else
         printf 'Instructions per keep-alive request (callgrind Ir; %s requests after %s, h2load %s -c %s%s; git %s)\n' \
             "$REQUESTS" "$WARMUP_REQUESTS" "${H2LOAD_PROTOCOL[*]}" "$CONNECTIONS" \
-            "$( ((UPSTREAM_H2)) && printf ', servers over h2c')$([[ $ALGORITHM != round_robin ]] && printf ', algorithm %s' "$ALGORITHM")" "$git_rev"
+            "$( ((UPSTREAM_H2)) && printf ', servers over h2c')$([[ $ALGORITHM != round_robin ]] && printf ', algorithm %s' "$ALGORITHM")$( ((STICKY)) && printf ', sticky')$([[ -n $COOKIE ]] && printf ', Cookie: %s' "$COOKIE")" "$git_rev"
     fi
     reference=${results[0]#* }
     for result in "${results[@]}"; do

@@ -25,6 +25,7 @@ ALL_PROXIES=(haproxy nginx fulcrum-base fulcrum)
 FULCRUM_BIN=${FULCRUM:-}
 BASELINE_BIN=${BASELINE:-}
 ALGORITHM=${ALGORITHM:-round_robin}
+STICKY=${STICKY:-0}
 BASELINE_ALGORITHM=${BASELINE_ALGORITHM:-$ALGORITHM}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
@@ -79,6 +80,9 @@ Options (environment variable in brackets):
   --baseline PATH    a second Fulcrum binary, measured as "fulcrum-base" on port ${PROXY_PORT[fulcrum-base]}
                      in the same rounds: the before of a change, next to its after [BASELINE]
   --algorithm NAME   Fulcrum's balancing algorithm (default round_robin) [ALGORITHM]
+  --sticky           Fulcrum (not fulcrum-base) keeps clients on a server with sticky: { cookie: SRV },
+                     and every request carries the cookie naming one server, so each is read, taken out and
+                     obeyed; with --baseline, what sticky costs against round robin [STICKY=1]
   --baseline-algorithm NAME
                      fulcrum-base's (default --algorithm's): with --baseline the same binary,
                      what an algorithm costs against round robin in the same rounds
@@ -180,9 +184,10 @@ while (($#)); do
         --requests) TCP_REQUESTS=$val ;;
         esac
         ;;
-    --no-install | --pin | --tls | --new-connections | --rate-limit | --h2 | --all | --tcp | --upstream-h2)
+    --no-install | --pin | --tls | --new-connections | --rate-limit | --h2 | --all | --tcp | --upstream-h2 | --sticky)
         ((!has_val)) || die "$opt takes no value"
         case $opt in
+        --sticky) STICKY=1 ;;
         --upstream-h2) UPSTREAM_H2=1 ;;
         --h2) H2=1 ;;
         --tcp) TCP=1 ;;
@@ -614,10 +619,15 @@ if ((RATE_LIMIT)); then
     FULCRUM_RATE_LIMIT='    rate_limits: { per_ip: { key: src, rate: 1000000/1s } }'
 fi
 
+# --sticky: Fulcrum's backend keeps clients on their server by cookie.
+FULCRUM_STICKY=
+((STICKY)) && FULCRUM_STICKY='    sticky: { cookie: SRV }'
+
 common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEND2_PORT" "MAXCONN=$MAXCONN" "NOFILE=$(ulimit -n)")
 # --tcp: each proxy's TCP-mode configuration (bench/*-tcp.*.tmpl) instead.
 TEMPLATE_SUFFIX=
 ((TCP)) && TEMPLATE_SUFFIX=-tcp
+((!(STICKY && TCP))) || die "--sticky is for HTTP (a TCP backend has no cookies)"
 start_proxy() { # PROXY: renders its configuration, starts it, waits until it answers
     local proxy=$1 port=${PROXY_PORT[$1]}
     case $proxy in
@@ -634,10 +644,11 @@ start_proxy() { # PROXY: renders its configuration, starts it, waits until it an
         start_nginx nginx-proxy "$PROXY_CPU" "$RUN_DIR/nginx-proxy.conf"
         ;;
     fulcrum | fulcrum-base)
-        local binary=$FULCRUM_BIN algorithm=$ALGORITHM
-        [[ $proxy == fulcrum-base ]] && binary=$BASELINE_BIN algorithm=$BASELINE_ALGORITHM
+        local binary=$FULCRUM_BIN algorithm=$ALGORITHM backend_extra=$FULCRUM_STICKY
+        [[ $proxy == fulcrum-base ]] && binary=$BASELINE_BIN algorithm=$BASELINE_ALGORITHM backend_extra=
         render "$BENCH_DIR/fulcrum$TEMPLATE_SUFFIX.yaml.tmpl" "$RUN_DIR/$proxy.yaml" "${common[@]}" "PORT=$port" \
-            "TLS=$FULCRUM_TLS" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM" "ALGORITHM=$algorithm"
+            "TLS=$FULCRUM_TLS" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM" "ALGORITHM=$algorithm" \
+            "BACKEND_EXTRA=$backend_extra"
         start "$proxy" "$PROXY_CPU" "$binary" run -c "$RUN_DIR/$proxy.yaml"
         ;;
     esac
@@ -658,6 +669,15 @@ stop_proxy() { # PROXY
 }
 
 for proxy in "${SELECTED[@]}"; do start_proxy "$proxy"; done
+# --sticky: the cookie a new client gets from Fulcrum, which every request then carries.
+STICKY_COOKIE=
+if ((STICKY)); then
+    selected fulcrum || die "--sticky measures Fulcrum: --only must include fulcrum"
+    STICKY_COOKIE=$(curl -sk -o /dev/null -D - "$PROXY_SCHEME://127.0.0.1:${PROXY_PORT[fulcrum]}/" |
+        sed -n 's/^[Ss]et-[Cc]ookie: \(SRV=[0-9a-f]*\).*/\1/p')
+    [[ -n $STICKY_COOKIE ]] || die "--sticky: Fulcrum set no SRV cookie"
+    log "every request carries Cookie: $STICKY_COOKIE"
+fi
 
 # ---------------------------------------------------------------------------
 # metadata
@@ -703,6 +723,7 @@ cmdline+=" --connections $CONNECTIONS --threads $THREADS"
 selected fulcrum && cmdline+=" --fulcrum $(printf '%q' "$FULCRUM_BIN")"
 selected fulcrum-base && cmdline+=" --baseline $(printf '%q' "$BASELINE_BIN")"
 [[ $ALGORITHM != round_robin ]] && cmdline+=" --algorithm $ALGORITHM"
+((STICKY)) && cmdline+=" --sticky"
 selected fulcrum-base && [[ $BASELINE_ALGORITHM != "$ALGORITHM" ]] && cmdline+=" --baseline-algorithm $BASELINE_ALGORITHM"
 ((PIN)) && cmdline+=" --pin"
 ((TLS)) && cmdline+=" --tls"
@@ -728,8 +749,10 @@ RESULTS=$OUT_DIR/results.jsonl
 wrk_cmd=(wrk -t "$THREADS" -c "$CONNECTIONS")
 # A new connection (with --tls, a full handshake) per request: the client asks to close each one.
 ((NEW_CONNECTIONS)) && wrk_cmd+=(-H "Connection: close")
+((STICKY)) && wrk_cmd+=(-H "Cookie: $STICKY_COOKIE")
 # --h2: h2load instead, and its per-request log for the latency percentiles.
 ((H2)) && wrk_cmd=(h2load -t "$THREADS" -c "$CONNECTIONS" -m "$STREAMS")
+((H2 && STICKY)) && wrk_cmd+=(-H "Cookie: $STICKY_COOKIE")
 # --tcp: redis-benchmark, measured on GETs; its warm-up is SETs (so the GETs find the key), a
 # fifth as many. (It runs a number of requests, not a duration.)
 ((TCP)) && wrk_cmd=(redis-benchmark -h 127.0.0.1 -c "$CONNECTIONS")

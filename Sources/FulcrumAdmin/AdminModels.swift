@@ -12,7 +12,15 @@ struct BackendView: Encodable {
     let activeAlgorithm: String
     /// For `adaptive` backends: whether an operator pinned `activeAlgorithm`.
     let pinned: Bool?
+    /// `sticky`: the cookie that binds clients to servers; absent without it.
+    let sticky: StickyView?
     let servers: [ServerView]
+
+    struct StickyView: Encodable {
+        let cookie: String
+        /// `insert` or `prefix`.
+        let mode: String
+    }
 
     init(_ stats: BackendStats, pinned: Bool?) {
         name = stats.name
@@ -20,6 +28,7 @@ struct BackendView: Encodable {
         algorithm = stats.configuredAlgorithm
         activeAlgorithm = stats.algorithm
         self.pinned = pinned
+        sticky = stats.sticky.map { StickyView(cookie: $0.cookie, mode: $0.mode) }
         servers = stats.servers.map(ServerView.init)
     }
 }
@@ -40,6 +49,8 @@ struct ServerView: Encodable {
     let p95Milliseconds: Double?
     let p99Milliseconds: Double?
     let totals: Totals
+    /// With `sticky`: the cookie value that names this server (a hash of its name).
+    let stickyValue: String?
 
     struct Totals: Encodable {
         let requests: Int
@@ -64,6 +75,7 @@ struct ServerView: Encodable {
         p50Milliseconds = metrics.percentileMilliseconds(50)
         p95Milliseconds = metrics.percentileMilliseconds(95)
         p99Milliseconds = metrics.percentileMilliseconds(99)
+        stickyValue = stats.stickyValue
         totals = Totals(
             requests: metrics.totals.requests,
             responses5xx: metrics.totals.responses5xx,

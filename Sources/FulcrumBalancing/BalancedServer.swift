@@ -78,6 +78,11 @@ package final class BalancedServer: Sendable {
     /// maintenance.
     package var isAvailable: Bool { exclusions.load(ordering: .relaxed) == 0 }
 
+    /// Whether a client already bound to the server (a sticky session) may still be sent to it:
+    /// as `isAvailable`, except that a draining server keeps its clients while it takes no
+    /// new ones (HAProxy's drain).
+    package var acceptsBoundClients: Bool { exclusions.load(ordering: .relaxed) & ~Exclusion.draining == 0 }
+
     /// Whether active health checks consider the server up (always true without checks).
     package var isHealthy: Bool { exclusions.load(ordering: .relaxed) & Exclusion.healthDown == 0 }
 

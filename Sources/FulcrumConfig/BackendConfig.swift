@@ -24,6 +24,8 @@ package struct BackendConfig: Sendable, Equatable {
     /// How far above the average in-flight load a server may go before `hash` passes its keys
     /// on (`hash_balance_factor`, default 1.25; 0: no bound).
     package var hashBalanceFactor = 1.25
+    /// Cookie-based session persistence; nil: none.
+    package var sticky: StickyConfig?
 
     package init(
         name: String,

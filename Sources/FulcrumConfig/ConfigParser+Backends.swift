@@ -1,6 +1,6 @@
 extension ConfigParser {
     static let backendKeys = [
-        "name", "mode", "algorithm", "hash_key", "hash_balance_factor", "retries", "timeouts", "servers", "adaptive",
+        "name", "mode", "algorithm", "hash_key", "hash_balance_factor", "sticky", "retries", "timeouts", "servers", "adaptive",
         "health_check", "outlier", "retry_budget", "http2",
     ]
     static let http2Keys = ["max_concurrent_streams", "max_connections"]
@@ -58,6 +58,9 @@ extension ConfigParser {
             }
         }
         parseHashSettings(mapping, into: &backend)
+        if let stickyReader = mapping["sticky"] {
+            backend.sticky = parseSticky(stickyReader)
+        }
         if let healthReader = mapping["health_check"], let healthCheck = parseHealthCheck(healthReader) {
             backend.healthCheck = healthCheck
         }

@@ -264,6 +264,7 @@ package enum ConfigRenderer {
             // The parser rejects these on any other algorithm.
             "hash_key": backend.algorithm == .hash ? .string(backend.hashKey.text) : nil,
             "hash_balance_factor": backend.algorithm == .hash ? .double(backend.hashBalanceFactor) : nil,
+            "sticky": backend.sticky.map(sticky),
             "retries": .int(backend.retries),
             "timeouts": .mapping([
                 "connect": duration(backend.timeouts.connect),
@@ -286,6 +287,19 @@ package enum ConfigRenderer {
                     "max_connections": .int(limits.maxConnections),
                 ])
             },
+        ])
+    }
+
+    /// (The parser takes the cookie's attributes only in mode `insert`.)
+    private static func sticky(_ sticky: StickyConfig) -> ConfigDocument {
+        let insert = sticky.mode == .insert
+        return .mapping([
+            "cookie": .string(sticky.cookie),
+            "mode": .string(sticky.mode.rawValue),
+            "ttl": insert ? sticky.ttl.map(duration) : nil,
+            "secure": insert ? sticky.secure.map { .bool($0) } : nil,
+            "httponly": insert ? .bool(sticky.httpOnly) : nil,
+            "samesite": insert ? sticky.sameSite.map { .string($0.rawValue) } : nil,
         ])
     }
 

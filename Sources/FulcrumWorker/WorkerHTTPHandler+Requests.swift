@@ -16,7 +16,7 @@ extension WorkerHTTPHandler {
         case grpcHealth
         case work(delayOverride: Int?)
         /// `trailers`: the response ends with trailers (`?trailers=1`).
-        case echo(status: HTTPResponseStatus, trailers: Bool)
+        case echo(status: HTTPResponseStatus, trailers: Bool, setCookie: String?)
         case readControl
         case updateControl
         case sink
@@ -47,7 +47,14 @@ extension WorkerHTTPHandler {
                     // 1xx are not final responses, so they can't be echoed.
                     let status = try target.intQueryValue("status", in: 200...599) ?? 200
                     let trailers = try target.intQueryValue("trailers", in: 0...1) == 1
-                    self = .echo(status: HTTPResponseStatus(statusCode: status), trailers: trailers)
+                    // A session cookie of the worker's own, for cookie persistence tests.
+                    let setCookie = target.queryValue("set_cookie").map(String.init)
+                    let isNameCharacter = { (c: Character) in c.isASCII && (c.isLetter || c.isNumber || c == "_" || c == "-") }
+                    if let setCookie, setCookie.isEmpty || !setCookie.allSatisfy(isNameCharacter) {
+                        self = .reject(.badRequest, message: "set_cookie must be a cookie name (letters, digits, _ and -)\n", allow: nil)
+                        return
+                    }
+                    self = .echo(status: HTTPResponseStatus(statusCode: status), trailers: trailers, setCookie: setCookie)
 
                 case "/control":
                     switch method {

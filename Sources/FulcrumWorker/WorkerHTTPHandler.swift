@@ -155,7 +155,7 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.work(let delayOverride), _):
             self.startWork(request, delayOverride: delayOverride, context: context)
 
-        case (.echo(let status, let withTrailers), .collect(let buffer, _)):
+        case (.echo(let status, let withTrailers, let setCookie), .collect(let buffer, _)):
             let payload = EchoPayload(
                 worker: self.worker.name,
                 method: request.head.method.rawValue,
@@ -166,10 +166,14 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 bodyBytes: buffer.readableBytes,
                 trailers: (trailers ?? [:]).map { [$0.name, $0.value] }
             )
+            var cookie = HTTPHeaders()
+            if let setCookie {
+                cookie.add(name: "Set-Cookie", value: "\(setCookie)=\(self.worker.name)-session; Path=/; HttpOnly")
+            }
             if withTrailers {
                 self.respondWithTrailers(request, status: status, json: payload, context: context)
             } else {
-                self.respond(request, status: status, json: payload, context: context)
+                self.respond(request, status: status, json: payload, extraHeaders: cookie, context: context)
             }
 
         case (.readControl, _):
@@ -331,11 +335,12 @@ final class WorkerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         _ request: Request,
         status: HTTPResponseStatus,
         json value: some Encodable,
+        extraHeaders: HTTPHeaders = [:],
         context: ChannelHandlerContext
     ) {
         do {
             let body = try context.channel.allocator.jsonBuffer(value)
-            self.respond(request, status: status, body: body, contentType: "application/json", context: context)
+            self.respond(request, status: status, body: body, contentType: "application/json", extraHeaders: extraHeaders, context: context)
         } catch {
             // Our payloads are plain structs of strings and numbers; this is not expected to happen.
             self.respond(request, status: .internalServerError, text: "cannot encode JSON: \(error)\n", context: context)

@@ -12,7 +12,7 @@ import NIOPosix
 /// |---|---|
 /// | `GET /health` | `200 ok`, or `503 unhealthy` while ``WorkerBehaviour/healthy`` is `false` |
 /// | `/work` (any method) | `200` after the behaviour's delay ± jitter, or `500` with probability ``WorkerBehaviour/errorRate``; `?delay_ms=N` replaces delay and jitter for this request. With a ``WorkerBehaviour/capacity``, requests beyond it first wait for a free slot |
-/// | `/echo` (any method) | `200` JSON describing the request (`worker`, `method`, `path`, `version`, `headers`, `body`, `body_bytes`, `trailers`); `?status=N` answers with status `N` instead; `?trailers=1` ends the response with trailers (`x-echo-trailer: done`, `x-body-bytes`), chunked over HTTP/1.1; bodies over 16 MiB get `413` |
+/// | `/echo` (any method) | `200` JSON describing the request (`worker`, `method`, `path`, `version`, `headers`, `body`, `body_bytes`, `trailers`); `?status=N` answers with status `N` instead; `?trailers=1` ends the response with trailers (`x-echo-trailer: done`, `x-body-bytes`), chunked over HTTP/1.1; `?set_cookie=NAME` sets the cookie `NAME=<worker>-session` (a session of the worker's own); bodies over 16 MiB get `413` |
 /// | `POST /grpc.health.v1.Health/Check` | gRPC's health check (over HTTP/2): SERVING, or NOT_SERVING while ``WorkerBehaviour/healthy`` is `false`, with `grpc-status: 0` |
 /// | `GET /control` | the current ``WorkerBehaviour`` as JSON |
 /// | `POST /control` | applies a partial ``WorkerBehaviour`` (`{"delay_ms": 50}`), answers the new behaviour; `400` on bad JSON or values |

@@ -488,6 +488,7 @@ private let maximalYAML = #"""
     backends:
       - name: web
         algorithm: ADAPTIVE
+        sticky: { cookie: SRV, mode: INSERT, ttl: 8h, secure: true, httponly: false, samesite: None }
         retries: 0
         timeouts: { connect: 500ms, response: 1h, idle: 100us, tunnel: 2h30m }
         servers:
@@ -512,6 +513,7 @@ private let maximalYAML = #"""
         http2: { max_concurrent_streams: 250, max_connections: 2 }
       - name: api
         algorithm: peak_ewma
+        sticky: { cookie: JSESSIONID, mode: prefix }
         servers:
           - { name: api1, address: "localhost:9101" }
         health_check: {}

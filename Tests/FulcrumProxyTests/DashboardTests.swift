@@ -109,7 +109,7 @@ struct DashboardTests {
     }
 
     @Test(
-        "in headless Chromium a TCP backend is marked and counts connections, HTTP/2 servers show their protocol, any backend's algorithm switches",
+        "in headless Chromium a TCP backend is marked and counts connections, HTTP/2 servers show their protocol, any backend's algorithm switches, sticky is marked",
         .enabled(if: Chromium.executable != nil, "chromium is not in PATH (apt-get install chromium): the browser test is skipped")
     )
     func marksTCPAndHTTP2() async throws {
@@ -136,12 +136,17 @@ struct DashboardTests {
             // Switched at run time: the card says so, and offers the way back.
             let switched = try await admin.call(.PUT, "/api/backends/raw/algorithm", body: #"{"algorithm": "least_connections"}"#)
             #expect(switched.status == .ok)
+            var config = harness.proxy.config
+            config.backends[0].sticky = StickyConfig(cookie: "SRV")
+            try await harness.proxy.reload(to: config)
 
             let dom = try await Chromium.dumpDOM(executable: chromium, url: "http://127.0.0.1:\(admin.port)/", timeout: .seconds(60))
             let app = try #require(Self.card("app", in: dom))
             let raw = try #require(Self.card("raw", in: dom))
             #expect(app.contains(#"data-ref="mode""#) && app.contains(#"hidden="">TCP</span>"#))
             #expect(!raw.contains(#"hidden="">TCP</span>"#) && raw.contains(">TCP</span>"))
+            #expect(app.contains(#"data-ref="sticky" title="sticky: cookie SRV (insert): a client with it goes back to its server">sticky</span>"#))
+            #expect(raw.contains(#"data-ref="sticky" hidden="">sticky</span>"#))
             #expect(raw.contains(#"data-ref="rps-head">Conn/s</th>"#))
             #expect(raw.contains(#"data-ref="requests-head">Connections</th>"#))
             #expect(app.contains(#"data-ref="rps-head">Req/s</th>"#))

@@ -11,6 +11,8 @@ package struct BackendStats: Sendable {
     /// The algorithm picking now (for `adaptive`, the one the engine chose).
     package let algorithm: String
     package let servers: [ServerStats]
+    /// `sticky`: the cookie's name and mode (`insert`, `prefix`); nil without it.
+    package var sticky: (cookie: String, mode: String)?
 
     package init(name: String, mode: String = "http", configuredAlgorithm: String, algorithm: String, servers: [ServerStats]) {
         self.name = name
@@ -37,6 +39,8 @@ package struct ServerStats: Sendable {
     /// Totals since the server was configured, and the sliding window (rates, error rate,
     /// response-time EWMA and percentiles).
     package let metrics: ServerMetricsSnapshot
+    /// With `sticky`: the value of the cookie that binds a client to this server.
+    package var stickyValue: String?
 
     package init(
         name: String,

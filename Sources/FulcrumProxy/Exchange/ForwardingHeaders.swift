@@ -81,7 +81,7 @@ enum ForwardingHeaders {
                 if value.trimmingWhitespace.lowercased() == "trailers" { scan.acceptsTrailers = true }
             case .grpcTimeout:
                 scan.grpcTimeout = value
-            case .hopByHop, .forwardedProto, .forwardedHost, .strictTransportSecurity, .other:
+            case .hopByHop, .forwardedProto, .forwardedHost, .strictTransportSecurity, .cookie, .other:
                 break
             }
         }
@@ -89,17 +89,19 @@ enum ForwardingHeaders {
     }
 
     /// Writes the request head the server receives, with the header changes of the rules that
-    /// matched (`set_header`, `delete_header`) made first.
+    /// matched (`set_header`, `delete_header`) made first, and the backend's sticky cookie (or
+    /// its prefix) taken out of `Cookie`. Returns the server that cookie names, if any.
+    @discardableResult
     static func writeRequestHead(
         _ head: HTTPRequestHead,
         headerEdits: [HeaderEdit],
         scan: Scan,
         client: ClientInfo,
+        sticky: StickyCookie? = nil,
         into buffer: inout ByteBuffer
-    ) {
+    ) -> Int? {
         guard !headerEdits.isEmpty else {
-            writeRequestHead(head, scan: scan, client: client, into: &buffer)
-            return
+            return writeRequestHead(head, scan: scan, client: client, sticky: sticky, into: &buffer)
         }
         var edited = head
         for edit in headerEdits {
@@ -108,16 +110,26 @@ enum ForwardingHeaders {
             case .delete(let name): edited.headers.remove(name: name)
             }
         }
-        writeRequestHead(edited, scan: scan, client: client, into: &buffer)
+        return writeRequestHead(edited, scan: scan, client: client, sticky: sticky, into: &buffer)
     }
 
     /// Writes the request head the server receives: the request line (always HTTP/1.1, so
     /// server connections can be pooled), the client's end-to-end headers, and the
     /// `X-Forwarded-*` headers, which replace any the client sent (X-Forwarded-For is extended).
-    static func writeRequestHead(_ head: HTTPRequestHead, scan: Scan, client: ClientInfo, into buffer: inout ByteBuffer) {
+    /// With `sticky`, returns the server its cookie names, if any.
+    @discardableResult
+    static func writeRequestHead(
+        _ head: HTTPRequestHead,
+        scan: Scan,
+        client: ClientInfo,
+        sticky: StickyCookie? = nil,
+        into buffer: inout ByteBuffer
+    ) -> Int? {
+        var stickyServer: Int??
         buffer.writeRequestLine(method: head.method, uri: head.uri)
         for (name, value) in head.headers {
-            switch classify(name) {
+            let kind = classify(name)
+            switch kind {
             case .hopByHop, .upgrade, .connection, .forwardedFor, .forwardedProto, .forwardedHost, .te:
                 continue
             case .host, .transferEncoding:
@@ -127,9 +139,13 @@ enum ForwardingHeaders {
                 // Not removable by nomination either; without the trailing whitespace that the
                 // decoder tolerates.
                 buffer.writeHeaderLine(name: name, value: value.trimmingWhitespace)
-            case .strictTransportSecurity, .grpcTimeout, .other:
+            case .strictTransportSecurity, .grpcTimeout, .cookie, .other:
                 if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }
-                buffer.writeHeaderLine(name: name, value: value)
+                if kind == .cookie, let sticky {
+                    sticky.writeCookieLine(name: name, value: value, server: &stickyServer, into: &buffer)
+                } else {
+                    buffer.writeHeaderLine(name: name, value: value)
+                }
             }
         }
         if scan.acceptsTrailers {
@@ -154,6 +170,7 @@ enum ForwardingHeaders {
             buffer.writeStaticString("connection: upgrade\r\nupgrade: websocket\r\n")
         }
         buffer.writeStaticString("\r\n")
+        return stickyServer ?? nil
     }
 
     /// Scans a server's response head.
@@ -168,7 +185,7 @@ enum ForwardingHeaders {
             case .transferEncoding:
                 scan.framing.isChunked = true
             case .hopByHop, .te, .upgrade, .forwardedFor, .forwardedProto, .forwardedHost, .host, .strictTransportSecurity,
-                .grpcTimeout, .other:
+                .grpcTimeout, .cookie, .other:
                 break
             }
         }
@@ -210,7 +227,7 @@ enum ForwardingHeaders {
                 buffer.writeHeaderLine(name: name, value: value)
             case .strictTransportSecurity where framing.strictTransportSecurity != nil:
                 continue
-            case .strictTransportSecurity, .forwardedFor, .forwardedProto, .forwardedHost, .grpcTimeout, .other:
+            case .strictTransportSecurity, .forwardedFor, .forwardedProto, .forwardedHost, .grpcTimeout, .cookie, .other:
                 if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }
                 buffer.writeHeaderLine(name: name, value: value)
             }
@@ -308,10 +325,10 @@ enum ForwardingHeaders {
 
     fileprivate enum Kind {
         case hopByHop, upgrade, connection, forwardedFor, forwardedProto, forwardedHost, host
-        case contentLength, transferEncoding, strictTransportSecurity, te, grpcTimeout, other
+        case contentLength, transferEncoding, strictTransportSecurity, te, grpcTimeout, cookie, other
 
         /// A field that none of the hop's rules concern.
-        var isEndToEnd: Bool { self == .other || self == .strictTransportSecurity || self == .grpcTimeout }
+        var isEndToEnd: Bool { self == .other || self == .strictTransportSecurity || self == .grpcTimeout || self == .cookie }
     }
 
     /// Classifies a header name, case-insensitively, switching on its length first so most
@@ -322,6 +339,7 @@ enum ForwardingHeaders {
             switch bytes.count {
             case 2 where bytes.equalsLowercase("te"): return .te
             case 4 where bytes.equalsLowercase("host"): return .host
+            case 6 where bytes.equalsLowercase("cookie"): return .cookie
             case 7 where bytes.equalsLowercase("trailer"): return .hopByHop
             case 7 where bytes.equalsLowercase("upgrade"): return .upgrade
             case 10 where bytes.equalsLowercase("connection"): return .connection

@@ -101,7 +101,14 @@ extension ProxyHandler {
         self.backend = backend
         requestHashKey = backend.algorithm.usesHashKey ? RequestHashKey.of(head, key: backend.runtime.hashKey, client: client) : nil
         forwardedHead.clear()
-        ForwardingHeaders.writeRequestHead(head, headerEdits: headerEdits, scan: scan, client: client, into: &forwardedHead)
+        stickyServer = ForwardingHeaders.writeRequestHead(
+            head,
+            headerEdits: headerEdits,
+            scan: scan,
+            client: client,
+            sticky: backend.runtime.sticky,
+            into: &forwardedHead
+        )
         callTimeout = scan.grpcTimeout.flatMap(GRPCDeadline.parse)
         backend.retryBudget.recordRequest()
     }

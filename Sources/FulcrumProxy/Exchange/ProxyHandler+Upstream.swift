@@ -9,6 +9,10 @@ extension ProxyHandler {
 
     func pickServer(excluding tried: ServerIndexSet) {
         guard let backend else { return }
+        if let bound = stickyServer, !tried.contains(bound), backend.runtime.servers[bound].acceptsBoundClients {
+            connect(to: bound, reuseIdle: true)
+            return
+        }
         guard let index = backend.algorithm.pick(from: backend.runtime.servers, excluding: tried, hashKey: requestHashKey) else {
             run(machine.noServerAvailable())
             return
@@ -124,6 +128,12 @@ extension ProxyHandler {
     // MARK: Server → client (BackendResponseSink)
 
     func backendResponseHead(_ head: HTTPResponseHead, from connection: any UpstreamConnection) {
+        if let sticky = backend?.runtime.sticky, let serverIndex {
+            var head = head
+            sticky.stamp(&head, server: serverIndex, requested: stickyServer, isSecure: isSecure)
+            runInlined(machine.responseHead(head))
+            return
+        }
         runInlined(machine.responseHead(head))
     }
 

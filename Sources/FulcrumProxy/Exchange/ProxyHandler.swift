@@ -59,6 +59,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     var callTimeout: TimeAmount?
     /// The request's key for `algorithm: hash` (nil: another algorithm, or no key).
     var requestHashKey: UInt64?
+    /// The server the request's sticky cookie names (nil: no cookie, or no `sticky`).
+    var stickyServer: Int?
     var readPending = false
     var tarpitTimer: Scheduled<Void>?
     /// The forward-confirmed name of the client's address, once its crawler check is done.

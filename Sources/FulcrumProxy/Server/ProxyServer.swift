@@ -433,7 +433,7 @@ package final class ProxyServer: ProxyControl, Service {
                     metrics.merge(seen.metrics)
                     connections += seen.connectionsOpen
                 }
-                return ServerStats(
+                var stats = ServerStats(
                     name: server.name,
                     address: backend.addressDescriptions[index],
                     protocol: backend.mode == .tcp ? "tcp" : backend.protocols[index].rawValue,
@@ -444,15 +444,19 @@ package final class ProxyServer: ProxyControl, Service {
                     connectionsOpen: backend.mode == .tcp ? server.inFlight : connections,
                     metrics: metrics
                 )
+                stats.stickyValue = backend.sticky?.values[index]
+                return stats
             }
             let algorithm = activeAlgorithm(of: backend)
-            return BackendStats(
+            var stats = BackendStats(
                 name: backend.name,
                 mode: backend.mode.rawValue,
                 configuredAlgorithm: backend.algorithm.rawValue,
                 algorithm: algorithm.rawValue,
                 servers: servers
             )
+            stats.sticky = backend.sticky.map { ($0.name, $0.mode.rawValue) }
+            return stats
         }
     }
 

@@ -66,6 +66,8 @@ final class RuntimeBackend: Sendable {
     /// What `algorithm: hash` hashes, and how far above average a server's load may go.
     let hashKey: HashKey
     let hashBalanceFactor: Double
+    /// Cookie-based session persistence (`sticky`); nil: none.
+    let sticky: StickyCookie?
     let retries: Int
     let connectTimeout: TimeAmount
     let responseTimeout: TimeAmount
@@ -95,6 +97,7 @@ final class RuntimeBackend: Sendable {
         self.algorithm = config.algorithm
         self.hashKey = config.hashKey
         self.hashBalanceFactor = config.hashBalanceFactor
+        self.sticky = config.sticky.map { StickyCookie($0, backend: config.name, servers: config.servers.map(\.name)) }
         self.retries = config.retries
         self.connectTimeout = TimeAmount(config.timeouts.connect)
         self.responseTimeout = TimeAmount(config.timeouts.response)
