@@ -14,7 +14,33 @@ struct BackendView: Encodable {
     let pinned: Bool?
     /// `sticky`: the cookie that binds clients to servers; absent without it.
     let sticky: StickyView?
+    /// The queue requests wait in when every server is at its limit; absent without limits.
+    let queue: QueueView?
     let servers: [ServerView]
+
+    struct QueueView: Encodable {
+        /// Requests waiting now.
+        let length: Int
+        let max: Int
+        let timeoutMilliseconds: Int64
+        /// Since the backend was configured: requests that waited and went to a server, that
+        /// waited `timeout` and got 503, that found the queue full and got 503.
+        let served: Int
+        let timedOut: Int
+        let rejected: Int
+        /// The mean wait of the requests served from the queue.
+        let meanWaitMilliseconds: Double?
+
+        init(_ stats: QueueStats) {
+            length = stats.length
+            max = stats.max
+            timeoutMilliseconds = Int64(stats.timeout.components.seconds) * 1000 + stats.timeout.components.attoseconds / 1_000_000_000_000_000
+            served = stats.served
+            timedOut = stats.timedOut
+            rejected = stats.rejected
+            meanWaitMilliseconds = stats.served > 0 ? Double(stats.waitedNanoseconds) / Double(stats.served) / 1e6 : nil
+        }
+    }
 
     struct StickyView: Encodable {
         let cookie: String
@@ -29,6 +55,7 @@ struct BackendView: Encodable {
         activeAlgorithm = stats.algorithm
         self.pinned = pinned
         sticky = stats.sticky.map { StickyView(cookie: $0.cookie, mode: $0.mode) }
+        queue = stats.queue.map(QueueView.init)
         servers = stats.servers.map(ServerView.init)
     }
 }
@@ -51,6 +78,10 @@ struct ServerView: Encodable {
     let totals: Totals
     /// With `sticky`: the cookie value that names this server (a hash of its name).
     let stickyValue: String?
+    /// While a slow start ramps the server up after it came back: how far, in percent.
+    let rampPercent: Int?
+    /// The requests it may have in flight at once (`max_requests`, `max_connections`).
+    let limit: Int?
 
     struct Totals: Encodable {
         let requests: Int
@@ -76,6 +107,8 @@ struct ServerView: Encodable {
         p95Milliseconds = metrics.percentileMilliseconds(95)
         p99Milliseconds = metrics.percentileMilliseconds(99)
         stickyValue = stats.stickyValue
+        rampPercent = stats.rampPercent
+        limit = stats.limit
         totals = Totals(
             requests: metrics.totals.requests,
             responses5xx: metrics.totals.responses5xx,

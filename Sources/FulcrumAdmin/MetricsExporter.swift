@@ -127,6 +127,34 @@ package final class MetricsExporter: Sendable {
                     [("backend", backend.name), ("algorithm", backend.algorithm), ("configured", backend.configuredAlgorithm)],
                     1
                 )
+                if let queue = backend.queue {
+                    let labels = [("backend", backend.name)]
+                    gauge(
+                        "fulcrum_backend_queue_length",
+                        "Requests waiting in the backend's queue for a server below its limit.",
+                        labels,
+                        Double(queue.length)
+                    )
+                    count(
+                        "fulcrum_backend_queue_served_total",
+                        "Requests that waited in the queue and then went to a server.",
+                        labels,
+                        to: queue.served
+                    )
+                    count("fulcrum_backend_queue_timeouts_total", "Requests that waited the queue's timeout and got 503.", labels, to: queue.timedOut)
+                    count(
+                        "fulcrum_backend_queue_rejected_total",
+                        "Requests that found the queue full and got 503 at once.",
+                        labels,
+                        to: queue.rejected
+                    )
+                    count(
+                        "fulcrum_backend_queue_wait_milliseconds_total",
+                        "Time the requests served from the queue waited, in all (divide by served for the mean).",
+                        labels,
+                        to: Int(queue.waitedNanoseconds / 1_000_000)
+                    )
+                }
                 for server in backend.servers {
                     let labels = [("backend", backend.name), ("server", server.name)]
                     gauge(
@@ -137,6 +165,12 @@ package final class MetricsExporter: Sendable {
                     )
                     gauge("fulcrum_server_in_flight", "Requests the server is handling now.", labels, Double(server.inFlight))
                     gauge("fulcrum_server_weight", "The server's configured weight.", labels, Double(server.weight))
+                    gauge(
+                        "fulcrum_server_effective_weight",
+                        "The weight the server is balanced by: its weight, less while a slow start ramps it up.",
+                        labels,
+                        Double(server.weight) * Double(server.rampPercent ?? 100) / 100
+                    )
                 }
             }
             for (key, gauge) in published.gauges where gauges[key] == nil {

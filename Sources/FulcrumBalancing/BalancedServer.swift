@@ -13,6 +13,8 @@ package final class BalancedServer: Sendable {
     package let name: String
     private let currentWeight: Atomic<Int>
     private let requestsInFlight = Atomic<Int>(0)
+    /// `max_connections`/`max_requests`: the requests it may have in flight (0: no limit).
+    private let inFlightLimit = Atomic<Int>(0)
     /// Why the server is out of rotation, one bit per reason (`Exclusion`); 0: in rotation.
     /// One word, so a pick tests every reason with a single load.
     private let exclusions = Atomic<UInt8>(0)
@@ -20,12 +22,19 @@ package final class BalancedServer: Sendable {
     private let failureStreak = Atomic<Int>(0)
     /// The passive ejection back-off; touched only when a server is ejected or returns.
     let ejection = Mutex(EjectionBackoff())
+    /// How far a slow start has brought the server, in thousandths of its weight (1000: not
+    /// ramping). The algorithms read it on every pick; `ramp` says how it moves.
+    private let rampThousandths = Atomic<Int>(1000)
+    private let ramp = Mutex(SlowStartRamp())
 
     private enum Exclusion {
         static let healthDown: UInt8 = 1 << 0
         static let ejected: UInt8 = 1 << 1
         static let draining: UInt8 = 1 << 2
         static let maintenance: UInt8 = 1 << 3
+        /// The reasons after which a server is cold: it ramps up when the last one clears.
+        /// (A draining server kept serving its clients and requests in flight.)
+        static let cold: UInt8 = healthDown | ejected | maintenance
     }
 
     /// The largest weight a server can have; larger values are clamped to it.
@@ -44,6 +53,11 @@ package final class BalancedServer: Sendable {
 
     /// Relative share of requests (0 = receives none unless it is the only choice).
     package var weight: Int { currentWeight.load(ordering: .relaxed) }
+
+    /// The weight the algorithms balance by, in thousandths: `weight × 1000`, less while a
+    /// slow start ramps the server up (`rampThousandths`). 0 for a backup.
+    @inline(__always)
+    package var effectiveWeight: Int { weight &* rampThousandths.load(ordering: .relaxed) }
 
     /// Changes the weight at run time (admin API, decision engine); clamped to
     /// `0...BalancedServer.maximumWeight`.
@@ -71,6 +85,26 @@ package final class BalancedServer: Sendable {
 
     @usableFromInline
     func _requestFinished() { requestsInFlight.subtract(1, ordering: .relaxed) }
+
+    /// The requests the server may have in flight at once (`max_requests`, or
+    /// `max_connections` for one connection per request); nil: no limit.
+    package var limit: Int? {
+        let limit = inFlightLimit.load(ordering: .relaxed)
+        return limit > 0 ? limit : nil
+    }
+
+    package func setLimit(_ limit: Int?) {
+        inFlightLimit.store(max(limit ?? 0, 0), ordering: .relaxed)
+    }
+
+    /// Whether it may take one more request: it has no limit, or is below it. (Across event
+    /// loops the check and the start of the request are not one step: two loops may both
+    /// see the last slot, and the server briefly takes one more than its limit.)
+    @inline(__always)
+    package var hasRoom: Bool {
+        let limit = inFlightLimit.load(ordering: .relaxed)
+        return limit == 0 || requestsInFlight.load(ordering: .relaxed) < limit
+    }
 
     // MARK: Rotation
 
@@ -124,7 +158,63 @@ package final class BalancedServer: Sendable {
         if isSet {
             exclusions.bitwiseOr(bit, ordering: .relaxed)
         } else {
-            exclusions.bitwiseAnd(~bit, ordering: .relaxed)
+            let before = exclusions.bitwiseAnd(~bit, ordering: .relaxed).oldValue
+            // Back from down, ejected or maintenance, with no such reason left: cold.
+            if before & bit & Exclusion.cold != 0, before & ~bit & Exclusion.cold == 0 {
+                beginSlowStart()
+            }
+        }
+    }
+
+    // MARK: Slow start
+
+    /// `slow_start`: how long the server ramps from 10 % of its weight to all of it when it
+    /// comes back (nil: it takes its full share at once). Turning it off ends a ramp.
+    package func setSlowStart(_ duration: Duration?) {
+        let nanoseconds = duration.map { Int64($0.components.seconds) * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000 } ?? 0
+        ramp.withLock { ramp in
+            ramp.duration = max(nanoseconds, 0)
+            if ramp.duration == 0 {
+                ramp.start = nil
+                rampThousandths.store(1000, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// Starts a ramp from `SlowStartRamp.floor`, when the server has a slow start: it came
+    /// back from down, ejected or maintenance, or a reload added it. The ramp's clock starts
+    /// at the next `advanceSlowStart`.
+    package func beginSlowStart() {
+        ramp.withLock { ramp in
+            guard ramp.duration > 0 else { return }
+            ramp.start = nil
+            ramp.isPending = true
+            rampThousandths.store(SlowStartRamp.floor, ordering: .relaxed)
+        }
+    }
+
+    /// Whether a slow start is under way (`advanceSlowStart` has work to do).
+    package var isRamping: Bool { rampThousandths.load(ordering: .relaxed) < 1000 }
+
+    /// How far the ramp is, in percent of the weight; nil when the server is not ramping.
+    package var rampPercent: Int? {
+        let thousandths = rampThousandths.load(ordering: .relaxed)
+        return thousandths < 1000 ? thousandths / 10 : nil
+    }
+
+    /// Moves the ramp to where it is at `now` (monotonic nanoseconds): linearly from 10 % to
+    /// 100 % over the slow start. Returns whether it is still ramping.
+    @discardableResult
+    package func advanceSlowStart(now: UInt64) -> Bool {
+        ramp.withLock { ramp in
+            guard ramp.isPending || ramp.start != nil, ramp.duration > 0 else { return false }
+            let start = ramp.start ?? now
+            ramp.start = start
+            ramp.isPending = false
+            let thousandths = SlowStartRamp.thousandths(elapsed: now &- start, of: ramp.duration)
+            rampThousandths.store(thousandths, ordering: .relaxed)
+            if thousandths >= 1000 { ramp.start = nil }
+            return thousandths < 1000
         }
     }
 
@@ -166,4 +256,26 @@ package enum ServerState: String, Sendable {
     case ejected
     case draining
     case maintenance
+}
+
+/// A slow start's progress (HAProxy's `slowstart`, Envoy's slow start mode): after coming back,
+/// a server's effective weight grows linearly from `floor` thousandths to all of it over
+/// `duration`, so a cold server (empty caches, a JIT not warmed up) is not handed its full
+/// share at once.
+struct SlowStartRamp {
+    /// Where a ramp starts: 10 % of the weight, as HAProxy's and Envoy's do (about).
+    static let floor = 100
+    /// The slow start's length in nanoseconds; 0: none.
+    var duration: Int64 = 0
+    /// When the ramp began; nil when it has not (or is over).
+    var start: UInt64?
+    /// A ramp was begun and its clock starts at the next advance.
+    var isPending = false
+
+    /// The ramp's level after `elapsed` of `duration` nanoseconds, in thousandths.
+    static func thousandths(elapsed: UInt64, of duration: Int64) -> Int {
+        guard duration > 0, elapsed < UInt64(duration) else { return 1000 }
+        let progress = Double(elapsed) / Double(duration)
+        return min(1000, floor + Int(Double(1000 - floor) * progress))
+    }
 }

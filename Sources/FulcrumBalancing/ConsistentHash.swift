@@ -9,6 +9,9 @@ import FulcrumConfig
 /// after the key's hash. Adding or removing one of N servers moves only the keys whose first
 /// point changes owner: about 1/N of them.
 ///
+/// **Slow start.** A server that ramps up after coming back has a share of its points, in
+/// steps of a tenth (`pointCount`), and a share of its bound: its keys come back gradually.
+///
 /// **Skipping.** A server that cannot be picked (down, ejected, draining, in maintenance, or
 /// already tried for this request) is passed over on the way round the ring, so its keys go to
 /// the next owner while the other servers keep theirs.
@@ -38,7 +41,7 @@ package final class ConsistentHash: LoadBalancingAlgorithm {
     private var points: [UInt64] = []
     private var owners: [Int] = []
     /// What the ring was built from, to rebuild it when the servers or their weights change.
-    private var builtFor: [(server: ObjectIdentifier, weight: Int)] = []
+    private var builtFor: [(server: ObjectIdentifier, points: Int)] = []
     /// Scratch for one walk: which servers were seen.
     private var seen: [Bool] = []
 
@@ -73,7 +76,7 @@ package final class ConsistentHash: LoadBalancingAlgorithm {
         var totalWeight = 0
         var totalInFlight = 0
         for (index, server) in servers.enumerated() where server.isEligible(at: index, excluding: excluded) {
-            let weight = server.weight
+            let weight = server.effectiveWeight
             guard tier.includes(weight: weight) else { continue }
             totalWeight += tier.effectiveWeight(weight)
             totalInFlight += server.inFlight
@@ -91,7 +94,7 @@ package final class ConsistentHash: LoadBalancingAlgorithm {
             seen[index] = true
             remaining -= 1
             let server = servers[index]
-            let weight = server.weight
+            let weight = server.effectiveWeight
             if tier.includes(weight: weight), server.isEligible(at: index, excluding: excluded) {
                 if balanceFactor == 0 { return index }
                 // Room for this request: in flight + 1 ≤ factor × (all in flight + 1) × share.
@@ -103,6 +106,16 @@ package final class ConsistentHash: LoadBalancingAlgorithm {
             if remaining == 0 { break }
         }
         return firstEligible
+    }
+
+    /// A server's points: `pointsPerWeight` per unit of weight (a backup's as weight 1). While a
+    /// slow start ramps the server, a share of them in steps of a tenth, so the ring is rebuilt
+    /// a few times per ramp, not at every step; the points a server has are the first of its
+    /// full set, so the keys it regains are the ones it had.
+    private static func pointCount(_ server: BalancedServer) -> Int {
+        let full = pointsPerWeight * max(1, server.weight)
+        guard let percent = server.rampPercent else { return full }
+        return max(1, full * (percent / 10) / 10)
     }
 
     /// The index of the first point at or after `key`, wrapping to the first point.
@@ -121,14 +134,14 @@ package final class ConsistentHash: LoadBalancingAlgorithm {
     private func rebuildIfNeeded(_ servers: [BalancedServer]) {
         // Checked on every pick, in place (no array built per request).
         if servers.count == builtFor.count,
-            !zip(servers, builtFor).contains(where: { ObjectIdentifier($0) != $1.server || $0.weight != $1.weight })
+            !zip(servers, builtFor).contains(where: { ObjectIdentifier($0) != $1.server || Self.pointCount($0) != $1.points })
         {
             return
         }
-        builtFor = servers.map { (server: ObjectIdentifier($0), weight: $0.weight) }
+        builtFor = servers.map { (server: ObjectIdentifier($0), points: Self.pointCount($0)) }
         var ring: [(point: UInt64, owner: Int)] = []
         for (index, server) in servers.enumerated() {
-            let count = Self.pointsPerWeight * max(1, server.weight)
+            let count = builtFor[index].points
             ring.reserveCapacity(ring.count + count)
             for number in 0..<count {
                 ring.append((StableHash.of("\(server.name)#\(number)"), index))

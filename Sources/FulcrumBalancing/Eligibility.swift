@@ -1,13 +1,13 @@
 // Rules shared by every algorithm: which servers a pick may consider at all.
 
 extension BalancedServer {
-    /// Whether the server at `index` may be picked for this request: not already tried and
-    /// currently available.
+    /// Whether the server at `index` may be picked for this request: not already tried,
+    /// currently available, and below its limit (`max_requests`, `max_connections`).
     ///
-    /// The bit-mask test comes first because it is cheaper than the atomic load.
+    /// The bit-mask test comes first because it is cheaper than the atomic loads.
     @inline(__always)
     func isEligible(at index: Int, excluding excluded: ServerIndexSet) -> Bool {
-        !excluded.contains(index) && isAvailable
+        !excluded.contains(index) && isAvailable && hasRoom
     }
 }
 
@@ -30,12 +30,13 @@ enum WeightTier {
         }
     }
 
-    /// The weight an algorithm uses for a server of this tier with the given weight.
+    /// The weight an algorithm uses for a server of this tier with the given effective weight
+    /// (thousandths, `BalancedServer.effectiveWeight`): backups count as weight 1 each.
     @inline(__always)
     func effectiveWeight(_ weight: Int) -> Int {
         switch self {
         case .weighted: weight
-        case .backup: 1
+        case .backup: 1000
         }
     }
 }

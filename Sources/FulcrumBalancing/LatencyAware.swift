@@ -78,7 +78,7 @@ package final class LatencyAware: LoadBalancingAlgorithm {
             var index = nextIndex < count ? nextIndex : 0
             for _ in 0..<count {
                 let server = servers[index]
-                let weight = server.weight
+                let weight = server.effectiveWeight
                 if tier.includes(weight: weight), server.isEligible(at: index, excluding: excluded) {
                     let cost = cost(of: server, at: index, in: tier, unsampledTime: unsampledTime, now: now)
                     if cost < bestCost {
@@ -122,7 +122,7 @@ package final class LatencyAware: LoadBalancingAlgorithm {
             ? averages[index].current(at: now, decay: decay)
             : unsampledTime
         // +1 ns keeps idle servers with a decayed-to-zero time comparable by load.
-        return (time + 1) * Double(server.inFlight + 1) / Double(tier.effectiveWeight(server.weight))
+        return (time + 1) * Double(server.inFlight + 1) / Double(tier.effectiveWeight(server.effectiveWeight))
     }
 
     private func slowestMeasured(count: Int, now: UInt64) -> Double {

@@ -41,7 +41,7 @@ package final class LeastConnections: LoadBalancingAlgorithm {
         for _ in 0..<count {
             let server = servers[index]
             if server.isEligible(at: index, excluding: excluded) {
-                let weight = server.weight
+                let weight = server.effectiveWeight
                 let inFlight = server.inFlight
                 if weight > 0 {
                     let load = ServerLoad(inFlight: inFlight, weight: weight)

@@ -68,7 +68,7 @@ package final class PowerOfTwoChoices<R: RandomNumberGenerator>: LoadBalancingAl
         for index in servers.indices {
             let server = servers[index]
             guard server.isEligible(at: index, excluding: excluded) else { continue }
-            let weight = server.weight
+            let weight = server.effectiveWeight
             guard tier.includes(weight: weight) else { continue }
             if position == first || position == second {
                 let load = ServerLoad(inFlight: server.inFlight, weight: tier.effectiveWeight(weight))

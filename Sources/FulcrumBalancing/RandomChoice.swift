@@ -29,7 +29,7 @@ package final class RandomChoice<R: RandomNumberGenerator>: LoadBalancingAlgorit
         for index in servers.indices {
             let server = servers[index]
             guard server.isEligible(at: index, excluding: excluded) else { continue }
-            let weight = server.weight
+            let weight = server.effectiveWeight
             if weight > 0 { totalWeight += weight } else { backups += 1 }
         }
         let tier: WeightTier
@@ -37,7 +37,8 @@ package final class RandomChoice<R: RandomNumberGenerator>: LoadBalancingAlgorit
         if totalWeight > 0 {
             (tier, total) = (.weighted, totalWeight)
         } else if backups > 0 {
-            (tier, total) = (.backup, backups)
+            // Backups count as weight 1 each (`WeightTier.effectiveWeight`).
+            (tier, total) = (.backup, backups * WeightTier.backup.effectiveWeight(0))
         } else {
             return nil
         }
@@ -48,7 +49,7 @@ package final class RandomChoice<R: RandomNumberGenerator>: LoadBalancingAlgorit
         for index in servers.indices {
             let server = servers[index]
             guard server.isEligible(at: index, excluding: excluded) else { continue }
-            let weight = server.weight
+            let weight = server.effectiveWeight
             guard tier.includes(weight: weight) else { continue }
             let effectiveWeight = tier.effectiveWeight(weight)
             if remaining < effectiveWeight { return index }

@@ -11,11 +11,17 @@ import FulcrumConfig
 /// skipped while any eligible server has a positive weight, and rotated through like the
 /// others when none has.
 ///
+/// A server that a slow start ramps up takes only its ramp's share of its turns: each turn
+/// adds the ramp's percentage to the server's credit, and the turn is taken only once the
+/// credit reaches 100 (so at 10 %, one turn in ten; the others pass to the next server).
+///
 /// Not thread-safe: one instance per event loop, so each loop rotates independently.
 package final class RoundRobin: LoadBalancingAlgorithm {
     /// The index to try first on the next pick. May be out of range after the server list
     /// shrank; `pick` wraps it.
     private var nextIndex = 0
+    /// Ramping servers' credit toward their next turn, by index (grown on first use).
+    private var rampCredits: [Int] = []
 
     package init() {}
 
@@ -29,22 +35,38 @@ package final class RoundRobin: LoadBalancingAlgorithm {
         // backup (weight 0) server is remembered in case no weighted one turns up.
         var index = nextIndex < count ? nextIndex : 0
         var firstBackup: Int?
+        var firstPassed: Int?
         var chosen: Int?
         for _ in 0..<count {
             let server = servers[index]
             if server.isEligible(at: index, excluding: excluded) {
                 if server.weight > 0 {
-                    chosen = index
-                    break
+                    if let percent = server.rampPercent, !takesTurn(index, rampPercent: percent) {
+                        // Passed over this time; still better than a backup.
+                        if firstPassed == nil { firstPassed = index }
+                    } else {
+                        chosen = index
+                        break
+                    }
+                } else if firstBackup == nil {
+                    firstBackup = index
                 }
-                if firstBackup == nil { firstBackup = index }
             }
             index = index + 1 == count ? 0 : index + 1
         }
 
-        guard let picked = chosen ?? firstBackup else { return nil }
+        guard let picked = chosen ?? firstPassed ?? firstBackup else { return nil }
         nextIndex = picked + 1 == count ? 0 : picked + 1
         return picked
+    }
+
+    /// Whether a ramping server takes this turn: its credit grows by its ramp each turn.
+    private func takesTurn(_ index: Int, rampPercent: Int) -> Bool {
+        if rampCredits.count <= index { rampCredits.append(contentsOf: repeatElement(0, count: index + 1 - rampCredits.count)) }
+        rampCredits[index] += rampPercent
+        guard rampCredits[index] >= 100 else { return false }
+        rampCredits[index] -= 100
+        return true
     }
 }
 

@@ -69,7 +69,7 @@ package final class SmoothWeightedRoundRobin: LoadBalancingAlgorithm {
         for index in servers.indices {
             let server = servers[index]
             guard server.isEligible(at: index, excluding: excluded) else { continue }
-            let weight = server.weight
+            let weight = server.effectiveWeight
             guard tier.includes(weight: weight) else {
                 if weight == 0 { sawBackup = true }
                 continue

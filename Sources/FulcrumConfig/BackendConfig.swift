@@ -26,6 +26,19 @@ package struct BackendConfig: Sendable, Equatable {
     package var hashBalanceFactor = 1.25
     /// Cookie-based session persistence; nil: none.
     package var sticky: StickyConfig?
+    /// `slow_start`: how long a server that comes back ramps from 10 % of its weight to all
+    /// of it (each server's own `slow_start` overrides it); nil: none.
+    package var slowStart: Duration?
+    /// Where requests wait when every server is at its limit; nil: the default queue, if any
+    /// server has a limit (`effectiveQueue`).
+    package var queue: QueueConfig?
+
+    /// The queue requests wait in: the configured one, or the default one when a server has a
+    /// limit; nil when no server has one (no request ever waits).
+    package var effectiveQueue: QueueConfig? {
+        guard servers.contains(where: { $0.inFlightLimit != nil }) else { return nil }
+        return queue ?? QueueConfig()
+    }
 
     package init(
         name: String,

@@ -1,6 +1,6 @@
 extension ConfigParser {
     static let backendKeys = [
-        "name", "mode", "algorithm", "hash_key", "hash_balance_factor", "sticky", "retries", "timeouts", "servers", "adaptive",
+        "name", "mode", "algorithm", "hash_key", "hash_balance_factor", "sticky", "slow_start", "queue", "retries", "timeouts", "servers", "adaptive",
         "health_check", "outlier", "retry_budget", "http2",
     ]
     static let http2Keys = ["max_concurrent_streams", "max_connections"]
@@ -13,7 +13,9 @@ extension ConfigParser {
         "evaluate_every", "min_switch_interval", "min_requests", "error_rate", "latency_spread", "in_flight_imbalance",
     ]
     static let backendTimeoutKeys = ["connect", "response", "idle", "tunnel"]
-    static let serverKeys = ["name", "address", "weight", "protocol", "tls", "send_proxy"]
+    static let serverKeys = [
+        "name", "address", "weight", "slow_start", "max_connections", "max_requests", "protocol", "tls", "send_proxy",
+    ]
     static let serverTLSKeys = ["verify", "ca", "sni", "client_certificate"]
 
     struct ParsedBackends {
@@ -60,6 +62,12 @@ extension ConfigParser {
         parseHashSettings(mapping, into: &backend)
         if let stickyReader = mapping["sticky"] {
             backend.sticky = parseSticky(stickyReader)
+        }
+        if let slowStart = mapping["slow_start"]?.duration() {
+            backend.slowStart = slowStart
+        }
+        if let queueReader = mapping["queue"] {
+            backend.queue = parseQueue(queueReader)
         }
         if let healthReader = mapping["health_check"], let healthCheck = parseHealthCheck(healthReader) {
             backend.healthCheck = healthCheck
@@ -219,6 +227,15 @@ extension ConfigParser {
         // 0 is allowed and means "drained": the server stays configured but gets no new requests.
         if let weight = mapping["weight"]?.integer(in: ServerConfig.weights) {
             server.weight = weight
+        }
+        if let slowStart = mapping["slow_start"]?.duration(allowZero: true) {
+            server.slowStart = slowStart
+        }
+        if let maxConnections = mapping["max_connections"]?.integer(in: 1...1_000_000) {
+            server.maxConnections = maxConnections
+        }
+        if let maxRequests = mapping["max_requests"]?.integer(in: 1...1_000_000) {
+            server.maxRequests = maxRequests
         }
         if let tls = mapping["tls"]?.mapping(allowedKeys: Self.serverTLSKeys) {
             var settings = ServerTLSConfig()

@@ -69,6 +69,7 @@ extension ConfigParser {
             mapping["hash_key"]?.report("a mode: tcp backend hashes only src: a connection has no uri, header, cookie or query")
         }
         mapping["http2"]?.report("applies only to mode: http (HTTP/2 servers are for HTTP requests)")
+        mapping["queue"]?.report("applies only to mode: http (a TCP connection that finds every server full is closed; it does not wait)")
         mapping["sticky"]?.report("applies only to mode: http (a TCP connection carries no cookie; algorithm: hash keeps a client on its server)")
         let check = mapping["health_check"]?.mapping(allowedKeys: nil)
         for key in ["path", "expect", "grpc"] {

@@ -1,5 +1,15 @@
 extension ConfigParser {
     static let stickyKeys = ["cookie", "mode", "ttl", "secure", "httponly", "samesite"]
+    static let queueKeys = ["max", "timeout"]
+
+    /// `queue: { max, timeout }`.
+    func parseQueue(_ reader: YAMLNodeReader) -> QueueConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.queueKeys) else { return nil }
+        var queue = QueueConfig()
+        if let max = mapping["max"]?.integer(in: 0...1_000_000) { queue.max = max }
+        if let timeout = mapping["timeout"]?.duration() { queue.timeout = timeout }
+        return queue
+    }
 
     /// `sticky: { cookie: NAME, mode: insert | prefix, ttl, secure, httponly, samesite }`.
     func parseSticky(_ reader: YAMLNodeReader) -> StickyConfig? {

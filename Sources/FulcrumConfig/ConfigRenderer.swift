@@ -265,6 +265,10 @@ package enum ConfigRenderer {
             "hash_key": backend.algorithm == .hash ? .string(backend.hashKey.text) : nil,
             "hash_balance_factor": backend.algorithm == .hash ? .double(backend.hashBalanceFactor) : nil,
             "sticky": backend.sticky.map(sticky),
+            "slow_start": backend.slowStart.map(duration),
+            "queue": backend.queue.map { queue in
+                .mapping(["max": .int(queue.max), "timeout": duration(queue.timeout)])
+            },
             "retries": .int(backend.retries),
             "timeouts": .mapping([
                 "connect": duration(backend.timeouts.connect),
@@ -351,6 +355,9 @@ package enum ConfigRenderer {
             "name": .string(server.name),
             "address": .string(server.address.description),
             "weight": .int(server.weight),
+            "slow_start": server.slowStart.map(duration),
+            "max_connections": server.maxConnections.map { .int($0) },
+            "max_requests": server.maxRequests.map { .int($0) },
             "protocol": server.upstreamProtocol == .http1 ? nil : .string(server.upstreamProtocol.rawValue),
             "tls": server.tls.map { tls in
                 .mapping([

@@ -86,7 +86,7 @@ extension Character {
 /// One unit rather than `1m30s`-style compounds, because a single number is what a reader
 /// (or a script reading the JSON) compares most easily. Digits finer than a nanosecond,
 /// which the configuration cannot express, are dropped.
-func formatDuration(_ duration: Duration) -> String {
+package func formatDuration(_ duration: Duration) -> String {
     let (seconds, attoseconds) = duration.components
     // Whole seconds need no nanosecond count, which could overflow for very long durations.
     if attoseconds == 0 {

@@ -15,6 +15,26 @@ package struct ServerConfig: Sendable, Equatable {
     /// Connections to the server start with a PROXY protocol header naming the client
     /// (`send_proxy: v1 | v2`, HAProxy's `send-proxy` and `send-proxy-v2`); nil: none.
     package var sendProxy: ProxyProtocolVersion?
+    /// `slow_start`: overrides the backend's for this server (zero: none for it).
+    package var slowStart: Duration?
+    /// `max_connections`: connections in use to the server at once (HAProxy's `maxconn`): one
+    /// per request in flight to an HTTP/1.1 server and per client connection in `mode: tcp`;
+    /// for an HTTP/2 server, the connections each event loop opens to it. nil: no limit.
+    package var maxConnections: Int?
+    /// `max_requests`: requests in flight to the server at once (Envoy's `max_requests`);
+    /// nil: no limit.
+    package var maxRequests: Int?
+
+    /// How many requests may be in flight to the server at once: the smaller of its limits
+    /// that count requests (nil: no limit).
+    package var inFlightLimit: Int? {
+        let connectionLimit = upstreamProtocol == .http1 ? maxConnections : nil
+        switch (connectionLimit, maxRequests) {
+        case (let connections?, let requests?): return min(connections, requests)
+        case (let limit?, nil), (nil, let limit?): return limit
+        case (nil, nil): return nil
+        }
+    }
 
     package init(name: String, address: ServerAddress, weight: Int = 1) {
         self.name = name

@@ -95,9 +95,20 @@ package enum AlgorithmLab {
             let ports = workers.map(\.port)
             // A server that joins later is added by a reload.
             let initialPorts = scenario.joinsAt == nil ? ports : Array(ports.dropLast())
+            // Compressed runs play the scenario's 180 s in their length; real-time runs keep its
+            // seconds, however long they last.
+            let total = seconds(load.duration)
+            let scale = load.mode == .realtime ? seconds(LabScenario.realtimeDuration) : total
             func config(ports: [Int]) throws -> Config {
                 var config = try ConfigLoader.load(
-                    yaml: configuration(scenario: scenario, algorithm: algorithm, ports: ports, mode: load.mode, upstream: load.upstream),
+                    yaml: configuration(
+                        scenario: scenario,
+                        algorithm: algorithm,
+                        ports: ports,
+                        mode: load.mode,
+                        upstream: load.upstream,
+                        slowStartSeconds: scenario.slowStart.map { $0 * scale }
+                    ),
                     sourceName: "lab configuration"
                 )
                 // Any free port.
@@ -116,10 +127,6 @@ package enum AlgorithmLab {
             let started = workers
             let labLogger = logger
             let joined = try config(ports: ports)
-            // Compressed runs play the scenario's 180 s in their length; real-time runs keep its
-            // seconds, however long they last.
-            let total = seconds(load.duration)
-            let scale = load.mode == .realtime ? seconds(LabScenario.realtimeDuration) : total
             let events = scenario.events(scale: scale, total: total).map { event in
                 Event(atSeconds: event.seconds) {
                     if let change = event.change {
@@ -182,7 +189,8 @@ package enum AlgorithmLab {
         algorithm: AlgorithmName,
         ports: [Int],
         mode: Mode = .compressed,
-        upstream: Upstream = .http1
+        upstream: Upstream = .http1,
+        slowStartSeconds: Double? = nil
     ) -> String {
         let serverProtocol = upstream == .h2c ? ", protocol: h2c" : ""
         let servers = zip(ports, scenario.weights).enumerated().map { index, server in
@@ -191,6 +199,8 @@ package enum AlgorithmLab {
         // A TCP backend has no response to time out: the tunnel's idle timeout bounds it.
         let (tcpMode, timeouts) = upstream == .tcp ? ("\n    mode: tcp", "{ tunnel: 10s }") : ("", "{ response: 10s }")
         let adaptive = algorithm == .adaptive ? mode.adaptiveSettings.map { "\n    adaptive: \($0)" } ?? "" : ""
+        // Milliseconds: a compressed run's slow start is a fraction of a second or a few.
+        let slowStart = slowStartSeconds.map { "\n    slow_start: \(max(1, Int(($0 * 1000).rounded())))ms" } ?? ""
         return """
             global:
               workers: 1
@@ -201,7 +211,7 @@ package enum AlgorithmLab {
                 default_backend: lab
             backends:
               - name: lab\(tcpMode)
-                algorithm: \(algorithm.rawValue)\(adaptive)
+                algorithm: \(algorithm.rawValue)\(adaptive)\(slowStart)
                 retries: 2
                 timeouts: \(timeouts)
                 servers:

@@ -35,6 +35,8 @@ package struct LabScenario: Sendable {
     package var joinsAt: Double?
     /// The offered load over the run (empty: `--rate` throughout).
     package var load: [LoadPoint] = []
+    /// The backend's `slow_start`, a fraction of the 180 s run like `Change.at` (nil: none).
+    package var slowStart: Double?
 
     /// The real-time run's length the scenarios' times are written for.
     package static let realtimeDuration = Duration.seconds(180)
@@ -136,6 +138,15 @@ package struct LabScenario: Sendable {
             weights: [1, 1, 1],
             changes: [Change(at: 80.0 / 180, worker: 2, behaviour: normal)],
             joinsAt: 60.0 / 180
+        ),
+        LabScenario(
+            name: "slow-start",
+            summary: "cold-start with slow_start: 30s: the joining server ramps from 10 % of its share",
+            workers: [normal, normal, slow],
+            weights: [1, 1, 1],
+            changes: [Change(at: 80.0 / 180, worker: 2, behaviour: normal)],
+            joinsAt: 60.0 / 180,
+            slowStart: 30.0 / 180
         ),
     ]
 

@@ -489,17 +489,19 @@ private let maximalYAML = #"""
       - name: web
         algorithm: ADAPTIVE
         sticky: { cookie: SRV, mode: INSERT, ttl: 8h, secure: true, httponly: false, samesite: None }
+        slow_start: 45s
+        queue: { max: 50, timeout: 250ms }
         retries: 0
         timeouts: { connect: 500ms, response: 1h, idle: 100us, tunnel: 2h30m }
         servers:
-          - { name: web1, address: "127.0.0.1:9001", weight: 3 }
+          - { name: web1, address: "127.0.0.1:9001", weight: 3, slow_start: 0s, max_connections: 100, max_requests: 80 }
           - { name: web2, address: "[2001:db8::20]:8080", weight: 0 }
           - name: web3
             address: "api.internal:443"
             tls: { verify: false, ca: ca.pem, sni: api.internal, client_certificate: ./client.pem }
             send_proxy: v2
           - { name: web4, address: "10.0.0.5:8443", tls: {}, send_proxy: V1, protocol: H2 }
-          - { name: web5, address: "10.0.0.6:8080", protocol: h2c }
+          - { name: web5, address: "10.0.0.6:8080", protocol: h2c, slow_start: 2m }
         adaptive:
           evaluate_every: 2s
           min_switch_interval: 0s

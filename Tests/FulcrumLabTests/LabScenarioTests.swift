@@ -16,7 +16,7 @@ struct LabScenarioTests {
         #expect(
             LabScenario.all.map(\.name) == [
                 "homogeneous", "slow", "flaky", "becomes-slow", "weighted",
-                "small-server", "overload", "recovering", "oscillating", "cold-start",
+                "small-server", "overload", "recovering", "oscillating", "cold-start", "slow-start",
             ]
         )
         #expect(Array(LabScenario.all.prefix(5).map(\.name)) == LabScenario.original)
@@ -78,6 +78,23 @@ struct LabScenarioTests {
         let early = seconds[0].perServer["w3", default: 0]
         #expect(early * 10 <= seconds[0].requests, "\(seconds.map(\.perServer))")
         #expect(seconds[2].perServer["w3", default: 0] > 0, "\(seconds.map(\.perServer))")
+        #expect(result.errors == 0)
+    }
+
+    @Test("slow-start: the joining server ramps up from a small share to a full one")
+    func slowStartRamps() async throws {
+        let result = try await AlgorithmLab.run(
+            scenario: try scenario("slow-start"),
+            algorithm: .roundRobin,
+            load: AlgorithmLab.Load(rate: 100, duration: .seconds(6))
+        )
+        let seconds = try #require(result.timeline?.seconds)
+        // It joins at 2 s and ramps over 1 s (30 s of 180): in its first second about half a
+        // third's share (10 % → 100 %), then a third.
+        let ramping = seconds[2].perServer["w3", default: 0]
+        let ramped = seconds[4].perServer["w3", default: 0] + seconds[5].perServer["w3", default: 0]
+        #expect(ramping * 3 <= seconds[2].requests * 3 / 4, "\(seconds.map(\.perServer))")
+        #expect(ramped * 3 >= (seconds[4].requests + seconds[5].requests) * 9 / 10, "\(seconds.map(\.perServer))")
         #expect(result.errors == 0)
     }
 

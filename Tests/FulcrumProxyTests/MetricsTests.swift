@@ -84,6 +84,7 @@ struct MetricsTests {
             #expect(sum("fulcrum_active_connections", ["frontend": "test"]) >= 1)
             #expect(sum("fulcrum_server_up", ["backend": "app"]) == 2)
             #expect(sum("fulcrum_server_in_flight", ["backend": "app"]) == 0)
+            #expect(sum("fulcrum_server_effective_weight", ["backend": "app"]) == 2)
             #expect(sum("fulcrum_health_check_total", ["backend": "app", "result": "pass"]) >= 2)
             #expect(sum("fulcrum_health_check_total", ["result": "fail"]) == 0)
             #expect(sum("fulcrum_algorithm_switches_total", ["backend": "app", "from": "peak_ewma", "to": "least_connections"]) == 1)

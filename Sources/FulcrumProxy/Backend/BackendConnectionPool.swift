@@ -64,7 +64,7 @@ final class BackendConnectionPool {
             authority: backend.addressDescriptions[index],
             connectTimeout: backend.connectTimeout,
             idleTimeout: backend.idleTimeout,
-            limits: backend.http2Limits
+            limits: backend.http2Limits(server: index)
         )
     }
 

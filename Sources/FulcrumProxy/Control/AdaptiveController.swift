@@ -148,7 +148,8 @@ final class AdaptiveController: Sendable {
                     name: backend.serverNames[index],
                     weight: backend.servers[index].weight,
                     inFlightNow: backend.servers[index].inFlight,
-                    inRotation: backend.servers[index].isAvailable && backend.servers[index].weight > 0
+                    // A server ramping up after a slow start is not at its share yet: no evidence.
+                    inRotation: backend.servers[index].isAvailable && backend.servers[index].weight > 0 && !backend.servers[index].isRamping
                 )
             }
             let decision = states.withLockedValue { states -> AdaptiveDecision? in

@@ -13,6 +13,8 @@ package struct BackendStats: Sendable {
     package let servers: [ServerStats]
     /// `sticky`: the cookie's name and mode (`insert`, `prefix`); nil without it.
     package var sticky: (cookie: String, mode: String)?
+    /// The queue, when a server has a limit; nil otherwise.
+    package var queue: QueueStats?
 
     package init(name: String, mode: String = "http", configuredAlgorithm: String, algorithm: String, servers: [ServerStats]) {
         self.name = name
@@ -41,6 +43,10 @@ package struct ServerStats: Sendable {
     package let metrics: ServerMetricsSnapshot
     /// With `sticky`: the value of the cookie that binds a client to this server.
     package var stickyValue: String?
+    /// While a slow start ramps the server up: how far, in percent of its weight.
+    package var rampPercent: Int?
+    /// The requests it may have in flight at once (`max_requests`, `max_connections`).
+    package var limit: Int?
 
     package init(
         name: String,
@@ -61,4 +67,21 @@ package struct ServerStats: Sendable {
         self.connectionsOpen = connectionsOpen
         self.metrics = metrics
     }
+}
+
+/// A backend's queue (`BackendQueue`): what waits now, and what waited since it was created.
+package struct QueueStats: Sendable {
+    package var length = 0
+    package var max = 0
+    package var timeout: Duration = .zero
+    /// Requests that waited and then went to a server.
+    package var served = 0
+    /// Requests that waited `timeout` and got 503.
+    package var timedOut = 0
+    /// Requests that found the queue full and got 503 at once.
+    package var rejected = 0
+    /// Time the served requests waited, in all.
+    package var waitedNanoseconds: Int64 = 0
+
+    package init() {}
 }

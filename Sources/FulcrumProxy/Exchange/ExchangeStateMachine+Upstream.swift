@@ -1,4 +1,5 @@
 import FulcrumBalancing
+import FulcrumConfig
 import NIOCore
 import NIOHTTP1
 
@@ -104,6 +105,38 @@ extension ExchangeStateMachine {
     /// Every server is down, draining or already tried.
     mutating func noServerAvailable() -> Action {
         respond(LocalResponse(.serviceUnavailable, "No server is available to handle this request."))
+    }
+
+    // MARK: The backend's queue
+
+    /// Every server the request may go to is at its limit: it waits in the backend's queue.
+    /// Returns the token its wake-up and its timeout quote (a later attempt voids it).
+    mutating func queued() -> Int {
+        guard case .connecting(var upstream) = state else { return -1 }
+        attempts &+= 1
+        upstream.attempt = attempts
+        state = .connecting(upstream)
+        return attempts
+    }
+
+    /// A slot freed and the queue woke the request: pick a server again. `.wait` when the
+    /// exchange is no longer waiting (its client went away): the slot is not taken then.
+    mutating func dequeued(attempt: Int) -> Action {
+        guard case .connecting(let upstream) = state, upstream.attempt == attempt else { return .wait }
+        return .pickServer(excluding: upstream.tried)
+    }
+
+    /// The queue is full.
+    mutating func queueFull() -> Action {
+        respond(LocalResponse(.serviceUnavailable, "Every server is at its limit and the queue is full: try again shortly."))
+    }
+
+    /// The request waited the queue's `timeout` and no server came free.
+    mutating func queueTimedOut(attempt: Int, after timeout: Duration) -> Action {
+        guard isConnecting(attempt: attempt) else { return .wait }
+        return respond(
+            LocalResponse(.serviceUnavailable, "Every server is at its limit, and none came free within \(formatDuration(timeout)) in the queue.")
+        )
     }
 
     mutating func connected(attempt: Int) -> Action {

@@ -10,6 +10,10 @@ extension ProxyHandler {
     func admit(_ head: HTTPRequestHead) {
         connectionGuard?.requestHeadReceived()
         record = ExchangeRecord()
+        // A new exchange has waited in no queue.
+        queueTimer?.cancel()
+        queueTimer = nil
+        queueDeadline = nil
         // For the duration histogram and the access log.
         record.start = .now()
         if loop.snapshot !== snapshot {

@@ -9,12 +9,23 @@ extension ProxyHandler {
 
     func pickServer(excluding tried: ServerIndexSet) {
         guard let backend else { return }
-        if let bound = stickyServer, !tried.contains(bound), backend.runtime.servers[bound].acceptsBoundClients {
+        if let queue = backend.runtime.queue, !isDequeued, !queue.isEmpty {
+            // Others wait for a slot already: behind them.
+            waitInQueue(queue, excluding: tried)
+            return
+        }
+        let servers = backend.runtime.servers
+        if let bound = stickyServer, !tried.contains(bound), servers[bound].acceptsBoundClients, servers[bound].hasRoom {
             connect(to: bound, reuseIdle: true)
             return
         }
-        guard let index = backend.algorithm.pick(from: backend.runtime.servers, excluding: tried, hashKey: requestHashKey) else {
-            run(machine.noServerAvailable())
+        guard let index = backend.algorithm.pick(from: servers, excluding: tried, hashKey: requestHashKey) else {
+            if let queue = backend.runtime.queue, servers.indices.contains(where: { !tried.contains($0) && servers[$0].isAvailable }) {
+                // Servers it could go to, all at their limits.
+                waitInQueue(queue, excluding: tried)
+            } else {
+                run(machine.noServerAvailable())
+            }
             return
         }
         connect(to: index, reuseIdle: true)
@@ -22,6 +33,7 @@ extension ProxyHandler {
 
     func connect(to index: Int, reuseIdle: Bool) {
         guard let backend else { return }
+        leftQueue()
         let attempt = machine.connecting(to: index)
         serverIndex = index
         startCounting(backend.runtime.servers[index])
@@ -121,8 +133,13 @@ extension ProxyHandler {
     }
 
     func stopCounting() {
-        countedServer?.requestFinished()
+        guard let server = countedServer else { return }
+        server.requestFinished()
         countedServer = nil
+        if server.limit != nil, let queue = backend?.runtime.queue, !queue.isEmpty {
+            // A slot freed for the first request waiting.
+            queue.slotFreed()
+        }
     }
 
     // MARK: Server → client (BackendResponseSink)

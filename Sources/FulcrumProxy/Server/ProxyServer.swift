@@ -55,6 +55,7 @@ package final class ProxyServer: ProxyControl, Service {
     /// Keeps the idle connections parked outside their channels.
     private let lot: ParkingLot
     let adaptive: AdaptiveController
+    private let slowStart: SlowStartTicker
     /// Operators' runtime algorithms of backends that are not `adaptive`, by backend name
     /// (`ProxyServer+Algorithms.swift`).
     let algorithmChoices = NIOLockedValueBox<[String: AlgorithmName]>([:])
@@ -74,6 +75,7 @@ package final class ProxyServer: ProxyControl, Service {
         loops: [NIOLoopBound<LoopContext>],
         contexts: LoopContextTable,
         adaptive: AdaptiveController,
+        slowStart: SlowStartTicker,
         healthChecker: HealthChecker,
         crawlerVerifier: CrawlerVerifier,
         listenerEvents: ListenerEventCounts,
@@ -91,6 +93,7 @@ package final class ProxyServer: ProxyControl, Service {
         self.loops = loops
         self.contexts = contexts
         self.adaptive = adaptive
+        self.slowStart = slowStart
         self.healthChecker = healthChecker
         self.certificatePollInterval = certificatePollInterval
         self.logger = logger
@@ -179,6 +182,8 @@ package final class ProxyServer: ProxyControl, Service {
 
         let adaptive = AdaptiveController(snapshot: snapshot, loops: loops, metricsFactory: metricsFactory, logger: logger)
         adaptive.start()
+        let slowStart = SlowStartTicker(eventLoop: loops[0].eventLoop, snapshot: snapshot)
+        slowStart.start()
         let healthChecker = HealthChecker(eventLoops: loops.map(\.eventLoop), metricsFactory: metricsFactory, logger: logger)
         healthChecker.update(to: snapshot)
         for store in certificateStores.values { store.startWatching() }
@@ -188,6 +193,7 @@ package final class ProxyServer: ProxyControl, Service {
             loops: loops,
             contexts: contexts,
             adaptive: adaptive,
+            slowStart: slowStart,
             healthChecker: healthChecker,
             crawlerVerifier: crawlerVerifier,
             listenerEvents: listenerEvents,
@@ -271,6 +277,7 @@ package final class ProxyServer: ProxyControl, Service {
             $0 = Running(snapshot: snapshot, listeners: bound.kept + bound.added, certificateStores: certificateStores)
         }
         adaptive.update(to: snapshot)
+        slowStart.update(to: snapshot)
         healthChecker.update(to: snapshot)
         // (Whoever asked for the reload logs it, with what triggered it.)
         logger.debug("configuration reloaded: \(summary)")
@@ -445,6 +452,8 @@ package final class ProxyServer: ProxyControl, Service {
                     metrics: metrics
                 )
                 stats.stickyValue = backend.sticky?.values[index]
+                stats.rampPercent = server.rampPercent
+                stats.limit = server.limit
                 return stats
             }
             let algorithm = activeAlgorithm(of: backend)
@@ -456,6 +465,7 @@ package final class ProxyServer: ProxyControl, Service {
                 servers: servers
             )
             stats.sticky = backend.sticky.map { ($0.name, $0.mode.rawValue) }
+            stats.queue = backend.queue?.stats
             return stats
         }
     }
@@ -498,6 +508,7 @@ package final class ProxyServer: ProxyControl, Service {
         defer { state.withLockedValue { $0 = .shutDown } }
         logger.info("shutting down", metadata: ["grace_period": "\(gracePeriod)"])
         adaptive.stop()
+        slowStart.stop()
         await healthChecker.stop()
         let listeners = running.withLockedValue { running in
             for store in running.certificateStores.values { store.stopWatching() }

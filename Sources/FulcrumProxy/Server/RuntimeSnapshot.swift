@@ -68,6 +68,9 @@ final class RuntimeBackend: Sendable {
     let hashBalanceFactor: Double
     /// Cookie-based session persistence (`sticky`); nil: none.
     let sticky: StickyCookie?
+    /// Where requests wait when every server is at its limit; nil when no server has one
+    /// (or in `mode: tcp`, where a connection does not wait).
+    let queue: BackendQueue?
     let retries: Int
     let connectTimeout: TimeAmount
     let responseTimeout: TimeAmount
@@ -85,6 +88,8 @@ final class RuntimeBackend: Sendable {
     let protocols: [UpstreamProtocol]
     /// How requests share HTTP/2 connections.
     let http2Limits: HTTP2UpstreamLimits
+    /// Each server's `max_connections` (nil: none), same indices as `servers`.
+    let maxConnections: [Int?]
     /// Passive outlier detection, when configured.
     let outlierDetector: OutlierDetector?
     /// Whether active health checks run (ejected servers then return on a passing check).
@@ -117,20 +122,36 @@ final class RuntimeBackend: Sendable {
                     reason: describeNetworkError(error)
                 )
             }
+            let slowStart = (server.slowStart ?? config.slowStart).flatMap { $0 > .zero ? $0 : nil }
             if let previous,
                 let index = previous.servers.firstIndex(where: { $0.name == server.name }),
                 previous.addressDescriptions[index] == server.address.description
             {
                 let kept = previous.servers[index]
                 kept.setWeight(server.weight)
+                kept.setSlowStart(slowStart)
+                kept.setLimit(server.inFlightLimit)
                 servers.append(kept)
             } else {
-                servers.append(BalancedServer(name: server.name, weight: server.weight))
+                let added = BalancedServer(name: server.name, weight: server.weight)
+                added.setSlowStart(slowStart)
+                added.setLimit(server.inFlightLimit)
+                // Added by a reload: cold. (At start every server is new, and none is cold
+                // compared with the others.)
+                if previous != nil { added.beginSlowStart() }
+                servers.append(added)
             }
             addresses.append(address)
         }
         self.servers = servers
         self.addresses = addresses
+        // A reload that keeps the queue's settings keeps the queue, and its waiters.
+        self.queue =
+            config.mode == .tcp
+            ? nil
+            : config.effectiveQueue.map { settings in
+                previous?.queue.flatMap { $0.settings == settings ? $0 : nil } ?? BackendQueue(settings: settings)
+            }
         self.addressDescriptions = config.servers.map(\.address.description)
         self.tls = try config.servers.map { server in
             try server.tls.map {
@@ -146,6 +167,7 @@ final class RuntimeBackend: Sendable {
         self.sendProxy = config.servers.map(\.sendProxy)
         self.protocols = config.servers.map(\.upstreamProtocol)
         self.http2Limits = config.http2 ?? HTTP2UpstreamLimits()
+        self.maxConnections = config.servers.map(\.maxConnections)
         self.hasHealthCheck = config.healthCheck != nil
         self.retryBudget = config.retryBudget
         self.outlierDetector = config.outlier.map { outlier in
@@ -159,6 +181,14 @@ final class RuntimeBackend: Sendable {
                 servers: servers
             )
         }
+    }
+
+    /// How requests to the HTTP/2 server at `index` share connections: the backend's limits,
+    /// with the server's `max_connections` capping the connections each loop opens.
+    func http2Limits(server index: Int) -> HTTP2UpstreamLimits {
+        var limits = http2Limits
+        if let cap = maxConnections[index] { limits.maxConnections = min(limits.maxConnections, cap) }
+        return limits
     }
 
     /// The index of the server named `name`.
