@@ -3,10 +3,14 @@ internal import Foundation
 extension ConfigParser {
     static let frontendKeys = [
         "name", "mode", "listen", "timeouts", "limits", "acls", "rules", "default_backend", "error_files", "tls",
-        "redirect_to_https", "h2c", "rate_limits", "antibot", "max_connections", "accept_proxy",
+        "redirect_to_https", "h2c", "rate_limits", "antibot", "max_connections", "accept_proxy", "trusted_proxies",
+        "client_ip_header", "forwarded", "x_real_ip",
     ]
     /// What a `mode: tcp` frontend cannot have: it reads no request.
-    static let httpOnlyFrontendKeys = ["limits", "error_files", "tls", "redirect_to_https", "h2c", "rate_limits", "antibot"]
+    static let httpOnlyFrontendKeys = [
+        "limits", "error_files", "tls", "redirect_to_https", "h2c", "rate_limits", "antibot", "trusted_proxies",
+        "client_ip_header", "forwarded", "x_real_ip",
+    ]
     static let frontendTimeoutKeys = ["client_idle", "header_read", "park_after"]
     static let frontendLimitKeys = ["max_header_size", "max_body_size", "max_concurrent_streams"]
 
@@ -153,6 +157,7 @@ extension ConfigParser {
         {
             frontend.acceptProxyFrom = parseCIDRBlocks(from)
         }
+        parseForwarding(mapping, into: &frontend.forwarding)
         if let h2c = mapping["h2c"], let enabled = h2c.bool() {
             if enabled, frontend.tls != nil {
                 h2c.report("h2c is HTTP/2 without TLS; a TLS frontend offers h2 by ALPN (tls.alpn)")
@@ -221,6 +226,30 @@ extension ConfigParser {
             reader.report("\(shown) is a directory, not a file")
         } else if !FileManager.default.isReadableFile(atPath: path) {
             reader.report("\(shown) is not readable")
+        }
+    }
+}
+
+extension ConfigParser {
+    /// `trusted_proxies`, `client_ip_header`, `forwarded` and `x_real_ip`.
+    fileprivate func parseForwarding(_ mapping: YAMLMappingReader, into forwarding: inout ForwardingConfig) {
+        if let trusted = mapping["trusted_proxies"], let blocks = parseCIDRBlocks(trusted) {
+            forwarding.trustedProxies = blocks
+        }
+        if let reader = mapping["client_ip_header"],
+            let header = reader.choice(ForwardingConfig.ClientIPHeader.self, named: "client_ip_header")
+        {
+            if forwarding.trustedProxies.isEmpty {
+                reader.report("applies only with trusted_proxies (only a trusted proxy may name the client)")
+            } else {
+                forwarding.clientIPHeader = header
+            }
+        }
+        if let headers = mapping["forwarded"]?.choice(ForwardingConfig.Headers.self, named: "forwarded headers") {
+            forwarding.headers = headers
+        }
+        if let xRealIP = mapping["x_real_ip"]?.bool() {
+            forwarding.xRealIP = xRealIP
         }
     }
 }

@@ -91,6 +91,7 @@ package enum ConfigRenderer {
         // A TCP frontend has no HTTP settings to write, not even their defaults: the parser
         // refuses them there.
         let http = frontend.mode == .http
+        let trusted = frontend.forwarding.trustedProxies
         return .mapping([
             "name": .string(frontend.name),
             // Written only for TCP: HTTP is the default, and most files never name a mode.
@@ -119,6 +120,11 @@ package enum ConfigRenderer {
                 ? nil : .map(frontend.rateLimits.map { (key: $0.name, value: rateLimit($0)) }),
             "antibot": frontend.antibot.map(antibot),
             "accept_proxy": frontend.acceptProxyFrom.map { .mapping(["from": .strings($0.map(cidrBlock))]) },
+            // The parser takes client_ip_header only with trusted_proxies.
+            "trusted_proxies": trusted.isEmpty ? nil : .strings(trusted.map(cidrBlock)),
+            "client_ip_header": trusted.isEmpty ? nil : .string(frontend.forwarding.clientIPHeader.rawValue),
+            "forwarded": http ? .string(frontend.forwarding.headers.rawValue) : nil,
+            "x_real_ip": http ? .bool(frontend.forwarding.xRealIP) : nil,
         ])
     }
 

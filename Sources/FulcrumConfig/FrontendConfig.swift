@@ -38,6 +38,8 @@ package struct FrontendConfig: Sendable, Equatable {
     /// client address replaces theirs (`accept_proxy: { from: [CIDR…] }`, HAProxy's
     /// `accept-proxy` limited to trusted sources); nil: no connection may send one.
     package var acceptProxyFrom: [CIDRBlock]?
+    /// How the client's address is learnt from proxies in front, and passed on to servers.
+    package var forwarding = ForwardingConfig()
 
     /// Whether its rules need the client's TLS ClientHello (`sni` and `alpn` ACLs).
     package var routesByClientHello: Bool { acls.contains(where: \.readsClientHello) }
@@ -147,4 +149,43 @@ package struct FrontendLimits: Sendable, Equatable {
         self.maxHeaderBytes = maxHeaderBytes
         self.maxBodyBytes = maxBodyBytes
     }
+}
+
+/// Forwarding headers on a frontend: whose `X-Forwarded-For` or `Forwarded` to believe
+/// (`trusted_proxies`, `client_ip_header`), and which headers requests gain for the servers
+/// (`forwarded`, `x_real_ip`).
+package struct ForwardingConfig: Sendable, Equatable {
+    /// The header a trusted proxy names the client in.
+    package enum ClientIPHeader: String, Sendable, Equatable, CaseIterable {
+        case xForwardedFor = "x-forwarded-for"
+        case forwarded
+    }
+
+    /// The headers that name the client to the servers.
+    package enum Headers: String, Sendable, Equatable, CaseIterable {
+        /// `X-Forwarded-For`, `-Proto` and `-Host` (the default).
+        case xForwarded = "x-forwarded"
+        /// `Forwarded` (RFC 7239) instead.
+        case rfc7239
+        /// Both.
+        case both
+
+        package var includesXForwarded: Bool { self != .rfc7239 }
+        package var includesForwarded: Bool { self != .xForwarded }
+    }
+
+    /// `trusted_proxies`: only connections from these addresses may name the client in
+    /// `clientIPHeader`; empty: none may (the peer is the client).
+    package var trustedProxies: [CIDRBlock] = []
+    /// `client_ip_header`: default `X-Forwarded-For`.
+    package var clientIPHeader: ClientIPHeader = .xForwardedFor
+    /// `forwarded`: default the `X-Forwarded-*` headers.
+    package var headers: Headers = .xForwarded
+    /// `x_real_ip`: requests also carry `X-Real-IP`, the client's address (default false).
+    package var xRealIP = false
+
+    package init() {}
+
+    /// Whether it is all defaults (nothing for the data plane to do per request).
+    package var isDefault: Bool { self == ForwardingConfig() }
 }

@@ -151,6 +151,8 @@ struct ConfigRendererTests {
                     default_backend: web
                     error_files: {}
                     h2c: false
+                    forwarded: x-forwarded
+                    x_real_ip: false
                 backends:
                   - name: web
                     algorithm: round_robin
@@ -198,7 +200,9 @@ struct ConfigRendererTests {
                       "rules": [],
                       "default_backend": "web",
                       "error_files": {},
-                      "h2c": false
+                      "h2c": false,
+                      "forwarded": "x-forwarded",
+                      "x_real_ip": false
                     }
                   ],
                   "backends": [
@@ -472,6 +476,10 @@ private let maximalYAML = #"""
         h2c: true
         max_connections: 500
         accept_proxy: { from: [10.0.0.0/8, "::1"] }
+        trusted_proxies: [10.0.0.0/8, "2001:db8::/32"]
+        client_ip_header: Forwarded
+        forwarded: BOTH
+        x_real_ip: true
       - name: cache
         mode: tcp
         listen: 127.0.0.1:6380

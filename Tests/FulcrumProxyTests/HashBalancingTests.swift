@@ -69,12 +69,3 @@ struct HashBalancingTests {
         }
     }
 }
-
-extension Range where Bound == Int {
-    /// Runs `body` for each value in turn.
-    fileprivate func asyncMap<T>(_ body: (Int) async throws -> T) async throws -> [T] {
-        var results: [T] = []
-        for value in self { results.append(try await body(value)) }
-        return results
-    }
-}

@@ -458,3 +458,12 @@ final class LogCapture: Sendable {
         }
     }
 }
+
+extension Range where Bound == Int {
+    /// Runs `body` for each value in turn.
+    func asyncMap<T>(_ body: (Int) async throws -> T) async throws -> [T] {
+        var results: [T] = []
+        for value in self { results.append(try await body(value)) }
+        return results
+    }
+}

@@ -8,9 +8,9 @@ import NIOCore
 /// computed here once per connection.
 struct ClientInfo: Sendable {
     /// The peer's IP address as text (`127.0.0.1`, `::1`), or `unknown`.
-    let addressText: String
+    private(set) var addressText: String
     /// The peer's address bytes (4 or 16), for `src` ACLs.
-    let addressBytes: [UInt8]?
+    private(set) var addressBytes: [UInt8]?
     /// Whether the connection arrived over TLS (sets `X-Forwarded-Proto`).
     let isSecure: Bool
     /// The PROXY protocol header that named this client, when one did (by reference: most
@@ -40,6 +40,20 @@ struct ClientInfo: Sendable {
         default:
             self.addressText = "unknown"
         }
+    }
+
+    /// The client a trusted proxy on this connection named (`ForwardingPolicy`): its address,
+    /// with the connection's other facts.
+    func forwarded(by address: [UInt8]) -> ClientInfo {
+        var client = self
+        client.addressBytes = address
+        client.addressText = address.count == 4 ? Self.dottedQuad(address) : Self.ipv6Text(address)
+        return client
+    }
+
+    /// RFC 5952 text for 16 address bytes, through NIO (as `addressText` for a peer).
+    private static func ipv6Text(_ bytes: [UInt8]) -> String {
+        (try? SocketAddress(packedIPAddress: ByteBuffer(bytes: bytes), port: 0))?.ipAddress ?? "unknown"
     }
 
     /// The PROXY protocol header that names this client to a `send_proxy` server: the

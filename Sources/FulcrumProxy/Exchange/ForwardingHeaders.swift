@@ -38,6 +38,8 @@ enum ForwardingHeaders {
         /// ones); `nil` in the usual case of none.
         var nominated: [String]?
         fileprivate var forwardedFor: String?
+        /// The client's `Forwarded` lines, joined (extended when `forwarded` adds one).
+        fileprivate var forwarded: String?
         /// The client's `TE: trailers` (gRPC's clients send it; servers may require it).
         fileprivate var acceptsTrailers = false
         /// A gRPC call's `grpc-timeout` (its deadline, as the client wrote it).
@@ -65,6 +67,8 @@ enum ForwardingHeaders {
                 appendNominated(by: value, to: &scan.nominated)
             case .forwardedFor:
                 scan.forwardedFor = scan.forwardedFor.map { "\($0), \(value)" } ?? value
+            case .forwarded:
+                scan.forwarded = scan.forwarded.map { "\($0), \(value)" } ?? value
             case .host:
                 scan.host = value
                 scan.hostLines += 1
@@ -81,11 +85,19 @@ enum ForwardingHeaders {
                 if value.trimmingWhitespace.lowercased() == "trailers" { scan.acceptsTrailers = true }
             case .grpcTimeout:
                 scan.grpcTimeout = value
-            case .hopByHop, .forwardedProto, .forwardedHost, .strictTransportSecurity, .cookie, .other:
+            case .hopByHop, .forwardedProto, .forwardedHost, .strictTransportSecurity, .cookie, .realIP, .other:
                 break
             }
         }
         return scan
+    }
+
+    /// A frontend's forwarding settings for one request (`ForwardingPolicy`), when they are
+    /// not the defaults: the headers to write, and the client they name.
+    struct Forwarding {
+        let policy: ForwardingPolicy
+        /// The request's client (a trusted proxy may have named it), for `X-Real-IP`.
+        let client: ClientInfo
     }
 
     /// Writes the request head the server receives, with the header changes of the rules that
@@ -97,11 +109,12 @@ enum ForwardingHeaders {
         headerEdits: [HeaderEdit],
         scan: Scan,
         client: ClientInfo,
+        forwarding: Forwarding? = nil,
         sticky: StickyCookie? = nil,
         into buffer: inout ByteBuffer
     ) -> Int? {
         guard !headerEdits.isEmpty else {
-            return writeRequestHead(head, scan: scan, client: client, sticky: sticky, into: &buffer)
+            return writeRequestHead(head, scan: scan, client: client, forwarding: forwarding, sticky: sticky, into: &buffer)
         }
         var edited = head
         for edit in headerEdits {
@@ -110,18 +123,20 @@ enum ForwardingHeaders {
             case .delete(let name): edited.headers.remove(name: name)
             }
         }
-        return writeRequestHead(edited, scan: scan, client: client, sticky: sticky, into: &buffer)
+        return writeRequestHead(edited, scan: scan, client: client, forwarding: forwarding, sticky: sticky, into: &buffer)
     }
 
     /// Writes the request head the server receives: the request line (always HTTP/1.1, so
     /// server connections can be pooled), the client's end-to-end headers, and the
-    /// `X-Forwarded-*` headers, which replace any the client sent (X-Forwarded-For is extended).
+    /// `X-Forwarded-*` headers, which replace any the client sent (X-Forwarded-For is extended),
+    /// or as `forwarding` says. `client` is the connection's peer: the hop this proxy adds.
     /// With `sticky`, returns the server its cookie names, if any.
     @discardableResult
     static func writeRequestHead(
         _ head: HTTPRequestHead,
         scan: Scan,
         client: ClientInfo,
+        forwarding: Forwarding? = nil,
         sticky: StickyCookie? = nil,
         into buffer: inout ByteBuffer
     ) -> Int? {
@@ -139,7 +154,11 @@ enum ForwardingHeaders {
                 // Not removable by nomination either; without the trailing whitespace that the
                 // decoder tolerates.
                 buffer.writeHeaderLine(name: name, value: value.trimmingWhitespace)
-            case .strictTransportSecurity, .grpcTimeout, .cookie, .other:
+            case .forwarded where forwarding?.policy.headers.includesForwarded == true,
+                .realIP where forwarding?.policy.xRealIP == true:
+                // Written below, extended or replaced.
+                continue
+            case .strictTransportSecurity, .grpcTimeout, .cookie, .forwarded, .realIP, .other:
                 if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }
                 if kind == .cookie, let sticky {
                     sticky.writeCookieLine(name: name, value: value, server: &stickyServer, into: &buffer)
@@ -153,24 +172,40 @@ enum ForwardingHeaders {
             // HAProxy keep it too); other codings concern this hop only.
             buffer.writeStaticString("te: trailers\r\n")
         }
-        if let forwardedFor = scan.forwardedFor {
-            buffer.writeStaticString("x-forwarded-for: ")
-            buffer.writeString(forwardedFor)
-            buffer.writeStaticString(", ")
-            buffer.writeString(client.addressText)
-            buffer.writeStaticString("\r\n")
-        } else {
-            buffer.writeHeaderLine(name: "x-forwarded-for", value: client.addressText)
+        if forwarding?.policy.headers.includesXForwarded ?? true {
+            if let forwardedFor = scan.forwardedFor {
+                buffer.writeStaticString("x-forwarded-for: ")
+                buffer.writeString(forwardedFor)
+                buffer.writeStaticString(", ")
+                buffer.writeString(client.addressText)
+                buffer.writeStaticString("\r\n")
+            } else {
+                buffer.writeHeaderLine(name: "x-forwarded-for", value: client.addressText)
+            }
+            buffer.writeStaticString(client.isSecure ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n")
+            if let host = scan.host {
+                buffer.writeHeaderLine(name: "x-forwarded-host", value: host)
+            }
         }
-        buffer.writeStaticString(client.isSecure ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n")
-        if let host = scan.host {
-            buffer.writeHeaderLine(name: "x-forwarded-host", value: host)
+        if let forwarding {
+            writeForwardingHeaders(forwarding, scan: scan, peer: client, into: &buffer)
         }
         if scan.framing.isWebSocket {
             buffer.writeStaticString("connection: upgrade\r\nupgrade: websocket\r\n")
         }
         buffer.writeStaticString("\r\n")
         return stickyServer ?? nil
+    }
+
+    /// `Forwarded` (RFC 7239), extending the client's, and `X-Real-IP`, as the frontend says.
+    private static func writeForwardingHeaders(_ forwarding: Forwarding, scan: Scan, peer: ClientInfo, into buffer: inout ByteBuffer) {
+        if forwarding.policy.headers.includesForwarded {
+            let element = ForwardingPolicy.forwardedElement(peer: peer, host: scan.host)
+            buffer.writeHeaderLine(name: "forwarded", value: scan.forwarded.map { "\($0), \(element)" } ?? element)
+        }
+        if forwarding.policy.xRealIP {
+            buffer.writeHeaderLine(name: "x-real-ip", value: forwarding.client.addressText)
+        }
     }
 
     /// Scans a server's response head.
@@ -185,7 +220,7 @@ enum ForwardingHeaders {
             case .transferEncoding:
                 scan.framing.isChunked = true
             case .hopByHop, .te, .upgrade, .forwardedFor, .forwardedProto, .forwardedHost, .host, .strictTransportSecurity,
-                .grpcTimeout, .cookie, .other:
+                .grpcTimeout, .cookie, .forwarded, .realIP, .other:
                 break
             }
         }
@@ -227,7 +262,8 @@ enum ForwardingHeaders {
                 buffer.writeHeaderLine(name: name, value: value)
             case .strictTransportSecurity where framing.strictTransportSecurity != nil:
                 continue
-            case .strictTransportSecurity, .forwardedFor, .forwardedProto, .forwardedHost, .grpcTimeout, .cookie, .other:
+            case .strictTransportSecurity, .forwardedFor, .forwardedProto, .forwardedHost, .grpcTimeout, .cookie, .forwarded,
+                .realIP, .other:
                 if let nominated = scan.nominated, nominated.contains(where: { equalsIgnoringCase($0, name) }) { continue }
                 buffer.writeHeaderLine(name: name, value: value)
             }
@@ -325,10 +361,15 @@ enum ForwardingHeaders {
 
     fileprivate enum Kind {
         case hopByHop, upgrade, connection, forwardedFor, forwardedProto, forwardedHost, host
-        case contentLength, transferEncoding, strictTransportSecurity, te, grpcTimeout, cookie, other
+        case contentLength, transferEncoding, strictTransportSecurity, te, grpcTimeout, cookie, forwarded, realIP, other
 
         /// A field that none of the hop's rules concern.
-        var isEndToEnd: Bool { self == .other || self == .strictTransportSecurity || self == .grpcTimeout || self == .cookie }
+        var isEndToEnd: Bool {
+            switch self {
+            case .other, .strictTransportSecurity, .grpcTimeout, .cookie, .forwarded, .realIP: true
+            default: false
+            }
+        }
     }
 
     /// Classifies a header name, case-insensitively, switching on its length first so most
@@ -340,6 +381,8 @@ enum ForwardingHeaders {
             case 2 where bytes.equalsLowercase("te"): return .te
             case 4 where bytes.equalsLowercase("host"): return .host
             case 6 where bytes.equalsLowercase("cookie"): return .cookie
+            case 9 where bytes.equalsLowercase("forwarded"): return .forwarded
+            case 9 where bytes.equalsLowercase("x-real-ip"): return .realIP
             case 7 where bytes.equalsLowercase("trailer"): return .hopByHop
             case 7 where bytes.equalsLowercase("upgrade"): return .upgrade
             case 10 where bytes.equalsLowercase("connection"): return .connection

@@ -24,6 +24,14 @@ extension ProxyHandler {
             }
             selectFrontend()
         }
+        if let forwarding = frontend?.forwarding {
+            client = forwarding.client(of: head, peer: peer)
+            clientMayBeNamed = true
+        } else if clientMayBeNamed {
+            // A reload took the frontend's trusted proxies away.
+            client = peer
+            clientMayBeNamed = false
+        }
         var head = head
         var scan = ForwardingHeaders.scanRequest(head.headers)
         let check = RequestAdmission.checkHead(&head, scan: &scan, frontend: frontend)
@@ -109,7 +117,8 @@ extension ProxyHandler {
             head,
             headerEdits: headerEdits,
             scan: scan,
-            client: client,
+            client: peer,
+            forwarding: frontend?.forwarding.map { ForwardingHeaders.Forwarding(policy: $0, client: client) },
             sticky: backend.runtime.sticky,
             into: &forwardedHead
         )

@@ -39,7 +39,7 @@ extension ProxyHandler {
         startCounting(backend.runtime.servers[index])
         record.upstreamStart = .now()
         let pool = backend.pools[index]
-        let proxyHeader = context.flatMap { context in pool.sendProxy.map { client.proxyProtocolHeader($0, connection: context.channel) } }
+        let proxyHeader = context.flatMap { context in pool.sendProxy.map { peer.proxyProtocolHeader($0, connection: context.channel) } }
         if let http2 = pool.http2 {
             // An HTTP/2 server: a stream on a shared connection (`HTTP2ConnectionSet`).
             if let stream = http2.takeStream(proxyHeader: proxyHeader) {

@@ -31,7 +31,12 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     var context: ChannelHandlerContext?
     /// The client connection's address, read once per connection (an HTTP/2 connection's
     /// streams share it): per request it would be a syscall, and formatting it costs.
-    let client: ClientInfo
+    let peer: ClientInfo
+    /// The current request's client: the peer, or whom a trusted proxy named
+    /// (`ForwardingPolicy`). ACLs, the shield, hashing and the access log see it.
+    var client: ClientInfo
+    /// `client` came from a forwarding policy (so it may not be `peer`).
+    var clientMayBeNamed = false
 
     /// The snapshot and frontend the current request started with (`nil` frontend: it was
     /// removed by a reload; requests then get 503), and the frontend's shield on this loop.
@@ -81,6 +86,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
         clientIdle: TimeAmount,
         client: ClientInfo
     ) {
+        self.peer = client
         self.client = client
         self.loop = loop
         self.clientIdle = clientIdle

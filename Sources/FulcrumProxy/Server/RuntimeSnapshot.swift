@@ -208,6 +208,8 @@ final class RuntimeFrontend: Sendable {
     let redirectToHTTPSPort: Int?
     /// Rate limits and the anti-bot shield; nil when there are neither.
     let shield: FrontendShield?
+    /// Trusted proxies and the forwarding headers to write; nil for the defaults.
+    let forwarding: ForwardingPolicy?
 
     /// - Parameter previous: the frontend of the same name before a reload: its unchanged
     ///   rate limits keep their counts.
@@ -219,6 +221,7 @@ final class RuntimeFrontend: Sendable {
         self.errorPages = try ErrorPages(customFiles: config.errorFiles)
         self.redirectToHTTPSPort = config.redirectToHTTPSPort
         self.shield = try FrontendShield.compile(config, router: router, previous: previous?.shield)
+        self.forwarding = ForwardingPolicy(config.forwarding)
     }
 }
 
