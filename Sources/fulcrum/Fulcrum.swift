@@ -14,6 +14,6 @@ struct Fulcrum: AsyncParsableCommand {
             `fulcrum demo` runs a complete example with three local workers.
             """,
         version: version,
-        subcommands: [RunCommand.self, CheckCommand.self, WorkerCommand.self, DemoCommand.self, LabCommand.self]
+        subcommands: [RunCommand.self, ProxyCommand.self, CheckCommand.self, WorkerCommand.self, DemoCommand.self, LabCommand.self]
     )
 }

@@ -101,6 +101,32 @@ struct ServerLimitQueueTests {
         }
     }
 
+    @Test("a reload keeps the queue and the requests waiting in it, even with new settings: later ones queue behind them")
+    func reloadKeepsQueue() async throws {
+        let workers = [WorkerBehaviour(delayMilliseconds: 0)]
+        let yaml: ([Int]) -> String = { Self.config($0, limit: "max_requests: 1", queue: "{ max: 10, timeout: 10s }") }
+        try await withProxy(workers: workers, clientConnections: 8, yaml: yaml) { harness in
+            async let burst = Self.burst(harness, count: 4, path: "/work?delay_ms=300")
+            try await Task.sleep(for: .milliseconds(150))
+            var config = harness.proxy.config
+            config.backends[0].retries = 1
+            config.backends[0].queue?.timeout = .seconds(9)
+            try await harness.proxy.reload(to: config)
+            // After the reload, behind those that waited before it (a new, empty queue would
+            // hold it until its timeout: the requests before the reload free their slots in
+            // the queue they waited in).
+            let late = try await harness.send("/work?delay_ms=300")
+            let lateCompleted = ContinuousClock.now
+            let results = try await burst
+            #expect(results.map(\.response.status.code) == [200, 200, 200, 200])
+            #expect(late.status == .ok)
+            for i in 0..<3 { #expect(results[i].completed < results[i + 1].completed, "\(i) ended after \(i + 1)") }
+            #expect(results[3].completed < lateCompleted)
+            let queue = try #require(try await harness.proxy.stats()[0].queue)
+            #expect(queue.served >= 3 && queue.timedOut == 0, "\(queue)")
+        }
+    }
+
     @Test("without limits there is no queue; a limit on any server gives the default one (1000, 5s)")
     func defaultQueue() throws {
         let plain = try ConfigLoader.load(yaml: simpleConfig([9001, 9002]))

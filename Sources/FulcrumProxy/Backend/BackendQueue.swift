@@ -1,4 +1,3 @@
-import FulcrumConfig
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -12,7 +11,8 @@ import NIOCore
 /// taking a freed slot before them, as HAProxy's do.
 ///
 /// One queue lives as long as its backend: a reload that keeps the backend keeps it, with its
-/// waiters.
+/// waiters, even when it changes the queue's settings (which `RuntimeBackend` holds: the
+/// requests that waited before the reload still free their slots here).
 final class BackendQueue: Sendable {
     /// A waiting request: wakes it on its event loop, answering whether it took the slot.
     struct Waiter: Sendable {
@@ -26,25 +26,22 @@ final class BackendQueue: Sendable {
         var stats = QueueStats()
     }
 
-    let settings: QueueConfig
-    private let state: NIOLockedValueBox<State>
+    private let state = NIOLockedValueBox(State())
 
-    init(settings: QueueConfig) {
-        self.settings = settings
-        var state = State()
-        state.stats.max = settings.max
-        state.stats.timeout = settings.timeout
-        self.state = NIOLockedValueBox(state)
-    }
+    init() {}
 
     /// Whether no request waits (read before every pick of a backend with a queue).
     var isEmpty: Bool { state.withLockedValue { $0.waiters.isEmpty } }
 
     /// Adds a waiter, at the back, or at the front for one that was woken but found the slot
-    /// taken (it keeps its place). Returns its id; nil when the queue is full.
-    func enqueue(atFront: Bool, wake: @escaping @Sendable (_ slotTaken: @escaping @Sendable (Bool) -> Void) -> Void) -> UInt64? {
+    /// taken (it keeps its place). Returns its id; nil when `max` wait already.
+    func enqueue(
+        atFront: Bool,
+        max: Int,
+        wake: @escaping @Sendable (_ slotTaken: @escaping @Sendable (Bool) -> Void) -> Void
+    ) -> UInt64? {
         state.withLockedValue { state in
-            guard atFront || state.waiters.count < settings.max else {
+            guard atFront || state.waiters.count < max else {
                 state.stats.rejected += 1
                 return nil
             }

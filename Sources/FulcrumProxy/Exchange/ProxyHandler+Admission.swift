@@ -14,6 +14,7 @@ extension ProxyHandler {
         queueTimer?.cancel()
         queueTimer = nil
         queueDeadline = nil
+        queueEnteredAt = nil
         // For the duration histogram and the access log.
         record.start = .now()
         if loop.snapshot !== snapshot {

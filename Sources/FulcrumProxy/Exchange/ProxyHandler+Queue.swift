@@ -8,33 +8,37 @@ extension ProxyHandler {
     /// its slot taken meanwhile: it keeps its place and its deadline). 503 at once when the
     /// queue is full; 503 when its time is up.
     func waitInQueue(_ queue: BackendQueue, excluding tried: ServerIndexSet) {
+        guard let backend else { return }
+        let settings = backend.runtime.queueSettings
         let wasDequeued = isDequeued
         isDequeued = false
         let attempt = machine.queued()
-        let deadline = queueDeadline ?? .now() + TimeAmount(queue.settings.timeout)
+        let now = NIODeadline.now()
+        let deadline = queueDeadline ?? now + TimeAmount(settings.timeout)
         let bound = NIOLoopBound(self, eventLoop: loop.eventLoop)
-        let woken = queue.enqueue(atFront: wasDequeued) { slotTaken in
+        let woken = queue.enqueue(atFront: wasDequeued, max: settings.max) { slotTaken in
             bound.eventLoop.execute { slotTaken(bound.value.wokenFromQueue(attempt: attempt)) }
         }
         guard let id = woken else {
             run(machine.queueFull())
             return
         }
-        if queueDeadline == nil { queueDeadline = deadline }
+        if queueDeadline == nil {
+            queueDeadline = deadline
+            queueEnteredAt = now
+        }
         queueTimer?.cancel()
         queueTimer = loop.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             queueTimer = nil
             guard queue.timedOut(id) else { return }
             queueDeadline = nil
-            run(machine.queueTimedOut(attempt: attempt, after: queue.settings.timeout))
+            run(machine.queueTimedOut(attempt: attempt, after: settings.timeout))
         }
         // A server may have room already (the waiters ahead left, or it just came back):
         // then the first waiter goes now rather than at the next request's end.
-        if let backend,
-            backend.runtime.servers.enumerated().contains(where: { index, server in
-                !tried.contains(index) && server.isAvailable && server.hasRoom
-            })
-        {
+        if backend.runtime.servers.enumerated().contains(where: { index, server in
+            !tried.contains(index) && server.isAvailable && server.hasRoom
+        }) {
             queue.slotFreed()
         }
     }
@@ -54,9 +58,9 @@ extension ProxyHandler {
 
     /// The request goes to a server: if it waited, how long is recorded.
     func leftQueue() {
-        guard let deadline = queueDeadline, let queue = backend?.runtime.queue else { return }
+        guard let enteredAt = queueEnteredAt, let queue = backend?.runtime.queue else { return }
         queueDeadline = nil
-        let waited = NIODeadline.now() - (deadline - TimeAmount(queue.settings.timeout))
-        queue.served(waited: waited)
+        queueEnteredAt = nil
+        queue.served(waited: NIODeadline.now() - enteredAt)
     }
 }

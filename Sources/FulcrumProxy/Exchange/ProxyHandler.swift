@@ -71,6 +71,7 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     /// While the request waits in its backend's queue: its timeout, and when its wait ends.
     var queueTimer: Scheduled<Void>?
     var queueDeadline: NIODeadline?
+    var queueEnteredAt: NIODeadline?
     /// The exchange was just woken from the queue: it picks now, ahead of those still waiting.
     var isDequeued = false
     /// The forward-confirmed name of the client's address, once its crawler check is done.

@@ -465,7 +465,12 @@ package final class ProxyServer: ProxyControl, Service {
                 servers: servers
             )
             stats.sticky = backend.sticky.map { ($0.name, $0.mode.rawValue) }
-            stats.queue = backend.queue?.stats
+            stats.queue = backend.queue.map { queue in
+                var stats = queue.stats
+                stats.max = backend.queueSettings.max
+                stats.timeout = backend.queueSettings.timeout
+                return stats
+            }
             return stats
         }
     }

@@ -71,6 +71,8 @@ final class RuntimeBackend: Sendable {
     /// Where requests wait when every server is at its limit; nil when no server has one
     /// (or in `mode: tcp`, where a connection does not wait).
     let queue: BackendQueue?
+    /// Its `max` and `timeout` (the defaults without a queue).
+    let queueSettings: QueueConfig
     let retries: Int
     let connectTimeout: TimeAmount
     let responseTimeout: TimeAmount
@@ -145,13 +147,10 @@ final class RuntimeBackend: Sendable {
         }
         self.servers = servers
         self.addresses = addresses
-        // A reload that keeps the queue's settings keeps the queue, and its waiters.
-        self.queue =
-            config.mode == .tcp
-            ? nil
-            : config.effectiveQueue.map { settings in
-                previous?.queue.flatMap { $0.settings == settings ? $0 : nil } ?? BackendQueue(settings: settings)
-            }
+        // A reload keeps the queue, and its waiters, whatever its settings become.
+        let queueSettings = config.mode == .tcp ? nil : config.effectiveQueue
+        self.queue = queueSettings.map { _ in previous?.queue ?? BackendQueue() }
+        self.queueSettings = queueSettings ?? QueueConfig()
         self.addressDescriptions = config.servers.map(\.address.description)
         self.tls = try config.servers.map { server in
             try server.tls.map {

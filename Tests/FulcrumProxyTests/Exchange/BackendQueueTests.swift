@@ -20,23 +20,17 @@ struct BackendQueueTests {
         }
     }
 
-    static func queue(max: Int) -> BackendQueue {
-        var settings = QueueConfig()
-        settings.max = max
-        return BackendQueue(settings: settings)
-    }
-
     @Test("woken in order, one per freed slot; one put back in front goes next; full at max")
     func order() throws {
-        let queue = Self.queue(max: 3)
+        let queue = BackendQueue()
         let recorder = Recorder()
-        for name in 1...3 { #expect(queue.enqueue(atFront: false, wake: recorder.waiter(name)) != nil) }
-        #expect(queue.enqueue(atFront: false, wake: recorder.waiter(4)) == nil)
+        for name in 1...3 { #expect(queue.enqueue(atFront: false, max: 3, wake: recorder.waiter(name)) != nil) }
+        #expect(queue.enqueue(atFront: false, max: 3, wake: recorder.waiter(4)) == nil)
         #expect(queue.stats.rejected == 1 && queue.stats.length == 3)
         queue.slotFreed()
         #expect(recorder.woken.withLockedValue { $0 } == [1])
         // 1 found the slot taken meanwhile: back in front, even though the queue is full.
-        #expect(queue.enqueue(atFront: true, wake: recorder.waiter(1)) != nil)
+        #expect(queue.enqueue(atFront: true, max: 3, wake: recorder.waiter(1)) != nil)
         queue.slotFreed()
         queue.slotFreed()
         #expect(recorder.woken.withLockedValue { $0 } == [1, 1, 2])
@@ -45,11 +39,11 @@ struct BackendQueueTests {
 
     @Test("a waiter whose client left declines, and the slot goes to the next; a timed-out one is gone")
     func declineAndTimeout() throws {
-        let queue = Self.queue(max: 10)
+        let queue = BackendQueue()
         let recorder = Recorder()
         recorder.declining.withLockedValue { $0 = [1, 2] }
-        for name in 1...4 { _ = queue.enqueue(atFront: false, wake: recorder.waiter(name)) }
-        let fifth = try #require(queue.enqueue(atFront: false, wake: recorder.waiter(5)))
+        for name in 1...4 { _ = queue.enqueue(atFront: false, max: 10, wake: recorder.waiter(name)) }
+        let fifth = try #require(queue.enqueue(atFront: false, max: 10, wake: recorder.waiter(5)))
         #expect(queue.timedOut(fifth))
         #expect(!queue.timedOut(fifth))
         queue.slotFreed()
