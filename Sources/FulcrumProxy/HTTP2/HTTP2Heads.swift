@@ -20,6 +20,7 @@ enum HTTP2Heads {
         var authority: String?
         var hasHost = false
         var hasContentLength = false
+        var cookieFields = 0
         var regularFields = 0
         // Two passes over the block: this one checks it and finds what comes first in the head
         // (a Host made from :authority), the second copies the fields, with no array between.
@@ -28,6 +29,7 @@ enum HTTP2Heads {
                 try checkRegularField(name, value)
                 if name == "host" { hasHost = true }
                 if name == "content-length" { hasContentLength = true }
+                if name == "cookie" { cookieFields += 1 }
                 regularFields += 1
                 continue
             }
@@ -71,8 +73,30 @@ enum HTTP2Heads {
                 head.headers.add(name: endStream ? "content-length" : "transfer-encoding", value: endStream ? "0" : "chunked")
             }
         }
+        guard cookieFields > 1 else {
+            for (name, value, _) in block.dropFirst(block.count - regularFields) {
+                head.headers.add(name: name, value: value)
+            }
+            return head
+        }
+        // An HTTP/2 client may send each cookie as a field of its own (RFC 9113 §8.2.3, for
+        // HPACK's sake); an HTTP/1.1 server gets them as one line, joined with "; ", where the
+        // first one was.
+        var cookies: [String] = []
+        cookies.reserveCapacity(cookieFields)
+        for (name, value, _) in block.dropFirst(block.count - regularFields) where name == "cookie" {
+            cookies.append(value)
+        }
+        var wroteCookie = false
         for (name, value, _) in block.dropFirst(block.count - regularFields) {
-            head.headers.add(name: name, value: value)
+            guard name == "cookie" else {
+                head.headers.add(name: name, value: value)
+                continue
+            }
+            if !wroteCookie {
+                head.headers.add(name: "cookie", value: cookies.joined(separator: "; "))
+                wroteCookie = true
+            }
         }
         return head
     }

@@ -15,13 +15,16 @@ struct HTTP2HeadsTests {
         try HTTP2Heads.requestHead(from: HPACKHeaders(fields), endStream: endStream)
     }
 
-    @Test("a request block becomes an HTTP/1.1 head: :authority as Host, the fields in order")
+    @Test("a request block becomes an HTTP/1.1 head: :authority as Host, the fields in order, cookie fields as one")
     func requestHead() throws {
-        let head = try Self.head(Self.get + [("accept", "*/*"), ("cookie", "a=1"), ("cookie", "b=2")])
+        let head = try Self.head(Self.get + [("accept", "*/*"), ("cookie", "a=1"), ("x-a", "1"), ("cookie", "b=2")])
         #expect(head.method == .GET)
         #expect(head.uri == "/a?b=c")
         #expect(head.version == HTTPVersion(major: 2, minor: 0))
-        #expect(head.headers.map { "\($0.name): \($0.value)" } == ["host: example.com", "accept: */*", "cookie: a=1", "cookie: b=2"])
+        // Cookie fields as one line, joined with "; " (RFC 9113 §8.2.3), where the first was.
+        #expect(head.headers.map { "\($0.name): \($0.value)" } == ["host: example.com", "accept: */*", "cookie: a=1; b=2", "x-a: 1"])
+        let oneCookie = try Self.head(Self.get + [("cookie", "a=1")])
+        #expect(oneCookie.headers["cookie"] == ["a=1"])
         // A Host of the client's own is kept, and no second one is made.
         let withHost = try Self.head(Self.get + [("host", "other.example")])
         #expect(withHost.headers["host"] == ["other.example"])
