@@ -34,7 +34,7 @@ struct BackendView: Encodable {
         init(_ stats: QueueStats) {
             length = stats.length
             max = stats.max
-            timeoutMilliseconds = Int64(stats.timeout.components.seconds) * 1000 + stats.timeout.components.attoseconds / 1_000_000_000_000_000
+            timeoutMilliseconds = Int64(stats.timeout / .milliseconds(1))
             served = stats.served
             timedOut = stats.timedOut
             rejected = stats.rejected

@@ -31,18 +31,18 @@ package enum CommandLineProxy {
             var address = address
             if address.hasPrefix("http://") { address.removeFirst("http://".count) }
             while address.hasSuffix("/") { address.removeLast() }
-            return "      - { name: s\(index + 1), address: \(yamlString(address)) }"
+            return "      - { name: s\(index + 1), address: \(ConfigDocument.doubleQuoted(address)) }"
         }
-        let health = options.health.map { "\n    health_check: { path: \(yamlString($0)) }" } ?? ""
+        let health = options.health.map { "\n    health_check: { path: \(ConfigDocument.doubleQuoted($0)) }" } ?? ""
         return """
             # Written by fulcrum proxy --print-config; run it with fulcrum run -c FILE.
             frontends:
               - name: proxy
-                listen: [\(yamlString(listen))]
+                listen: [\(ConfigDocument.doubleQuoted(listen))]
                 default_backend: servers
             backends:
               - name: servers
-                algorithm: \(yamlString(options.algorithm))\(health)
+                algorithm: \(ConfigDocument.doubleQuoted(options.algorithm))\(health)
                 servers:
             \(servers.joined(separator: "\n"))
 
@@ -53,9 +53,4 @@ package enum CommandLineProxy {
     package static func config(_ options: Options) throws(ConfigErrors) -> Config {
         try ConfigLoader.load(yaml: yaml(options), sourceName: "fulcrum proxy")
     }
-}
-
-/// A double-quoted YAML scalar holding `text` exactly (the renderer's quoting).
-private func yamlString(_ text: String) -> String {
-    ConfigDocument.doubleQuoted(text)
 }

@@ -187,18 +187,20 @@ func httpAndTCPConfig(appServers: [String], tcpPort: Int, rawPort: Int) -> Strin
     """
 }
 
-/// A one-frontend, one-backend configuration over `ports`.
+/// A one-frontend, one-backend configuration over `ports` (`serverExtra`: more of each
+/// server's flow mapping, `", max_requests: 1"`).
 func simpleConfig(
     _ ports: [Int],
     algorithm: String = "round_robin",
     weights: [Int]? = nil,
     retries: Int = 2,
     backendTimeouts: String = "{ connect: 1s, response: 5s }",
-    frontendExtra: String = ""
+    frontendExtra: String = "",
+    serverExtra: String = ""
 ) -> String {
     let servers = ports.enumerated().map { index, port in
         let weight = weights.map { ", weight: \($0[index])" } ?? ""
-        return "      - { name: w\(index + 1), address: \"127.0.0.1:\(port)\"\(weight) }"
+        return "      - { name: w\(index + 1), address: \"127.0.0.1:\(port)\"\(weight)\(serverExtra) }"
     }.joined(separator: "\n")
     return """
         global:

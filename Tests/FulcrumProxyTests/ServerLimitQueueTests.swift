@@ -11,25 +11,8 @@ import Testing
 @Suite("Server limits and the queue", .serialized)
 struct ServerLimitQueueTests {
     static func config(_ ports: [Int], limit: String, queue: String) -> String {
-        let servers = ports.enumerated().map { index, port in
-            "      - { name: w\(index + 1), address: \"127.0.0.1:\(port)\", \(limit) }"
-        }.joined(separator: "\n")
-        return """
-            global:
-              workers: 1
-              log: { level: warning, access: off }
-            frontends:
-              - name: test
-                listen: ["127.0.0.1:8080"]
-                default_backend: app
-            backends:
-              - name: app
-                algorithm: least_connections
-                timeouts: { connect: 1s, response: 10s }
-                queue: \(queue)
-                servers:
-            \(servers)
-            """
+        simpleConfig(ports, algorithm: "least_connections", backendTimeouts: "{ connect: 1s, response: 10s }", serverExtra: ", \(limit)")
+            .replacingOccurrences(of: "algorithm: least_connections\n", with: "algorithm: least_connections\n    queue: \(queue)\n")
     }
 
     /// Sends `count` requests at once, `spacing` apart (so they reach the proxy in order),

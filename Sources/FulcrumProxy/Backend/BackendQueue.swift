@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// A backend's queue (`queue: { max, timeout }`): requests that found every server they may
 /// go to at its limit (`max_connections`, `max_requests`) wait here, across event loops, and
@@ -27,11 +28,13 @@ final class BackendQueue: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    /// How many wait: set under the lock, read without it before every pick of the backend.
+    private let length = Atomic<Int>(0)
 
     init() {}
 
     /// Whether no request waits (read before every pick of a backend with a queue).
-    var isEmpty: Bool { state.withLockedValue { $0.waiters.isEmpty } }
+    var isEmpty: Bool { length.load(ordering: .relaxed) == 0 }
 
     /// Adds a waiter, at the back, or at the front for one that was woken but found the slot
     /// taken (it keeps its place). Returns its id; nil when `max` wait already.
@@ -48,7 +51,7 @@ final class BackendQueue: Sendable {
             let waiter = Waiter(id: state.nextID, wake: wake)
             state.nextID &+= 1
             if atFront { state.waiters.prepend(waiter) } else { state.waiters.append(waiter) }
-            state.stats.length = state.waiters.count
+            length.store(state.waiters.count, ordering: .relaxed)
             return waiter.id
         }
     }
@@ -58,7 +61,7 @@ final class BackendQueue: Sendable {
         state.withLockedValue { state in
             guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return false }
             state.waiters.remove(at: index)
-            state.stats.length = state.waiters.count
+            length.store(state.waiters.count, ordering: .relaxed)
             state.stats.timedOut += 1
             return true
         }
@@ -77,7 +80,7 @@ final class BackendQueue: Sendable {
     func slotFreed() {
         let next = state.withLockedValue { state -> Waiter? in
             let waiter = state.waiters.popFirst()
-            state.stats.length = state.waiters.count
+            length.store(state.waiters.count, ordering: .relaxed)
             return waiter
         }
         guard let next else { return }
@@ -86,5 +89,9 @@ final class BackendQueue: Sendable {
         }
     }
 
-    var stats: QueueStats { state.withLockedValue { $0.stats } }
+    var stats: QueueStats {
+        var stats = state.withLockedValue { $0.stats }
+        stats.length = length.load(ordering: .relaxed)
+        return stats
+    }
 }

@@ -21,14 +21,9 @@ final class SlowStartTicker: Sendable {
         self.servers = NIOLockedValueBox(Self.servers(of: snapshot))
     }
 
-    /// The servers that may ramp: those with a slow start (set when the snapshot was built).
+    /// Every server of the snapshot: a tick looks only at those ramping (one atomic each).
     private static func servers(of snapshot: RuntimeSnapshot) -> [BalancedServer] {
-        zip(snapshot.backends, snapshot.config.backends).flatMap { runtime, config in
-            zip(runtime.servers, config.servers).compactMap { server, serverConfig in
-                let slowStart = serverConfig.slowStart ?? config.slowStart
-                return slowStart.map { $0 > .zero } == true ? server : nil
-            }
-        }
+        snapshot.backends.flatMap(\.servers)
     }
 
     func start() {
