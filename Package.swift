@@ -100,6 +100,12 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // Fulcrum's side of systemd's notify protocol (READY, RELOADING, STOPPING), for a
+        // `Type=notify` unit (contrib/systemd).
+        .target(
+            name: "FulcrumSystemd",
+            dependencies: [.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
         // The algorithm lab: scenarios, open-loop load, results, charts.
         .target(
             name: "FulcrumLab",
@@ -121,6 +127,7 @@ let package = Package(
                 "FulcrumConfig",
                 "FulcrumBalancing",
                 "FulcrumProxy",
+                "FulcrumSystemd",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -143,14 +150,18 @@ let package = Package(
                 "FulcrumConfig",
                 "FulcrumLab",
                 "FulcrumProxy",
+                "FulcrumSystemd",
                 "FulcrumWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            plugins: ["BuildCommit"]
         ),
+        // Names the commit a binary was built from (`fulcrum --version`).
+        .plugin(name: "BuildCommit", capability: .buildTool()),
         // libFuzzer targets (docs/fuzzing.md): `Fuzz/run.sh` builds them with `--sanitize fuzzer`,
         // which links libFuzzer's `main`. Built without it (a plain `swift build`), each is a
         // program that does nothing: they need no guard, and cost two small files to build.
@@ -213,6 +224,15 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "FulcrumSystemdTests",
+            dependencies: [
+                "FulcrumSystemd",
+                "FulcrumTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -2,9 +2,10 @@ import Hummingbird
 
 /// The admin API's access rule: a Bearer token on every call that changes something, and on
 /// every call when the listener is not on loopback (where anyone on the network could read
-/// the configuration and the servers' addresses). The dashboard page (`GET /`) is the one
-/// exception: it holds no data, every call it makes goes through this rule, and a browser
-/// cannot attach a token to a navigation.
+/// the configuration and the servers' addresses). Two reads are open everywhere, for they hold
+/// no data: the dashboard page (`GET /`; every call it makes goes through this rule, and a
+/// browser cannot attach a token to a navigation), and `GET /api/health` (load balancers' and
+/// Kubernetes' probes cannot send a secret header; HAProxy's `monitor-uri` is open too).
 struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
     /// nil: no token configured, so nothing can be changed.
     let token: String?
@@ -15,8 +16,8 @@ struct AdminAuthentication<Context: RequestContext>: RouterMiddleware {
         let reads =
             request.method == .get || request.method == .head
             || request.method == .post && request.uri.path == "/api/config/validate"
-        let page = (request.method == .get || request.method == .head) && request.uri.path == "/"
-        if !reads || tokenRequiredForReads && !page {
+        let open = (request.method == .get || request.method == .head) && (request.uri.path == "/" || request.uri.path == "/api/health")
+        if !reads || tokenRequiredForReads && !open {
             guard let token else {
                 throw AdminProblem(.forbidden, "Changes need a token: set global.admin.token_env and start Fulcrum with that variable set.")
             }

@@ -1,6 +1,7 @@
 import Foundation
 import FulcrumConfig
 import FulcrumProxy
+import FulcrumSystemd
 import Logging
 import NIOConcurrencyHelpers
 import ServiceLifecycle
@@ -38,6 +39,8 @@ package final class ConfigReloader: Sendable {
     private let proxy: any ProxyControl
     private let writeback: Bool
     private let logger: Logger
+    /// Told when a reload begins and ends (`Type=notify` under systemd).
+    private let serviceManager: ServiceManagerNotifier?
     /// One reload (with its write-back) at a time, so an older configuration is never written
     /// over a newer one.
     private let gate = SerialAsyncGate()
@@ -45,8 +48,15 @@ package final class ConfigReloader: Sendable {
     private let knownContents: NIOLockedValueBox<Data?>
     private let counts = NIOLockedValueBox(Counts())
 
-    package init(proxy: any ProxyControl, path: String?, writeback: Bool, logger: Logger) {
+    package init(
+        proxy: any ProxyControl,
+        path: String?,
+        writeback: Bool,
+        logger: Logger,
+        serviceManager: ServiceManagerNotifier? = nil
+    ) {
         self.proxy = proxy
+        self.serviceManager = serviceManager
         self.path = path
         self.writeback = writeback && path != nil
         self.logger = logger
@@ -136,6 +146,9 @@ package final class ConfigReloader: Sendable {
 
     private func reload(to config: Config, trigger: Trigger) async throws -> ReloadSummary {
         let running = proxy.config
+        // systemd holds `systemctl reload` until READY=1 follows, whatever the outcome.
+        serviceManager?.notify(.reloading)
+        defer { serviceManager?.notify(.ready) }
         do {
             let summary = try await proxy.reload(to: config)
             record(succeeded: true)

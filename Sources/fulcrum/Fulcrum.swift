@@ -3,7 +3,8 @@ import ArgumentParser
 /// The `fulcrum` command: an adaptive HTTP load balancer, its worker server and its demo.
 /// (`main.swift` runs it.)
 struct Fulcrum: AsyncParsableCommand {
-    static let version = "0.1.0"
+    /// The release, and the commit this binary was built from (the `BuildCommit` plugin).
+    static let version = "0.1.0 (\(BuildCommit.hash))"
 
     static let configuration = CommandConfiguration(
         commandName: "fulcrum",

@@ -3,6 +3,7 @@ import Foundation
 import FulcrumAdmin
 import FulcrumConfig
 import FulcrumProxy
+import FulcrumSystemd
 import Logging
 import NIOCore
 import NIOPosix
@@ -80,11 +81,13 @@ func runProxy(config: Config, logger: Logger, configPath: String? = nil, watches
             successTerminationBehavior: .gracefullyShutdownGroup
         )
     ]
+    let serviceManager = ServiceManagerNotifier(environment: ProcessInfo.processInfo.environment)
     let reloader = ConfigReloader(
         proxy: server,
         path: configPath,
         writeback: config.global.admin?.configWriteback ?? false,
-        logger: logger
+        logger: logger,
+        serviceManager: serviceManager
     )
     if configPath != nil {
         services.append(.init(service: ConfigReloadService(reloader: reloader, watchesFile: watchesFile)))
@@ -97,6 +100,11 @@ func runProxy(config: Config, logger: Logger, configPath: String? = nil, watches
                 }
             )
         )
+    }
+    if let serviceManager {
+        // Last, so it is told of a shutdown first; the frontends listen already.
+        let status = "serving \(config.frontends.count) frontend(s), \(config.backends.count) backend(s)"
+        services.append(.init(service: ServiceManagerNotifierService(notifier: serviceManager, status: status)))
     }
     let serviceGroup = ServiceGroup(
         configuration: ServiceGroupConfiguration(

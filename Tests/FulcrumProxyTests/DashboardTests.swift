@@ -38,11 +38,12 @@ struct DashboardTests {
         }
     }
 
-    @Test("beyond loopback the page loads without the token; the API it calls still needs it")
+    @Test("beyond loopback the page and the health probe need no token; the API still does")
     func beyondLoopback() async throws {
         try await withAdminAPI(algorithm: "round_robin", listenHost: "0.0.0.0") { _, admin in
             let page = try await admin.call(.GET, "/", token: nil)
             #expect(page.status == .ok)
+            #expect(try await admin.call(.GET, "/api/health", token: nil).status == .ok)
             let withoutToken = try await admin.call(.GET, "/api/stats", token: nil)
             #expect(withoutToken.status == .unauthorized)
             let withToken = try await admin.call(.GET, "/api/stats")
