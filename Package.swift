@@ -81,6 +81,7 @@ let package = Package(
                 "FulcrumConfig",
                 "FulcrumBalancing",
                 "FulcrumShield",
+                "FulcrumRedis",
                 "CFulcrumLinux",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -99,6 +100,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: hotPathSettings
+        ),
+        // A small Redis client on SwiftNIO (RESP2, pipelined, timeouts that fail fast), for rate
+        // limits shared by several instances: no Swift Redis client is among the packages.
+        .target(
+            name: "FulcrumRedis",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
         ),
         // Fulcrum's side of systemd's notify protocol (READY, RELOADING, STOPPING), for a
         // `Type=notify` unit (contrib/systemd).
@@ -224,6 +235,15 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "FulcrumRedisTests",
+            dependencies: [
+                "FulcrumRedis",
+                "FulcrumTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -25,6 +25,8 @@ WARMUP_REQUESTS=${WARMUP_REQUESTS:-2000}
 CONNECTIONS=${CONNECTIONS:-10}
 WITH_HAPROXY=${WITH_HAPROXY:-0}
 RATE_LIMIT=${RATE_LIMIT:-0}
+SHARED_LIMIT=${SHARED_LIMIT:-0}
+STORE_PORT=18083
 H2C=${H2C:-0}
 NEW_CONNECTIONS=${NEW_CONNECTIONS:-0}
 UPSTREAM_H2=${UPSTREAM_H2:-0}
@@ -47,6 +49,8 @@ Options (environment variable in brackets):
   --haproxy          HAProxy (nbthread 1) too, as a reference [WITH_HAPROXY=1]
   --rate-limit       the proxies count every request against a per-address rate limit that
                      is never reached, as bench/run.sh --rate-limit does [RATE_LIMIT=1]
+  --shared-limit     with --rate-limit: Fulcrum's limit is shared: true, in a redis-server started
+                     here (bench/run.sh --shared-limit) [SHARED_LIMIT=1]
   --h2c              HTTP/2 with prior knowledge instead of HTTP/1.1: h2load -m 10 (ten streams per
                      connection), Fulcrum with h2c: true, HAProxy taking the preface on its
                      plain bind [H2C=1]
@@ -89,6 +93,7 @@ while (($#)); do
     --connections) CONNECTIONS=${2:?--connections needs a number} && shift ;;
     --haproxy) WITH_HAPROXY=1 ;;
     --rate-limit) RATE_LIMIT=1 ;;
+    --shared-limit) SHARED_LIMIT=1 ;;
     --h2c) H2C=1 ;;
     --upstream-h2) UPSTREAM_H2=1 ;;
     --algorithm) ALGORITHM=${2:?--algorithm needs a name} && shift ;;
@@ -174,8 +179,18 @@ for i in 1 2; do
 done
 # --rate-limit: the limits of bench/run.sh --rate-limit (one million requests a second).
 FULCRUM_RATE_LIMIT= HAPROXY_RATE_LIMIT=
+FULCRUM_STORE=
+((!SHARED_LIMIT || RATE_LIMIT)) || die "--shared-limit shares --rate-limit's limit: give both"
+if ((SHARED_LIMIT)); then
+    setsid redis-server --bind 127.0.0.1 --port "$STORE_PORT" --save "" --appendonly no --dir "$RUN_DIR" \
+        >"$OUT_DIR/store.log" 2>&1 </dev/null &
+    PIDS+=($!)
+    until [[ $(redis-cli -p "$STORE_PORT" ping 2>/dev/null) == PONG ]]; do sleep 0.2; done
+    FULCRUM_STORE="  store: { redis: \"redis://127.0.0.1:$STORE_PORT/0\", timeout: 50ms }"
+fi
 if ((RATE_LIMIT)); then
     FULCRUM_RATE_LIMIT='    rate_limits: { per_ip: { key: src, rate: 1000000/1s } }'
+    ((SHARED_LIMIT)) && FULCRUM_RATE_LIMIT='    rate_limits: { per_ip: { key: src, rate: 1000000/1s, shared: true } }'
     HAPROXY_RATE_LIMIT=$'    stick-table type ip size 100k expire 10s store http_req_rate(1s)\n    http-request track-sc0 src\n    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000 }'
 fi
 # The template's TLS line carries h2c for Fulcrum (a plain listener either way).
@@ -189,7 +204,7 @@ common=("RUN_DIR=$RUN_DIR" "BACKEND1_PORT=$BACKEND1_PORT" "BACKEND2_PORT=$BACKEN
 FULCRUM_STICKY=
 ((STICKY)) && FULCRUM_STICKY='    sticky: { cookie: SRV }'
 render "$BENCH_DIR/fulcrum.yaml.tmpl" "$RUN_DIR/fulcrum.yaml" "${common[@]}" "TLS=$FULCRUM_H2C" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" \
-    "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM" "ALGORITHM=$ALGORITHM" "BACKEND_EXTRA=$FULCRUM_STICKY"
+    "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM" "ALGORITHM=$ALGORITHM" "BACKEND_EXTRA=$FULCRUM_STICKY" "GLOBAL_EXTRA=$FULCRUM_STORE"
 render "$BENCH_DIR/haproxy.cfg.tmpl" "$RUN_DIR/haproxy.cfg" "${common[@]}" "TLS=" "RATE_LIMIT=$HAPROXY_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_HAPROXY"
 
 # N requests to the proxy under test, into FILE: h2load, or one request per connection.

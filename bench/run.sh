@@ -44,6 +44,8 @@ NGINX_KEEPALIVE=${NGINX_KEEPALIVE:-64}
 TLS=${TLS:-0}
 NEW_CONNECTIONS=${NEW_CONNECTIONS:-0}
 RATE_LIMIT=${RATE_LIMIT:-0}
+SHARED_LIMIT=${SHARED_LIMIT:-0}
+STORE_PORT=18083
 IDLE=${IDLE:-0}
 H2=${H2:-0}
 STREAMS=${STREAMS:-10}
@@ -104,6 +106,9 @@ Options (environment variable in brackets):
   --rate-limit       every proxy counts each request against a per-client-address rate limit set
                      too high to refuse any (its cost, not its refusals): a Fulcrum rate_limits
                      entry, an HAProxy stick table with http_req_rate, an nginx limit_req zone [RATE_LIMIT=1]
+  --shared-limit     with --rate-limit: Fulcrum's (not fulcrum-base's) limit is shared: true, counted
+                     in a redis-server (on the backends' CPU) through global.store; with --baseline,
+                     what a shared limit costs against a local one [SHARED_LIMIT=1]
   --idle N           instead of wrk: hold N idle keep-alive client connections, each after one
                      request, and report each proxy's resident memory per connection
                      (bench/idle.py; with --tls, over HTTPS; with --h2, over HTTP/2) [IDLE]
@@ -184,9 +189,10 @@ while (($#)); do
         --requests) TCP_REQUESTS=$val ;;
         esac
         ;;
-    --no-install | --pin | --tls | --new-connections | --rate-limit | --h2 | --all | --tcp | --upstream-h2 | --sticky)
+    --no-install | --pin | --tls | --new-connections | --rate-limit | --h2 | --all | --tcp | --upstream-h2 | --sticky | --shared-limit)
         ((!has_val)) || die "$opt takes no value"
         case $opt in
+        --shared-limit) SHARED_LIMIT=1 ;;
         --sticky) STICKY=1 ;;
         --upstream-h2) UPSTREAM_H2=1 ;;
         --h2) H2=1 ;;
@@ -219,6 +225,8 @@ is_uint "$THREADS" && ((THREADS >= 1)) || die "--threads must be a positive inte
 [[ $TLS =~ ^[01]$ ]] || die "TLS must be 0 or 1"
 [[ $NEW_CONNECTIONS =~ ^[01]$ ]] || die "NEW_CONNECTIONS must be 0 or 1"
 [[ $RATE_LIMIT =~ ^[01]$ ]] || die "RATE_LIMIT must be 0 or 1"
+[[ $SHARED_LIMIT =~ ^[01]$ ]] || die "SHARED_LIMIT must be 0 or 1"
+((!SHARED_LIMIT || RATE_LIMIT)) || die "--shared-limit shares --rate-limit's limit: give both"
 [[ $H2 =~ ^[01]$ ]] || die "H2 must be 0 or 1"
 [[ $ALL =~ ^[01]$ ]] || die "ALL must be 0 or 1"
 [[ $TCP =~ ^[01]$ ]] || die "TCP must be 0 or 1"
@@ -364,6 +372,7 @@ if ((TCP)); then
     selected nginx && need_tools+=(nginx)
 fi
 ((TLS)) && need_tools+=(openssl)
+((SHARED_LIMIT)) && need_tools+=(redis-server redis-cli)
 ((H2 || UPSTREAM_H2)) && need_tools+=(h2load)
 ((DOWNLOAD_BYTES)) && need_tools+=(curl)
 selected haproxy && need_tools+=(haproxy)
@@ -575,6 +584,11 @@ for i in 1 2; do
     fi
     BACKEND_PIDS+=("$LAST_PID")
 done
+if ((SHARED_LIMIT)); then
+    # Not a backend: its CPU is not in the backends' columns (the proxy pays for the calls).
+    start store "$BACKEND_CPU" redis-server --bind 127.0.0.1 --port "$STORE_PORT" --save "" --appendonly no --dir "$RUN_DIR"
+    wait_ready "$LAST_PID" "$STORE_PORT" redis
+fi
 wait_ready "${BACKEND_PIDS[0]}" "$BACKEND1_PORT" "$BACKEND_PROBE"
 wait_ready "${BACKEND_PIDS[1]}" "$BACKEND2_PORT" "$BACKEND_PROBE"
 
@@ -618,6 +632,12 @@ if ((RATE_LIMIT)); then
     NGINX_RATE_LIMIT='limit_req zone=perip burst=1000000 nodelay;'
     FULCRUM_RATE_LIMIT='    rate_limits: { per_ip: { key: src, rate: 1000000/1s } }'
 fi
+# --shared-limit: Fulcrum's limit is counted in a redis-server (fulcrum-base's stays local).
+FULCRUM_SHARED_LIMIT= FULCRUM_STORE=
+if ((SHARED_LIMIT)); then
+    FULCRUM_SHARED_LIMIT='    rate_limits: { per_ip: { key: src, rate: 1000000/1s, shared: true } }'
+    FULCRUM_STORE="  store: { redis: \"redis://127.0.0.1:$STORE_PORT/0\", timeout: 50ms }"
+fi
 
 # --sticky: Fulcrum's backend keeps clients on their server by cookie.
 FULCRUM_STICKY=
@@ -645,10 +665,12 @@ start_proxy() { # PROXY: renders its configuration, starts it, waits until it an
         ;;
     fulcrum | fulcrum-base)
         local binary=$FULCRUM_BIN algorithm=$ALGORITHM backend_extra=$FULCRUM_STICKY
-        [[ $proxy == fulcrum-base ]] && binary=$BASELINE_BIN algorithm=$BASELINE_ALGORITHM backend_extra=
+        local rate_limit=${FULCRUM_SHARED_LIMIT:-$FULCRUM_RATE_LIMIT} store=$FULCRUM_STORE
+        [[ $proxy == fulcrum-base ]] && binary=$BASELINE_BIN algorithm=$BASELINE_ALGORITHM backend_extra= \
+            rate_limit=$FULCRUM_RATE_LIMIT store=
         render "$BENCH_DIR/fulcrum$TEMPLATE_SUFFIX.yaml.tmpl" "$RUN_DIR/$proxy.yaml" "${common[@]}" "PORT=$port" \
-            "TLS=$FULCRUM_TLS" "RATE_LIMIT=$FULCRUM_RATE_LIMIT" "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM" "ALGORITHM=$algorithm" \
-            "BACKEND_EXTRA=$backend_extra"
+            "TLS=$FULCRUM_TLS" "RATE_LIMIT=$rate_limit" "SERVER_EXTRA=$SERVER_EXTRA_FULCRUM" "ALGORITHM=$algorithm" \
+            "BACKEND_EXTRA=$backend_extra" "GLOBAL_EXTRA=$store"
         start "$proxy" "$PROXY_CPU" "$binary" run -c "$RUN_DIR/$proxy.yaml"
         ;;
     esac
@@ -729,6 +751,7 @@ selected fulcrum-base && [[ $BASELINE_ALGORITHM != "$ALGORITHM" ]] && cmdline+="
 ((TLS)) && cmdline+=" --tls"
 ((NEW_CONNECTIONS)) && cmdline+=" --new-connections"
 ((RATE_LIMIT)) && cmdline+=" --rate-limit"
+((SHARED_LIMIT)) && cmdline+=" --shared-limit"
 ((IDLE)) && cmdline+=" --idle $IDLE"
 ((H2)) && cmdline+=" --h2 --streams $STREAMS"
 ((DOWNLOAD_BYTES)) && cmdline+=" --download $DOWNLOAD"

@@ -88,6 +88,23 @@ package final class MetricsExporter: Sendable {
                     to: total
                 )
             }
+            for (call, total) in traffic.storeCalls {
+                if call.isError {
+                    count(
+                        "fulcrum_store_errors_total",
+                        "Shared rate limits' calls to the store that got no decision (timeout, unavailable, error) and fell back to on_error.",
+                        [("reason", call.rawValue)],
+                        to: total
+                    )
+                } else {
+                    count(
+                        "fulcrum_store_decisions_total",
+                        "Shared rate limits' decisions made by the store, by result (allowed, limited).",
+                        [("result", call.rawValue)],
+                        to: total
+                    )
+                }
+            }
             for (event, total) in traffic.listenerEvents {
                 switch event.kind {
                 case .acceptError:

@@ -2,7 +2,7 @@ internal import Foundation
 internal import Yams
 
 extension ConfigParser {
-    static let rateLimitKeys = ["key", "rate", "burst", "max_entries", "action", "tarpit", "if", "unless"]
+    static let rateLimitKeys = ["key", "rate", "burst", "max_entries", "action", "tarpit", "shared", "if", "unless"]
     static let antibotKeys = ["mode", "challenge", "threshold", "rate", "allow", "deny_user_agents", "if", "unless"]
     static let antibotChallengeKeys = ["difficulty", "cookie_ttl", "secret_env"]
     static let antibotAllowKeys = ["src", "src_file", "verified_bots"]
@@ -30,6 +30,12 @@ extension ConfigParser {
             limit.action = action
         }
         if let tarpit = mapping["tarpit"]?.duration() { limit.tarpit = tarpit }
+        if let reader = mapping["shared"], let shared = reader.bool() {
+            limit.shared = shared
+            if shared, !storeConfigured {
+                reader.report("a shared limit needs global.store (e.g. store: { redis: \"redis://127.0.0.1:6379/0\" })")
+            }
+        }
         limit.ifACLs = mapping["if"].flatMap { parseACLReferences($0, aclNames: aclNames) } ?? []
         limit.unlessACLs = mapping["unless"].flatMap { parseACLReferences($0, aclNames: aclNames) } ?? []
         return limit

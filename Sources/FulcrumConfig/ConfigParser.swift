@@ -12,9 +12,12 @@ struct ConfigParser {
     /// Directory that relative `error_files` paths are resolved against; `nil` leaves
     /// them as written (relative to the working directory).
     let baseDirectory: String?
+    /// Whether `global.store` is configured (rate limits may be `shared` then).
+    var storeConfigured = false
 
     static let documentKeys = ["global", "frontends", "backends"]
-    static let globalKeys = ["workers", "log", "grace_period", "max_connections", "admin"]
+    static let globalKeys = ["workers", "log", "grace_period", "max_connections", "admin", "store"]
+    static let storeKeys = ["redis", "timeout", "on_error"]
     static let adminKeys = ["listen", "token_env", "config_writeback"]
     static let logKeys = ["level", "access"]
 
@@ -24,9 +27,11 @@ struct ConfigParser {
         if let reader = document["global"] {
             parseGlobal(reader, into: &global)
         }
+        var parser = self
+        parser.storeConfigured = global.store != nil
         // Backends first: frontends and their rules refer to backends by name.
-        let backends = parseBackends(document.required("backends"))
-        let frontends = parseFrontends(document.required("frontends"), backends: backends)
+        let backends = parser.parseBackends(document.required("backends"))
+        let frontends = parser.parseFrontends(document.required("frontends"), backends: backends)
         return Config(global: global, frontends: frontends, backends: backends.configs)
     }
 
@@ -53,6 +58,34 @@ struct ConfigParser {
         if let cap = mapping["max_connections"].flatMap(parseConnectionCap) {
             global.maxConnections = cap
         }
+        if let store = mapping["store"] {
+            global.store = parseStore(store)
+        }
+    }
+
+    /// `store: { redis: "redis://127.0.0.1:6379/0", timeout: 50ms, on_error: local }`.
+    private func parseStore(_ reader: YAMLNodeReader) -> StoreConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.storeKeys) else { return nil }
+        guard let urlReader = mapping.required("redis"), let text = urlReader.nonEmptyString() else { return nil }
+        let url: RedisURL
+        do {
+            url = try RedisURL(parsing: text)
+        } catch {
+            urlReader.report(error.message)
+            return nil
+        }
+        var store = StoreConfig(redis: url)
+        if let timeout = mapping["timeout"]?.duration() {
+            if timeout > .seconds(10) {
+                mapping["timeout"]?.report("a store's timeout is at most 10s: every request with a shared limit may wait it out")
+            } else {
+                store.timeout = timeout
+            }
+        }
+        if let onError = mapping["on_error"]?.choice(StoreConfig.OnError.self, named: "store on_error") {
+            store.onError = onError
+        }
+        return store
     }
 
     /// `admin: { listen: 127.0.0.1:9090, token_env: FULCRUM_ADMIN_TOKEN }`. Anyone who can

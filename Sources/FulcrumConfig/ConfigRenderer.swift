@@ -82,6 +82,13 @@ package enum ConfigRenderer {
                     "config_writeback": .bool(admin.configWriteback),
                 ])
             },
+            "store": global.store.map { store in
+                .mapping([
+                    "redis": .string(store.redis.text),
+                    "timeout": duration(store.timeout),
+                    "on_error": .string(store.onError.rawValue),
+                ])
+            },
         ])
     }
 
@@ -142,6 +149,7 @@ package enum ConfigRenderer {
             "max_entries": .int(limit.maxEntries),
             "action": .string(limit.action.rawValue),
             "tarpit": duration(limit.tarpit),
+            "shared": limit.shared ? .bool(true) : nil,
             "if": .strings(limit.ifACLs),
             "unless": .strings(limit.unlessACLs),
         ])

@@ -11,6 +11,8 @@ package struct GlobalConfig: Sendable, Equatable {
     /// Client connections open at once over every frontend (`max_connections`, HAProxy's
     /// global `maxconn`). Above it, new connections wait in the kernel's backlog.
     package var maxConnections: ConnectionCap = .auto
+    /// Where limits shared by several instances are counted (`store`); nil: nowhere.
+    package var store: StoreConfig?
 
     package init(workers: WorkerCount = .auto, log: LogConfig = LogConfig(), gracePeriod: Duration = .seconds(10)) {
         self.workers = workers

@@ -33,6 +33,9 @@ package struct RateLimitConfig: Sendable, Equatable {
     package var maxEntries = 100_000
     package var action = Action.reject
     package var tarpit: Duration = .seconds(10)
+    /// Counted in `global.store` for every instance at once (`shared: true`), rather than by
+    /// this instance alone.
+    package var shared = false
     package var ifACLs: [String] = []
     package var unlessACLs: [String] = []
 

@@ -417,6 +417,7 @@ private let maximalYAML = #"""
       grace_period: 0s
       admin: { listen: "[::1]:9090", token_env: FULCRUM_ADMIN_TOKEN, config_writeback: true }
       max_connections: 20000
+      store: { redis: "redis://fulcrum:p%40ss@[::1]:6380/2", timeout: 25ms, on_error: allow }
 
     frontends:
       - name: secure
@@ -455,7 +456,7 @@ private let maximalYAML = #"""
           per_ip: { key: src, rate: 100/10s, burst: 50 }
           login: { key: src, rate: 5/1m, if: [login], unless: office, action: tarpit, tarpit: 3s, max_entries: 1000 }
           api_key: { key: "header:X-Api-Key", rate: "1000/1h", action: deny }
-          "session": { key: "cookie:session", rate: 2/500ms }
+          "session": { key: "cookie:session", rate: 2/500ms, shared: true }
         antibot:
           mode: challenge
           challenge: { difficulty: 18, cookie_ttl: 30m, secret_env: FULCRUM_ANTIBOT_SECRET }

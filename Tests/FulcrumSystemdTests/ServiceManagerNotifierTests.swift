@@ -47,11 +47,12 @@ struct ServiceManagerNotifierTests {
         )
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            #expect(try await socket.receive() == "READY=1\nSTATUS=serving 1 frontend(s)")
+            // Generous: two cores shared with every other suite.
+            #expect(try await socket.receive(timeout: .seconds(60)) == "READY=1\nSTATUS=serving 1 frontend(s)")
             // Nothing more until the shutdown.
             #expect(try await socket.receive(timeout: .milliseconds(200)) == nil)
             await group.triggerGracefulShutdown()
-            #expect(try await socket.receive() == "STOPPING=1\nSTATUS=stopping: draining connections")
+            #expect(try await socket.receive(timeout: .seconds(60)) == "STOPPING=1\nSTATUS=stopping: draining connections")
             try await tasks.waitForAll()
         }
     }

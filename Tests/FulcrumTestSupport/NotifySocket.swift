@@ -47,7 +47,7 @@ package final class NotifySocket: @unchecked Sendable {
 
     /// Datagrams until one contains `line` (as a whole line); all of them, that one last. Nil
     /// when none does within `timeout`.
-    package func receive(until line: String, timeout: Duration = .seconds(20)) async throws -> [String]? {
+    package func receive(until line: String, timeout: Duration = .seconds(60)) async throws -> [String]? {
         let deadline = ContinuousClock.now + timeout
         var received: [String] = []
         while let message = try await receive(timeout: deadline - ContinuousClock.now) {

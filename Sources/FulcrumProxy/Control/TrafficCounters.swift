@@ -28,9 +28,15 @@ final class TrafficCounters {
     private var cells: [Key: Cell] = [:]
     private var connections: [String: Int] = [:]
     private var shield: [ShieldDecision: Int] = [:]
+    private var store: [StoreCall: Int] = [:]
 
     func shieldDecision(_ key: ShieldDecision) {
         shield[key, default: 0] += 1
+    }
+
+    /// A shared limit's call to the store, and how it ended.
+    func storeCall(_ call: StoreCall) {
+        store[call, default: 0] += 1
     }
 
     /// The counters of one frontend, backend and server, created on first use.
@@ -87,7 +93,8 @@ final class TrafficCounters {
                 )
             },
             activeConnections: connections,
-            shieldDecisions: shield
+            shieldDecisions: shield,
+            storeCalls: store
         )
     }
 }
@@ -138,11 +145,19 @@ package struct TrafficSnapshot: Sendable, Equatable {
     package var shieldDecisions: [ShieldDecision: Int]
     /// Accept errors and pauses at a connection cap, by frontend (the listeners', not a loop's).
     package var listenerEvents: [ListenerEvent: Int] = [:]
+    /// Shared limits' calls to the store, by outcome.
+    package var storeCalls: [StoreCall: Int]
 
-    package init(series: [TrafficSeries] = [], activeConnections: [String: Int] = [:], shieldDecisions: [ShieldDecision: Int] = [:]) {
+    package init(
+        series: [TrafficSeries] = [],
+        activeConnections: [String: Int] = [:],
+        shieldDecisions: [ShieldDecision: Int] = [:],
+        storeCalls: [StoreCall: Int] = [:]
+    ) {
         self.series = series
         self.activeConnections = activeConnections
         self.shieldDecisions = shieldDecisions
+        self.storeCalls = storeCalls
     }
 
     mutating func add(_ other: TrafficSnapshot) {
@@ -157,7 +172,23 @@ package struct TrafficSnapshot: Sendable, Equatable {
         }
         activeConnections.merge(other.activeConnections, uniquingKeysWith: +)
         shieldDecisions.merge(other.shieldDecisions, uniquingKeysWith: +)
+        storeCalls.merge(other.storeCalls, uniquingKeysWith: +)
     }
+}
+
+/// How a shared limit's call to the store ended (`TrafficSnapshot.storeCalls`).
+package enum StoreCall: String, Hashable, Sendable, CaseIterable {
+    /// Redis decided: the request passed, or was over the limit.
+    case allowed, limited
+    /// No reply within the store's timeout; the limit fell back to `on_error`.
+    case timeout
+    /// No connection (refused, closed, or resting after a failure); fell back.
+    case unavailable
+    /// Redis replied with an error, or something that was not the script's answer; fell back.
+    case error
+
+    /// Whether the limit fell back to `on_error`.
+    package var isError: Bool { self != .allowed && self != .limited }
 }
 
 /// One kind of decision of a frontend's shield, counted in `TrafficSnapshot.shieldDecisions`.

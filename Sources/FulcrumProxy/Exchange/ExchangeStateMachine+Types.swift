@@ -21,8 +21,8 @@ extension ExchangeStateMachine {
         /// A request head is ready to be screened and routed; the handler answers with
         /// `admitted(_:)`.
         case admit(HTTPRequestHead)
-        /// Screen again, the address's crawler check done; the handler answers with
-        /// `admitted(_:)`.
+        /// Screen again, the address's crawler check or a shared limit's decision done; the
+        /// handler answers with `rescreened(_:)`.
         case rescreen(HTTPRequestHead)
         /// Pick a server of the exchange's backend other than these, then `connect(to:)`
         /// (or `noServerAvailable()`).
@@ -34,6 +34,9 @@ extension ExchangeStateMachine {
         /// Look the client's address up and call `crawlerChecked(attempt:)` (at most
         /// `crawlerCheckTimeout` later).
         case lookUpCrawler(address: [UInt8], attempt: Int)
+        /// Ask the store about shared rate limit `limitIndex` for `key`, and call
+        /// `sharedLimitChecked(attempt:)` once it answers or fails (within its timeout).
+        case checkSharedLimit(limitIndex: Int, key: String, attempt: Int)
         /// Connected: send the serialized head, the body parts that arrived meanwhile and, if
         /// the request ended, its end.
         case sendRequest(HTTPRequestHead, body: [ByteBuffer], end: RequestEnd?)
@@ -191,6 +194,16 @@ extension ExchangeStateMachine {
         case tarpit(HTTPResponseStatus, attempt: Int)
         /// The address's crawler check (body parts that arrive meanwhile are kept).
         case crawlerCheck(attempt: Int)
+        /// A shared rate limit's decision from the store (body parts are kept, too).
+        case sharedLimit(attempt: Int)
+
+        /// Whether the request goes on once the hold ends, so its body is kept meanwhile.
+        var keepsRequest: Bool {
+            switch self {
+            case .tarpit: false
+            case .crawlerCheck, .sharedLimit: true
+            }
+        }
     }
 
     /// Something the client sent while an earlier request was still being answered.

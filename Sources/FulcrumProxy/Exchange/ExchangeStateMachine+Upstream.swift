@@ -14,6 +14,8 @@ enum RequestDecision {
     /// It claims to be a listed crawler whose address is not known yet: look it up, then screen
     /// it again.
     case verifyCrawler(address: [UInt8])
+    /// Shared rate limit `limitIndex` applies: ask the store, then screen it again from there.
+    case checkSharedLimit(limitIndex: Int, key: String)
 }
 
 extension ExchangeStateMachine {
@@ -66,6 +68,10 @@ extension ExchangeStateMachine {
             attempts &+= 1
             state = .holding(.crawlerCheck(attempt: attempts))
             return .lookUpCrawler(address: address, attempt: attempts)
+        case .checkSharedLimit(let index, let key):
+            attempts &+= 1
+            state = .holding(.sharedLimit(attempt: attempts))
+            return .checkSharedLimit(limitIndex: index, key: key, attempt: attempts)
         }
     }
 
@@ -78,6 +84,13 @@ extension ExchangeStateMachine {
     /// The crawler check is done (or timed out): screen the request again.
     mutating func crawlerChecked(attempt: Int) -> Action {
         guard case .holding(.crawlerCheck(attempt)) = state, let head = request?.head else { return .wait }
+        state = .admitting
+        return .rescreen(head)
+    }
+
+    /// The store answered about a shared limit (or failed to, in time): screen it again.
+    mutating func sharedLimitChecked(attempt: Int) -> Action {
+        guard case .holding(.sharedLimit(attempt)) = state, let head = request?.head else { return .wait }
         state = .admitting
         return .rescreen(head)
     }

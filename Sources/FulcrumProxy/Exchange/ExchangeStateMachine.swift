@@ -123,7 +123,7 @@ struct ExchangeStateMachine {
             return .wait
         case .holding(let hold):
             request?.bodyBytes += body.readableBytes
-            if case .crawlerCheck = hold { request?.buffer(body) }
+            if hold.keepsRequest { request?.buffer(body) }
             return bodyLimitExceeded ? refuseOversizedBody(responseStarted: false) : .wait
         case .connecting:
             request?.bodyBytes += body.readableBytes
@@ -183,7 +183,8 @@ struct ExchangeStateMachine {
 
     private var isWaitingForResponse: Bool {
         switch state {
-        case .connecting, .forwarding, .holding(.crawlerCheck): true
+        case .connecting, .forwarding: true
+        case .holding(let hold): hold.keepsRequest
         default: false
         }
     }

@@ -55,11 +55,26 @@ extension ProxyHandler {
         runInlined(action)
     }
 
-    /// Screens again once the crawler check that held the request is done.
+    /// Screens again once the crawler check or the shared limit that held the request is done.
     func rescreen(_ head: HTTPRequestHead) {
         guard let screener else { return }
         var random = SystemRandomNumberGenerator()
-        let screen = screener.screenAfterCrawlerCheck(head, client: client, hostname: crawlerHostname, clock: .now, random: &random)
+        let screen: ShieldScreener.Screen
+        if let answer = sharedLimitAnswer {
+            sharedLimitAnswer = nil
+            let crawlers = loop.crawlerVerifier
+            screen = screener.screen(
+                head,
+                client: client,
+                clock: .now,
+                crawlerStatus: { crawlers.cached($0) },
+                store: loop.sharedLimits?.onError,
+                resumingWith: answer,
+                random: &random
+            )
+        } else {
+            screen = screener.screenAfterCrawlerCheck(head, client: client, hostname: crawlerHostname, clock: .now, random: &random)
+        }
         note(screen, for: head)
         var route: (index: Int, edits: [HeaderEdit])?
         let decision = screen.verdict.decision ?? self.route(head, into: &route)
@@ -76,7 +91,14 @@ extension ProxyHandler {
         guard let screener else { return nil }
         var random = SystemRandomNumberGenerator()
         let crawlers = loop.crawlerVerifier
-        let screen = screener.screen(head, client: client, clock: .now, crawlerStatus: { crawlers.cached($0) }, random: &random)
+        let screen = screener.screen(
+            head,
+            client: client,
+            clock: .now,
+            crawlerStatus: { crawlers.cached($0) },
+            store: loop.sharedLimits?.onError,
+            random: &random
+        )
         note(screen, for: head)
         return screen.verdict.decision
     }
@@ -125,6 +147,20 @@ extension ProxyHandler {
         )
         callTimeout = scan.grpcTimeout.flatMap(GRPCDeadline.parse)
         backend.retryBudget.recordRequest()
+    }
+
+    /// Holds the request while the store decides on shared rate limit `index` (within the
+    /// store's timeout: its answer, or its failure, always comes).
+    func checkSharedLimit(_ index: Int, key: String, attempt: Int) {
+        guard let store = loop.sharedLimits, let limits = screener?.shield.limits, limits.indices.contains(index) else {
+            sharedLimitAnswer = .init(limitIndex: index, key: key, outcome: .failed(.unavailable))
+            run(machine.sharedLimitChecked(attempt: attempt))
+            return
+        }
+        store.check(frontend: frontendName, limit: limits[index].config, key: key) { [self] outcome in
+            sharedLimitAnswer = .init(limitIndex: index, key: key, outcome: outcome)
+            run(machine.sharedLimitChecked(attempt: attempt))
+        }
     }
 
     /// Holds the request while the address is looked up (at most `crawlerCheckTimeout`).

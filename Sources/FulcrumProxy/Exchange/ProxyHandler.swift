@@ -76,6 +76,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
     var isDequeued = false
     /// The forward-confirmed name of the client's address, once its crawler check is done.
     var crawlerHostname: String?
+    /// The store's answer about a shared rate limit, for the screen that goes on from it.
+    var sharedLimitAnswer: ShieldScreener.SharedLimitAnswer?
     var isFlushQueued = false
 
     init(
@@ -254,6 +256,8 @@ final class ProxyHandler: ChannelDuplexHandler, RemovableChannelHandler, Backend
             }
         case .lookUpCrawler(let address, let attempt):
             lookUpCrawler(address, attempt: attempt, context: context)
+        case .checkSharedLimit(let index, let key, let attempt):
+            checkSharedLimit(index, key: key, attempt: attempt)
         case .sendRequest(let head, let body, let end):
             sendRequest(head, body: body, end: end)
         case .forwardBody(let body):

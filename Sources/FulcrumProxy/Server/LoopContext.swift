@@ -24,16 +24,21 @@ final class LoopContext {
     let logger: Logger
     /// Confirms crawlers by DNS for the anti-bot shield (one for the whole server).
     let crawlerVerifier: CrawlerVerifier
+    /// Where shared rate limits are decided (`global.store`, read at start); nil: nowhere, and
+    /// a shared limit counts here alone.
+    let sharedLimits: SharedLimitStore?
 
     init(
         eventLoop: any EventLoop,
         snapshot: RuntimeSnapshot,
         accessLog: AccessLogWriter?,
         crawlerVerifier: CrawlerVerifier,
+        store: SharedLimitStoreSetup? = nil,
         logger: Logger
     ) {
         self.eventLoop = eventLoop
         self.crawlerVerifier = crawlerVerifier
+        self.sharedLimits = store?.makeStore(on: eventLoop, counters: traffic, logger: logger)
         self.snapshot = snapshot
         self.flushes = DeferredFlushes(eventLoop: eventLoop)
         self.logger = logger

@@ -131,10 +131,10 @@ package final class ProxyServer: ProxyControl, Service {
     ) async throws -> ProxyServer {
         // Resolving server names and reading certificate files block: NIO's thread pool for
         // blocking work does them, not an event loop or the cooperative pool.
-        let (snapshot, certificateStores) = try await NIOThreadPool.singleton.runIfActive {
+        let (snapshot, certificateStores, store) = try await NIOThreadPool.singleton.runIfActive {
             let snapshot = try RuntimeSnapshot(config: config)
             let stores = try makeCertificateStores(for: config, reusing: [:], logger: logger, pollInterval: certificatePollInterval)
-            return (snapshot, stores)
+            return (snapshot, stores, try config.global.store.map(SharedLimitStoreSetup.init))
         }
         let accessLog = config.global.log.access == .off ? nil : accessLogWriter ?? AccessLogWriter()
 
@@ -149,6 +149,7 @@ package final class ProxyServer: ProxyControl, Service {
                             snapshot: snapshot,
                             accessLog: accessLog,
                             crawlerVerifier: crawlerVerifier,
+                            store: store,
                             logger: logger
                         ),
                         eventLoop: eventLoop

@@ -20,6 +20,8 @@ package enum StartupError: Error, CustomStringConvertible {
     case noUsableCertificate(frontend: String, directory: String, problems: [String])
     /// The anti-bot shield's `secret_env` names a variable that is unset or too short.
     case missingSecret(frontend: String, variable: String)
+    /// `global.store`'s host name did not resolve.
+    case unresolvableStore(address: String, reason: String)
     /// A reload after the server began shutting down.
     case notRunning
 
@@ -31,6 +33,8 @@ package enum StartupError: Error, CustomStringConvertible {
             "frontend \(frontend): cannot listen on \(address) (\(reason))"
         case .badServerTLS(let backend, let server, let reason):
             "backend \(backend), server \(server): cannot set up TLS (\(reason))"
+        case .unresolvableStore(let address, let reason):
+            "global.store: cannot resolve \(address) (\(reason))"
         case .notRunning:
             "the proxy is shutting down; the configuration was not applied"
         case .missingSecret(let frontend, let variable):

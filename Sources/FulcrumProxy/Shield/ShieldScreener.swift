@@ -21,6 +21,16 @@ struct ShieldScreener {
         case tarpit(TimeAmount, status: HTTPResponseStatus)
         /// The request claims to be a listed crawler whose address is not known yet.
         case verifyCrawler(address: [UInt8])
+        /// Shared rate limit `limitIndex` applies to `key`: ask the store, then screen on from
+        /// its answer (`SharedLimitAnswer`).
+        case checkSharedLimit(limitIndex: Int, key: String)
+    }
+
+    /// The store's answer about a shared limit, to screen on from.
+    struct SharedLimitAnswer {
+        let limitIndex: Int
+        let key: String
+        let outcome: SharedLimitStore.Outcome
     }
 
     /// A shield decision for the access log (`decision:reason`) and the counters.
@@ -59,18 +69,52 @@ struct ShieldScreener {
     let router: Router
 
     /// Rate limits, then the anti-bot shield.
-    /// - Parameter crawlerStatus: what is known of an address's crawler check.
+    /// - Parameters:
+    ///   - crawlerStatus: what is known of an address's crawler check.
+    ///   - store: what a shared limit does without the store's decision; nil when there is no
+    ///     store, and shared limits count here alone.
+    ///   - answer: the store's answer that held the request; the screen goes on from its limit.
     func screen<Random: RandomNumberGenerator>(
         _ head: HTTPRequestHead,
         client: ClientInfo,
         clock: Clock,
         crawlerStatus: ([UInt8]) -> CrawlerVerifier.Cached,
+        store: StoreConfig.OnError? = nil,
+        resumingWith answer: SharedLimitAnswer? = nil,
         random: inout Random
     ) -> Screen {
-        for limit in shield.limits where router.holds(limit.condition, head, client: client) {
-            guard let key = limit.key(for: head, client: client),
-                case .limited(let retryAfter) = limit.limiter.check(key: key, now: clock.uptimeNanoseconds)
-            else { continue }
+        if let limited = screenLimits(head, client: client, clock: clock, store: store, resumingWith: answer) { return limited }
+        return screenAntibot(head, client: client, clock: clock, crawlerStatus: crawlerStatus, random: &random)
+    }
+
+    /// The rate limits in order, from the answered one when there is `answer`; nil when
+    /// every one passes.
+    private func screenLimits(
+        _ head: HTTPRequestHead,
+        client: ClientInfo,
+        clock: Clock,
+        store: StoreConfig.OnError?,
+        resumingWith answer: SharedLimitAnswer?
+    ) -> Screen? {
+        for index in (answer?.limitIndex ?? 0)..<shield.limits.count {
+            let limit = shield.limits[index]
+            let decision: RateLimiter.Decision
+            if let answer, answer.limitIndex == index {
+                switch answer.outcome {
+                case .decided(let decided): decision = decided
+                case .failed where store == .allow: decision = .allowed
+                case .failed: decision = limit.limiter.check(key: answer.key, now: clock.uptimeNanoseconds)
+                }
+            } else {
+                guard router.holds(limit.condition, head, client: client), let key = limit.key(for: head, client: client) else {
+                    continue
+                }
+                if limit.config.shared, store != nil {
+                    return Screen(.checkSharedLimit(limitIndex: index, key: key))
+                }
+                decision = limit.limiter.check(key: key, now: clock.uptimeNanoseconds)
+            }
+            guard case .limited(let retryAfter) = decision else { continue }
             let note = Note(decision: "limited", reason: limit.config.name)
             switch limit.config.action {
             case .reject:
@@ -90,6 +134,17 @@ struct ShieldScreener {
                 return Screen(.tarpit(TimeAmount(limit.config.tarpit), status: .tooManyRequests), note: note)
             }
         }
+        return nil
+    }
+
+    /// The anti-bot shield, once every rate limit has passed.
+    private func screenAntibot<Random: RandomNumberGenerator>(
+        _ head: HTTPRequestHead,
+        client: ClientInfo,
+        clock: Clock,
+        crawlerStatus: ([UInt8]) -> CrawlerVerifier.Cached,
+        random: inout Random
+    ) -> Screen {
         guard let antibot = shield.antibot, !antibot.allows(client) else { return Screen(.pass) }
         let userAgent = head.headers.first(name: "user-agent") ?? ""
         // The answer to a challenge, whatever the shield's `if`/`unless` say of its path.
@@ -269,6 +324,7 @@ extension ShieldScreener.Verdict {
         case .respond(let response): .respond(response)
         case .tarpit(let delay, let status): .tarpit(delay, status: status)
         case .verifyCrawler(let address): .verifyCrawler(address: address)
+        case .checkSharedLimit(let index, let key): .checkSharedLimit(limitIndex: index, key: key)
         }
     }
 }

@@ -15,6 +15,7 @@ extension ExchangeStateMachine.Action {
         case .reconnect(let index): "reconnect \(index)"
         case .scheduleTarpit(let delay, _): "scheduleTarpit \(delay.nanoseconds / 1_000_000)ms"
         case .lookUpCrawler(let address, _): "lookUpCrawler \(address)"
+        case .checkSharedLimit(let index, let key, _): "checkSharedLimit \(index) \(key)"
         case .sendRequest(let head, let body, let end):
             "sendRequest \(head.uri) body \(body.map { String(buffer: $0) }) \(end == nil ? "open" : "ended")"
         case .releaseConnection: "releaseConnection"
@@ -48,6 +49,7 @@ extension ExchangeStateMachine {
         case .admitting: "admitting"
         case .holding(.tarpit): "holding tarpit"
         case .holding(.crawlerCheck): "holding crawlerCheck"
+        case .holding(.sharedLimit): "holding sharedLimit"
         case .connecting: "connecting"
         case .forwarding: "forwarding"
         case .upgrading: "upgrading"

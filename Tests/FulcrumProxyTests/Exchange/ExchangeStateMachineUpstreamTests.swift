@@ -242,6 +242,38 @@ struct ExchangeStateMachineUpstreamTests {
         #expect(blocked.rescreened(F.forward).summary == "wait")  // only once
     }
 
+    @Test("a shared limit holds the request for the store, keeps its body, then screens it again")
+    func sharedLimit() {
+        var machine = Machine(channel: .connection)
+        _ = machine.channelRead(.head(F.post(length: 4)))
+        let hold = machine.admitted(.checkSharedLimit(limitIndex: 1, key: "10.0.0.1"), framing: .init(contentLength: 4), maxBodyBytes: nil)
+        #expect(hold.summary == "checkSharedLimit 1 10.0.0.1")
+        #expect(machine.stateName == "holding sharedLimit")
+        #expect(machine.channelRead(.body(F.bytes("data"))).summary == "wait")
+        #expect(machine.channelRead(.end(nil)).summary == "wait")
+        guard case .checkSharedLimit(_, _, let attempt) = hold else { return }
+        // Another hold's completion, or a stale one, changes nothing.
+        #expect(machine.crawlerChecked(attempt: attempt).summary == "wait")
+        #expect(machine.sharedLimitChecked(attempt: attempt + 1).summary == "wait")
+        #expect(machine.sharedLimitChecked(attempt: attempt).summary == "rescreen /upload")
+        #expect(machine.sharedLimitChecked(attempt: attempt).summary == "wait")
+        // Over the limit: answered, and the body read meanwhile is not sent anywhere.
+        #expect(machine.rescreened(.respond(LocalResponse(.tooManyRequests, "slow down"))).summary == "respond 429")
+
+        var passing = Machine(channel: .connection)
+        _ = passing.channelRead(.head(F.post(length: 4)))
+        let check = passing.admitted(.checkSharedLimit(limitIndex: 0, key: "k"), framing: .init(contentLength: 4), maxBodyBytes: nil)
+        guard case .checkSharedLimit(_, _, let next) = check else {
+            Issue.record("no check")
+            return
+        }
+        #expect(passing.channelRead(.body(F.bytes("data"))).summary == "wait")
+        _ = passing.sharedLimitChecked(attempt: next)
+        #expect(passing.rescreened(F.forward).summary == "pickServer excluding 0")
+        let connection = passing.connecting(to: 0)
+        #expect(passing.connected(attempt: connection).summary == #"sendRequest /upload body ["data"] open"#)
+    }
+
     @Test("a WebSocket upgrade: the 101 is relayed, then the tunnel starts; the client may leave first")
     func upgrade() {
         let websocket = Machine.RequestFraming(isUpgrade: true, isWebSocket: true)
