@@ -3,7 +3,7 @@ internal import Yams
 
 extension ConfigParser {
     static let rateLimitKeys = ["key", "rate", "burst", "max_entries", "action", "tarpit", "shared", "if", "unless"]
-    static let antibotKeys = ["mode", "challenge", "threshold", "rate", "allow", "deny_user_agents", "if", "unless"]
+    static let antibotKeys = ["mode", "challenge", "threshold", "rate", "shared", "allow", "deny_user_agents", "if", "unless"]
     static let antibotChallengeKeys = ["difficulty", "cookie_ttl", "secret_env"]
     static let antibotAllowKeys = ["src", "src_file", "verified_bots"]
     static let verifiedBotKeys = ["name", "user_agent", "domains"]
@@ -87,6 +87,12 @@ extension ConfigParser {
         if let threshold = mapping["threshold"]?.integer(in: 0...1000) { antibot.threshold = threshold }
         if let rate = mapping["rate"].flatMap(parseRate) {
             antibot.rate = RequestRate(requests: rate.requests, period: rate.period)
+        }
+        if let reader = mapping["shared"], let shared = reader.bool() {
+            antibot.sharedRate = shared
+            if shared, !storeConfigured {
+                reader.report("a shared rate needs global.store (e.g. store: { redis: \"redis://127.0.0.1:6379/0\" })")
+            }
         }
         if let allow = mapping["allow"]?.mapping(allowedKeys: Self.antibotAllowKeys) {
             antibot.allowSources = allow["src"].flatMap(parseCIDRBlocks) ?? []

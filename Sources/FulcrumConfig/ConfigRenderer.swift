@@ -165,6 +165,7 @@ package enum ConfigRenderer {
             ]),
             "threshold": .int(antibot.threshold),
             "rate": .string("\(antibot.rate.requests)/\(formatDuration(antibot.rate.period))"),
+            "shared": antibot.sharedRate ? .bool(true) : nil,
             "allow": antibotAllow(antibot),
             "deny_user_agents": .strings(antibot.denyUserAgents),
             "if": .strings(antibot.ifACLs),

@@ -74,6 +74,8 @@ package struct AntibotConfig: Sendable, Equatable {
     /// A client (by address) sending more than this is `over-rate` for the heuristics
     /// (default 100 in any 10 s).
     package var rate = RequestRate(requests: 100, period: .seconds(10))
+    /// `rate` counted in `global.store` for every instance at once (`shared: true`).
+    package var sharedRate = false
     /// Clients never checked.
     package var allowSources: [CIDRBlock] = []
     /// `allow.src_file`: a file of addresses and CIDR blocks never checked (absolute path), and

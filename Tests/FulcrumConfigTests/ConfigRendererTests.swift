@@ -462,6 +462,7 @@ private let maximalYAML = #"""
           challenge: { difficulty: 18, cookie_ttl: 30m, secret_env: FULCRUM_ANTIBOT_SECRET }
           threshold: 40
           rate: 30/5s
+          shared: true
           allow:
             src: ["192.0.2.0/24", "2001:db8::/48"]
             src_file: crawlers.txt

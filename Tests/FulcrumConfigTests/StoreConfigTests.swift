@@ -74,3 +74,31 @@ import Testing
         )
     }
 }
+
+/// `antibot.shared`.
+@Suite struct SharedAntibotRateConfigTests {
+    private static func yaml(store: Bool, shared: String) -> String {
+        (store ? "global:\n  store: { redis: \"redis://127.0.0.1\" }\n" : "") + """
+            frontends:
+              - name: public
+                listen: "127.0.0.1:8080"
+                default_backend: web
+                antibot: { mode: monitor, rate: 5/10s, shared: \(shared) }
+            backends:
+              - name: web
+                servers:
+                  - { name: web1, address: "127.0.0.1:9001" }
+            """
+    }
+
+    @Test("antibot.shared: with a store, or an error")
+    func antibotShared() throws {
+        #expect(try ConfigLoader.load(yaml: Self.yaml(store: true, shared: "true")).frontends[0].antibot?.sharedRate == true)
+        #expect(try ConfigLoader.load(yaml: Self.yaml(store: false, shared: "false")).frontends[0].antibot?.sharedRate == false)
+        #expect(
+            loadErrors(Self.yaml(store: false, shared: "true")) == [
+                #"frontends[0].antibot.shared (line 5): a shared rate needs global.store (e.g. store: { redis: "redis://127.0.0.1:6379/0" })"#
+            ]
+        )
+    }
+}

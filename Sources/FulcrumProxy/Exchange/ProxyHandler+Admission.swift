@@ -73,7 +73,14 @@ extension ProxyHandler {
                 random: &random
             )
         } else {
-            screen = screener.screenAfterCrawlerCheck(head, client: client, hostname: crawlerHostname, clock: .now, random: &random)
+            screen = screener.screenAfterCrawlerCheck(
+                head,
+                client: client,
+                hostname: crawlerHostname,
+                clock: .now,
+                store: loop.sharedLimits?.onError,
+                random: &random
+            )
         }
         note(screen, for: head)
         var route: (index: Int, edits: [HeaderEdit])?
@@ -152,12 +159,12 @@ extension ProxyHandler {
     /// Holds the request while the store decides on shared rate limit `index` (within the
     /// store's timeout: its answer, or its failure, always comes).
     func checkSharedLimit(_ index: Int, key: String, attempt: Int) {
-        guard let store = loop.sharedLimits, let limits = screener?.shield.limits, limits.indices.contains(index) else {
+        guard let store = loop.sharedLimits, let limit = screener?.shield.sharedLimit(at: index) else {
             sharedLimitAnswer = .init(limitIndex: index, key: key, outcome: .failed(.unavailable))
             run(machine.sharedLimitChecked(attempt: attempt))
             return
         }
-        store.check(frontend: frontendName, limit: limits[index].config, key: key) { [self] outcome in
+        store.check(frontend: frontendName, limit: limit.config, storeName: limit.storeName, key: key) { [self] outcome in
             sharedLimitAnswer = .init(limitIndex: index, key: key, outcome: outcome)
             run(machine.sharedLimitChecked(attempt: attempt))
         }

@@ -68,6 +68,14 @@ final class FrontendShield: Sendable {
     let limits: [Limit]
     let antibot: Antibot?
 
+    /// The limit a shared check names, and what the store keeps it under: a rate limit, or
+    /// (the index after them) the anti-bot shield's `rate`.
+    func sharedLimit(at index: Int) -> (config: RateLimitConfig, storeName: String)? {
+        if limits.indices.contains(index) { return (limits[index].config, "ratelimit:\(limits[index].config.name)") }
+        guard index == limits.count, let antibot else { return nil }
+        return (antibot.rateLimit, "antibot:rate")
+    }
+
     /// Nil when the frontend has neither rate limits nor an active anti-bot shield.
     ///
     /// - Parameter previous: the frontend's shield before a reload; its limiters are kept for

@@ -63,20 +63,21 @@ final class SharedLimitStore {
         self.logger = logger
     }
 
-    /// The store's key for `key` under `limit` of `frontend`.
-    static func storeKey(frontend: String, limit: String, key: String) -> String {
-        "fulcrum:ratelimit:\(frontend):\(limit):\(key)"
+    /// The store's key for `key` under `storeName` (`ratelimit:NAME`, `antibot:rate`) of
+    /// `frontend`.
+    static func storeKey(frontend: String, storeName: String, key: String) -> String {
+        "fulcrum:\(frontend):\(storeName):\(key)"
     }
 
     /// Decides on a request of `key` under `limit`: `decided` is called once, on the loop,
     /// within the store's timeout (perhaps before this returns), with a decision or why there
     /// is none.
-    func check(frontend: String, limit: RateLimitConfig, key: String, decided: @escaping (Outcome) -> Void) {
+    func check(frontend: String, limit: RateLimitConfig, storeName: String, key: String, decided: @escaping (Outcome) -> Void) {
         let period = UInt64(TimeAmount(limit.period).nanoseconds / 1_000)
         let interval = (period + UInt64(limit.requests) - 1) / UInt64(limit.requests)
         // As `FrontendShield` configures the local limiter: `rate` in any window, plus `burst`.
         let tolerance = UInt64(limit.requests - 1 + limit.burst) * interval
-        let storeKey = Self.storeKey(frontend: frontend, limit: limit.name, key: key)
+        let storeKey = Self.storeKey(frontend: frontend, storeName: storeName, key: key)
         let arguments = [storeKey, String(interval), String(tolerance)]
         client.send(["EVALSHA", Self.scriptDigest, "1"] + arguments) { [self] result in
             // Not loaded on this server yet (or flushed): send the script itself, once.
@@ -88,10 +89,10 @@ final class SharedLimitStore {
         }
     }
 
-    /// `check(frontend:limit:key:decided:)` as a future (for tests).
+    /// `check(frontend:limit:storeName:key:decided:)` as a future, for a rate limit (tests).
     func check(frontend: String, limit: RateLimitConfig, key: String) -> EventLoopFuture<Outcome> {
         let promise = client.eventLoop.makePromise(of: Outcome.self)
-        check(frontend: frontend, limit: limit, key: key) { promise.succeed($0) }
+        check(frontend: frontend, limit: limit, storeName: "ratelimit:\(limit.name)", key: key) { promise.succeed($0) }
         return promise.futureResult
     }
 

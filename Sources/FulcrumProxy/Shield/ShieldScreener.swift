@@ -22,7 +22,8 @@ struct ShieldScreener {
         /// The request claims to be a listed crawler whose address is not known yet.
         case verifyCrawler(address: [UInt8])
         /// Shared rate limit `limitIndex` applies to `key`: ask the store, then screen on from
-        /// its answer (`SharedLimitAnswer`).
+        /// its answer (`SharedLimitAnswer`). The index after the last rate limit is the
+        /// anti-bot shield's shared `rate` (`FrontendShield.sharedLimit(at:)`).
         case checkSharedLimit(limitIndex: Int, key: String)
     }
 
@@ -84,7 +85,16 @@ struct ShieldScreener {
         random: inout Random
     ) -> Screen {
         if let limited = screenLimits(head, client: client, clock: clock, store: store, resumingWith: answer) { return limited }
-        return screenAntibot(head, client: client, clock: clock, crawlerStatus: crawlerStatus, random: &random)
+        let rateAnswer = answer.flatMap { $0.limitIndex == shield.limits.count ? $0 : nil }
+        return screenAntibot(
+            head,
+            client: client,
+            clock: clock,
+            crawlerStatus: crawlerStatus,
+            store: store,
+            rateAnswer: rateAnswer,
+            random: &random
+        )
     }
 
     /// The rate limits in order, from the answered one when there is `answer`; nil when
@@ -143,6 +153,8 @@ struct ShieldScreener {
         client: ClientInfo,
         clock: Clock,
         crawlerStatus: ([UInt8]) -> CrawlerVerifier.Cached,
+        store: StoreConfig.OnError?,
+        rateAnswer: SharedLimitAnswer?,
         random: inout Random
     ) -> Screen {
         guard let antibot = shield.antibot, !antibot.allows(client) else { return Screen(.pass) }
@@ -163,14 +175,27 @@ struct ShieldScreener {
             }
         }
         let claimed = antibot.crawlers(claimedBy: userAgent)
+        func bots(claimed: [VerifiedBot], hostname: String?, random: inout Random) -> Screen {
+            screenBots(
+                head,
+                antibot: antibot,
+                client: client,
+                claimed: claimed,
+                hostname: hostname,
+                clock: clock,
+                store: store,
+                rateAnswer: rateAnswer,
+                random: &random
+            )
+        }
         guard !claimed.isEmpty, let address = client.addressBytes else {
-            return screenBots(head, antibot: antibot, client: client, claimed: [], hostname: nil, clock: clock, random: &random)
+            return bots(claimed: [], hostname: nil, random: &random)
         }
         switch crawlerStatus(address) {
         case .confirmed(let hostname):
-            return screenBots(head, antibot: antibot, client: client, claimed: claimed, hostname: hostname, clock: clock, random: &random)
+            return bots(claimed: claimed, hostname: hostname, random: &random)
         case .unconfirmed:
-            return screenBots(head, antibot: antibot, client: client, claimed: claimed, hostname: nil, clock: clock, random: &random)
+            return bots(claimed: claimed, hostname: nil, random: &random)
         case .unknown:
             return Screen(.verifyCrawler(address: address))
         }
@@ -183,11 +208,22 @@ struct ShieldScreener {
         client: ClientInfo,
         hostname: String?,
         clock: Clock,
+        store: StoreConfig.OnError? = nil,
         random: inout Random
     ) -> Screen {
         guard let antibot = shield.antibot else { return Screen(.pass) }
         let claimed = antibot.crawlers(claimedBy: head.headers.first(name: "user-agent") ?? "")
-        return screenBots(head, antibot: antibot, client: client, claimed: claimed, hostname: hostname, clock: clock, random: &random)
+        return screenBots(
+            head,
+            antibot: antibot,
+            client: client,
+            claimed: claimed,
+            hostname: hostname,
+            clock: clock,
+            store: store,
+            rateAnswer: nil,
+            random: &random
+        )
     }
 
     /// The heuristics, with what is known of the crawler the request claims to be (`claimed`,
@@ -199,15 +235,25 @@ struct ShieldScreener {
         claimed: [VerifiedBot],
         hostname: String?,
         clock: Clock,
+        store: StoreConfig.OnError?,
+        rateAnswer: SharedLimitAnswer?,
         random: inout Random
     ) -> Screen {
         if let bot = FrontendShield.Antibot.crawler(in: claimed, confirmedBy: hostname) {
             return Screen(.pass, note: Note(decision: "allowed", reason: bot.name))
         }
-        var overRate = false
-        if case .limited = antibot.rateLimiter.check(key: client.addressText, now: clock.uptimeNanoseconds) {
-            overRate = true
+        let rate: RateLimiter.Decision
+        switch rateAnswer?.outcome {
+        case .decided(let decided): rate = decided
+        case .failed where store == .allow: rate = .allowed
+        case .failed: rate = antibot.rateLimiter.check(key: client.addressText, now: clock.uptimeNanoseconds)
+        case nil:
+            if antibot.config.sharedRate, store != nil {
+                return Screen(.checkSharedLimit(limitIndex: shield.limits.count, key: client.addressText))
+            }
+            rate = antibot.rateLimiter.check(key: client.addressText, now: clock.uptimeNanoseconds)
         }
+        let overRate = rate != .allowed
         let userAgent = head.headers.first(name: "user-agent")
         let score = antibot.heuristics.evaluate(
             userAgent: userAgent,

@@ -31,6 +31,14 @@ struct SharedRateLimitTests {
         """
     }
 
+    /// A browser's headers: nothing but `over-rate` can score.
+    static let browser: [(String, String)] = [
+        ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"),
+        ("Accept", "text/html,application/xhtml+xml"),
+        ("Accept-Language", "en"),
+        ("Accept-Encoding", "gzip"),
+    ]
+
     /// Runs `body` with two instances of `config` (each its own proxy, loops and worker).
     static func withTwoInstances(
         redisPort: Int,
@@ -145,6 +153,47 @@ struct SharedRateLimitTests {
             let calls = try await first.proxy.traffic().storeCalls
             #expect((calls[.timeout] ?? 0) >= 1, "\(calls)")
             #expect((calls[.unavailable] ?? 0) >= 1, "\(calls)")
+        }
+    }
+
+    @Test("The anti-bot shield's rate, shared: over 6 in 10 s over both instances is over-rate, and blocked")
+    func sharedAntibotRate() async throws {
+        let redis = try await RedisServerProcess.start()
+        let yaml = { (ports: [Int]) in
+            """
+            global:
+              workers: 2
+              log: { level: warning, access: off }
+              store: { redis: "redis://127.0.0.1:\(redis.port)/0", timeout: 5s }
+            frontends:
+              - name: test
+                listen: ["127.0.0.1:8080"]
+                antibot: { mode: block, threshold: 40, rate: 6/10s, shared: true }
+                default_backend: app
+            backends:
+              - name: app
+                servers:
+                  - { name: w1, address: "127.0.0.1:\(ports[0])" }
+            """
+        }
+        try await withProxy(workers: [.init()], proxyThreads: 2, yaml: yaml) { first in
+            try await withProxy(workers: [.init()], proxyThreads: 2, yaml: yaml) { second in
+                let start = ContinuousClock.now
+                var statuses: [UInt] = []
+                for index in 0..<12 {
+                    statuses.append(try await [first, second][index % 2].send("/work", headers: Self.browser).status.code)
+                }
+                let admitted = statuses.filter { $0 == 200 }.count
+                // Six in the window over both (each alone would pass its own six: 12).
+                #expect(admitted >= 6 && admitted <= 6 + Int((ContinuousClock.now - start) / .seconds(10) * 6), "\(statuses)")
+                #expect(statuses.filter { $0 == 403 }.count == 12 - admitted)
+                var blocked = 0
+                for instance in [first, second] {
+                    let decisions = try await instance.proxy.traffic().shieldDecisions
+                    blocked += decisions[ShieldDecision(frontend: "test", decision: "blocked", reason: "over-rate")] ?? 0
+                }
+                #expect(blocked == 12 - admitted)
+            }
         }
     }
 }
