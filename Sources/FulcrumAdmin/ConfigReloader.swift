@@ -146,7 +146,8 @@ package final class ConfigReloader: Sendable {
 
     private func reload(to config: Config, trigger: Trigger) async throws -> ReloadSummary {
         let running = proxy.config
-        // systemd holds `systemctl reload` until READY=1 follows, whatever the outcome.
+        // Under systemd: the unit shows "reloading" until READY=1 follows, whatever the
+        // outcome (and with Type=notify-reload, `systemctl reload` waits for it).
         serviceManager?.notify(.reloading)
         defer { serviceManager?.notify(.ready) }
         do {
@@ -154,7 +155,9 @@ package final class ConfigReloader: Sendable {
             record(succeeded: true)
             logger.notice("reload (\(trigger.rawValue)): \(summary)")
             if config.global != running.global {
-                logger.warning("reload (\(trigger.rawValue)): changes under global (workers, log, admin, grace_period) take effect at the next start")
+                logger.warning(
+                    "reload (\(trigger.rawValue)): changes under global (workers, log, admin, grace_period, store) take effect at the next start"
+                )
             }
             return summary
         } catch {

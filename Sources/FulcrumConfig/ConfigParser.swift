@@ -24,19 +24,20 @@ struct ConfigParser {
     func parseDocument(_ root: YAMLNodeReader) -> Config? {
         guard let document = root.mapping(allowedKeys: Self.documentKeys) else { return nil }
         var global = GlobalConfig()
-        if let reader = document["global"] {
-            parseGlobal(reader, into: &global)
-        }
         var parser = self
-        parser.storeConfigured = global.store != nil
+        if let reader = document["global"] {
+            // A broken store is reported once, not again at each shared limit.
+            parser.storeConfigured = parseGlobal(reader, into: &global)
+        }
         // Backends first: frontends and their rules refer to backends by name.
         let backends = parser.parseBackends(document.required("backends"))
         let frontends = parser.parseFrontends(document.required("frontends"), backends: backends)
         return Config(global: global, frontends: frontends, backends: backends.configs)
     }
 
-    private func parseGlobal(_ reader: YAMLNodeReader, into global: inout GlobalConfig) {
-        guard let mapping = reader.mapping(allowedKeys: Self.globalKeys) else { return }
+    /// Returns whether `global` has a `store` (valid or not).
+    private func parseGlobal(_ reader: YAMLNodeReader, into global: inout GlobalConfig) -> Bool {
+        guard let mapping = reader.mapping(allowedKeys: Self.globalKeys) else { return false }
         if let workers = mapping["workers"].flatMap(parseWorkers) {
             global.workers = workers
         }
@@ -58,9 +59,9 @@ struct ConfigParser {
         if let cap = mapping["max_connections"].flatMap(parseConnectionCap) {
             global.maxConnections = cap
         }
-        if let store = mapping["store"] {
-            global.store = parseStore(store)
-        }
+        guard let store = mapping["store"] else { return false }
+        global.store = parseStore(store)
+        return true
     }
 
     /// `store: { redis: "redis://127.0.0.1:6379/0", timeout: 50ms, on_error: local }`.

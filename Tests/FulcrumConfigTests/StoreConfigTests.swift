@@ -65,6 +65,8 @@ import Testing
         #expect(loadErrors(Self.yaml(store: #"{ redis: "redis://127.0.0.1:6379/x" }"#, shared: "false")).count == 1)
         #expect(loadErrors(Self.yaml(store: #"{ redis: "redis://127.0.0.1:99999" }"#, shared: "false")).count == 1)
         #expect(loadErrors(Self.yaml(store: #"{ redis: "redis://" }"#, shared: "false")).count == 1)
+        // A broken store is reported once, not again at the shared limit.
+        #expect(loadErrors(Self.yaml(store: #"{ redis: "redis://" }"#)).count == 1)
         #expect(
             loadErrors(Self.yaml(store: #"{ redis: "redis://h", timeout: 11s, on_error: deny, db: 1 }"#, shared: "false")) == [
                 #"global.store.db (line 2): unknown key "db"; allowed keys: redis, timeout, on_error"#,
