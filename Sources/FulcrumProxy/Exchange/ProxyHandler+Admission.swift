@@ -164,7 +164,7 @@ extension ProxyHandler {
             run(machine.sharedLimitChecked(attempt: attempt))
             return
         }
-        store.check(frontend: frontendName, limit: limit.config, storeName: limit.storeName, key: key) { [self] outcome in
+        store.check(limit, key: key) { [self] outcome in
             sharedLimitAnswer = .init(limitIndex: index, key: key, outcome: outcome)
             run(machine.sharedLimitChecked(attempt: attempt))
         }

@@ -17,6 +17,8 @@ final class FrontendShield: Sendable {
         let config: RateLimitConfig
         let condition: Router.Condition
         let limiter: SharedRateLimiter
+        /// What the store needs, when the limit is `shared`.
+        let shared: SharedLimitStore.Limit?
 
         /// The client's key for this limit; nil: the request has none (not limited).
         func key(for head: HTTPRequestHead, client: ClientInfo) -> String? {
@@ -38,6 +40,8 @@ final class FrontendShield: Sendable {
         /// `rate`, as a limit on the client's address (for the `over-rate` signal).
         let rateLimit: RateLimitConfig
         let rateLimiter: SharedRateLimiter
+        /// What the store needs, when `rate` is `shared`.
+        let sharedRate: SharedLimitStore.Limit?
         /// The listed crawlers with their compiled User-Agent patterns.
         let crawlers: [(bot: VerifiedBot, userAgent: NSRegularExpression)]
         /// Every crawler's pattern in one, so a request that claims none costs one scan.
@@ -68,12 +72,11 @@ final class FrontendShield: Sendable {
     let limits: [Limit]
     let antibot: Antibot?
 
-    /// The limit a shared check names, and what the store keeps it under: a rate limit, or
-    /// (the index after them) the anti-bot shield's `rate`.
-    func sharedLimit(at index: Int) -> (config: RateLimitConfig, storeName: String)? {
-        if limits.indices.contains(index) { return (limits[index].config, "ratelimit:\(limits[index].config.name)") }
-        guard index == limits.count, let antibot else { return nil }
-        return (antibot.rateLimit, "antibot:rate")
+    /// The shared limit a check names: a rate limit, or (the index after them) the anti-bot
+    /// shield's `rate`.
+    func sharedLimit(at index: Int) -> SharedLimitStore.Limit? {
+        if limits.indices.contains(index) { return limits[index].shared }
+        return index == limits.count ? antibot?.sharedRate : nil
     }
 
     /// Nil when the frontend has neither rate limits nor an active anti-bot shield.
@@ -85,7 +88,8 @@ final class FrontendShield: Sendable {
             Limit(
                 config: limit,
                 condition: try router.condition(if: limit.ifACLs, unless: limit.unlessACLs),
-                limiter: previous?.limits.first { $0.config == limit }?.limiter ?? Self.limiter(for: limit)
+                limiter: previous?.limits.first { $0.config == limit }?.limiter ?? Self.limiter(for: limit),
+                shared: limit.shared ? SharedLimitStore.Limit(limit, frontend: config.name, storeName: "ratelimit:\(limit.name)") : nil
             )
         }
         var antibot: Antibot?
@@ -110,6 +114,7 @@ final class FrontendShield: Sendable {
                 rateLimit: rateLimit,
                 rateLimiter: previous?.antibot.flatMap { $0.rateLimit == rateLimit ? $0.rateLimiter : nil }
                     ?? Self.limiter(for: rateLimit),
+                sharedRate: settings.sharedRate ? SharedLimitStore.Limit(rateLimit, frontend: config.name, storeName: "antibot:rate") : nil,
                 crawlers: try settings.verifiedBots.map { ($0, try NSRegularExpression(pattern: $0.userAgent)) },
                 anyCrawler: settings.verifiedBots.isEmpty
                     ? nil

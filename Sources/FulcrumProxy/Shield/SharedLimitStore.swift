@@ -63,36 +63,46 @@ final class SharedLimitStore {
         self.logger = logger
     }
 
-    /// The store's key for `key` under `storeName` (`ratelimit:NAME`, `antibot:rate`) of
-    /// `frontend`.
-    static func storeKey(frontend: String, storeName: String, key: String) -> String {
-        "fulcrum:\(frontend):\(storeName):\(key)"
+    /// A shared limit as the script takes it, worked out once when the shield is compiled:
+    /// its keys' prefix and its two parameters, as text.
+    struct Limit: Sendable {
+        /// `fulcrum:FRONTEND:ratelimit:NAME:` or `fulcrum:FRONTEND:antibot:rate:`.
+        let keyPrefix: String
+        let interval: String
+        let tolerance: String
+
+        /// - Parameter storeName: `ratelimit:NAME`, or `antibot:rate`.
+        init(_ config: RateLimitConfig, frontend: String, storeName: String) {
+            keyPrefix = "fulcrum:\(frontend):\(storeName):"
+            let period = UInt64(TimeAmount(config.period).nanoseconds / 1_000)
+            let interval = (period + UInt64(config.requests) - 1) / UInt64(config.requests)
+            self.interval = String(interval)
+            // As `FrontendShield` configures the local limiter: `rate` in any window, plus `burst`.
+            tolerance = String(UInt64(config.requests - 1 + config.burst) * interval)
+        }
     }
 
     /// Decides on a request of `key` under `limit`: `decided` is called once, on the loop,
     /// within the store's timeout (perhaps before this returns), with a decision or why there
     /// is none.
-    func check(frontend: String, limit: RateLimitConfig, storeName: String, key: String, decided: @escaping (Outcome) -> Void) {
-        let period = UInt64(TimeAmount(limit.period).nanoseconds / 1_000)
-        let interval = (period + UInt64(limit.requests) - 1) / UInt64(limit.requests)
-        // As `FrontendShield` configures the local limiter: `rate` in any window, plus `burst`.
-        let tolerance = UInt64(limit.requests - 1 + limit.burst) * interval
-        let storeKey = Self.storeKey(frontend: frontend, storeName: storeName, key: key)
-        let arguments = [storeKey, String(interval), String(tolerance)]
-        client.send(["EVALSHA", Self.scriptDigest, "1"] + arguments) { [self] result in
+    func check(_ limit: Limit, key: String, decided: @escaping (Outcome) -> Void) {
+        let storeKey = limit.keyPrefix + key
+        client.send(["EVALSHA", Self.scriptDigest, "1", storeKey, limit.interval, limit.tolerance]) { [self] result in
             // Not loaded on this server yet (or flushed): send the script itself, once.
             if case .failure(.server(let message)) = result, message.hasPrefix("NOSCRIPT") {
-                client.send(["EVAL", Self.script, "1"] + arguments) { [self] result in decided(outcome(of: result)) }
+                client.send(["EVAL", Self.script, "1", storeKey, limit.interval, limit.tolerance]) { [self] result in
+                    decided(outcome(of: result))
+                }
             } else {
                 decided(outcome(of: result))
             }
         }
     }
 
-    /// `check(frontend:limit:storeName:key:decided:)` as a future, for a rate limit (tests).
+    /// `check(_:key:decided:)` as a future, for rate limit `limit` of `frontend` (tests).
     func check(frontend: String, limit: RateLimitConfig, key: String) -> EventLoopFuture<Outcome> {
         let promise = client.eventLoop.makePromise(of: Outcome.self)
-        check(frontend: frontend, limit: limit, storeName: "ratelimit:\(limit.name)", key: key) { promise.succeed($0) }
+        check(Limit(limit, frontend: frontend, storeName: "ratelimit:\(limit.name)"), key: key) { promise.succeed($0) }
         return promise.futureResult
     }
 
