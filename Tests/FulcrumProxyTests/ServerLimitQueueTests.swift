@@ -98,13 +98,17 @@ struct ServerLimitQueueTests {
             // After the reload, behind those that waited before it (a new, empty queue would
             // hold it until its timeout: the requests before the reload free their slots in
             // the queue they waited in).
+            let lateSent = ContinuousClock.now
             let late = try await harness.send("/work?delay_ms=300")
-            let lateCompleted = ContinuousClock.now
+            let lateWaited = ContinuousClock.now - lateSent
             let results = try await burst
             #expect(results.map(\.response.status.code) == [200, 200, 200, 200])
             #expect(late.status == .ok)
             for i in 0..<3 { #expect(results[i].completed < results[i + 1].completed, "\(i) ended after \(i + 1)") }
-            #expect(results[3].completed < lateCompleted)
+            // Served in turn, far within its 9 s timeout (a queue replaced by the reload would
+            // hold it that long). Not "after the burst's fourth": on a loaded machine the
+            // client may send that one after it.
+            #expect(lateWaited < .seconds(5), "\(lateWaited)")
             let queue = try #require(try await harness.proxy.stats()[0].queue)
             #expect(queue.served >= 3 && queue.timedOut == 0, "\(queue)")
         }

@@ -24,7 +24,13 @@ struct RedisClientTests {
         }
     }
 
-    private func makeClient(port: Int, password: String? = nil, database: Int = 0, timeout: TimeAmount = .seconds(10)) async throws -> Client {
+    private func makeClient(
+        port: Int,
+        password: String? = nil,
+        database: Int = 0,
+        timeout: TimeAmount = .seconds(10),
+        rest: TimeAmount = .seconds(1)
+    ) async throws -> Client {
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
         let loop = self.loop
         let bound = try await loop.submit {
@@ -33,7 +39,7 @@ struct RedisClientTests {
                     endpoint: .init(address: address, password: password, database: database),
                     eventLoop: loop,
                     timeout: timeout,
-                    restAfterFailure: .seconds(1)
+                    restAfterFailure: rest
                 ),
                 eventLoop: loop
             )
@@ -97,12 +103,16 @@ struct RedisClientTests {
     func unavailable() async throws {
         let redis = try await RedisServerProcess.start()
         redis.kill()
-        let client = try await makeClient(port: redis.port)
-        guard case .unavailable(let first) = await failure(client, ["PING"]) else { throw RedisServerError("not unavailable") }
+        // A long rest, which no load outlasts between two calls.
+        let resting = try await makeClient(port: redis.port, rest: .seconds(60))
+        guard case .unavailable(let first) = await failure(resting, ["PING"]) else { throw RedisServerError("not unavailable") }
         #expect(first.hasPrefix("cannot connect: "), "\(first)")
         // Resting: the next one fails with the rest's reason, without trying.
-        guard case .unavailable(let resting) = await failure(client, ["PING"]) else { throw RedisServerError("not resting") }
-        #expect(resting.hasPrefix("cannot connect to "), "\(resting)")
+        guard case .unavailable(let reason) = await failure(resting, ["PING"]) else { throw RedisServerError("not resting") }
+        #expect(reason.hasPrefix("cannot connect to "), "\(reason)")
+        try await resting.close()
+        let client = try await makeClient(port: redis.port)
+        #expect(await failure(client, ["PING"]) != nil)
         try await redis.restart()
         try await Task.sleep(for: .milliseconds(1_100))
         #expect(try await send(client, ["PING"]) == .simpleString("PONG"))
@@ -119,18 +129,21 @@ struct RedisClientTests {
     @Test("A paused server: the command times out after the timeout, and the client rests")
     func timeout() async throws {
         let redis = try await RedisServerProcess.start()
-        let client = try await makeClient(port: redis.port, timeout: .milliseconds(100))
+        // Connected first, with a timeout no load reaches; then a client that times out soon,
+        // on the paused server, and rests longer than any load stretches two calls apart.
+        let client = try await makeClient(port: redis.port)
         #expect(try await send(client, ["PING"]) == .simpleString("PONG"))
+        let hasty = try await makeClient(port: redis.port, timeout: .milliseconds(300), rest: .seconds(60))
         redis.pause()
         let start = ContinuousClock.now
-        #expect(await failure(client, ["PING"]) == .timeout)
-        #expect(ContinuousClock.now - start >= .milliseconds(90))
+        #expect(await failure(hasty, ["PING"]) == .timeout)
+        #expect(ContinuousClock.now - start >= .milliseconds(290))
         // Resting: fails with the rest's reason, without waiting for another timeout.
-        guard case .unavailable(let resting) = await failure(client, ["PING"]) else { throw RedisServerError("not resting") }
-        #expect(resting.hasPrefix("no reply within 100 ms"), "\(resting)")
+        guard case .unavailable(let resting) = await failure(hasty, ["PING"]) else { throw RedisServerError("not resting") }
+        #expect(resting.hasPrefix("no reply within 300 ms"), "\(resting)")
         redis.resume()
-        try await Task.sleep(for: .milliseconds(1_100))
         #expect(try await send(client, ["PING"]) == .simpleString("PONG"))
+        try await hasty.close()
         try await client.close()
     }
 

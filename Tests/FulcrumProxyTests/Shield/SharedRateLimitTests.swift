@@ -83,20 +83,33 @@ struct SharedRateLimitTests {
         Int(elapsed / .milliseconds(500))
     }
 
+    /// The store calls of `instances` that fell back (none, unless the machine is so loaded that
+    /// Redis misses the timeout: each such request is then counted locally, by design).
+    static func fallbacks(_ instances: [ProxyHarness]) async throws -> Int {
+        var total = 0
+        for instance in instances {
+            total += try await instance.proxy.traffic().storeCalls.filter { $0.key.isError }.values.reduce(0, +)
+        }
+        return total
+    }
+
     @Test("20 per 10 s over two instances admits 20 requests, not 40; the rest get 429 with Retry-After")
     func exactAcrossInstances() async throws {
         let redis = try await RedisServerProcess.start()
         try await Self.withTwoInstances(redisPort: redis.port) { first, second in
             let (statuses, elapsed, retryAfters) = try await Self.alternate([first, second], count: 40)
             let admitted = statuses.filter { $0 == 200 }.count
-            #expect(admitted >= 20 && admitted <= 20 + Self.refill(elapsed), "admitted \(admitted) in \(elapsed)")
+            let fallbacks = try await Self.fallbacks([first, second])
+            #expect(
+                admitted >= 20 && admitted <= 20 + Self.refill(elapsed) + fallbacks,
+                "admitted \(admitted) in \(elapsed), \(fallbacks) fallbacks"
+            )
             #expect(statuses.filter { $0 == 429 }.count == 40 - admitted)
             #expect(!retryAfters.isEmpty && retryAfters.allSatisfy { (Int($0 ?? "") ?? 0) >= 1 }, "\(retryAfters)")
-            // Both instances asked the store; none fell back.
+            // Both instances asked the store (a fallback, under heavy load, is allowed for above).
             for instance in [first, second] {
                 let calls = try await instance.proxy.traffic().storeCalls
                 #expect((calls[.allowed] ?? 0) > 0 && (calls[.limited] ?? 0) > 0, "\(calls)")
-                #expect(calls.keys.allSatisfy { !$0.isError }, "\(calls)")
             }
         }
     }
@@ -184,8 +197,12 @@ struct SharedRateLimitTests {
                     statuses.append(try await [first, second][index % 2].send("/work", headers: Self.browser).status.code)
                 }
                 let admitted = statuses.filter { $0 == 200 }.count
+                let fallbacks = try await Self.fallbacks([first, second])
                 // Six in the window over both (each alone would pass its own six: 12).
-                #expect(admitted >= 6 && admitted <= 6 + Int((ContinuousClock.now - start) / .seconds(10) * 6), "\(statuses)")
+                #expect(
+                    admitted >= 6 && admitted <= 6 + Int((ContinuousClock.now - start) / .seconds(10) * 6) + fallbacks,
+                    "\(statuses), \(fallbacks) fallbacks"
+                )
                 #expect(statuses.filter { $0 == 403 }.count == 12 - admitted)
                 var blocked = 0
                 for instance in [first, second] {
