@@ -78,6 +78,7 @@ let package = Package(
         .target(
             name: "FulcrumProxy",
             dependencies: [
+                "FulcrumDNS",
                 "FulcrumConfig",
                 "FulcrumBalancing",
                 "FulcrumShield",
@@ -109,6 +110,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        // A small DNS client on NIO's UDP (A, AAAA, SRV), for servers that follow DNS.
+        .target(
+            name: "FulcrumDNS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // Fulcrum's side of systemd's notify protocol (READY, RELOADING, STOPPING), for a
@@ -241,6 +250,15 @@ let package = Package(
             name: "FulcrumRedisTests",
             dependencies: [
                 "FulcrumRedis",
+                "FulcrumTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "FulcrumDNSTests",
+            dependencies: [
+                "FulcrumDNS",
                 "FulcrumTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

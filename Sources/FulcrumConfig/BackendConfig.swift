@@ -32,11 +32,16 @@ package struct BackendConfig: Sendable, Equatable {
     /// Where requests wait when every server is at its limit; nil: the default queue, if any
     /// server has a limit (`effectiveQueue`).
     package var queue: QueueConfig?
+    /// Servers built from a service's SRV records, besides `servers` (`servers_from`); nil: none.
+    package var serversFrom: ServersFromConfig?
+    /// How often the names its servers are given by are asked again (`resolve_every`,
+    /// default 30s).
+    package var resolveEvery: Duration = .seconds(30)
 
     /// The queue requests wait in: the configured one, or the default one when a server has a
     /// limit; nil when no server has one (no request ever waits).
     package var effectiveQueue: QueueConfig? {
-        guard servers.contains(where: { $0.inFlightLimit != nil }) else { return nil }
+        guard servers.contains(where: { $0.inFlightLimit != nil }) || serversFrom?.template.inFlightLimit != nil else { return nil }
         return queue ?? QueueConfig()
     }
 

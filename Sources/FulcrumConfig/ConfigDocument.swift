@@ -24,6 +24,11 @@ enum ConfigDocument {
         .map(entries.compactMap { key, value in value.map { (key: key, value: $0) } })
     }
 
+    /// The same, from entries built as an array (to join lists of entries).
+    static func mapping(entries: [(String, ConfigDocument?)]) -> ConfigDocument {
+        .map(entries.compactMap { key, value in value.map { (key: key, value: $0) } })
+    }
+
     /// A list of strings.
     static func strings(_ values: [String]) -> ConfigDocument {
         .list(values.map(ConfigDocument.string))

@@ -1,6 +1,7 @@
 extension ConfigParser {
     static let backendKeys = [
-        "name", "mode", "algorithm", "hash_key", "hash_balance_factor", "sticky", "slow_start", "queue", "retries", "timeouts", "servers", "adaptive",
+        "name", "mode", "algorithm", "hash_key", "hash_balance_factor", "sticky", "slow_start", "queue", "retries", "timeouts", "servers",
+        "servers_from", "resolve_every", "adaptive",
         "health_check", "outlier", "retry_budget", "http2",
     ]
     static let http2Keys = ["max_concurrent_streams", "max_connections"]
@@ -17,6 +18,12 @@ extension ConfigParser {
         "name", "address", "weight", "slow_start", "max_connections", "max_requests", "protocol", "tls", "send_proxy",
     ]
     static let serverTLSKeys = ["verify", "ca", "sni", "client_certificate"]
+    /// What a server takes besides its name, address and weight: what `servers_from` gives
+    /// every server it builds.
+    static let serverSettingKeys = ["slow_start", "max_connections", "max_requests", "protocol", "tls", "send_proxy"]
+    static let serversFromKeys = ["srv"] + serverSettingKeys
+    /// The shortest `resolve_every`: a nameserver is asked at most once a second per name.
+    static let minimumResolveInterval = Duration.seconds(1)
 
     struct ParsedBackends {
         var configs: [BackendConfig] = []
@@ -102,8 +109,20 @@ extension ConfigParser {
                 backend.timeouts.tunnel = tunnel
             }
         }
-        if let serversReader = mapping.required("servers"), let items = serversReader.sequence() {
-            if items.isEmpty {
+        if let reader = mapping["servers_from"] {
+            backend.serversFrom = parseServersFrom(reader)
+        }
+        if let reader = mapping["resolve_every"], let interval = reader.duration() {
+            if interval < Self.minimumResolveInterval {
+                reader.report("is at least 1s: each name is asked at most once a second")
+            } else {
+                backend.resolveEvery = interval
+            }
+        }
+        // With `servers_from`, `servers` may be left out: the records give them all.
+        let serversReader = mapping["servers_from"] == nil ? mapping.required("servers") : mapping["servers"]
+        if let serversReader, let items = serversReader.sequence() {
+            if items.isEmpty, mapping["servers_from"] == nil {
                 serversReader.report("a backend needs at least one server")
             }
             // Server names only need to be unique within their backend: the same machine
@@ -228,6 +247,25 @@ extension ConfigParser {
         if let weight = mapping["weight"]?.integer(in: ServerConfig.weights) {
             server.weight = weight
         }
+        parseServerSettings(mapping, into: &server)
+        return server
+    }
+
+    /// `servers_from: { srv: _http._tcp.example.internal, protocol: h2c }`.
+    private func parseServersFrom(_ reader: YAMLNodeReader) -> ServersFromConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.serversFromKeys) else { return nil }
+        guard let srvReader = mapping.required("srv"), let name = srvReader.nonEmptyString() else { return nil }
+        guard name.utf8.count <= 253, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
+            srvReader.report("\(quoted(name)) is not a DNS name (letters, digits, \".\", \"_\" and \"-\", at most 253)")
+            return nil
+        }
+        var servers = ServersFromConfig(srv: name)
+        parseServerSettings(mapping, into: &servers.template)
+        return servers
+    }
+
+    /// What a server takes besides its name, address and weight (`serverSettingKeys`).
+    private func parseServerSettings(_ mapping: YAMLMappingReader, into server: inout ServerConfig) {
         if let slowStart = mapping["slow_start"]?.duration(allowZero: true) {
             server.slowStart = slowStart
         }
@@ -262,7 +300,6 @@ extension ConfigParser {
                 reader.report("h2c is HTTP/2 without TLS (over TLS, it is h2)")
             }
         }
-        return server
     }
 
     /// `host:port`, reporting why it is not one.

@@ -16,8 +16,9 @@ struct ConfigParser {
     var storeConfigured = false
 
     static let documentKeys = ["global", "frontends", "backends"]
-    static let globalKeys = ["workers", "log", "grace_period", "max_connections", "admin", "store"]
+    static let globalKeys = ["workers", "log", "grace_period", "max_connections", "admin", "store", "dns"]
     static let storeKeys = ["redis", "timeout", "on_error"]
+    static let dnsKeys = ["nameservers", "timeout", "family"]
     static let adminKeys = ["listen", "token_env", "config_writeback"]
     static let logKeys = ["level", "access"]
 
@@ -59,9 +60,41 @@ struct ConfigParser {
         if let cap = mapping["max_connections"].flatMap(parseConnectionCap) {
             global.maxConnections = cap
         }
+        if let dns = mapping["dns"] {
+            global.dns = parseDNS(dns)
+        }
         guard let store = mapping["store"] else { return false }
         global.store = parseStore(store)
         return true
+    }
+
+    /// `dns: { nameservers: ["127.0.0.1:5353"], timeout: 2s, family: ipv4_preferred }`.
+    private func parseDNS(_ reader: YAMLNodeReader) -> DNSConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.dnsKeys) else { return nil }
+        var dns = DNSConfig()
+        if let items = mapping["nameservers"]?.sequence() {
+            for item in items {
+                guard let text = item.nonEmptyString() else { continue }
+                if parseIPAddress(text) != nil {
+                    dns.nameservers.append(ServerAddress(host: text, port: 53))
+                } else if let address = try? HostAndPort(parsing: text), parseIPAddress(address.host) != nil {
+                    dns.nameservers.append(ServerAddress(host: address.host, port: address.port))
+                } else {
+                    item.report("\(quoted(text)) is not a nameserver: expected an IP address, with a port or not (127.0.0.1, [::1]:53)")
+                }
+            }
+        }
+        if let timeout = mapping["timeout"]?.duration() {
+            if timeout > .seconds(30) {
+                mapping["timeout"]?.report("a nameserver's timeout is at most 30s")
+            } else {
+                dns.timeout = timeout
+            }
+        }
+        if let family = mapping["family"]?.choice(AddressFamilyPreference.self, named: "address family") {
+            dns.family = family
+        }
+        return dns
     }
 
     /// `store: { redis: "redis://127.0.0.1:6379/0", timeout: 50ms, on_error: local }`.

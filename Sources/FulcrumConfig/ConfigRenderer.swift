@@ -89,6 +89,13 @@ package enum ConfigRenderer {
                     "on_error": .string(store.onError.rawValue),
                 ])
             },
+            "dns": global.dns.map { dns in
+                .mapping([
+                    "nameservers": .list(dns.nameservers.map { .string($0.port == 53 ? $0.host : $0.description) }),
+                    "timeout": duration(dns.timeout),
+                    "family": .string(dns.family.rawValue),
+                ])
+            },
         ])
     }
 
@@ -291,7 +298,11 @@ package enum ConfigRenderer {
                 "idle": duration(backend.timeouts.idle),
                 "tunnel": duration(backend.timeouts.tunnel),
             ]),
-            "servers": .list(backend.servers.map(server)),
+            // Left out with `servers_from` and no servers of its own (the parser allows that).
+            "servers": backend.serversFrom != nil && backend.servers.isEmpty ? nil : .list(backend.servers.map(server)),
+            "servers_from": backend.serversFrom.map(serversFrom),
+            // Written where it matters: when a server follows DNS, or when it was set.
+            "resolve_every": backend.followsDNS || backend.resolveEvery != .seconds(30) ? duration(backend.resolveEvery) : nil,
             // The parser rejects `adaptive` on any other algorithm.
             "adaptive": backend.algorithm == .adaptive ? adaptive(backend.adaptive) : nil,
             "health_check": backend.healthCheck.map { healthCheck($0, mode: backend.mode) },
@@ -366,24 +377,37 @@ package enum ConfigRenderer {
     }
 
     private static func server(_ server: ServerConfig) -> ConfigDocument {
-        .mapping([
-            "name": .string(server.name),
-            "address": .string(server.address.description),
-            "weight": .int(server.weight),
-            "slow_start": server.slowStart.map(duration),
-            "max_connections": server.maxConnections.map { .int($0) },
-            "max_requests": server.maxRequests.map { .int($0) },
-            "protocol": server.upstreamProtocol == .http1 ? nil : .string(server.upstreamProtocol.rawValue),
-            "tls": server.tls.map { tls in
-                .mapping([
-                    "verify": .bool(tls.verify),
-                    "ca": tls.caFile.map(ConfigDocument.string),
-                    "sni": tls.serverName.map(ConfigDocument.string),
-                    "client_certificate": tls.clientCertificateFile.map(ConfigDocument.string),
-                ])
-            },
-            "send_proxy": server.sendProxy.map { .string($0.rawValue) },
-        ])
+        .mapping(
+            entries: [("name", .string(server.name)), ("address", .string(server.address.description)), ("weight", .int(server.weight))]
+                + serverSettings(server)
+        )
+    }
+
+    private static func serversFrom(_ servers: ServersFromConfig) -> ConfigDocument {
+        .mapping(entries: [("srv", .string(servers.srv))] + serverSettings(servers.template))
+    }
+
+    /// What a server has besides its name, address and weight (`servers_from` gives these to
+    /// every server it builds).
+    private static func serverSettings(_ server: ServerConfig) -> [(String, ConfigDocument?)] {
+        [
+            ("slow_start", server.slowStart.map(duration)),
+            ("max_connections", server.maxConnections.map { .int($0) }),
+            ("max_requests", server.maxRequests.map { .int($0) }),
+            ("protocol", server.upstreamProtocol == .http1 ? nil : .string(server.upstreamProtocol.rawValue)),
+            (
+                "tls",
+                server.tls.map { tls in
+                    .mapping([
+                        "verify": .bool(tls.verify),
+                        "ca": tls.caFile.map(ConfigDocument.string),
+                        "sni": tls.serverName.map(ConfigDocument.string),
+                        "client_certificate": tls.clientCertificateFile.map(ConfigDocument.string),
+                    ])
+                }
+            ),
+            ("send_proxy", server.sendProxy.map { .string($0.rawValue) }),
+        ]
     }
 
     // MARK: Values

@@ -13,6 +13,8 @@ package struct GlobalConfig: Sendable, Equatable {
     package var maxConnections: ConnectionCap = .auto
     /// Where limits shared by several instances are counted (`store`); nil: nowhere.
     package var store: StoreConfig?
+    /// How server names are resolved (`dns`); nil: the defaults (`DNSConfig()`).
+    package var dns: DNSConfig?
 
     package init(workers: WorkerCount = .auto, log: LogConfig = LogConfig(), gracePeriod: Duration = .seconds(10)) {
         self.workers = workers

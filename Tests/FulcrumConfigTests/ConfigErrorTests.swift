@@ -61,7 +61,7 @@ struct ConfigErrorTests {
             """
         #expect(
             loadErrors(yaml) == [
-                #"global.wokers (line 2): unknown key "wokers"; allowed keys: workers, log, grace_period, max_connections, admin, store"#,
+                #"global.wokers (line 2): unknown key "wokers"; allowed keys: workers, log, grace_period, max_connections, admin, store, dns"#,
                 #"frontends[0].timeout (line 7): unknown key "timeout"; allowed keys: name, mode, listen, timeouts, limits, acls, rules, default_backend, error_files, tls, redirect_to_https, h2c, rate_limits, antibot, max_connections, accept_proxy, trusted_proxies, client_ip_header, forwarded, x_real_ip"#,
                 #"backends[0].servers[0].wieght (line 11): unknown key "wieght"; allowed keys: name, address, weight, slow_start, max_connections, max_requests, protocol, tls, send_proxy"#,
                 #"extra (line 12): unknown key "extra"; allowed keys: global, frontends, backends"#,

@@ -36,6 +36,8 @@ struct ConfigRendererTests {
                 ("global", ConfigParser.globalKeys, [document["global"]!]),
                 ("global.log", ConfigParser.logKeys, [document["global"]!["log"]!]),
                 ("global.admin", ConfigParser.adminKeys, [document["global"]!["admin"]!]),
+                ("global.store", ConfigParser.storeKeys, [document["global"]!["store"]!]),
+                ("global.dns", ConfigParser.dnsKeys, [document["global"]!["dns"]!]),
                 ("frontends[]", ConfigParser.frontendKeys, frontends),
                 ("frontends[].timeouts", ConfigParser.frontendTimeoutKeys, frontends.compactMap { $0["timeouts"] }),
                 ("frontends[].limits", ConfigParser.frontendLimitKeys, frontends.compactMap { $0["limits"] }),
@@ -67,6 +69,7 @@ struct ConfigRendererTests {
                 ("backends[].outlier", ConfigParser.outlierKeys, backends.compactMap { $0["outlier"] }),
                 ("backends[].retry_budget", ConfigParser.retryBudgetKeys, backends.compactMap { $0["retry_budget"] }),
                 ("backends[].servers[]", ConfigParser.serverKeys, servers),
+                ("backends[].servers_from", ConfigParser.serversFromKeys, backends.compactMap { $0["servers_from"] }),
                 ("backends[].servers[].tls", ConfigParser.serverTLSKeys, servers.compactMap { $0["tls"] }),
             ]
             for (place, allowed, mappings) in places {
@@ -418,6 +421,7 @@ private let maximalYAML = #"""
       admin: { listen: "[::1]:9090", token_env: FULCRUM_ADMIN_TOKEN, config_writeback: true }
       max_connections: 20000
       store: { redis: "redis://fulcrum:p%40ss@[::1]:6380/2", timeout: 25ms, on_error: allow }
+      dns: { nameservers: ["127.0.0.1:5353", 10.0.0.53], timeout: 1s, family: ipv6_preferred }
 
     frontends:
       - name: secure
@@ -528,6 +532,15 @@ private let maximalYAML = #"""
         sticky: { cookie: JSESSIONID, mode: prefix }
         servers:
           - { name: api1, address: "localhost:9101" }
+        servers_from:
+          srv: _api._tcp.example.internal
+          slow_start: 10s
+          max_connections: 5
+          max_requests: 4
+          protocol: h2
+          tls: { sni: api.example.internal }
+          send_proxy: v1
+        resolve_every: 15s
         health_check: {}
         outlier: { consecutive_failures: 2, base_ejection: 1s, max_ejection: 2m, max_ejected_percent: 100 }
       - name: grpc

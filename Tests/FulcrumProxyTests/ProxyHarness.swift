@@ -45,8 +45,16 @@ final class ProxyHarness: Sendable {
 
     /// Starts `workers`, then the proxy from the YAML that `yaml` builds from the workers' ports.
     /// The first frontend's first listen address is replaced by a free port.
+    ///
+    /// - Parameters:
+    ///   - sharedPortHosts: when given, worker `i` listens on `sharedPortHosts[i]`, every worker
+    ///     on one port (loopback has all of 127.0.0.0/8): servers that a name's A records tell
+    ///     apart.
+    ///   - sharedPort: that port (0: the first worker's, chosen by the system).
     static func start(
         workers behaviours: [WorkerBehaviour],
+        sharedPortHosts: [String]? = nil,
+        sharedPort: Int = 0,
         proxyThreads: Int = 1,
         clientConnections: Int = 8,
         certificatePollInterval: Duration = .milliseconds(200),
@@ -58,7 +66,14 @@ final class ProxyHarness: Sendable {
         let sideGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var workers: [WorkerServer] = []
         for (index, behaviour) in behaviours.enumerated() {
-            workers.append(try await WorkerServer.start(name: "w\(index + 1)", behaviour: behaviour, group: sideGroup))
+            if let hosts = sharedPortHosts {
+                let port = workers.first?.port ?? sharedPort
+                workers.append(
+                    try await WorkerServer.start(name: "w\(index + 1)", host: hosts[index], port: port, behaviour: behaviour, group: sideGroup)
+                )
+            } else {
+                workers.append(try await WorkerServer.start(name: "w\(index + 1)", behaviour: behaviour, group: sideGroup))
+            }
         }
         var config = try ConfigLoader.load(yaml: yaml(workers.map(\.port)))
         let proxyGroup = MultiThreadedEventLoopGroup(numberOfThreads: proxyThreads)

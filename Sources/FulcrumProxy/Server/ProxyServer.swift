@@ -35,36 +35,42 @@ package final class ProxyServer: ProxyControl, Service {
     }
 
     /// What a reload replaces, as one value.
-    private struct Running: Sendable {
+    struct Running: Sendable {
         var snapshot: RuntimeSnapshot
         var listeners: [ProxyListener]
         /// One per TLS frontend, by frontend name, watching its certificate directory.
         var certificateStores: [String: CertificateStore]
+        /// What the servers' names resolved to last (what `snapshot.config` was expanded with).
+        var discovered: DiscoveredServers
     }
 
-    private let group: any EventLoopGroup
+    let group: any EventLoopGroup
     let loops: [NIOLoopBound<LoopContext>]
-    private let contexts: LoopContextTable
+    let contexts: LoopContextTable
     let logger: Logger
-    private let certificatePollInterval: Duration
-    private let running: NIOLockedValueBox<Running>
+    let certificatePollInterval: Duration
+    let running: NIOLockedValueBox<Running>
     /// Quiescing helpers of listeners that were closed, held until their connections drained.
     /// Released by `shutdown()`: a helper must be deallocated while its event loop still runs
     /// (its deinit completes a promise on that loop).
-    private let retiredHelpers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
+    let retiredHelpers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
     /// Keeps the idle connections parked outside their channels.
-    private let lot: ParkingLot
+    let lot: ParkingLot
     let adaptive: AdaptiveController
-    private let slowStart: SlowStartTicker
+    let slowStart: SlowStartTicker
     /// Operators' runtime algorithms of backends that are not `adaptive`, by backend name
     /// (`ProxyServer+Algorithms.swift`).
     let algorithmChoices = NIOLockedValueBox<[String: AlgorithmName]>([:])
-    private let healthChecker: HealthChecker
+    let healthChecker: HealthChecker
     private let crawlerVerifier: CrawlerVerifier
-    private let listenerEvents: ListenerEventCounts
-    private let connectionLimits: ConnectionLimitTable
+    let listenerEvents: ListenerEventCounts
+    let connectionLimits: ConnectionLimitTable
     /// Reloads run one at a time.
-    private let reloads = SerialAsyncGate()
+    let reloads = SerialAsyncGate()
+    /// Resolves the servers' names, and follows them (`ProxyServer+Discovery.swift`).
+    let discovery: ServerDiscovery
+    /// Asks DNS again as names fall due, until shutdown.
+    let followingDNS = NIOLockedValueBox<Task<Void, Never>?>(nil)
     private let state = NIOLockedValueBox(LifecycleState.running)
 
     package var lifecycleState: LifecycleState { state.withLockedValue { $0 } }
@@ -82,8 +88,10 @@ package final class ProxyServer: ProxyControl, Service {
         connectionLimits: ConnectionLimitTable,
         lot: ParkingLot,
         certificatePollInterval: Duration,
+        discovery: ServerDiscovery,
         logger: Logger
     ) {
+        self.discovery = discovery
         self.lot = lot
         self.crawlerVerifier = crawlerVerifier
         self.listenerEvents = listenerEvents
@@ -102,8 +110,9 @@ package final class ProxyServer: ProxyControl, Service {
     /// The snapshot the loops serve (what `stats()` and `setServerState` look servers up in).
     var snapshot: RuntimeSnapshot { running.withLockedValue { $0.snapshot } }
 
-    /// The configuration being served (the last one a reload applied).
-    package var config: Config { snapshot.config }
+    /// The configuration being served as written (the last one a reload applied), before
+    /// DNS replaced its names with servers.
+    package var config: Config { snapshot.declared }
 
     /// Every bound listening socket (none after `shutdown`).
     package var listeners: [Listener] {
@@ -129,10 +138,12 @@ package final class ProxyServer: ProxyControl, Service {
         accessLogWriter: AccessLogWriter? = nil,
         metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance
     ) async throws -> ProxyServer {
-        // Resolving server names and reading certificate files block: NIO's thread pool for
-        // blocking work does them, not an event loop or the cooperative pool.
+        // Server names are asked over UDP, without blocking; reading certificate files blocks:
+        // NIO's thread pool for blocking work does that, not an event loop or the cooperative pool.
+        let discovery = ServerDiscovery(config.global.dns, group: group, logger: logger)
+        let discovered = try await discovery.resolveAll(config, last: DiscoveredServers())
         let (snapshot, certificateStores, store) = try await NIOThreadPool.singleton.runIfActive {
-            let snapshot = try RuntimeSnapshot(config: config)
+            let snapshot = try RuntimeSnapshot(config: config.expandingServers(with: discovered), declared: config)
             let stores = try makeCertificateStores(for: config, reusing: [:], logger: logger, pollInterval: certificatePollInterval)
             return (snapshot, stores, try config.global.store.map(SharedLimitStoreSetup.init))
         }
@@ -188,9 +199,9 @@ package final class ProxyServer: ProxyControl, Service {
         let healthChecker = HealthChecker(eventLoops: loops.map(\.eventLoop), metricsFactory: metricsFactory, logger: logger)
         healthChecker.update(to: snapshot)
         for store in certificateStores.values { store.startWatching() }
-        return ProxyServer(
+        let server = ProxyServer(
             group: group,
-            running: Running(snapshot: snapshot, listeners: listeners, certificateStores: certificateStores),
+            running: Running(snapshot: snapshot, listeners: listeners, certificateStores: certificateStores, discovered: discovered),
             loops: loops,
             contexts: contexts,
             adaptive: adaptive,
@@ -201,186 +212,11 @@ package final class ProxyServer: ProxyControl, Service {
             connectionLimits: connectionLimits,
             lot: lot,
             certificatePollInterval: certificatePollInterval,
+            discovery: discovery,
             logger: logger
         )
-    }
-
-    // MARK: Reload
-
-    /// Replaces the running configuration with `config` without dropping a connection.
-    ///
-    /// Builds the new snapshot (resolving servers, loading certificates, binding new
-    /// addresses) before touching anything, so a configuration that cannot be applied throws
-    /// and leaves the running one as it was. Then: listeners whose address is gone stop
-    /// accepting and their connections close once their request in flight is answered; every
-    /// event loop switches to the new snapshot (a connection picks it up at its next request;
-    /// a request in flight finishes on the one it started with); kept listeners serve new
-    /// connections with the new frontend settings; new listeners start accepting. Servers with
-    /// the same backend, name and address keep their pools, health, counters and in-flight
-    /// counts; removed servers get no new requests, finish the ones they have, and their idle
-    /// connections close. Reloads run one at a time.
-    ///
-    /// `global.workers`, `global.log` and `global.admin` are read at start only.
-    @discardableResult
-    package func reload(to config: Config) async throws -> ReloadSummary {
-        try await reloads.run { try await apply(config) }
-    }
-
-    private func apply(_ config: Config) async throws -> ReloadSummary {
-        guard lifecycleState == .running else { throw StartupError.notRunning }
-        let current = running.withLockedValue { $0 }
-        let summary = ReloadSummary(from: current.snapshot.config, to: config)
-        guard summary.changed else { return summary }
-
-        // Everything that can fail, first; what blocks (name resolution, certificate files)
-        // on the thread pool for blocking work.
-        let (logger, pollInterval) = (logger, certificatePollInterval)
-        let (snapshot, certificateStores) = try await NIOThreadPool.singleton.runIfActive {
-            let snapshot = try RuntimeSnapshot(config: config, previous: current.snapshot)
-            let stores = try Self.makeCertificateStores(
-                for: config,
-                reusing: current.certificateStores,
-                logger: logger,
-                pollInterval: pollInterval
-            )
-            return (snapshot, stores)
-        }
-        let bound = try await Self.bindListeners(
-            for: config,
-            keeping: current.listeners,
-            certificateStores: certificateStores,
-            limits: connectionLimits.update(to: config),
-            events: listenerEvents,
-            lot: lot,
-            group: group,
-            contexts: contexts,
-            logger: logger
-        )
-
-        // Listeners that are gone: stop accepting, and let their connections finish what they
-        // started before the loops stop knowing their frontend.
-        for listener in current.listeners where !bound.kept.contains(where: { $0 === listener }) {
-            retire(listener)
-        }
-        let choices = keepAlgorithmChoices(from: current.snapshot, to: snapshot)
-        for loop in loops {
-            try await loop.eventLoop.submit { loop.value.install(snapshot, algorithmChoices: choices) }.get()
-        }
-        for (listener, binding) in bound.rebound { listener.binding = binding }
-        for listener in bound.added { try await listener.startAccepting() }
-        for (name, store) in current.certificateStores where certificateStores[name] !== store {
-            store.stopWatching()
-        }
-        for (name, store) in certificateStores where current.certificateStores[name] !== store {
-            store.startWatching()
-        }
-        running.withLockedValue {
-            $0 = Running(snapshot: snapshot, listeners: bound.kept + bound.added, certificateStores: certificateStores)
-        }
-        adaptive.update(to: snapshot)
-        slowStart.update(to: snapshot)
-        healthChecker.update(to: snapshot)
-        // (Whoever asked for the reload logs it, with what triggered it.)
-        logger.debug("configuration reloaded: \(summary)")
-        return summary
-    }
-
-    /// Stops a listener accepting; its connections close once their request in flight is done.
-    private func retire(_ listener: ProxyListener) {
-        let helper = listener.quiescing
-        retiredHelpers.withLockedValue { $0.append(helper) }
-        helper.initiateShutdown(promise: nil)
-        listener.parking.close(drained: nil)
-        logger.info(
-            "listener closed",
-            metadata: ["frontend": "\(listener.binding.frontend)", "address": "\(listener.configuredAddress)"]
-        )
-    }
-
-    /// Certificate stores for `config`'s TLS frontends; a frontend whose TLS settings did not
-    /// change keeps its store (loaded and watched already).
-    private static func makeCertificateStores(
-        for config: Config,
-        reusing existing: [String: CertificateStore],
-        logger: Logger,
-        pollInterval: Duration
-    ) throws -> [String: CertificateStore] {
-        var stores: [String: CertificateStore] = [:]
-        for frontend in config.frontends {
-            guard let tls = frontend.tls else { continue }
-            if let store = existing[frontend.name], store.tls == tls {
-                stores[frontend.name] = store
-            } else {
-                stores[frontend.name] = try CertificateStore(
-                    frontend: frontend.name,
-                    tls: tls,
-                    logger: logger,
-                    pollInterval: pollInterval
-                )
-            }
-        }
-        return stores
-    }
-
-    /// Listeners for `config`: an address already bound in `existing` keeps its socket (and
-    /// gets the frontend's current settings as its new binding); others are bound now, not
-    /// accepting yet. On failure, closes what it bound and throws.
-    private static func bindListeners(
-        for config: Config,
-        keeping existing: [ProxyListener],
-        certificateStores: [String: CertificateStore],
-        limits: [String: ConnectionLimits],
-        events: ListenerEventCounts,
-        lot: ParkingLot,
-        group: any EventLoopGroup,
-        contexts: LoopContextTable,
-        logger: Logger
-    ) async throws -> (added: [ProxyListener], kept: [ProxyListener], rebound: [(ProxyListener, ProxyListener.Binding)]) {
-        var added: [ProxyListener] = []
-        var kept: [ProxyListener] = []
-        var rebound: [(ProxyListener, ProxyListener.Binding)] = []
-        do {
-            for frontend in config.frontends {
-                let binding = ProxyListener.Binding(
-                    frontend: frontend,
-                    certificates: certificateStores[frontend.name],
-                    limits: limits[frontend.name]!
-                )
-                for address in frontend.listen {
-                    if let listener = existing.first(where: { $0.configuredAddress == address }),
-                        !kept.contains(where: { $0 === listener })
-                    {
-                        kept.append(listener)
-                        rebound.append((listener, binding))
-                        continue
-                    }
-                    let listener: ProxyListener
-                    do {
-                        listener = try await ProxyListener.bind(
-                            address: address,
-                            binding: binding,
-                            events: events,
-                            lot: lot,
-                            group: group,
-                            contexts: contexts,
-                            logger: logger
-                        )
-                    } catch {
-                        throw StartupError.cannotListen(
-                            frontend: frontend.name,
-                            address: address.description,
-                            reason: describeNetworkError(error)
-                        )
-                    }
-                    added.append(listener)
-                    logger.info("listening", metadata: ["frontend": "\(frontend.name)", "address": "\(address)"])
-                }
-            }
-        } catch {
-            for listener in added { try? await listener.channel.close() }
-            throw error
-        }
-        return (added, kept, rebound)
+        server.startFollowingDNS()
+        return server
     }
 
     /// The port a frontend listens on (its first address), for tests and the demo.
@@ -515,6 +351,7 @@ package final class ProxyServer: ProxyControl, Service {
         logger.info("shutting down", metadata: ["grace_period": "\(gracePeriod)"])
         adaptive.stop()
         slowStart.stop()
+        followingDNS.withLockedValue { $0?.cancel() }
         await healthChecker.stop()
         let listeners = running.withLockedValue { running in
             for store in running.certificateStores.values { store.stopWatching() }

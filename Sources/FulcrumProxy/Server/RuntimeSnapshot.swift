@@ -9,19 +9,27 @@ import NIOCore
 /// and a request in flight finishes on the snapshot it started with. Everything the hot path
 /// needs is reachable by index — no lookups by name per request.
 package final class RuntimeSnapshot: Sendable {
+    /// What the data plane serves: `declared` with the servers DNS gave in place of names
+    /// (`Config.expandingServers`).
     package let config: Config
+    /// The configuration as written (what the admin API shows and writes back).
+    package let declared: Config
     let frontends: [RuntimeFrontend]
     let backends: [RuntimeBackend]
     /// Frontends that reloads renamed while a listen address stayed (so its socket, and the
     /// connections accepted under the old name, stayed too): old name → current name.
     let renamedFrontends: [String: String]
 
-    /// Compiles `config`. Resolves server host names (blocking: call off the event loops).
+    /// Compiles `config`. Resolves server host names left in it (blocking: call off the event
+    /// loops; `ServerDiscovery` has replaced them with addresses before).
     ///
-    /// - Parameter previous: servers of `previous` with the same backend, name and address are
-    ///   reused, so their live counters (and per-loop pools) carry over a reload.
-    package init(config: Config, previous: RuntimeSnapshot? = nil) throws {
+    /// - Parameters:
+    ///   - declared: the configuration as written, when `config` was expanded from it.
+    ///   - previous: servers of `previous` with the same backend, name and address are reused,
+    ///     so their live counters (and per-loop pools) carry over a reload.
+    package init(config: Config, declared: Config? = nil, previous: RuntimeSnapshot? = nil) throws {
         self.config = config
+        self.declared = declared ?? config
         var backends: [RuntimeBackend] = []
         var backendIndex: [String: Int] = [:]
         for backendConfig in config.backends {

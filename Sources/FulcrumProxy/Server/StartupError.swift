@@ -12,6 +12,8 @@ import Darwin
 package enum StartupError: Error, CustomStringConvertible {
     /// A server's host name did not resolve.
     case unresolvableServer(backend: String, server: String, address: String, reason: String)
+    /// A backend's `servers_from` name has no SRV record DNS gives.
+    case unresolvableService(backend: String, name: String, reason: String)
     /// A frontend could not listen on one of its addresses.
     case cannotListen(frontend: String, address: String, reason: String)
     /// A server's `tls` settings could not be applied (unreadable CA or client certificate).
@@ -29,6 +31,8 @@ package enum StartupError: Error, CustomStringConvertible {
         switch self {
         case .unresolvableServer(let backend, let server, let address, let reason):
             "backend \(backend), server \(server): cannot resolve \(address) (\(reason))"
+        case .unresolvableService(let backend, let name, let reason):
+            "backend \(backend), servers_from: cannot resolve SRV \(name) (\(reason))"
         case .cannotListen(let frontend, let address, let reason):
             "frontend \(frontend): cannot listen on \(address) (\(reason))"
         case .badServerTLS(let backend, let server, let reason):

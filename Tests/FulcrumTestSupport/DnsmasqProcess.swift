@@ -1,0 +1,117 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `dnsmasq` answering on a loopback port, from a hosts file and SRV records the test
+/// writes; `update(hosts:)` changes the addresses while it runs (dnsmasq watches its
+/// `--hostsdir` with inotify), and `restart(srv:)` the SRV records (only read at start).
+///
+/// It is started with `posix_spawn`, not Foundation's `Process`: dnsmasq closes the descriptors
+/// it inherits, and `Process` takes the closing of its own for the child's exit, then blocks its
+/// monitoring thread in `waitpid` until dnsmasq really exits, which stalls every other `Process`.
+package final class DnsmasqProcess: @unchecked Sendable {
+    /// Where `dnsmasq` is; nil when it is not installed (`apt-get install dnsmasq`).
+    package static let executable: String? = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+        .first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    package let port: Int
+    private let directory: URL
+    private let lock = NSLock()
+    private var pid: pid_t?
+
+    /// Starts one with `hosts` (`"10.0.0.1 app.example.internal"` lines) and `srv` records
+    /// (`"_http._tcp.example.internal,app1.example.internal,8080,0,10"`, dnsmasq's
+    /// `--srv-host`), on a free port.
+    package static func start(hosts: [String], srv: [String] = []) async throws -> DnsmasqProcess {
+        guard executable != nil else { throw RedisServerError("dnsmasq is not installed") }
+        let port = try await freeLoopbackPort()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-dnsmasq-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("hosts.d"), withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
+        let dnsmasq = DnsmasqProcess(port: port, directory: directory)
+        try dnsmasq.update(hosts: hosts)
+        try await dnsmasq.launch(srv: srv)
+        return dnsmasq
+    }
+
+    private init(port: Int, directory: URL) {
+        self.port = port
+        self.directory = directory
+    }
+
+    /// Replaces the hosts file, in one rename, so dnsmasq never reads half of it.
+    package func update(hosts: [String]) throws {
+        let staged = directory.appendingPathComponent("hosts.staged")
+        try (hosts.joined(separator: "\n") + "\n").write(to: staged, atomically: false, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: staged.path)
+        guard rename(staged.path, directory.appendingPathComponent("hosts.d/hosts").path) == 0 else {
+            throw RedisServerError("cannot replace dnsmasq's hosts file")
+        }
+    }
+
+    /// Stops it and starts it again on the same port with `srv` records (the hosts stay).
+    package func restart(srv: [String]) async throws {
+        kill()
+        try await launch(srv: srv)
+    }
+
+    private func launch(srv: [String]) async throws {
+        let arguments =
+            [
+                Self.executable!, "--keep-in-foreground", "--conf-file=/dev/null", "--port=\(port)", "--listen-address=127.0.0.1",
+                "--bind-interfaces", "--no-resolv", "--no-hosts", "--hostsdir=\(directory.appendingPathComponent("hosts.d").path)",
+                "--pid-file=", "--user=\(NSUserName())", "--local-ttl=1",
+            ] + srv.map { "--srv-host=\($0)" }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for descriptor in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] {
+            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0)
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The test's threads block signals; dnsmasq must not inherit that.
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        var child: pid_t = 0
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer {
+            for argument in argv { free(argument) }
+        }
+        let status = posix_spawn(&child, Self.executable!, &actions, &attributes, argv, environ)
+        guard status == 0 else { throw RedisServerError("cannot start dnsmasq: error \(status)") }
+        lock.withLock { pid = child }
+        // Started when it answers; one that exits (the port was taken) fails here.
+        try await Task.sleep(for: .milliseconds(200))
+        var exitStatus: Int32 = 0
+        if waitpid(child, &exitStatus, WNOHANG) == child {
+            lock.withLock { pid = nil }
+            throw RedisServerError("dnsmasq exited at start (status \(exitStatus))")
+        }
+    }
+
+    /// Kills it; it can be started again with `restart(srv:)`.
+    package func kill() {
+        let running = lock.withLock {
+            let running = pid
+            pid = nil
+            return running
+        }
+        guard let child = running else { return }
+        Glibc.kill(child, SIGKILL)
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+    }
+
+    package func stop() {
+        kill()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+}
