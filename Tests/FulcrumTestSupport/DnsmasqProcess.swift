@@ -8,9 +8,7 @@ import Glibc
 /// writes; `update(hosts:)` changes the addresses while it runs (dnsmasq watches its
 /// `--hostsdir` with inotify), and `restart(srv:)` the SRV records (only read at start).
 ///
-/// It is started with `posix_spawn`, not Foundation's `Process`: dnsmasq closes the descriptors
-/// it inherits, and `Process` takes the closing of its own for the child's exit, then blocks its
-/// monitoring thread in `waitpid` until dnsmasq really exits, which stalls every other `Process`.
+/// It is started by `spawnProcess`, not Foundation's `Process` (see there).
 package final class DnsmasqProcess: @unchecked Sendable {
     /// Where `dnsmasq` is; nil when it is not installed (`apt-get install dnsmasq`).
     package static let executable: String? = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
@@ -64,34 +62,13 @@ package final class DnsmasqProcess: @unchecked Sendable {
                 "--bind-interfaces", "--no-resolv", "--no-hosts", "--hostsdir=\(directory.appendingPathComponent("hosts.d").path)",
                 "--pid-file=", "--user=\(NSUserName())", "--local-ttl=1",
             ] + srv.map { "--srv-host=\($0)" }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for descriptor in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] {
-            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0)
-        }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // The test's threads block signals; dnsmasq must not inherit that.
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        var child: pid_t = 0
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer {
-            for argument in argv { free(argument) }
-        }
-        let status = posix_spawn(&child, Self.executable!, &actions, &attributes, argv, environ)
-        guard status == 0 else { throw RedisServerError("cannot start dnsmasq: error \(status)") }
+        let child = try spawnProcess(arguments)
         lock.withLock { pid = child }
         // Started when it answers; one that exits (the port was taken) fails here.
         try await Task.sleep(for: .milliseconds(200))
-        var exitStatus: Int32 = 0
-        if waitpid(child, &exitStatus, WNOHANG) == child {
+        if let status = exitStatus(of: child) {
             lock.withLock { pid = nil }
-            throw RedisServerError("dnsmasq exited at start (status \(exitStatus))")
+            throw RedisServerError("dnsmasq exited at start (status \(status))")
         }
     }
 
@@ -102,10 +79,7 @@ package final class DnsmasqProcess: @unchecked Sendable {
             pid = nil
             return running
         }
-        guard let child = running else { return }
-        Glibc.kill(child, SIGKILL)
-        var status: Int32 = 0
-        waitpid(child, &status, 0)
+        if let child = running { killProcess(child) }
     }
 
     package func stop() {

@@ -1,0 +1,110 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import FulcrumTestSupport
+import NIOSSL
+import X509
+
+/// A real pebble, Let's Encrypt's test CA, on loopback ports: its HTTPS under a CA the test
+/// makes (`trustRoots`), names resolved by the `dnsServer` given (a dnsmasq), and HTTP-01
+/// challenges checked on `httpPort`.
+final class PebbleProcess: @unchecked Sendable {
+    static let executable: String? = ["/usr/bin/pebble", "/usr/local/bin/pebble"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    let directoryURL: String
+    /// The CA that signed pebble's own HTTPS certificate.
+    let trustRoots: [NIOSSLCertificate]
+    private let pid: pid_t
+    private let directory: URL
+
+    static func start(httpPort: Int, dnsServer: Int) async throws -> PebbleProcess {
+        guard let executable else { throw RedisServerError("pebble is not installed") }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-pebble-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // Pebble's HTTPS: a CA of the test's, and a certificate for localhost under it.
+        let caKey = P256.Signing.PrivateKey()
+        let caName = try DistinguishedName { CommonName("Fulcrum test CA for pebble") }
+        let now = Date()
+        let ca = try Certificate(
+            version: .v3,
+            serialNumber: .init(),
+            publicKey: .init(caKey.publicKey),
+            notValidBefore: now - 3600,
+            notValidAfter: now + 86400,
+            issuer: caName,
+            subject: caName,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+                Critical(KeyUsage(keyCertSign: true))
+            },
+            issuerPrivateKey: .init(caKey)
+        )
+        let key = P256.Signing.PrivateKey()
+        let leaf = try Certificate(
+            version: .v3,
+            serialNumber: .init(),
+            publicKey: .init(key.publicKey),
+            notValidBefore: now - 3600,
+            notValidAfter: now + 86400,
+            issuer: caName,
+            subject: try DistinguishedName { CommonName("localhost") },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                SubjectAlternativeNames([.dnsName("localhost")])
+            },
+            issuerPrivateKey: .init(caKey)
+        )
+        let certificatePath = directory.appendingPathComponent("cert.pem").path
+        let keyPath = directory.appendingPathComponent("key.pem").path
+        try leaf.serializeAsPEM().pemString.write(toFile: certificatePath, atomically: true, encoding: .utf8)
+        try key.pemRepresentation.write(toFile: keyPath, atomically: true, encoding: .utf8)
+        let port = try await freeLoopbackPort()
+        let config = """
+            {"pebble": {"listenAddress": "127.0.0.1:\(port)", "managementListenAddress": "127.0.0.1:\(try await freeLoopbackPort())",
+            "certificate": "\(certificatePath)", "privateKey": "\(keyPath)", "httpPort": \(httpPort), "tlsPort": \(try await freeLoopbackPort()),
+            "ocspResponderURL": "", "externalAccountBindingRequired": false}}
+            """
+        let configPath = directory.appendingPathComponent("pebble.json").path
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let pid = try spawnProcess(
+            [executable, "-config", configPath, "-dnsserver", "127.0.0.1:\(dnsServer)"],
+            // No random waits before validating, and no nonce refused at random.
+            environment: ["PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"]
+        )
+        let pebble = PebbleProcess(
+            directoryURL: "https://localhost:\(port)/dir",
+            trustRoots: [try NIOSSLCertificate(bytes: Array(ca.serializeAsPEM().pemString.utf8), format: .pem)],
+            pid: pid,
+            directory: directory
+        )
+        // Ready when it listens.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !loopbackAccepts(port: port) {
+            if let status = exitStatus(of: pid) { throw RedisServerError("pebble exited at start (status \(status))") }
+            guard ContinuousClock.now < deadline else { throw RedisServerError("pebble did not listen within 10 s") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return pebble
+    }
+
+    private init(directoryURL: String, trustRoots: [NIOSSLCertificate], pid: pid_t, directory: URL) {
+        self.directoryURL = directoryURL
+        self.trustRoots = trustRoots
+        self.pid = pid
+        self.directory = directory
+    }
+
+    /// An HTTP client that trusts pebble's HTTPS.
+    func makeClient() -> HTTPClient {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(trustRoots)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+    }
+
+    func stop() {
+        killProcess(pid)
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
