@@ -78,6 +78,7 @@ let package = Package(
         .target(
             name: "FulcrumProxy",
             dependencies: [
+                "FulcrumACME",
                 "FulcrumDNS",
                 "FulcrumConfig",
                 "FulcrumBalancing",
@@ -273,6 +274,9 @@ let package = Package(
             name: "FulcrumACMETests",
             dependencies: [
                 "FulcrumACME",
+                "FulcrumConfig",
+                "FulcrumProxy",
+                "FulcrumWorker",
                 "FulcrumTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -1,7 +1,8 @@
 internal import Foundation
 
 extension ConfigParser {
-    static let frontendTLSKeys = ["certificates", "default_certificate", "min_version", "alpn", "profile", "ciphers", "hsts"]
+    static let frontendTLSKeys = ["certificates", "default_certificate", "min_version", "alpn", "profile", "ciphers", "hsts", "acme"]
+    static let acmeKeys = ["directory", "email", "domains", "challenge", "ca"]
     static let hstsKeys = ["max_age", "include_subdomains", "preload"]
     /// ALPN protocols Fulcrum can serve on a frontend.
     static let supportedALPN = ["h2", "http/1.1"]
@@ -57,7 +58,56 @@ extension ConfigParser {
         if let hsts = mapping["hsts"] {
             tls.hsts = parseHSTS(hsts)
         }
+        if let acme = mapping["acme"] {
+            tls.acme = parseACME(acme)
+        }
         return tls
+    }
+
+    /// `acme: { directory: URL, email: ops@example.com, domains: [example.com], challenge:
+    /// http-01, ca: ./ca.pem }`.
+    private func parseACME(_ reader: YAMLNodeReader) -> ACMEConfig? {
+        guard let mapping = reader.mapping(allowedKeys: Self.acmeKeys) else { return nil }
+        var domains: [String] = []
+        if let domainsReader = mapping.required("domains"), let items = domainsReader.scalarOrSequence(expected: "a name or a list of names") {
+            for item in items {
+                guard let name = item.nonEmptyString()?.lowercased() else { continue }
+                let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+                if labels.count < 2 || labels.contains(where: { $0.isEmpty || $0.count > 63 })
+                    || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
+                {
+                    item.report(
+                        "\(quoted(name)) is not a domain name a CA issues for (letters, digits, \"-\", dots between labels; no wildcard with http-01)"
+                    )
+                } else {
+                    domains.append(name)
+                }
+            }
+            if items.isEmpty { domainsReader.report("at least one domain is required") }
+        }
+        var acme = ACMEConfig(directory: ACMEConfig.letsEncrypt, domains: domains)
+        if let directoryReader = mapping["directory"], let url = directoryReader.nonEmptyString() {
+            if url.lowercased().hasPrefix("https://") {
+                acme.directory = url
+            } else {
+                directoryReader.report("\(quoted(url)) is not an https:// URL (ACME is spoken over HTTPS)")
+            }
+        }
+        if let email = mapping["email"]?.nonEmptyString() {
+            if email.contains("@"), !email.contains(" ") {
+                acme.email = email
+            } else {
+                mapping["email"]?.report("\(quoted(email)) is not an email address")
+            }
+        }
+        if let challenge = mapping["challenge"]?.choice(ACMEChallenge.self, named: "ACME challenge") {
+            acme.challenge = challenge
+        }
+        if let caReader = mapping["ca"], let written = caReader.nonEmptyString() {
+            acme.caFile = resolve(written)
+            checkReadableFile(acme.caFile!, written: written, at: caReader)
+        }
+        return acme
     }
 
     /// `ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256:..."`, checked by BoringSSL's own parser

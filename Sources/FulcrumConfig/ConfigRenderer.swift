@@ -223,6 +223,15 @@ package enum ConfigRenderer {
                     "preload": .bool(hsts.preload),
                 ])
             },
+            "acme": tls.acme.map { acme in
+                .mapping([
+                    "directory": .string(acme.directory),
+                    "email": acme.email.map(ConfigDocument.string),
+                    "domains": .strings(acme.domains),
+                    "challenge": .string(acme.challenge.rawValue),
+                    "ca": acme.caFile.map(ConfigDocument.string),
+                ])
+            },
         ])
     }
 

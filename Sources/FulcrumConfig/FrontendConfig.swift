@@ -85,6 +85,9 @@ package struct FrontendTLSConfig: Sendable, Equatable {
     package var ciphers: String?
     /// `Strict-Transport-Security` on every response of the frontend (`hsts`); nil: none.
     package var hsts: HSTSConfig?
+    /// Certificates obtained and renewed from an ACME CA, kept in `certificatesDirectory`
+    /// (`acme`); nil: only the files placed there.
+    package var acme: ACMEConfig?
 
     package init(certificatesDirectory: String) {
         self.certificatesDirectory = certificatesDirectory

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Crypto
 import Foundation
 import FulcrumTestSupport
+import NIOConcurrencyHelpers
 import NIOSSL
 import X509
 
@@ -12,12 +13,15 @@ final class PebbleProcess: @unchecked Sendable {
     static let executable: String? = ["/usr/bin/pebble", "/usr/local/bin/pebble"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     let directoryURL: String
-    /// The CA that signed pebble's own HTTPS certificate.
+    /// The CA that signed pebble's own HTTPS certificate, and its PEM file (`acme.ca`).
     let trustRoots: [NIOSSLCertificate]
-    private let pid: pid_t
+    let caFile: String
+    private let pid: NIOLockedValueBox<pid_t?>
     private let directory: URL
 
-    static func start(httpPort: Int, dnsServer: Int) async throws -> PebbleProcess {
+    /// - Parameter validity: how long the certificates it issues are valid (nil: pebble's
+    ///   default, five years).
+    static func start(httpPort: Int, dnsServer: Int, validity: Duration? = nil) async throws -> PebbleProcess {
         guard let executable else { throw RedisServerError("pebble is not installed") }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-pebble-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -64,7 +68,7 @@ final class PebbleProcess: @unchecked Sendable {
         let config = """
             {"pebble": {"listenAddress": "127.0.0.1:\(port)", "managementListenAddress": "127.0.0.1:\(try await freeLoopbackPort())",
             "certificate": "\(certificatePath)", "privateKey": "\(keyPath)", "httpPort": \(httpPort), "tlsPort": \(try await freeLoopbackPort()),
-            "ocspResponderURL": "", "externalAccountBindingRequired": false}}
+            "ocspResponderURL": "", "externalAccountBindingRequired": false\(validity.map { ", \"certificateValidityPeriod\": \($0.components.seconds)" } ?? "")}}
             """
         let configPath = directory.appendingPathComponent("pebble.json").path
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -73,9 +77,12 @@ final class PebbleProcess: @unchecked Sendable {
             // No random waits before validating, and no nonce refused at random.
             environment: ["PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"]
         )
+        let caFile = directory.appendingPathComponent("ca.pem").path
+        try ca.serializeAsPEM().pemString.write(toFile: caFile, atomically: true, encoding: .utf8)
         let pebble = PebbleProcess(
             directoryURL: "https://localhost:\(port)/dir",
             trustRoots: [try NIOSSLCertificate(bytes: Array(ca.serializeAsPEM().pemString.utf8), format: .pem)],
+            caFile: caFile,
             pid: pid,
             directory: directory
         )
@@ -89,10 +96,11 @@ final class PebbleProcess: @unchecked Sendable {
         return pebble
     }
 
-    private init(directoryURL: String, trustRoots: [NIOSSLCertificate], pid: pid_t, directory: URL) {
+    private init(directoryURL: String, trustRoots: [NIOSSLCertificate], caFile: String, pid: pid_t, directory: URL) {
         self.directoryURL = directoryURL
         self.trustRoots = trustRoots
-        self.pid = pid
+        self.caFile = caFile
+        self.pid = NIOLockedValueBox(pid)
         self.directory = directory
     }
 
@@ -103,8 +111,14 @@ final class PebbleProcess: @unchecked Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
     }
 
+    /// Kills it (once: a pid is not killed again after it was reaped, it may be another's).
     func stop() {
-        killProcess(pid)
+        if let running = pid.withLockedValue({ pid in
+            defer { pid = nil }
+            return pid
+        }) {
+            killProcess(running)
+        }
         try? FileManager.default.removeItem(at: directory)
     }
 }

@@ -43,6 +43,7 @@ struct ConfigRendererTests {
                 ("frontends[].limits", ConfigParser.frontendLimitKeys, frontends.compactMap { $0["limits"] }),
                 ("frontends[].tls", ConfigParser.frontendTLSKeys, frontends.compactMap { $0["tls"] }),
                 ("frontends[].tls.hsts", ConfigParser.hstsKeys, frontends.compactMap { $0["tls"]?["hsts"] }),
+                ("frontends[].tls.acme", ConfigParser.acmeKeys, frontends.compactMap { $0["tls"]?["acme"] }),
                 ("frontends[].acls.*", ConfigParser.criterionKeys, acls),
                 ("frontends[].acls.*.header", ConfigParser.headerKeys, acls.compactMap { $0["header"] }),
                 ("frontends[].rules[]", ConfigParser.ruleKeys, frontends.flatMap { $0["rules"]!.items }),
@@ -454,7 +455,9 @@ private let maximalYAML = #"""
         default_backend: web
         error_files: { 503: pages/503.html, 403: ./403.html, 404: 403.html }
         tls: { certificates: ./certs, default_certificate: Example.COM, min_version: "1.2", alpn: [http/1.1, h2], profile: intermediate,
-               ciphers: "ECDHE+AESGCM:!aNULL", hsts: { max_age: 730d, include_subdomains: true, preload: true } }
+               ciphers: "ECDHE+AESGCM:!aNULL", hsts: { max_age: 730d, include_subdomains: true, preload: true },
+               acme: { directory: "https://localhost:14000/dir", email: ops@example.com, domains: [Example.COM, www.example.com],
+                       challenge: HTTP-01, ca: ca.pem } }
         h2c: false
         rate_limits:
           per_ip: { key: src, rate: 100/10s, burst: 50 }

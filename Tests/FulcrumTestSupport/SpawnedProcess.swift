@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// Starts `arguments` (the program's path first) with `posix_spawn`, output to /dev/null, with
-/// no signal blocked and `environment` added to this process's; returns its pid.
+/// no other descriptor of this process, no signal blocked and `environment` added to this
+/// process's; returns its pid.
 ///
 /// For daemons such as dnsmasq, rather than Foundation's `Process`: a daemon closes the
 /// descriptors it inherits, `Process` takes the closing of its own for the child's exit, then
@@ -17,6 +18,14 @@ package func spawnProcess(_ arguments: [String], environment: [String: String] =
     defer { posix_spawn_file_actions_destroy(&actions) }
     for descriptor in [STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO] {
         posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0)
+    }
+    // The child gets none of this process's other descriptors: many are not close-on-exec
+    // (sockets of other tests), and a child holding a copy of a connection keeps it open after
+    // its test closed it. Beyond the highest one open now, for those opened meanwhile (glibc
+    // passes over a descriptor that is not open).
+    let highest = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }.max() ?? 1024
+    for descriptor in 3...(highest + 256) {
+        posix_spawn_file_actions_addclose(&actions, descriptor)
     }
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)

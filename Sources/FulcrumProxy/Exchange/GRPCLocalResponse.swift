@@ -47,7 +47,7 @@ enum GRPCLocalResponse {
         let message: String
         switch response.body {
         case .errorPage(let detail): message = detail
-        case .html: message = "\(response.status.code) \(response.status.reasonPhrase)"
+        case .html, .text: message = "\(response.status.code) \(response.status.reasonPhrase)"
         }
         let code = code(for: response.status, timedOut: response.status == .gatewayTimeout)
         var headers: HTTPHeaders = [

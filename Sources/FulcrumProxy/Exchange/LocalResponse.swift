@@ -9,6 +9,8 @@ struct LocalResponse {
         case errorPage(detail: String)
         /// A page of Fulcrum's own (the shield's challenge), sent as it is.
         case html(String)
+        /// Plain text, sent as it is (an ACME HTTP-01 answer).
+        case text(String)
     }
 
     var status: HTTPResponseStatus
@@ -23,6 +25,13 @@ struct LocalResponse {
         self.body = .errorPage(detail: detail)
         self.headers = headers
         self.closesConnection = closesConnection
+    }
+
+    init(_ status: HTTPResponseStatus, text: String) {
+        self.status = status
+        self.body = .text(text)
+        self.headers = []
+        self.closesConnection = false
     }
 
     init(_ status: HTTPResponseStatus, html: String, headers: [(String, String)]) {
@@ -45,6 +54,11 @@ extension LocalResponse {
             body = allocator.buffer(string: html)
             head = HTTPResponseHead(version: .http1_1, status: status)
             head.headers.add(name: "content-type", value: "text/html; charset=utf-8")
+            head.headers.add(name: "content-length", value: "\(body.readableBytes)")
+        case .text(let text):
+            body = allocator.buffer(string: text)
+            head = HTTPResponseHead(version: .http1_1, status: status)
+            head.headers.add(name: "content-type", value: "text/plain")
             head.headers.add(name: "content-length", value: "\(body.readableBytes)")
         }
         head.headers.add(contentsOf: headers)

@@ -55,6 +55,10 @@ enum RequestAdmission {
         if head.method == .CONNECT {
             return LocalResponse(.methodNotAllowed, "CONNECT is not supported.", closesConnection: true)
         }
+        // Before the redirect to HTTPS, as Caddy does: the CA asks over plain HTTP.
+        if let challenges = frontend.challenges, head.method == .GET, let answer = challenges.answer(forPath: head.uri) {
+            return LocalResponse(.ok, text: answer)
+        }
         if let port = frontend.redirectToHTTPSPort {
             return redirectToHTTPS(head, port: port)
         }

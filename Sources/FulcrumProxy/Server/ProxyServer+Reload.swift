@@ -1,3 +1,4 @@
+import FulcrumACME
 import FulcrumConfig
 import Logging
 import NIOCore
@@ -44,12 +45,13 @@ extension ProxyServer {
         let config = declared.expandingServers(with: discovered)
         // Everything that can fail, first; what blocks (certificate files) on the thread pool
         // for blocking work.
-        let (logger, pollInterval) = (logger, certificatePollInterval)
+        let (logger, pollInterval, challenges) = (logger, certificatePollInterval, challenges)
         let (snapshot, certificateStores) = try await NIOThreadPool.singleton.runIfActive {
-            let snapshot = try RuntimeSnapshot(config: config, declared: declared, previous: current.snapshot)
+            let snapshot = try RuntimeSnapshot(config: config, declared: declared, previous: current.snapshot, challenges: challenges)
             let stores = try Self.makeCertificateStores(
                 for: config,
                 reusing: current.certificateStores,
+                challenges: challenges,
                 logger: logger,
                 pollInterval: pollInterval
             )
@@ -114,6 +116,7 @@ extension ProxyServer {
     static func makeCertificateStores(
         for config: Config,
         reusing existing: [String: CertificateStore],
+        challenges: HTTP01Challenges,
         logger: Logger,
         pollInterval: Duration
     ) throws -> [String: CertificateStore] {
@@ -126,6 +129,7 @@ extension ProxyServer {
                 stores[frontend.name] = try CertificateStore(
                     frontend: frontend.name,
                     tls: tls,
+                    challenges: challenges,
                     logger: logger,
                     pollInterval: pollInterval
                 )

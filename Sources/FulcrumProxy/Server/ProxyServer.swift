@@ -1,4 +1,5 @@
 import CoreMetrics
+import FulcrumACME
 import FulcrumBalancing
 import FulcrumConfig
 import Logging
@@ -67,6 +68,8 @@ package final class ProxyServer: ProxyControl, Service {
     let connectionLimits: ConnectionLimitTable
     /// Reloads run one at a time.
     let reloads = SerialAsyncGate()
+    /// The HTTP-01 answers ACME orders wait on, served by the plain HTTP frontends.
+    let challenges: HTTP01Challenges
     /// Resolves the servers' names, and follows them (`ProxyServer+Discovery.swift`).
     let discovery: ServerDiscovery
     /// Asks DNS again as names fall due, until shutdown.
@@ -89,8 +92,10 @@ package final class ProxyServer: ProxyControl, Service {
         lot: ParkingLot,
         certificatePollInterval: Duration,
         discovery: ServerDiscovery,
+        challenges: HTTP01Challenges,
         logger: Logger
     ) {
+        self.challenges = challenges
         self.discovery = discovery
         self.lot = lot
         self.crawlerVerifier = crawlerVerifier
@@ -142,9 +147,16 @@ package final class ProxyServer: ProxyControl, Service {
         // NIO's thread pool for blocking work does that, not an event loop or the cooperative pool.
         let discovery = ServerDiscovery(config.global.dns, group: group, logger: logger)
         let discovered = try await discovery.resolveAll(config, last: DiscoveredServers())
+        let challenges = HTTP01Challenges()
         let (snapshot, certificateStores, store) = try await NIOThreadPool.singleton.runIfActive {
-            let snapshot = try RuntimeSnapshot(config: config.expandingServers(with: discovered), declared: config)
-            let stores = try makeCertificateStores(for: config, reusing: [:], logger: logger, pollInterval: certificatePollInterval)
+            let snapshot = try RuntimeSnapshot(config: config.expandingServers(with: discovered), declared: config, challenges: challenges)
+            let stores = try makeCertificateStores(
+                for: config,
+                reusing: [:],
+                challenges: challenges,
+                logger: logger,
+                pollInterval: certificatePollInterval
+            )
             return (snapshot, stores, try config.global.store.map(SharedLimitStoreSetup.init))
         }
         let accessLog = config.global.log.access == .off ? nil : accessLogWriter ?? AccessLogWriter()
@@ -213,6 +225,7 @@ package final class ProxyServer: ProxyControl, Service {
             lot: lot,
             certificatePollInterval: certificatePollInterval,
             discovery: discovery,
+            challenges: challenges,
             logger: logger
         )
         server.startFollowingDNS()

@@ -1,3 +1,4 @@
+import FulcrumACME
 import FulcrumBalancing
 import FulcrumConfig
 import NIOCore
@@ -27,7 +28,9 @@ package final class RuntimeSnapshot: Sendable {
     ///   - declared: the configuration as written, when `config` was expanded from it.
     ///   - previous: servers of `previous` with the same backend, name and address are reused,
     ///     so their live counters (and per-loop pools) carry over a reload.
-    package init(config: Config, declared: Config? = nil, previous: RuntimeSnapshot? = nil) throws {
+    ///   - challenges: the ACME HTTP-01 answers the plain HTTP frontends serve, when a TLS
+    ///     frontend obtains its certificates by ACME.
+    package init(config: Config, declared: Config? = nil, previous: RuntimeSnapshot? = nil, challenges: HTTP01Challenges? = nil) throws {
         self.config = config
         self.declared = declared ?? config
         var backends: [RuntimeBackend] = []
@@ -38,9 +41,12 @@ package final class RuntimeSnapshot: Sendable {
             backends.append(try RuntimeBackend(config: backendConfig, previous: earlier))
         }
         self.backends = backends
+        let usesACME = config.frontends.contains { $0.tls?.acme != nil }
         self.frontends = try config.frontends.map { frontend in
             let earlier = previous?.frontends.first { $0.name == frontend.name }
-            return try RuntimeFrontend(config: frontend, backendIndex: backendIndex, previous: earlier)
+            // A CA fetches HTTP-01 answers over plain HTTP, on port 80: every frontend without TLS.
+            let answers = usesACME && frontend.tls == nil && frontend.mode == .http ? challenges : nil
+            return try RuntimeFrontend(config: frontend, backendIndex: backendIndex, previous: earlier, challenges: answers)
         }
         self.renamedFrontends = previous.map { Self.renames(from: $0, to: config) } ?? [:]
     }
@@ -217,11 +223,14 @@ final class RuntimeFrontend: Sendable {
     let shield: FrontendShield?
     /// Trusted proxies and the forwarding headers to write; nil for the defaults.
     let forwarding: ForwardingPolicy?
+    /// The ACME HTTP-01 answers it serves before anything else; nil: none.
+    let challenges: HTTP01Challenges?
 
     /// - Parameter previous: the frontend of the same name before a reload: its unchanged
     ///   rate limits keep their counts.
-    init(config: FrontendConfig, backendIndex: [String: Int], previous: RuntimeFrontend? = nil) throws {
+    init(config: FrontendConfig, backendIndex: [String: Int], previous: RuntimeFrontend? = nil, challenges: HTTP01Challenges? = nil) throws {
         self.name = config.name
+        self.challenges = challenges
         let router = try Router(config: config, backendIndex: backendIndex)
         self.router = router
         self.maxBodyBytes = config.limits.maxBodyBytes

@@ -1,3 +1,4 @@
+import FulcrumACME
 import FulcrumConfig
 import Logging
 import NIOConcurrencyHelpers
@@ -19,6 +20,8 @@ final class CertificateStore: Sendable {
     private let logger: Logger
     private let pollInterval: Duration
     private let state: NIOLockedValueBox<State>
+    /// Obtains and renews the frontend's certificate into the directory (`tls.acme`).
+    private let acme: ACMEManager?
 
     private struct State {
         var table: CertificateTable
@@ -28,15 +31,22 @@ final class CertificateStore: Sendable {
 
     /// Loads the directory now (blocking: call off the event loops) and logs what it found.
     ///
-    /// - Throws: `StartupError.noUsableCertificate` when no certificate there can serve.
-    init(frontend: String, tls: FrontendTLSConfig, logger: Logger, pollInterval: Duration = .seconds(2)) throws {
+    /// - Throws: `StartupError.noUsableCertificate` when no certificate there can serve (with
+    ///   `tls.acme`, none is needed yet: the handshakes fail until the CA has issued one).
+    init(
+        frontend: String,
+        tls: FrontendTLSConfig,
+        challenges: HTTP01Challenges = HTTP01Challenges(),
+        logger: Logger,
+        pollInterval: Duration = .seconds(2)
+    ) throws {
         self.frontend = frontend
         self.tls = tls
         self.logger = logger
         self.pollInterval = pollInterval
         let signature = CertificateLoader.signature(of: tls.certificatesDirectory)
         let (table, problems) = CertificateLoader.load(tls)
-        guard !table.certificates.isEmpty else {
+        guard !table.certificates.isEmpty || tls.acme != nil else {
             throw StartupError.noUsableCertificate(
                 frontend: frontend,
                 directory: tls.certificatesDirectory,
@@ -44,7 +54,12 @@ final class CertificateStore: Sendable {
             )
         }
         self.state = NIOLockedValueBox(State(table: table, signature: signature))
-        report(table, problems, reloaded: false)
+        self.acme = tls.acme.map { ACMEManager(frontend: frontend, tls: tls, acme: $0, challenges: challenges, logger: logger) }
+        if table.certificates.isEmpty {
+            logger.info("no certificate yet: waiting for the ACME CA", metadata: ["frontend": "\(frontend)"])
+        } else {
+            report(table, problems, reloaded: false)
+        }
     }
 
     /// The certificate for a connection that asked for `serverName` (nil: no SNI).
@@ -63,9 +78,12 @@ final class CertificateStore: Sendable {
             }
         }
         state.withLockedValue { $0.watcher = task }
+        // A new certificate is loaded at once rather than at the next poll.
+        acme?.start { [weak self] in self?.reloadIfChanged() }
     }
 
     func stopWatching() {
+        acme?.stop()
         state.withLockedValue { state in
             state.watcher?.cancel()
             state.watcher = nil
@@ -107,6 +125,9 @@ final class CertificateStore: Sendable {
                 let serverName: String?
                 if case .hostname(let name) = result { serverName = name } else { serverName = nil }
                 guard let certificate = certificate(for: serverName) else {
+                    // None can serve (ACME has not issued one yet): close, rather than leave the
+                    // client waiting for a handshake; NIO's SNIHandler does nothing on a failure.
+                    channel.close(promise: nil)
                     return channel.eventLoop.makeFailedFuture(TLSSetupError.noCertificate)
                 }
                 return channel.eventLoop.makeCompletedFuture {

@@ -1,0 +1,42 @@
+import Foundation
+import FulcrumConfig
+import Testing
+
+/// `frontends[].tls.acme`.
+@Suite struct ACMEConfigTests {
+    private static func yaml(_ acme: String) -> String {
+        """
+        frontends:
+          - name: secure
+            listen: "127.0.0.1:8443"
+            default_backend: web
+            tls: { certificates: \(FileManager.default.temporaryDirectory.path), acme: \(acme) }
+        backends:
+          - name: web
+            servers: [{ name: web1, address: "127.0.0.1:9001" }]
+        """
+    }
+
+    @Test("The defaults: Let's Encrypt, HTTP-01, no contact, the system's roots; names lowercased")
+    func defaults() throws {
+        let acme = try #require(try ConfigLoader.load(yaml: Self.yaml("{ domains: [Example.com] }")).frontends[0].tls?.acme)
+        #expect(acme.directory == "https://acme-v02.api.letsencrypt.org/directory")
+        #expect(acme.domains == ["example.com"])
+        #expect(acme.challenge == .http01)
+        #expect(acme.email == nil && acme.caFile == nil)
+        #expect(try ConfigLoader.load(yaml: Self.yaml("{ domains: example.com }")).frontends[0].tls?.acme?.domains == ["example.com"])
+    }
+
+    @Test("Errors: no domains, a wildcard, a plain-HTTP directory, a bad email, TLS-ALPN-01, a missing CA file")
+    func errors() {
+        #expect(loadErrors(Self.yaml("{ email: a@b.c }")) == [#"frontends[0].tls.acme.domains (line 5): required key "domains" is missing"#])
+        #expect(loadErrors(Self.yaml("{ domains: [\"*.example.com\"] }")).count == 1)
+        #expect(
+            loadErrors(Self.yaml("{ domains: [a.example], directory: \"http://ca/dir\" }"))
+                == [#"frontends[0].tls.acme.directory (line 5): "http://ca/dir" is not an https:// URL (ACME is spoken over HTTPS)"#]
+        )
+        #expect(loadErrors(Self.yaml("{ domains: [a.example], email: nobody }")).count == 1)
+        #expect(loadErrors(Self.yaml("{ domains: [a.example], challenge: tls-alpn-01 }")).count == 1)
+        #expect(loadErrors(Self.yaml("{ domains: [a.example], ca: /nonexistent/ca.pem }")).count == 1)
+    }
+}
