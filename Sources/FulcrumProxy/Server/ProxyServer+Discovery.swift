@@ -32,13 +32,13 @@ extension ProxyServer {
                 // A reload came first: it asked every name afresh.
                 guard current.snapshot.declared == declared, lifecycleState == .running else { return }
                 let summary = ReloadSummary(from: current.snapshot.config, to: declared.expandingServers(with: discovered))
-                try await install(declared, discovered: discovered, over: current)
-                if summary.changed {
-                    logger.info(
-                        "servers follow DNS",
-                        metadata: ["added": "\(summary.serversAdded)", "removed": "\(summary.serversRemoved)"]
-                    )
+                guard summary.changed else {
+                    // New answers that give the same servers: nothing to install.
+                    running.withLockedValue { $0.discovered = discovered }
+                    return
                 }
+                try await install(declared, discovered: discovered, over: current)
+                logger.info("servers follow DNS", metadata: ["added": "\(summary.serversAdded)", "removed": "\(summary.serversRemoved)"])
             }
         } catch {
             logger.warning("the servers DNS gave could not be applied; serving the ones before", metadata: ["reason": "\(error)"])

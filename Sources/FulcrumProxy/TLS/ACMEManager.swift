@@ -77,6 +77,10 @@ final class ACMEManager: Sendable {
                 try await onThreadPool {
                     try Self.write(certificate.chainPEM + certificate.privateKeyPEM, to: self.certificatePath)
                     issued()
+                    // A certificate that is due at once would be ordered again and again.
+                    guard let renewal = Self.renewalTime(ofFileAt: self.certificatePath, domains: self.acme.domains), renewal > Date() else {
+                        throw ACMEError.refused("the CA issued a certificate that does not cover the domains, or is due for renewal at once")
+                    }
                 }
                 failures = 0
                 logger.info(

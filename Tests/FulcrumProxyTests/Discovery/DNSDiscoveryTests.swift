@@ -18,8 +18,10 @@ struct DNSDiscoveryTests {
         private let answers = NIOLockedValueBox<[(status: UInt, worker: String)]>([])
         private let stopped = NIOLockedValueBox(false)
         private let task: Task<Void, Never>
+        private let lanes: Int
 
         init(_ harness: ProxyHarness, lanes: Int = 3) {
+            self.lanes = lanes
             let (answers, stopped) = (answers, stopped)
             task = Task {
                 await withTaskGroup(of: Void.self) { group in
@@ -42,6 +44,9 @@ struct DNSDiscoveryTests {
         }
 
         var count: Int { answers.withLockedValue(\.count) }
+        /// The answers so far and one per lane: the requests in flight now may have started
+        /// before a change and finish on the servers from before it, as a reload lets them.
+        var settled: Int { count + lanes }
 
         /// The workers that answered after the first `skipping` answers.
         func workers(after skipping: Int) -> Set<String> {
@@ -98,7 +103,7 @@ struct DNSDiscoveryTests {
             // Two: one server each, named after its address.
             try dns.update(hosts: ["127.0.0.2 app.fulcrum.test", "127.0.0.3 app.fulcrum.test"])
             try await waitUntil(timeout: .seconds(10)) { try await serverNames(harness) == ["app_127.0.0.2", "app_127.0.0.3"] }
-            var mark = traffic.count
+            var mark = traffic.settled
             try await waitUntil(timeout: .seconds(5)) { traffic.workers(after: mark) == ["w1", "w2"] }
 
             // One leaves, one joins, one stays, and keeps what it counted.
@@ -107,7 +112,7 @@ struct DNSDiscoveryTests {
             try await waitUntil(timeout: .seconds(10)) { try await serverNames(harness) == ["app_127.0.0.3", "app_127.0.0.4"] }
             let after = try await harness.proxy.stats()[0].servers.first { $0.name == "app_127.0.0.3" }?.metrics.totals.requests ?? 0
             #expect(after >= before && before > 0)
-            mark = traffic.count
+            mark = traffic.settled
             try await waitUntil(timeout: .seconds(5)) { traffic.count > mark + 30 }
             #expect(traffic.workers(after: mark) == ["w2", "w3"])
 
@@ -118,7 +123,7 @@ struct DNSDiscoveryTests {
             config.backends[0].retries = 1
             try await harness.proxy.reload(to: config)
             #expect(try await serverNames(harness) == ["app_127.0.0.3", "app_127.0.0.4"])
-            mark = traffic.count
+            mark = traffic.settled
             try await waitUntil(timeout: .seconds(5)) { traffic.count > mark + 30 }
             #expect(traffic.workers(after: mark) == ["w2", "w3"])
             #expect(logs.messages.filter { $0.contains("DNS: no answer") }.count == 1)
@@ -166,7 +171,7 @@ struct DNSDiscoveryTests {
                 try await harness.proxy.stats()[0].servers.map { "\($0.name)=\($0.weight)" }
                     == ["a.fulcrum.test=0", "b.fulcrum.test=30", "c.fulcrum.test=10"]
             }
-            let mark = traffic.count
+            let mark = traffic.settled
             try await waitUntil(timeout: .seconds(5)) { traffic.count > mark + 40 }
             #expect(traffic.workers(after: mark) == ["w2", "w3"])
             let failures = await traffic.stop()
