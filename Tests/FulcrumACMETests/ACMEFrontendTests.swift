@@ -52,13 +52,13 @@ struct ACMEFrontendTests {
         return String(line.dropFirst("serial=".count))
     }
 
-    /// Probes every 250 ms, on NIO's thread pool for blocking work: a probe runs and waits for
+    /// Probes every second (each probe runs two openssl processes), on NIO's thread pool for blocking work: a probe runs and waits for
     /// openssl, which must not hold one of the few threads every test's tasks share.
     private func waitFor<Value: Sendable>(_ what: String, seconds: Int, _ probe: @escaping @Sendable () throws -> Value?) async throws -> Value {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while ContinuousClock.now < deadline {
             if let value = try await NIOThreadPool.singleton.runIfActive(probe) { return value }
-            try await Task.sleep(for: .milliseconds(250))
+            try await Task.sleep(for: .seconds(1))
         }
         throw RedisServerError("\(what) did not happen within \(seconds) s")
     }

@@ -24,14 +24,24 @@ package final class DnsmasqProcess: @unchecked Sendable {
     /// `--srv-host`), on a free port.
     package static func start(hosts: [String], srv: [String] = []) async throws -> DnsmasqProcess {
         guard executable != nil else { throw RedisServerError("dnsmasq is not installed") }
-        let port = try await freeLoopbackPort()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-dnsmasq-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory.appendingPathComponent("hosts.d"), withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
-        let dnsmasq = DnsmasqProcess(port: port, directory: directory)
-        try dnsmasq.update(hosts: hosts)
-        try await dnsmasq.launch(srv: srv)
-        return dnsmasq
+        // The port is free for TCP a moment ago; dnsmasq also needs it for UDP, where another
+        // test's DNS client may hold it. Then dnsmasq exits (status 2), and another port is tried.
+        var attempt = 1
+        while true {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-dnsmasq-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory.appendingPathComponent("hosts.d"), withIntermediateDirectories: true)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
+            let dnsmasq = DnsmasqProcess(port: try await freeLoopbackPort(), directory: directory)
+            do {
+                try dnsmasq.update(hosts: hosts)
+                try await dnsmasq.launch(srv: srv)
+                return dnsmasq
+            } catch {
+                dnsmasq.stop()
+                guard attempt < 5 else { throw error }
+                attempt += 1
+            }
+        }
     }
 
     private init(port: Int, directory: URL) {
@@ -52,7 +62,17 @@ package final class DnsmasqProcess: @unchecked Sendable {
     /// Stops it and starts it again on the same port with `srv` records (the hosts stay).
     package func restart(srv: [String]) async throws {
         kill()
-        try await launch(srv: srv)
+        // The port was just freed; should another socket take it meanwhile, wait and retry.
+        var attempt = 1
+        while true {
+            do {
+                return try await launch(srv: srv)
+            } catch {
+                guard attempt < 5 else { throw error }
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
     }
 
     private func launch(srv: [String]) async throws {
