@@ -147,6 +147,19 @@ struct RedisClientTests {
         try await client.close()
     }
 
+    @Test("The harness knows its own redis-server from a server that holds the port")
+    func harnessIdentifiesItsServer() async throws {
+        let redis = try await RedisServerProcess.start()
+        #expect(redisProcessIdentifier(port: redis.port) == redis.processIdentifier)
+        // A listener that is not Redis: no process id, so start() would try another port.
+        let other = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let otherPort = other.localAddress!.port!
+        let answer = try await NIOThreadPool.singleton.runIfActive { redisProcessIdentifier(port: otherPort) }
+        #expect(answer == nil)
+        try await other.close()
+        redis.kill()
+    }
+
     @Test("AUTH from the URL: a wrong password is refused, the right one is let in")
     func authentication() async throws {
         let redis = try await RedisServerProcess.start()

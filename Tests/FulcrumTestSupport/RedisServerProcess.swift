@@ -13,18 +13,31 @@ package final class RedisServerProcess: @unchecked Sendable {
     package let port: Int
     private var process: Process?
 
+    /// The running redis-server's process id.
+    package var processIdentifier: Int32? { process?.processIdentifier }
+
     private init(port: Int) {
         self.port = port
     }
 
-    /// Starts one on a free port; returns once it accepts connections.
+    /// Starts one on a free port; returns once it answers there.
+    ///
+    /// A port free a moment ago may be taken before redis-server binds it (by another test's
+    /// server, or a connection's own port): then another port is tried, up to five.
     package static func start() async throws -> RedisServerProcess {
-        let server = RedisServerProcess(port: try await freeLoopbackPort())
-        try await server.restart()
-        return server
+        var attempt = 1
+        while true {
+            let server = RedisServerProcess(port: try await freeLoopbackPort())
+            do {
+                try await server.restart()
+                return server
+            } catch let error as RedisServerError where error.portTaken && attempt < 5 {
+                attempt += 1
+            }
+        }
     }
 
-    /// Starts it again (after `kill`), on the same port.
+    /// Starts it again (after `kill`), on the same port; returns once it answers there.
     package func restart() async throws {
         guard let executable = Self.executable else { throw RedisServerError("redis-server is not installed") }
         let process = Process()
@@ -39,10 +52,23 @@ package final class RedisServerProcess: @unchecked Sendable {
         try process.run()
         self.process = process
         let deadline = ContinuousClock.now + .seconds(20)
-        while !loopbackAccepts(port: port) {
+        while true {
+            if loopbackAccepts(port: port) {
+                // Something listens: it must be this redis-server, not another test's server
+                // that holds the port (this one then exits, unable to bind).
+                let port = self.port
+                let answered = try await NIOThreadPool.singleton.runIfActive { redisProcessIdentifier(port: port) }
+                if answered == process.processIdentifier { return }
+                if !process.isRunning {
+                    self.process = nil
+                    throw RedisServerError("port \(port) is taken by another server", portTaken: true)
+                }
+            }
             guard process.isRunning, ContinuousClock.now < deadline else {
+                let exited = !process.isRunning
                 kill()
-                throw RedisServerError("redis-server did not listen on \(port)")
+                self.process = nil
+                throw RedisServerError("redis-server did not listen on \(port)", portTaken: exited)
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -71,16 +97,27 @@ package final class RedisServerProcess: @unchecked Sendable {
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port` (a blocking connect).
 package func loopbackAccepts(port: Int) -> Bool {
+    guard let descriptor = connectedLoopbackSocket(port: port) else { return false }
+    close(descriptor)
+    return true
+}
+
+/// A socket connected to 127.0.0.1:`port` (a blocking connect), or nil; the caller closes it.
+private func connectedLoopbackSocket(port: Int) -> Int32? {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard descriptor >= 0 else { return false }
-    defer { close(descriptor) }
+    guard descriptor >= 0 else { return nil }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &address) {
+    let connected = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+    }
+    guard connected == 0 else {
+        close(descriptor)
+        return nil
+    }
+    return descriptor
 }
 
 /// A loopback port that was free a moment ago.
@@ -91,7 +128,39 @@ package func freeLoopbackPort() async throws -> Int {
     return port
 }
 
+/// The process id a Redis server on 127.0.0.1:`port` reports (`INFO server`), or nil when
+/// what answers there, within two seconds, is not Redis (a blocking exchange).
+package func redisProcessIdentifier(port: Int) -> Int32? {
+    guard let descriptor = connectedLoopbackSocket(port: port) else { return nil }
+    defer { close(descriptor) }
+    var wait = timeval(tv_sec: 2, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+    let command = Array("INFO server\r\n".utf8)
+    guard send(descriptor, command, command.count, Int32(MSG_NOSIGNAL)) == command.count else { return nil }
+    var reply: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while reply.count < 65_536 {
+        let count = recv(descriptor, &chunk, chunk.count, 0)
+        guard count > 0 else { return nil }
+        reply += chunk[..<count]
+        let text = String(decoding: reply, as: UTF8.self)
+        if let field = text.range(of: "\r\nprocess_id:"), let end = text.range(of: "\r\n", range: field.upperBound..<text.endIndex) {
+            return Int32(text[field.upperBound..<end.lowerBound])
+        }
+    }
+    return nil
+}
+
 package struct RedisServerError: Error, CustomStringConvertible {
     package let description: String
-    package init(_ description: String) { self.description = description }
+    /// Whether another port may do better.
+    let portTaken: Bool
+    package init(_ description: String) {
+        self.init(description, portTaken: false)
+    }
+
+    init(_ description: String, portTaken: Bool) {
+        self.description = description
+        self.portTaken = portTaken
+    }
 }
