@@ -113,7 +113,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
-        // An ACME client (RFC 8555: HTTP-01), for certificates that obtain themselves.
+        // An ACME client (RFC 8555: HTTP-01, TLS-ALPN-01), for certificates that obtain themselves.
         .target(
             name: "FulcrumACME",
             dependencies: [
@@ -124,6 +124,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),

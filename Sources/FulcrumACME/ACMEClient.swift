@@ -6,10 +6,10 @@ import NIOCore
 import SwiftASN1
 import X509
 
-/// Obtains certificates from an ACME CA (RFC 8555), such as Let's Encrypt or pebble, by the
-/// HTTP-01 challenge: an account (created or found again by its key), an order for the
-/// domains, each authorization's token published in `challenges` for the CA to fetch, then a
-/// CSR for a fresh P-256 key, and the chain the CA issues.
+/// Obtains certificates from an ACME CA (RFC 8555), such as Let's Encrypt or pebble: an
+/// account (created or found again by its key), an order for the domains, each
+/// authorization's challenge answered by `challenges` (HTTP-01 or TLS-ALPN-01) while the CA
+/// checks it, then a CSR for a fresh P-256 key, and the chain the CA issues.
 ///
 /// No Swift ACME client is among the packages this project may use; this one uses
 /// AsyncHTTPClient, swift-crypto (ES256) and swift-certificates (the CSR).
@@ -39,10 +39,10 @@ package struct ACMEClient: Sendable {
     private let settings: Settings
     private let accountKey: ACMEAccountKey
     private let http: HTTPClient
-    private let challenges: HTTP01Challenges
+    private let challenges: any ACMEChallengeResponder
     private let logger: Logger
 
-    package init(settings: Settings, accountKey: ACMEAccountKey, http: HTTPClient, challenges: HTTP01Challenges, logger: Logger) {
+    package init(settings: Settings, accountKey: ACMEAccountKey, http: HTTPClient, challenges: any ACMEChallengeResponder, logger: Logger) {
         self.settings = settings
         self.accountKey = accountKey
         self.http = http
@@ -82,15 +82,18 @@ package struct ACMEClient: Sendable {
         return IssuedCertificate(chainPEM: String(decoding: chain.body, as: UTF8.self), privateKeyPEM: certificateKey.pemRepresentation)
     }
 
-    /// Answers one authorization's HTTP-01 challenge and waits until the CA has checked it.
+    /// Answers one authorization's challenge (of `challenges`' type) and waits until the CA
+    /// has checked it.
     private func authorize(_ url: String, session: inout ACMESession, deadline: ContinuousClock.Instant) async throws {
         var authorization = try ACMEAuthorization(try await session.post(url, json: nil).body)
         if authorization.status == "valid" { return }
-        guard let challenge = authorization.challenges.first(where: { $0.type == "http-01" }), let token = challenge.token else {
-            throw ACMEError.refused("\(authorization.domain): the CA offers no http-01 challenge")
+        let type = challenges.challengeType
+        guard let challenge = authorization.challenges.first(where: { $0.type == type }), let token = challenge.token else {
+            throw ACMEError.refused("\(authorization.domain): the CA offers no \(type) challenge")
         }
-        challenges.publish(token: token, keyAuthorization: accountKey.keyAuthorization(token: token))
-        defer { challenges.withdraw(token: token) }
+        let domain = authorization.domain
+        try challenges.publish(domain: domain, token: token, keyAuthorization: accountKey.keyAuthorization(token: token))
+        defer { challenges.withdraw(domain: domain, token: token) }
         _ = try await session.post(challenge.url, json: [String: Any]())
         while authorization.status == "pending" {
             try await wait(until: deadline, for: "\(authorization.domain)'s authorization")

@@ -26,4 +26,7 @@ package struct ACMEConfig: Sendable, Equatable {
 package enum ACMEChallenge: String, Sendable, Equatable, CaseIterable {
     /// A file under `/.well-known/acme-challenge/`, fetched over plain HTTP on port 80.
     case http01 = "http-01"
+    /// A certificate shown over TLS on port 443 to a client that offers only `acme-tls/1`
+    /// (RFC 8737): the TLS frontend answers it, and no plain HTTP frontend is needed.
+    case tlsALPN01 = "tls-alpn-01"
 }

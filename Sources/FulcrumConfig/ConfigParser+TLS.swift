@@ -65,7 +65,7 @@ extension ConfigParser {
     }
 
     /// `acme: { directory: URL, email: ops@example.com, domains: [example.com], challenge:
-    /// http-01, ca: ./ca.pem }`.
+    /// http-01 | tls-alpn-01, ca: ./ca.pem }`.
     private func parseACME(_ reader: YAMLNodeReader) -> ACMEConfig? {
         guard let mapping = reader.mapping(allowedKeys: Self.acmeKeys) else { return nil }
         var domains: [String] = []
@@ -77,7 +77,7 @@ extension ConfigParser {
                     || !name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") })
                 {
                     item.report(
-                        "\(quoted(name)) is not a domain name a CA issues for (letters, digits, \"-\", dots between labels; no wildcard with http-01)"
+                        "\(quoted(name)) is not a domain name a CA issues for (letters, digits, \"-\", dots between labels; no wildcard: HTTP-01 and TLS-ALPN-01 cannot prove one)"
                     )
                 } else {
                     domains.append(name)

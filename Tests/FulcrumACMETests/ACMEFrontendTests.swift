@@ -11,8 +11,9 @@ import NIOSSL
 import Testing
 import X509
 
-/// A TLS frontend with `acme`, against a real pebble: the certificate is obtained at start,
-/// served by SNI, renewed before it expires, and kept when a renewal fails.
+/// A TLS frontend with `acme`, against a real pebble: the certificate is obtained at start
+/// (by HTTP-01 or TLS-ALPN-01), served by SNI, renewed before it expires, and kept when a
+/// renewal fails.
 @Suite(
     "ACME on a TLS frontend, against a real pebble",
     .enabled(
@@ -77,6 +78,26 @@ struct ACMEFrontendTests {
         return "\(certificate.serialNumber)"
     }
 
+    /// The proxy, on a loop of its own, its log kept; certificate files checked every 200 ms.
+    private static func startProxy(_ config: Config) async throws -> (ProxyServer, MultiThreadedEventLoopGroup, Messages) {
+        let messages = Messages()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let proxy = try await ProxyServer.start(
+            config: config,
+            group: group,
+            logger: Logger(label: "acme") { _ in messages },
+            certificatePollInterval: .milliseconds(200)
+        )
+        return (proxy, group, messages)
+    }
+
+    /// A new, empty certificate directory.
+    private static func makeCertificateDirectory() throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-acme-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
     private func waitFor<Value: Sendable>(_ what: String, seconds: Int, _ probe: @Sendable () async throws -> Value?) async throws -> Value {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while ContinuousClock.now < deadline {
@@ -95,8 +116,7 @@ struct ACMEFrontendTests {
         // Certificates valid for 24 s: renewed at 16 s.
         let pebble = try await PebbleProcess.start(httpPort: httpPort, dnsServer: dns.port, validity: .seconds(24))
         defer { pebble.stop() }
-        let certificates = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-acme-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
+        let certificates = try Self.makeCertificateDirectory()
         defer { try? FileManager.default.removeItem(atPath: certificates) }
         let worker = try await WorkerServer.start(name: "w1", group: MultiThreadedEventLoopGroup.singleton)
         let config = try ConfigLoader.load(
@@ -117,14 +137,7 @@ struct ACMEFrontendTests {
                     servers: [{ name: w1, address: "127.0.0.1:\(worker.port)" }]
                 """
         )
-        let messages = Messages()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let proxy = try await ProxyServer.start(
-            config: config,
-            group: group,
-            logger: Logger(label: "acme") { _ in messages },
-            certificatePollInterval: .milliseconds(200)
-        )
+        let (proxy, group, messages) = try await Self.startProxy(config)
         do {
             // Issued through HTTP-01 on the plain frontend (which redirects everything else).
             let first = try await waitFor("the first certificate", seconds: 30) {
@@ -142,6 +155,50 @@ struct ACMEFrontendTests {
                 messages.lines.withLockedValue { $0.contains { $0.hasPrefix("ACME: no certificate obtained") } } ? true : nil
             }
             #expect(try await Self.servedSerial(port: httpsPort, name: "www.fulcrum.test") == second)
+        } catch {
+            Issue.record(error, "log: \(messages.lines.withLockedValue { $0 }.suffix(8))")
+        }
+        await proxy.shutdown(gracePeriod: .seconds(1))
+        try await group.shutdownGracefully()
+        try await worker.shutdown()
+    }
+
+    @Test("TLS-ALPN-01: the TLS frontend answers the CA's check on its own port, with no plain HTTP frontend")
+    func tlsALPN01() async throws {
+        let httpsPort = try await freeLoopbackPort()
+        let dns = try await DnsmasqProcess.start(hosts: ["127.0.0.1 alpn.fulcrum.test"])
+        defer { dns.stop() }
+        // Its HTTP-01 port has nothing on it: only TLS-ALPN-01 can pass.
+        let pebble = try await PebbleProcess.start(httpPort: try await freeLoopbackPort(), tlsPort: httpsPort, dnsServer: dns.port)
+        defer { pebble.stop() }
+        let certificates = try Self.makeCertificateDirectory()
+        defer { try? FileManager.default.removeItem(atPath: certificates) }
+        let worker = try await WorkerServer.start(name: "w1", group: MultiThreadedEventLoopGroup.singleton)
+        let config = try ConfigLoader.load(
+            yaml: """
+                frontends:
+                  - name: secure
+                    listen: "127.0.0.1:\(httpsPort)"
+                    default_backend: app
+                    tls:
+                      certificates: \(certificates)
+                      acme:
+                        directory: "\(pebble.directoryURL)"
+                        domains: [alpn.fulcrum.test]
+                        challenge: tls-alpn-01
+                        ca: \(pebble.caFile)
+                backends:
+                  - name: app
+                    servers: [{ name: w1, address: "127.0.0.1:\(worker.port)" }]
+                """
+        )
+        let (proxy, group, messages) = try await Self.startProxy(config)
+        do {
+            _ = try await waitFor("the certificate", seconds: 30) {
+                try await Self.servedSerial(port: httpsPort, name: "alpn.fulcrum.test")
+            }
+            #expect(FileManager.default.fileExists(atPath: "\(certificates)/acme-alpn.fulcrum.test.pem"))
+            #expect(messages.lines.withLockedValue { $0.allSatisfy { !$0.hasPrefix("ACME: no certificate obtained") } })
         } catch {
             Issue.record(error, "log: \(messages.lines.withLockedValue { $0 }.suffix(8))")
         }

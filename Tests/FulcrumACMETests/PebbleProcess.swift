@@ -7,8 +7,8 @@ import NIOSSL
 import X509
 
 /// A real pebble, Let's Encrypt's test CA, on loopback ports: its HTTPS under a CA the test
-/// makes (`trustRoots`), names resolved by the `dnsServer` given (a dnsmasq), and HTTP-01
-/// challenges checked on `httpPort`.
+/// makes (`trustRoots`), names resolved by the `dnsServer` given (a dnsmasq), HTTP-01
+/// challenges checked on `httpPort` and TLS-ALPN-01 ones on `tlsPort`.
 final class PebbleProcess: @unchecked Sendable {
     static let executable: String? = ["/usr/bin/pebble", "/usr/local/bin/pebble"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
@@ -19,9 +19,13 @@ final class PebbleProcess: @unchecked Sendable {
     private let pid: NIOLockedValueBox<pid_t?>
     private let directory: URL
 
-    /// - Parameter validity: how long the certificates it issues are valid (nil: pebble's
-    ///   default, five years).
-    static func start(httpPort: Int, dnsServer: Int, validity: Duration? = nil) async throws -> PebbleProcess {
+    /// - Parameters:
+    ///   - httpPort: where it checks HTTP-01 challenges.
+    ///   - tlsPort: where it checks TLS-ALPN-01 challenges (nil: a free port, for tests that
+    ///     use HTTP-01).
+    ///   - validity: how long the certificates it issues are valid (nil: pebble's default,
+    ///     five years).
+    static func start(httpPort: Int, tlsPort: Int? = nil, dnsServer: Int, validity: Duration? = nil) async throws -> PebbleProcess {
         guard let executable else { throw RedisServerError("pebble is not installed") }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-pebble-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -65,9 +69,11 @@ final class PebbleProcess: @unchecked Sendable {
         try leaf.serializeAsPEM().pemString.write(toFile: certificatePath, atomically: true, encoding: .utf8)
         try key.pemRepresentation.write(toFile: keyPath, atomically: true, encoding: .utf8)
         let port = try await freeLoopbackPort()
+        var validationPort = tlsPort ?? 0
+        if tlsPort == nil { validationPort = try await freeLoopbackPort() }
         let config = """
             {"pebble": {"listenAddress": "127.0.0.1:\(port)", "managementListenAddress": "127.0.0.1:\(try await freeLoopbackPort())",
-            "certificate": "\(certificatePath)", "privateKey": "\(keyPath)", "httpPort": \(httpPort), "tlsPort": \(try await freeLoopbackPort()),
+            "certificate": "\(certificatePath)", "privateKey": "\(keyPath)", "httpPort": \(httpPort), "tlsPort": \(validationPort),
             "ocspResponderURL": "", "externalAccountBindingRequired": false\(validity.map { ", \"certificateValidityPeriod\": \($0.components.seconds)" } ?? "")}}
             """
         let configPath = directory.appendingPathComponent("pebble.json").path

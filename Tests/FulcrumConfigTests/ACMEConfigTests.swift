@@ -27,7 +27,15 @@ import Testing
         #expect(try ConfigLoader.load(yaml: Self.yaml("{ domains: example.com }")).frontends[0].tls?.acme?.domains == ["example.com"])
     }
 
-    @Test("Errors: no domains, a wildcard, a plain-HTTP directory, a bad email, TLS-ALPN-01, a missing CA file")
+    @Test("TLS-ALPN-01 is chosen by name, in any case")
+    func tlsALPN01() throws {
+        for written in ["tls-alpn-01", "TLS-ALPN-01"] {
+            let config = try ConfigLoader.load(yaml: Self.yaml("{ domains: [a.example], challenge: \(written) }"))
+            #expect(config.frontends[0].tls?.acme?.challenge == .tlsALPN01)
+        }
+    }
+
+    @Test("Errors: no domains, a wildcard, a plain-HTTP directory, a bad email, an unknown challenge, a missing CA file")
     func errors() {
         #expect(loadErrors(Self.yaml("{ email: a@b.c }")) == [#"frontends[0].tls.acme.domains (line 5): required key "domains" is missing"#])
         #expect(loadErrors(Self.yaml("{ domains: [\"*.example.com\"] }")).count == 1)
@@ -36,7 +44,10 @@ import Testing
                 == [#"frontends[0].tls.acme.directory (line 5): "http://ca/dir" is not an https:// URL (ACME is spoken over HTTPS)"#]
         )
         #expect(loadErrors(Self.yaml("{ domains: [a.example], email: nobody }")).count == 1)
-        #expect(loadErrors(Self.yaml("{ domains: [a.example], challenge: tls-alpn-01 }")).count == 1)
+        #expect(
+            loadErrors(Self.yaml("{ domains: [a.example], challenge: dns-01 }"))
+                == [#"frontends[0].tls.acme.challenge (line 5): unknown ACME challenge "dns-01"; expected one of: http-01, tls-alpn-01"#]
+        )
         #expect(loadErrors(Self.yaml("{ domains: [a.example], ca: /nonexistent/ca.pem }")).count == 1)
     }
 }

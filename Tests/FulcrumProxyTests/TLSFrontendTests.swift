@@ -46,6 +46,39 @@ struct TLSFrontendTests {
         }
     }
 
+    @Test("the hello is read across segments; bytes that are not a hello get no HTTP; acme-tls/1 alone, unchecked, gets nothing")
+    func helloReading() async throws {
+        let authority = try TestCertificateAuthority()
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try pemFile(try authority.issue(commonName: "a.test", names: ["a.test"]))
+            .write(to: directory.appendingPathComponent("a.pem"), atomically: true, encoding: .utf8)
+        try await withProxy(workers: [WorkerBehaviour(delayMilliseconds: 0)], yaml: { Self.tlsConfig($0, directory: directory) }) { harness in
+            // A hello in three segments: the server's hello answers once the last arrives.
+            var hello = try ClientHelloTests.clientHello(serverName: "a.test", protocols: ["http/1.1"])
+            let split = try await HeldConnection.open(port: harness.port)
+            for length in [3, 40, hello.readableBytes - 43] {
+                try await split.send(bytes: hello.readSlice(length: length)!)
+                try await Task.sleep(for: .milliseconds(100))
+                if hello.readableBytes > 0 { #expect(split.text.isEmpty) }
+            }
+            try await waitUntil(timeout: .seconds(5)) { split.text.utf8.first == 22 }
+            await split.close()
+            // Plain HTTP on the TLS port: a failed handshake and a close, never an HTTP answer.
+            let plain = try await HeldConnection.open(port: harness.port)
+            try await plain.sendRequest()
+            try await waitUntil(timeout: .seconds(5)) { plain.closedByServer }
+            #expect(!plain.text.hasPrefix("HTTP"))
+            // A CA's TLS-ALPN-01 check when none is under way: closed without a certificate.
+            await #expect(throws: (any Error).self) {
+                try await servedCertificate(port: harness.port, serverName: "a.test", protocols: ["acme-tls/1"])
+            }
+            // acme-tls/1 among others is not a check: the site's certificate.
+            let mixed = try await servedCertificate(port: harness.port, serverName: "a.test", protocols: ["h2", "acme-tls/1"])
+            #expect(mixed.commonName == "a.test")
+        }
+    }
+
     @Test("an HTTPS request is proxied with X-Forwarded-Proto: https, verified against the test CA")
     func httpsRequest() async throws {
         let authority = try TestCertificateAuthority()
@@ -148,10 +181,12 @@ struct TLSFrontendTests {
     }
 }
 
-/// What a TLS client asking for `serverName` (nil: no SNI) is served by the proxy.
-private func servedCertificate(port: Int, serverName: String?) async throws -> (commonName: String, names: [String]) {
+/// What a TLS client asking for `serverName` (nil: no SNI), and offering `protocols`, is
+/// served by the proxy.
+private func servedCertificate(port: Int, serverName: String?, protocols: [String] = []) async throws -> (commonName: String, names: [String]) {
     var configuration = TLSConfiguration.makeClientConfiguration()
     configuration.certificateVerification = .none
+    configuration.applicationProtocols = protocols
     let context = try NIOSSLContext(configuration: configuration)
     let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
     let served = eventLoop.makePromise(of: NIOSSLCertificate.self)

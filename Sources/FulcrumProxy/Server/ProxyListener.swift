@@ -88,8 +88,8 @@ extension ProxyListener.Binding {
     /// `proxied`: the PROXY protocol header the connection began with.
     func configure(channel: any Channel, loop: LoopContext, parking: ParkingSpot, proxied: ProxyProtocolHeader?) throws {
         if let certificates {
-            // Replaced by the TLS handler once the client's hello names a host.
-            try channel.pipeline.syncOperations.addHandler(certificates.makeSNIHandler(channel: channel))
+            // Replaced by the TLS handler once the client's hello is read.
+            try channel.pipeline.syncOperations.addHandler(certificates.makeHelloHandler())
         }
         // Only plain HTTP/1.1 parks: over TLS the session's state lives in the TLS handler
         // (and an HTTP/2 connection's in its codec, which the pipeline knows).

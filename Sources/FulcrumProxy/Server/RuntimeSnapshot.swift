@@ -29,7 +29,7 @@ package final class RuntimeSnapshot: Sendable {
     ///   - previous: servers of `previous` with the same backend, name and address are reused,
     ///     so their live counters (and per-loop pools) carry over a reload.
     ///   - challenges: the ACME HTTP-01 answers the plain HTTP frontends serve, when a TLS
-    ///     frontend obtains its certificates by ACME.
+    ///     frontend obtains its certificates by ACME's HTTP-01.
     package init(config: Config, declared: Config? = nil, previous: RuntimeSnapshot? = nil, challenges: HTTP01Challenges? = nil) throws {
         self.config = config
         self.declared = declared ?? config
@@ -41,11 +41,11 @@ package final class RuntimeSnapshot: Sendable {
             backends.append(try RuntimeBackend(config: backendConfig, previous: earlier))
         }
         self.backends = backends
-        let usesACME = config.frontends.contains { $0.tls?.acme != nil }
+        let usesHTTP01 = config.frontends.contains { $0.tls?.acme?.challenge == .http01 }
         self.frontends = try config.frontends.map { frontend in
             let earlier = previous?.frontends.first { $0.name == frontend.name }
             // A CA fetches HTTP-01 answers over plain HTTP, on port 80: every frontend without TLS.
-            let answers = usesACME && frontend.tls == nil && frontend.mode == .http ? challenges : nil
+            let answers = usesHTTP01 && frontend.tls == nil && frontend.mode == .http ? challenges : nil
             return try RuntimeFrontend(config: frontend, backendIndex: backendIndex, previous: earlier, challenges: answers)
         }
         self.renamedFrontends = previous.map { Self.renames(from: $0, to: config) } ?? [:]

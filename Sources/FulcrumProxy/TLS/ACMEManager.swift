@@ -26,11 +26,11 @@ final class ACMEManager: Sendable {
     private let frontend: String
     private let acme: ACMEConfig
     private let directory: String
-    private let challenges: HTTP01Challenges
+    private let challenges: any ACMEChallengeResponder
     private let logger: Logger
     private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
-    init(frontend: String, tls: FrontendTLSConfig, acme: ACMEConfig, challenges: HTTP01Challenges, logger: Logger) {
+    init(frontend: String, tls: FrontendTLSConfig, acme: ACMEConfig, challenges: any ACMEChallengeResponder, logger: Logger) {
         self.frontend = frontend
         self.acme = acme
         self.directory = tls.certificatesDirectory

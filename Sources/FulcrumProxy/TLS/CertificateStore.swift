@@ -5,7 +5,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
-import NIOTLS
 
 /// The certificates of one TLS frontend, kept current: loaded from its directory at start and
 /// again whenever a file there is added, replaced or removed (checked every `pollInterval`).
@@ -22,6 +21,8 @@ final class CertificateStore: Sendable {
     private let state: NIOLockedValueBox<State>
     /// Obtains and renews the frontend's certificate into the directory (`tls.acme`).
     private let acme: ACMEManager?
+    /// The TLS-ALPN-01 checks under way, which the frontend answers itself.
+    private let validations = TLSALPN01Challenges()
 
     private struct State {
         var table: CertificateTable
@@ -33,6 +34,8 @@ final class CertificateStore: Sendable {
     ///
     /// - Throws: `StartupError.noUsableCertificate` when no certificate there can serve (with
     ///   `tls.acme`, none is needed yet: the handshakes fail until the CA has issued one).
+    /// - Parameter challenges: the HTTP-01 answers the plain HTTP frontends serve, for
+    ///   `challenge: http-01`.
     init(
         frontend: String,
         tls: FrontendTLSConfig,
@@ -54,7 +57,15 @@ final class CertificateStore: Sendable {
             )
         }
         self.state = NIOLockedValueBox(State(table: table, signature: signature))
-        self.acme = tls.acme.map { ACMEManager(frontend: frontend, tls: tls, acme: $0, challenges: challenges, logger: logger) }
+        let validations = self.validations
+        self.acme = tls.acme.map { acme in
+            let responder: any ACMEChallengeResponder =
+                switch acme.challenge {
+                case .http01: challenges
+                case .tlsALPN01: validations
+                }
+            return ACMEManager(frontend: frontend, tls: tls, acme: acme, challenges: responder, logger: logger)
+        }
         if table.certificates.isEmpty {
             logger.info("no certificate yet: waiting for the ACME CA", metadata: ["frontend": "\(frontend)"])
         } else {
@@ -117,31 +128,20 @@ final class CertificateStore: Sendable {
         }
     }
 
-    /// The first handler of a TLS connection: reads the client's SNI from its hello, then puts
-    /// a TLS handler with the matching certificate in its own place.
-    func makeSNIHandler(channel: any Channel) -> ByteToMessageHandler<SNIHandler> {
-        ByteToMessageHandler(
-            SNIHandler { [self] result in
-                let serverName: String?
-                if case .hostname(let name) = result { serverName = name } else { serverName = nil }
-                guard let certificate = certificate(for: serverName) else {
-                    // None can serve (ACME has not issued one yet): close, rather than leave the
-                    // client waiting for a handshake; NIO's SNIHandler does nothing on a failure.
-                    channel.close(promise: nil)
-                    return channel.eventLoop.makeFailedFuture(TLSSetupError.noCertificate)
-                }
-                return channel.eventLoop.makeCompletedFuture {
-                    // After the SNI handler, which passes the hello it read on as it leaves.
-                    let pipeline = channel.pipeline.syncOperations
-                    let sniHandler = try pipeline.handler(type: ByteToMessageHandler<SNIHandler>.self)
-                    try pipeline.addHandler(NIOSSLServerHandler(context: certificate.context), position: .after(sniHandler))
-                }
-            }
-        )
+    /// The TLS context that answers `hello` (nil: bytes that are not a hello), or nil when
+    /// none can: no certificate yet (ACME has not issued one), or a CA's TLS-ALPN-01 check of
+    /// a name with none under way.
+    func context(for hello: ClientHello?) -> NIOSSLContext? {
+        if let hello, TLSALPN01Challenges.isValidation(offering: hello.applicationProtocols) {
+            // RFC 8737 §3: such a connection is shown the check's certificate, or nothing.
+            return hello.serverName.flatMap { validations.context(for: $0) }
+        }
+        return certificate(for: hello?.serverName)?.context
     }
-}
 
-enum TLSSetupError: Error {
-    /// The frontend has no certificate that can serve.
-    case noCertificate
+    /// The first handler of a TLS connection: reads the client's hello, then puts a TLS
+    /// handler with the context that answers it in its own place.
+    func makeHelloHandler() -> ByteToMessageHandler<ClientHelloHandler> {
+        ByteToMessageHandler(ClientHelloHandler { [self] hello in context(for: hello) })
+    }
 }

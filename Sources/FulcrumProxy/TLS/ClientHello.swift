@@ -1,13 +1,14 @@
 import NIOCore
 
-/// What a TCP frontend reads of a client's TLS ClientHello without terminating TLS: the
-/// server name it asks for (SNI, RFC 6066) and the application protocols it offers (ALPN,
-/// RFC 7301), for `sni` and `alpn` ACLs (HAProxy's `req.ssl_sni` and `req.ssl_alpn`).
+/// What is read of a client's TLS ClientHello before TLS begins: the server name it asks for
+/// (SNI, RFC 6066) and the application protocols it offers (ALPN, RFC 7301). A TCP frontend
+/// routes by them (`sni` and `alpn` ACLs: HAProxy's `req.ssl_sni` and `req.ssl_alpn`); a TLS
+/// frontend chooses its certificate by them (`ClientHelloHandler`).
 ///
 /// NIOTLS's `SNIHandler` reads the server name only, and its parser is internal, so this one
 /// follows it and reads both: the hello must be in the connection's first TLS record (as
 /// NIOTLS, HAProxy and Envoy's TLS inspector require), at most 16 KiB. Anything else, or a
-/// malformed hello, is not a hello: the connection is routed without a name or protocols, and
+/// malformed hello, is not a hello: a TCP connection is routed without a name or protocols, and
 /// its bytes go to the server as they are.
 struct ClientHello: Equatable, Sendable {
     /// The host name of the `server_name` extension, if it had one.
