@@ -96,11 +96,13 @@ struct ParkingTests {
 
     @Test("a shutdown closes parked connections at once, and waits for one that came back with a request")
     func shutdownClosesParked() async throws {
-        let slow = WorkerBehaviour(delayMilliseconds: 600)
+        // `/work` takes 2 s: the window in which the resumed connection is out of the lot,
+        // which the test must see even on a loaded machine. `/health` answers at once.
+        let slow = WorkerBehaviour(delayMilliseconds: 2000)
         try await withProxy(workers: [slow], yaml: { Self.config($0, timeouts: "client_idle: 30s, park_after: 100ms") }) { harness in
             let parked = try await HeldConnection.open(port: harness.port)
             let resumed = try await HeldConnection.open(port: harness.port)
-            for connection in [parked, resumed] { try await connection.sendRequest() }
+            for connection in [parked, resumed] { try await connection.sendRequest("/health") }
             try await waitUntil(timeout: .seconds(5)) { try await harness.proxy.traffic().parkedConnections["test"] == 2 }
             // Back from the lot, with a request in flight when the shutdown begins.
             try await resumed.sendRequest()
