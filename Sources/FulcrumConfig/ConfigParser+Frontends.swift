@@ -46,6 +46,13 @@ extension ConfigParser {
                 frontends.append(frontend)
             }
         }
+        // HTTP-01 answers are kept in this process, and only its plain HTTP frontends serve them.
+        let answersHTTP01 = frontends.contains { $0.tls == nil && $0.mode == .http }
+        for frontend in frontends where frontend.tls?.acme?.challenge == .http01 && !answersHTTP01 {
+            reader.report(
+                "frontend \(quoted(frontend.name)) obtains its certificate by ACME HTTP-01, which a plain HTTP frontend answers (on port 80), and there is none: add one, or use challenge: tls-alpn-01"
+            )
+        }
         return frontends
     }
 

@@ -4,13 +4,15 @@ import Testing
 
 /// `frontends[].tls.acme`.
 @Suite struct ACMEConfigTests {
-    private static func yaml(_ acme: String) -> String {
+    /// A TLS frontend with `acme`, and a plain one unless `plain` is false.
+    private static func yaml(_ acme: String, plain: Bool = true) -> String {
         """
         frontends:
           - name: secure
             listen: "127.0.0.1:8443"
             default_backend: web
             tls: { certificates: \(FileManager.default.temporaryDirectory.path), acme: \(acme) }
+        \(plain ? "  - { name: plain, listen: \"127.0.0.1:8080\", default_backend: web }" : "")
         backends:
           - name: web
             servers: [{ name: web1, address: "127.0.0.1:9001" }]
@@ -27,12 +29,21 @@ import Testing
         #expect(try ConfigLoader.load(yaml: Self.yaml("{ domains: example.com }")).frontends[0].tls?.acme?.domains == ["example.com"])
     }
 
-    @Test("TLS-ALPN-01 is chosen by name, in any case")
+    @Test("TLS-ALPN-01 is chosen by name, in any case, and needs no plain HTTP frontend")
     func tlsALPN01() throws {
         for written in ["tls-alpn-01", "TLS-ALPN-01"] {
-            let config = try ConfigLoader.load(yaml: Self.yaml("{ domains: [a.example], challenge: \(written) }"))
+            let config = try ConfigLoader.load(yaml: Self.yaml("{ domains: [a.example], challenge: \(written) }", plain: false))
             #expect(config.frontends[0].tls?.acme?.challenge == .tlsALPN01)
         }
+    }
+
+    @Test("HTTP-01 without a plain HTTP frontend to answer it is an error that says what to do")
+    func http01NeedsAPlainFrontend() {
+        #expect(
+            loadErrors(Self.yaml("{ domains: [a.example] }", plain: false)) == [
+                #"frontends (line 2): frontend "secure" obtains its certificate by ACME HTTP-01, which a plain HTTP frontend answers (on port 80), and there is none: add one, or use challenge: tls-alpn-01"#
+            ]
+        )
     }
 
     @Test("Errors: no domains, a wildcard, a plain-HTTP directory, a bad email, an unknown challenge, a missing CA file")

@@ -68,6 +68,40 @@ func withFulcrum(descriptorLimit: Int, globalExtra: String, _ body: (FulcrumProc
     let worker = try await WorkerServer.start(name: "w1", behaviour: .init(), group: MultiThreadedEventLoopGroup.singleton)
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-fd-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    // Ports free a moment ago may be taken before fulcrum binds them (then it exits, and
+    // another test's server may answer there): another pair is tried, up to three.
+    var started: FulcrumProcess?
+    for _ in 1...3 where started == nil {
+        started = try await startFulcrum(executable, worker: worker.port, in: directory, descriptorLimit: descriptorLimit, globalExtra: globalExtra)
+    }
+    guard let fulcrum = started else {
+        let output = (try? String(contentsOf: directory.appendingPathComponent("output.log"), encoding: .utf8)) ?? ""
+        Issue.record("fulcrum exited at start three times; the last time it wrote: \(output)")
+        try await worker.shutdown()
+        return
+    }
+    let outcome: Result<Void, any Error>
+    do {
+        outcome = .success(try await body(fulcrum))
+    } catch {
+        outcome = .failure(error)
+    }
+    fulcrum.process.terminate()
+    fulcrum.process.waitUntilExit()
+    try await worker.shutdown()
+    try outcome.get()
+}
+
+/// `fulcrum run` on two fresh ports, once it has said it listens and served one request; nil
+/// when it exited first (a port was taken).
+private func startFulcrum(
+    _ executable: URL,
+    worker: Int,
+    in directory: URL,
+    descriptorLimit: Int,
+    globalExtra: String
+) async throws -> FulcrumProcess? {
     let (port, adminPort) = (try deadPort(), try deadPort())
     let config = directory.appendingPathComponent("fulcrum.yaml")
     try """
@@ -83,11 +117,12 @@ func withFulcrum(descriptorLimit: Int, globalExtra: String, _ body: (FulcrumProc
     backends:
       - name: app
         servers:
-          - { name: w1, address: "127.0.0.1:\(worker.port)" }
+          - { name: w1, address: "127.0.0.1:\(worker)" }
     """.write(to: config, atomically: true, encoding: .utf8)
     let outputFile = directory.appendingPathComponent("output.log")
     FileManager.default.createFile(atPath: outputFile.path, contents: nil)
     let output = try FileHandle(forWritingTo: outputFile)
+    defer { try? output.close() }
 
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -97,25 +132,20 @@ func withFulcrum(descriptorLimit: Int, globalExtra: String, _ body: (FulcrumProc
     process.standardError = output
     try process.run()
     let fulcrum = FulcrumProcess(process: process, port: port, adminPort: adminPort, outputFile: outputFile)
-
-    let outcome: Result<Void, any Error>
-    do {
-        // Serving: one request answered through it.
-        try await waitUntil(timeout: .seconds(20)) {
-            guard process.isRunning, let probe = try? await HeldConnection.open(port: port) else { return false }
-            try await probe.sendRequest()
-            let served = try await probe.waitForResponse(timeout: .seconds(2))
-            await probe.close()
-            return served
-        }
-        outcome = .success(try await body(fulcrum))
-    } catch {
-        outcome = .failure(error)
+    // Listening (by its own word, so not another program on the port), then serving.
+    let deadline = ContinuousClock.now + .seconds(20)
+    while !fulcrum.output.contains("listening") || !fulcrum.output.contains("127.0.0.1:\(port)") {
+        guard process.isRunning else { return nil }
+        guard ContinuousClock.now < deadline else { break }
+        try await Task.sleep(for: .milliseconds(20))
     }
-    process.terminate()
-    process.waitUntilExit()
-    try? output.close()
-    try await worker.shutdown()
-    try? FileManager.default.removeItem(at: directory)
-    try outcome.get()
+    try await waitUntil(timeout: .seconds(20)) {
+        guard process.isRunning, let probe = try? await HeldConnection.open(port: port) else { return false }
+        try await probe.sendRequest()
+        let served = try await probe.waitForResponse(timeout: .seconds(2))
+        await probe.close()
+        return served
+    }
+    guard process.isRunning else { return nil }
+    return fulcrum
 }
