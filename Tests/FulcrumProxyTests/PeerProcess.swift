@@ -15,6 +15,11 @@ final class PeerProcess: Sendable {
 
     /// Writes `config`, starts `tool` with `arguments(configPath)`, and returns once every one
     /// of `ports` accepts connections (or throws after 30 seconds, with what the tool printed).
+    ///
+    /// A port the test found free may be in use when the tool binds it, most often as the
+    /// local port of another test's short-lived connection: a tool that exits at start is
+    /// started again, after a pause, up to three times. A port where something else already
+    /// listens is an error at once, rather than a test that talks to another program.
     static func start(
         _ tool: String,
         config: String,
@@ -24,13 +29,34 @@ final class PeerProcess: Sendable {
         guard let executable = ExternalTool.find(tool, alternatives: ["/usr/sbin/\(tool)"]) else {
             throw PeerProcessError(message: "\(tool) is not installed")
         }
+        for port in ports where await Self.accepts(port: port) {
+            throw PeerProcessError(message: "port \(port), chosen for \(tool), has another program listening on it")
+        }
+        var attempt = 1
+        while true {
+            do {
+                return try await launch(tool, executable: executable.path, config: config, arguments: arguments, ports: ports)
+            } catch let error as PeerProcessError where error.exitedAtStart && attempt < 3 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    private static func launch(
+        _ tool: String,
+        executable: String,
+        config: String,
+        arguments: (String) -> [String],
+        ports: [Int]
+    ) async throws -> PeerProcess {
         let configFile = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-\(tool)-\(UUID().uuidString).conf")
         // HAProxy refuses a file whose last line has no line feed.
         try (config + "\n").write(to: configFile, atomically: true, encoding: .utf8)
         let output = configFile.appendingPathExtension("log")
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable.path)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments(configFile.path)
         process.standardOutput = try FileHandle(forWritingTo: output)
         process.standardError = process.standardOutput
@@ -45,10 +71,15 @@ final class PeerProcess: Sendable {
                 // Not a busy loop: on two cores it would take the CPU the program needs.
                 try? await Task.sleep(for: .milliseconds(20))
                 guard process.isRunning, ContinuousClock.now < deadline else {
-                    peer.stop()
+                    let exited = !process.isRunning
+                    // Read before `stop`, which removes the file.
                     let printed = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-                    let status = process.isRunning ? "still running" : "exited with \(process.terminationStatus)"
-                    throw PeerProcessError(message: "\(tool) did not start listening on \(port) (\(status)): \(printed)")
+                    peer.stop()
+                    let status = exited ? "exited with \(process.terminationStatus)" : "still running"
+                    throw PeerProcessError(
+                        message: "\(tool) did not start listening on \(port) (\(status)): \(printed)",
+                        exitedAtStart: exited
+                    )
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }
@@ -76,6 +107,8 @@ final class PeerProcess: Sendable {
 
 struct PeerProcessError: Error, CustomStringConvertible {
     let message: String
+    /// The program exited before it listened (a port was taken, most likely).
+    var exitedAtStart = false
     var description: String { message }
 }
 
