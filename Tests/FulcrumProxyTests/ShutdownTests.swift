@@ -15,8 +15,8 @@ struct ShutdownTests {
             // even when the machine is busy with other tests.
             async let slow = RawClient.exchange(
                 port: harness.port,
-                chunks: ["GET /work?delay_ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n"],
-                timeout: .seconds(6)
+                chunks: ["GET /work?delay_ms=3000 HTTP/1.1\r\nHost: a\r\n\r\n"],
+                timeout: .seconds(8)
             )
             // Until the request has reached the worker (a fixed pause is not enough when the
             // machine is busy with the other suites).
