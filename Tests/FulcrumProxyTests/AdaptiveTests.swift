@@ -53,12 +53,14 @@ struct AdaptiveTests {
                 },
                 "\(switched.explanation)"
             )
-            // The window the slowdown fell into, or the next one (400 ms each), counted in
-            // windows that had requests enough to judge: on a machine busy with every other
-            // suite the client is slow, and windows with too few requests come between, so
-            // the time to the switch says less (it has been over 6 s there).
+            // Within the first windows after the slowdown (400 ms each), counted in windows
+            // that had requests enough to judge: on a machine busy with every other suite the
+            // client is slow, and windows with too few requests come between, so the time to
+            // the switch says less (it has been over 6 s there). The window the slowdown fell
+            // into may look calm; on such a machine, so may the next (two judged windows before
+            // the switch were seen in a full run). More would mean the engine missed it.
             let judgedBefore = decisions.prefix { !$0.switched }.filter { $0.time >= slowedAt && $0.rule != .insufficientData }
-            #expect(judgedBefore.count <= 1, "\(decisions.map(\.explanation))")
+            #expect(judgedBefore.count <= 2, "\(decisions.map(\.explanation))")
             #expect(switched.time - slowedAt < .seconds(8))
             #expect(harness.proxy.currentAlgorithm(ofBackend: "app") == .peakEWMA)
             // Later windows, where peak_ewma keeps traffic off w2, keep it: w2 has not recovered.
