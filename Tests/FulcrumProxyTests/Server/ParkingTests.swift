@@ -18,16 +18,16 @@ struct ParkingTests {
             let connection = try await HeldConnection.open(port: harness.port)
             for round in 1...3 {
                 try await connection.sendRequest()
-                try await waitUntil(timeout: .seconds(5)) { connection.text.components(separatedBy: "HTTP/1.1 200").count - 1 == round }
+                try await waitUntil(timeout: .seconds(15)) { connection.text.components(separatedBy: "HTTP/1.1 200").count - 1 == round }
                 // Parked once idle for park_after: still open, counted, not a channel.
-                try await waitUntil(timeout: .seconds(5)) { try await harness.proxy.traffic().parkedConnections["test"] == 1 }
+                try await waitUntil(timeout: .seconds(15)) { try await harness.proxy.traffic().parkedConnections["test"] == 1 }
                 let traffic = try await harness.proxy.traffic()
                 #expect(traffic.activeConnections["test"] == 1)
                 #expect(!connection.closedByServer)
             }
             await connection.close()
             // The lot sees the client leave and closes its end.
-            try await waitUntil(timeout: .seconds(5)) { try await harness.proxy.traffic().activeConnections["test", default: 0] == 0 }
+            try await waitUntil(timeout: .seconds(15)) { try await harness.proxy.traffic().activeConnections["test", default: 0] == 0 }
         }
     }
 
@@ -54,7 +54,7 @@ struct ParkingTests {
         try await withProxy(workers: [.init()], yaml: yaml) { harness in
             let parked = try await HeldConnection.open(port: harness.port)
             try await parked.sendRequest()
-            try await waitUntil(timeout: .seconds(5)) { try await harness.proxy.traffic().parkedConnections["test"] == 1 }
+            try await waitUntil(timeout: .seconds(15)) { try await harness.proxy.traffic().parkedConnections["test"] == 1 }
 
             let waiting = try await HeldConnection.open(port: harness.port)
             try await waiting.sendRequest()
@@ -84,12 +84,12 @@ struct ParkingTests {
         try await withProxy(workers: [.init()], yaml: { Self.config($0, timeouts: "client_idle: 30s, park_after: 100ms") }) { harness in
             let connection = try await HeldConnection.open(port: harness.port)
             try await connection.sendRequest()
-            try await waitUntil(timeout: .seconds(5)) { try await harness.proxy.traffic().parkedConnections["test"] == 1 }
+            try await waitUntil(timeout: .seconds(15)) { try await harness.proxy.traffic().parkedConnections["test"] == 1 }
 
             var config = harness.proxy.config
             config.frontends[0].listen = [ListenAddress(host: "127.0.0.1", port: try deadPort())]
             try await harness.proxy.reload(to: config)
-            try await waitUntil(timeout: .seconds(5)) { connection.closedByServer }
+            try await waitUntil(timeout: .seconds(15)) { connection.closedByServer }
             #expect(try await harness.proxy.traffic().parkedConnections["test", default: 0] == 0)
         }
     }
@@ -103,10 +103,10 @@ struct ParkingTests {
             let parked = try await HeldConnection.open(port: harness.port)
             let resumed = try await HeldConnection.open(port: harness.port)
             for connection in [parked, resumed] { try await connection.sendRequest("/health") }
-            try await waitUntil(timeout: .seconds(5)) { try await harness.proxy.traffic().parkedConnections["test"] == 2 }
+            try await waitUntil(timeout: .seconds(15)) { try await harness.proxy.traffic().parkedConnections["test"] == 2 }
             // Back from the lot, with a request in flight when the shutdown begins.
             try await resumed.sendRequest()
-            try await waitUntil(timeout: .seconds(5)) { try await harness.proxy.traffic().parkedConnections["test"] == 1 }
+            try await waitUntil(timeout: .seconds(15)) { try await harness.proxy.traffic().parkedConnections["test"] == 1 }
 
             let start = ContinuousClock.now
             await harness.proxy.shutdown(gracePeriod: .seconds(10))
