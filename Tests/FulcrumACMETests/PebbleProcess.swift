@@ -25,7 +25,22 @@ final class PebbleProcess: @unchecked Sendable {
     ///     use HTTP-01).
     ///   - validity: how long the certificates it issues are valid (nil: pebble's default,
     ///     five years).
+    ///
+    /// Its own ports are ones free a moment ago, which another test may take first: then pebble
+    /// exits, or another server answers there. Either way it starts again on fresh ones, up to
+    /// three times; it is ready once its directory answers over its HTTPS.
     static func start(httpPort: Int, tlsPort: Int? = nil, dnsServer: Int, validity: Duration? = nil) async throws -> PebbleProcess {
+        var attempt = 1
+        while true {
+            do {
+                return try await launch(httpPort: httpPort, tlsPort: tlsPort, dnsServer: dnsServer, validity: validity)
+            } catch is PebbleStartError where attempt < 3 {
+                attempt += 1
+            }
+        }
+    }
+
+    private static func launch(httpPort: Int, tlsPort: Int?, dnsServer: Int, validity: Duration?) async throws -> PebbleProcess {
         guard let executable else { throw RedisServerError("pebble is not installed") }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fulcrum-pebble-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -92,14 +107,58 @@ final class PebbleProcess: @unchecked Sendable {
             pid: pid,
             directory: directory
         )
-        // Ready when it listens.
+        // Ready when it listens, and what listens is pebble: its directory, over its HTTPS.
         let deadline = ContinuousClock.now + .seconds(10)
         while !loopbackAccepts(port: port) {
-            if let status = exitStatus(of: pid) { throw RedisServerError("pebble exited at start (status \(status))") }
-            guard ContinuousClock.now < deadline else { throw RedisServerError("pebble did not listen within 10 s") }
+            if pebble.exited() {
+                pebble.stop()
+                throw PebbleStartError(description: "pebble exited at start")
+            }
+            guard ContinuousClock.now < deadline else {
+                pebble.stop()
+                throw RedisServerError("pebble did not listen within 10 s")
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
+        guard await pebble.directoryAnswers() else {
+            pebble.stop()
+            throw PebbleStartError(description: "another server answers on pebble's port \(port)")
+        }
         return pebble
+    }
+
+    /// Whether it has exited; if so it is reaped, and its pid forgotten (it may be another
+    /// process's soon, which `stop` must not kill).
+    private func exited() -> Bool {
+        pid.withLockedValue { pid in
+            guard let running = pid else { return true }
+            guard exitStatus(of: running) != nil else { return false }
+            pid = nil
+            return true
+        }
+    }
+
+    /// Whether its directory answers, over HTTPS under the test's CA, within 10 s.
+    private func directoryAnswers() async -> Bool {
+        let client = makeClient()
+        var answered = false
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !answered, ContinuousClock.now < deadline {
+            var request = HTTPClientRequest(url: directoryURL)
+            request.method = .GET
+            if let response = try? await client.execute(request, timeout: .seconds(2)), response.status == .ok,
+                let body = try? await response.body.collect(upTo: 65_536), String(buffer: body).contains("newAccount")
+            {
+                answered = true
+            } else if exited() {
+                // Pebble answers at once once it listens; one that exited never will.
+                break
+            } else {
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        try? await client.shutdown()
+        return answered
     }
 
     private init(directoryURL: String, trustRoots: [NIOSSLCertificate], caFile: String, pid: pid_t, directory: URL) {
@@ -127,4 +186,9 @@ final class PebbleProcess: @unchecked Sendable {
         }
         try? FileManager.default.removeItem(at: directory)
     }
+}
+
+/// Pebble could not start on the ports chosen: fresh ones may do.
+private struct PebbleStartError: Error, CustomStringConvertible {
+    let description: String
 }
